@@ -1,0 +1,92 @@
+/**
+ * The broker's DynamoDB tables: the one definition that infra/ (CDK) and local/ (DynamoDB Local)
+ * both read, so the cloud and the laptop cannot drift apart.
+ *
+ * Pure data: no SDK import, so the CDK app can read it without pulling in the runtime.
+ */
+
+export type KeyType = 'S' | 'N' | 'B';
+
+export interface KeyAttribute {
+  readonly name: string;
+  readonly type: KeyType;
+}
+
+export interface TableDefinition {
+  /** Logical id, used for CDK construct ids, stack outputs and local table names. */
+  readonly id: string;
+  /** Environment variable through which entry points learn the table's real name. */
+  readonly envVar: string;
+  readonly partitionKey: KeyAttribute;
+  readonly sortKey?: KeyAttribute;
+  /** Attribute holding an epoch-seconds expiry; DynamoDB TTL deletes the item (late). */
+  readonly timeToLiveAttribute?: string;
+  readonly purpose: string;
+}
+
+/** One item per live network connection, keyed by the door's connection id. */
+export const connectionsTable: TableDefinition = {
+  id: 'Connections',
+  envVar: 'CONNECTIONS_TABLE',
+  partitionKey: { name: 'connectionId', type: 'S' },
+  timeToLiveAttribute: 'expiresAt',
+  purpose: 'connection id -> client id, protocol version, keep-alive (read once per packet batch)',
+};
+
+/**
+ * One partition per client id: the session item (`sk = "session"`), the client's own list of
+ * subscriptions (`sub#<filter>`), outgoing in-flight QoS 1/2 messages (`out#<packet id>`),
+ * incoming QoS 2 receipts (`in#<packet id>`), and room for the offline queue (`q#<sequence>`).
+ */
+export const sessionsTable: TableDefinition = {
+  id: 'Sessions',
+  envVar: 'SESSIONS_TABLE',
+  partitionKey: { name: 'clientId', type: 'S' },
+  sortKey: { name: 'sk', type: 'S' },
+  timeToLiveAttribute: 'expiresAt',
+  purpose: 'sessions, per-client subscription lists, in-flight QoS 1/2 state, offline queues',
+};
+
+/**
+ * The routing index that PUBLISH reads. Two kinds of item share it:
+ * - `pk = "f|<filter>"`, `sk = <client id>`: one subscription; a topic's subscribers under one
+ *   filter are one strongly consistent Query.
+ * - `pk = "n|<prefix>"`, `sk = "node"`: a node of the trie of wildcard filters, counting the
+ *   wildcard subscriptions that pass through (`refs`) or end at (`ends`) that prefix.
+ * See shared/store/subscription-index.ts for the walk.
+ */
+export const subscriptionsTable: TableDefinition = {
+  id: 'Subscriptions',
+  envVar: 'SUBSCRIPTIONS_TABLE',
+  partitionKey: { name: 'pk', type: 'S' },
+  sortKey: { name: 'sk', type: 'S' },
+  purpose: 'routing index: subscriptions by filter, and the trie of wildcard filters',
+};
+
+export const brokerTables: readonly TableDefinition[] = [connectionsTable, sessionsTable, subscriptionsTable];
+
+/** Table names for one deployment or one local harness. */
+export interface TableNames {
+  readonly connections: string;
+  readonly sessions: string;
+  readonly subscriptions: string;
+}
+
+/** Local harnesses name tables `<prefix>-<id>` so several can share one DynamoDB Local. */
+export function localTableNames(prefix: string): TableNames {
+  return {
+    connections: `${prefix}-${connectionsTable.id}`,
+    sessions: `${prefix}-${sessionsTable.id}`,
+    subscriptions: `${prefix}-${subscriptionsTable.id}`,
+  };
+}
+
+/** Entry points read the names CDK gave the tables from their environment, once. */
+export function tableNamesFromEnv(env: NodeJS.ProcessEnv): TableNames {
+  const read = (table: TableDefinition): string => {
+    const value = env[table.envVar];
+    if (!value) throw new Error(`${table.envVar} is not set: the deployment must pass the ${table.id} table name`);
+    return value;
+  };
+  return { connections: read(connectionsTable), sessions: read(sessionsTable), subscriptions: read(subscriptionsTable) };
+}
