@@ -1,0 +1,57 @@
+import { RemovalPolicy } from 'aws-cdk-lib';
+import { AttributeType, BillingMode, Table, TableEncryption } from 'aws-cdk-lib/aws-dynamodb';
+import type { IGrantable } from 'aws-cdk-lib/aws-iam';
+import { Construct } from 'constructs';
+import { brokerTables, type KeyAttribute } from '../../shared/store/tables';
+
+export interface BrokerTablesProps {
+  readonly removalPolicy: RemovalPolicy;
+}
+
+const attributeTypes: Record<KeyAttribute['type'], AttributeType> = {
+  S: AttributeType.STRING,
+  N: AttributeType.NUMBER,
+  B: AttributeType.BINARY,
+};
+
+const toAttribute = (key: KeyAttribute) => ({ name: key.name, type: attributeTypes[key.type] });
+
+/** The broker's DynamoDB tables, built from the definitions local/ also uses so the two cannot drift. */
+export class BrokerTables extends Construct {
+  /** Tables by their definition's id (e.g. `Sessions`). */
+  readonly tables: ReadonlyMap<string, Table>;
+
+  constructor(scope: Construct, id: string, props: BrokerTablesProps) {
+    super(scope, id);
+    this.tables = new Map(
+      brokerTables.map((def) => [
+        def.id,
+        // No tableName: CDK-generated names let two stacks share an account.
+        new Table(this, def.id, {
+          partitionKey: toAttribute(def.partitionKey),
+          sortKey: def.sortKey && toAttribute(def.sortKey),
+          timeToLiveAttribute: def.timeToLiveAttribute,
+          billingMode: BillingMode.PAY_PER_REQUEST,
+          pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
+          encryption: TableEncryption.AWS_MANAGED,
+          removalPolicy: props.removalPolicy,
+        }),
+      ]),
+    );
+  }
+
+  table(id: string): Table {
+    const table = this.tables.get(id);
+    if (!table) throw new Error(`no broker table with id ${id}`);
+    return table;
+  }
+
+  /** Environment for entry points: each definition's envVar -> the table's deployed name. */
+  environment(): Record<string, string> {
+    return Object.fromEntries(brokerTables.map((def) => [def.envVar, this.table(def.id).tableName]));
+  }
+
+  grantReadWriteData(grantee: IGrantable): void {
+    for (const table of this.tables.values()) table.grantReadWriteData(grantee);
+  }
+}
