@@ -1,0 +1,42 @@
+/**
+ * Builds the broker's dependencies: from the environment in the cloud (once per Lambda
+ * container, at module scope), or from explicit options in the local harness.
+ */
+import { DynamoDBClient, type DynamoDBClientConfig } from '@aws-sdk/client-dynamodb';
+import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { defaultBrokerConfig, type BrokerConfig, type BrokerDeps } from '../shared/broker/context';
+import { createJsonLogger, type LogLevel } from '../shared/broker/logger';
+import type { Logger } from '../shared/broker/ports';
+import { ConnectionsApi, type ConnectionsApiOptions } from '../shared/gateway/connections-api';
+import { DynamoBrokerStore } from '../shared/store/dynamo-store';
+import { tableNamesFromEnv, type TableNames } from '../shared/store/tables';
+
+export interface BrokerDepsOptions {
+  readonly tables: TableNames;
+  readonly dynamoDb?: DynamoDBClientConfig;
+  readonly connections?: ConnectionsApiOptions;
+  readonly log?: Logger;
+  readonly config?: Partial<BrokerConfig>;
+}
+
+export function createBrokerDeps(options: BrokerDepsOptions): BrokerDeps & { store: DynamoBrokerStore } {
+  const client = DynamoDBDocumentClient.from(new DynamoDBClient(options.dynamoDb ?? {}), {
+    marshallOptions: { removeUndefinedValues: true, convertClassInstanceToMap: false },
+  });
+  return {
+    store: new DynamoBrokerStore({ client, tables: options.tables }),
+    gateway: new ConnectionsApi(options.connections ?? {}),
+    log: options.log ?? createJsonLogger(),
+    config: { ...defaultBrokerConfig, ...options.config },
+    now: Date.now,
+  };
+}
+
+/** Environment: the table names (see shared/store/tables.ts), APIGW_MANAGEMENT_ENDPOINT, LOG_LEVEL. */
+export function brokerDepsFromEnv(env: NodeJS.ProcessEnv): BrokerDeps {
+  return createBrokerDeps({
+    tables: tableNamesFromEnv(env),
+    ...(env.APIGW_MANAGEMENT_ENDPOINT ? { connections: { apiGatewayEndpoint: env.APIGW_MANAGEMENT_ENDPOINT } } : {}),
+    log: createJsonLogger((env.LOG_LEVEL as LogLevel | undefined) ?? 'info'),
+  });
+}

@@ -1,0 +1,4 @@
+import { createWsDisconnectHandler } from './handlers';
+import { brokerDepsFromEnv } from './runtime';
+
+export const handler = createWsDisconnectHandler(brokerDepsFromEnv(process.env));

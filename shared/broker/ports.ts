@@ -1,0 +1,125 @@
+/**
+ * The ports the broker core needs from the outside world. The DynamoDB store and the
+ * @connections gateway implement them; the core never imports an SDK.
+ */
+import type { ProtocolVersion, QoS, UserProperties } from '../protocol/codec';
+
+export interface WillMessage {
+  readonly topic: string;
+  readonly payload: Buffer;
+  readonly qos: QoS;
+  readonly retain: boolean;
+}
+
+/** What the broker knows about one network connection, from its CONNECT. */
+export interface ConnectionRecord {
+  readonly connectionId: string;
+  readonly clientId: string;
+  readonly protocolVersion: ProtocolVersion;
+  readonly keepalive: number;
+  readonly cleanStart: boolean;
+  /** Seconds the session outlives the connection; 0xFFFFFFFF = never expires. */
+  readonly sessionExpiryInterval: number;
+  readonly connectedAt: number;
+  readonly will?: WillMessage;
+}
+
+/** The part of a session that delivery needs: where the client is now, and how it speaks. */
+export interface SessionRecord {
+  readonly clientId: string;
+  readonly connectionId?: string;
+  readonly protocolVersion: ProtocolVersion;
+}
+
+export interface SubscriptionOptions {
+  readonly qos: QoS;
+  readonly noLocal?: boolean;
+  readonly retainAsPublished?: boolean;
+  readonly retainHandling?: number;
+}
+
+export interface Subscription extends SubscriptionOptions {
+  readonly clientId: string;
+  readonly filter: string;
+}
+
+/** The MQTT 5 properties that travel with an application message, untouched. */
+export interface MessageProperties {
+  payloadFormatIndicator?: boolean;
+  messageExpiryInterval?: number;
+  contentType?: string;
+  responseTopic?: string;
+  correlationData?: Buffer;
+  userProperties?: UserProperties;
+}
+
+export interface ApplicationMessage {
+  readonly topic: string;
+  readonly payload: Buffer;
+  readonly qos: QoS;
+  readonly retain: boolean;
+  readonly properties?: MessageProperties;
+}
+
+/** A QoS 1 or 2 message sent to a client and not yet fully acknowledged. */
+export interface OutgoingMessage extends ApplicationMessage {
+  readonly packetId: number;
+}
+
+export interface OpenSessionRequest {
+  readonly clientId: string;
+  readonly connectionId: string;
+  readonly protocolVersion: ProtocolVersion;
+  readonly cleanStart: boolean;
+}
+
+export interface OpenSessionResult {
+  readonly sessionPresent: boolean;
+  /** The connection that held this client id until now, which must be closed (takeover). */
+  readonly previousConnectionId?: string;
+}
+
+export interface BrokerStore {
+  getConnection(connectionId: string): Promise<ConnectionRecord | undefined>;
+  putConnection(connection: ConnectionRecord): Promise<void>;
+  deleteConnection(connectionId: string): Promise<void>;
+
+  openSession(request: OpenSessionRequest): Promise<OpenSessionResult>;
+  /** Detach the connection from its session; `endSession` deletes the session's state too. */
+  closeSession(clientId: string, connectionId: string, endSession: boolean, expiryInterval: number): Promise<void>;
+  getSessions(clientIds: readonly string[]): Promise<Map<string, SessionRecord>>;
+
+  /** Store the subscriptions (replacing any with the same filter) so PUBLISH finds them. */
+  subscribe(clientId: string, subscriptions: readonly Subscription[]): Promise<void>;
+  /** Remove subscriptions; for each filter, whether it existed. */
+  unsubscribe(clientId: string, filters: readonly string[]): Promise<boolean[]>;
+  /** Every subscription whose filter matches the topic name, read strongly consistently. */
+  findSubscriptions(topic: string): Promise<Subscription[]>;
+
+  /** `count` packet identifiers for messages to this client; empty if the session is gone. */
+  allocatePacketIds(clientId: string, count: number): Promise<number[]>;
+  putOutgoing(clientId: string, messages: readonly OutgoingMessage[]): Promise<void>;
+  /** PUBREC received: the message is now awaiting PUBCOMP. False if it was not in flight. */
+  releaseOutgoing(clientId: string, packetId: number): Promise<boolean>;
+  /** PUBACK or PUBCOMP received. False if it was not in flight. */
+  completeOutgoing(clientId: string, packetId: number): Promise<boolean>;
+
+  /** A QoS 2 PUBLISH arrived: true the first time for this packet id, false for a resend. */
+  recordIncomingQos2(clientId: string, packetId: number): Promise<boolean>;
+  /** PUBREL arrived: forget the packet id. False if it was not known. */
+  releaseIncomingQos2(clientId: string, packetId: number): Promise<boolean>;
+}
+
+export type DeliveryResult = 'delivered' | 'gone';
+
+/** Bytes to a connection and closing it, through an `@connections` API (either door). */
+export interface ConnectionGateway {
+  send(connectionId: string, data: Buffer): Promise<DeliveryResult>;
+  close(connectionId: string): Promise<void>;
+}
+
+export interface Logger {
+  info(message: string, fields?: Record<string, unknown>): void;
+  warn(message: string, fields?: Record<string, unknown>): void;
+  error(message: string, fields?: Record<string, unknown>): void;
+}

@@ -1,0 +1,47 @@
+/**
+ * The listener's delivery endpoint: API Gateway's `@connections` API on the listener, so the
+ * one gateway client reaches devices and browsers alike.
+ *   POST   /@connections/{id}  body = bytes to write
+ *   GET    /@connections/{id}  -> { ConnectedAt, Identity: { SourceIp }, LastActiveAt }
+ *   DELETE /@connections/{id}  closes the connection
+ * An unknown id answers 410 GoneException, as API Gateway does.
+ */
+import http from 'node:http';
+import type { ClientConnection } from './client-connection';
+
+const CONNECTIONS_PATH = /\/@connections\/([^/?]+)$/;
+
+export function createDeliveryServer(lookup: (connectionId: string) => ClientConnection | undefined): http.Server {
+  return http.createServer((request, response) => {
+    const match = CONNECTIONS_PATH.exec((request.url ?? '').split('?')[0]!);
+    if (!match) return answer(response, 404, { message: 'Not Found' });
+    const connection = lookup(decodeURIComponent(match[1]!));
+    const chunks: Buffer[] = [];
+    request.on('data', (chunk: Buffer) => chunks.push(chunk));
+    request.on('end', () => {
+      if (!connection) return answer(response, 410, { message: 'GoneException' }, 'GoneException');
+      switch (request.method) {
+        case 'POST':
+          connection.deliver(Buffer.concat(chunks));
+          return answer(response, 200);
+        case 'GET':
+          return answer(response, 200, {
+            ConnectedAt: connection.connectedAt.toISOString(),
+            Identity: { SourceIp: connection.remoteAddress },
+            LastActiveAt: connection.lastActiveAt.toISOString(),
+          });
+        case 'DELETE':
+          connection.serverClose('closed through @connections');
+          return answer(response, 204);
+        default:
+          return answer(response, 405, { message: 'Method Not Allowed' });
+      }
+    });
+  });
+}
+
+function answer(response: http.ServerResponse, status: number, body?: object, errorType?: string): void {
+  const headers: http.OutgoingHttpHeaders = { 'content-type': 'application/json' };
+  if (errorType) headers['x-amzn-errortype'] = errorType;
+  response.writeHead(status, headers).end(body ? JSON.stringify(body) : undefined);
+}

@@ -1,0 +1,12 @@
+/**
+ * What the listener sends to the packet handler (functions/packets.ts): JSON, so it crosses a
+ * Lambda invoke unchanged. Packets are whole, framed, base64-encoded, in arrival order.
+ */
+export type ListenerEvent =
+  | { readonly type: 'packets'; readonly connectionId: string; readonly packets: readonly string[] }
+  | { readonly type: 'closed'; readonly connectionId: string; readonly reason: string };
+
+/** Invokes the packet handler: in-process locally, Lambda Invoke in the cloud. */
+export interface PacketSink {
+  invoke(event: ListenerEvent): Promise<void>;
+}

@@ -1,0 +1,140 @@
+/**
+ * The device door: MQTT over TCP and MQTT over WebSocket (binary frames, path /mqtt), plus the
+ * delivery endpoint through which handlers write to these connections. Holds sockets and
+ * nothing else: every packet goes to the packet handler.
+ */
+import http from 'node:http';
+import net from 'node:net';
+import type { AddressInfo } from 'node:net';
+import { WebSocketServer, type WebSocket } from 'ws';
+import type { Logger } from '../broker/ports';
+import { newListenerConnectionId } from '../gateway/connection-id';
+import { ClientConnection, type ConnectionLimits, type Transport } from './client-connection';
+import { createDeliveryServer } from './delivery-endpoint';
+import type { PacketSink } from './events';
+
+export interface ListenerOptions {
+  readonly host: string;
+  readonly mqttPort: number;
+  readonly wsPort: number;
+  readonly deliveryPort: number;
+  /** The host handlers use to reach the delivery endpoint (the task's private address in the cloud). */
+  readonly advertisedHost: string;
+  readonly sink: PacketSink;
+  readonly log: Logger;
+  readonly limits?: Partial<ConnectionLimits>;
+}
+
+export interface ListenerAddresses {
+  readonly mqttPort: number;
+  readonly wsPort: number;
+  readonly deliveryEndpoint: string;
+}
+
+const defaultLimits: ConnectionLimits = { maximumPacketSize: 256 * 1024, connectTimeoutMs: 10_000, maxBatchPackets: 100 };
+
+export class MqttListener {
+  private readonly connections = new Map<string, ClientConnection>();
+  private readonly tcpServer: net.Server;
+  private readonly wsHttpServer: http.Server;
+  private readonly wsServer: WebSocketServer;
+  private readonly deliveryServer: http.Server;
+  private readonly limits: ConnectionLimits;
+  private deliveryEndpoint = '';
+
+  constructor(private readonly options: ListenerOptions) {
+    this.limits = { ...defaultLimits, ...options.limits };
+    this.tcpServer = net.createServer({ noDelay: true }, (socket) => this.acceptTcp(socket));
+    this.wsHttpServer = http.createServer((_request, response) => response.writeHead(426).end('MQTT over WebSocket: use path /mqtt\n'));
+    this.wsServer = new WebSocketServer({
+      server: this.wsHttpServer,
+      path: '/mqtt',
+      maxPayload: this.limits.maximumPacketSize,
+      // [MQTT-6.0.0-3]/[MQTT-6.0.0-4]: the subprotocol is "mqtt" (or "mqttv3.1" for old clients)
+      handleProtocols: (protocols) => (protocols.has('mqtt') ? 'mqtt' : protocols.has('mqttv3.1') ? 'mqttv3.1' : false),
+    });
+    this.wsServer.on('connection', (ws, request) => this.acceptWebSocket(ws, request.socket.remoteAddress ?? ''));
+    this.deliveryServer = createDeliveryServer((id) => this.connections.get(id));
+  }
+
+  async start(): Promise<ListenerAddresses> {
+    const { host } = this.options;
+    const deliveryPort = await listen(this.deliveryServer, this.options.deliveryPort, host, 'delivery endpoint');
+    this.deliveryEndpoint = `http://${this.options.advertisedHost}:${deliveryPort}`;
+    const mqttPort = await listen(this.tcpServer, this.options.mqttPort, host, 'MQTT');
+    const wsPort = await listen(this.wsHttpServer, this.options.wsPort, host, 'MQTT over WebSocket');
+    return { mqttPort, wsPort, deliveryEndpoint: this.deliveryEndpoint };
+  }
+
+  get connectionCount(): number {
+    return this.connections.size;
+  }
+
+  async stop(): Promise<void> {
+    for (const connection of this.connections.values()) connection.serverClose('listener stopping');
+    for (const client of this.wsServer.clients) client.terminate();
+    await Promise.all([close(this.tcpServer), close(this.wsHttpServer), close(this.deliveryServer)]);
+  }
+
+  private acceptTcp(socket: net.Socket): void {
+    socket.setNoDelay(true);
+    const connection = this.register({
+      write: (bytes) => socket.write(bytes),
+      close: () => socket.destroy(),
+      remoteAddress: socket.remoteAddress ?? '',
+    });
+    socket.on('data', (chunk: Buffer) => connection.receive(chunk));
+    socket.on('error', (error) => this.options.log.info('socket error', { connectionId: connection.connectionId, error: error.message }));
+    socket.on('close', () => connection.networkClosedBy('socket closed'));
+  }
+
+  private acceptWebSocket(ws: WebSocket, remoteAddress: string): void {
+    const connection = this.register({
+      write: (bytes) => ws.send(bytes, { binary: true }),
+      close: () => ws.terminate(),
+      remoteAddress,
+    });
+    ws.on('message', (data, isBinary) => {
+      // [MQTT-6.0.0-1] MQTT travels in binary frames; anything else closes the connection
+      if (!isBinary) return connection.serverClose('text frame on MQTT over WebSocket');
+      connection.receive(Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data as ArrayBuffer));
+    });
+    ws.on('error', (error) => this.options.log.info('websocket error', { connectionId: connection.connectionId, error: error.message }));
+    ws.on('close', () => connection.networkClosedBy('websocket closed'));
+  }
+
+  private register(transport: Transport): ClientConnection {
+    const connection = new ClientConnection(
+      newListenerConnectionId(this.deliveryEndpoint),
+      transport,
+      this.options.sink,
+      this.limits,
+      this.options.log,
+      (gone) => this.connections.delete(gone.connectionId),
+    );
+    this.connections.set(connection.connectionId, connection);
+    return connection;
+  }
+}
+
+/** Listen, turning "port taken" into a one-line error that says what to do. */
+export function listen(server: net.Server | http.Server, port: number, host: string, what: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const onError = (error: NodeJS.ErrnoException): void => {
+      reject(
+        error.code === 'EADDRINUSE'
+          ? new Error(`${what} port ${port} on ${host} is taken: stop what uses it or choose another port`)
+          : error,
+      );
+    };
+    server.once('error', onError);
+    server.listen(port, host, () => {
+      server.off('error', onError);
+      resolve((server.address() as AddressInfo).port);
+    });
+  });
+}
+
+function close(server: net.Server | http.Server): Promise<void> {
+  return new Promise((resolve) => server.close(() => resolve()));
+}

@@ -1,0 +1,485 @@
+/**
+ * The broker's state in DynamoDB: the only module that talks to it. Clients and table names
+ * come in through the constructor; every call reports its consumed capacity to the meter.
+ */
+import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
+import {
+  BatchGetCommand,
+  BatchWriteCommand,
+  DeleteCommand,
+  GetCommand,
+  PutCommand,
+  QueryCommand,
+  UpdateCommand,
+  type DynamoDBDocumentClient,
+} from '@aws-sdk/lib-dynamodb';
+import type {
+  BrokerStore,
+  ConnectionRecord,
+  OpenSessionRequest,
+  OpenSessionResult,
+  OutgoingMessage,
+  SessionRecord,
+  Subscription,
+} from '../broker/ports';
+import type { ProtocolVersion } from '../protocol/codec';
+import { hasWildcard } from '../protocol/topic';
+import { CapacityMeter } from './capacity-meter';
+import {
+  candidatesAt,
+  endsWithMultiLevel,
+  filterKey,
+  filterPrefixes,
+  FILTER_PREFIX,
+  nodeKey,
+  NODE_PREFIX,
+  NODE_SORT_KEY,
+  type WalkPrefix,
+} from './subscription-index';
+import type { TableNames } from './tables';
+
+const SESSION_SK = 'session';
+const SUB_PREFIX = 'sub#';
+const OUT_PREFIX = 'out#';
+const IN_PREFIX = 'in#';
+const NEVER_EXPIRES = 0xffffffff;
+const BATCH_GET_LIMIT = 100;
+const BATCH_WRITE_LIMIT = 25;
+const CAPACITY = 'TOTAL' as const;
+
+type Item = Record<string, unknown>;
+
+export interface DynamoStoreOptions {
+  readonly client: DynamoDBDocumentClient;
+  readonly tables: TableNames;
+  readonly meter?: CapacityMeter;
+  readonly now?: () => number;
+}
+
+export class DynamoBrokerStore implements BrokerStore {
+  private readonly client: DynamoDBDocumentClient;
+  private readonly tables: TableNames;
+  readonly meter: CapacityMeter;
+  private readonly now: () => number;
+
+  constructor(options: DynamoStoreOptions) {
+    this.client = options.client;
+    this.tables = options.tables;
+    this.meter = options.meter ?? new CapacityMeter();
+    this.now = options.now ?? Date.now;
+  }
+
+  // ---- connections ----
+
+  async getConnection(connectionId: string): Promise<ConnectionRecord | undefined> {
+    const out = await this.client.send(
+      new GetCommand({ TableName: this.tables.connections, Key: { connectionId }, ConsistentRead: true, ReturnConsumedCapacity: CAPACITY }),
+    );
+    this.meter.record('read', out.ConsumedCapacity);
+    return out.Item ? toConnection(out.Item) : undefined;
+  }
+
+  async putConnection(connection: ConnectionRecord): Promise<void> {
+    const out = await this.client.send(
+      new PutCommand({ TableName: this.tables.connections, Item: { ...connection }, ReturnConsumedCapacity: CAPACITY }),
+    );
+    this.meter.record('write', out.ConsumedCapacity);
+  }
+
+  async deleteConnection(connectionId: string): Promise<void> {
+    const out = await this.client.send(
+      new DeleteCommand({ TableName: this.tables.connections, Key: { connectionId }, ReturnConsumedCapacity: CAPACITY }),
+    );
+    this.meter.record('write', out.ConsumedCapacity);
+  }
+
+  // ---- sessions ----
+
+  async openSession(request: OpenSessionRequest): Promise<OpenSessionResult> {
+    if (request.cleanStart) await this.deleteSessionState(request.clientId);
+    const out = await this.client.send(
+      new UpdateCommand({
+        TableName: this.tables.sessions,
+        Key: { clientId: request.clientId, sk: SESSION_SK },
+        UpdateExpression: 'SET connectionId = :c, protocolVersion = :v, connectedAt = :t REMOVE expiresAt',
+        ExpressionAttributeValues: { ':c': request.connectionId, ':v': request.protocolVersion, ':t': this.now() },
+        ReturnValues: 'ALL_OLD',
+        ReturnConsumedCapacity: CAPACITY,
+      }),
+    );
+    this.meter.record('write', out.ConsumedCapacity);
+    const old = out.Attributes;
+    const alive = old !== undefined && !isExpired(old, this.now());
+    return {
+      sessionPresent: !request.cleanStart && alive,
+      ...(alive && typeof old.connectionId === 'string' ? { previousConnectionId: old.connectionId } : {}),
+    };
+  }
+
+  async closeSession(clientId: string, connectionId: string, endSession: boolean, expiryInterval: number): Promise<void> {
+    const expires = !endSession && expiryInterval !== NEVER_EXPIRES;
+    try {
+      // Only the connection that holds the session may detach it: after a takeover it is not ours.
+      const out = await this.client.send(
+        new UpdateCommand({
+          TableName: this.tables.sessions,
+          Key: { clientId, sk: SESSION_SK },
+          UpdateExpression: expires ? 'REMOVE connectionId SET expiresAt = :e' : 'REMOVE connectionId',
+          ConditionExpression: 'connectionId = :c',
+          ExpressionAttributeValues: {
+            ':c': connectionId,
+            ...(expires ? { ':e': Math.ceil(this.now() / 1000) + expiryInterval } : {}),
+          },
+          ReturnConsumedCapacity: CAPACITY,
+        }),
+      );
+      this.meter.record('write', out.ConsumedCapacity);
+    } catch (error) {
+      if (error instanceof ConditionalCheckFailedException) return;
+      throw error;
+    }
+    if (endSession) await this.deleteSessionState(clientId);
+  }
+
+  async getSessions(clientIds: readonly string[]): Promise<Map<string, SessionRecord>> {
+    const items = await this.batchGet(
+      this.tables.sessions,
+      clientIds.map((clientId) => ({ clientId, sk: SESSION_SK })),
+    );
+    const now = this.now();
+    const sessions = new Map<string, SessionRecord>();
+    for (const item of items) {
+      if (isExpired(item, now)) continue;
+      sessions.set(item.clientId as string, {
+        clientId: item.clientId as string,
+        protocolVersion: item.protocolVersion as ProtocolVersion,
+        ...(typeof item.connectionId === 'string' ? { connectionId: item.connectionId } : {}),
+      });
+    }
+    return sessions;
+  }
+
+  /** Everything in the client's partition, and its entries in the routing index. */
+  private async deleteSessionState(clientId: string): Promise<void> {
+    const items = await this.queryAll({
+      TableName: this.tables.sessions,
+      KeyConditionExpression: 'clientId = :c',
+      ExpressionAttributeValues: { ':c': clientId },
+      ProjectionExpression: 'clientId, sk',
+    });
+    const filters = items.map((item) => item.sk as string).filter((sk) => sk.startsWith(SUB_PREFIX)).map((sk) => sk.slice(SUB_PREFIX.length));
+    await Promise.all(filters.map((filter) => this.removeRoute(clientId, filter)));
+    await this.batchDelete(this.tables.sessions, items.map((item) => ({ clientId: item.clientId, sk: item.sk })));
+  }
+
+  // ---- subscriptions ----
+
+  async subscribe(clientId: string, subscriptions: readonly Subscription[]): Promise<void> {
+    await Promise.all(subscriptions.map((subscription) => this.addRoute(subscription)));
+    await this.batchWrite(
+      this.tables.sessions,
+      subscriptions.map((s) => ({ PutRequest: { Item: { ...s, clientId, sk: SUB_PREFIX + s.filter } } })),
+    );
+  }
+
+  async unsubscribe(clientId: string, filters: readonly string[]): Promise<boolean[]> {
+    const existed = await Promise.all(filters.map((filter) => this.removeRoute(clientId, filter)));
+    await this.batchDelete(this.tables.sessions, filters.map((filter) => ({ clientId, sk: SUB_PREFIX + filter })));
+    return existed;
+  }
+
+  /**
+   * Strongly consistent throughout, so a subscription whose SUBACK went out is always found.
+   * Round trips: one per topic level (the trie walk, exact filters read alongside the first),
+   * then one Query per matching wildcard filter, in parallel.
+   */
+  async findSubscriptions(topic: string): Promise<Subscription[]> {
+    const [exact, wildcardFilters] = await Promise.all([this.subscriptionsOf(topic), this.matchingWildcardFilters(topic)]);
+    const wildcard = await Promise.all(wildcardFilters.map((filter) => this.subscriptionsOf(filter)));
+    return exact.concat(...wildcard);
+  }
+
+  private async matchingWildcardFilters(topic: string): Promise<string[]> {
+    const levels = topic.split('/');
+    const matched: string[] = [];
+    let frontier: WalkPrefix[] = [undefined];
+    let ends = new Map<string, number>();
+    for (let depth = 0; depth < levels.length && frontier.length > 0; depth++) {
+      const nodes = await this.readNodes(candidatesAt(frontier, levels[depth]!, depth));
+      frontier = [];
+      ends = new Map();
+      for (const [prefix, node] of nodes) {
+        if (endsWithMultiLevel(prefix)) {
+          // `p/#` matches everything below p, however deep
+          if (node.ends > 0) matched.push(prefix);
+        } else {
+          frontier.push(prefix);
+          ends.set(prefix, node.ends);
+        }
+      }
+    }
+    for (const [prefix, count] of ends) if (count > 0) matched.push(prefix);
+    // "sport/#" also matches "sport" itself [MQTT-4.7.1-2 example]
+    if (frontier.length > 0) {
+      const parents = await this.readNodes(frontier.map((prefix) => `${prefix}/#`));
+      for (const [prefix, node] of parents) if (node.ends > 0) matched.push(prefix);
+    }
+    return matched;
+  }
+
+  private async readNodes(prefixes: readonly string[]): Promise<Map<string, { refs: number; ends: number }>> {
+    const items = await this.batchGet(
+      this.tables.subscriptions,
+      prefixes.map((prefix) => ({ pk: nodeKey(prefix), sk: NODE_SORT_KEY })),
+    );
+    const nodes = new Map<string, { refs: number; ends: number }>();
+    for (const item of items) {
+      const refs = Number(item.refs ?? 0);
+      if (refs > 0) nodes.set((item.pk as string).slice(NODE_PREFIX.length), { refs, ends: Number(item.ends ?? 0) });
+    }
+    return nodes;
+  }
+
+  private async subscriptionsOf(filter: string): Promise<Subscription[]> {
+    const items = await this.queryAll({
+      TableName: this.tables.subscriptions,
+      KeyConditionExpression: 'pk = :f',
+      ExpressionAttributeValues: { ':f': filterKey(filter) },
+    });
+    return items.map(toSubscription);
+  }
+
+  /** Trie nodes are counted up first, so a crash between the two writes over-counts (harmless) rather than hides. */
+  private async addRoute(subscription: Subscription): Promise<void> {
+    const { clientId, filter, ...options } = subscription;
+    const wildcard = hasWildcard(filter);
+    if (wildcard) await this.countNodes(filter, 1);
+    const out = await this.client.send(
+      new PutCommand({
+        TableName: this.tables.subscriptions,
+        Item: { pk: filterKey(filter), sk: clientId, ...options },
+        ReturnValues: 'ALL_OLD',
+        ReturnConsumedCapacity: CAPACITY,
+      }),
+    );
+    this.meter.record('write', out.ConsumedCapacity);
+    // A replaced subscription was already counted.
+    if (wildcard && out.Attributes) await this.countNodes(filter, -1);
+  }
+
+  private async removeRoute(clientId: string, filter: string): Promise<boolean> {
+    const out = await this.client.send(
+      new DeleteCommand({
+        TableName: this.tables.subscriptions,
+        Key: { pk: filterKey(filter), sk: clientId },
+        ReturnValues: 'ALL_OLD',
+        ReturnConsumedCapacity: CAPACITY,
+      }),
+    );
+    this.meter.record('write', out.ConsumedCapacity);
+    if (!out.Attributes) return false;
+    if (hasWildcard(filter)) await this.countNodes(filter, -1);
+    return true;
+  }
+
+  private async countNodes(filter: string, delta: 1 | -1): Promise<void> {
+    const prefixes = filterPrefixes(filter);
+    await Promise.all(
+      prefixes.map(async (prefix, i) => {
+        const last = i === prefixes.length - 1;
+        const out = await this.client.send(
+          new UpdateCommand({
+            TableName: this.tables.subscriptions,
+            Key: { pk: nodeKey(prefix), sk: NODE_SORT_KEY },
+            UpdateExpression: last ? 'ADD refs :d, ends :d' : 'ADD refs :d',
+            ExpressionAttributeValues: { ':d': delta },
+            ReturnValues: 'UPDATED_NEW',
+            ReturnConsumedCapacity: CAPACITY,
+          }),
+        );
+        this.meter.record('write', out.ConsumedCapacity);
+        if (delta < 0 && Number(out.Attributes?.refs ?? 0) <= 0) await this.deleteNodeIfUnused(prefix);
+      }),
+    );
+  }
+
+  private async deleteNodeIfUnused(prefix: string): Promise<void> {
+    try {
+      const out = await this.client.send(
+        new DeleteCommand({
+          TableName: this.tables.subscriptions,
+          Key: { pk: nodeKey(prefix), sk: NODE_SORT_KEY },
+          ConditionExpression: 'refs <= :zero',
+          ExpressionAttributeValues: { ':zero': 0 },
+          ReturnConsumedCapacity: CAPACITY,
+        }),
+      );
+      this.meter.record('write', out.ConsumedCapacity);
+    } catch (error) {
+      // A subscribe counted it up again meanwhile: the node stays.
+      if (!(error instanceof ConditionalCheckFailedException)) throw error;
+    }
+  }
+
+  // ---- QoS 1 and 2 state ----
+
+  async allocatePacketIds(clientId: string, count: number): Promise<number[]> {
+    try {
+      const out = await this.client.send(
+        new UpdateCommand({
+          TableName: this.tables.sessions,
+          Key: { clientId, sk: SESSION_SK },
+          UpdateExpression: 'ADD nextPacketId :n',
+          ConditionExpression: 'attribute_exists(clientId)',
+          ExpressionAttributeValues: { ':n': count },
+          ReturnValues: 'UPDATED_NEW',
+          ReturnConsumedCapacity: CAPACITY,
+        }),
+      );
+      this.meter.record('write', out.ConsumedCapacity);
+      const last = Number(out.Attributes?.nextPacketId);
+      // Packet identifiers are 1..65535 [MQTT-2.2.1-3]; the counter wraps around them.
+      return Array.from({ length: count }, (_, i) => ((last - count + i) % 65535) + 1);
+    } catch (error) {
+      if (error instanceof ConditionalCheckFailedException) return [];
+      throw error;
+    }
+  }
+
+  async putOutgoing(clientId: string, messages: readonly OutgoingMessage[]): Promise<void> {
+    await this.batchWrite(
+      this.tables.sessions,
+      messages.map((m) => ({ PutRequest: { Item: { ...m, clientId, sk: outKey(m.packetId), state: 'publish' } } })),
+    );
+  }
+
+  async releaseOutgoing(clientId: string, packetId: number): Promise<boolean> {
+    return this.conditional(
+      new UpdateCommand({
+        TableName: this.tables.sessions,
+        Key: { clientId, sk: outKey(packetId) },
+        UpdateExpression: 'SET #s = :pubrel REMOVE payload',
+        ConditionExpression: 'attribute_exists(sk)',
+        ExpressionAttributeNames: { '#s': 'state' },
+        ExpressionAttributeValues: { ':pubrel': 'pubrel' },
+        ReturnConsumedCapacity: CAPACITY,
+      }),
+    );
+  }
+
+  async completeOutgoing(clientId: string, packetId: number): Promise<boolean> {
+    return this.deleteExisting(this.tables.sessions, { clientId, sk: outKey(packetId) });
+  }
+
+  async recordIncomingQos2(clientId: string, packetId: number): Promise<boolean> {
+    return this.conditional(
+      new PutCommand({
+        TableName: this.tables.sessions,
+        Item: { clientId, sk: IN_PREFIX + packetId, receivedAt: this.now() },
+        ConditionExpression: 'attribute_not_exists(sk)',
+        ReturnConsumedCapacity: CAPACITY,
+      }),
+    );
+  }
+
+  async releaseIncomingQos2(clientId: string, packetId: number): Promise<boolean> {
+    return this.deleteExisting(this.tables.sessions, { clientId, sk: IN_PREFIX + packetId });
+  }
+
+  // ---- helpers ----
+
+  private async conditional(command: UpdateCommand | PutCommand): Promise<boolean> {
+    try {
+      const out = await this.client.send(command as UpdateCommand);
+      this.meter.record('write', out.ConsumedCapacity);
+      return true;
+    } catch (error) {
+      if (error instanceof ConditionalCheckFailedException) return false;
+      throw error;
+    }
+  }
+
+  private async deleteExisting(table: string, key: Item): Promise<boolean> {
+    const out = await this.client.send(
+      new DeleteCommand({ TableName: table, Key: key, ReturnValues: 'ALL_OLD', ReturnConsumedCapacity: CAPACITY }),
+    );
+    this.meter.record('write', out.ConsumedCapacity);
+    return out.Attributes !== undefined;
+  }
+
+  private async queryAll(input: ConstructorParameters<typeof QueryCommand>[0]): Promise<Item[]> {
+    const items: Item[] = [];
+    let start: Item | undefined;
+    do {
+      const out = await this.client.send(
+        new QueryCommand({ ...input, ConsistentRead: true, ExclusiveStartKey: start, ReturnConsumedCapacity: CAPACITY }),
+      );
+      this.meter.record('read', out.ConsumedCapacity);
+      items.push(...(out.Items ?? []));
+      start = out.LastEvaluatedKey;
+    } while (start);
+    return items;
+  }
+
+  private async batchGet(table: string, keys: readonly Item[]): Promise<Item[]> {
+    const items: Item[] = [];
+    for (let i = 0; i < keys.length; i += BATCH_GET_LIMIT) {
+      let pending: Item[] | undefined = keys.slice(i, i + BATCH_GET_LIMIT);
+      for (let attempt = 0; pending && pending.length > 0; attempt++) {
+        if (attempt > 0) await backoff(attempt);
+        const out = await this.client.send(
+          new BatchGetCommand({
+            RequestItems: { [table]: { Keys: pending, ConsistentRead: true } },
+            ReturnConsumedCapacity: CAPACITY,
+          }),
+        );
+        this.meter.record('read', out.ConsumedCapacity);
+        items.push(...(out.Responses?.[table] ?? []));
+        pending = out.UnprocessedKeys?.[table]?.Keys as Item[] | undefined;
+      }
+    }
+    return items;
+  }
+
+  private async batchDelete(table: string, keys: readonly Item[]): Promise<void> {
+    await this.batchWrite(table, keys.map((Key) => ({ DeleteRequest: { Key } })));
+  }
+
+  private async batchWrite(table: string, requests: readonly BatchWriteRequest[]): Promise<void> {
+    for (let i = 0; i < requests.length; i += BATCH_WRITE_LIMIT) {
+      let pending: BatchWriteRequest[] | undefined = requests.slice(i, i + BATCH_WRITE_LIMIT);
+      for (let attempt = 0; pending && pending.length > 0; attempt++) {
+        if (attempt > 0) await backoff(attempt);
+        const out = await this.client.send(
+          new BatchWriteCommand({ RequestItems: { [table]: pending }, ReturnConsumedCapacity: CAPACITY }),
+        );
+        this.meter.record('write', out.ConsumedCapacity);
+        pending = out.UnprocessedItems?.[table] as BatchWriteRequest[] | undefined;
+      }
+    }
+  }
+}
+
+type BatchWriteRequest = { PutRequest: { Item: Item } } | { DeleteRequest: { Key: Item } };
+
+function outKey(packetId: number): string {
+  return OUT_PREFIX + String(packetId).padStart(5, '0');
+}
+
+/** TTL deletes late: an item past its expiry is treated as absent. */
+function isExpired(item: Item, nowMs: number): boolean {
+  return typeof item.expiresAt === 'number' && item.expiresAt * 1000 <= nowMs;
+}
+
+function toConnection(item: Item): ConnectionRecord {
+  return item as unknown as ConnectionRecord;
+}
+
+function toSubscription(item: Item): Subscription {
+  const { pk, sk, ...options } = item;
+  return { ...(options as Omit<Subscription, 'clientId' | 'filter'>), clientId: sk as string, filter: (pk as string).slice(FILTER_PREFIX.length) };
+}
+
+function backoff(attempt: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, Math.min(1000, 20 * 2 ** attempt)));
+}
