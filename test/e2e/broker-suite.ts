@@ -1,0 +1,277 @@
+/**
+ * The end-to-end scenarios every device door must pass, with real clients: MQTT.js speaking
+ * 3.1.1 and 5.0, and raw sockets where the test needs exact bytes. tcp.test.ts and
+ * listener-ws.test.ts run this one suite over their door.
+ */
+import type { MqttClient } from 'mqtt';
+import { afterEach, describe, expect, it } from 'vitest';
+import { collect, connectClient, endAll, eventually, settle, type Door } from '../support/clients';
+
+let counter = 0;
+const unique = (name: string): string => `${name}-${process.pid}-${++counter}`;
+
+export function describeBrokerSuite(door: Door): void {
+  const open: MqttClient[] = [];
+  const client = async (options: Parameters<typeof connectClient>[1] = {}): Promise<MqttClient> => {
+    const c = await connectClient(door.url(), options);
+    open.push(c);
+    return c;
+  };
+  afterEach(async () => {
+    await endAll(...open.splice(0));
+  });
+
+  for (const protocolVersion of [4, 5] as const) {
+    const v = protocolVersion === 5 ? 'MQTT 5.0' : 'MQTT 3.1.1';
+
+    describe(`${door.name}, ${v}`, () => {
+      it('delivers a message on an exact subscription', async () => {
+        const topic = unique('exact');
+        const sub = await client({ protocolVersion });
+        const got = collect(sub);
+        await sub.subscribeAsync(topic, { qos: 0 });
+        const pub = await client({ protocolVersion });
+        await pub.publishAsync(topic, 'hello');
+        await eventually(() => got.length === 1, 'the message');
+        expect(got[0]).toMatchObject({ topic, payload: 'hello', qos: 0, retain: false });
+      });
+
+      it("[MQTT-4.7.1-2] '+' matches exactly one level, [MQTT-4.7.1-1] '#' any number including the parent", async () => {
+        const root = unique('wild');
+        const plus = await client({ protocolVersion });
+        const hash = await client({ protocolVersion });
+        const gotPlus = collect(plus);
+        const gotHash = collect(hash);
+        await plus.subscribeAsync(`${root}/+/temp`);
+        await hash.subscribeAsync(`${root}/#`);
+        const pub = await client({ protocolVersion });
+        for (const topic of [`${root}/a/temp`, `${root}/a/b/temp`, `${root}/b/temp`, root, `${root}/a/humidity`]) {
+          await pub.publishAsync(topic, topic, { qos: 1 });
+        }
+        await eventually(() => gotHash.length === 5, 'all five on the # subscription');
+        await settle(200);
+        expect(gotPlus.map((m) => m.topic)).toEqual([`${root}/a/temp`, `${root}/b/temp`]);
+        expect(gotHash.map((m) => m.topic)).toEqual([`${root}/a/temp`, `${root}/a/b/temp`, `${root}/b/temp`, root, `${root}/a/humidity`]);
+      });
+
+      it("[MQTT-4.7.2-1] '#' and '+' do not match topics beginning with '$'", async () => {
+        const tag = unique('dollar');
+        const all = await client({ protocolVersion });
+        const dollar = await client({ protocolVersion });
+        const gotAll = collect(all);
+        const gotDollar = collect(dollar);
+        await all.subscribeAsync(['#', `+/${tag}`]);
+        await dollar.subscribeAsync(`$test/${tag}`);
+        const pub = await client({ protocolVersion });
+        await pub.publishAsync(`$test/${tag}`, 'x', { qos: 1 });
+        await eventually(() => gotDollar.length === 1, 'the $ topic on its exact subscription');
+        await settle(300);
+        expect(gotAll.filter((m) => m.topic.includes(tag))).toEqual([]);
+      });
+
+      it('[MQTT-3.3.4-1] QoS 1 is delivered at QoS 1 and acknowledged', async () => {
+        const topic = unique('qos1');
+        const sub = await client({ protocolVersion });
+        const got = collect(sub);
+        await sub.subscribeAsync(topic, { qos: 1 });
+        const pub = await client({ protocolVersion });
+        const acks: number[] = [];
+        pub.on('packetreceive', (packet) => {
+          if (packet.cmd === 'puback') acks.push(packet.messageId!);
+        });
+        const sent = await pub.publishAsync(topic, 'one', { qos: 1 });
+        // [MQTT-4.3.2-2] the PUBACK carries the PUBLISH's packet identifier
+        expect(acks).toEqual([sent!.messageId]);
+        await eventually(() => got.length === 1, 'the QoS 1 message');
+        expect(got[0]).toMatchObject({ payload: 'one', qos: 1 });
+      });
+
+      it('[MQTT-4.3.3-2] QoS 2 is delivered exactly once', async () => {
+        const topic = unique('qos2');
+        const sub = await client({ protocolVersion });
+        const got = collect(sub);
+        await sub.subscribeAsync(topic, { qos: 2 });
+        const pub = await client({ protocolVersion });
+        for (let i = 0; i < 5; i++) await pub.publishAsync(topic, `m${i}`, { qos: 2 });
+        await eventually(() => got.length >= 5, 'five QoS 2 messages');
+        await settle(300);
+        expect(got.map((m) => [m.payload, m.qos])).toEqual([0, 1, 2, 3, 4].map((i) => [`m${i}`, 2]));
+      });
+
+      it('[MQTT-3.8.4-8] delivers at the lower of the published and the granted QoS', async () => {
+        const topic = unique('downgrade');
+        const low = await client({ protocolVersion });
+        const high = await client({ protocolVersion });
+        const gotLow = collect(low);
+        const gotHigh = collect(high);
+        await low.subscribeAsync(topic, { qos: 0 });
+        await high.subscribeAsync(topic, { qos: 2 });
+        const pub = await client({ protocolVersion });
+        await pub.publishAsync(topic, 'q2', { qos: 2 });
+        await pub.publishAsync(topic, 'q1', { qos: 1 });
+        await eventually(() => gotLow.length === 2 && gotHigh.length === 2, 'both messages on both subscribers');
+        expect(gotLow.map((m) => m.qos)).toEqual([0, 0]);
+        expect(gotHigh.map((m) => m.qos)).toEqual([2, 1]);
+      });
+
+      it('[MQTT-3.10.4-1] unsubscribe stops delivery', async () => {
+        const topic = unique('unsub');
+        const sub = await client({ protocolVersion });
+        const got = collect(sub);
+        await sub.subscribeAsync(topic, { qos: 1 });
+        const pub = await client({ protocolVersion });
+        await pub.publishAsync(topic, 'before', { qos: 1 });
+        await eventually(() => got.length === 1, 'the message before unsubscribing');
+        await sub.unsubscribeAsync(topic);
+        await pub.publishAsync(topic, 'after', { qos: 1 });
+        await settle(400);
+        expect(got.map((m) => m.payload)).toEqual(['before']);
+      });
+
+      it('[MQTT-3.12.4-1] answers PINGREQ with PINGRESP', async () => {
+        const c = await client({ protocolVersion, keepalive: 1 });
+        const pongs: number[] = [];
+        c.on('packetreceive', (packet) => {
+          if (packet.cmd === 'pingresp') pongs.push(Date.now());
+        });
+        await eventually(() => pongs.length >= 1, 'a PINGRESP', 5_000);
+        expect(c.connected).toBe(true);
+      });
+
+      it('[MQTT-3.8.4-6] answers an invalid filter in SUBACK and keeps the valid ones', async () => {
+        // MQTT.js refuses to send an invalid filter, so this client writes the bytes itself.
+        const raw = await door.raw(protocolVersion);
+        try {
+          raw.send(
+            { cmd: 'connect', clientId: unique('badfilter'), protocolVersion, clean: true, keepalive: 30 },
+            { cmd: 'subscribe', messageId: 7, subscriptions: [{ topic: unique('valid'), qos: 1 }, { topic: 'bad/#/filter', qos: 1 }, { topic: 'a+', qos: 0 }] },
+          );
+          const suback = await raw.next('suback');
+          // 3.1.1 has one failure code, 0x80; 5.0 says why: 0x8F Topic Filter invalid
+          const failure = protocolVersion === 5 ? 0x8f : 0x80;
+          expect(suback).toMatchObject({ messageId: 7, granted: [1, failure, failure] });
+        } finally {
+          raw.close();
+        }
+      });
+
+      it('[MQTT-3.1.0-1] a connection whose first packet is not CONNECT is closed without an answer', async () => {
+        const raw = await door.raw(protocolVersion);
+        raw.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'x', qos: 0 }] });
+        await raw.waitClosed();
+        expect(raw.packets).toEqual([]);
+      });
+
+      it('[MQTT-3.1.0-2] a second CONNECT is a protocol error that closes the connection', async () => {
+        const raw = await door.raw(protocolVersion);
+        const connect = { cmd: 'connect' as const, clientId: unique('twice'), protocolVersion, clean: true, keepalive: 30 };
+        raw.send(connect);
+        await raw.next('connack');
+        raw.send(connect);
+        await raw.waitClosed();
+        // 5.0 learns why before the close [MQTT-4.13.1-1]
+        if (protocolVersion === 5) expect(raw.packets).toMatchObject([{ cmd: 'disconnect', reasonCode: 0x82 }]);
+        else expect(raw.packets).toEqual([]);
+      });
+
+      it('[MQTT-3.3.2-2] a PUBLISH with a wildcard in its topic closes the connection', async () => {
+        const raw = await door.raw(protocolVersion);
+        raw.send({ cmd: 'connect', clientId: unique('wildpub'), protocolVersion, clean: true, keepalive: 30 });
+        await raw.next('connack');
+        raw.send({ cmd: 'publish', topic: 'a/+/b', payload: Buffer.from('x'), qos: 0, dup: false, retain: false });
+        await raw.waitClosed();
+        if (protocolVersion === 5) expect(raw.packets).toMatchObject([{ cmd: 'disconnect', reasonCode: 0x90 }]);
+      });
+
+      it('[MQTT-4.3.3-2] a resent QoS 2 PUBLISH (DUP) before PUBREL is acknowledged but not delivered twice', async () => {
+        const topic = unique('dup2');
+        const sub = await client({ protocolVersion });
+        const got = collect(sub);
+        await sub.subscribeAsync(topic, { qos: 2 });
+        const raw = await door.raw(protocolVersion);
+        try {
+          raw.send({ cmd: 'connect', clientId: unique('dup2pub'), protocolVersion, clean: true, keepalive: 30 });
+          await raw.next('connack');
+          const publish = { cmd: 'publish' as const, topic, payload: Buffer.from('once'), qos: 2 as const, messageId: 42, dup: false, retain: false };
+          raw.send(publish);
+          expect(await raw.next('pubrec')).toMatchObject({ messageId: 42 });
+          raw.send({ ...publish, dup: true });
+          expect(await raw.next('pubrec')).toMatchObject({ messageId: 42 });
+          raw.send({ cmd: 'pubrel', messageId: 42 });
+          expect(await raw.next('pubcomp')).toMatchObject({ messageId: 42 });
+          await eventually(() => got.length >= 1, 'the message');
+          await settle(300);
+          expect(got.map((m) => m.payload)).toEqual(['once']);
+        } finally {
+          raw.close();
+        }
+      });
+
+      it(protocolVersion === 5 ? '[MQTT-3.2.2-16] an empty client id gets an Assigned Client Identifier' : '[MQTT-3.1.3-8] an empty client id with clean session 0 is refused with 0x02', async () => {
+        const raw = await door.raw(protocolVersion);
+        try {
+          if (protocolVersion === 5) raw.send({ cmd: 'connect', clientId: '', protocolVersion, clean: true, keepalive: 30 });
+          // mqtt-packet will not encode this invalid CONNECT, so here are its bytes:
+          // CONNECT, remaining length 12, "MQTT", level 4, flags 0 (clean session 0), keep-alive 30, client id ""
+          else raw.sendBytes(Buffer.from([0x10, 0x0c, 0x00, 0x04, 0x4d, 0x51, 0x54, 0x54, 0x04, 0x00, 0x00, 0x1e, 0x00, 0x00]));
+          const connack = await raw.next('connack');
+          if (protocolVersion === 5) {
+            expect(connack).toMatchObject({ reasonCode: 0 });
+            expect((connack as { properties?: { assignedClientIdentifier?: string } }).properties?.assignedClientIdentifier).toMatch(/.+/);
+          } else {
+            expect(connack).toMatchObject({ returnCode: 2, sessionPresent: false });
+            await raw.waitClosed();
+          }
+        } finally {
+          raw.close();
+        }
+      });
+    });
+  }
+
+  describe(`${door.name}, fan-out`, () => {
+    it('50 subscribers on one topic all receive every message, in order', async () => {
+      const topic = unique('fanout');
+      const subscribers = await Promise.all(Array.from({ length: 50 }, (_, i) => client({ protocolVersion: i % 2 ? 5 : 4 })));
+      const received = subscribers.map(collect);
+      await Promise.all(subscribers.map((s) => s.subscribeAsync(topic, { qos: 1 })));
+      const pub = await client();
+      for (let i = 0; i < 10; i++) await pub.publishAsync(topic, `m${i}`, { qos: 1 });
+      await eventually(() => received.every((got) => got.length === 10), 'every subscriber to receive all 10', 20_000);
+      const expected = Array.from({ length: 10 }, (_, i) => `m${i}`);
+      for (const got of received) expect(got.map((m) => m.payload)).toEqual(expected);
+    });
+  });
+
+  describe(`${door.name}, packets sent back to back`, () => {
+    it('handles CONNECT, SUBSCRIBE and PUBLISH written at once, in order', async () => {
+      const topic = unique('b2b');
+      const raw = await door.raw(4);
+      try {
+        raw.send(
+          { cmd: 'connect', clientId: unique('raw'), protocolVersion: 4, clean: true, keepalive: 30 },
+          { cmd: 'subscribe', messageId: 1, subscriptions: [{ topic, qos: 1 }] },
+          ...Array.from({ length: 5 }, (_, i) => ({
+            cmd: 'publish' as const,
+            topic,
+            payload: Buffer.from(`p${i}`),
+            qos: 1 as const,
+            messageId: 10 + i,
+            dup: false,
+            retain: false,
+          })),
+        );
+        await eventually(() => raw.packets.filter((p) => p.cmd === 'publish').length === 5, 'its own five publishes back');
+        const order = raw.packets.map((p) => p.cmd);
+        expect(order[0]).toBe('connack');
+        expect(order[1]).toBe('suback');
+        const payloads = raw.packets.flatMap((p) => (p.cmd === 'publish' ? [p.payload.toString()] : []));
+        expect(payloads).toEqual(['p0', 'p1', 'p2', 'p3', 'p4']);
+        const acks = raw.packets.flatMap((p) => (p.cmd === 'puback' && p.messageId! >= 10 ? [p.messageId] : []));
+        expect(acks).toEqual([10, 11, 12, 13, 14]);
+      } finally {
+        raw.close();
+      }
+    });
+  });
+}

@@ -1,0 +1,82 @@
+/**
+ * A DynamoBrokerStore on its own freshly created tables in the shared DynamoDB Local, built the way
+ * functions/runtime.ts builds it, plus what the integration tests need to look behind it.
+ */
+import { randomBytes } from 'node:crypto';
+import { DeleteTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DynamoDBDocumentClient, ScanCommand } from '@aws-sdk/lib-dynamodb';
+import { inject } from 'vitest';
+import { localCredentials, LOCAL_REGION } from '../../local/local-aws';
+import type { Subscription } from '../../shared/broker/ports';
+import { createTables } from '../../shared/store/create-tables';
+import { DynamoBrokerStore } from '../../shared/store/dynamo-store';
+import { localTableNames, type TableNames } from '../../shared/store/tables';
+
+export interface StoreFixture {
+  readonly store: DynamoBrokerStore;
+  readonly tables: TableNames;
+  /** Another store on the same tables whose clock is `now` (to simulate time passing). */
+  storeAt(now: () => number): DynamoBrokerStore;
+  /** Keys (`pk`) of the trie node items in the routing index that start with `n|<prefix>`: a test-only Scan. */
+  nodeKeys(prefix?: string): Promise<string[]>;
+  dispose(): Promise<void>;
+}
+
+export async function createStoreFixture(): Promise<StoreFixture> {
+  const client = new DynamoDBClient({ endpoint: inject('dynamoDbEndpoint'), region: LOCAL_REGION, credentials: localCredentials });
+  const tables = localTableNames('it-' + randomBytes(4).toString('hex'));
+  await createTables(client, tables);
+  const doc = DynamoDBDocumentClient.from(client, { marshallOptions: { removeUndefinedValues: true, convertClassInstanceToMap: false } });
+  return {
+    store: new DynamoBrokerStore({ client: doc, tables }),
+    tables,
+    storeAt: (now) => new DynamoBrokerStore({ client: doc, tables, now }),
+    nodeKeys: async (prefix = '') => {
+      const keys: string[] = [];
+      let start: Record<string, unknown> | undefined;
+      do {
+        const out = await doc.send(
+          new ScanCommand({
+            TableName: tables.subscriptions,
+            FilterExpression: 'begins_with(pk, :p)',
+            ExpressionAttributeValues: { ':p': 'n|' + prefix },
+            ConsistentRead: true,
+            ExclusiveStartKey: start,
+          }),
+        );
+        keys.push(...(out.Items ?? []).map((item) => item.pk as string));
+        start = out.LastEvaluatedKey;
+      } while (start);
+      return keys.sort();
+    },
+    dispose: async () => {
+      await Promise.all(Object.values(tables).map((TableName) => client.send(new DeleteTableCommand({ TableName }))));
+      client.destroy();
+    },
+  };
+}
+
+/** A client id no other test uses. */
+export function uniqueClientId(name: string): string {
+  return `${name}-${randomBytes(4).toString('hex')}`;
+}
+
+/** Subscriptions as sortable `client filter` strings, so a test can compare sets. */
+export function described(subscriptions: readonly Subscription[]): string[] {
+  return subscriptions.map((s) => `${s.clientId} ${s.filter}`).sort();
+}
+
+/** Store calls and read units consumed by one operation. */
+export async function readCost(store: DynamoBrokerStore, operation: () => Promise<unknown>): Promise<{ calls: number; readUnits: number }> {
+  const before = store.meter.snapshot();
+  await operation();
+  const after = store.meter.snapshot();
+  return { calls: after.calls - before.calls, readUnits: after.readUnits - before.readUnits };
+}
+
+/** Runs the tasks with at most `width` in flight, so DynamoDB Local is not flooded. */
+export async function inChunks<T>(items: readonly T[], width: number, task: (item: T) => Promise<unknown>): Promise<void> {
+  for (let i = 0; i < items.length; i += width) {
+    await Promise.all(items.slice(i, i + width).map(task));
+  }
+}

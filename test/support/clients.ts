@@ -1,0 +1,123 @@
+/** Real clients for end-to-end tests: MQTT.js, and a raw socket that speaks mqtt-packet bytes. */
+import net from 'node:net';
+import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
+import mqttPacket, { type Packet } from 'mqtt-packet';
+import WebSocket from 'ws';
+
+/** One way into the broker: a name for test titles, and the URL MQTT.js dials. */
+export interface Door {
+  readonly name: string;
+  url(): string;
+  /** A raw byte pipe to the broker on this door. */
+  raw(protocolVersion: 4 | 5): Promise<RawConnection>;
+}
+
+export interface ReceivedMessage {
+  topic: string;
+  payload: string;
+  qos: number;
+  retain: boolean;
+  dup: boolean;
+}
+
+export async function connectClient(url: string, options: IClientOptions = {}): Promise<MqttClient> {
+  const client = mqtt.connect(url, { reconnectPeriod: 0, connectTimeout: 10_000, protocolVersion: 4, ...options });
+  await new Promise<void>((resolve, reject) => {
+    client.once('connect', () => resolve());
+    client.once('error', reject);
+    client.once('close', () => reject(new Error('closed before CONNACK')));
+  });
+  return client;
+}
+
+/** Collects every message a client receives. */
+export function collect(client: MqttClient): ReceivedMessage[] {
+  const messages: ReceivedMessage[] = [];
+  client.on('message', (topic, payload, packet) =>
+    messages.push({ topic, payload: payload.toString(), qos: packet.qos, retain: packet.retain, dup: packet.dup }),
+  );
+  return messages;
+}
+
+/** Waits until `condition` holds, polling; fails with `what` after the timeout. */
+export async function eventually(condition: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+/** Gives the broker time to deliver something that must NOT arrive. */
+export function settle(ms = 500): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+export async function endAll(...clients: Array<MqttClient | undefined>): Promise<void> {
+  await Promise.all(clients.map((client) => client?.endAsync().catch(() => undefined)));
+}
+
+/** A raw MQTT connection: write packets (or any bytes) exactly, read decoded packets. */
+export class RawConnection {
+  readonly packets: Packet[] = [];
+  closed = false;
+  private readonly parser;
+
+  constructor(
+    private readonly writeBytes: (bytes: Buffer) => void,
+    private readonly end: () => void,
+    private readonly protocolVersion: 4 | 5,
+  ) {
+    this.parser = mqttPacket.parser({ protocolVersion });
+    this.parser.on('packet', (packet: Packet) => this.packets.push(packet));
+  }
+
+  static tcp(port: number, protocolVersion: 4 | 5 = 4): Promise<RawConnection> {
+    return new Promise((resolve, reject) => {
+      const socket = net.connect(port, '127.0.0.1');
+      const raw = new RawConnection((b) => socket.write(b), () => socket.destroy(), protocolVersion);
+      socket.on('data', (chunk) => raw.receive(chunk));
+      socket.on('close', () => (raw.closed = true));
+      socket.once('connect', () => resolve(raw));
+      socket.once('error', reject);
+    });
+  }
+
+  static websocket(url: string, protocolVersion: 4 | 5 = 4): Promise<RawConnection> {
+    return new Promise((resolve, reject) => {
+      const ws = new WebSocket(url, 'mqtt');
+      const raw = new RawConnection((b) => ws.send(b), () => ws.terminate(), protocolVersion);
+      ws.on('message', (data) => raw.receive(data as Buffer));
+      ws.on('close', () => (raw.closed = true));
+      ws.once('open', () => resolve(raw));
+      ws.once('error', reject);
+    });
+  }
+
+  receive(chunk: Buffer): void {
+    this.parser.parse(chunk);
+  }
+
+  /** Several packets in one write, back to back. */
+  send(...packets: Packet[]): void {
+    this.writeBytes(Buffer.concat(packets.map((p) => mqttPacket.generate(p, { protocolVersion: this.protocolVersion }))));
+  }
+
+  sendBytes(bytes: Buffer): void {
+    this.writeBytes(bytes);
+  }
+
+  async next(cmd: Packet['cmd'], timeoutMs = 10_000): Promise<Packet> {
+    await eventually(() => this.packets.some((p) => p.cmd === cmd), `${cmd}`, timeoutMs);
+    const index = this.packets.findIndex((p) => p.cmd === cmd);
+    return this.packets.splice(index, 1)[0]!;
+  }
+
+  async waitClosed(timeoutMs = 10_000): Promise<void> {
+    await eventually(() => this.closed, 'the broker to close the connection', timeoutMs);
+  }
+
+  close(): void {
+    this.end();
+  }
+}
