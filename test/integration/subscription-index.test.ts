@@ -1,0 +1,261 @@
+/**
+ * The routing index in DynamoDB Local: which subscriptions a PUBLISH finds (MQTT 5.0 section 4.7),
+ * and what finding them costs. Every test gets tables of its own, because a '#' or '+' subscription
+ * would otherwise match the topics of the other tests.
+ */
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { Subscription } from '../../shared/broker/ports';
+import type { DynamoBrokerStore } from '../../shared/store/dynamo-store';
+import { createStoreFixture, described, inChunks, readCost, uniqueClientId, type StoreFixture } from './store-fixture';
+
+let fixture: StoreFixture;
+let store: DynamoBrokerStore;
+
+beforeEach(async () => {
+  fixture = await createStoreFixture();
+  store = fixture.store;
+});
+
+afterEach(async () => {
+  await fixture.dispose();
+});
+
+/** Subscribes one client to filters at QoS 0. */
+async function subscribe(clientId: string, ...filters: string[]): Promise<void> {
+  await store.subscribe(
+    clientId,
+    filters.map((filter) => ({ clientId, filter, qos: 0 })),
+  );
+}
+
+async function matches(topic: string): Promise<string[]> {
+  return described(await store.findSubscriptions(topic));
+}
+
+/** The matching rules of MQTT 5.0 section 4.7, written out independently of the code under test. */
+function referenceMatch(filter: string, topic: string): boolean {
+  // [MQTT-4.7.2-1] a filter starting with a wildcard does not match a topic starting with '$'
+  if (topic.startsWith('$') && (filter.startsWith('+') || filter.startsWith('#'))) return false;
+  const f = filter.split('/');
+  const t = topic.split('/');
+  for (let i = 0; i < f.length; i++) {
+    if (f[i] === '#') return true; // the parent level too: 'a/#' matches 'a'
+    if (i >= t.length) return false;
+    if (f[i] !== '+' && f[i] !== t[i]) return false;
+  }
+  return f.length === t.length;
+}
+
+describe('findSubscriptions', () => {
+  it('an exact filter matches its own topic and nothing above, below or beside it', async () => {
+    const a = uniqueClientId('exact-a');
+    const b = uniqueClientId('exact-b');
+    await subscribe(a, 'home/kitchen/temp');
+    await subscribe(b, 'home/kitchen/humidity');
+
+    expect(await matches('home/kitchen/temp')).toEqual([`${a} home/kitchen/temp`]);
+    expect(await matches('home/kitchen/humidity')).toEqual([`${b} home/kitchen/humidity`]);
+    expect(await matches('home/kitchen')).toEqual([]);
+    expect(await matches('home/kitchen/temp/x')).toEqual([]);
+    expect(await matches('Home/kitchen/temp')).toEqual([]); // topic names are case sensitive (4.7.3)
+  });
+
+  it('+ matches exactly one level (4.7.1.3), including an empty one', async () => {
+    const c = uniqueClientId('plus');
+    await subscribe(c, 'sport/tennis/+');
+
+    expect(await matches('sport/tennis/player1')).toEqual([`${c} sport/tennis/+`]);
+    expect(await matches('sport/tennis/player2')).toEqual([`${c} sport/tennis/+`]);
+    expect(await matches('sport/tennis/')).toEqual([`${c} sport/tennis/+`]);
+    expect(await matches('sport/tennis/player1/ranking')).toEqual([]);
+    expect(await matches('sport/tennis')).toEqual([]);
+    expect(await matches('sport/golf/player1')).toEqual([]);
+  });
+
+  it('# matches any number of levels, and the parent level itself (4.7.1.2)', async () => {
+    const player = uniqueClientId('hash-player');
+    const all = uniqueClientId('hash-all');
+    const parent = uniqueClientId('hash-parent');
+    await subscribe(player, 'sport/tennis/player1/#');
+    await subscribe(all, '#');
+    await subscribe(parent, 'a/#');
+
+    expect(await matches('sport/tennis/player1')).toEqual([`${all} #`, `${player} sport/tennis/player1/#`].sort());
+    expect(await matches('sport/tennis/player1/ranking')).toEqual([`${all} #`, `${player} sport/tennis/player1/#`].sort());
+    expect(await matches('sport/tennis/player1/score/wimbledon')).toEqual([`${all} #`, `${player} sport/tennis/player1/#`].sort());
+    expect(await matches('sport/tennis/player2')).toEqual([`${all} #`]);
+    expect(await matches('sport/tennis')).toEqual([`${all} #`]);
+    // 'a/#' matches 'a' itself
+    expect(await matches('a')).toEqual([`${all} #`, `${parent} a/#`].sort());
+    expect(await matches('a/b/c/d')).toEqual([`${all} #`, `${parent} a/#`].sort());
+    expect(await matches('ab')).toEqual([`${all} #`]);
+  });
+
+  it("'+/+' and '/+' match a topic with a leading empty level, '+' does not", async () => {
+    const twoLevels = uniqueClientId('plus-plus');
+    const leadingSlash = uniqueClientId('slash-plus');
+    const oneLevel = uniqueClientId('plus-one');
+    await subscribe(twoLevels, '+/+');
+    await subscribe(leadingSlash, '/+');
+    await subscribe(oneLevel, '+');
+
+    expect(await matches('/finance')).toEqual([`${twoLevels} +/+`, `${leadingSlash} /+`].sort());
+    expect(await matches('finance')).toEqual([`${oneLevel} +`]);
+    expect(await matches('finance/stock')).toEqual([`${twoLevels} +/+`]);
+    expect(await matches('/')).toEqual([`${twoLevels} +/+`, `${leadingSlash} /+`].sort());
+  });
+
+  it("[MQTT-4.7.2-1] a '$' topic is not matched by a filter starting with a wildcard, but is by '$SYS/#'", async () => {
+    const everything = uniqueClientId('sys-hash');
+    const plusX = uniqueClientId('sys-plus-x');
+    const sysAll = uniqueClientId('sys-all');
+    const sysOne = uniqueClientId('sys-one');
+    const sysExact = uniqueClientId('sys-exact');
+    await subscribe(everything, '#');
+    await subscribe(plusX, '+/x', '+/#');
+    await subscribe(sysAll, '$SYS/#');
+    await subscribe(sysOne, '$SYS/+');
+    await subscribe(sysExact, '$SYS/x');
+
+    expect(await matches('$SYS/x')).toEqual([`${sysAll} $SYS/#`, `${sysOne} $SYS/+`, `${sysExact} $SYS/x`].sort());
+    expect(await matches('$SYS')).toEqual([`${sysAll} $SYS/#`]);
+    expect(await matches('$SYS/x/y')).toEqual([`${sysAll} $SYS/#`]);
+    // The same subscriptions do match an ordinary topic of the same shape.
+    expect(await matches('SYS/x')).toEqual([`${everything} #`, `${plusX} +/#`, `${plusX} +/x`].sort());
+  });
+
+  it('returns every overlapping filter of one client, each once', async () => {
+    const c = uniqueClientId('overlap');
+    await subscribe(c, 'a/b', 'a/+', 'a/#', '+/b', '#');
+
+    expect(await matches('a/b')).toEqual([`${c} #`, `${c} +/b`, `${c} a/#`, `${c} a/+`, `${c} a/b`].sort());
+    expect(await matches('a/c')).toEqual([`${c} #`, `${c} a/#`, `${c} a/+`].sort());
+  });
+
+  it('agrees with the matching rules for every pair of a set of filters and topics', async () => {
+    const filters = [
+      '#', '+', '+/+', '/+', '/#', '+/#', 'a', 'a/b', 'a/+', 'a/#', 'a/b/c', 'a/+/c', 'a/+/+', 'a/b/#',
+      'a/+/#', '+/b/#', '+/+/c', 'a//c', 'a/+/', '$SYS/#', '$SYS/+', '$SYS/uptime', 'b/#', '/a', '+/+/+/+',
+    ];
+    const topics = [
+      'a', 'a/b', 'a/b/c', 'a/x/c', 'a/b/c/d', 'a//c', 'a/b/', '/a', '/', 'b', 'b/b', 'x/b/y/z', '$SYS',
+      '$SYS/uptime', '$SYS/a/b', 'a/c/c', 'c',
+    ];
+    const owner = new Map(filters.map((filter, i) => [filter, `ref-${i}`]));
+    await Promise.all(filters.map((filter) => subscribe(owner.get(filter)!, filter)));
+
+    const actual = await Promise.all(topics.map(async (topic) => [topic, await matches(topic)] as const));
+    const expected = topics.map(
+      (topic) => [topic, filters.filter((filter) => referenceMatch(filter, topic)).map((filter) => `${owner.get(filter)} ${filter}`).sort()] as const,
+    );
+    expect(Object.fromEntries(actual)).toEqual(Object.fromEntries(expected));
+  });
+
+  it('round-trips the subscription options: qos, noLocal, retainAsPublished, retainHandling', async () => {
+    const c = uniqueClientId('options');
+    const full: Subscription = { clientId: c, filter: 'opt/+/full', qos: 2, noLocal: true, retainAsPublished: true, retainHandling: 2 };
+    const exact: Subscription = { clientId: c, filter: 'opt/x/full', qos: 1, noLocal: false, retainAsPublished: false, retainHandling: 1 };
+    const bare: Subscription = { clientId: c, filter: 'opt/#', qos: 0 };
+    await store.subscribe(c, [full, exact, bare]);
+
+    const found = await store.findSubscriptions('opt/x/full');
+    const byFilter = Object.fromEntries(found.map((s) => [s.filter, s]));
+    expect(found).toHaveLength(3);
+    expect(byFilter['opt/+/full']).toEqual(full);
+    expect(byFilter['opt/x/full']).toEqual(exact);
+    expect(byFilter['opt/#']).toEqual(bare);
+  });
+});
+
+describe('subscribe and unsubscribe', () => {
+  it('[MQTT-3.8.4-3] subscribing again to the same filter replaces the subscription', async () => {
+    const c = uniqueClientId('replace');
+    await store.subscribe(c, [
+      { clientId: c, filter: 'rep/+', qos: 0 },
+      { clientId: c, filter: 'rep/a', qos: 0 },
+    ]);
+    await store.subscribe(c, [
+      { clientId: c, filter: 'rep/+', qos: 2, noLocal: true },
+      { clientId: c, filter: 'rep/a', qos: 1 },
+    ]);
+
+    expect(await store.findSubscriptions('rep/a')).toEqual(
+      expect.arrayContaining([
+        { clientId: c, filter: 'rep/+', qos: 2, noLocal: true },
+        { clientId: c, filter: 'rep/a', qos: 1 },
+      ]),
+    );
+    expect(await store.findSubscriptions('rep/a')).toHaveLength(2);
+    expect(await store.findSubscriptions('rep/b')).toEqual([{ clientId: c, filter: 'rep/+', qos: 2, noLocal: true }]);
+  });
+
+  it('unsubscribe reports whether each filter existed, and the filter stops matching for that client only', async () => {
+    const c = uniqueClientId('unsub');
+    const other = uniqueClientId('unsub-other');
+    await subscribe(c, 'u/+/v', 'u/w');
+    await subscribe(other, 'u/+/v');
+
+    expect(await store.unsubscribe(c, ['u/+/v'])).toEqual([true]);
+    expect(await matches('u/1/v')).toEqual([`${other} u/+/v`]);
+    expect(await store.unsubscribe(c, ['u/+/v'])).toEqual([false]);
+    expect(await matches('u/1/v')).toEqual([`${other} u/+/v`]);
+
+    expect(await store.unsubscribe(c, ['u/w', 'never/subscribed'])).toEqual([true, false]);
+    expect(await matches('u/w')).toEqual([]);
+    expect(await store.unsubscribe(other, ['u/+/v'])).toEqual([true]);
+    expect(await matches('u/1/v')).toEqual([]);
+  });
+
+  it('removing the last wildcard subscription under a prefix removes its trie nodes, and matching costs less again', async () => {
+    const a = uniqueClientId('gone-a');
+    const b = uniqueClientId('gone-b');
+    const untouched = await readCost(store, () => store.findSubscriptions('gone/a/x'));
+
+    await subscribe(a, 'gone/+/x', 'gone/a/#');
+    await subscribe(b, 'gone/+/+/y', 'gone/+/x');
+    await store.subscribe(a, [{ clientId: a, filter: 'gone/+/x', qos: 2 }]); // a replacement must not count twice
+    expect(await fixture.nodeKeys()).toEqual(['n|gone', 'n|gone/+', 'n|gone/+/+', 'n|gone/+/+/y', 'n|gone/+/x', 'n|gone/a', 'n|gone/a/#']);
+    let found: Subscription[] = [];
+    const populated = await readCost(store, async () => (found = await store.findSubscriptions('gone/a/x')));
+    expect(described(found)).toEqual([`${a} gone/+/x`, `${a} gone/a/#`, `${b} gone/+/x`].sort());
+    expect(populated.calls).toBeGreaterThan(untouched.calls);
+
+    expect(await store.unsubscribe(a, ['gone/+/x', 'gone/a/#'])).toEqual([true, true]);
+    expect(await fixture.nodeKeys()).toEqual(['n|gone', 'n|gone/+', 'n|gone/+/+', 'n|gone/+/+/y', 'n|gone/+/x']);
+    expect(await store.unsubscribe(b, ['gone/+/+/y', 'gone/+/x'])).toEqual([true, true]);
+
+    expect(await fixture.nodeKeys()).toEqual([]);
+    const emptied = await readCost(store, async () => (found = await store.findSubscriptions('gone/a/x')));
+    expect(found).toEqual([]);
+    expect(emptied).toEqual(untouched);
+  });
+
+  it('finding subscribers reads nothing of the subscriptions that do not match: 300 more cost no more', async () => {
+    const subscriber = uniqueClientId('dev7');
+    await store.subscribe(subscriber, [{ clientId: subscriber, filter: 'dev/7/#', qos: 1 }]);
+    let found: Subscription[] = [];
+    const alone = await readCost(store, async () => (found = await store.findSubscriptions('dev/7/temp')));
+    expect(described(found)).toEqual([`${subscriber} dev/7/#`]);
+    expect(alone.calls).toBeGreaterThan(0);
+    expect(alone.readUnits).toBeGreaterThan(0); // the meter does see DynamoDB Local's consumed capacity
+
+    const noise: Subscription[] = [];
+    for (let i = 0; noise.length < 150; i++) {
+      if (i !== 7) noise.push({ clientId: uniqueClientId(`noise-dev-${i}`), filter: `dev/${i}/#`, qos: 1 });
+    }
+    for (let i = 0; i < 150; i++) noise.push({ clientId: uniqueClientId(`noise-other-${i}`), filter: `other/+/x${i}`, qos: 0 });
+    await inChunks(noise, 25, (s) => store.subscribe(s.clientId, [s]));
+
+    const crowded = await readCost(store, async () => (found = await store.findSubscriptions('dev/7/temp')));
+    expect(described(found)).toEqual([`${subscriber} dev/7/#`]);
+    expect(crowded.calls).toBe(alone.calls);
+    expect(crowded.readUnits).toBe(alone.readUnits);
+
+    // A subscription that does match is read: the measurement can tell the difference.
+    const second = uniqueClientId('dev-any');
+    await store.subscribe(second, [{ clientId: second, filter: 'dev/+/temp', qos: 0 }]);
+    const matching = await readCost(store, async () => (found = await store.findSubscriptions('dev/7/temp')));
+    expect(described(found)).toEqual([`${second} dev/+/temp`, `${subscriber} dev/7/#`].sort());
+    expect(matching.calls).toBeGreaterThan(alone.calls);
+  });
+});
