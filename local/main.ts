@@ -69,5 +69,16 @@ try {
   process.on('SIGINT', shutdown);
   process.on('SIGTERM', shutdown);
 } catch (error) {
-  fail(error instanceof Error ? error.message : String(error));
+  fail(withPortHint(error instanceof Error ? error.message : String(error)));
+}
+
+/** The listener names the port it could not bind; the user sets it by this variable or flag. */
+function withPortHint(message: string): string {
+  const hints: Array<[string, string]> = [
+    ['MQTT over WebSocket port', 'MQTT_WS_PORT or --ws-port'],
+    ['MQTT port', 'MQTT_PORT or --mqtt-port'],
+    ['API Gateway emulator port', 'APIGW_WS_PORT or --apigw-port'],
+  ];
+  const hint = hints.find(([prefix]) => message.startsWith(prefix));
+  return hint ? `${message} (${hint[1]})` : message;
 }

@@ -10,7 +10,7 @@ const PUBLISH = Buffer.from([0x30, 0x07, 0x00, 0x03, 0x61, 0x2f, 0x62, 0x68, 0x6
 const SUBSCRIBE = Buffer.from([0x82, 0x08, 0x00, 0x01, 0x00, 0x03, 0x61, 0x2f, 0x23, 0x01]);
 const DISCONNECT = Buffer.from([0xe0, 0x00]);
 
-/** A packet of the given type byte whose remaining length is `remainingLength` zero bytes. */
+/** A PUBLISH whose remaining length is `remainingLength`, filled with zero bytes. */
 function packetWithRemainingLength(remainingLength: number): Buffer {
   const length: number[] = [];
   let rest = remainingLength;

@@ -1,0 +1,256 @@
+/**
+ * Sessions and QoS state in DynamoDB Local: what CONNECT, DISCONNECT, takeover and the QoS 1/2
+ * flows rely on from the store. One set of tables for the file; every test uses its own client ids.
+ */
+import { randomBytes } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { OutgoingMessage } from '../../shared/broker/ports';
+import type { DynamoBrokerStore } from '../../shared/store/dynamo-store';
+import { createStoreFixture, described, inChunks, uniqueClientId, type StoreFixture } from './store-fixture';
+
+const NEVER_EXPIRES = 0xffffffff;
+const HOUR_MS = 3_600_000;
+
+let fixture: StoreFixture;
+let store: DynamoBrokerStore;
+
+beforeAll(async () => {
+  fixture = await createStoreFixture();
+  store = fixture.store;
+});
+
+afterAll(async () => {
+  await fixture.dispose();
+});
+
+function connectionId(): string {
+  return `conn-${randomBytes(6).toString('hex')}`;
+}
+
+/** A store whose clock the test moves. */
+function clockedStore(): { store: DynamoBrokerStore; advance(ms: number): void } {
+  let now = Date.now();
+  return { store: fixture.storeAt(() => now), advance: (ms) => void (now += ms) };
+}
+
+/** A client connected on a new connection, with one exact and one wildcard subscription under its own topic root. */
+async function connectedWithSubscriptions(target = store, cleanStart = true): Promise<{ clientId: string; conn: string; topic: string }> {
+  const clientId = uniqueClientId('sess');
+  const conn = connectionId();
+  await target.openSession({ clientId, connectionId: conn, protocolVersion: 5, cleanStart });
+  await target.subscribe(clientId, [
+    { clientId, filter: `${clientId}/status`, qos: 1 },
+    { clientId, filter: `${clientId}/+`, qos: 2 },
+  ]);
+  return { clientId, conn, topic: `${clientId}/status` };
+}
+
+describe('openSession and closeSession', () => {
+  it('[MQTT-3.2.2-2] a new client gets no session present, and getSessions shows its connection', async () => {
+    const clientId = uniqueClientId('new');
+    const conn = connectionId();
+    expect(await store.openSession({ clientId, connectionId: conn, protocolVersion: 5, cleanStart: true })).toEqual({ sessionPresent: false });
+
+    const fresh = uniqueClientId('new-resume');
+    // [MQTT-3.1.2-6] Clean Start 0 without a session creates one; Session Present is 0 [MQTT-3.2.2-3]
+    expect(await store.openSession({ clientId: fresh, connectionId: connectionId(), protocolVersion: 4, cleanStart: false })).toEqual({
+      sessionPresent: false,
+    });
+
+    const sessions = await store.getSessions([clientId, fresh, uniqueClientId('never-connected')]);
+    expect([...sessions.keys()].sort()).toEqual([clientId, fresh].sort());
+    expect(sessions.get(clientId)).toEqual({ clientId, connectionId: conn, protocolVersion: 5 });
+    expect(sessions.get(fresh)?.protocolVersion).toBe(4);
+  });
+
+  it('[MQTT-3.1.2-5] a session kept after the connection closes is resumed with its subscriptions', async () => {
+    const { clientId, conn, topic } = await connectedWithSubscriptions();
+    await store.closeSession(clientId, conn, false, 3600);
+    // Offline: the session is there, attached to no connection, and still routed to.
+    expect((await store.getSessions([clientId])).get(clientId)).toEqual({ clientId, protocolVersion: 5 });
+    expect(described(await store.findSubscriptions(topic))).toEqual([`${clientId} ${clientId}/+`, `${clientId} ${topic}`]);
+
+    const next = connectionId();
+    // Nobody held the session: no connection to take over.
+    expect(await store.openSession({ clientId, connectionId: next, protocolVersion: 5, cleanStart: false })).toEqual({ sessionPresent: true });
+    expect((await store.getSessions([clientId])).get(clientId)).toEqual({ clientId, connectionId: next, protocolVersion: 5 });
+    expect(described(await store.findSubscriptions(topic))).toEqual([`${clientId} ${clientId}/+`, `${clientId} ${topic}`]);
+  });
+
+  it('[MQTT-3.1.2-4] Clean Start discards the old session: its subscriptions, trie nodes and QoS state', async () => {
+    const { clientId, conn, topic } = await connectedWithSubscriptions();
+    await store.recordIncomingQos2(clientId, 9);
+    await store.putOutgoing(clientId, [{ topic, payload: Buffer.from('x'), qos: 1, retain: false, packetId: 4 }]);
+    await store.closeSession(clientId, conn, false, 3600);
+    expect(await fixture.nodeKeys(clientId)).toEqual([`n|${clientId}`, `n|${clientId}/+`]);
+
+    expect(await store.openSession({ clientId, connectionId: connectionId(), protocolVersion: 5, cleanStart: true })).toEqual({ sessionPresent: false });
+    expect(await store.findSubscriptions(topic)).toEqual([]);
+    expect(await store.findSubscriptions(`${clientId}/other`)).toEqual([]);
+    expect(await fixture.nodeKeys(clientId)).toEqual([]);
+    expect(await store.releaseIncomingQos2(clientId, 9)).toBe(false);
+    expect(await store.completeOutgoing(clientId, 4)).toBe(false);
+  });
+
+  it('[MQTT-3.1.4-3] opening a session another connection holds names that connection (Clean Start 0)', async () => {
+    const { clientId, conn, topic } = await connectedWithSubscriptions();
+    const next = connectionId();
+    expect(await store.openSession({ clientId, connectionId: next, protocolVersion: 5, cleanStart: false })).toEqual({
+      sessionPresent: true,
+      previousConnectionId: conn,
+    });
+    expect((await store.getSessions([clientId])).get(clientId)?.connectionId).toBe(next);
+    expect(await store.findSubscriptions(topic)).toHaveLength(2);
+  });
+
+  it('[MQTT-3.1.4-3] opening a session another connection holds names that connection (Clean Start 1)', async () => {
+    const { clientId, conn, topic } = await connectedWithSubscriptions();
+    const next = connectionId();
+    // The old connection must still be closed, even though its session state is discarded.
+    expect(await store.openSession({ clientId, connectionId: next, protocolVersion: 5, cleanStart: true })).toEqual({
+      sessionPresent: false,
+      previousConnectionId: conn,
+    });
+    expect((await store.getSessions([clientId])).get(clientId)?.connectionId).toBe(next);
+    expect(await store.findSubscriptions(topic)).toEqual([]);
+  });
+
+  it('closing the taken-over connection leaves the new one attached, its session and subscriptions intact', async () => {
+    const { clientId, conn, topic } = await connectedWithSubscriptions();
+    const next = connectionId();
+    await store.openSession({ clientId, connectionId: next, protocolVersion: 5, cleanStart: false });
+
+    // The old connection's disconnect arrives late (it is best-effort and unordered).
+    await store.closeSession(clientId, conn, false, 60);
+    expect((await store.getSessions([clientId])).get(clientId)).toEqual({ clientId, connectionId: next, protocolVersion: 5 });
+    await store.closeSession(clientId, conn, true, 0);
+    expect((await store.getSessions([clientId])).get(clientId)).toEqual({ clientId, connectionId: next, protocolVersion: 5 });
+    expect(described(await store.findSubscriptions(topic))).toEqual([`${clientId} ${clientId}/+`, `${clientId} ${topic}`]);
+    // Nor did it set an expiry on the session the new connection holds.
+    expect((await fixture.storeAt(() => Date.now() + 2 * HOUR_MS).getSessions([clientId])).get(clientId)?.connectionId).toBe(next);
+    expect(await store.allocatePacketIds(clientId, 1)).toHaveLength(1);
+  });
+
+  it('ending the session removes it, its subscriptions and its QoS state', async () => {
+    const { clientId, conn, topic } = await connectedWithSubscriptions();
+    await store.recordIncomingQos2(clientId, 3);
+    await store.closeSession(clientId, conn, true, 0);
+
+    expect(await store.getSessions([clientId])).toEqual(new Map());
+    expect(await store.findSubscriptions(topic)).toEqual([]);
+    expect(await fixture.nodeKeys(clientId)).toEqual([]);
+    expect(await store.allocatePacketIds(clientId, 1)).toEqual([]);
+    expect(await store.releaseIncomingQos2(clientId, 3)).toBe(false);
+    expect(await store.openSession({ clientId, connectionId: connectionId(), protocolVersion: 5, cleanStart: false })).toEqual({
+      sessionPresent: false,
+    });
+  });
+
+  it('getSessions omits a session past its expiry, though DynamoDB has not deleted it yet', async () => {
+    const clock = clockedStore();
+    const short = await connectedWithSubscriptions(clock.store);
+    const forever = await connectedWithSubscriptions(clock.store);
+    await clock.store.closeSession(short.clientId, short.conn, false, 10);
+    await clock.store.closeSession(forever.clientId, forever.conn, false, NEVER_EXPIRES);
+
+    clock.advance(5_000);
+    expect([...(await clock.store.getSessions([short.clientId, forever.clientId])).keys()].sort()).toEqual(
+      [short.clientId, forever.clientId].sort(),
+    );
+    clock.advance(6_000);
+    expect([...(await clock.store.getSessions([short.clientId, forever.clientId])).keys()]).toEqual([forever.clientId]);
+    clock.advance(365 * 24 * HOUR_MS);
+    expect([...(await clock.store.getSessions([forever.clientId])).keys()]).toEqual([forever.clientId]);
+  });
+
+  it('[MQTT-3.1.2-6] [MQTT-3.2.2-3] an expired session is not resumed: Session Present 0 and its old subscriptions are gone', async () => {
+    const clock = clockedStore();
+    const { clientId, conn, topic } = await connectedWithSubscriptions(clock.store);
+    await clock.store.recordIncomingQos2(clientId, 11);
+    await clock.store.closeSession(clientId, conn, false, 10);
+    clock.advance(11_000);
+
+    expect(await clock.store.openSession({ clientId, connectionId: connectionId(), protocolVersion: 5, cleanStart: false })).toEqual({
+      sessionPresent: false,
+    });
+    // The client was told it has no session, so it must not keep receiving on subscriptions it no longer knows of.
+    expect(await clock.store.findSubscriptions(topic)).toEqual([]);
+    expect(await clock.store.releaseIncomingQos2(clientId, 11)).toBe(false);
+  });
+
+  it('getSessions reads more sessions than one BatchGetItem can carry', async () => {
+    const clientIds = Array.from({ length: 130 }, (_, i) => uniqueClientId(`many-${i}`));
+    await inChunks(clientIds, 25, (clientId) =>
+      store.openSession({ clientId, connectionId: connectionId(), protocolVersion: 5, cleanStart: true }),
+    );
+    const sessions = await store.getSessions(clientIds);
+    expect([...sessions.keys()].sort()).toEqual([...clientIds].sort());
+  });
+});
+
+describe('QoS state', () => {
+  it('[MQTT-2.2.1-3] allocatePacketIds hands out increasing ids in 1..65535, and none without a session', async () => {
+    const { clientId } = await connectedWithSubscriptions();
+    expect(await store.allocatePacketIds(clientId, 1)).toEqual([1]);
+    expect(await store.allocatePacketIds(clientId, 3)).toEqual([2, 3, 4]);
+    expect(await store.allocatePacketIds(uniqueClientId('no-session'), 2)).toEqual([]);
+  });
+
+  it('allocatePacketIds wraps from 65535 to 1 and never hands out 0', async () => {
+    const { clientId } = await connectedWithSubscriptions();
+    const first = await store.allocatePacketIds(clientId, 65533);
+    expect(first[0]).toBe(1);
+    expect(first[first.length - 1]).toBe(65533);
+    expect(await store.allocatePacketIds(clientId, 4)).toEqual([65534, 65535, 1, 2]);
+  });
+
+  it('concurrent allocations never hand out the same id twice', async () => {
+    const { clientId } = await connectedWithSubscriptions();
+    const ids = (await Promise.all(Array.from({ length: 20 }, () => store.allocatePacketIds(clientId, 2)))).flat();
+    expect(new Set(ids).size).toBe(40);
+    expect(ids.every((id) => id >= 1 && id <= 65535)).toBe(true);
+  });
+
+  it('[MQTT-4.3.3-2] an incoming QoS 2 packet id is recorded once and released once', async () => {
+    const clientId = uniqueClientId('qos2-in');
+    expect(await store.recordIncomingQos2(clientId, 7)).toBe(true);
+    expect(await store.recordIncomingQos2(clientId, 7)).toBe(false);
+    expect(await store.recordIncomingQos2(clientId, 8)).toBe(true);
+    expect(await store.releaseIncomingQos2(clientId, 7)).toBe(true);
+    expect(await store.releaseIncomingQos2(clientId, 7)).toBe(false);
+    // After PUBREL the id is free for a new message.
+    expect(await store.recordIncomingQos2(clientId, 7)).toBe(true);
+    expect(await store.recordIncomingQos2(uniqueClientId('qos2-in-other'), 7)).toBe(true);
+  });
+
+  it('two handlers racing on one incoming QoS 2 packet id: exactly one is first', async () => {
+    const clientId = uniqueClientId('qos2-race');
+    const results = await Promise.all(Array.from({ length: 8 }, () => store.recordIncomingQos2(clientId, 42)));
+    expect(results.filter(Boolean)).toHaveLength(1);
+  });
+
+  it('outgoing QoS 1 and 2 messages: put, PUBREC releases, PUBACK/PUBCOMP completes, each once', async () => {
+    const clientId = uniqueClientId('qos-out');
+    const qos1: OutgoingMessage = { topic: 'out/1', payload: Buffer.from('one'), qos: 1, retain: false, packetId: 1 };
+    const qos2: OutgoingMessage = {
+      topic: 'out/2',
+      payload: Buffer.from([0, 1, 2, 255]),
+      qos: 2,
+      retain: true,
+      packetId: 2,
+      properties: { contentType: 'application/octet-stream', correlationData: Buffer.from('c'), userProperties: { k: 'v' } },
+    };
+    expect(await store.releaseOutgoing(clientId, 1)).toBe(false);
+    expect(await store.completeOutgoing(clientId, 1)).toBe(false);
+
+    await store.putOutgoing(clientId, [qos1, qos2]);
+    // QoS 1: PUBACK
+    expect(await store.completeOutgoing(clientId, 1)).toBe(true);
+    expect(await store.completeOutgoing(clientId, 1)).toBe(false);
+    // QoS 2: PUBREC, then PUBCOMP
+    expect(await store.releaseOutgoing(clientId, 2)).toBe(true);
+    expect(await store.completeOutgoing(clientId, 2)).toBe(true);
+    expect(await store.completeOutgoing(clientId, 2)).toBe(false);
+    expect(await store.releaseOutgoing(clientId, 2)).toBe(false);
+  });
+});
