@@ -4,6 +4,7 @@
  */
 import mqttPacket from 'mqtt-packet';
 import type { Packet } from 'mqtt-packet';
+import { readFixedHeader } from './fixed-header';
 import { MqttProtocolError, ReasonCode } from './reason-codes';
 
 export type {
@@ -39,9 +40,15 @@ export function decodePacket(bytes: Uint8Array, protocolVersion: ProtocolVersion
   parser.on('error', (error: Error) => {
     failure ??= error;
   });
-  const left = parser.parse(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+  const buffer = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  // mqtt-packet does not count bytes it began reading as a next header, so the length is checked here.
+  const header = readFixedHeader(buffer);
+  if (header === undefined || header.headerLength + header.remainingLength !== buffer.length) {
+    throw new MqttProtocolError(ReasonCode.MalformedPacket, 'bytes do not hold exactly one packet');
+  }
+  parser.parse(buffer);
   if (failure) throw new MqttProtocolError(ReasonCode.MalformedPacket, failure.message);
-  if (packets.length !== 1 || left !== 0) {
+  if (packets.length !== 1) {
     throw new MqttProtocolError(ReasonCode.MalformedPacket, 'bytes do not hold exactly one packet');
   }
   return packets[0]!;

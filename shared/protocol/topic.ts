@@ -12,7 +12,7 @@ const ok: TopicCheck = { ok: true };
 function commonChecks(value: string, what: string): TopicCheck {
   // [MQTT-4.7.3-1] topic names and filters are at least one character long
   if (value.length === 0) return { ok: false, reason: `${what} is empty` };
-  // [MQTT-1.5.4-1] UTF-8 encoded strings are at most 65,535 bytes
+  // [MQTT-4.7.3-3] topic names and filters are UTF-8 strings of at most 65,535 bytes
   if (Buffer.byteLength(value, 'utf8') > MAX_TOPIC_BYTES) return { ok: false, reason: `${what} is too long` };
   // [MQTT-4.7.3-2] topic names and filters must not include the null character
   if (value.includes('\u0000')) return { ok: false, reason: `${what} contains U+0000` };

@@ -34,10 +34,10 @@ function clockedStore(): { store: DynamoBrokerStore; advance(ms: number): void }
 }
 
 /** A client connected on a new connection, with one exact and one wildcard subscription under its own topic root. */
-async function connectedWithSubscriptions(target = store, cleanStart = true): Promise<{ clientId: string; conn: string; topic: string }> {
+async function connectedWithSubscriptions(target = store): Promise<{ clientId: string; conn: string; topic: string }> {
   const clientId = uniqueClientId('sess');
   const conn = connectionId();
-  await target.openSession({ clientId, connectionId: conn, protocolVersion: 5, cleanStart });
+  await target.openSession({ clientId, connectionId: conn, protocolVersion: 5, cleanStart: true });
   await target.subscribe(clientId, [
     { clientId, filter: `${clientId}/status`, qos: 1 },
     { clientId, filter: `${clientId}/+`, qos: 2 },

@@ -1,0 +1,22 @@
+/** The MQTT fixed header: packet type and flags, then Remaining Length as a variable byte integer. */
+import { MqttProtocolError, ReasonCode } from './reason-codes';
+
+export interface FixedHeader {
+  headerLength: number;
+  remainingLength: number;
+}
+
+/** Undefined while the header is incomplete; throws when the length encoding is malformed. */
+export function readFixedHeader(bytes: Buffer, offset = 0): FixedHeader | undefined {
+  let remainingLength = 0;
+  let multiplier = 1;
+  for (let i = 1; i <= 4; i++) {
+    if (offset + i >= bytes.length) return undefined;
+    const byte = bytes[offset + i]!;
+    remainingLength += (byte & 0x7f) * multiplier;
+    if ((byte & 0x80) === 0) return { headerLength: 1 + i, remainingLength };
+    multiplier *= 128;
+  }
+  // [MQTT-1.5.5-1] a variable byte integer uses at most four bytes
+  throw new MqttProtocolError(ReasonCode.MalformedPacket, 'remaining length longer than four bytes');
+}
