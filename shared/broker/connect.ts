@@ -40,7 +40,7 @@ export async function handleConnect(
     throw new MqttProtocolError(ReasonCode.TopicNameInvalid, `will ${willTopic.reason}`);
   }
 
-  const { sessionPresent, previousConnectionId } = await deps.store.openSession({
+  const { sessionPresent, previousConnectionId, previousProtocolVersion } = await deps.store.openSession({
     clientId,
     connectionId,
     protocolVersion,
@@ -48,7 +48,8 @@ export async function handleConnect(
   });
   // [MQTT-3.1.4-2] a second connection with the same client id closes the existing one
   if (previousConnectionId && previousConnectionId !== connectionId) {
-    closeWithReason(outbox, previousConnectionId, protocolVersion, ReasonCode.SessionTakenOver);
+    // 5.0: DISCONNECT 0x8E Session taken over [MQTT-3.1.4-3]
+    closeWithReason(outbox, previousConnectionId, previousProtocolVersion ?? 4, ReasonCode.SessionTakenOver);
   }
 
   const connection: ConnectionRecord = {

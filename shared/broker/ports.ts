@@ -77,6 +77,8 @@ export interface OpenSessionResult {
   readonly sessionPresent: boolean;
   /** The connection that held this client id until now, which must be closed (takeover). */
   readonly previousConnectionId?: string;
+  /** How that connection speaks, so it is told in its own protocol version. */
+  readonly previousProtocolVersion?: ProtocolVersion;
 }
 
 export interface BrokerStore {

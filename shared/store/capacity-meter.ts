@@ -19,6 +19,15 @@ export class CapacityMeter {
     }
   }
 
+  /**
+   * A write whose condition failed: DynamoDB still charges it (at least one write unit), but the
+   * SDK error carries no ConsumedCapacity, so one unit is counted.
+   */
+  recordFailedWrite(): void {
+    this.calls += 1;
+    this.writeUnits += 1;
+  }
+
   snapshot(): { calls: number; readUnits: number; writeUnits: number } {
     return { calls: this.calls, readUnits: this.readUnits, writeUnits: this.writeUnits };
   }

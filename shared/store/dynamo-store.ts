@@ -96,7 +96,7 @@ export class DynamoBrokerStore implements BrokerStore {
   // ---- sessions ----
 
   async openSession(request: OpenSessionRequest): Promise<OpenSessionResult> {
-    if (request.cleanStart) await this.deleteSessionState(request.clientId);
+    // Claim the session first: the old item tells who held it, even when it is about to be wiped.
     const out = await this.client.send(
       new UpdateCommand({
         TableName: this.tables.sessions,
@@ -110,9 +110,13 @@ export class DynamoBrokerStore implements BrokerStore {
     this.meter.record('write', out.ConsumedCapacity);
     const old = out.Attributes;
     const alive = old !== undefined && !isExpired(old, this.now());
+    // Clean Start, or a session that expired but TTL has not deleted yet: nothing of it survives.
+    if (request.cleanStart || (old !== undefined && !alive)) await this.deleteSessionState(request.clientId, { keepSessionItem: true });
     return {
       sessionPresent: !request.cleanStart && alive,
-      ...(alive && typeof old.connectionId === 'string' ? { previousConnectionId: old.connectionId } : {}),
+      ...(alive && typeof old.connectionId === 'string'
+        ? { previousConnectionId: old.connectionId, previousProtocolVersion: old.protocolVersion as ProtocolVersion }
+        : {}),
     };
   }
 
@@ -135,7 +139,7 @@ export class DynamoBrokerStore implements BrokerStore {
       );
       this.meter.record('write', out.ConsumedCapacity);
     } catch (error) {
-      if (error instanceof ConditionalCheckFailedException) return;
+      if (error instanceof ConditionalCheckFailedException) return this.meter.recordFailedWrite();
       throw error;
     }
     if (endSession) await this.deleteSessionState(clientId);
@@ -144,7 +148,7 @@ export class DynamoBrokerStore implements BrokerStore {
   async getSessions(clientIds: readonly string[]): Promise<Map<string, SessionRecord>> {
     const items = await this.batchGet(
       this.tables.sessions,
-      clientIds.map((clientId) => ({ clientId, sk: SESSION_SK })),
+      [...new Set(clientIds)].map((clientId) => ({ clientId, sk: SESSION_SK })),
     );
     const now = this.now();
     const sessions = new Map<string, SessionRecord>();
@@ -160,13 +164,14 @@ export class DynamoBrokerStore implements BrokerStore {
   }
 
   /** Everything in the client's partition, and its entries in the routing index. */
-  private async deleteSessionState(clientId: string): Promise<void> {
-    const items = await this.queryAll({
+  private async deleteSessionState(clientId: string, options: { keepSessionItem?: boolean } = {}): Promise<void> {
+    const all = await this.queryAll({
       TableName: this.tables.sessions,
       KeyConditionExpression: 'clientId = :c',
       ExpressionAttributeValues: { ':c': clientId },
       ProjectionExpression: 'clientId, sk',
     });
+    const items = options.keepSessionItem ? all.filter((item) => item.sk !== SESSION_SK) : all;
     const filters = items.map((item) => item.sk as string).filter((sk) => sk.startsWith(SUB_PREFIX)).map((sk) => sk.slice(SUB_PREFIX.length));
     await Promise.all(filters.map((filter) => this.removeRoute(clientId, filter)));
     await this.batchDelete(this.tables.sessions, items.map((item) => ({ clientId: item.clientId, sk: item.sk })));
@@ -318,6 +323,7 @@ export class DynamoBrokerStore implements BrokerStore {
     } catch (error) {
       // A subscribe counted it up again meanwhile: the node stays.
       if (!(error instanceof ConditionalCheckFailedException)) throw error;
+      this.meter.recordFailedWrite();
     }
   }
 
@@ -341,7 +347,10 @@ export class DynamoBrokerStore implements BrokerStore {
       // Packet identifiers are 1..65535 [MQTT-2.2.1-3]; the counter wraps around them.
       return Array.from({ length: count }, (_, i) => ((last - count + i) % 65535) + 1);
     } catch (error) {
-      if (error instanceof ConditionalCheckFailedException) return [];
+      if (error instanceof ConditionalCheckFailedException) {
+        this.meter.recordFailedWrite();
+        return [];
+      }
       throw error;
     }
   }
@@ -394,7 +403,10 @@ export class DynamoBrokerStore implements BrokerStore {
       this.meter.record('write', out.ConsumedCapacity);
       return true;
     } catch (error) {
-      if (error instanceof ConditionalCheckFailedException) return false;
+      if (error instanceof ConditionalCheckFailedException) {
+        this.meter.recordFailedWrite();
+        return false;
+      }
       throw error;
     }
   }

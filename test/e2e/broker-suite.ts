@@ -128,6 +128,24 @@ export function describeBrokerSuite(door: Door): void {
         expect(got.map((m) => m.payload)).toEqual(['before']);
       });
 
+      it('[MQTT-3.1.4-3] a second connection with the same client id closes the first', async () => {
+        const clientId = unique('takeover');
+        const first = await client({ protocolVersion, clientId });
+        const disconnects: number[] = [];
+        first.on('disconnect', (packet) => disconnects.push(packet.reasonCode ?? -1));
+        let firstClosed = false;
+        first.on('close', () => (firstClosed = true));
+        const second = await client({ protocolVersion, clientId });
+        await eventually(() => firstClosed, 'the first connection to be closed');
+        if (protocolVersion === 5) expect(disconnects).toEqual([0x8e]);
+        // the second connection owns the client id now and works
+        const topic = unique('after-takeover');
+        const got = collect(second);
+        await second.subscribeAsync(topic, { qos: 1 });
+        await second.publishAsync(topic, 'still here', { qos: 1 });
+        await eventually(() => got.length === 1, 'the message on the second connection');
+      });
+
       it('[MQTT-3.12.4-1] answers PINGREQ with PINGRESP', async () => {
         const c = await client({ protocolVersion, keepalive: 1 });
         const pongs: number[] = [];
