@@ -98,6 +98,7 @@ describe('openSession and closeSession', () => {
     expect(await store.openSession({ clientId, connectionId: next, protocolVersion: 5, cleanStart: false })).toEqual({
       sessionPresent: true,
       previousConnectionId: conn,
+      previousProtocolVersion: 5,
     });
     expect((await store.getSessions([clientId])).get(clientId)?.connectionId).toBe(next);
     expect(await store.findSubscriptions(topic)).toHaveLength(2);
@@ -110,6 +111,7 @@ describe('openSession and closeSession', () => {
     expect(await store.openSession({ clientId, connectionId: next, protocolVersion: 5, cleanStart: true })).toEqual({
       sessionPresent: false,
       previousConnectionId: conn,
+      previousProtocolVersion: 5,
     });
     expect((await store.getSessions([clientId])).get(clientId)?.connectionId).toBe(next);
     expect(await store.findSubscriptions(topic)).toEqual([]);
