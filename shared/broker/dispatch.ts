@@ -4,8 +4,9 @@
  * A protocol error closes that one connection (5.0: DISCONNECT with the reason code first),
  * and the rest of the batch is dropped, as the connection is.
  */
-import { decodePacket, type Packet } from '../protocol/codec';
-import { MqttProtocolError, ReasonCode } from '../protocol/reason-codes';
+import { decodePacket, encodePacket, type Packet } from '../protocol/codec';
+import { connectProtocolLevel } from '../protocol/fixed-header';
+import { ConnackReturnCode, MqttProtocolError, ReasonCode } from '../protocol/reason-codes';
 import { handleAuth } from './auth';
 import { handlePuback, handlePubcomp, handlePubrec, handlePubrel } from './acknowledgements';
 import { handleConnect } from './connect';
@@ -33,6 +34,7 @@ export async function handlePackets(deps: BrokerDeps, connectionId: string, fram
       }
       await handlePacket({ deps, connection, outbox }, packet);
     } catch (error) {
+      if (!connection && refuseUnsupportedVersion(deps, outbox, connectionId, frame)) break;
       failConnection(deps, outbox, connectionId, connection, error);
     }
   }
@@ -89,6 +91,20 @@ function failConnection(
   else deps.log.error('closing connection: handler failed', fields);
   // Before CONNECT there is no version to speak; the connection just closes.
   closeWithReason(outbox, connectionId, connection?.protocolVersion ?? 4, reasonCode);
+}
+
+/**
+ * [MQTT-3.1.2-2] a CONNECT of a protocol level the server does not support is answered with
+ * CONNACK 0x01 (3.1.1) / 0x84 (5.0) and the connection closed. The client's version is unknown,
+ * so the answer uses the 3.1.1 form, which every version can read.
+ */
+function refuseUnsupportedVersion(deps: BrokerDeps, outbox: Outbox, connectionId: string, frame: Buffer): boolean {
+  const level = connectProtocolLevel(frame);
+  if (level === undefined || level === 3 || level === 4 || level === 5) return false;
+  deps.log.info('CONNECT refused: unsupported protocol level', { connectionId, level });
+  outbox.send(connectionId, encodePacket({ cmd: 'connack', returnCode: ConnackReturnCode.UnacceptableProtocolVersion, sessionPresent: false }, 4));
+  outbox.close(connectionId);
+  return true;
 }
 
 function assertNever(packet: never): never {

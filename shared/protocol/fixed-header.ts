@@ -20,3 +20,19 @@ export function readFixedHeader(bytes: Buffer, offset = 0): FixedHeader | undefi
   // [MQTT-1.5.5-1] a variable byte integer uses at most four bytes
   throw new MqttProtocolError(ReasonCode.MalformedPacket, 'remaining length longer than four bytes');
 }
+
+/**
+ * The Protocol Level byte of a CONNECT, read without decoding the rest, so a CONNECT of a
+ * version the codec does not know can still be answered (undefined if it is not a CONNECT).
+ */
+export function connectProtocolLevel(bytes: Buffer): number | undefined {
+  if (bytes.length < 2 || bytes[0]! >> 4 !== 1) return undefined;
+  const header = readFixedHeader(bytes);
+  if (!header) return undefined;
+  const nameStart = header.headerLength + 2;
+  if (bytes.length < nameStart) return undefined;
+  const nameLength = bytes.readUInt16BE(header.headerLength);
+  const name = bytes.subarray(nameStart, nameStart + nameLength).toString('latin1');
+  if (name !== 'MQTT' && name !== 'MQIsdp') return undefined;
+  return bytes[nameStart + nameLength];
+}

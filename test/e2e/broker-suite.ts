@@ -247,6 +247,42 @@ export function describeBrokerSuite(door: Door): void {
     });
   }
 
+  describe(`${door.name}, connection rules`, () => {
+    it('[MQTT-3.1.2-2] a CONNECT of an unsupported protocol level gets CONNACK 0x01 and is closed', async () => {
+      const raw = await door.raw(4);
+      // CONNECT, remaining length 12, "MQTT", protocol level 6, clean start, keep-alive 30, client id ""
+      raw.sendBytes(Buffer.from([0x10, 0x0c, 0x00, 0x04, 0x4d, 0x51, 0x54, 0x54, 0x06, 0x02, 0x00, 0x1e, 0x00, 0x00]));
+      expect(await raw.next('connack')).toMatchObject({ returnCode: 1, sessionPresent: false });
+      await raw.waitClosed();
+    });
+
+    it('[MQTT-3.1.2-22] closes a connection silent for 1.5 times its keep-alive', async () => {
+      const raw = await door.raw(4);
+      raw.send({ cmd: 'connect', clientId: unique('silent'), protocolVersion: 4, clean: true, keepalive: 1 });
+      await raw.next('connack');
+      const since = Date.now();
+      await raw.waitClosed(5_000);
+      // closed by the broker after about 1.5 s of silence, not at once
+      expect(Date.now() - since).toBeGreaterThanOrEqual(1_000);
+    });
+
+    it('keeps a connection that sends within its keep-alive', async () => {
+      const raw = await door.raw(4);
+      try {
+        raw.send({ cmd: 'connect', clientId: unique('chatty'), protocolVersion: 4, clean: true, keepalive: 1 });
+        await raw.next('connack');
+        for (let i = 0; i < 4; i++) {
+          await settle(700);
+          raw.send({ cmd: 'pingreq' });
+          await raw.next('pingresp');
+        }
+        expect(raw.closed).toBe(false);
+      } finally {
+        raw.close();
+      }
+    });
+  });
+
   describe(`${door.name}, fan-out`, () => {
     it('50 subscribers on one topic all receive every message, in order', async () => {
       const topic = unique('fanout');
