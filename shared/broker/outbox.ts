@@ -4,6 +4,7 @@
  * per packet. Other connections are flushed before the sender's own, so an acknowledgement
  * never goes out ahead of the deliveries it confirms.
  */
+import { forEachBounded } from './concurrency';
 import type { ConnectionGateway, Logger } from './ports';
 
 interface Pending {
@@ -47,9 +48,7 @@ export class Outbox {
       }
     };
     const others = [...this.pending].filter(([id]) => id !== selfConnectionId);
-    for (let i = 0; i < others.length; i += MAX_PARALLEL_DELIVERIES) {
-      await Promise.all(others.slice(i, i + MAX_PARALLEL_DELIVERIES).map(([id, entry]) => deliver(id, entry)));
-    }
+    await forEachBounded(others, MAX_PARALLEL_DELIVERIES, ([id, entry]) => deliver(id, entry));
     const own = selfConnectionId === undefined ? undefined : this.pending.get(selfConnectionId);
     if (own) await deliver(selfConnectionId!, own);
     this.pending.clear();

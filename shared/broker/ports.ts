@@ -63,6 +63,7 @@ export interface ApplicationMessage {
 
 /** A QoS 1 or 2 message sent to a client and not yet fully acknowledged. */
 export interface OutgoingMessage extends ApplicationMessage {
+  readonly clientId: string;
   readonly packetId: number;
 }
 
@@ -100,7 +101,8 @@ export interface BrokerStore {
 
   /** `count` packet identifiers for messages to this client; empty if the session is gone. */
   allocatePacketIds(clientId: string, count: number): Promise<number[]>;
-  putOutgoing(clientId: string, messages: readonly OutgoingMessage[]): Promise<void>;
+  /** Record messages in flight to their clients (any number of clients, batched). */
+  putOutgoing(messages: readonly OutgoingMessage[]): Promise<void>;
   /** PUBREC received: the message is now awaiting PUBCOMP. False if it was not in flight. */
   releaseOutgoing(clientId: string, packetId: number): Promise<boolean>;
   /** PUBACK or PUBCOMP received. False if it was not in flight. */

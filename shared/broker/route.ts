@@ -1,11 +1,23 @@
 /**
  * Fan-out: find the subscriptions that match a message's topic, and queue the message to every
- * subscriber that is connected, at the lower of the published and granted QoS.
+ * subscriber that is connected, at the lower of the published and granted QoS. QoS 1 and 2
+ * deliveries are recorded as in flight (one batched write for all subscribers) before they are
+ * queued, so an acknowledgement from a subscriber always finds its message.
  */
 import { encodePacket, type PublishPacket, type QoS } from '../protocol/codec';
+import { forEachBounded } from './concurrency';
 import type { BrokerDeps } from './context';
 import type { Outbox } from './outbox';
 import type { ApplicationMessage, OutgoingMessage, SessionRecord, Subscription } from './ports';
+
+const PARALLEL_ALLOCATIONS = 32;
+
+interface Delivery {
+  readonly session: SessionRecord & { connectionId: string };
+  readonly subscription: Subscription;
+  readonly qos: QoS;
+  packetId?: number;
+}
 
 /** Returns how many clients had a matching subscription. */
 export async function routeMessage(
@@ -19,29 +31,36 @@ export async function routeMessage(
   if (targets.size === 0) return 0;
   const sessions = await deps.store.getSessions([...targets.keys()]);
 
-  await Promise.all(
-    [...targets].map(async ([clientId, subscription]) => {
-      const session = sessions.get(clientId);
-      // Offline sessions keep their subscriptions; queueing for them arrives with persistent sessions.
-      if (!session?.connectionId || outbox.isClosing(session.connectionId)) return;
-      // [MQTT-3.8.4-8] delivered at the lower of the published QoS and the granted QoS
-      const qos = Math.min(message.qos, subscription.qos) as QoS;
-      let packetId: number | undefined;
-      if (qos > 0) {
-        [packetId] = await deps.store.allocatePacketIds(clientId, 1);
-        if (packetId === undefined) return;
-        const outgoing: OutgoingMessage = { ...message, qos, packetId, retain: retainFlag(message, subscription) };
-        await deps.store.putOutgoing(clientId, [outgoing]);
-      }
-      outbox.send(session.connectionId, encodePacket(publishFor(session, subscription, message, qos, packetId), session.protocolVersion));
-    }),
+  const deliveries: Delivery[] = [];
+  for (const [clientId, subscription] of targets) {
+    const session = sessions.get(clientId);
+    // Offline sessions keep their subscriptions; queueing for them arrives with persistent sessions.
+    if (!session?.connectionId || outbox.isClosing(session.connectionId)) continue;
+    // [MQTT-3.8.4-8] delivered at the lower of the published QoS and the granted QoS
+    deliveries.push({ session: { ...session, connectionId: session.connectionId }, subscription, qos: Math.min(message.qos, subscription.qos) as QoS });
+  }
+
+  const acknowledged = deliveries.filter((d) => d.qos > 0);
+  await forEachBounded(acknowledged, PARALLEL_ALLOCATIONS, async (delivery) => {
+    [delivery.packetId] = await deps.store.allocatePacketIds(delivery.session.clientId, 1);
+  });
+  await deps.store.putOutgoing(
+    acknowledged.flatMap((d): OutgoingMessage[] =>
+      d.packetId === undefined ? [] : [{ ...message, clientId: d.session.clientId, qos: d.qos, packetId: d.packetId, retain: retainFlag(message, d.subscription) }],
+    ),
   );
+
+  for (const delivery of deliveries) {
+    // No packet id: the session ended meanwhile.
+    if (delivery.qos > 0 && delivery.packetId === undefined) continue;
+    outbox.send(delivery.session.connectionId, encodePacket(publishFor(delivery, message), delivery.session.protocolVersion));
+  }
   return targets.size;
 }
 
 /**
  * One delivery per client even when several of its filters match, at the highest granted QoS
- * ([MQTT-3.3.5-1] in 3.1.1; allowed by [MQTT-3.3.4-2] in 5.0). No Local drops the publisher's own.
+ * ([MQTT-3.3.5-1] in 3.1.1; allowed by [MQTT-3.3.4-2] in 5.0).
  */
 function strongestPerClient(subscriptions: readonly Subscription[], publisherClientId: string): Map<string, Subscription> {
   const byClient = new Map<string, Subscription>();
@@ -59,21 +78,15 @@ function retainFlag(message: ApplicationMessage, subscription: Subscription): bo
   return message.retain && (subscription.retainAsPublished ?? false);
 }
 
-function publishFor(
-  session: SessionRecord,
-  subscription: Subscription,
-  message: ApplicationMessage,
-  qos: QoS,
-  packetId: number | undefined,
-): PublishPacket {
+function publishFor(delivery: Delivery, message: ApplicationMessage): PublishPacket {
   return {
     cmd: 'publish',
     topic: message.topic,
     payload: message.payload,
-    qos,
+    qos: delivery.qos,
     dup: false,
-    retain: retainFlag(message, subscription),
-    ...(packetId !== undefined ? { messageId: packetId } : {}),
-    ...(session.protocolVersion === 5 && message.properties ? { properties: message.properties } : {}),
+    retain: retainFlag(message, delivery.subscription),
+    ...(delivery.packetId !== undefined ? { messageId: delivery.packetId } : {}),
+    ...(delivery.session.protocolVersion === 5 && message.properties ? { properties: message.properties } : {}),
   };
 }

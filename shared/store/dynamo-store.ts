@@ -22,6 +22,7 @@ import type {
   SessionRecord,
   Subscription,
 } from '../broker/ports';
+import { forEachBounded } from '../broker/concurrency';
 import type { ProtocolVersion } from '../protocol/codec';
 import { hasWildcard } from '../protocol/topic';
 import { CapacityMeter } from './capacity-meter';
@@ -46,6 +47,7 @@ const NEVER_EXPIRES = 0xffffffff;
 const BATCH_GET_LIMIT = 100;
 const BATCH_WRITE_LIMIT = 25;
 const CAPACITY = 'TOTAL' as const;
+const PARALLEL_BATCHES = 8;
 
 type Item = Record<string, unknown>;
 
@@ -355,10 +357,10 @@ export class DynamoBrokerStore implements BrokerStore {
     }
   }
 
-  async putOutgoing(clientId: string, messages: readonly OutgoingMessage[]): Promise<void> {
+  async putOutgoing(messages: readonly OutgoingMessage[]): Promise<void> {
     await this.batchWrite(
       this.tables.sessions,
-      messages.map((m) => ({ PutRequest: { Item: { ...m, clientId, sk: outKey(m.packetId), state: 'publish' } } })),
+      messages.map((m) => ({ PutRequest: { Item: { ...m, sk: outKey(m.packetId), state: 'publish' } } })),
     );
   }
 
@@ -458,8 +460,10 @@ export class DynamoBrokerStore implements BrokerStore {
   }
 
   private async batchWrite(table: string, requests: readonly BatchWriteRequest[]): Promise<void> {
-    for (let i = 0; i < requests.length; i += BATCH_WRITE_LIMIT) {
-      let pending: BatchWriteRequest[] | undefined = requests.slice(i, i + BATCH_WRITE_LIMIT);
+    const chunks: BatchWriteRequest[][] = [];
+    for (let i = 0; i < requests.length; i += BATCH_WRITE_LIMIT) chunks.push(requests.slice(i, i + BATCH_WRITE_LIMIT));
+    await forEachBounded(chunks, PARALLEL_BATCHES, async (chunk) => {
+      let pending: BatchWriteRequest[] | undefined = chunk;
       for (let attempt = 0; pending && pending.length > 0; attempt++) {
         if (attempt > 0) await backoff(attempt);
         const out = await this.client.send(
@@ -468,7 +472,7 @@ export class DynamoBrokerStore implements BrokerStore {
         this.meter.record('write', out.ConsumedCapacity);
         pending = out.UnprocessedItems?.[table] as BatchWriteRequest[] | undefined;
       }
-    }
+    });
   }
 }
 

@@ -80,7 +80,7 @@ describe('openSession and closeSession', () => {
   it('[MQTT-3.1.2-4] Clean Start discards the old session: its subscriptions, trie nodes and QoS state', async () => {
     const { clientId, conn, topic } = await connectedWithSubscriptions();
     await store.recordIncomingQos2(clientId, 9);
-    await store.putOutgoing(clientId, [{ topic, payload: Buffer.from('x'), qos: 1, retain: false, packetId: 4 }]);
+    await store.putOutgoing([{ clientId, topic, payload: Buffer.from('x'), qos: 1, retain: false, packetId: 4 }]);
     await store.closeSession(clientId, conn, false, 3600);
     expect(await fixture.nodeKeys(clientId)).toEqual([`n|${clientId}`, `n|${clientId}/+`]);
 
@@ -233,8 +233,9 @@ describe('QoS state', () => {
 
   it('outgoing QoS 1 and 2 messages: put, PUBREC releases, PUBACK/PUBCOMP completes, each once', async () => {
     const clientId = uniqueClientId('qos-out');
-    const qos1: OutgoingMessage = { topic: 'out/1', payload: Buffer.from('one'), qos: 1, retain: false, packetId: 1 };
+    const qos1: OutgoingMessage = { clientId, topic: 'out/1', payload: Buffer.from('one'), qos: 1, retain: false, packetId: 1 };
     const qos2: OutgoingMessage = {
+      clientId,
       topic: 'out/2',
       payload: Buffer.from([0, 1, 2, 255]),
       qos: 2,
@@ -245,7 +246,7 @@ describe('QoS state', () => {
     expect(await store.releaseOutgoing(clientId, 1)).toBe(false);
     expect(await store.completeOutgoing(clientId, 1)).toBe(false);
 
-    await store.putOutgoing(clientId, [qos1, qos2]);
+    await store.putOutgoing([qos1, qos2]);
     // QoS 1: PUBACK
     expect(await store.completeOutgoing(clientId, 1)).toBe(true);
     expect(await store.completeOutgoing(clientId, 1)).toBe(false);
