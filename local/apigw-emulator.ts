@@ -17,7 +17,8 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import type { Logger } from '../shared/broker/ports';
 import { listen } from '../shared/listener/listener';
 
-export type RouteHandler = (event: unknown) => Promise<APIGatewayProxyResultV2 | void>;
+/** A route's handler; each declares the AWS event type it expects, which the emulator builds. */
+export type RouteHandler = (event: never) => Promise<APIGatewayProxyResultV2 | void>;
 
 export interface EmulatorRoutes {
   readonly $connect: RouteHandler;
@@ -162,7 +163,7 @@ export class ApiGatewayEmulator {
       },
     };
     // Serialized and parsed, as it would cross the wire to Lambda and back.
-    const result = await routes[routeKey](JSON.parse(JSON.stringify(event)));
+    const result = await routes[routeKey](JSON.parse(JSON.stringify(event)) as never);
     return result === undefined ? undefined : JSON.parse(JSON.stringify(result));
   }
 

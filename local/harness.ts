@@ -90,9 +90,9 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
       ...(options.maximumPacketSize ? { config: { maximumPacketSize: options.maximumPacketSize } } : {}),
     });
     emulator.routes = {
-      $connect: createWsConnectHandler(deps) as (event: unknown) => ReturnType<ReturnType<typeof createWsConnectHandler>>,
-      $default: createWsDefaultHandler(deps) as (event: unknown) => ReturnType<ReturnType<typeof createWsDefaultHandler>>,
-      $disconnect: createWsDisconnectHandler(deps) as (event: unknown) => ReturnType<ReturnType<typeof createWsDisconnectHandler>>,
+      $connect: createWsConnectHandler(deps),
+      $default: createWsDefaultHandler(deps),
+      $disconnect: createWsDisconnectHandler(deps),
     };
 
     const listener = new MqttListener({
