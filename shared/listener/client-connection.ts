@@ -40,6 +40,9 @@ export class ClientConnection {
   private keepAliveTimer: NodeJS.Timeout | undefined;
   private keepAliveMs = 0;
   private sawConnect = false;
+  private markDone: () => void = () => undefined;
+  /** Settles once the handler has been told the connection closed (or failed to be told). */
+  readonly done: Promise<void> = new Promise((resolve) => (this.markDone = resolve));
 
   constructor(
     readonly connectionId: string,
@@ -149,6 +152,8 @@ export class ClientConnection {
       await this.sink.invoke({ type: 'closed', connectionId: this.connectionId, reason: this.closeReason });
     } catch (error) {
       this.log.error('close handler failed', { connectionId: this.connectionId, error: String(error) });
+    } finally {
+      this.markDone();
     }
   }
 }

@@ -34,7 +34,10 @@ export interface ListenerAddresses {
 const defaultLimits: ConnectionLimits = { maximumPacketSize: 256 * 1024, connectTimeoutMs: 10_000, maxBatchPackets: 100 };
 
 export class MqttListener {
+  /** Connections that can be written to, by id. */
   private readonly connections = new Map<string, ClientConnection>();
+  /** Connections the handler is not finished with yet (a closed socket may still have packets in flight). */
+  private readonly unfinished = new Set<ClientConnection>();
   private readonly tcpServer: net.Server;
   private readonly wsHttpServer: http.Server;
   private readonly wsServer: WebSocketServer;
@@ -70,9 +73,19 @@ export class MqttListener {
     return this.connections.size;
   }
 
-  async stop(): Promise<void> {
+  /**
+   * Close every connection and wait (up to `drainMs`) until the handler has finished with each,
+   * so whatever stops next (DynamoDB, in the local harness) is not pulled from under it.
+   */
+  async stop(drainMs = 5_000): Promise<void> {
     for (const connection of this.connections.values()) connection.serverClose('listener stopping');
     for (const client of this.wsServer.clients) client.terminate();
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      Promise.all([...this.unfinished].map((connection) => connection.done)),
+      new Promise((resolve) => (timer = setTimeout(resolve, drainMs))),
+    ]);
+    clearTimeout(timer);
     await Promise.all([close(this.tcpServer), close(this.wsHttpServer), close(this.deliveryServer)]);
   }
 
@@ -113,6 +126,8 @@ export class MqttListener {
       (gone) => this.connections.delete(gone.connectionId),
     );
     this.connections.set(connection.connectionId, connection);
+    this.unfinished.add(connection);
+    void connection.done.then(() => this.unfinished.delete(connection));
     return connection;
   }
 }
