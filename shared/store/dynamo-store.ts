@@ -27,15 +27,14 @@ import type { ProtocolVersion } from '../protocol/codec';
 import { hasWildcard } from '../protocol/topic';
 import { CapacityMeter } from './capacity-meter';
 import {
-  candidatesAt,
-  endsWithMultiLevel,
   filterKey,
   filterPrefixes,
   FILTER_PREFIX,
+  matchingWildcardFilters,
   nodeKey,
   NODE_PREFIX,
   NODE_SORT_KEY,
-  type WalkPrefix,
+  type TrieNode,
 } from './subscription-index';
 import type { TableNames } from './tables';
 
@@ -201,45 +200,20 @@ export class DynamoBrokerStore implements BrokerStore {
    * then one Query per matching wildcard filter, in parallel.
    */
   async findSubscriptions(topic: string): Promise<Subscription[]> {
-    const [exact, wildcardFilters] = await Promise.all([this.subscriptionsOf(topic), this.matchingWildcardFilters(topic)]);
+    const [exact, wildcardFilters] = await Promise.all([
+      this.subscriptionsOf(topic),
+      matchingWildcardFilters(topic, (prefixes) => this.readNodes(prefixes)),
+    ]);
     const wildcard = await Promise.all(wildcardFilters.map((filter) => this.subscriptionsOf(filter)));
     return exact.concat(...wildcard);
   }
 
-  private async matchingWildcardFilters(topic: string): Promise<string[]> {
-    const levels = topic.split('/');
-    const matched: string[] = [];
-    let frontier: WalkPrefix[] = [undefined];
-    let ends = new Map<string, number>();
-    for (let depth = 0; depth < levels.length && frontier.length > 0; depth++) {
-      const nodes = await this.readNodes(candidatesAt(frontier, levels[depth]!, depth));
-      frontier = [];
-      ends = new Map();
-      for (const [prefix, node] of nodes) {
-        if (endsWithMultiLevel(prefix)) {
-          // `p/#` matches everything below p, however deep
-          if (node.ends > 0) matched.push(prefix);
-        } else {
-          frontier.push(prefix);
-          ends.set(prefix, node.ends);
-        }
-      }
-    }
-    for (const [prefix, count] of ends) if (count > 0) matched.push(prefix);
-    // "sport/#" also matches "sport" itself [MQTT-4.7.1-2 example]
-    if (frontier.length > 0) {
-      const parents = await this.readNodes(frontier.map((prefix) => `${prefix}/#`));
-      for (const [prefix, node] of parents) if (node.ends > 0) matched.push(prefix);
-    }
-    return matched;
-  }
-
-  private async readNodes(prefixes: readonly string[]): Promise<Map<string, { refs: number; ends: number }>> {
+  private async readNodes(prefixes: readonly string[]): Promise<Map<string, TrieNode>> {
     const items = await this.batchGet(
       this.tables.subscriptions,
       prefixes.map((prefix) => ({ pk: nodeKey(prefix), sk: NODE_SORT_KEY })),
     );
-    const nodes = new Map<string, { refs: number; ends: number }>();
+    const nodes = new Map<string, TrieNode>();
     for (const item of items) {
       const refs = Number(item.refs ?? 0);
       if (refs > 0) nodes.set((item.pk as string).slice(NODE_PREFIX.length), { refs, ends: Number(item.ends ?? 0) });

@@ -54,3 +54,46 @@ export function candidatesAt(frontier: readonly WalkPrefix[], level: string, dep
 export function endsWithMultiLevel(prefix: string): boolean {
   return prefix === '#' || prefix.endsWith('/#');
 }
+
+export interface TrieNode {
+  /** Wildcard subscriptions whose filter passes through or ends at this prefix. */
+  readonly refs: number;
+  /** Wildcard subscriptions whose filter is exactly this prefix. */
+  readonly ends: number;
+}
+
+/** Reads the nodes that exist (refs > 0) among the given prefixes: one round trip. */
+export type TrieNodeReader = (prefixes: readonly string[]) => Promise<Map<string, TrieNode>>;
+
+/**
+ * The wildcard filters that match a topic name, found by walking the trie one level at a time:
+ * one read per level of the topic (while any node still matches), plus one for `p/#` filters
+ * matching their parent level p ("sport/#" matches "sport").
+ */
+export async function matchingWildcardFilters(topic: string, readNodes: TrieNodeReader): Promise<string[]> {
+  const levels = topic.split('/');
+  const matched: string[] = [];
+  let frontier: WalkPrefix[] = [undefined];
+  let frontierNodes = new Map<string, TrieNode>();
+  for (let depth = 0; depth < levels.length && frontier.length > 0; depth++) {
+    const nodes = await readNodes(candidatesAt(frontier, levels[depth]!, depth));
+    frontier = [];
+    frontierNodes = new Map();
+    for (const [prefix, node] of nodes) {
+      if (endsWithMultiLevel(prefix)) {
+        // `p/#` matches everything below p, however deep
+        if (node.ends > 0) matched.push(prefix);
+      } else {
+        frontier.push(prefix);
+        frontierNodes.set(prefix, node);
+      }
+    }
+  }
+  // Every level consumed: the filters ending exactly here match, and so do `p/#` below them.
+  for (const [prefix, node] of frontierNodes) if (node.ends > 0) matched.push(prefix);
+  if (frontier.length > 0) {
+    const parents = await readNodes(frontier.map((prefix) => `${prefix}/#`));
+    for (const [prefix, node] of parents) if (node.ends > 0) matched.push(prefix);
+  }
+  return matched;
+}

@@ -7,7 +7,9 @@ import {
   endsWithMultiLevel,
   filterKey,
   filterPrefixes,
+  matchingWildcardFilters,
   nodeKey,
+  type TrieNode,
 } from '../../shared/store/subscription-index';
 import { topicMatches } from '../../shared/protocol/topic';
 
@@ -119,44 +121,44 @@ describe('candidatesAt', () => {
     expect(candidatesAt([], 'a', 3)).toEqual([]);
   });
 
-  /**
-   * The walk as the store does it, over an in-memory set of wildcard filters: every candidate
-   * that is a prefix of some filter is a node; `p/#` nodes match at once, and after the last
-   * level `p/#` also matches p itself.
-   */
-  function walk(filters: readonly string[], topic: string): string[] {
-    const nodes = new Set(filters.flatMap(filterPrefixes));
-    const ends = new Set(filters);
-    const levels = topic.split('/');
-    const matched: string[] = [];
-    let frontier: (string | undefined)[] = [undefined];
-    for (let depth = 0; depth < levels.length && frontier.length > 0; depth++) {
-      const found = candidatesAt(frontier, levels[depth]!, depth).filter((prefix) => nodes.has(prefix));
-      frontier = [];
-      for (const prefix of found) {
-        if (endsWithMultiLevel(prefix)) {
-          if (ends.has(prefix)) matched.push(prefix);
-        } else {
-          frontier.push(prefix);
-        }
+  /** The store's walk over an in-memory trie of wildcard filters, counting its reads. */
+  async function walk(filters: readonly string[], topic: string): Promise<{ matched: string[]; reads: number }> {
+    const nodes = new Map<string, TrieNode>();
+    for (const filter of filters) {
+      for (const prefix of filterPrefixes(filter)) {
+        const node = nodes.get(prefix) ?? { refs: 0, ends: 0 };
+        nodes.set(prefix, { refs: node.refs + 1, ends: node.ends + (prefix === filter ? 1 : 0) });
       }
     }
-    for (const prefix of frontier) {
-      if (ends.has(prefix!)) matched.push(prefix!);
-      if (ends.has(`${prefix}/#`)) matched.push(`${prefix}/#`);
-    }
-    return matched.sort();
+    let reads = 0;
+    const matched = await matchingWildcardFilters(topic, async (prefixes) => {
+      reads += 1;
+      return new Map(prefixes.flatMap((prefix) => (nodes.has(prefix) ? [[prefix, nodes.get(prefix)!] as const] : [])));
+    });
+    return { matched: matched.sort(), reads };
   }
 
   const filters = ['#', '+', '+/+', '/+', 'sport/#', 'sport/+', 'sport/tennis/+', '+/tennis/#', '$SYS/#', '+/monitor/Clients', 'a//#', 'a/+/c'];
 
   it.each(['sport', 'sport/tennis', 'sport/tennis/player1', '/finance', 'finance', '$SYS/monitor/Clients', '$SYS', 'a//x', 'a/b/c', 'x/monitor/Clients'])(
     'finds, walking the prefixes of %j, the filters topicMatches accepts',
-    (topic) => {
+    async (topic) => {
       const expected = filters.filter((filter) => topicMatches(filter, topic)).sort();
-      expect(walk(filters, topic)).toEqual(expected);
+      expect((await walk(filters, topic)).matched).toEqual(expected);
     },
   );
+
+  it('reads once per topic level plus once for parent-level # filters, whatever else is subscribed', async () => {
+    const unrelated = Array.from({ length: 200 }, (_, i) => `dev/${i + 100}/#`);
+    const few = await walk(['dev/+/temp'], 'dev/7/temp');
+    const many = await walk(['dev/+/temp', ...unrelated], 'dev/7/temp');
+    expect(many).toEqual(few);
+    expect(few).toEqual({ matched: ['dev/+/temp'], reads: 4 });
+  });
+
+  it('stops reading as soon as nothing can match', async () => {
+    expect(await walk(['other/+/x'], 'dev/7/temp/deep/topic')).toEqual({ matched: [], reads: 1 });
+  });
 });
 
 describe('endsWithMultiLevel', () => {
