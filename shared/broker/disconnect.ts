@@ -1,6 +1,7 @@
 /**
  * DISCONNECT from a client, and the server closing a connection (with a 5.0 DISCONNECT that
- * carries the reason code, as [MQTT-4.13.1-1] asks before closing on a protocol error).
+ * carries the reason code: MQTT 5.0 section 4.13 asks for it before closing on a malformed packet
+ * or protocol error).
  */
 import { encodePacket, type DisconnectPacket, type ProtocolVersion } from '../protocol/codec';
 import type { PacketContext } from './context';

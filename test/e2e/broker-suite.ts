@@ -98,6 +98,18 @@ export function describeBrokerSuite(door: Door): void {
         expect(got.map((m) => [m.payload, m.qos])).toEqual([0, 1, 2, 3, 4].map((i) => [`m${i}`, 2]));
       });
 
+      if (protocolVersion === 5) {
+        it('[MQTT-3.4.2-1] PUBACK says 0x10 No matching subscribers when nobody subscribed', async () => {
+          const pub = await client({ protocolVersion });
+          const codes: number[] = [];
+          pub.on('packetreceive', (packet) => {
+            if (packet.cmd === 'puback') codes.push(packet.reasonCode ?? 0);
+          });
+          await pub.publishAsync(unique('nobody'), 'x', { qos: 1 });
+          expect(codes).toEqual([0x10]);
+        });
+      }
+
       it('[MQTT-3.8.4-8] delivers at the lower of the published and the granted QoS', async () => {
         const topic = unique('downgrade');
         const low = await client({ protocolVersion });
@@ -199,6 +211,24 @@ export function describeBrokerSuite(door: Door): void {
         raw.send({ cmd: 'publish', topic: 'a/+/b', payload: Buffer.from('x'), qos: 0, dup: false, retain: false });
         await raw.waitClosed();
         if (protocolVersion === 5) expect(raw.packets).toMatchObject([{ cmd: 'disconnect', reasonCode: 0x90 }]);
+      });
+
+      it('[MQTT-2.2.2-2] a packet with invalid fixed-header flags closes only that connection', async () => {
+        const bystander = await client({ protocolVersion });
+        const raw = await door.raw(protocolVersion);
+        raw.send({ cmd: 'connect', clientId: unique('malformed'), protocolVersion, clean: true, keepalive: 30 });
+        await raw.next('connack');
+        // SUBSCRIBE's fixed-header flags must be 0010; these are 0000
+        raw.sendBytes(Buffer.from([0x80, 0x06, 0x00, 0x01, 0x00, 0x01, 0x78, 0x00]));
+        await raw.waitClosed();
+        // 5.0 is told why: 0x81 Malformed Packet
+        if (protocolVersion === 5) expect(raw.packets).toMatchObject([{ cmd: 'disconnect', reasonCode: 0x81 }]);
+        // everyone else is unaffected
+        const topic = unique('bystander');
+        const got = collect(bystander);
+        await bystander.subscribeAsync(topic);
+        await bystander.publishAsync(topic, 'fine', { qos: 1 });
+        await eventually(() => got.length === 1, 'the bystander to keep its service');
       });
 
       it('[MQTT-4.3.3-2] a resent QoS 2 PUBLISH (DUP) before PUBREL is acknowledged but not delivered twice', async () => {
