@@ -199,7 +199,7 @@ export function describeBrokerSuite(door: Door): void {
         await raw.next('connack');
         raw.send(connect);
         await raw.waitClosed();
-        // 5.0 learns why before the close [MQTT-4.13.1-1]
+        // 5.0 learns why before the close (MQTT 5.0 section 4.13)
         if (protocolVersion === 5) expect(raw.packets).toMatchObject([{ cmd: 'disconnect', reasonCode: 0x82 }]);
         else expect(raw.packets).toEqual([]);
       });
