@@ -45,6 +45,7 @@ export async function handleConnect(
     connectionId,
     protocolVersion,
     cleanStart,
+    ...(packet.properties?.maximumPacketSize !== undefined ? { maximumPacketSize: packet.properties.maximumPacketSize } : {}),
   });
   // [MQTT-3.1.4-2] a second connection with the same client id closes the existing one
   if (previousConnectionId && previousConnectionId !== connectionId) {

@@ -29,6 +29,8 @@ export interface SessionRecord {
   readonly clientId: string;
   readonly connectionId?: string;
   readonly protocolVersion: ProtocolVersion;
+  /** 5.0: the largest packet the client accepts (CONNECT Maximum Packet Size); absent = no limit. */
+  readonly maximumPacketSize?: number;
 }
 
 export interface SubscriptionOptions {
@@ -72,6 +74,7 @@ export interface OpenSessionRequest {
   readonly connectionId: string;
   readonly protocolVersion: ProtocolVersion;
   readonly cleanStart: boolean;
+  readonly maximumPacketSize?: number;
 }
 
 export interface OpenSessionResult {

@@ -15,6 +15,8 @@ export async function handlePublish(ctx: PacketContext, packet: PublishPacket): 
   if (packet.properties?.topicAlias !== undefined) {
     throw new MqttProtocolError(ReasonCode.TopicAliasInvalid, 'topic aliases are not accepted');
   }
+  // [MQTT-3.3.1-2] DUP must be 0 on a QoS 0 message
+  if (packet.qos === 0 && packet.dup) throw new MqttProtocolError(ReasonCode.MalformedPacket, 'DUP set on a QoS 0 PUBLISH');
   const topic = checkTopicName(packet.topic);
   if (!topic.ok) throw new MqttProtocolError(ReasonCode.TopicNameInvalid, topic.reason);
   // Retain Available is announced as 0 to 5.0 clients [MQTT-3.2.2-14]; 3.1.1 clients have no way to learn it.

@@ -37,7 +37,13 @@ export async function routeMessage(
     // Offline sessions keep their subscriptions; queueing for them arrives with persistent sessions.
     if (!session?.connectionId || outbox.isClosing(session.connectionId)) continue;
     // [MQTT-3.8.4-8] delivered at the lower of the published QoS and the granted QoS
-    deliveries.push({ session: { ...session, connectionId: session.connectionId }, subscription, qos: Math.min(message.qos, subscription.qos) as QoS });
+    const delivery: Delivery = { session: { ...session, connectionId: session.connectionId }, subscription, qos: Math.min(message.qos, subscription.qos) as QoS };
+    // [MQTT-3.1.2-25] a message larger than the client's Maximum Packet Size is discarded for that client
+    if (tooLargeFor(delivery, message)) {
+      deps.log.info('message larger than the subscriber accepts, not sent', { clientId, topic: message.topic });
+      continue;
+    }
+    deliveries.push(delivery);
   }
 
   const acknowledged = deliveries.filter((d) => d.qos > 0);
@@ -76,6 +82,14 @@ function strongestPerClient(subscriptions: readonly Subscription[], publisherCli
 /** [MQTT-3.3.1-9] (3.1.1) / [MQTT-3.3.1-12] (5.0): RETAIN is 0 on normal delivery unless Retain As Published. */
 function retainFlag(message: ApplicationMessage, subscription: Subscription): boolean {
   return message.retain && (subscription.retainAsPublished ?? false);
+}
+
+function tooLargeFor(delivery: Delivery, message: ApplicationMessage): boolean {
+  const limit = delivery.session.maximumPacketSize;
+  if (limit === undefined) return false;
+  // The packet id's value does not change the size; a placeholder stands in before one is allocated.
+  const sized = { ...delivery, ...(delivery.qos > 0 ? { packetId: 1 } : {}) };
+  return encodePacket(publishFor(sized, message), delivery.session.protocolVersion).length > limit;
 }
 
 function publishFor(delivery: Delivery, message: ApplicationMessage): PublishPacket {

@@ -102,8 +102,16 @@ export class DynamoBrokerStore implements BrokerStore {
       new UpdateCommand({
         TableName: this.tables.sessions,
         Key: { clientId: request.clientId, sk: SESSION_SK },
-        UpdateExpression: 'SET connectionId = :c, protocolVersion = :v, connectedAt = :t REMOVE expiresAt',
-        ExpressionAttributeValues: { ':c': request.connectionId, ':v': request.protocolVersion, ':t': this.now() },
+        UpdateExpression:
+          request.maximumPacketSize === undefined
+            ? 'SET connectionId = :c, protocolVersion = :v, connectedAt = :t REMOVE expiresAt, maximumPacketSize'
+            : 'SET connectionId = :c, protocolVersion = :v, connectedAt = :t, maximumPacketSize = :m REMOVE expiresAt',
+        ExpressionAttributeValues: {
+          ':c': request.connectionId,
+          ':v': request.protocolVersion,
+          ':t': this.now(),
+          ...(request.maximumPacketSize === undefined ? {} : { ':m': request.maximumPacketSize }),
+        },
         ReturnValues: 'ALL_OLD',
         ReturnConsumedCapacity: CAPACITY,
       }),
@@ -159,6 +167,7 @@ export class DynamoBrokerStore implements BrokerStore {
         clientId: item.clientId as string,
         protocolVersion: item.protocolVersion as ProtocolVersion,
         ...(typeof item.connectionId === 'string' ? { connectionId: item.connectionId } : {}),
+        ...(typeof item.maximumPacketSize === 'number' ? { maximumPacketSize: item.maximumPacketSize } : {}),
       });
     }
     return sessions;
@@ -181,17 +190,26 @@ export class DynamoBrokerStore implements BrokerStore {
   // ---- subscriptions ----
 
   async subscribe(clientId: string, subscriptions: readonly Subscription[]): Promise<void> {
-    await Promise.all(subscriptions.map((subscription) => this.addRoute(subscription)));
+    // A filter twice in one SUBSCRIBE: the later one replaces the earlier, as across packets.
+    const byFilter = [...new Map(subscriptions.map((s) => [s.filter, s])).values()];
+    await Promise.all(byFilter.map((subscription) => this.addRoute(subscription)));
     await this.batchWrite(
       this.tables.sessions,
-      subscriptions.map((s) => ({ PutRequest: { Item: { ...s, clientId, sk: SUB_PREFIX + s.filter } } })),
+      byFilter.map((s) => ({ PutRequest: { Item: { ...s, clientId, sk: SUB_PREFIX + s.filter } } })),
     );
   }
 
   async unsubscribe(clientId: string, filters: readonly string[]): Promise<boolean[]> {
-    const existed = await Promise.all(filters.map((filter) => this.removeRoute(clientId, filter)));
-    await this.batchDelete(this.tables.sessions, filters.map((filter) => ({ clientId, sk: SUB_PREFIX + filter })));
-    return existed;
+    const unique = [...new Set(filters)];
+    const removed = await Promise.all(unique.map((filter) => this.removeRoute(clientId, filter)));
+    await this.batchDelete(this.tables.sessions, unique.map((filter) => ({ clientId, sk: SUB_PREFIX + filter })));
+    // A filter named twice existed for the first mention only.
+    const existed = new Map(unique.map((filter, i) => [filter, removed[i]!]));
+    return filters.map((filter) => {
+      const found = existed.get(filter)!;
+      existed.set(filter, false);
+      return found;
+    });
   }
 
   /**

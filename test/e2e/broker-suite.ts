@@ -98,7 +98,52 @@ export function describeBrokerSuite(door: Door): void {
         expect(got.map((m) => [m.payload, m.qos])).toEqual([0, 1, 2, 3, 4].map((i) => [`m${i}`, 2]));
       });
 
+      it('[MQTT-3.10.4-5] UNSUBACK answers every filter (5.0: 0x00 removed, 0x11 none existed, 0x8F invalid)', async () => {
+        const raw = await door.raw(protocolVersion);
+        try {
+          const topic = unique('unsuback');
+          raw.send(
+            { cmd: 'connect', clientId: unique('unsuback'), protocolVersion, clean: true, keepalive: 30 },
+            // the same filter twice in one SUBSCRIBE: one subscription, both granted [MQTT-3.8.4-3]
+            { cmd: 'subscribe', messageId: 1, subscriptions: [{ topic, qos: 1 }, { topic, qos: 0 }] },
+            { cmd: 'unsubscribe', messageId: 2, unsubscriptions: [topic, `${topic}/never`, 'a/#/b', topic] },
+          );
+          expect(await raw.next('suback')).toMatchObject({ messageId: 1, granted: [1, 0] });
+          const unsuback = await raw.next('unsuback');
+          expect(unsuback).toMatchObject({ messageId: 2 });
+          if (protocolVersion === 5) expect(unsuback).toMatchObject({ granted: [0x00, 0x11, 0x8f, 0x11] });
+          expect(raw.closed).toBe(false);
+        } finally {
+          raw.close();
+        }
+      });
+
+      it('[MQTT-3.3.1-2] a QoS 0 PUBLISH with DUP set is malformed and closes the connection', async () => {
+        const raw = await door.raw(protocolVersion);
+        raw.send({ cmd: 'connect', clientId: unique('dup0'), protocolVersion, clean: true, keepalive: 30 });
+        await raw.next('connack');
+        raw.send({ cmd: 'publish', topic: unique('dup0'), payload: Buffer.from('x'), qos: 0, dup: true, retain: false });
+        await raw.waitClosed();
+        if (protocolVersion === 5) expect(raw.packets).toMatchObject([{ cmd: 'disconnect', reasonCode: 0x81 }]);
+      });
+
       if (protocolVersion === 5) {
+        it('[MQTT-3.1.2-24] never sends a subscriber a packet larger than its Maximum Packet Size', async () => {
+          const topic = unique('maxsize');
+          const small = await client({ protocolVersion, properties: { maximumPacketSize: 128 } });
+          const big = await client({ protocolVersion });
+          const gotSmall = collect(small);
+          const gotBig = collect(big);
+          await small.subscribeAsync(topic, { qos: 1 });
+          await big.subscribeAsync(topic, { qos: 1 });
+          const pub = await client({ protocolVersion });
+          await pub.publishAsync(topic, 'x'.repeat(500), { qos: 1 });
+          await pub.publishAsync(topic, 'fits', { qos: 1 });
+          await eventually(() => gotBig.length === 2 && gotSmall.length === 1, 'the deliveries');
+          expect(gotSmall.map((m) => m.payload)).toEqual(['fits']);
+          expect(gotBig.map((m) => m.payload.length)).toEqual([500, 4]);
+        });
+
         it('[MQTT-3.4.2-1] PUBACK says 0x10 No matching subscribers when nobody subscribed', async () => {
           const pub = await client({ protocolVersion });
           const codes: number[] = [];
