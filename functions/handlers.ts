@@ -10,7 +10,7 @@ import type {
 import type { BrokerDeps } from '../shared/broker/context';
 import { handleConnectionClosed, handlePackets } from '../shared/broker/dispatch';
 import type { ListenerEvent } from '../shared/listener/events';
-import { MqttFramer } from '../shared/listener/framer';
+import { decodeTextMessage } from '../shared/gateway/text-frames';
 
 /** The listener's batches: packets of one connection in order, or its close. */
 export function createPacketsHandler(deps: BrokerDeps) {
@@ -51,16 +51,7 @@ export function createWsDefaultHandler(deps: BrokerDeps) {
   return async (event: APIGatewayProxyWebsocketEventV2): Promise<APIGatewayProxyResultV2> => {
     const connectionId = event.requestContext.connectionId;
     const text = event.isBase64Encoded ? Buffer.from(event.body ?? '', 'base64').toString('utf8') : (event.body ?? '');
-    const bytes = Buffer.from(text, 'base64');
-    // A message carries whole packets; bytes left over make the last one malformed, and the handler closes the connection.
-    const framer = new MqttFramer(deps.config.maximumPacketSize);
-    let packets: Buffer[];
-    try {
-      packets = framer.push(bytes);
-      if (framer.pendingBytes > 0) packets.push(bytes.subarray(bytes.length - framer.pendingBytes));
-    } catch {
-      packets = [bytes];
-    }
+    const packets = decodeTextMessage(text, deps.config.maximumPacketSize);
     await handlePackets(deps, connectionId, packets);
     return { statusCode: 200 };
   };

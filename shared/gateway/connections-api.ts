@@ -13,6 +13,7 @@ import {
 } from '@aws-sdk/client-apigatewaymanagementapi';
 import type { ConnectionGateway, DeliveryResult } from '../broker/ports';
 import { listenerEndpointOf } from './connection-id';
+import { encodeTextMessage } from './text-frames';
 
 export interface ConnectionsApiOptions {
   /** `https://{api-id}.execute-api.{region}.amazonaws.com/{stage}`, or the local emulator's. */
@@ -28,7 +29,7 @@ export class ConnectionsApi implements ConnectionGateway {
 
   async send(connectionId: string, data: Buffer): Promise<DeliveryResult> {
     const listener = listenerEndpointOf(connectionId);
-    const Data = listener ? data : Buffer.from(data.toString('base64'));
+    const Data = listener ? data : encodeTextMessage(data);
     try {
       await this.clientFor(connectionId).send(new PostToConnectionCommand({ ConnectionId: connectionId, Data }));
       return 'delivered';

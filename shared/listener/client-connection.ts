@@ -8,7 +8,7 @@ import { decodePacket } from '../protocol/codec';
 import { MqttProtocolError } from '../protocol/reason-codes';
 import type { Logger } from '../broker/ports';
 import type { PacketSink } from './events';
-import { MqttFramer } from './framer';
+import { MqttFramer } from '../protocol/framer';
 
 /** The two transports a device may use: a TCP socket, or a WebSocket with binary frames. */
 export interface Transport {

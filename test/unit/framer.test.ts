@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { MqttFramer, readFixedHeader } from '../../shared/listener/framer';
+import { readFixedHeader } from '../../shared/protocol/fixed-header';
+import { MqttFramer } from '../../shared/protocol/framer';
 import { ReasonCode } from '../../shared/protocol/reason-codes';
 import { expectProtocolError } from './expect-protocol-error';
 

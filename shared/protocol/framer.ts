@@ -3,10 +3,8 @@
  * Remaining Length (a variable byte integer, at most 4 bytes) says where each packet ends.
  * The listener hands these frames to the packet handler, which decodes them.
  */
-import { readFixedHeader } from '../protocol/fixed-header';
-import { MqttProtocolError, ReasonCode } from '../protocol/reason-codes';
-
-export { readFixedHeader };
+import { readFixedHeader } from './fixed-header';
+import { MqttProtocolError, ReasonCode } from './reason-codes';
 
 export class MqttFramer {
   private buffered: Buffer = Buffer.alloc(0);

@@ -1,0 +1,20 @@
+import type { PubrecPacket } from '../protocol/codec';
+import { ReasonCode } from '../protocol/reason-codes';
+import { isV5, reply, type PacketContext } from './context';
+
+/** PUBREC from a subscriber: the QoS 2 delivery now awaits PUBCOMP; answer PUBREL. */
+export async function handlePubrec(ctx: PacketContext, packet: PubrecPacket): Promise<void> {
+  const { clientId } = ctx.connection;
+  // 5.0: a PUBREC with an error reason code ends the exchange; no PUBREL follows
+  if (isV5(ctx.connection) && (packet.reasonCode ?? 0) >= 0x80) {
+    await ctx.deps.store.completeOutgoing(clientId, packet.messageId!);
+    return;
+  }
+  const known = await ctx.deps.store.releaseOutgoing(clientId, packet.messageId!);
+  // [MQTT-4.3.3-3] answer PUBREC with PUBREL carrying the same packet id
+  reply(ctx, {
+    cmd: 'pubrel',
+    messageId: packet.messageId!,
+    ...(isV5(ctx.connection) && !known ? { reasonCode: ReasonCode.PacketIdentifierNotFound } : {}),
+  });
+}
