@@ -35,7 +35,7 @@ const SUBPROTOCOLS = ['mqtt', 'mqttv3.1'];
  * `$connect`: agree the MQTT subprotocol. API Gateway does not echo Sec-WebSocket-Protocol by
  * itself, and a browser drops a handshake that offered one and got none back.
  */
-export function createWsConnectHandler(_deps: BrokerDeps) {
+export function createWsConnectHandler() {
   return async (event: WebSocketConnectEvent): Promise<APIGatewayProxyResultV2> => {
     const offered = headerValue(event.headers, 'sec-websocket-protocol')
       ?.split(',')

@@ -1,4 +1,4 @@
 import { createWsConnectHandler } from './handlers';
-import { brokerDepsFromEnv } from './runtime';
 
-export const handler = createWsConnectHandler(brokerDepsFromEnv(process.env));
+// `$connect` needs no broker state: it only agrees the subprotocol.
+export const handler = createWsConnectHandler();

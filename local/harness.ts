@@ -90,7 +90,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
       ...(options.maximumPacketSize ? { config: { maximumPacketSize: options.maximumPacketSize } } : {}),
     });
     emulator.routes = {
-      $connect: createWsConnectHandler(deps),
+      $connect: createWsConnectHandler(),
       $default: createWsDefaultHandler(deps),
       $disconnect: createWsDisconnectHandler(deps),
     };

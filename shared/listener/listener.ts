@@ -69,10 +69,6 @@ export class MqttListener {
     return { mqttPort, wsPort, deliveryEndpoint: this.deliveryEndpoint };
   }
 
-  get connectionCount(): number {
-    return this.connections.size;
-  }
-
   /**
    * Close every connection and wait (up to `drainMs`) until the handler has finished with each,
    * so whatever stops next (DynamoDB, in the local harness) is not pulled from under it.
