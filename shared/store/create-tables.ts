@@ -10,10 +10,8 @@ import {
 } from '@aws-sdk/client-dynamodb';
 import { brokerTables, type TableDefinition, type TableNames } from './tables';
 
-const nameOf: Record<string, keyof TableNames> = { Connections: 'connections', Sessions: 'sessions', Subscriptions: 'subscriptions' };
-
 export async function createTables(client: DynamoDBClient, names: TableNames): Promise<void> {
-  await Promise.all(brokerTables.map((table) => createTable(client, table, names[nameOf[table.id]!])));
+  await Promise.all(brokerTables.map((table) => createTable(client, table, names[table.key])));
 }
 
 async function createTable(client: DynamoDBClient, table: TableDefinition, tableName: string): Promise<void> {

@@ -15,6 +15,8 @@ export interface KeyAttribute {
 export interface TableDefinition {
   /** Logical id, used for CDK construct ids, stack outputs and local table names. */
   readonly id: string;
+  /** Where the table's real name sits in `TableNames`. */
+  readonly key: keyof TableNames;
   /** Environment variable through which entry points learn the table's real name. */
   readonly envVar: string;
   readonly partitionKey: KeyAttribute;
@@ -27,6 +29,7 @@ export interface TableDefinition {
 /** One item per live network connection, keyed by the door's connection id. */
 export const connectionsTable: TableDefinition = {
   id: 'Connections',
+  key: 'connections',
   envVar: 'CONNECTIONS_TABLE',
   partitionKey: { name: 'connectionId', type: 'S' },
   timeToLiveAttribute: 'expiresAt',
@@ -40,6 +43,7 @@ export const connectionsTable: TableDefinition = {
  */
 export const sessionsTable: TableDefinition = {
   id: 'Sessions',
+  key: 'sessions',
   envVar: 'SESSIONS_TABLE',
   partitionKey: { name: 'clientId', type: 'S' },
   sortKey: { name: 'sk', type: 'S' },
@@ -57,6 +61,7 @@ export const sessionsTable: TableDefinition = {
  */
 export const subscriptionsTable: TableDefinition = {
   id: 'Subscriptions',
+  key: 'subscriptions',
   envVar: 'SUBSCRIPTIONS_TABLE',
   partitionKey: { name: 'pk', type: 'S' },
   sortKey: { name: 'sk', type: 'S' },
@@ -74,19 +79,18 @@ export interface TableNames {
 
 /** Local harnesses name tables `<prefix>-<id>` so several can share one DynamoDB Local. */
 export function localTableNames(prefix: string): TableNames {
-  return {
-    connections: `${prefix}-${connectionsTable.id}`,
-    sessions: `${prefix}-${sessionsTable.id}`,
-    subscriptions: `${prefix}-${subscriptionsTable.id}`,
-  };
+  return namesBy((table) => `${prefix}-${table.id}`);
 }
 
 /** Entry points read the names CDK gave the tables from their environment, once. */
 export function tableNamesFromEnv(env: NodeJS.ProcessEnv): TableNames {
-  const read = (table: TableDefinition): string => {
+  return namesBy((table) => {
     const value = env[table.envVar];
     if (!value) throw new Error(`${table.envVar} is not set: the deployment must pass the ${table.id} table name`);
     return value;
-  };
-  return { connections: read(connectionsTable), sessions: read(sessionsTable), subscriptions: read(subscriptionsTable) };
+  });
+}
+
+function namesBy(nameOf: (table: TableDefinition) => string): TableNames {
+  return { connections: nameOf(connectionsTable), sessions: nameOf(sessionsTable), subscriptions: nameOf(subscriptionsTable) };
 }
