@@ -24,10 +24,9 @@ export class BrokerTables extends Construct {
   constructor(scope: Construct, id: string, props: BrokerTablesProps) {
     super(scope, id);
     this.tables = new Map(
-      brokerTables.map((def) => [
-        def.id,
+      brokerTables.map((def) => {
         // No tableName: CDK-generated names let two stacks share an account.
-        new Table(this, def.id, {
+        const table = new Table(this, def.id, {
           partitionKey: toAttribute(def.partitionKey),
           sortKey: def.sortKey && toAttribute(def.sortKey),
           timeToLiveAttribute: def.timeToLiveAttribute,
@@ -35,8 +34,16 @@ export class BrokerTables extends Construct {
           pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
           encryption: TableEncryption.AWS_MANAGED,
           removalPolicy: props.removalPolicy,
-        }),
-      ]),
+        });
+        for (const index of def.globalIndexes ?? []) {
+          table.addGlobalSecondaryIndex({
+            indexName: index.name,
+            partitionKey: toAttribute(index.partitionKey),
+            sortKey: index.sortKey && toAttribute(index.sortKey),
+          });
+        }
+        return [def.id, table] as const;
+      }),
     );
   }
 

@@ -5,10 +5,23 @@ import type { BrokerStore, ConnectionGateway, ConnectionRecord, Logger } from '.
 export interface BrokerConfig {
   /** Largest packet the broker accepts, announced to 5.0 clients in CONNACK. */
   readonly maximumPacketSize: number;
+  /** QoS 1 and 2 PUBLISHes a client may have unacknowledged (5.0 Receive Maximum; 65535 = the protocol's limit). */
+  readonly receiveMaximum: number;
+  /** Topic aliases a 5.0 client may set on its PUBLISHes. */
+  readonly topicAliasMaximum: number;
+  /**
+   * The longest keep-alive each door carries: the NLB closes idle TLS flows after 350 s and API
+   * Gateway idle connections after 10 minutes. 5.0 clients asking for more (or none) are given
+   * this as Server Keep Alive.
+   */
+  readonly keepAliveLimit: { readonly listener: number; readonly apiGateway: number };
 }
 
 export const defaultBrokerConfig: BrokerConfig = {
   maximumPacketSize: 256 * 1024,
+  receiveMaximum: 65535,
+  topicAliasMaximum: 32,
+  keepAliveLimit: { listener: 300, apiGateway: 540 },
 };
 
 /** Everything a handler may touch, built once per process by an entry point. */
@@ -25,6 +38,31 @@ export interface PacketContext {
   readonly deps: BrokerDeps;
   readonly connection: ConnectionRecord;
   readonly outbox: Outbox;
+  readonly batch: BatchState;
+}
+
+/** What a batch of one connection's packets learns as it goes. */
+export interface BatchState {
+  /** The client's topic aliases (alias -> topic), as stored and as set in this batch. */
+  readonly topicAliases: Map<number, string>;
+  /** QoS 1 and 2 PUBLISHes the client has unacknowledged: stored QoS 2 receipts, and this batch's. */
+  unacknowledged?: number;
+}
+
+export function newBatchState(connection: ConnectionRecord | undefined): BatchState {
+  return { topicAliases: new Map(Object.entries(connection?.topicAliases ?? {}).map(([alias, topic]) => [Number(alias), topic])) };
+}
+
+/** The connection being handled, as a recipient of deliveries. */
+export function selfRecipient(connection: ConnectionRecord) {
+  return {
+    clientId: connection.clientId,
+    connectionId: connection.connectionId,
+    protocolVersion: connection.protocolVersion,
+    ...(connection.maximumPacketSize !== undefined ? { maximumPacketSize: connection.maximumPacketSize } : {}),
+    ...(connection.receiveMaximum !== undefined ? { receiveMaximum: connection.receiveMaximum } : {}),
+    ...(connection.topicAliasMaximum !== undefined ? { topicAliasMaximum: connection.topicAliasMaximum } : {}),
+  };
 }
 
 /** Queue a packet to the connection that sent the one being handled. */

@@ -18,9 +18,21 @@ describe('BrokerStack tables', () => {
   for (const def of brokerTables) {
     it(`${def.id}: key schema, on-demand, TTL, PITR, AWS-managed encryption`, () => {
       const keys = [def.partitionKey, ...(def.sortKey ? [def.sortKey] : [])];
+      const indexKeys = (def.globalIndexes ?? []).flatMap((index) => [index.partitionKey, ...(index.sortKey ? [index.sortKey] : [])]);
       template.hasResourceProperties('AWS::DynamoDB::Table', {
         KeySchema: keys.map((k, i) => ({ AttributeName: k.name, KeyType: i === 0 ? 'HASH' : 'RANGE' })),
-        AttributeDefinitions: keys.map((k) => ({ AttributeName: k.name, AttributeType: k.type })),
+        AttributeDefinitions: Match.arrayWith([...keys, ...indexKeys].map((k) => ({ AttributeName: k.name, AttributeType: k.type }))),
+        GlobalSecondaryIndexes: def.globalIndexes
+          ? def.globalIndexes.map((index) =>
+              Match.objectLike({
+                IndexName: index.name,
+                KeySchema: [
+                  { AttributeName: index.partitionKey.name, KeyType: 'HASH' },
+                  ...(index.sortKey ? [{ AttributeName: index.sortKey.name, KeyType: 'RANGE' }] : []),
+                ],
+              }),
+            )
+          : Match.absent(),
         BillingMode: 'PAY_PER_REQUEST',
         TimeToLiveSpecification: def.timeToLiveAttribute
           ? { AttributeName: def.timeToLiveAttribute, Enabled: true }
