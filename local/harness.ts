@@ -12,7 +12,9 @@ import {
   createWsDefaultHandler,
   createWsDisconnectHandler,
 } from '../functions/handlers';
+import type { BrokerConfig, BrokerDeps } from '../shared/broker/context';
 import { createJsonLogger, type LogLevel } from '../shared/broker/logger';
+import { runDueTimers } from '../shared/broker/will';
 import type { ListenerEvent, PacketSink } from '../shared/listener/events';
 import { MqttListener } from '../shared/listener/listener';
 import { createTables } from '../shared/store/create-tables';
@@ -35,6 +37,10 @@ export interface HarnessOptions {
   readonly tablePrefix?: string;
   readonly logLevel?: LogLevel;
   readonly maximumPacketSize?: number;
+  /** Broker settings to override (Receive Maximum, Topic Alias Maximum, keep-alive limits...). */
+  readonly broker?: Partial<Omit<BrokerConfig, 'maximumPacketSize'>>;
+  /** How often due wills are published and expired sessions ended (the cloud's scheduled sweeper). */
+  readonly timerIntervalMs?: number;
 }
 
 export interface Harness {
@@ -87,7 +93,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
         clientConfig: { region: LOCAL_REGION, credentials: localCredentials },
       },
       log,
-      ...(options.maximumPacketSize ? { config: { maximumPacketSize: options.maximumPacketSize } } : {}),
+      config: { ...options.broker, ...(options.maximumPacketSize ? { maximumPacketSize: options.maximumPacketSize } : {}) },
     });
     emulator.routes = {
       $connect: createWsConnectHandler(),
@@ -103,10 +109,13 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
       advertisedHost: host,
       sink: inProcessSink(createPacketsHandler(deps)),
       log,
-      ...(options.maximumPacketSize ? { limits: { maximumPacketSize: options.maximumPacketSize } } : {}),
+      limits: { maximumPacketSize: deps.config.maximumPacketSize, keepAliveLimit: deps.config.keepAliveLimit.listener },
     });
     const addresses = await listener.start();
     stops.push(() => listener.stop());
+
+    const timers = startTimerLoop(deps, options.timerIntervalMs ?? 1000);
+    stops.push(async () => timers.stop());
 
     return {
       mqttUrl: `mqtt://${host}:${addresses.mqttPort}`,
@@ -125,6 +134,20 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     await stop();
     throw error;
   }
+}
+
+/** Runs the timers (due wills, expired sessions) on an interval, one run at a time, as the cloud's schedule does. */
+function startTimerLoop(deps: BrokerDeps, intervalMs: number): { stop(): Promise<void> } {
+  let running: Promise<unknown> = Promise.resolve();
+  const timer = setInterval(() => {
+    running = running.then(() => runDueTimers(deps)).catch((error) => deps.log.warn('timers failed', { error: String(error) }));
+  }, intervalMs);
+  return {
+    stop: async () => {
+      clearInterval(timer);
+      await running;
+    },
+  };
 }
 
 /** Invokes the packet handler in this process, with the event serialized and parsed as Lambda would. */

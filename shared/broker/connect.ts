@@ -11,6 +11,7 @@ import { checkTopicName } from '../protocol/topic';
 import { listenerEndpointOf } from '../gateway/connection-id';
 import { selfRecipient, type BrokerDeps } from './context';
 import { drainQueue, resendInFlight } from './deliver';
+import { serverKeepAlive } from './keep-alive';
 import { closeWithReason } from './disconnect';
 import type { Outbox } from './outbox';
 import type { ConnectionRecord, MessageProperties, WillMessage } from './ports';
@@ -112,23 +113,13 @@ function clientLimits(packet: ConnectPacket, version: ProtocolVersion) {
   };
 }
 
-/**
- * Each door drops idle connections (NLB TLS after 350 s, API Gateway after 10 minutes). A 5.0
- * client that asks for a longer keep-alive, or none, is given the door's limit as Server Keep
- * Alive, which it must use [MQTT-3.2.2-21]; the listener applies the same rule to close silent
- * connections. A 3.1.1 client cannot be told; its connection is closed by the door when idle.
- */
+/** The keep-alive this connection lives by, and the Server Keep Alive that tells a 5.0 client so. */
 function negotiateKeepAlive(deps: BrokerDeps, connectionId: string, version: ProtocolVersion, requested: number) {
   const limit = listenerEndpointOf(connectionId) !== undefined ? deps.config.keepAliveLimit.listener : deps.config.keepAliveLimit.apiGateway;
   const server = serverKeepAlive(version, requested, limit);
   return { effective: server ?? requested, server };
 }
 
-/** The Server Keep Alive a 5.0 client gets, if any; the listener uses the same rule. */
-export function serverKeepAlive(version: ProtocolVersion, requested: number, limit: number): number | undefined {
-  if (version !== 5) return undefined;
-  return requested === 0 || requested > limit ? limit : undefined;
-}
 
 function chooseClientId(packet: ConnectPacket, version: ProtocolVersion, cleanStart: boolean): string | undefined {
   if (packet.clientId.length > 0) return packet.clientId;

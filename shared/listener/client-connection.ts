@@ -1,11 +1,12 @@
 /**
  * One device connection on the listener: frames its byte stream into packets, and hands them to
  * the packet handler with one invocation in flight at a time; packets that arrive meanwhile go
- * in the next batch, in order. Enforces the keep-alive (1.5x the CONNECT's value,
- * [MQTT-3.1.2-22]) and a deadline for the CONNECT itself.
+ * in the next batch, in order. Enforces the keep-alive (1.5x the CONNECT's value, or the Server
+ * Keep Alive the broker gives a 5.0 client, [MQTT-3.1.2-22]) and a deadline for the CONNECT itself.
  */
-import { decodePacket } from '../protocol/codec';
-import { MqttProtocolError } from '../protocol/reason-codes';
+import { serverKeepAlive } from '../broker/keep-alive';
+import { decodePacket, encodePacket, type ProtocolVersion } from '../protocol/codec';
+import { MqttProtocolError, ReasonCode } from '../protocol/reason-codes';
 import type { Logger } from '../broker/ports';
 import type { PacketSink } from './events';
 import { MqttFramer } from '../protocol/framer';
@@ -23,6 +24,8 @@ export interface ConnectionLimits {
   readonly connectTimeoutMs: number;
   /** Most packets handed to one invocation. */
   readonly maxBatchPackets: number;
+  /** The longest keep-alive this door carries (seconds); the broker's BrokerConfig.keepAliveLimit.listener. */
+  readonly keepAliveLimit: number;
 }
 
 const CONNECT_TYPE = 1;
@@ -40,6 +43,7 @@ export class ClientConnection {
   private keepAliveTimer: NodeJS.Timeout | undefined;
   private keepAliveMs = 0;
   private sawConnect = false;
+  private protocolVersion: ProtocolVersion = 4;
   private markDone: () => void = () => undefined;
   /** Settles once the handler has been told the connection closed (or failed to be told). */
   readonly done: Promise<void> = new Promise((resolve) => (this.markDone = resolve));
@@ -110,7 +114,12 @@ export class ClientConnection {
     if (first[0]! >> 4 !== CONNECT_TYPE) return; // the handler refuses it
     try {
       const connect = decodePacket(first);
-      this.keepAliveMs = connect.cmd === 'connect' ? (connect.keepalive ?? 0) * 1000 * 1.5 : 0;
+      if (connect.cmd !== 'connect') return;
+      this.protocolVersion = (connect.protocolVersion ?? 4) as ProtocolVersion;
+      const requested = connect.keepalive ?? 0;
+      // The same rule the CONNECT handler uses to answer with Server Keep Alive.
+      const keepAlive = serverKeepAlive(this.protocolVersion, requested, this.limits.keepAliveLimit) ?? requested;
+      this.keepAliveMs = keepAlive * 1000 * 1.5;
     } catch {
       this.keepAliveMs = 0; // malformed: the handler will close it
     }
@@ -120,7 +129,11 @@ export class ClientConnection {
     clearTimeout(this.keepAliveTimer);
     this.keepAliveTimer = undefined;
     if (this.keepAliveMs > 0) {
-      this.keepAliveTimer = setTimeout(() => this.serverClose('keep-alive timeout'), this.keepAliveMs);
+      this.keepAliveTimer = setTimeout(() => {
+        // 5.0: the client learns why (0x8D Keep Alive timeout) before the connection closes
+        if (this.protocolVersion === 5) this.transport.write(encodePacket({ cmd: 'disconnect', reasonCode: ReasonCode.KeepAliveTimeout }, 5));
+        this.serverClose('keep-alive timeout');
+      }, this.keepAliveMs);
     }
   }
 

@@ -7,6 +7,7 @@ import http from 'node:http';
 import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { WebSocketServer, type WebSocket } from 'ws';
+import { defaultBrokerConfig } from '../broker/context';
 import type { Logger } from '../broker/ports';
 import { newListenerConnectionId } from '../gateway/connection-id';
 import { ClientConnection, type ConnectionLimits, type Transport } from './client-connection';
@@ -31,7 +32,12 @@ export interface ListenerAddresses {
   readonly deliveryEndpoint: string;
 }
 
-const defaultLimits: ConnectionLimits = { maximumPacketSize: 256 * 1024, connectTimeoutMs: 10_000, maxBatchPackets: 100 };
+const defaultLimits: ConnectionLimits = {
+  maximumPacketSize: defaultBrokerConfig.maximumPacketSize,
+  connectTimeoutMs: 10_000,
+  maxBatchPackets: 100,
+  keepAliveLimit: defaultBrokerConfig.keepAliveLimit.listener,
+};
 
 export class MqttListener {
   /** Connections that can be written to, by id. */
