@@ -59,6 +59,7 @@ const SHARED_ROUTE = 's|';
 const SHARE_PREFIX = '$share/';
 const MAX_IN_FLIGHT_IDS = 65535;
 const CLAIM_BATCH = 25;
+const TTL_GRACE_SECONDS = 86_400;
 const NEVER_EXPIRES = 0xffffffff;
 const BATCH_GET_LIMIT = 100;
 const BATCH_WRITE_LIMIT = 25;
@@ -212,7 +213,8 @@ export class DynamoBrokerStore implements BrokerStore {
         ...(expires ? { ExpressionAttributeNames: { '#timer': 'timer' } } : {}),
         ExpressionAttributeValues: {
           ':c': connectionId,
-          ...(expires ? { ':e': Math.ceil(expiresAtMs / 1000), ':expiry': 'expiry', ':at': expiresAtMs } : {}),
+          // The sweeper ends the session at `timerAt` (its routes and queue too); TTL, a day later, only backs it up.
+          ...(expires ? { ':e': Math.ceil(expiresAtMs / 1000) + TTL_GRACE_SECONDS, ':expiry': 'expiry', ':at': expiresAtMs } : {}),
         },
         ReturnConsumedCapacity: CAPACITY,
       }),
@@ -468,8 +470,8 @@ export class DynamoBrokerStore implements BrokerStore {
           TableName: this.tables.sessions,
           Key: { clientId: message.clientId, sk: SESSION_SK },
           UpdateExpression: 'ADD queued :one',
-          ConditionExpression: 'attribute_exists(clientId) AND (attribute_not_exists(expiresAt) OR expiresAt > :now)',
-          ExpressionAttributeValues: { ':one': 1, ':now': Math.floor(this.now() / 1000) },
+          ConditionExpression: 'attribute_exists(clientId) AND (attribute_not_exists(timerAt) OR timerAt > :now)',
+          ExpressionAttributeValues: { ':one': 1, ':now': this.now() },
           ReturnValues: 'ALL_NEW',
           ReturnConsumedCapacity: CAPACITY,
         }),
@@ -872,13 +874,15 @@ function outKey(packetId: number): string {
   return OUT_PREFIX + String(packetId).padStart(5, '0');
 }
 
-/** TTL deletes late: an item past its expiry is treated as absent. */
+/** TTL deletes late (and sessions end at their timer, before TTL): an item past its expiry is treated as absent. */
 function isExpired(item: Item, nowMs: number): boolean {
+  if (item.timer === 'expiry' && typeof item.timerAt === 'number') return item.timerAt <= nowMs;
   return typeof item.expiresAt === 'number' && item.expiresAt * 1000 <= nowMs;
 }
 
 function toConnection(item: Item): ConnectionRecord {
-  return item as unknown as ConnectionRecord;
+  const { will, ...rest } = item;
+  return { ...(rest as unknown as ConnectionRecord), ...(will ? { will: toWill(will as Item) } : {}) };
 }
 
 function toSubscription(item: Item): Subscription {
