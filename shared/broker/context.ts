@@ -1,5 +1,6 @@
 import { encodePacket, type Packet } from '../protocol/codec';
 import type { Outbox } from './outbox';
+import type { RoutingCache } from './route';
 import type { BrokerStore, ConnectionGateway, ConnectionRecord, Logger } from './ports';
 
 export interface BrokerConfig {
@@ -47,10 +48,12 @@ export interface BatchState {
   readonly topicAliases: Map<number, string>;
   /** QoS 1 and 2 PUBLISHes the client has unacknowledged: stored QoS 2 receipts, and this batch's. */
   unacknowledged?: number;
+  /** Subscribers by topic, read once per batch (see RoutingCache). */
+  readonly routes: RoutingCache;
 }
 
 export function newBatchState(connection: ConnectionRecord | undefined): BatchState {
-  return { topicAliases: new Map(Object.entries(connection?.topicAliases ?? {}).map(([alias, topic]) => [Number(alias), topic])) };
+  return { routes: new Map(), topicAliases: new Map(Object.entries(connection?.topicAliases ?? {}).map(([alias, topic]) => [Number(alias), topic])) };
 }
 
 /** The connection being handled, as a recipient of deliveries. */

@@ -12,7 +12,7 @@
  */
 import { encodePacket, type PublishPacket } from '../protocol/codec';
 import { forEachBounded } from './concurrency';
-import type { ConnectionGateway, Logger } from './ports';
+import type { ConnectionGateway, DeliveryResult, Logger } from './ports';
 
 interface PendingPublish {
   readonly packet: PublishPacket;
@@ -65,7 +65,17 @@ export class Outbox {
       }
     };
     const others = [...this.pending].filter(([id]) => id !== selfConnectionId);
-    await forEachBounded(others, MAX_PARALLEL_DELIVERIES, ([id, entry]) => deliver(id, entry));
+    // Bytes to the others in as few requests as the doors allow, then their closes.
+    const writes = others.filter(([, entry]) => entry.chunks.length > 0).map(([id, entry]) => [id, encodeChunks(entry.chunks)] as const);
+    const results = writes.length > 0 ? await gateway.sendMany(writes) : new Map<string, DeliveryResult>();
+    for (const [id] of writes) {
+      const result = results.get(id);
+      if (result === 'gone') gone.push(id);
+      // One unreachable connection must not stop delivery to the others.
+      else if (result === undefined) log.warn('delivery failed', { connectionId: id });
+    }
+    const closing = others.filter(([id, entry]) => entry.close && results.get(id) !== 'gone');
+    await forEachBounded(closing, MAX_PARALLEL_DELIVERIES, ([id]) => deliver(id, { chunks: [], close: true }));
     const own = selfConnectionId === undefined ? undefined : this.pending.get(selfConnectionId);
     if (own) await deliver(selfConnectionId!, own);
     this.pending.clear();

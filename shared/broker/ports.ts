@@ -221,6 +221,8 @@ export type DeliveryResult = 'delivered' | 'gone';
 /** Bytes to a connection and closing it, through an `@connections` API (either door). */
 export interface ConnectionGateway {
   send(connectionId: string, data: Buffer): Promise<DeliveryResult>;
+  /** Bytes to many connections: one request per listener task, one call per API Gateway connection. */
+  sendMany(deliveries: ReadonlyArray<readonly [connectionId: string, data: Buffer]>): Promise<Map<string, DeliveryResult>>;
   close(connectionId: string): Promise<void>;
 }
 

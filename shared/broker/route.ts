@@ -9,18 +9,36 @@ import { deliver, type Delivery } from './deliver';
 import type { Outbox } from './outbox';
 import type { ApplicationMessage, SessionRecord, Subscription } from './ports';
 
+/** A topic's subscriptions and their sessions, as read once for a batch. */
+export interface Routing {
+  readonly subscriptions: readonly Subscription[];
+  readonly sessions: ReadonlyMap<string, SessionRecord>;
+}
+
+/**
+ * Lookups made during one batch of one connection's packets, by topic. Every packet of a batch
+ * had arrived before the batch's first read, so a read made for an earlier packet is as fresh for
+ * a later one: a subscriber whose SUBACK went out before a PUBLISH was sent is in it. The batch's
+ * own SUBSCRIBE/UNSUBSCRIBE clears it.
+ */
+export type RoutingCache = Map<string, Promise<Routing>>;
+
 /** Returns how many subscriptions (a shared group counting once) matched. */
 export async function routeMessage(
   deps: BrokerDeps,
   outbox: Outbox,
   message: ApplicationMessage,
   publisherClientId: string,
+  cache?: RoutingCache,
 ): Promise<number> {
-  const subscriptions = await deps.store.findSubscriptions(message.topic);
+  let lookup = cache?.get(message.topic);
+  if (!lookup) {
+    lookup = findRouting(deps, message.topic);
+    cache?.set(message.topic, lookup);
+  }
+  const { subscriptions, sessions } = await lookup;
   const { perClient, groups } = groupSubscriptions(subscriptions, publisherClientId);
-  const clientIds = new Set([...perClient.keys(), ...[...groups.values()].flat().map((s) => s.clientId)]);
-  if (clientIds.size === 0) return 0;
-  const sessions = await deps.store.getSessions([...clientIds]);
+  if (perClient.size + groups.size === 0) return 0;
 
   const deliveries: Delivery[] = [];
   for (const [clientId, matched] of perClient) {
@@ -33,6 +51,13 @@ export async function routeMessage(
   }
   await deliver(deps, outbox, deliveries);
   return perClient.size + groups.size;
+}
+
+async function findRouting(deps: BrokerDeps, topic: string): Promise<Routing> {
+  const subscriptions = await deps.store.findSubscriptions(topic);
+  const clientIds = [...new Set(subscriptions.map((s) => s.clientId))];
+  const sessions = clientIds.length > 0 ? await deps.store.getSessions(clientIds) : new Map<string, SessionRecord>();
+  return { subscriptions, sessions };
 }
 
 function groupSubscriptions(subscriptions: readonly Subscription[], publisherClientId: string) {

@@ -36,6 +36,7 @@ export async function handleSubscribe(ctx: PacketContext, packet: SubscribePacke
   });
   // [MQTT-3.8.4-3] a subscription with the same filter replaces the existing one
   const existed = accepted.length > 0 ? await ctx.deps.store.subscribe(ctx.connection.clientId, accepted) : [];
+  ctx.batch.routes.clear();
   // [MQTT-3.8.4-1] the SUBACK carries the packet identifier of the SUBSCRIBE
   reply(ctx, { cmd: 'suback', messageId: packet.messageId!, granted });
   await replayRetained(ctx, accepted, existed);
