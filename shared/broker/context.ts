@@ -76,3 +76,8 @@ export function reply(ctx: PacketContext, packet: Packet): void {
 export function isV5(connection: Pick<ConnectionRecord, 'protocolVersion'>): boolean {
   return connection.protocolVersion === 5;
 }
+
+/** The client's Receive Maximum (65535 when it set none, and for 3.1.1). */
+export function receiveMaximumOf(connection: Pick<ConnectionRecord, 'receiveMaximum'>): number {
+  return connection.receiveMaximum ?? 65535;
+}

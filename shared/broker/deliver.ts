@@ -6,8 +6,8 @@
  * connected, has room under its Receive Maximum and nothing queued ahead (one conditional write
  * that also allocates the packet id); otherwise they join the session's queue, which drains as
  * acknowledgements free room and when the client reconnects. In-flight messages are written
- * before they are sent, so an acknowledgement always finds its message and a reconnecting client
- * gets it again.
+ * (by the outbox, batched, at flush) before they are sent, so an acknowledgement always finds its
+ * message and a reconnecting client gets it again.
  */
 import { encodePacket, type ProtocolVersion, type PublishPacket, type QoS } from '../protocol/codec';
 import { forEachBounded } from './concurrency';
@@ -74,7 +74,7 @@ export async function deliver(deps: BrokerDeps, outbox: Outbox, deliveries: read
     sends.set(list[0]!.recipient.clientId, planned);
   });
 
-  await deps.store.putOutgoing(inFlight);
+  outbox.recordInFlight(inFlight);
   for (const planned of sends.values()) {
     for (const { recipient, message, packetId } of planned) send(outbox, recipient, message, packetId, false, now);
   }
@@ -87,7 +87,7 @@ export async function drainQueue(deps: BrokerDeps, outbox: Outbox, recipient: Re
   if (!connectionId || outbox.isClosing(connectionId)) return;
   const { messages } = await deps.store.claimQueued(recipient.clientId, connectionId, recipient.receiveMaximum ?? DEFAULT_RECEIVE_MAXIMUM);
   if (messages.length === 0) return;
-  await deps.store.putOutgoing(messages);
+  outbox.recordInFlight(messages);
   const now = deps.now();
   for (const message of messages) send(outbox, recipient, message, message.packetId, false, now);
 }
@@ -100,6 +100,8 @@ export async function drainQueue(deps: BrokerDeps, outbox: Outbox, recipient: Re
 export async function resendInFlight(deps: BrokerDeps, outbox: Outbox, recipient: Recipient): Promise<void> {
   if (!recipient.connectionId) return;
   const messages = await deps.store.listOutgoing(recipient.clientId);
+  // The client may have a different Receive Maximum now: count what is really in flight.
+  if ((recipient.receiveMaximum ?? DEFAULT_RECEIVE_MAXIMUM) < DEFAULT_RECEIVE_MAXIMUM) await deps.store.setInFlight(recipient.clientId, messages.length);
   const now = deps.now();
   for (const message of messages) {
     if (message.state === 'pubrel') {

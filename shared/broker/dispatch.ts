@@ -44,7 +44,7 @@ export async function handlePackets(deps: BrokerDeps, connectionId: string, fram
       failConnection(deps, outbox, connectionId, connection, error);
     }
   }
-  const gone = await outbox.flush(deps.gateway, deps.log, connectionId);
+  const gone = await outbox.flush(deps, connectionId);
   await Promise.all(gone.map((id) => handleConnectionClosed(deps, id)));
 }
 

@@ -12,7 +12,7 @@
  */
 import { encodePacket, type PublishPacket } from '../protocol/codec';
 import { forEachBounded } from './concurrency';
-import type { ConnectionGateway, DeliveryResult, Logger } from './ports';
+import type { BrokerStore, ConnectionGateway, DeliveryResult, Logger, OutgoingMessage } from './ports';
 
 interface PendingPublish {
   readonly packet: PublishPacket;
@@ -28,6 +28,15 @@ const MAX_PARALLEL_DELIVERIES = 32;
 
 export class Outbox {
   private readonly pending = new Map<string, Pending>();
+  private readonly inFlight: OutgoingMessage[] = [];
+
+  /**
+   * QoS 1/2 messages being sent in this batch: written (one batched write for the whole batch)
+   * before any byte goes out, so an acknowledgement always finds its message.
+   */
+  recordInFlight(messages: readonly OutgoingMessage[]): void {
+    this.inFlight.push(...messages);
+  }
 
   send(connectionId: string, bytes: Buffer): void {
     this.entry(connectionId).chunks.push(bytes);
@@ -47,7 +56,11 @@ export class Outbox {
   }
 
   /** Connections found gone while flushing. */
-  async flush(gateway: ConnectionGateway, log: Logger, selfConnectionId?: string): Promise<string[]> {
+  async flush(
+    { gateway, log, store }: { gateway: ConnectionGateway; log: Logger; store: BrokerStore },
+    selfConnectionId?: string,
+  ): Promise<string[]> {
+    if (this.inFlight.length > 0) await store.putOutgoing(this.inFlight.splice(0));
     const gone: string[] = [];
     const deliver = async (connectionId: string, entry: Pending): Promise<void> => {
       try {

@@ -194,7 +194,9 @@ export interface BrokerStore {
   /** PUBREC received: the message is now awaiting PUBCOMP. False if it was not in flight. */
   releaseOutgoing(clientId: string, packetId: number): Promise<boolean>;
   /** PUBACK or PUBCOMP received. `queued`: messages wait for the slot this frees. */
-  completeOutgoing(clientId: string, packetId: number): Promise<{ found: boolean; queued: boolean }>;
+  completeOutgoing(clientId: string, packetId: number, receiveMaximum: number): Promise<{ found: boolean; queued: boolean }>;
+  /** A resumed session's count of messages in flight, as found on reconnect (its Receive Maximum may differ now). */
+  setInFlight(clientId: string, count: number): Promise<void>;
 
   /** A QoS 2 PUBLISH arrived: true the first time for this packet id, false for a resend. */
   recordIncomingQos2(clientId: string, packetId: number): Promise<boolean>;

@@ -439,12 +439,20 @@ export class DynamoBrokerStore implements BrokerStore {
         new UpdateCommand({
           TableName: this.tables.sessions,
           Key: { clientId, sk: SESSION_SK },
-          UpdateExpression: 'ADD nextPacketId :one, inflight :one',
           // [MQTT-4.9.0-2] no more unacknowledged messages than the client's Receive Maximum;
           // and nothing queued ahead, so messages keep their order.
-          ConditionExpression:
-            'connectionId = :c AND (attribute_not_exists(inflight) OR inflight < :max) AND (attribute_not_exists(queued) OR queued <= :zero)',
-          ExpressionAttributeValues: { ':one': 1, ':c': connectionId, ':max': receiveMaximum, ':zero': 0 },
+          ...(countsInFlight(receiveMaximum)
+            ? {
+                UpdateExpression: 'ADD nextPacketId :one, inflight :one',
+                ConditionExpression:
+                  'connectionId = :c AND (attribute_not_exists(inflight) OR inflight < :max) AND (attribute_not_exists(queued) OR queued <= :zero)',
+                ExpressionAttributeValues: { ':one': 1, ':c': connectionId, ':max': receiveMaximum, ':zero': 0 },
+              }
+            : {
+                UpdateExpression: 'ADD nextPacketId :one',
+                ConditionExpression: 'connectionId = :c AND (attribute_not_exists(queued) OR queued <= :zero)',
+                ExpressionAttributeValues: { ':one': 1, ':c': connectionId, ':zero': 0 },
+              }),
           ReturnValues: 'UPDATED_NEW',
           ReturnConsumedCapacity: CAPACITY,
         }),
@@ -524,9 +532,17 @@ export class DynamoBrokerStore implements BrokerStore {
         new UpdateCommand({
           TableName: this.tables.sessions,
           Key: { clientId, sk: SESSION_SK },
-          UpdateExpression: 'ADD nextPacketId :one, inflight :one, queued :minus',
-          ConditionExpression: 'connectionId = :c AND (attribute_not_exists(inflight) OR inflight < :max)',
-          ExpressionAttributeValues: { ':one': 1, ':minus': -1, ':c': connectionId, ':max': receiveMaximum },
+          ...(countsInFlight(receiveMaximum)
+            ? {
+                UpdateExpression: 'ADD nextPacketId :one, inflight :one, queued :minus',
+                ConditionExpression: 'connectionId = :c AND (attribute_not_exists(inflight) OR inflight < :max)',
+                ExpressionAttributeValues: { ':one': 1, ':minus': -1, ':c': connectionId, ':max': receiveMaximum },
+              }
+            : {
+                UpdateExpression: 'ADD nextPacketId :one, queued :minus',
+                ConditionExpression: 'connectionId = :c',
+                ExpressionAttributeValues: { ':one': 1, ':minus': -1, ':c': connectionId },
+              }),
           ReturnValues: 'UPDATED_NEW',
           ReturnConsumedCapacity: CAPACITY,
         }),
@@ -544,6 +560,19 @@ export class DynamoBrokerStore implements BrokerStore {
     await this.batchWrite(
       this.tables.sessions,
       messages.map((m) => ({ PutRequest: { Item: { ...m, sk: outKey(m.packetId), state: 'publish', sentSeq: this.sequence() } } })),
+    );
+  }
+
+  async setInFlight(clientId: string, count: number): Promise<void> {
+    await this.conditional(
+      new UpdateCommand({
+        TableName: this.tables.sessions,
+        Key: { clientId, sk: SESSION_SK },
+        UpdateExpression: 'SET inflight = :n',
+        ConditionExpression: 'attribute_exists(clientId)',
+        ExpressionAttributeValues: { ':n': count },
+        ReturnConsumedCapacity: CAPACITY,
+      }),
     );
   }
 
@@ -572,9 +601,10 @@ export class DynamoBrokerStore implements BrokerStore {
     );
   }
 
-  async completeOutgoing(clientId: string, packetId: number): Promise<{ found: boolean; queued: boolean }> {
+  async completeOutgoing(clientId: string, packetId: number, receiveMaximum: number): Promise<{ found: boolean; queued: boolean }> {
     const found = await this.deleteExisting(this.tables.sessions, { clientId, sk: outKey(packetId) });
-    if (!found) return { found, queued: false };
+    // Without a count in flight nothing waits for room: a queue only forms while the client is away.
+    if (!found || !countsInFlight(receiveMaximum)) return { found, queued: false };
     const session = await this.addToSession(clientId, { inflight: -1 });
     return { found, queued: Number(session?.queued ?? 0) > 0 };
   }
@@ -916,6 +946,14 @@ function parseFilter(sent: string): ParsedFilter {
 
 function sentFilter(subscription: Subscription): string {
   return subscription.shareGroup === undefined ? subscription.filter : `${SHARE_PREFIX}${subscription.shareGroup}/${subscription.filter}`;
+}
+
+/**
+ * A client that accepts the protocol's whole 65535 needs no count of messages in flight (packet
+ * ids run out no sooner): one write less per delivery's acknowledgement.
+ */
+function countsInFlight(receiveMaximum: number): boolean {
+  return receiveMaximum < MAX_IN_FLIGHT_IDS;
 }
 
 /** Packet identifiers are 1..65535 [MQTT-2.2.1-3]; the session's counter wraps around them. */

@@ -91,7 +91,7 @@ describe('openSession and closeSession', () => {
     expect(await store.findSubscriptions(`${clientId}/other`)).toEqual([]);
     expect(await fixture.nodeKeys(clientId)).toEqual([]);
     expect(await store.releaseIncomingQos2(clientId, 9)).toBe(false);
-    expect((await store.completeOutgoing(clientId, 4)).found).toBe(false);
+    expect((await store.completeOutgoing(clientId, 4, 65535)).found).toBe(false);
   });
 
   it('[MQTT-3.1.4-3] opening a session another connection holds names that connection (Clean Start 0)', async () => {
@@ -223,7 +223,7 @@ describe('QoS state', () => {
     // Full: queued, in order; and while anything is queued nothing overtakes it.
     expect(await store.enqueue(message(3))).toEqual({ queued: true });
     expect(await store.enqueue(message(4))).toEqual({ queued: true });
-    expect((await store.completeOutgoing(clientId, first!)).queued).toBe(true);
+    expect((await store.completeOutgoing(clientId, first!, 2)).queued).toBe(true);
     expect(await store.startDelivery(clientId, conn, 2)).toBeUndefined();
 
     const claimed = await store.claimQueued(clientId, conn, 2);
@@ -281,7 +281,7 @@ describe('QoS state', () => {
       properties: { contentType: 'application/octet-stream', correlationData: Buffer.from('c'), userProperties: { k: 'v' } },
     };
     expect(await store.releaseOutgoing(clientId, 1)).toBe(false);
-    expect((await store.completeOutgoing(clientId, 1)).found).toBe(false);
+    expect((await store.completeOutgoing(clientId, 1, 65535)).found).toBe(false);
 
     await store.putOutgoing([qos1, qos2]);
     expect(await store.listOutgoing(clientId)).toEqual([
@@ -289,13 +289,13 @@ describe('QoS state', () => {
       { ...qos2, state: 'publish' },
     ]);
     // QoS 1: PUBACK
-    expect((await store.completeOutgoing(clientId, 1)).found).toBe(true);
-    expect((await store.completeOutgoing(clientId, 1)).found).toBe(false);
+    expect((await store.completeOutgoing(clientId, 1, 65535)).found).toBe(true);
+    expect((await store.completeOutgoing(clientId, 1, 65535)).found).toBe(false);
     // QoS 2: PUBREC, then PUBCOMP
     expect(await store.releaseOutgoing(clientId, 2)).toBe(true);
     expect((await store.listOutgoing(clientId)).map((m) => [m.packetId, m.state])).toEqual([[2, 'pubrel']]);
-    expect((await store.completeOutgoing(clientId, 2)).found).toBe(true);
-    expect((await store.completeOutgoing(clientId, 2)).found).toBe(false);
+    expect((await store.completeOutgoing(clientId, 2, 65535)).found).toBe(true);
+    expect((await store.completeOutgoing(clientId, 2, 65535)).found).toBe(false);
     expect(await store.releaseOutgoing(clientId, 2)).toBe(false);
   });
 });
