@@ -9,6 +9,7 @@ import type {
 } from 'aws-lambda';
 import type { BrokerDeps } from '../shared/broker/context';
 import { handleConnectionClosed, handlePackets } from '../shared/broker/dispatch';
+import { runFanoutJob, type FanoutJob } from '../shared/broker/fanout';
 import type { ListenerEvent } from '../shared/listener/events';
 import { decodeTextMessage } from '../shared/gateway/text-frames';
 
@@ -21,6 +22,14 @@ export function createPacketsHandler(deps: BrokerDeps) {
       case 'closed':
         return handleConnectionClosed(deps, event.connectionId);
     }
+  };
+}
+
+/** A part of a large fan-out, from the packet handler that split it. */
+export function createFanoutHandler(deps: BrokerDeps) {
+  return async (job: FanoutJob): Promise<void> => {
+    const gone = await runFanoutJob(deps, job);
+    await Promise.all(gone.map((id) => handleConnectionClosed(deps, id)));
   };
 }
 

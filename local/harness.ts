@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { createBrokerDeps } from '../functions/runtime';
 import {
+  createFanoutHandler,
   createPacketsHandler,
   createWsConnectHandler,
   createWsDefaultHandler,
@@ -14,6 +15,7 @@ import {
 } from '../functions/handlers';
 import type { BrokerConfig, BrokerDeps } from '../shared/broker/context';
 import { createJsonLogger, type LogLevel } from '../shared/broker/logger';
+import type { FanoutJob } from '../shared/broker/fanout';
 import { runDueTimers } from '../shared/broker/will';
 import type { ListenerEvent, PacketSink } from '../shared/listener/events';
 import { MqttListener } from '../shared/listener/listener';
@@ -94,6 +96,11 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
       },
       log,
       config: { ...options.broker, ...(options.maximumPacketSize ? { maximumPacketSize: options.maximumPacketSize } : {}) },
+      // The fan-out function, invoked in-process with the job serialized as Lambda would carry it.
+      fanout: (deps) => {
+        const handler = createFanoutHandler(deps);
+        return { run: (job) => handler(JSON.parse(JSON.stringify(job)) as FanoutJob) };
+      },
     });
     emulator.routes = {
       $connect: createWsConnectHandler(),

@@ -1,5 +1,6 @@
 import { encodePacket, type Packet } from '../protocol/codec';
 import type { Outbox } from './outbox';
+import type { FanoutWorkers } from './fanout';
 import type { RoutingCache } from './route';
 import type { BrokerStore, ConnectionGateway, ConnectionRecord, Logger } from './ports';
 
@@ -16,6 +17,8 @@ export interface BrokerConfig {
    * this as Server Keep Alive.
    */
   readonly keepAliveLimit: { readonly listener: number; readonly apiGateway: number };
+  /** Recipients one handler delivers to itself; a larger fan-out is split across workers. */
+  readonly fanoutPartSize: number;
 }
 
 export const defaultBrokerConfig: BrokerConfig = {
@@ -23,6 +26,7 @@ export const defaultBrokerConfig: BrokerConfig = {
   receiveMaximum: 65535,
   topicAliasMaximum: 32,
   keepAliveLimit: { listener: 300, apiGateway: 540 },
+  fanoutPartSize: 250,
 };
 
 /** Everything a handler may touch, built once per process by an entry point. */
@@ -32,6 +36,8 @@ export interface BrokerDeps {
   readonly log: Logger;
   readonly config: BrokerConfig;
   readonly now: () => number;
+  /** Where large fan-outs send their further parts; without it one handler delivers everything. */
+  readonly fanout?: FanoutWorkers;
 }
 
 /** One packet from one connected client, and where its answers go. */

@@ -5,7 +5,8 @@
  */
 import type { QoS } from '../protocol/codec';
 import type { BrokerDeps } from './context';
-import { deliver, type Delivery } from './deliver';
+import type { Delivery } from './deliver';
+import { deliverSplit } from './fanout';
 import type { Outbox } from './outbox';
 import type { ApplicationMessage, SessionRecord, Subscription } from './ports';
 
@@ -49,7 +50,7 @@ export async function routeMessage(
     const chosen = chooseMember(members, sessions);
     if (chosen) deliveries.push(deliveryFor(chosen.session, message, [chosen.subscription]));
   }
-  await deliver(deps, outbox, deliveries);
+  await deliverSplit(deps, outbox, deliveries);
   return perClient.size + groups.size;
 }
 
