@@ -30,7 +30,7 @@ export async function handleConnect(
   const cleanStart = packet.clean ?? true;
   const refuse = (reasonCode: number, why: string): undefined => {
     deps.log.info('CONNECT refused', { connectionId, clientId: packet.clientId, reasonCode, why });
-    outbox.send(connectionId, connack(protocolVersion, reasonCode, false));
+    outbox.send(connectionId, connack(protocolVersion, reasonCode, false, undefined, why));
     outbox.close(connectionId);
     return undefined;
   };
@@ -155,7 +155,7 @@ interface ConnackDetails {
   readonly responseInformation?: string | undefined;
 }
 
-function connack(version: ProtocolVersion, reasonCode: number, sessionPresent: boolean, details?: ConnackDetails): Buffer {
+function connack(version: ProtocolVersion, reasonCode: number, sessionPresent: boolean, details?: ConnackDetails, reasonString?: string): Buffer {
   if (version !== 5) {
     // [MQTT-3.2.2-4] (3.1.1) session present is 0 when the connection is refused
     return encodePacket(
@@ -186,6 +186,7 @@ function connack(version: ProtocolVersion, reasonCode: number, sessionPresent: b
             },
           }
         : {}),
+      ...(reasonCode !== 0 && reasonString ? { properties: { reasonString } } : {}),
     },
     5,
   );

@@ -29,8 +29,10 @@ export async function handleDisconnect(ctx: PacketContext, packet: DisconnectPac
   ctx.outbox.close(ctx.connection.connectionId);
 }
 
-/** Close a connection; a 5.0 client first learns why. */
-export function closeWithReason(outbox: Outbox, connectionId: string, version: ProtocolVersion, reasonCode: number): void {
-  if (version === 5) outbox.send(connectionId, encodePacket({ cmd: 'disconnect', reasonCode }, 5));
+/** Close a connection; a 5.0 client first learns why (a Reason String may say more, MQTT 5.0 3.14.2.2.3). */
+export function closeWithReason(outbox: Outbox, connectionId: string, version: ProtocolVersion, reasonCode: number, reasonString?: string): void {
+  if (version === 5) {
+    outbox.send(connectionId, encodePacket({ cmd: 'disconnect', reasonCode, ...(reasonString ? { properties: { reasonString } } : {}) }, 5));
+  }
   outbox.close(connectionId);
 }

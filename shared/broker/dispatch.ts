@@ -96,7 +96,8 @@ function failConnection(
   if (known) deps.log.warn('closing connection: protocol error', fields);
   else deps.log.error('closing connection: handler failed', fields);
   // Before CONNECT there is no version to speak; the connection just closes.
-  closeWithReason(outbox, connectionId, connection?.protocolVersion ?? 4, reasonCode);
+  // The protocol error's own words go to the client; an internal failure's never do.
+  closeWithReason(outbox, connectionId, connection?.protocolVersion ?? 4, reasonCode, known ? error.message : undefined);
 }
 
 /**
