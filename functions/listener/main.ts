@@ -30,9 +30,13 @@ const listener = new MqttListener({
 const addresses = await listener.start();
 log.info('listener started', { ...addresses });
 
-process.on('SIGTERM', () => {
-  log.info('SIGTERM: closing connections');
-  void listener.stop().then(() => process.exit(0));
+// ECS sends SIGTERM when it stops the task (a deployment, scale-in) and SIGKILL after the task
+// definition's stopTimeout (30 s, infra/constructs/device-listener.ts). Drain well inside that:
+// clients hear the server is going and reconnect through the load balancer to another task.
+const DRAIN_MS = 20_000;
+process.once('SIGTERM', () => {
+  log.info('SIGTERM: draining connections', { drainMs: DRAIN_MS });
+  void listener.stop(DRAIN_MS).then(() => process.exit(0));
 });
 
 /** The task's private IPv4, from the ECS task metadata endpoint (v4). */
