@@ -2,7 +2,8 @@
  * The Fargate container: the device listener. Holds sockets, frames packets, invokes the packet
  * handler Lambda, and serves the delivery endpoint on the task's private address.
  * Environment: PACKET_HANDLER_FUNCTION (required), MQTT_PORT (1883), MQTT_WS_PORT (8083),
- * DELIVERY_PORT (8090), ADVERTISED_HOST (default: the task's IPv4 from ECS metadata), LOG_LEVEL.
+ * DELIVERY_PORT (8090), ADVERTISED_HOST (default: the task's IPv4 from ECS metadata), LOG_LEVEL,
+ * LISTEN_HOST (0.0.0.0).
  */
 import { LambdaClient } from '@aws-sdk/client-lambda';
 import { createJsonLogger, type LogLevel } from '../../shared/broker/logger';
@@ -19,7 +20,7 @@ if (!functionName) {
 }
 
 const listener = new MqttListener({
-  host: '0.0.0.0',
+  host: env.LISTEN_HOST ?? '0.0.0.0',
   mqttPort: Number(env.MQTT_PORT ?? 1883),
   wsPort: Number(env.MQTT_WS_PORT ?? 8083),
   deliveryPort: Number(env.DELIVERY_PORT ?? 8090),
