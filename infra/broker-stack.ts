@@ -1,4 +1,5 @@
 import { CfnOutput, Duration, Stack, type StackProps } from 'aws-cdk-lib';
+import type { NodejsFunction } from 'aws-cdk-lib/aws-lambda-nodejs';
 import type { Construct } from 'constructs';
 import { BrokerFunctions } from './constructs/broker-functions';
 import { BrokerMonitoring } from './constructs/broker-monitoring';
@@ -15,7 +16,10 @@ import { readDeployContext } from './deploy-context';
  */
 export class BrokerStack extends Stack {
   readonly tables: BrokerTables;
+  readonly network: BrokerNetwork;
   readonly functions: BrokerFunctions;
+  /** The entry points of functions/, by role. */
+  readonly handlers: Readonly<Record<'packets' | 'wsConnect' | 'wsDefault' | 'wsDisconnect', NodejsFunction>>;
   readonly browserDoor: BrowserDoor;
   readonly deviceListener: DeviceListener;
   readonly monitoring: BrokerMonitoring;
@@ -26,7 +30,7 @@ export class BrokerStack extends Stack {
     const { removalPolicy, logRetention, logLevel } = settings;
 
     this.tables = new BrokerTables(this, 'Tables', { removalPolicy });
-    const network = new BrokerNetwork(this, 'Network', { natGateways: settings.natGateways, logRetention, removalPolicy });
+    const network = (this.network = new BrokerNetwork(this, 'Network', { natGateways: settings.natGateways, logRetention, removalPolicy }));
     this.browserDoor = new BrowserDoor(this, 'BrowserDoor', { logRetention, removalPolicy });
     this.functions = new BrokerFunctions(this, 'Functions', {
       network,
@@ -37,21 +41,20 @@ export class BrokerStack extends Stack {
       logLevel,
     });
 
-    const packetHandler = this.functions.add('PacketHandler', {
-      entry: 'functions/packets.ts',
-      description: "MQTT packets from the device listener: one connection's batch, in order, or its close",
-    });
-    this.browserDoor.route(
-      '$connect',
+    this.handlers = {
+      packets: this.functions.add('PacketHandler', {
+        entry: 'functions/packets.ts',
+        description: "MQTT packets from the device listener: one connection's batch, in order, or its close",
+      }),
       // Agrees the MQTT subprotocol and nothing else: no state, so no VPC and no grants.
-      this.functions.add('WsConnect', { entry: 'functions/ws-connect.ts', description: 'WebSocket $connect', broker: false, memorySize: 256 }),
-    );
-    this.browserDoor.route(
-      '$default',
+      wsConnect: this.functions.add('WsConnect', { entry: 'functions/ws-connect.ts', description: 'WebSocket $connect', broker: false, memorySize: 256 }),
       // API Gateway stops waiting for a route's integration after 29 s.
-      this.functions.add('WsDefault', { entry: 'functions/ws-default.ts', description: 'WebSocket $default: MQTT packets from browsers', timeout: Duration.seconds(29) }),
-    );
-    this.browserDoor.route('$disconnect', this.functions.add('WsDisconnect', { entry: 'functions/ws-disconnect.ts', description: 'WebSocket $disconnect' }));
+      wsDefault: this.functions.add('WsDefault', { entry: 'functions/ws-default.ts', description: 'WebSocket $default: MQTT packets from browsers', timeout: Duration.seconds(29) }),
+      wsDisconnect: this.functions.add('WsDisconnect', { entry: 'functions/ws-disconnect.ts', description: 'WebSocket $disconnect' }),
+    };
+    this.browserDoor.route('$connect', this.handlers.wsConnect);
+    this.browserDoor.route('$default', this.handlers.wsDefault);
+    this.browserDoor.route('$disconnect', this.handlers.wsDisconnect);
 
     // ── Scheduled sweeper (issue 4 adds functions/sweeper.ts) ──────────────────────────────
     // It ends connections whose $disconnect never came, expires sessions and publishes delayed
@@ -64,7 +67,7 @@ export class BrokerStack extends Stack {
 
     this.deviceListener = new DeviceListener(this, 'DeviceListener', {
       network,
-      packetHandler,
+      packetHandler: this.handlers.packets,
       certificate: settings.certificate,
       plainMqtt: settings.plainMqtt,
       minTasks: settings.minListenerTasks,
@@ -94,7 +97,7 @@ export class BrokerStack extends Stack {
     output('LoadBalancerDnsName', this.deviceListener.loadBalancer.loadBalancerDnsName, 'Point your domain (the certificate\'s name) here');
     output('BrowserWebSocketUrl', this.browserDoor.url, 'API Gateway WebSocket for browsers (MQTT in base64 text messages)');
     output('ConnectionsManagementEndpoint', this.browserDoor.managementEndpoint, 'API Gateway @connections endpoint the handlers deliver through');
-    output('PacketHandlerFunction', this.functions.all[0]!.functionName, 'The Lambda the listener invokes');
+    output('PacketHandlerFunction', this.handlers.packets.functionName, 'The Lambda the listener invokes');
     output('ListenerLogGroup', this.deviceListener.logGroup.logGroupName, 'The listener tasks\' logs');
     output('AlarmTopicArn', this.monitoring.alarmTopic.topicArn, 'Subscribe to get the alarms');
     output('DashboardUrl', this.monitoring.dashboardUrl, 'CloudWatch dashboard');

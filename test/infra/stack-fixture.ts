@@ -1,5 +1,5 @@
 /** Synthesizes the broker stack for assertions, as `cdk synth` would, minus the Lambda bundling. */
-import { App } from 'aws-cdk-lib';
+import { App, type CfnElement } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import { BrokerStack } from '../../infra/broker-stack';
 
@@ -30,4 +30,9 @@ export function synthBroker(context: Record<string, unknown> = {}, options: { ce
     cache.set(key, synthesized);
   }
   return synthesized;
+}
+
+/** The logical id CloudFormation knows a construct's resource by. */
+export function logicalId(synthesized: Synthesized, construct: { node: { defaultChild?: unknown } }): string {
+  return synthesized.stack.getLogicalId(construct.node.defaultChild as CfnElement);
 }
