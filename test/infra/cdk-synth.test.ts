@@ -19,7 +19,7 @@ afterAll(() => rmSync(outdir, { recursive: true, force: true }));
 /** The environment minus anything that could reach AWS or a Docker engine. */
 function offlineEnv(): NodeJS.ProcessEnv {
   const env = Object.fromEntries(Object.entries(process.env).filter(([key]) => !/^(AWS_|CDK_DEFAULT_)/.test(key)));
-  return { ...env, AWS_CONFIG_FILE: '/nonexistent', AWS_SHARED_CREDENTIALS_FILE: '/nonexistent', DOCKER_HOST: 'unix:///nonexistent.sock', CDK_DISABLE_VERSION_CHECK: '1' };
+  return { ...env, AWS_CONFIG_FILE: '/nonexistent', AWS_SHARED_CREDENTIALS_FILE: '/nonexistent', DOCKER_HOST: 'unix:///nonexistent.sock', CDK_DISABLE_VERSION_CHECK: '1', CDK_DISABLE_CLI_TELEMETRY: 'true' };
 }
 
 describe('cdk synth', () => {
