@@ -24,6 +24,22 @@ export interface DeployContext {
   readonly alarmEmail?: string;
 }
 
+/** A context value that is missing or wrong: the message says what to pass instead. */
+export class DeployContextError extends Error {
+  override readonly name = 'DeployContextError';
+}
+
+/** Runs `build`; a context mistake ends the process with its one line rather than a stack trace. */
+export function exitOnContextError<T>(build: () => T): T {
+  try {
+    return build();
+  } catch (error) {
+    if (!(error instanceof DeployContextError)) throw error;
+    process.stderr.write(`${error.message}\n`);
+    process.exit(1);
+  }
+}
+
 const CERTIFICATE_HELP =
   'pass a TLS certificate for the MQTT endpoints: -c certificateArn=arn:aws:acm:<region>:<account>:certificate/<id> ' +
   '(an ACM certificate in the deployment region), or -c domainName=mqtt.example.com -c hostedZoneId=Z0123456789ABC ' +
@@ -54,30 +70,30 @@ function certificateSource(get: (key: string) => unknown): CertificateSource {
   const hostedZoneId = get('hostedZoneId');
   if (typeof certificateArn === 'string' && certificateArn !== '') {
     if (!/^arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate\/[\w-]+$/.test(certificateArn)) {
-      throw new Error(`context certificateArn is not an ACM certificate ARN (${certificateArn}): ${CERTIFICATE_HELP}`);
+      throw new DeployContextError(`context certificateArn is not an ACM certificate ARN (${certificateArn}): ${CERTIFICATE_HELP}`);
     }
     return { kind: 'arn', certificateArn, ...(typeof domainName === 'string' && domainName ? { domainName } : {}) };
   }
   if (typeof domainName === 'string' && domainName !== '') {
     if (typeof hostedZoneId !== 'string' || hostedZoneId === '') {
-      throw new Error(`context domainName needs hostedZoneId too (the Route 53 zone that validates the certificate): ${CERTIFICATE_HELP}`);
+      throw new DeployContextError(`context domainName needs hostedZoneId too (the Route 53 zone that validates the certificate): ${CERTIFICATE_HELP}`);
     }
     return { kind: 'dns-validated', domainName, hostedZoneId };
   }
-  throw new Error(`no certificate in the CDK context: ${CERTIFICATE_HELP}`);
+  throw new DeployContextError(`no certificate in the CDK context: ${CERTIFICATE_HELP}`);
 }
 
 function flag(value: unknown, key: string): boolean {
   if (value === undefined || value === false || value === 'false') return false;
   if (value === true || value === 'true') return true;
-  throw new Error(`context ${key} must be true or false, got ${JSON.stringify(value)}`);
+  throw new DeployContextError(`context ${key} must be true or false, got ${JSON.stringify(value)}`);
 }
 
 function integer(value: unknown, key: string, fallback: number, min: number, max: number): number {
   if (value === undefined) return fallback;
   const n = typeof value === 'number' ? value : Number(value);
   if (!Number.isInteger(n) || n < min || n > max) {
-    throw new Error(`context ${key} must be a whole number from ${min} to ${max}, got ${JSON.stringify(value)}`);
+    throw new DeployContextError(`context ${key} must be a whole number from ${min} to ${max}, got ${JSON.stringify(value)}`);
   }
   return n;
 }
@@ -85,14 +101,14 @@ function integer(value: unknown, key: string, fallback: number, min: number, max
 function oneOf<T>(value: unknown, key: string, choices: Record<string, T>): T {
   if (typeof value === 'string' && Object.hasOwn(choices, value)) return choices[value]!;
   const names = Object.keys(choices).map((c) => `'${c}'`);
-  throw new Error(`context ${key} must be ${names.join(' or ')}, got ${JSON.stringify(value)}`);
+  throw new DeployContextError(`context ${key} must be ${names.join(' or ')}, got ${JSON.stringify(value)}`);
 }
 
 function logRetention(value: unknown): RetentionDays {
   const days = value === undefined ? 30 : Number(value);
   const allowed = Object.values(RetentionDays).filter((d): d is RetentionDays => typeof d === 'number' && d > 0);
   if (!allowed.includes(days)) {
-    throw new Error(`context logRetentionDays must be one of CloudWatch's retention periods (${allowed.join(', ')}), got ${JSON.stringify(value)}`);
+    throw new DeployContextError(`context logRetentionDays must be one of CloudWatch's retention periods (${allowed.join(', ')}), got ${JSON.stringify(value)}`);
   }
   return days;
 }
@@ -100,7 +116,7 @@ function logRetention(value: unknown): RetentionDays {
 function optionalString(value: unknown, key: string): { alarmEmail?: string } {
   if (value === undefined || value === '') return {};
   if (typeof value !== 'string' || !/^[^@\s]+@[^@\s]+$/.test(value)) {
-    throw new Error(`context ${key} must be an email address, got ${JSON.stringify(value)}`);
+    throw new DeployContextError(`context ${key} must be an email address, got ${JSON.stringify(value)}`);
   }
   return { [key]: value };
 }

@@ -126,7 +126,7 @@ export class DeviceListener extends Construct {
     this.service = new FargateService(this, 'Service', {
       cluster,
       taskDefinition: this.taskDefinition,
-      desiredCount: props.minTasks,
+      // No desiredCount: autoscaling owns it, so a deployment does not reset a scaled-out service.
       vpcSubnets: network.privateSubnets,
       securityGroups: [this.securityGroup],
       assignPublicIp: false,

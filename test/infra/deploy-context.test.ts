@@ -1,4 +1,6 @@
 /** The stack's CDK context: sensible defaults, and one line saying what to pass when something is wrong. */
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { App, RemovalPolicy } from 'aws-cdk-lib';
 import { RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { describe, expect, it } from 'vitest';
@@ -59,5 +61,15 @@ describe('deploy context', () => {
     [{ removalPolicy: 'snapshot' }, /removalPolicy must be 'retain' or 'destroy'/],
   ])('rejects %j with one line', (context, message) => {
     expect(() => withCertificate(context)).toThrow(message);
+  });
+
+  it('the CDK app stops with that one line and exit code 1, not a stack trace', { timeout: 60_000 }, async () => {
+    const failure = await promisify(execFile)('npx', ['tsx', 'infra/bin/app.ts'], { env: { ...process.env, CDK_CONTEXT_JSON: '{}' } }).then(
+      () => undefined,
+      (error: { code: number; stderr: string }) => error,
+    );
+    expect(failure?.code).toBe(1);
+    const lines = failure!.stderr.split('\n').filter((line) => line && !line.startsWith('npm warn'));
+    expect(lines).toEqual([expect.stringMatching(/^no certificate in the CDK context: pass a TLS certificate/)]);
   });
 });
