@@ -6,6 +6,7 @@
  */
 import { serverKeepAlive } from '../broker/keep-alive';
 import { decodePacket, encodePacket, type ProtocolVersion } from '../protocol/codec';
+import { readFixedHeader } from '../protocol/fixed-header';
 import { MqttProtocolError, ReasonCode } from '../protocol/reason-codes';
 import type { Logger } from '../broker/ports';
 import type { PacketSink } from './events';
@@ -14,8 +15,11 @@ import { MqttFramer } from '../protocol/framer';
 /** The two transports a device may use: a TCP socket, or a WebSocket with binary frames. */
 export interface Transport {
   write(bytes: Buffer): void;
-  /** Close the network connection; the transport reports it through `onClose`. */
-  close(): void;
+  /**
+   * Close the network connection; the transport reports it through `onClose`. With `lastBytes`,
+   * write them first and close gracefully, so the client reads them before the connection ends.
+   */
+  close(lastBytes?: Buffer): void;
   readonly remoteAddress: string;
 }
 
@@ -29,6 +33,7 @@ export interface ConnectionLimits {
 }
 
 const CONNECT_TYPE = 1;
+const CONNACK_TYPE = 2;
 
 export class ClientConnection {
   readonly connectedAt = new Date();
@@ -43,7 +48,9 @@ export class ClientConnection {
   private keepAliveTimer: NodeJS.Timeout | undefined;
   private keepAliveMs = 0;
   private sawConnect = false;
-  private protocolVersion: ProtocolVersion = 4;
+  private protocolVersion: ProtocolVersion | undefined;
+  /** Whether the handler's first packet to this client, its CONNACK, accepted the connection. */
+  private connackAccepted: boolean | undefined;
   private markDone: () => void = () => undefined;
   /** Settles once the handler has been told the connection closed (or failed to be told). */
   readonly done: Promise<void> = new Promise((resolve) => (this.markDone = resolve));
@@ -86,16 +93,31 @@ export class ClientConnection {
 
   /** Bytes to the network, from the delivery endpoint. */
   deliver(bytes: Buffer): void {
+    this.connackAccepted ??= isAcceptingConnack(bytes); // the first packet a server sends is CONNACK
     this.transport.write(bytes);
   }
 
   /** The handler (or the listener itself) closes the connection; queued packets are dropped. */
-  serverClose(reason: string): void {
+  serverClose(reason: string, lastBytes?: Buffer): void {
     if (this.serverClosed) return;
     this.serverClosed = true;
     this.closeReason = reason;
     this.queue.length = 0;
-    this.transport.close();
+    this.transport.close(lastBytes);
+  }
+
+  /**
+   * The listener is shutting down, so the client should reconnect to another one. A 5.0 client
+   * hears why first: DISCONNECT 0x8B (Server shutting down), but only once its CONNACK accepted
+   * it ([MQTT-3.14.0-1]); then the connection closes ([MQTT-3.14.4-2]). 3.1.1 has no server
+   * DISCONNECT: its connection just closes. Either way the close reaches the handler as usual.
+   */
+  shutdown(): void {
+    const goodbye =
+      this.protocolVersion === 5 && this.connackAccepted
+        ? encodePacket({ cmd: 'disconnect', reasonCode: ReasonCode.ServerShuttingDown }, 5)
+        : undefined;
+    this.serverClose('server shutting down', goodbye);
   }
 
   /** The transport reports the network connection closed (by either side). */
@@ -161,6 +183,9 @@ export class ClientConnection {
   private async reportClosed(): Promise<void> {
     if (this.closedReported) return;
     this.closedReported = true;
+    // No packet ever arrived (a load balancer's health check, a port scan): the broker holds
+    // nothing for this connection, so there is nothing to tell it, and no invocation to pay for.
+    if (!this.sawConnect) return this.markDone();
     try {
       await this.sink.invoke({ type: 'closed', connectionId: this.connectionId, reason: this.closeReason });
     } catch (error) {
@@ -169,4 +194,12 @@ export class ClientConnection {
       this.markDone();
     }
   }
+}
+
+/** Whether `bytes` begin with a CONNACK that accepts the connection. */
+function isAcceptingConnack(bytes: Buffer): boolean {
+  if (bytes.length === 0 || bytes[0]! >> 4 !== CONNACK_TYPE) return false;
+  const header = readFixedHeader(bytes);
+  // Acknowledge flags, then the reason code (3.1.1: the return code): 0 is the only success in both.
+  return header !== undefined && bytes[header.headerLength + 1] === 0;
 }

@@ -1,12 +1,9 @@
-import { App } from 'aws-cdk-lib';
-import { Match, Template } from 'aws-cdk-lib/assertions';
+import { Match, type Template } from 'aws-cdk-lib/assertions';
 import { describe, expect, it } from 'vitest';
-import { BrokerStack } from '../../infra/broker-stack';
 import { brokerTables } from '../../shared/store/tables';
+import { synthBroker } from './stack-fixture';
 
-function synth(context?: Record<string, string>): Template {
-  return Template.fromStack(new BrokerStack(new App({ context }), 'Test'));
-}
+const synth = (context?: Record<string, string>): Template => synthBroker(context).template;
 
 describe('BrokerStack tables', () => {
   const template = synth();
@@ -54,7 +51,7 @@ describe('BrokerStack tables', () => {
   });
 
   it('gives entry points every table name through its envVar', () => {
-    const stack = new BrokerStack(new App(), 'Env');
+    const { stack } = synthBroker();
     expect(Object.keys(stack.tables.environment()).sort()).toEqual(brokerTables.map((d) => d.envVar).sort());
   });
 });
