@@ -12,7 +12,10 @@ import {
   createWsDefaultHandler,
   createWsDisconnectHandler,
 } from '../functions/handlers';
+import type { BrokerConfig } from '../shared/broker/context';
 import { createJsonLogger, type LogLevel } from '../shared/broker/logger';
+import type { SecurityPolicy } from '../shared/security/broker-security';
+import type { DynamoSecurityStore } from '../shared/store/dynamo-security';
 import type { ListenerEvent, PacketSink } from '../shared/listener/events';
 import { MqttListener } from '../shared/listener/listener';
 import { createTables } from '../shared/store/create-tables';
@@ -35,6 +38,12 @@ export interface HarnessOptions {
   readonly tablePrefix?: string;
   readonly logLevel?: LogLevel;
   readonly maximumPacketSize?: number;
+  /** Authentication and ACL; default: anonymous clients allowed, no ACL (npm start says so). */
+  readonly security?: SecurityPolicy;
+  /** Limits (shared/broker/context.ts BrokerConfig) over the defaults. */
+  readonly config?: Partial<BrokerConfig>;
+  /** How long the listener waits for a socket's CONNECT. */
+  readonly connectTimeoutMs?: number;
 }
 
 export interface Harness {
@@ -48,6 +57,9 @@ export interface Harness {
   readonly deliveryEndpoint: string;
   readonly tables: TableNames;
   readonly store: DynamoBrokerStore;
+  /** Users, door identities and rate counters (tests add users through it). */
+  readonly securityStore: DynamoSecurityStore;
+  readonly security: SecurityPolicy;
   stop(): Promise<void>;
 }
 
@@ -79,6 +91,8 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     const apigw = await emulator.start();
     stops.push(() => emulator.stop());
 
+    const security = options.security ?? { allowAnonymous: true };
+    const config = { ...options.config, ...(options.maximumPacketSize ? { maximumPacketSize: options.maximumPacketSize } : {}) };
     const deps = createBrokerDeps({
       tables,
       dynamoDb: { endpoint: dynamoDbEndpoint, region: LOCAL_REGION, credentials: localCredentials },
@@ -87,10 +101,11 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
         clientConfig: { region: LOCAL_REGION, credentials: localCredentials },
       },
       log,
-      ...(options.maximumPacketSize ? { config: { maximumPacketSize: options.maximumPacketSize } } : {}),
+      config,
+      security,
     });
     emulator.routes = {
-      $connect: createWsConnectHandler(),
+      $connect: createWsConnectHandler(deps),
       $default: createWsDefaultHandler(deps),
       $disconnect: createWsDisconnectHandler(deps),
     };
@@ -103,7 +118,10 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
       advertisedHost: host,
       sink: inProcessSink(createPacketsHandler(deps)),
       log,
-      ...(options.maximumPacketSize ? { limits: { maximumPacketSize: options.maximumPacketSize } } : {}),
+      limits: {
+        ...(config.maximumPacketSize ? { maximumPacketSize: config.maximumPacketSize } : {}),
+        ...(options.connectTimeoutMs ? { connectTimeoutMs: options.connectTimeoutMs } : {}),
+      },
     });
     const addresses = await listener.start();
     stops.push(() => listener.stop());
@@ -119,6 +137,8 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
       deliveryEndpoint: addresses.deliveryEndpoint,
       tables,
       store: deps.store,
+      securityStore: deps.securityStore,
+      security,
       stop,
     };
   } catch (error) {

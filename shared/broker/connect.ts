@@ -1,12 +1,13 @@
 /**
- * CONNECT: validate, pick the client identifier, open (or take over) the session, remember the
- * connection, answer CONNACK. Steps, in order:
- *   checkProtocol -> chooseClientId -> openSession -> closeTakenOverConnection -> rememberConnection -> connack
+ * CONNECT: validate, pick the client identifier, admit (authenticate, authorize the will, limits),
+ * open (or take over) the session, remember the connection, answer CONNACK. Steps, in order:
+ *   checkProtocol -> chooseClientId -> admitConnection -> openSession -> closeTakenOverConnection -> rememberConnection -> connack
  */
 import { randomUUID } from 'node:crypto';
 import { encodePacket, type ConnectPacket, type ProtocolVersion } from '../protocol/codec';
 import { connackReturnCodeFor, MqttProtocolError, ReasonCode } from '../protocol/reason-codes';
 import { checkTopicName } from '../protocol/topic';
+import { admitConnection } from './admission';
 import type { BrokerDeps } from './context';
 import { closeWithReason } from './disconnect';
 import type { Outbox } from './outbox';
@@ -40,6 +41,10 @@ export async function handleConnect(
     throw new MqttProtocolError(ReasonCode.TopicNameInvalid, `will ${willTopic.reason}`);
   }
 
+  // [MQTT-3.1.4-2] (5.0) authentication and authorization checks; a failure refuses with CONNACK and closes
+  const admission = await admitConnection(deps, connectionId, packet, clientId);
+  if (!admission.ok) return refuse(admission.reasonCode, admission.why);
+
   const { sessionPresent, previousConnectionId, previousProtocolVersion } = await deps.store.openSession({
     clientId,
     connectionId,
@@ -62,12 +67,13 @@ export async function handleConnect(
     sessionExpiryInterval: sessionExpiryOf(packet, protocolVersion, cleanStart),
     connectedAt: deps.now(),
     ...(packet.will ? { will: willOf(packet.will) } : {}),
+    ...admission.identity,
   };
   await deps.store.putConnection(connection);
 
   const assigned = clientId !== packet.clientId ? clientId : undefined;
   outbox.send(connectionId, connack(protocolVersion, ReasonCode.Success, sessionPresent, deps, assigned));
-  deps.log.info('connected', { connectionId, clientId, protocolVersion, cleanStart, sessionPresent });
+  deps.log.info('connected', { connectionId, clientId, protocolVersion, cleanStart, sessionPresent, username: connection.username });
   return connection;
 }
 

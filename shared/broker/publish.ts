@@ -5,6 +5,7 @@
 import type { PublishPacket } from '../protocol/codec';
 import { MqttProtocolError, ReasonCode } from '../protocol/reason-codes';
 import { checkTopicName } from '../protocol/topic';
+import { publishRefusal, refusePublish } from './authorization';
 import { isV5, reply, type PacketContext } from './context';
 import type { ApplicationMessage, MessageProperties } from './ports';
 import { routeMessage } from './route';
@@ -21,6 +22,9 @@ export async function handlePublish(ctx: PacketContext, packet: PublishPacket): 
   if (!topic.ok) throw new MqttProtocolError(ReasonCode.TopicNameInvalid, topic.reason);
   // Retain Available is announced as 0 to 5.0 clients [MQTT-3.2.2-14]; 3.1.1 clients have no way to learn it.
   if (packet.retain && v5) throw new MqttProtocolError(ReasonCode.RetainNotSupported, 'retained messages are not supported yet');
+  // Topic limits and the ACL; before a QoS 2 receipt is recorded, since a refused exchange ends at PUBREC.
+  const refusal = publishRefusal(ctx, packet.topic);
+  if (refusal !== undefined) return refusePublish(ctx, packet, refusal);
 
   const message: ApplicationMessage = {
     topic: packet.topic,

@@ -5,7 +5,9 @@
 import type { SubscribePacket } from '../protocol/codec';
 import { MqttProtocolError, ReasonCode } from '../protocol/reason-codes';
 import { checkTopicFilter } from '../protocol/topic';
+import { subscriptionRefusal } from './authorization';
 import { isV5, reply, type PacketContext } from './context';
+import { SubscriptionQuota } from './limits';
 import type { Subscription } from './ports';
 
 const SHARED_PREFIX = '$share/';
@@ -16,6 +18,7 @@ export async function handleSubscribe(ctx: PacketContext, packet: SubscribePacke
   if (packet.properties?.subscriptionIdentifier !== undefined) {
     throw new MqttProtocolError(ReasonCode.SubscriptionIdentifiersNotSupported, 'subscription identifiers are not supported');
   }
+  const quota = await SubscriptionQuota.load(ctx);
   const accepted: Subscription[] = [];
   const granted = packet.subscriptions.map((request): number => {
     const check = checkTopicFilter(request.topic);
@@ -24,6 +27,9 @@ export async function handleSubscribe(ctx: PacketContext, packet: SubscribePacke
     if (request.topic.startsWith(SHARED_PREFIX)) {
       return v5 ? ReasonCode.SharedSubscriptionsNotSupported : ReasonCode.UnspecifiedError;
     }
+    // Topic limits, the ACL and the subscriptions-per-client quota
+    const refusal = subscriptionRefusal(ctx, request.topic, quota);
+    if (refusal !== undefined) return v5 ? refusal : ReasonCode.UnspecifiedError;
     accepted.push({
       clientId: ctx.connection.clientId,
       filter: request.topic,

@@ -68,13 +68,28 @@ export const subscriptionsTable: TableDefinition = {
   purpose: 'routing index: subscriptions by filter, and the trie of wildcard filters',
 };
 
-export const brokerTables: readonly TableDefinition[] = [connectionsTable, sessionsTable, subscriptionsTable];
+/**
+ * Security state, one item per key: `user#<name>` (password hash, ACL rules), `door#<connection
+ * id>` (an identity API Gateway's `$connect` established from a token, until CONNECT takes it),
+ * `rate#<counter>#<window start>` (rate-limit counters). Door identities and counters expire.
+ */
+export const securityTable: TableDefinition = {
+  id: 'Security',
+  key: 'security',
+  envVar: 'SECURITY_TABLE',
+  partitionKey: { name: 'pk', type: 'S' },
+  timeToLiveAttribute: 'expiresAt',
+  purpose: 'users (password hashes, ACL rules), identities from $connect, rate-limit counters',
+};
+
+export const brokerTables: readonly TableDefinition[] = [connectionsTable, sessionsTable, subscriptionsTable, securityTable];
 
 /** Table names for one deployment or one local harness. */
 export interface TableNames {
   readonly connections: string;
   readonly sessions: string;
   readonly subscriptions: string;
+  readonly security: string;
 }
 
 /** Local harnesses name tables `<prefix>-<id>` so several can share one DynamoDB Local. */
@@ -92,5 +107,10 @@ export function tableNamesFromEnv(env: NodeJS.ProcessEnv): TableNames {
 }
 
 function namesBy(nameOf: (table: TableDefinition) => string): TableNames {
-  return { connections: nameOf(connectionsTable), sessions: nameOf(sessionsTable), subscriptions: nameOf(subscriptionsTable) };
+  return {
+    connections: nameOf(connectionsTable),
+    sessions: nameOf(sessionsTable),
+    subscriptions: nameOf(subscriptionsTable),
+    security: nameOf(securityTable),
+  };
 }
