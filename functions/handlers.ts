@@ -9,6 +9,7 @@ import type {
 } from 'aws-lambda';
 import type { BrokerDeps } from '../shared/broker/context';
 import { handleConnectionClosed, handlePackets } from '../shared/broker/dispatch';
+import { handleStreamFailure } from '../shared/broker/stream-failure';
 import type { ListenerEvent } from '../shared/listener/events';
 import { decodeTextMessage } from '../shared/gateway/text-frames';
 
@@ -20,6 +21,8 @@ export function createPacketsHandler(deps: BrokerDeps) {
         return handlePackets(deps, event.connectionId, event.packets.map((p) => Buffer.from(p, 'base64')));
       case 'closed':
         return handleConnectionClosed(deps, event.connectionId);
+      case 'failed':
+        return handleStreamFailure(deps, event.connectionId, event.reasonCode, event.reason);
     }
   };
 }

@@ -6,6 +6,7 @@
 import http from 'node:http';
 import net from 'node:net';
 import type { AddressInfo } from 'node:net';
+import tls from 'node:tls';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { Logger } from '../broker/ports';
 import { newListenerConnectionId } from '../gateway/connection-id';
@@ -23,15 +24,19 @@ export interface ListenerOptions {
   readonly sink: PacketSink;
   readonly log: Logger;
   readonly limits?: Partial<ConnectionLimits>;
+  /** MQTT over TLS (mqtts) on its own port, with this certificate and key (PEM). */
+  readonly tls?: { readonly port: number; readonly cert: string; readonly key: string };
 }
 
 export interface ListenerAddresses {
   readonly mqttPort: number;
+  /** Present when the listener serves TLS. */
+  readonly mqttsPort?: number;
   readonly wsPort: number;
   readonly deliveryEndpoint: string;
 }
 
-const defaultLimits: ConnectionLimits = { maximumPacketSize: 256 * 1024, connectTimeoutMs: 10_000, maxBatchPackets: 100 };
+const defaultLimits: ConnectionLimits = { maximumPacketSize: 256 * 1024, connectTimeoutMs: 10_000, maxBatchPackets: 100, maxQueuedBytes: 1024 * 1024 };
 
 export class MqttListener {
   /** Connections that can be written to, by id. */
@@ -39,6 +44,7 @@ export class MqttListener {
   /** Connections the handler is not finished with yet (a closed socket may still have packets in flight). */
   private readonly unfinished = new Set<ClientConnection>();
   private readonly tcpServer: net.Server;
+  private readonly tlsServer: tls.Server | undefined;
   private readonly wsHttpServer: http.Server;
   private readonly wsServer: WebSocketServer;
   private readonly deliveryServer: http.Server;
@@ -48,6 +54,11 @@ export class MqttListener {
   constructor(private readonly options: ListenerOptions) {
     this.limits = { ...defaultLimits, ...options.limits };
     this.tcpServer = net.createServer({ noDelay: true }, (socket) => this.acceptTcp(socket));
+    // A TLS handshake that never finishes is held no longer than a CONNECT that never comes.
+    this.tlsServer = options.tls
+      ? tls.createServer({ cert: options.tls.cert, key: options.tls.key, handshakeTimeout: this.limits.connectTimeoutMs }, (socket) => this.acceptTcp(socket))
+      : undefined;
+    this.tlsServer?.on('tlsClientError', (error) => options.log.info('TLS handshake failed', { error: error.message }));
     this.wsHttpServer = http.createServer((_request, response) => response.writeHead(426).end('MQTT over WebSocket: use path /mqtt\n'));
     this.wsServer = new WebSocketServer({
       server: this.wsHttpServer,
@@ -66,7 +77,8 @@ export class MqttListener {
     this.deliveryEndpoint = `http://${this.options.advertisedHost}:${deliveryPort}`;
     const mqttPort = await listen(this.tcpServer, this.options.mqttPort, host, 'MQTT');
     const wsPort = await listen(this.wsHttpServer, this.options.wsPort, host, 'MQTT over WebSocket');
-    return { mqttPort, wsPort, deliveryEndpoint: this.deliveryEndpoint };
+    const mqttsPort = this.tlsServer ? await listen(this.tlsServer, this.options.tls!.port, host, 'MQTT over TLS') : undefined;
+    return { mqttPort, wsPort, ...(mqttsPort !== undefined ? { mqttsPort } : {}), deliveryEndpoint: this.deliveryEndpoint };
   }
 
   /**
@@ -82,7 +94,7 @@ export class MqttListener {
       new Promise((resolve) => (timer = setTimeout(resolve, drainMs))),
     ]);
     clearTimeout(timer);
-    await Promise.all([close(this.tcpServer), close(this.wsHttpServer), close(this.deliveryServer)]);
+    await Promise.all([close(this.tcpServer), close(this.wsHttpServer), close(this.deliveryServer), ...(this.tlsServer ? [close(this.tlsServer)] : [])]);
   }
 
   private acceptTcp(socket: net.Socket): void {
@@ -91,6 +103,8 @@ export class MqttListener {
       write: (bytes) => socket.write(bytes),
       close: () => socket.destroy(),
       remoteAddress: socket.remoteAddress ?? '',
+      pause: () => socket.pause(),
+      resume: () => socket.resume(),
     });
     socket.on('data', (chunk: Buffer) => connection.receive(chunk));
     socket.on('error', (error) => this.options.log.info('socket error', { connectionId: connection.connectionId, error: error.message }));
@@ -102,6 +116,8 @@ export class MqttListener {
       write: (bytes) => ws.send(bytes, { binary: true }),
       close: () => ws.terminate(),
       remoteAddress,
+      pause: () => ws.pause(),
+      resume: () => ws.resume(),
     });
     ws.on('message', (data, isBinary) => {
       // [MQTT-6.0.0-1] MQTT travels in binary frames; anything else closes the connection
@@ -129,7 +145,7 @@ export class MqttListener {
 }
 
 /** Listen, turning "port taken" into a one-line error that says what to do. */
-export function listen(server: net.Server | http.Server, port: number, host: string, what: string): Promise<number> {
+export function listen(server: net.Server | http.Server | tls.Server, port: number, host: string, what: string): Promise<number> {
   return new Promise((resolve, reject) => {
     const onError = (error: NodeJS.ErrnoException): void => {
       reject(
@@ -146,6 +162,6 @@ export function listen(server: net.Server | http.Server, port: number, host: str
   });
 }
 
-function close(server: net.Server | http.Server): Promise<void> {
+function close(server: net.Server | http.Server | tls.Server): Promise<void> {
   return new Promise((resolve) => server.close(() => resolve()));
 }

@@ -77,7 +77,7 @@ describe('JWT', () => {
   describe('with keys from a JWKS URL', () => {
     let server: http.Server;
     let url = '';
-    let privateKey: CryptoKey;
+    let privateKey: Awaited<ReturnType<typeof generateKeyPair>>['privateKey'];
     beforeAll(async () => {
       const pair = await generateKeyPair('RS256');
       privateKey = pair.privateKey;
