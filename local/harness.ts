@@ -23,6 +23,7 @@ import type { DynamoBrokerStore } from '../shared/store/dynamo-store';
 import { localTableNames, type TableNames } from '../shared/store/tables';
 import { ApiGatewayEmulator } from './apigw-emulator';
 import { startDynamoDbLocal, type RunningDynamoDb } from './dynamodb-local';
+import { generateSelfSignedCertificate } from './tls-certificate';
 import { localCredentials, LOCAL_REGION } from './local-aws';
 
 export interface HarnessOptions {
@@ -44,6 +45,8 @@ export interface HarnessOptions {
   readonly config?: Partial<BrokerConfig>;
   /** How long the listener waits for a socket's CONNECT. */
   readonly connectTimeoutMs?: number;
+  /** MQTT over TLS on this port; without cert and key (PEM), a self-signed certificate is made at start. */
+  readonly tls?: { readonly port: number; readonly cert?: string; readonly key?: string };
 }
 
 export interface Harness {
@@ -60,6 +63,10 @@ export interface Harness {
   /** Users, door identities and rate counters (tests add users through it). */
   readonly securityStore: DynamoSecurityStore;
   readonly security: SecurityPolicy;
+  /** With `tls`: the mqtts URL and port, and the certificate a client trusts (PEM). */
+  readonly mqttsUrl?: string;
+  readonly mqttsPort?: number;
+  readonly tlsCertificate?: string;
   stop(): Promise<void>;
 }
 
@@ -110,6 +117,11 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
       $disconnect: createWsDisconnectHandler(deps),
     };
 
+    const certificate = options.tls
+      ? options.tls.cert && options.tls.key
+        ? { cert: options.tls.cert, key: options.tls.key }
+        : await generateSelfSignedCertificate(host)
+      : undefined;
     const listener = new MqttListener({
       host,
       mqttPort: options.mqttPort ?? 1883,
@@ -118,6 +130,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
       advertisedHost: host,
       sink: inProcessSink(createPacketsHandler(deps)),
       log,
+      ...(options.tls && certificate ? { tls: { port: options.tls.port, ...certificate } } : {}),
       limits: {
         ...(config.maximumPacketSize ? { maximumPacketSize: config.maximumPacketSize } : {}),
         ...(options.connectTimeoutMs ? { connectTimeoutMs: options.connectTimeoutMs } : {}),
@@ -139,6 +152,9 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
       store: deps.store,
       securityStore: deps.securityStore,
       security,
+      ...(addresses.mqttsPort !== undefined && certificate
+        ? { mqttsUrl: `mqtts://${host}:${addresses.mqttsPort}`, mqttsPort: addresses.mqttsPort, tlsCertificate: certificate.cert }
+        : {}),
       stop,
     };
   } catch (error) {
