@@ -10,6 +10,7 @@
  *   MQTT_MAX_PACKET_SIZE, MQTT_MAX_TOPIC_LENGTH, MQTT_MAX_TOPIC_LEVELS, MQTT_MAX_SUBSCRIPTIONS,
  *   MQTT_MAX_INFLIGHT, MQTT_MAX_CLIENT_ID_LENGTH        positive integers
  *   MQTT_PUBLISH_RATE, MQTT_CONNECT_RATE               <count>/<seconds>s (e.g. 100/1s) or off
+ *   MQTT_CONNECT_TIMEOUT_MS  the listener's deadline for a socket's CONNECT (10000)
  */
 import { readFileSync } from 'node:fs';
 import type { BrokerConfig, RateLimit } from '../shared/broker/context';
@@ -72,6 +73,13 @@ export function limitsFromEnv(env: Env): Partial<BrokerConfig> {
     if (rate !== undefined) config[key] = rate ?? undefined;
   }
   return config as Partial<BrokerConfig>;
+}
+
+/** The listener's share of the limits: the same packet size as the handlers, and the CONNECT deadline. */
+export function listenerLimitsFromEnv(env: Env): { maximumPacketSize?: number; connectTimeoutMs?: number } {
+  const maximumPacketSize = positiveInteger(env, 'MQTT_MAX_PACKET_SIZE');
+  const connectTimeoutMs = positiveInteger(env, 'MQTT_CONNECT_TIMEOUT_MS');
+  return { ...(maximumPacketSize ? { maximumPacketSize } : {}), ...(connectTimeoutMs ? { connectTimeoutMs } : {}) };
 }
 
 /** The ACL rules from MQTT_ACL or MQTT_ACL_FILE; undefined when neither is set. */

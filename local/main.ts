@@ -12,7 +12,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { ConfigurationError, describeSecurity, limitsFromEnv, securityPolicyFromEnv } from '../functions/security-config';
+import { ConfigurationError, describeSecurity, limitsFromEnv, listenerLimitsFromEnv, securityPolicyFromEnv } from '../functions/security-config';
 import type { LogLevel } from '../shared/broker/logger';
 import { startHarness } from './harness';
 
@@ -48,6 +48,7 @@ function fail(message: string): never {
 const env = process.env;
 let security;
 let config;
+let connectTimeoutMs: number | undefined;
 let tls: { port: number; cert?: string; key?: string } | undefined;
 try {
   security = securityPolicyFromEnv(
@@ -59,6 +60,7 @@ try {
     { allowAnonymous: true },
   );
   config = limitsFromEnv(env);
+  connectTimeoutMs = listenerLimitsFromEnv(env).connectTimeoutMs;
   if (flags.tls || flags['tls-port'] || env.MQTT_TLS_PORT) {
     tls = { port: port(flags['tls-port'], env.MQTT_TLS_PORT, 8883, 'MQTT_TLS_PORT'), ...tlsFiles(env) };
   }
@@ -78,6 +80,7 @@ try {
     logLevel: (flags['log-level'] ?? env.LOG_LEVEL ?? 'info') as LogLevel,
     security,
     config,
+    ...(connectTimeoutMs ? { connectTimeoutMs } : {}),
     ...(tls ? { tls } : {}),
   });
   if (harness.tlsCertificate && !tls?.cert) {
