@@ -10,6 +10,7 @@ import type {
 import type { BrokerDeps } from '../shared/broker/context';
 import { handleConnectionClosed, handlePackets } from '../shared/broker/dispatch';
 import { runFanoutJob, type FanoutJob } from '../shared/broker/fanout';
+import { handleStreamFailure } from '../shared/broker/stream-failure';
 import type { ListenerEvent } from '../shared/listener/events';
 import { decodeTextMessage } from '../shared/gateway/text-frames';
 
@@ -21,6 +22,8 @@ export function createPacketsHandler(deps: BrokerDeps) {
         return handlePackets(deps, event.connectionId, event.packets.map((p) => Buffer.from(p, 'base64')));
       case 'closed':
         return handleConnectionClosed(deps, event.connectionId);
+      case 'failed':
+        return handleStreamFailure(deps, event.connectionId, event.reasonCode, event.reason);
     }
   };
 }
@@ -33,24 +36,43 @@ export function createFanoutHandler(deps: BrokerDeps) {
   };
 }
 
-/** The WebSocket `$connect` event as API Gateway sends it (headers are on the event, not in the V2 type). */
+/** The WebSocket `$connect` event as API Gateway sends it (headers and query are on the event, not in the V2 type). */
 export type WebSocketConnectEvent = APIGatewayProxyWebsocketEventV2 & {
   headers?: Record<string, string | undefined>;
+  queryStringParameters?: Record<string, string | undefined>;
 };
+
+/** API Gateway closes a WebSocket connection after two hours at most. */
+const MAX_CONNECTION_SECONDS = 2 * 60 * 60;
 
 const SUBPROTOCOLS = ['mqtt', 'mqttv3.1'];
 
 /**
  * `$connect`: agree the MQTT subprotocol. API Gateway does not echo Sec-WebSocket-Protocol by
  * itself, and a browser drops a handshake that offered one and got none back.
+ *
+ * A browser cannot set headers on a WebSocket, so it may pass a JWT as `?token=`: an invalid one
+ * refuses the handshake (401) before any MQTT is spoken; a valid one is remembered for this
+ * connection, and a CONNECT that then carries no credentials is that token's user.
  */
-export function createWsConnectHandler() {
+export function createWsConnectHandler(deps: Pick<BrokerDeps, 'security' | 'log' | 'now'>) {
   return async (event: WebSocketConnectEvent): Promise<APIGatewayProxyResultV2> => {
     const offered = headerValue(event.headers, 'sec-websocket-protocol')
       ?.split(',')
       .map((p) => p.trim());
     const chosen = offered?.find((p) => SUBPROTOCOLS.includes(p));
     if (offered && !chosen) return { statusCode: 400, body: 'MQTT needs the "mqtt" WebSocket subprotocol' };
+    const token = event.queryStringParameters?.token;
+    if (token !== undefined) {
+      const connectionId = event.requestContext.connectionId;
+      const check = await deps.security.verifyToken(token);
+      if (!check.ok) {
+        deps.log.info('$connect refused: token', { connectionId, why: check.reason });
+        return { statusCode: check.unavailable ? 503 : 401, body: 'invalid token' };
+      }
+      const expiresAt = Math.ceil(deps.now() / 1000) + MAX_CONNECTION_SECONDS;
+      await deps.security.rememberDoorIdentity(connectionId, check.identity, expiresAt);
+    }
     return { statusCode: 200, ...(chosen ? { headers: { 'Sec-WebSocket-Protocol': chosen } } : {}) };
   };
 }

@@ -9,10 +9,14 @@ import { defaultBrokerConfig, type BrokerConfig, type BrokerDeps } from '../shar
 import { createJsonLogger, type LogLevel } from '../shared/broker/logger';
 import type { FanoutWorkers } from '../shared/broker/fanout';
 import type { Logger } from '../shared/broker/ports';
+import { listenerEndpointOf } from '../shared/gateway/connection-id';
 import { LambdaFanoutWorkers } from '../shared/gateway/lambda-fanout';
 import { ConnectionsApi, type ConnectionsApiOptions } from '../shared/gateway/connections-api';
+import { BrokerSecurity, type SecurityPolicy } from '../shared/security/broker-security';
+import { DynamoSecurityStore } from '../shared/store/dynamo-security';
 import { DynamoBrokerStore } from '../shared/store/dynamo-store';
-import { tableNamesFromEnv, type TableNames } from '../shared/store/tables';
+import { securityTable, tableNamesFromEnv, type TableNames } from '../shared/store/tables';
+import { describeSecurity, limitsFromEnv, securityPolicyFromEnv } from './security-config';
 
 export interface BrokerDepsOptions {
   readonly tables: TableNames;
@@ -22,14 +26,24 @@ export interface BrokerDepsOptions {
   readonly config?: Partial<BrokerConfig>;
   /** Large fan-outs are split across these; built from the deps (the local harness runs them in-process). */
   readonly fanout?: (deps: BrokerDeps) => FanoutWorkers;
+  /** Authentication and ACL; default: authentication required, no ACL. */
+  readonly security?: SecurityPolicy;
 }
 
-export function createBrokerDeps(options: BrokerDepsOptions): BrokerDeps & { store: DynamoBrokerStore } {
+export function createBrokerDeps(options: BrokerDepsOptions): BrokerDeps & { store: DynamoBrokerStore; securityStore: DynamoSecurityStore } {
   const client = DynamoDBDocumentClient.from(new DynamoDBClient(options.dynamoDb ?? {}), {
     marshallOptions: { removeUndefinedValues: true, convertClassInstanceToMap: false },
   });
-  const deps: BrokerDeps & { store: DynamoBrokerStore; fanout?: FanoutWorkers } = {
+  const securityStore = new DynamoSecurityStore({ client, table: options.tables.security });
+  const policy: SecurityPolicy = {
+    ...(options.security ?? { allowAnonymous: false }),
+    // Only API Gateway's connections pass through a `$connect` that may have checked a token.
+    doorIdentityPossible: (connectionId) => listenerEndpointOf(connectionId) === undefined,
+  };
+  const deps: BrokerDeps & { store: DynamoBrokerStore; securityStore: DynamoSecurityStore; fanout?: FanoutWorkers } = {
     store: new DynamoBrokerStore({ client, tables: options.tables }),
+    security: new BrokerSecurity(policy, securityStore),
+    securityStore,
     gateway: new ConnectionsApi(options.connections ?? {}),
     log: options.log ?? createJsonLogger(),
     config: { ...defaultBrokerConfig, ...options.config },
@@ -41,14 +55,34 @@ export function createBrokerDeps(options: BrokerDepsOptions): BrokerDeps & { sto
 
 /**
  * Environment: the table names (see shared/store/tables.ts), APIGW_MANAGEMENT_ENDPOINT, LOG_LEVEL,
- * FANOUT_FUNCTION (the fan-out worker's name; without it a handler delivers every part itself).
+ * FANOUT_FUNCTION (the fan-out worker's name; without it a handler delivers every part itself),
+ * and the security settings and limits (functions/security-config.ts). In the cloud,
+ * authentication is required unless MQTT_ALLOW_ANONYMOUS=true.
  */
 export function brokerDepsFromEnv(env: NodeJS.ProcessEnv): BrokerDeps {
   const fanoutFunction = env.FANOUT_FUNCTION;
+  const log = createJsonLogger((env.LOG_LEVEL as LogLevel | undefined) ?? 'info');
+  const security = securityPolicyFromEnv(env, { allowAnonymous: false });
+  log.info('security', { summary: describeSecurity(security) });
   return createBrokerDeps({
     tables: tableNamesFromEnv(env),
     ...(fanoutFunction ? { fanout: () => new LambdaFanoutWorkers(new LambdaClient({}), fanoutFunction) } : {}),
     ...(env.APIGW_MANAGEMENT_ENDPOINT ? { connections: { apiGatewayEndpoint: env.APIGW_MANAGEMENT_ENDPOINT } } : {}),
-    log: createJsonLogger((env.LOG_LEVEL as LogLevel | undefined) ?? 'info'),
+    log,
+    config: limitsFromEnv(env),
+    security,
   });
+}
+
+/**
+ * What `$connect` needs, and no more: the token check and the Security table where it remembers
+ * the identity (SECURITY_TABLE), with the security settings from the environment.
+ */
+export function securityDepsFromEnv(env: NodeJS.ProcessEnv): Pick<BrokerDeps, 'security' | 'log' | 'now'> {
+  const log = createJsonLogger((env.LOG_LEVEL as LogLevel | undefined) ?? 'info');
+  const table = env[securityTable.envVar];
+  if (!table) throw new Error(`${securityTable.envVar} is not set: the deployment must pass the Security table name`);
+  const client = DynamoDBDocumentClient.from(new DynamoDBClient({}), { marshallOptions: { removeUndefinedValues: true } });
+  const policy: SecurityPolicy = { ...securityPolicyFromEnv(env, { allowAnonymous: false }), doorIdentityPossible: () => true };
+  return { security: new BrokerSecurity(policy, new DynamoSecurityStore({ client, table })), log, now: Date.now };
 }

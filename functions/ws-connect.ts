@@ -1,4 +1,5 @@
 import { createWsConnectHandler } from './handlers';
+import { securityDepsFromEnv } from './runtime';
 
-// `$connect` needs no broker state: it only agrees the subprotocol.
-export const handler = createWsConnectHandler();
+// `$connect` agrees the subprotocol and checks a `?token=` (remembered in the Security table).
+export const handler = createWsConnectHandler(securityDepsFromEnv(process.env));

@@ -8,6 +8,7 @@ import { BrokerNetwork } from './constructs/broker-network';
 import { BrokerTables } from './constructs/broker-tables';
 import { BrowserDoor } from './constructs/browser-door';
 import { DeviceListener, publicPorts } from './constructs/device-listener';
+import { securityTable as securityTableDefinition } from '../shared/store/tables';
 import { readDeployContext } from './deploy-context';
 
 /**
@@ -65,6 +66,11 @@ export class BrokerStack extends Stack {
       router.addEnvironment('FANOUT_FUNCTION', this.fanout.functionName);
       router.addToRolePolicy(new PolicyStatement({ actions: ['lambda:InvokeFunction'], resources: [this.fanout.functionArn] }));
     }
+    // $connect checks a browser's `?token=` and remembers the identity for its CONNECT: the
+    // Security table, and nothing else of the broker's state.
+    const securityTable = this.tables.table(securityTableDefinition.id);
+    this.handlers.wsConnect.addEnvironment(securityTableDefinition.envVar, securityTable.tableName);
+    securityTable.grantReadWriteData(this.handlers.wsConnect);
     this.browserDoor.route('$connect', this.handlers.wsConnect);
     this.browserDoor.route('$default', this.handlers.wsDefault);
     this.browserDoor.route('$disconnect', this.handlers.wsDisconnect);

@@ -80,7 +80,7 @@ export class ApiGatewayEmulator {
     const userAgent = request.headers['user-agent'] ?? '';
     let result: APIGatewayProxyStructuredResultV2;
     try {
-      result = normalize(await this.invoke('$connect', connectionId, connectedAt, sourceIp, userAgent, { headers: flatHeaders(request) }));
+      result = normalize(await this.invoke('$connect', connectionId, connectedAt, sourceIp, userAgent, { headers: flatHeaders(request), ...queryOf(request) }));
     } catch (error) {
       this.options.log.error('$connect failed', { connectionId, error: String(error) });
       result = { statusCode: 500 };
@@ -206,6 +206,12 @@ export class ApiGatewayEmulator {
 function normalize(result: APIGatewayProxyResultV2 | void): APIGatewayProxyStructuredResultV2 {
   if (result === undefined || typeof result !== 'object') return { statusCode: 200 };
   return result as APIGatewayProxyStructuredResultV2;
+}
+
+/** `$connect` carries the query string as AWS sends it: absent when there is none. */
+function queryOf(request: http.IncomingMessage): { queryStringParameters?: Record<string, string> } {
+  const params = new URL(request.url ?? '/', 'http://localhost').searchParams;
+  return params.size > 0 ? { queryStringParameters: Object.fromEntries(params) } : {};
 }
 
 function flatHeaders(request: http.IncomingMessage): Record<string, string> {

@@ -14,9 +14,11 @@ import {
   createWsDisconnectHandler,
 } from '../functions/handlers';
 import type { BrokerConfig, BrokerDeps } from '../shared/broker/context';
-import { createJsonLogger, type LogLevel } from '../shared/broker/logger';
 import type { FanoutJob } from '../shared/broker/fanout';
+import { createJsonLogger, type LogLevel } from '../shared/broker/logger';
 import { runDueTimers } from '../shared/broker/will';
+import type { SecurityPolicy } from '../shared/security/broker-security';
+import type { DynamoSecurityStore } from '../shared/store/dynamo-security';
 import type { ListenerEvent, PacketSink } from '../shared/listener/events';
 import { MqttListener } from '../shared/listener/listener';
 import { createTables } from '../shared/store/create-tables';
@@ -24,6 +26,7 @@ import type { DynamoBrokerStore } from '../shared/store/dynamo-store';
 import { localTableNames, type TableNames } from '../shared/store/tables';
 import { ApiGatewayEmulator } from './apigw-emulator';
 import { startDynamoDbLocal, type RunningDynamoDb } from './dynamodb-local';
+import { generateSelfSignedCertificate } from './tls-certificate';
 import { localCredentials, LOCAL_REGION } from './local-aws';
 
 export interface HarnessOptions {
@@ -39,10 +42,18 @@ export interface HarnessOptions {
   readonly tablePrefix?: string;
   readonly logLevel?: LogLevel;
   readonly maximumPacketSize?: number;
-  /** Broker settings to override (Receive Maximum, Topic Alias Maximum, keep-alive limits...). */
-  readonly broker?: Partial<Omit<BrokerConfig, 'maximumPacketSize'>>;
+  /** Broker settings over the defaults (Receive Maximum, Topic Alias Maximum, keep-alive limits...); same as `config`. */
+  readonly broker?: Partial<BrokerConfig>;
   /** How often due wills are published and expired sessions ended (the cloud's scheduled sweeper). */
   readonly timerIntervalMs?: number;
+  /** Authentication and ACL; default: anonymous clients allowed, no ACL (npm start says so). */
+  readonly security?: SecurityPolicy;
+  /** Limits (shared/broker/context.ts BrokerConfig) over the defaults. */
+  readonly config?: Partial<BrokerConfig>;
+  /** How long the listener waits for a socket's CONNECT. */
+  readonly connectTimeoutMs?: number;
+  /** MQTT over TLS on this port; without cert and key (PEM), a self-signed certificate is made at start. */
+  readonly tls?: { readonly port: number; readonly cert?: string; readonly key?: string };
 }
 
 export interface Harness {
@@ -56,6 +67,13 @@ export interface Harness {
   readonly deliveryEndpoint: string;
   readonly tables: TableNames;
   readonly store: DynamoBrokerStore;
+  /** Users, door identities and rate counters (tests add users through it). */
+  readonly securityStore: DynamoSecurityStore;
+  readonly security: SecurityPolicy;
+  /** With `tls`: the mqtts URL and port, and the certificate a client trusts (PEM). */
+  readonly mqttsUrl?: string;
+  readonly mqttsPort?: number;
+  readonly tlsCertificate?: string;
   stop(): Promise<void>;
 }
 
@@ -87,6 +105,8 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     const apigw = await emulator.start();
     stops.push(() => emulator.stop());
 
+    const security = options.security ?? { allowAnonymous: true };
+    const config = { ...options.broker, ...options.config, ...(options.maximumPacketSize ? { maximumPacketSize: options.maximumPacketSize } : {}) };
     const deps = createBrokerDeps({
       tables,
       dynamoDb: { endpoint: dynamoDbEndpoint, region: LOCAL_REGION, credentials: localCredentials },
@@ -95,7 +115,8 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
         clientConfig: { region: LOCAL_REGION, credentials: localCredentials },
       },
       log,
-      config: { ...options.broker, ...(options.maximumPacketSize ? { maximumPacketSize: options.maximumPacketSize } : {}) },
+      config,
+      security,
       // The fan-out function, invoked in-process with the job serialized as Lambda would carry it.
       fanout: (deps) => {
         const handler = createFanoutHandler(deps);
@@ -103,11 +124,16 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
       },
     });
     emulator.routes = {
-      $connect: createWsConnectHandler(),
+      $connect: createWsConnectHandler(deps),
       $default: createWsDefaultHandler(deps),
       $disconnect: createWsDisconnectHandler(deps),
     };
 
+    const certificate = options.tls
+      ? options.tls.cert && options.tls.key
+        ? { cert: options.tls.cert, key: options.tls.key }
+        : await generateSelfSignedCertificate(host)
+      : undefined;
     const listener = new MqttListener({
       host,
       mqttPort: options.mqttPort ?? 1883,
@@ -116,7 +142,12 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
       advertisedHost: host,
       sink: inProcessSink(createPacketsHandler(deps)),
       log,
-      limits: { maximumPacketSize: deps.config.maximumPacketSize, keepAliveLimit: deps.config.keepAliveLimit.listener },
+      ...(options.tls && certificate ? { tls: { port: options.tls.port, ...certificate } } : {}),
+      limits: {
+        maximumPacketSize: deps.config.maximumPacketSize,
+        keepAliveLimit: deps.config.keepAliveLimit.listener,
+        ...(options.connectTimeoutMs ? { connectTimeoutMs: options.connectTimeoutMs } : {}),
+      },
     });
     const addresses = await listener.start();
     stops.push(() => listener.stop());
@@ -135,6 +166,11 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
       deliveryEndpoint: addresses.deliveryEndpoint,
       tables,
       store: deps.store,
+      securityStore: deps.securityStore,
+      security,
+      ...(addresses.mqttsPort !== undefined && certificate
+        ? { mqttsUrl: `mqtts://${host}:${addresses.mqttsPort}`, mqttsPort: addresses.mqttsPort, tlsCertificate: certificate.cert }
+        : {}),
       stop,
     };
   } catch (error) {

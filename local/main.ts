@@ -4,8 +4,15 @@
  * --apigw-port / APIGW_WS_PORT (3001), --dynamodb-port / DYNAMODB_PORT (8000),
  * --dynamodb-endpoint / DYNAMODB_ENDPOINT (use a running DynamoDB; none is started),
  * --log-level / LOG_LEVEL (info).
+ * Security: --tls / MQTT_TLS_PORT (mqtts on 8883 with a certificate made at start, or
+ * MQTT_TLS_CERT + MQTT_TLS_KEY files), --no-anonymous / MQTT_ALLOW_ANONYMOUS=false,
+ * --acl-file / MQTT_ACL_FILE, and the MQTT_JWT_* and limit variables of functions/security-config.ts.
  */
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { ConfigurationError, describeSecurity, limitsFromEnv, listenerLimitsFromEnv, securityPolicyFromEnv } from '../functions/security-config';
 import type { LogLevel } from '../shared/broker/logger';
 import { startHarness } from './harness';
 
@@ -18,6 +25,10 @@ const { values: flags } = parseArgs({
     'dynamodb-endpoint': { type: 'string' },
     'log-level': { type: 'string' },
     host: { type: 'string' },
+    tls: { type: 'boolean' },
+    'tls-port': { type: 'string' },
+    'no-anonymous': { type: 'boolean' },
+    'acl-file': { type: 'string' },
   },
 });
 
@@ -35,6 +46,28 @@ function fail(message: string): never {
 }
 
 const env = process.env;
+let security;
+let config;
+let connectTimeoutMs: number | undefined;
+let tls: { port: number; cert?: string; key?: string } | undefined;
+try {
+  security = securityPolicyFromEnv(
+    {
+      ...env,
+      ...(flags['no-anonymous'] ? { MQTT_ALLOW_ANONYMOUS: 'false' } : {}),
+      ...(flags['acl-file'] ? { MQTT_ACL_FILE: flags['acl-file'] } : {}),
+    },
+    { allowAnonymous: true },
+  );
+  config = limitsFromEnv(env);
+  connectTimeoutMs = listenerLimitsFromEnv(env).connectTimeoutMs;
+  if (flags.tls || flags['tls-port'] || env.MQTT_TLS_PORT) {
+    tls = { port: port(flags['tls-port'], env.MQTT_TLS_PORT, 8883, 'MQTT_TLS_PORT'), ...tlsFiles(env) };
+  }
+} catch (error) {
+  fail(error instanceof ConfigurationError ? error.message : String(error));
+}
+let caFile: string | undefined;
 try {
   const harness = await startHarness({
     host: flags.host ?? env.HOST ?? '127.0.0.1',
@@ -45,15 +78,26 @@ try {
     ...((flags['dynamodb-endpoint'] ?? env.DYNAMODB_ENDPOINT) ? { dynamoDbEndpoint: flags['dynamodb-endpoint'] ?? env.DYNAMODB_ENDPOINT } : {}),
     tablePrefix: env.TABLE_PREFIX ?? 'mqtt-local',
     logLevel: (flags['log-level'] ?? env.LOG_LEVEL ?? 'info') as LogLevel,
+    security,
+    config,
+    ...(connectTimeoutMs ? { connectTimeoutMs } : {}),
+    ...(tls ? { tls } : {}),
   });
+  if (harness.tlsCertificate && !tls?.cert) {
+    caFile = path.join(mkdtempSync(path.join(tmpdir(), 'serverless-mqtt-tls-')), 'ca.pem');
+    writeFileSync(caFile, harness.tlsCertificate);
+  }
   process.stdout.write(
     [
       'Serverless MQTT broker running locally:',
       `  MQTT (TCP)                  ${harness.mqttUrl}`,
+      ...(harness.mqttsUrl ? [`  MQTT over TLS               ${harness.mqttsUrl}   (${caFile ? `self-signed; trust it with --cafile ${caFile}` : 'your certificate'})`] : []),
       `  MQTT over WebSocket         ${harness.wsUrl}`,
       `  API Gateway WebSocket       ${harness.apigwUrl}   (@connections on the same port)`,
       `  listener delivery endpoint  ${harness.deliveryEndpoint}/@connections/{id}`,
       `  DynamoDB                    ${harness.dynamoDbEndpoint}   tables: ${Object.values(harness.tables).join(', ')}`,
+      `  security                    ${describeSecurity(security)}`,
+      '  users                       npm run users -- add <name> --password <password>   (see README, Security)',
       'Try: mosquitto_sub -h localhost -t "demo/#" -v   and   mosquitto_pub -h localhost -t demo/hello -m hi',
       'Ctrl-C stops everything.',
       '',
@@ -64,6 +108,7 @@ try {
     if (stopping) return;
     stopping = true;
     process.stdout.write('stopping...\n');
+    if (caFile) rmSync(path.dirname(caFile), { recursive: true, force: true });
     void harness.stop().then(() => process.exit(0));
   };
   process.on('SIGINT', shutdown);
@@ -72,11 +117,27 @@ try {
   fail(withPortHint(error instanceof Error ? error.message : String(error)));
 }
 
+/** MQTT_TLS_CERT and MQTT_TLS_KEY: PEM files to serve instead of a certificate made at start (both or neither). */
+function tlsFiles(environment: NodeJS.ProcessEnv): { cert?: string; key?: string } {
+  const { MQTT_TLS_CERT: certFile, MQTT_TLS_KEY: keyFile } = environment;
+  if (!certFile && !keyFile) return {};
+  if (!certFile || !keyFile) throw new ConfigurationError('set both MQTT_TLS_CERT and MQTT_TLS_KEY (PEM files), or neither for a self-signed certificate');
+  const read = (file: string, name: string): string => {
+    try {
+      return readFileSync(file, 'utf8');
+    } catch (error) {
+      throw new ConfigurationError(`cannot read ${name} ${file}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
+    }
+  };
+  return { cert: read(certFile, 'MQTT_TLS_CERT'), key: read(keyFile, 'MQTT_TLS_KEY') };
+}
+
 /** The listener names the port it could not bind; the user sets it by this variable or flag. */
 function withPortHint(message: string): string {
   const hints: Array<[string, string]> = [
     ['MQTT over WebSocket port', 'MQTT_WS_PORT or --ws-port'],
     ['MQTT port', 'MQTT_PORT or --mqtt-port'],
+    ['MQTT over TLS port', 'MQTT_TLS_PORT or --tls-port'],
     ['API Gateway emulator port', 'APIGW_WS_PORT or --apigw-port'],
   ];
   const hint = hints.find(([prefix]) => message.startsWith(prefix));

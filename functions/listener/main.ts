@@ -9,6 +9,7 @@ import { LambdaClient } from '@aws-sdk/client-lambda';
 import { createJsonLogger, type LogLevel } from '../../shared/broker/logger';
 import { LambdaPacketSink } from '../../shared/listener/lambda-sink';
 import { MqttListener } from '../../shared/listener/listener';
+import { listenerLimitsFromEnv } from '../security-config';
 
 const env = process.env;
 const log = createJsonLogger((env.LOG_LEVEL as LogLevel | undefined) ?? 'info');
@@ -27,6 +28,8 @@ const listener = new MqttListener({
   advertisedHost: env.ADVERTISED_HOST ?? (await taskAddress()),
   sink: new LambdaPacketSink(new LambdaClient({}), functionName),
   log,
+  // MQTT_MAX_PACKET_SIZE (as the handlers have it) and MQTT_CONNECT_TIMEOUT_MS
+  limits: listenerLimitsFromEnv(env),
 });
 const addresses = await listener.start();
 log.info('listener started', { ...addresses });

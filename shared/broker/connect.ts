@@ -1,14 +1,16 @@
 /**
- * CONNECT: validate, pick the client identifier, open (or take over) the session, remember the
- * connection, answer CONNACK, then give a resumed session what it is owed. Steps, in order:
- *   chooseClientId -> checkWill -> openSession -> closeTakenOverConnection -> settlePendingWill
- *     -> rememberConnection -> connack -> resendInFlight -> drainQueue
+ * CONNECT: validate, pick the client identifier, admit (authenticate, authorize the will, limits),
+ * open (or take over) the session, remember the connection, answer CONNACK, then give a resumed
+ * session what it is owed. Steps, in order:
+ *   chooseClientId -> checkWill -> admitConnection -> openSession -> closeTakenOverConnection
+ *     -> settlePendingWill -> rememberConnection -> connack -> resendInFlight -> drainQueue
  */
 import { randomUUID } from 'node:crypto';
 import { encodePacket, type ConnectPacket, type ProtocolVersion } from '../protocol/codec';
 import { connackReturnCodeFor, MqttProtocolError, ReasonCode } from '../protocol/reason-codes';
 import { checkTopicName } from '../protocol/topic';
 import { listenerEndpointOf } from '../gateway/connection-id';
+import { admitConnection } from './admission';
 import { selfRecipient, type BrokerDeps } from './context';
 import { drainQueue, resendInFlight } from './deliver';
 import { serverKeepAlive } from './keep-alive';
@@ -46,6 +48,10 @@ export async function handleConnect(
   }
 
   const limits = clientLimits(packet, protocolVersion);
+  // [MQTT-3.1.4-2] (5.0) authentication and authorization checks; a failure refuses with CONNACK and closes
+  const admission = await admitConnection(deps, connectionId, packet, clientId);
+  if (!admission.ok) return refuse(admission.reasonCode, admission.why);
+
   const { sessionPresent, previousConnectionId, previousProtocolVersion, endedSessionWill } = await deps.store.openSession({
     clientId,
     connectionId,
@@ -77,6 +83,7 @@ export async function handleConnect(
     ...(packet.will ? { will: willOf(packet.will, protocolVersion) } : {}),
     ...limits,
     ...(protocolVersion === 5 ? { requestProblemInformation: packet.properties?.requestProblemInformation !== false } : {}),
+    ...admission.identity,
   };
   await deps.store.putConnection(connection);
 
@@ -90,7 +97,7 @@ export async function handleConnect(
       responseInformation: packet.properties?.requestResponseInformation ? `response/${clientId}` : undefined,
     }),
   );
-  deps.log.info('connected', { connectionId, clientId, protocolVersion, cleanStart, sessionPresent });
+  deps.log.info('connected', { connectionId, clientId, protocolVersion, cleanStart, sessionPresent, username: connection.username });
   if (sessionPresent) {
     const recipient = selfRecipient(connection);
     await resendInFlight(deps, outbox, recipient);

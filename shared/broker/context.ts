@@ -2,7 +2,8 @@ import { encodePacket, type Packet } from '../protocol/codec';
 import type { Outbox } from './outbox';
 import type { FanoutWorkers } from './fanout';
 import type { RoutingCache } from './route';
-import type { BrokerStore, ConnectionGateway, ConnectionRecord, Logger } from './ports';
+import type { BrokerSecurity } from '../security/broker-security';
+import type { BrokerStore, ConnectionGateway, ConnectionRecord, Logger, SecurityStore } from './ports';
 
 export interface BrokerConfig {
   /** Largest packet the broker accepts, announced to 5.0 clients in CONNACK. */
@@ -19,6 +20,23 @@ export interface BrokerConfig {
   readonly keepAliveLimit: { readonly listener: number; readonly apiGateway: number };
   /** Recipients one handler delivers to itself; a larger fan-out is split across workers. */
   readonly fanoutPartSize: number;
+  /** Longest topic name or filter, in UTF-8 bytes (they become DynamoDB keys, which hold 2,048). */
+  readonly maxTopicLength: number;
+  /** Most levels in a topic name or filter. */
+  readonly maxTopicLevels: number;
+  readonly maxSubscriptionsPerClient: number;
+  /** Longest client identifier, in UTF-8 bytes (it becomes a DynamoDB key). */
+  readonly maxClientIdLength: number;
+  /** PUBLISH packets one client may send; absent = no limit. Over it: DISCONNECT 0x96. */
+  readonly publishRate?: RateLimit;
+  /** CONNECTs per client id that pass authentication; absent = no limit. Over it: CONNACK 0x9F. */
+  readonly connectRate?: RateLimit;
+}
+
+/** At most `count` in each fixed window of `perSeconds` seconds. */
+export interface RateLimit {
+  readonly count: number;
+  readonly perSeconds: number;
 }
 
 export const defaultBrokerConfig: BrokerConfig = {
@@ -27,6 +45,11 @@ export const defaultBrokerConfig: BrokerConfig = {
   topicAliasMaximum: 32,
   keepAliveLimit: { listener: 300, apiGateway: 540 },
   fanoutPartSize: 250,
+  maxTopicLength: 1024,
+  maxTopicLevels: 32,
+  maxSubscriptionsPerClient: 100,
+  maxClientIdLength: 256,
+  connectRate: { count: 20, perSeconds: 60 },
 };
 
 /** Everything a handler may touch, built once per process by an entry point. */
@@ -38,6 +61,10 @@ export interface BrokerDeps {
   readonly now: () => number;
   /** Where large fan-outs send their further parts; without it one handler delivers everything. */
   readonly fanout?: FanoutWorkers;
+  /** Authentication and topic access (shared/security/). */
+  readonly security: BrokerSecurity;
+  /** Users, door identities and rate counters. */
+  readonly securityStore: SecurityStore;
 }
 
 /** One packet from one connected client, and where its answers go. */

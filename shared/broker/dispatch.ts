@@ -10,6 +10,7 @@ import { ConnackReturnCode, MqttProtocolError, ReasonCode } from '../protocol/re
 import { handleAuth } from './auth';
 import { handleConnect } from './connect';
 import { newBatchState, type BrokerDeps, type PacketContext } from './context';
+import { BatchLimits } from './limits';
 import { closeWithReason, handleDisconnect } from './disconnect';
 import { Outbox } from './outbox';
 import { handlePingreq } from './pingreq';
@@ -27,9 +28,12 @@ export async function handlePackets(deps: BrokerDeps, connectionId: string, fram
   const outbox = new Outbox();
   let connection = await deps.store.getConnection(connectionId);
   let batch = newBatchState(connection);
-  for (const frame of frames) {
+  const limits = new BatchLimits(deps, frames);
+  for (const [index, frame] of frames.entries()) {
     if (outbox.isClosing(connectionId)) break;
     try {
+      // Packet size and publish rate (5.0: DISCONNECT 0x95 / 0x96)
+      await limits.admit(connection, index);
       const packet = decodePacket(frame, connection?.protocolVersion ?? 4);
       if (!connection) {
         // [MQTT-3.1.0-1] the first packet from the client must be CONNECT; otherwise close, no CONNACK

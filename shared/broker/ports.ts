@@ -35,6 +35,10 @@ export interface ConnectionRecord {
   readonly requestProblemInformation?: boolean;
   /** 5.0: topic aliases the client set on its PUBLISHes (alias -> topic name). */
   readonly topicAliases?: Readonly<Record<string, string>>;
+  /** The authenticated user (absent: anonymous); see shared/security/. */
+  readonly username?: string;
+  /** The user's own ACL rules, from its user record or token; absent = none of its own. */
+  readonly acl?: readonly string[];
 }
 
 /** The part of a session that delivery needs: where the client is now, and how it speaks. */
@@ -216,6 +220,9 @@ export interface BrokerStore {
   cancelWill(clientId: string): Promise<void>;
   /** Wills due by `now`, each removed as it is returned so it is published once. */
   claimDueWills(now: number, limit: number): Promise<DueWill[]>;
+
+  /** The filters the client is subscribed to now (for the subscriptions-per-client limit). */
+  subscriptionFilters(clientId: string): Promise<string[]>;
 }
 
 export type DeliveryResult = 'delivered' | 'gone';
@@ -232,4 +239,32 @@ export interface Logger {
   info(message: string, fields?: Record<string, unknown>): void;
   warn(message: string, fields?: Record<string, unknown>): void;
   error(message: string, fields?: Record<string, unknown>): void;
+}
+
+/** A user who may connect with a password; managed with `npm run users`. */
+export interface UserRecord {
+  readonly username: string;
+  /** A salted scrypt hash (shared/security/password.ts), never the password. */
+  readonly passwordHash: string;
+  /** The user's own ACL rules (shared/security/acl.ts); absent = none of its own. */
+  readonly acl?: readonly string[];
+}
+
+/** An identity a door established before CONNECT: API Gateway's `$connect` checked a token. */
+export interface DoorIdentity {
+  readonly username: string;
+  readonly acl?: readonly string[];
+}
+
+/** State that authentication and the limits keep: users, door identities, windowed counters. */
+export interface SecurityStore {
+  getUser(username: string): Promise<UserRecord | undefined>;
+  putDoorIdentity(connectionId: string, identity: DoorIdentity, expiresAtSeconds: number): Promise<void>;
+  /** Read and forget: a door identity serves one CONNECT. */
+  takeDoorIdentity(connectionId: string): Promise<DoorIdentity | undefined>;
+  /**
+   * Add `amount` to the counter `key` for the fixed window that starts at `windowStart` (epoch
+   * seconds) and lasts `windowSeconds`; returns the window's new total.
+   */
+  countInWindow(key: string, windowStart: number, windowSeconds: number, amount: number): Promise<number>;
 }

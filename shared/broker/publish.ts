@@ -8,6 +8,7 @@
 import type { PublishPacket } from '../protocol/codec';
 import { MqttProtocolError, ReasonCode } from '../protocol/reason-codes';
 import { checkTopicName } from '../protocol/topic';
+import { publishRefusal, refusePublish } from './authorization';
 import { isV5, reply, type PacketContext } from './context';
 import type { ApplicationMessage, MessageProperties } from './ports';
 import { routeMessage } from './route';
@@ -20,6 +21,9 @@ export async function handlePublish(ctx: PacketContext, packet: PublishPacket): 
   const topic = checkTopicName(topicName);
   if (!topic.ok) throw new MqttProtocolError(ReasonCode.TopicNameInvalid, topic.reason);
   if (packet.qos > 0) await countUnacknowledged(ctx);
+  // Topic limits and the ACL; before a QoS 2 receipt is recorded, since a refused exchange ends at PUBREC.
+  const refusal = publishRefusal(ctx, topicName);
+  if (refusal !== undefined) return refusePublish(ctx, packet, refusal);
 
   const now = ctx.deps.now();
   const properties = v5 && packet.properties ? forwardedProperties(packet.properties) : undefined;

@@ -7,8 +7,10 @@
 import type { QoS, SubscribePacket } from '../protocol/codec';
 import { MqttProtocolError, ReasonCode } from '../protocol/reason-codes';
 import { checkTopicFilter } from '../protocol/topic';
+import { subscriptionRefusal } from './authorization';
 import { isV5, reply, selfRecipient, type PacketContext } from './context';
 import { deliver, type Delivery } from './deliver';
+import { SubscriptionQuota } from './limits';
 import type { Subscription } from './ports';
 
 const SHARED_PREFIX = '$share/';
@@ -17,6 +19,7 @@ const MAX_SUBSCRIPTION_IDENTIFIER = 268_435_455;
 export async function handleSubscribe(ctx: PacketContext, packet: SubscribePacket): Promise<void> {
   const v5 = isV5(ctx.connection);
   const subscriptionIdentifier = checkSubscriptionIdentifier(packet);
+  const quota = await SubscriptionQuota.load(ctx);
   const accepted: Subscription[] = [];
   const granted = packet.subscriptions.map((request): number => {
     const parsed = parseFilter(request.topic);
@@ -24,6 +27,9 @@ export async function handleSubscribe(ctx: PacketContext, packet: SubscribePacke
     if (!parsed) return v5 ? ReasonCode.TopicFilterInvalid : ReasonCode.UnspecifiedError;
     // [MQTT-3.8.3-4] No Local on a shared subscription is a protocol error
     if (parsed.shareGroup !== undefined && request.nl) throw new MqttProtocolError(ReasonCode.ProtocolError, 'No Local on a shared subscription');
+    // Topic limits, the ACL and the subscriptions-per-client quota
+    const refusal = subscriptionRefusal(ctx, parsed.filter, quota, request.topic);
+    if (refusal !== undefined) return v5 ? refusal : ReasonCode.UnspecifiedError;
     accepted.push({
       clientId: ctx.connection.clientId,
       ...parsed,
@@ -55,7 +61,9 @@ async function replayRetained(ctx: PacketContext, accepted: readonly Subscriptio
     return handling === 0 || (handling === 1 && !existed[i]);
   });
   for (const subscription of wanted) {
-    const retained = await ctx.deps.store.findRetained(subscription.filter);
+    // The ACL is checked per retained topic: a wildcard may reach topics the client may not read.
+    const access = ctx.deps.security.access(ctx.connection);
+    const retained = (await ctx.deps.store.findRetained(subscription.filter)).filter((message) => access.canReceive(message.topic));
     const deliveries = retained.map(
       (message): Delivery => ({
         recipient,

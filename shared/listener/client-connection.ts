@@ -3,6 +3,8 @@
  * the packet handler with one invocation in flight at a time; packets that arrive meanwhile go
  * in the next batch, in order. Enforces the keep-alive (1.5x the CONNECT's value, or the Server
  * Keep Alive the broker gives a 5.0 client, [MQTT-3.1.2-22]) and a deadline for the CONNECT itself.
+ * A client that sends faster than the handler keeps up is not read from until its queue drains
+ * (TCP backpressure), so a flood costs the listener a bounded amount of memory.
  */
 import { serverKeepAlive } from '../broker/keep-alive';
 import { decodePacket, encodePacket, type ProtocolVersion } from '../protocol/codec';
@@ -21,6 +23,9 @@ export interface Transport {
    */
   close(lastBytes?: Buffer): void;
   readonly remoteAddress: string;
+  /** Stop and restart reading (backpressure). */
+  pause?(): void;
+  resume?(): void;
 }
 
 export interface ConnectionLimits {
@@ -30,6 +35,8 @@ export interface ConnectionLimits {
   readonly maxBatchPackets: number;
   /** The longest keep-alive this door carries (seconds); the broker's BrokerConfig.keepAliveLimit.listener. */
   readonly keepAliveLimit: number;
+  /** Bytes of framed packets waiting for the handler before the listener stops reading the socket. */
+  readonly maxQueuedBytes: number;
 }
 
 const CONNECT_TYPE = 1;
@@ -51,6 +58,10 @@ export class ClientConnection {
   private protocolVersion: ProtocolVersion | undefined;
   /** Whether the handler's first packet to this client, its CONNACK, accepted the connection. */
   private connackAccepted: boolean | undefined;
+  private queuedBytes = 0;
+  private paused = false;
+  /** The stream could not be framed; the handler is told once the packets before it are handled. */
+  private failure: { reasonCode: number; reason: string } | undefined;
   private markDone: () => void = () => undefined;
   /** Settles once the handler has been told the connection closed (or failed to be told). */
   readonly done: Promise<void> = new Promise((resolve) => (this.markDone = resolve));
@@ -73,14 +84,17 @@ export class ClientConnection {
 
   /** Bytes from the network. */
   receive(chunk: Buffer): void {
-    if (this.serverClosed) return;
+    if (this.serverClosed || this.failure) return;
     let packets: Buffer[];
     try {
       packets = this.framer.push(chunk);
     } catch (error) {
       const reason = error instanceof MqttProtocolError ? error.message : String(error);
-      this.log.warn('closing connection: bad framing', { connectionId: this.connectionId, reason });
-      this.serverClose(`framing: ${reason}`);
+      const reasonCode = error instanceof MqttProtocolError ? error.reasonCode : ReasonCode.MalformedPacket;
+      this.log.warn('closing connection: bad framing', { connectionId: this.connectionId, reason, reasonCode });
+      this.failure = { reasonCode, reason };
+      clearTimeout(this.keepAliveTimer);
+      void this.pump();
       return;
     }
     if (packets.length === 0) return;
@@ -88,6 +102,11 @@ export class ClientConnection {
     if (!this.sawConnect) this.readKeepAlive(packets[0]!);
     this.armKeepAlive();
     this.queue.push(...packets);
+    this.queuedBytes += packets.reduce((sum, p) => sum + p.length, 0);
+    if (this.queuedBytes >= this.limits.maxQueuedBytes && !this.paused && this.transport.pause) {
+      this.paused = true;
+      this.transport.pause();
+    }
     void this.pump();
   }
 
@@ -153,8 +172,8 @@ export class ClientConnection {
     if (this.keepAliveMs > 0) {
       this.keepAliveTimer = setTimeout(() => {
         // 5.0: the client learns why (0x8D Keep Alive timeout) before the connection closes
-        if (this.protocolVersion === 5) this.transport.write(encodePacket({ cmd: 'disconnect', reasonCode: ReasonCode.KeepAliveTimeout }, 5));
-        this.serverClose('keep-alive timeout');
+        const goodbye = this.protocolVersion === 5 ? encodePacket({ cmd: 'disconnect', reasonCode: ReasonCode.KeepAliveTimeout }, 5) : undefined;
+        this.serverClose('keep-alive timeout', goodbye);
       }, this.keepAliveMs);
     }
   }
@@ -165,6 +184,7 @@ export class ClientConnection {
     try {
       while (this.queue.length > 0 && !this.serverClosed) {
         const batch = this.queue.splice(0, this.limits.maxBatchPackets);
+        this.queuedBytes -= batch.reduce((sum, p) => sum + p.length, 0);
         try {
           await this.sink.invoke({ type: 'packets', connectionId: this.connectionId, packets: batch.map((p) => p.toString('base64')) });
         } catch (error) {
@@ -173,11 +193,26 @@ export class ClientConnection {
           this.log.error('packet handler failed; closing connection', { connectionId: this.connectionId, error: String(error) });
           this.serverClose('handler failed');
         }
+        if (this.paused && this.queuedBytes < this.limits.maxQueuedBytes / 2) {
+          this.paused = false;
+          this.transport.resume?.();
+        }
       }
+      if (this.failure && !this.serverClosed) await this.reportFailure(this.failure);
     } finally {
       this.pumping = false;
     }
     if (this.networkClosed) await this.reportClosed();
+  }
+
+  /** The handler closes the connection with the reason (5.0: DISCONNECT first, once CONNACK went out). */
+  private async reportFailure(failure: { reasonCode: number; reason: string }): Promise<void> {
+    try {
+      await this.sink.invoke({ type: 'failed', connectionId: this.connectionId, ...failure });
+    } catch (error) {
+      this.log.error('failure handler failed', { connectionId: this.connectionId, error: String(error) });
+    }
+    this.serverClose(`framing: ${failure.reason}`);
   }
 
   private async reportClosed(): Promise<void> {

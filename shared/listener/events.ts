@@ -4,7 +4,9 @@
  */
 export type ListenerEvent =
   | { readonly type: 'packets'; readonly connectionId: string; readonly packets: readonly string[] }
-  | { readonly type: 'closed'; readonly connectionId: string; readonly reason: string };
+  | { readonly type: 'closed'; readonly connectionId: string; readonly reason: string }
+  /** The byte stream cannot be framed (bad Remaining Length, packet over the limit): the handler closes it with the reason. */
+  | { readonly type: 'failed'; readonly connectionId: string; readonly reasonCode: number; readonly reason: string };
 
 /** Invokes the packet handler: in-process locally, Lambda Invoke in the cloud. */
 export interface PacketSink {

@@ -6,6 +6,7 @@
 import http from 'node:http';
 import net from 'node:net';
 import type { AddressInfo } from 'node:net';
+import tls from 'node:tls';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { defaultBrokerConfig } from '../broker/context';
 import type { Logger } from '../broker/ports';
@@ -24,10 +25,14 @@ export interface ListenerOptions {
   readonly sink: PacketSink;
   readonly log: Logger;
   readonly limits?: Partial<ConnectionLimits>;
+  /** MQTT over TLS (mqtts) on its own port, with this certificate and key (PEM). */
+  readonly tls?: { readonly port: number; readonly cert: string; readonly key: string };
 }
 
 export interface ListenerAddresses {
   readonly mqttPort: number;
+  /** Present when the listener serves TLS. */
+  readonly mqttsPort?: number;
   readonly wsPort: number;
   readonly deliveryEndpoint: string;
 }
@@ -40,6 +45,7 @@ const defaultLimits: ConnectionLimits = {
   connectTimeoutMs: 10_000,
   maxBatchPackets: 100,
   keepAliveLimit: defaultBrokerConfig.keepAliveLimit.listener,
+  maxQueuedBytes: 1024 * 1024,
 };
 
 export class MqttListener {
@@ -48,6 +54,7 @@ export class MqttListener {
   /** Connections the handler is not finished with yet (a closed socket may still have packets in flight). */
   private readonly unfinished = new Set<ClientConnection>();
   private readonly tcpServer: net.Server;
+  private readonly tlsServer: tls.Server | undefined;
   private readonly wsHttpServer: http.Server;
   private readonly wsServer: WebSocketServer;
   private readonly deliveryServer: http.Server;
@@ -57,6 +64,11 @@ export class MqttListener {
   constructor(private readonly options: ListenerOptions) {
     this.limits = { ...defaultLimits, ...options.limits };
     this.tcpServer = net.createServer({ noDelay: true }, (socket) => this.acceptTcp(socket));
+    // A TLS handshake that never finishes is held no longer than a CONNECT that never comes.
+    this.tlsServer = options.tls
+      ? tls.createServer({ cert: options.tls.cert, key: options.tls.key, handshakeTimeout: this.limits.connectTimeoutMs }, (socket) => this.acceptTcp(socket))
+      : undefined;
+    this.tlsServer?.on('tlsClientError', (error) => options.log.info('TLS handshake failed', { error: error.message }));
     this.wsHttpServer = http.createServer((_request, response) => response.writeHead(426).end('MQTT over WebSocket: use path /mqtt\n'));
     this.wsServer = new WebSocketServer({
       server: this.wsHttpServer,
@@ -75,7 +87,8 @@ export class MqttListener {
     this.deliveryEndpoint = `http://${this.options.advertisedHost}:${deliveryPort}`;
     const mqttPort = await listen(this.tcpServer, this.options.mqttPort, host, 'MQTT');
     const wsPort = await listen(this.wsHttpServer, this.options.wsPort, host, 'MQTT over WebSocket');
-    return { mqttPort, wsPort, deliveryEndpoint: this.deliveryEndpoint };
+    const mqttsPort = this.tlsServer ? await listen(this.tlsServer, this.options.tls!.port, host, 'MQTT over TLS') : undefined;
+    return { mqttPort, wsPort, ...(mqttsPort !== undefined ? { mqttsPort } : {}), deliveryEndpoint: this.deliveryEndpoint };
   }
 
   /**
@@ -85,7 +98,7 @@ export class MqttListener {
    * the local harness; the task, on Fargate) is not pulled from under it.
    */
   async stop(drainMs = 5_000): Promise<void> {
-    const serversClosed = Promise.all([close(this.tcpServer), close(this.wsHttpServer)]);
+    const serversClosed = Promise.all([close(this.tcpServer), close(this.wsHttpServer), ...(this.tlsServer ? [close(this.tlsServer)] : [])]);
     for (const connection of this.connections.values()) connection.shutdown();
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([
@@ -109,6 +122,8 @@ export class MqttListener {
         setTimeout(() => socket.destroy(), GRACEFUL_CLOSE_MS).unref();
       },
       remoteAddress: socket.remoteAddress ?? '',
+      pause: () => socket.pause(),
+      resume: () => socket.resume(),
     });
     socket.on('data', (chunk: Buffer) => connection.receive(chunk));
     socket.on('error', (error) => this.options.log.info('socket error', { connectionId: connection.connectionId, error: error.message }));
@@ -125,6 +140,8 @@ export class MqttListener {
         setTimeout(() => ws.terminate(), GRACEFUL_CLOSE_MS).unref();
       },
       remoteAddress,
+      pause: () => ws.pause(),
+      resume: () => ws.resume(),
     });
     ws.on('message', (data, isBinary) => {
       // [MQTT-6.0.0-1] MQTT travels in binary frames; anything else closes the connection
@@ -152,7 +169,7 @@ export class MqttListener {
 }
 
 /** Listen, turning "port taken" into a one-line error that says what to do. */
-export function listen(server: net.Server | http.Server, port: number, host: string, what: string): Promise<number> {
+export function listen(server: net.Server | http.Server | tls.Server, port: number, host: string, what: string): Promise<number> {
   return new Promise((resolve, reject) => {
     const onError = (error: NodeJS.ErrnoException): void => {
       reject(
@@ -169,6 +186,6 @@ export function listen(server: net.Server | http.Server, port: number, host: str
   });
 }
 
-function close(server: net.Server | http.Server): Promise<void> {
+function close(server: net.Server | http.Server | tls.Server): Promise<void> {
   return new Promise((resolve) => server.close(() => resolve()));
 }

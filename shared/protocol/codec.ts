@@ -6,6 +6,7 @@ import mqttPacket from 'mqtt-packet';
 import type { Packet } from 'mqtt-packet';
 import { readFixedHeader } from './fixed-header';
 import { MqttProtocolError, ReasonCode } from './reason-codes';
+import { rejectIllFormedStrings } from './strict-utf8';
 
 export type {
   Packet,
@@ -39,6 +40,9 @@ export function decodePacket(bytes: Uint8Array, protocolVersion: ProtocolVersion
   parser.on('packet', (packet: Packet) => packets.push(packet));
   parser.on('error', (error: Error) => {
     failure ??= error;
+  });
+  rejectIllFormedStrings(parser, (reason) => {
+    failure ??= new Error(reason);
   });
   const buffer = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   // mqtt-packet does not count bytes it began reading as a next header, so the length is checked here.

@@ -3,6 +3,7 @@
  * Remaining Length (a variable byte integer, at most 4 bytes) says where each packet ends.
  * The listener hands these frames to the packet handler, which decodes them.
  */
+import { checkControlByte } from './control-byte';
 import { readFixedHeader } from './fixed-header';
 import { MqttProtocolError, ReasonCode } from './reason-codes';
 
@@ -17,6 +18,7 @@ export class MqttFramer {
     const packets: Buffer[] = [];
     let offset = 0;
     for (;;) {
+      if (offset < this.buffered.length) checkControlByte(this.buffered[offset]!);
       const header = readFixedHeader(this.buffered, offset);
       if (header === undefined) break;
       const total = header.headerLength + header.remainingLength;

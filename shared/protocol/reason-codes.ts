@@ -28,6 +28,7 @@ export const ReasonCode = {
   ReceiveMaximumExceeded: 0x93,
   TopicAliasInvalid: 0x94,
   PacketTooLarge: 0x95,
+  MessageRateTooHigh: 0x96,
   QuotaExceeded: 0x97,
   PayloadFormatInvalid: 0x99,
   RetainNotSupported: 0x9a,
@@ -36,6 +37,7 @@ export const ReasonCode = {
   SharedSubscriptionsNotSupported: 0x9e,
   SubscriptionIdentifiersNotSupported: 0xa1,
   WildcardSubscriptionsNotSupported: 0xa2,
+  ConnectionRateExceeded: 0x9f,
 } as const;
 
 export type ReasonCodeValue = (typeof ReasonCode)[keyof typeof ReasonCode];

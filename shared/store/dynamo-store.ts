@@ -321,6 +321,16 @@ export class DynamoBrokerStore implements BrokerStore {
     });
   }
 
+  async subscriptionFilters(clientId: string): Promise<string[]> {
+    const items = await this.queryAll({
+      TableName: this.tables.sessions,
+      KeyConditionExpression: 'clientId = :c AND begins_with(sk, :s)',
+      ExpressionAttributeValues: { ':c': clientId, ':s': SUB_PREFIX },
+      ProjectionExpression: 'sk',
+    });
+    return items.map((item) => (item.sk as string).slice(SUB_PREFIX.length));
+  }
+
   /**
    * Strongly consistent throughout, so a subscription whose SUBACK went out is always found.
    * Round trips: one per topic level (the trie walk, exact filters read alongside the first),

@@ -102,7 +102,21 @@ export const retainedTable: TableDefinition = {
   purpose: 'retained messages, as a tree of topic levels',
 };
 
-export const brokerTables: readonly TableDefinition[] = [connectionsTable, sessionsTable, subscriptionsTable, retainedTable];
+/**
+ * Security state, one item per key: `user#<name>` (password hash, ACL rules), `door#<connection
+ * id>` (an identity API Gateway's `$connect` established from a token, until CONNECT takes it),
+ * `rate#<counter>#<window start>` (rate-limit counters). Door identities and counters expire.
+ */
+export const securityTable: TableDefinition = {
+  id: 'Security',
+  key: 'security',
+  envVar: 'SECURITY_TABLE',
+  partitionKey: { name: 'pk', type: 'S' },
+  timeToLiveAttribute: 'expiresAt',
+  purpose: 'users (password hashes, ACL rules), identities from $connect, rate-limit counters',
+};
+
+export const brokerTables: readonly TableDefinition[] = [connectionsTable, sessionsTable, subscriptionsTable, retainedTable, securityTable];
 
 /** Table names for one deployment or one local harness. */
 export interface TableNames {
@@ -110,6 +124,7 @@ export interface TableNames {
   readonly sessions: string;
   readonly subscriptions: string;
   readonly retained: string;
+  readonly security: string;
 }
 
 /** Local harnesses name tables `<prefix>-<id>` so several can share one DynamoDB Local. */
@@ -132,5 +147,6 @@ function namesBy(nameOf: (table: TableDefinition) => string): TableNames {
     sessions: nameOf(sessionsTable),
     subscriptions: nameOf(subscriptionsTable),
     retained: nameOf(retainedTable),
+    security: nameOf(securityTable),
   };
 }

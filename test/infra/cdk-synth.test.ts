@@ -47,6 +47,8 @@ describe('cdk synth', () => {
     // The bundles load as Node runs them on Lambda; $connect's needs no AWS to answer.
     const connectFunction = Object.values(template.Resources).find((r) => r.Type === 'AWS::Lambda::Function' && r.Properties.Description === 'WebSocket $connect')!;
     const connect = join(outdir, `asset.${connectFunction.Properties.Code.S3Key.replace(/\.zip$/, '')}`);
+    // The table name CDK would pass; a request without a token never reaches it.
+    process.env.SECURITY_TABLE = 'synth-test-security';
     const { handler } = (await import(join(connect, 'index.mjs'))) as { handler: (event: object) => Promise<unknown> };
     expect(await handler({ requestContext: {}, headers: { 'Sec-WebSocket-Protocol': 'mqtt' } })).toEqual({
       statusCode: 200,

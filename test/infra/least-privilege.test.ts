@@ -79,8 +79,13 @@ describe('IAM', () => {
     }
   });
 
-  it('$connect holds no broker state: no table, no connections, no VPC', () => {
-    expect(statementsOf(template, id(wsConnect.role!))).toEqual([]);
+  it('$connect reaches the Security table (identities from tokens) and nothing else: no other table, no connections, no VPC', () => {
+    const statements = statementsOf(template, id(wsConnect.role!));
+    expect(statements.length).toBeGreaterThan(0);
+    for (const statement of statements) {
+      expect(actions(statement).every((a) => a.startsWith('dynamodb:'))).toBe(true);
+      expect([statement.Resource].flat()).toEqual([{ 'Fn::GetAtt': [id(stack.tables.table('Security')), 'Arn'] }]);
+    }
     expect(template.findResources('AWS::Lambda::Function')[id(wsConnect)]!.Properties.VpcConfig).toBeUndefined();
   });
 

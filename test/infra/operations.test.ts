@@ -29,7 +29,7 @@ describe('functions', () => {
         APIGW_MANAGEMENT_ENDPOINT: stack.resolve(stack.browserDoor.managementEndpoint),
       });
     }
-    expect(Object.keys(functionProps(stack.handlers.wsConnect).Environment.Variables).sort()).toEqual(['LOG_LEVEL', 'NODE_OPTIONS']);
+    expect(Object.keys(functionProps(stack.handlers.wsConnect).Environment.Variables).sort()).toEqual(['LOG_LEVEL', 'NODE_OPTIONS', 'SECURITY_TABLE']);
   });
 });
 

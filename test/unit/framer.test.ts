@@ -175,3 +175,19 @@ describe('MqttFramer', () => {
     expectProtocolError(() => framer.push(Buffer.from([0x30, 0x80, 0x80, 0x80, 0x80, 0x01])), ReasonCode.MalformedPacket);
   });
 });
+
+describe('MqttFramer: the first byte of a packet', () => {
+  it('[MQTT-2.2.2-2] throws Malformed Packet as soon as a reserved type or wrong flags arrive, before the rest', () => {
+    // type 0; PUBREL without its 0x2 flags; PINGREQ with a flag; PUBLISH QoS 3 - each with a length still to come
+    for (const first of [0x00, 0x60, 0xc1, 0x36]) {
+      expectProtocolError(() => new MqttFramer(1024).push(Buffer.from([first])), ReasonCode.MalformedPacket);
+    }
+    expectProtocolError(() => new MqttFramer(1024).push(Buffer.concat([PINGREQ, Buffer.from([0x80, 0x7f])])), ReasonCode.MalformedPacket);
+  });
+
+  it('accepts the fixed flags of every type, and PUBLISH with any DUP, QoS 0-2 and RETAIN', () => {
+    for (const first of [0x10, 0x20, 0x40, 0x50, 0x62, 0x70, 0x82, 0x90, 0xa2, 0xb0, 0xc0, 0xd0, 0xe0, 0xf0, 0x30, 0x33, 0x3d]) {
+      expect(new MqttFramer(1024).push(Buffer.from([first, 0]))).toHaveLength(1);
+    }
+  });
+});

@@ -1,0 +1,41 @@
+/**
+ * Who may connect, checked at CONNECT before any session is touched, in order: the client id
+ * fits, the credentials (or their absence) are accepted, the will topic is one the identity may
+ * publish to, and the client id is not reconnecting faster than the configured rate.
+ */
+import type { ConnectPacket } from '../protocol/codec';
+import { ReasonCode } from '../protocol/reason-codes';
+import type { Identity } from '../security/broker-security';
+import type { BrokerDeps } from './context';
+import { clientIdOverLimit, topicOverLimit, withinRate } from './limits';
+
+export type Admission = { ok: true; identity: Identity } | { ok: false; reasonCode: number; why: string };
+
+export async function admitConnection(deps: BrokerDeps, connectionId: string, packet: ConnectPacket, clientId: string): Promise<Admission> {
+  // 5.0 0x85 / 3.1.1 CONNACK 2: "the Client Identifier is a valid string but is not allowed by the Server"
+  if (clientIdOverLimit(deps.config, clientId)) return { ok: false, reasonCode: ReasonCode.ClientIdentifierNotValid, why: 'client id too long' };
+
+  const authentication = await deps.security.authenticate({
+    connectionId,
+    ...(packet.username !== undefined ? { username: packet.username } : {}),
+    ...(packet.password !== undefined ? { password: Buffer.from(packet.password) } : {}),
+    ...(packet.properties?.authenticationMethod !== undefined ? { authenticationMethod: packet.properties.authenticationMethod } : {}),
+  });
+  if (!authentication.ok) return authentication;
+  const { identity } = authentication;
+
+  if (packet.will) {
+    const limit = topicOverLimit(deps.config, packet.will.topic, ReasonCode.TopicNameInvalid);
+    if (limit !== undefined) return { ok: false, reasonCode: limit, why: 'will topic over the topic limits' };
+    if (!deps.security.access({ clientId, ...identity }).canPublish(packet.will.topic)) {
+      return { ok: false, reasonCode: ReasonCode.NotAuthorized, why: 'not authorized to publish the will topic' };
+    }
+  }
+
+  // Counted only once authenticated: nobody can spend another client's budget.
+  const rate = deps.config.connectRate;
+  if (rate && !(await withinRate(deps, 'connect', clientId, rate, 1))) {
+    return { ok: false, reasonCode: ReasonCode.ConnectionRateExceeded, why: `more than ${rate.count} connections in ${rate.perSeconds} s` };
+  }
+  return { ok: true, identity };
+}

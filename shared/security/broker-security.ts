@@ -1,0 +1,150 @@
+/**
+ * Authentication and authorization for the broker: who a CONNECT is (a user name and password
+ * checked against the Security table, a JWT, an identity API Gateway's `$connect` established,
+ * or anonymous), and what that identity may publish, subscribe to and receive.
+ */
+import type { ConnectionRecord, DoorIdentity, SecurityStore } from '../broker/ports';
+import { ReasonCode } from '../protocol/reason-codes';
+import { parseAclRule, SubjectAcl, type AclRule } from './acl';
+import { looksLikeJwt, type JwtVerifier, type TokenCheck } from './jwt';
+import { unknownUserHash, verifyPassword } from './password';
+
+export interface SecurityPolicy {
+  /** May a client that presents no credentials connect? */
+  readonly allowAnonymous: boolean;
+  /** Verifies JWTs presented as the password (and at API Gateway's `$connect`); absent = no JWTs. */
+  readonly jwt?: JwtVerifier;
+  /**
+   * The configured ACL patterns. When set (even to no rules), every client is limited to what
+   * these and its own rules grant. When absent, only clients with rules of their own are limited.
+   */
+  readonly acl?: readonly AclRule[];
+  /**
+   * Whether an identity from the door may be waiting for this connection (API Gateway's
+   * connections; the listener has no `$connect`). Saves a lookup per anonymous device CONNECT.
+   */
+  readonly doorIdentityPossible?: (connectionId: string) => boolean;
+}
+
+/** Who connected: absent user name = anonymous. */
+export interface Identity {
+  readonly username?: string;
+  readonly acl?: readonly string[];
+}
+
+export interface AuthenticationRequest {
+  readonly connectionId: string;
+  readonly username?: string;
+  readonly password?: Buffer;
+  /** 5.0 enhanced authentication, which this broker does not offer. */
+  readonly authenticationMethod?: string;
+}
+
+export type Authentication = { ok: true; identity: Identity } | { ok: false; reasonCode: number; why: string };
+
+/** What one connected client may do with topics. */
+export interface TopicAccess {
+  canPublish(topic: string): boolean;
+  /** A message on this topic may be delivered to the client (retained-message replay checks this). */
+  canReceive(topic: string): boolean;
+  canSubscribe(filter: string): boolean;
+}
+
+/** Longer user names are never stored (and would not fit a DynamoDB key). */
+export const MAX_USERNAME_BYTES = 256;
+
+const unrestricted: TopicAccess = { canPublish: () => true, canReceive: () => true, canSubscribe: () => true };
+const nothing: TopicAccess = { canPublish: () => false, canReceive: () => false, canSubscribe: () => false };
+
+export class BrokerSecurity {
+  constructor(
+    readonly policy: SecurityPolicy,
+    private readonly store: SecurityStore,
+  ) {}
+
+  async authenticate(request: AuthenticationRequest): Promise<Authentication> {
+    // [MQTT-4.12.0-1] an authentication method the server does not support: 0x8C (or 0x87)
+    if (request.authenticationMethod !== undefined) {
+      return refused(ReasonCode.BadAuthenticationMethod, `authentication method ${request.authenticationMethod} is not offered`);
+    }
+    const { username, password } = request;
+    if (username !== undefined && Buffer.byteLength(username) > MAX_USERNAME_BYTES) {
+      return refused(ReasonCode.BadUserNameOrPassword, 'user name too long');
+    }
+    if (password !== undefined) {
+      const secret = password.toString('utf8');
+      // The token names the user; a user name beside it is not used (clients such as MQTT.js and
+      // mosquitto_pub cannot send a password without one).
+      if (this.policy.jwt && looksLikeJwt(secret)) return this.checkToken(await this.policy.jwt.verify(secret));
+      if (username === undefined) return refused(ReasonCode.BadUserNameOrPassword, 'a password without a user name that is not a valid token');
+      return this.checkPassword(username, secret);
+    }
+    if (username !== undefined) return refused(ReasonCode.BadUserNameOrPassword, 'user name without a password');
+    if (this.policy.doorIdentityPossible?.(request.connectionId) ?? false) {
+      const identity = await this.store.takeDoorIdentity(request.connectionId);
+      if (identity) return { ok: true, identity: identityOf(identity) };
+    }
+    if (this.policy.allowAnonymous) return { ok: true, identity: {} };
+    return refused(ReasonCode.NotAuthorized, 'anonymous clients are not allowed');
+  }
+
+  /** For API Gateway's `$connect`: a token from the query string. */
+  verifyToken(token: string): Promise<TokenCheck> {
+    if (!this.policy.jwt) return Promise.resolve({ ok: false, reason: 'JWT authentication is not configured' });
+    return this.policy.jwt.verify(token);
+  }
+
+  /** Keep the identity `$connect` established until the connection's CONNECT takes it. */
+  rememberDoorIdentity(connectionId: string, identity: DoorIdentity, expiresAtSeconds: number): Promise<void> {
+    return this.store.putDoorIdentity(connectionId, identity, expiresAtSeconds);
+  }
+
+  /** What the client of this connection may do; its identity came from its CONNECT. */
+  access(connection: Pick<ConnectionRecord, 'clientId' | 'username' | 'acl'>): TopicAccess {
+    if (this.policy.acl === undefined && connection.acl === undefined) return unrestricted;
+    let own: AclRule[];
+    try {
+      own = (connection.acl ?? []).map(parseAclRule);
+    } catch {
+      return nothing; // rules that no longer parse grant nothing: fail closed
+    }
+    return new SubjectAcl([...(this.policy.acl ?? []), ...own], {
+      clientId: connection.clientId,
+      ...(connection.username !== undefined ? { username: connection.username } : {}),
+    });
+  }
+
+  private async checkPassword(username: string, password: string): Promise<Authentication> {
+    const user = await this.store.getUser(username);
+    // An unknown user costs a verification too, so timing does not reveal which names exist.
+    const valid = await verifyPassword(password, user?.passwordHash ?? unknownUserHash);
+    if (!user || !valid) return refused(ReasonCode.BadUserNameOrPassword, user ? 'wrong password' : 'unknown user');
+    return { ok: true, identity: identityOf(user) };
+  }
+
+  private checkToken(check: TokenCheck): Authentication {
+    if (!check.ok) return refused(check.unavailable ? ReasonCode.ServerUnavailable : ReasonCode.BadUserNameOrPassword, check.reason);
+    const bad = invalidRule(check.identity.acl);
+    if (bad) return refused(ReasonCode.NotAuthorized, `the token's ACL rule "${bad}" is not valid`);
+    return { ok: true, identity: identityOf(check.identity) };
+  }
+}
+
+function identityOf(source: { username: string; acl?: readonly string[] }): Identity {
+  return { username: source.username, ...(source.acl !== undefined ? { acl: source.acl } : {}) };
+}
+
+function invalidRule(rules: readonly string[] | undefined): string | undefined {
+  return rules?.find((rule) => {
+    try {
+      parseAclRule(rule);
+      return false;
+    } catch {
+      return true;
+    }
+  });
+}
+
+function refused(reasonCode: number, why: string): Authentication {
+  return { ok: false, reasonCode, why };
+}

@@ -1,0 +1,102 @@
+/**
+ * JWT bearer tokens (jose): signed with a shared secret (HS*), a public key (PEM), or keys
+ * published at a JWKS URL. The token names the user (claim `sub` unless configured) and may carry
+ * the user's own ACL rules (claim `acl`: an array of rule strings, see acl.ts).
+ */
+import { createPublicKey, type KeyObject } from 'node:crypto';
+import { createRemoteJWKSet, errors, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
+
+export interface JwtOptions {
+  /** HMAC secret (HS256, HS384, HS512). */
+  readonly secret?: string;
+  /** A PEM public key (RSA, EC or Ed25519). */
+  readonly publicKey?: string;
+  /** Where the issuer publishes its keys, fetched and cached. */
+  readonly jwksUrl?: string;
+  readonly issuer?: string;
+  readonly audience?: string;
+  /** The claim that holds the user name; default `sub`. */
+  readonly usernameClaim?: string;
+  /** The claim that holds the user's ACL rules; default `acl`. */
+  readonly aclClaim?: string;
+}
+
+export interface TokenIdentity {
+  readonly username: string;
+  /** The token's own ACL rules, when it carries any. */
+  readonly acl?: readonly string[];
+}
+
+/** `unavailable`: the keys could not be fetched, which says nothing about the token. */
+export type TokenCheck = { ok: true; identity: TokenIdentity } | { ok: false; reason: string; unavailable?: boolean };
+
+export interface JwtVerifier {
+  verify(token: string): Promise<TokenCheck>;
+}
+
+const HMAC = ['HS256', 'HS384', 'HS512'];
+const ASYMMETRIC = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA', 'Ed25519'];
+
+/** Three base64url parts: what a compact JWS looks like (and a password almost never does). */
+export function looksLikeJwt(value: string): boolean {
+  return /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/.test(value);
+}
+
+/** Throws, with what to fix, when the options name no key or cannot be read. */
+export function createJwtVerifier(options: JwtOptions): JwtVerifier {
+  const sources = [options.secret, options.publicKey, options.jwksUrl].filter((s) => s !== undefined && s !== '');
+  if (sources.length !== 1) throw new Error('JWT authentication needs exactly one of a secret, a public key (PEM) or a JWKS URL');
+  let key: Uint8Array | KeyObject | JWTVerifyGetKey;
+  let algorithms: string[];
+  if (options.secret) {
+    key = new TextEncoder().encode(options.secret);
+    algorithms = HMAC;
+  } else if (options.publicKey) {
+    try {
+      key = createPublicKey(options.publicKey.replaceAll('\\n', '\n'));
+    } catch (error) {
+      throw new Error(`the JWT public key is not a PEM public key (${(error as Error).message})`);
+    }
+    algorithms = ASYMMETRIC;
+  } else {
+    let url: URL;
+    try {
+      url = new URL(options.jwksUrl!);
+    } catch {
+      throw new Error(`the JWKS URL "${options.jwksUrl}" is not a URL`);
+    }
+    key = createRemoteJWKSet(url);
+    algorithms = ASYMMETRIC;
+  }
+  const usernameClaim = options.usernameClaim ?? 'sub';
+  const aclClaim = options.aclClaim ?? 'acl';
+
+  return {
+    async verify(token: string): Promise<TokenCheck> {
+      let payload: JWTPayload;
+      try {
+        const verifyOptions = {
+          algorithms,
+          // A token without an expiry would be a password that can never be changed.
+          requiredClaims: ['exp'],
+          ...(options.issuer ? { issuer: options.issuer } : {}),
+          ...(options.audience ? { audience: options.audience } : {}),
+        };
+        // Two overloads of jwtVerify: a key, or a function that finds one (JWKS).
+        ({ payload } = typeof key === 'function' ? await jwtVerify(token, key, verifyOptions) : await jwtVerify(token, key, verifyOptions));
+      } catch (error) {
+        if (error instanceof errors.JWKSTimeout || !(error instanceof errors.JOSEError)) {
+          return { ok: false, reason: `JWT keys unavailable: ${String(error)}`, unavailable: true };
+        }
+        return { ok: false, reason: `${error.code}: ${error.message}` };
+      }
+      const username = payload[usernameClaim];
+      if (typeof username !== 'string' || username === '') return { ok: false, reason: `claim "${usernameClaim}" is not a user name` };
+      const acl = payload[aclClaim];
+      if (acl !== undefined && !(Array.isArray(acl) && acl.every((rule) => typeof rule === 'string'))) {
+        return { ok: false, reason: `claim "${aclClaim}" is not an array of ACL rules` };
+      }
+      return { ok: true, identity: { username, ...(acl !== undefined ? { acl: acl as string[] } : {}) } };
+    },
+  };
+}

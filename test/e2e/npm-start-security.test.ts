@@ -1,0 +1,108 @@
+/**
+ * Security as a user meets it through `npm start` and `npm run users` (each in its own process):
+ * the startup lines say whether anonymous clients are allowed; --tls serves mqtts with a
+ * certificate file to pin; users added with the CLI connect and removed ones no longer do;
+ * misconfiguration stops with one line saying what to set.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import path from 'node:path';
+import { describe, expect, inject, it } from 'vitest';
+import { connectClient, eventually } from '../support/clients';
+import { freePort } from '../support/ports';
+
+const root = path.resolve(import.meta.dirname, '../..');
+
+interface Started {
+  readonly child: ChildProcess;
+  readonly output: () => string;
+  readonly exited: Promise<number | null>;
+}
+
+function runTs(script: string, args: string[], env: NodeJS.ProcessEnv): Started {
+  const child = spawn(process.execPath, ['--import', 'tsx', script, ...args], {
+    cwd: root,
+    env: { ...process.env, LOG_LEVEL: 'warn', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  return { child, output: () => output, exited };
+}
+
+async function ports(): Promise<NodeJS.ProcessEnv> {
+  const [mqtt, ws, apigw] = await Promise.all([freePort(), freePort(), freePort()]);
+  return { MQTT_PORT: String(mqtt), MQTT_WS_PORT: String(ws), APIGW_WS_PORT: String(apigw), DYNAMODB_ENDPOINT: inject('dynamoDbEndpoint') };
+}
+
+const errorLines = (output: string): string[] => output.split('\n').filter((line) => line.startsWith('error:'));
+
+describe('npm start: security', () => {
+  it('says that anonymous clients are allowed by default', async () => {
+    const started = runTs('local/main.ts', [], { ...(await ports()), TABLE_PREFIX: `anon-${process.pid}` });
+    try {
+      await eventually(() => started.output().includes('Ctrl-C stops everything'), 'the startup lines', 30_000);
+      expect(started.output()).toMatch(/security +authentication: user name and password; anonymous clients ALLOWED \(set MQTT_ALLOW_ANONYMOUS=false or --no-anonymous/);
+      started.child.kill('SIGINT');
+      expect(await started.exited).toBe(0);
+    } finally {
+      started.child.kill('SIGKILL');
+    }
+  }, 60_000);
+
+  it('--tls --no-anonymous: mqtts with a CA file to pin; a user added with npm run users connects, and no longer once removed', async () => {
+    const env = { ...(await ports()), TABLE_PREFIX: `tls-${process.pid}` };
+    const tlsPort = await freePort();
+    const started = runTs('local/main.ts', ['--tls', '--tls-port', String(tlsPort), '--no-anonymous'], env);
+    try {
+      await eventually(() => started.output().includes('Ctrl-C stops everything'), 'the startup lines', 30_000);
+      expect(started.output()).toContain('anonymous clients refused');
+      const caFile = /trust it with --cafile (\S+)\)/.exec(started.output())?.[1];
+      expect(caFile).toBeDefined();
+      expect(started.output()).toContain(`mqtts://127.0.0.1:${tlsPort}`);
+
+      const users = (args: string[]) => runTs('local/users.ts', args, env);
+      const added = users(['add', 'carol', '--password', 'carol-secret', '--acl', 'readwrite carol/#']);
+      expect(await added.exited).toBe(0);
+      expect(added.output()).toContain(`user carol saved in tls-${process.pid}-Security`);
+      const listed = users(['list']);
+      expect(await listed.exited).toBe(0);
+      expect(listed.output()).toContain('carol\treadwrite carol/#');
+
+      const { readFileSync } = await import('node:fs');
+      const ca = readFileSync(caFile!, 'utf8');
+      const url = `mqtts://localhost:${tlsPort}`;
+      const carol = await connectClient(url, { protocolVersion: 5, ca, username: 'carol', password: 'carol-secret' });
+      await carol.endAsync();
+      await expect(connectClient(url, { protocolVersion: 5, ca })).rejects.toMatchObject({ code: 0x87 });
+
+      expect(await users(['remove', 'carol']).exited).toBe(0);
+      await expect(connectClient(url, { protocolVersion: 5, ca, username: 'carol', password: 'carol-secret' })).rejects.toMatchObject({ code: 0x86 });
+      const again = users(['remove', 'carol']);
+      expect(await again.exited).toBe(1);
+      expect(errorLines(again.output())).toEqual([`error: no user carol in tls-${process.pid}-Security at ${inject('dynamoDbEndpoint')}`]);
+
+      started.child.kill('SIGINT');
+      expect(await started.exited).toBe(0);
+    } finally {
+      started.child.kill('SIGKILL');
+    }
+  }, 90_000);
+
+  it('stops with one line saying what to set for a bad limit, ACL or JWT key', async () => {
+    const cases: Array<[NodeJS.ProcessEnv, string]> = [
+      [{ MQTT_PUBLISH_RATE: 'fast' }, 'error: MQTT_PUBLISH_RATE must look like 100/1s (count per seconds) or be "off", got "fast"'],
+      [{ MQTT_ACL: 'readwrite a/#/b' }, 'error: MQTT_ACL: ACL rule "readwrite a/#/b": \'#\' must be the whole last level'],
+      [{ MQTT_JWT_PUBLIC_KEY: 'not a key' }, 'error: MQTT_JWT_*: the JWT public key is not a PEM public key'],
+      [{ MQTT_ALLOW_ANONYMOUS: 'maybe' }, 'error: MQTT_ALLOW_ANONYMOUS must be true or false, got "maybe"'],
+    ];
+    for (const [env, expected] of cases) {
+      const started = runTs('local/main.ts', [], { ...(await ports()), ...env });
+      expect(await started.exited).toBe(1);
+      const lines = errorLines(started.output());
+      expect(lines).toHaveLength(1);
+      expect(lines[0]!.startsWith(expected)).toBe(true);
+    }
+  }, 60_000);
+});

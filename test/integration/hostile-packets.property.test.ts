@@ -1,0 +1,160 @@
+/**
+ * Property-based tests (fast-check) over the decode and handle path, bounded in time:
+ * - the codec and the framer fail only with MqttProtocolError, whatever the bytes;
+ * - handlePackets, with the real DynamoDB store, answers any batch (a valid CONNECT, then hostile
+ *   bytes) without an unexpected error: every byte it sends decodes as packets of the client's
+ *   version, a DISCONNECT it sends carries an error reason code, nothing is sent after a close,
+ *   and nothing fails unexpectedly (no error-level log line).
+ * The gateway here records what the handler sends instead of delivering it: it is the network's
+ * edge, and what it records is what a client would receive.
+ */
+import fc from 'fast-check';
+import mqttPacket, { type Packet } from 'mqtt-packet';
+import { randomBytes } from 'node:crypto';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { beforeAll, describe, expect, inject, it } from 'vitest';
+import { createBrokerDeps } from '../../functions/runtime';
+import type { BrokerDeps } from '../../shared/broker/context';
+import { handleConnectionClosed, handlePackets } from '../../shared/broker/dispatch';
+import type { ConnectionGateway, DeliveryResult } from '../../shared/broker/ports';
+import { decodePacket } from '../../shared/protocol/codec';
+import { MqttFramer } from '../../shared/protocol/framer';
+import { MqttProtocolError } from '../../shared/protocol/reason-codes';
+import { createTables } from '../../shared/store/create-tables';
+import { localTableNames } from '../../shared/store/tables';
+import { localCredentials, LOCAL_REGION } from '../../local/local-aws';
+import { connectBytes, hostileBytes, type Version } from '../support/hostile-packets';
+
+const TIME_LIMIT_MS = Number(process.env.PROPERTY_MS ?? 3_000);
+const version = fc.constantFrom<Version>(4, 5);
+
+/** Runs a property until it has had `ms` of time (at least a few runs), and returns how many it tried. */
+async function forAbout<T>(ms: number, arbitrary: fc.Arbitrary<T>, check: (value: T) => void | Promise<void>): Promise<number> {
+  let runs = 0;
+  await fc.assert(
+    fc.asyncProperty(arbitrary, async (value) => {
+      runs++;
+      await check(value);
+    }),
+    { interruptAfterTimeLimit: ms, numRuns: 1_000_000, markInterruptAsFailure: false },
+  );
+  return runs;
+}
+
+describe('codec and framer (pure)', () => {
+  it('decodePacket fails only with MqttProtocolError, for random and for mutated valid bytes', async () => {
+    const runs = await forAbout(1_500, version.chain((v) => fc.tuple(fc.constant(v), hostileBytes(v))), ([v, bytes]) => {
+      try {
+        decodePacket(bytes, v);
+      } catch (error) {
+        expect(error).toBeInstanceOf(MqttProtocolError);
+      }
+    });
+    console.log(`decodePacket: ${runs} hostile inputs tried`);
+    expect(runs).toBeGreaterThan(0);
+  });
+
+  it('the framer, fed any bytes in any chunks, fails only with MqttProtocolError and never frames more than it was given or the limit', async () => {
+    const input = fc.tuple(
+      fc.array(version.chain((v) => hostileBytes(v)), { minLength: 1, maxLength: 5 }),
+      fc.array(fc.integer({ min: 1, max: 20 }), { minLength: 1, maxLength: 10 }),
+    );
+    const runs = await forAbout(1_000, input, ([parts, cuts]) => {
+      const stream = Buffer.concat(parts);
+      const framer = new MqttFramer(256);
+      const framed: Buffer[] = [];
+      try {
+        for (let at = 0, i = 0; at < stream.length; i++) {
+          const size = cuts[i % cuts.length]!;
+          framed.push(...framer.push(stream.subarray(at, at + size)));
+          at += size;
+        }
+      } catch (error) {
+        expect(error).toBeInstanceOf(MqttProtocolError);
+      }
+      for (const frame of framed) expect(frame.length).toBeLessThanOrEqual(256);
+      expect(Buffer.concat(framed).equals(stream.subarray(0, Buffer.concat(framed).length))).toBe(true);
+    });
+    console.log(`framer: ${runs} chunked streams tried`);
+  });
+});
+
+/** What the handler sent, per connection, as a client would receive it. */
+class RecordingGateway implements ConnectionGateway {
+  readonly sent = new Map<string, Buffer[]>();
+  readonly closed = new Set<string>();
+  readonly afterClose: string[] = [];
+
+  async send(connectionId: string, data: Buffer): Promise<DeliveryResult> {
+    if (this.closed.has(connectionId)) this.afterClose.push(connectionId);
+    this.sent.set(connectionId, [...(this.sent.get(connectionId) ?? []), data]);
+    return 'delivered';
+  }
+
+  async sendMany(deliveries: ReadonlyArray<readonly [string, Buffer]>): Promise<Map<string, DeliveryResult>> {
+    const results = new Map<string, DeliveryResult>();
+    for (const [connectionId, data] of deliveries) results.set(connectionId, await this.send(connectionId, data));
+    return results;
+  }
+
+  async close(connectionId: string): Promise<void> {
+    this.closed.add(connectionId);
+  }
+}
+
+describe('handlePackets over DynamoDB Local', () => {
+  let deps: BrokerDeps;
+  const gateway = new RecordingGateway();
+  const errors: string[] = [];
+
+  beforeAll(async () => {
+    const endpoint = inject('dynamoDbEndpoint');
+    const tables = localTableNames('prop-' + randomBytes(4).toString('hex'));
+    const admin = new DynamoDBClient({ endpoint, region: LOCAL_REGION, credentials: localCredentials });
+    await createTables(admin, tables);
+    admin.destroy();
+    const real = createBrokerDeps({
+      tables,
+      dynamoDb: { endpoint, region: LOCAL_REGION, credentials: localCredentials },
+      security: { allowAnonymous: true },
+      config: { maximumPacketSize: 1024 },
+      log: { info: () => undefined, warn: () => undefined, error: (message, fields) => errors.push(`${message} ${JSON.stringify(fields)}`) },
+    });
+    deps = { ...real, gateway };
+  });
+  it('any batch after a valid CONNECT is answered with well-formed packets and closes with an error reason code', async () => {
+    let n = 0;
+    const batch = version.chain((v) => fc.tuple(fc.constant(v), fc.array(hostileBytes(v), { minLength: 1, maxLength: 4 })));
+    const runs = await forAbout(TIME_LIMIT_MS, batch, async ([v, hostile]) => {
+      const connectionId = `prop-${process.pid}-${++n}`;
+      await handlePackets(deps, connectionId, [connectBytes(v, connectionId)]);
+      // The listener frames the stream; whatever it cannot frame it never hands over.
+      const frames: Buffer[] = [];
+      try {
+        frames.push(...new MqttFramer(1024).push(Buffer.concat(hostile)));
+      } catch {
+        // the rest is the listener's 'failed' event, tested end to end
+      }
+      await handlePackets(deps, connectionId, frames);
+
+      const received: Packet[] = [];
+      const parser = mqttPacket.parser({ protocolVersion: v });
+      parser.on('packet', (packet: Packet) => received.push(packet));
+      parser.on('error', (error: Error) => {
+        throw new Error(`the broker sent bytes a v${v} client cannot parse: ${error.message}`);
+      });
+      for (const bytes of gateway.sent.get(connectionId) ?? []) parser.parse(bytes);
+      expect(received[0]).toMatchObject({ cmd: 'connack' });
+      for (const packet of received.filter((p) => p.cmd === 'disconnect')) {
+        expect(v).toBe(5);
+        expect(packet.reasonCode).toBeGreaterThanOrEqual(0x80);
+      }
+      expect(gateway.afterClose).toEqual([]);
+      // The client goes away, as the listener reports it, so later runs do not deliver to it.
+      await handleConnectionClosed(deps, connectionId);
+      expect(errors).toEqual([]);
+    });
+    console.log(`handlePackets: ${runs} hostile batches tried against DynamoDB Local`);
+    expect(runs).toBeGreaterThan(0);
+  });
+});

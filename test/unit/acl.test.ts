@@ -1,0 +1,119 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { AclSyntaxError, filterCovers, filtersOverlap, parseAcl, parseAclRule, SubjectAcl, substitute } from '../../shared/security/acl';
+import { topicMatches } from '../../shared/protocol/topic';
+
+describe('ACL rules', () => {
+  it('parses access words, mosquitto keywords, and a bare filter as readwrite', () => {
+    expect(parseAcl('readwrite devices/%u/#\npattern read public/#\ntopic deny public/x\n# a comment\n\nsensors/+/temp')).toEqual([
+      { access: 'readwrite', filter: 'devices/%u/#' },
+      { access: 'read', filter: 'public/#' },
+      { access: 'deny', filter: 'public/x' },
+      { access: 'readwrite', filter: 'sensors/+/temp' },
+    ]);
+  });
+
+  it('refuses a rule whose filter is not a valid topic filter, saying which', () => {
+    expect(() => parseAclRule('read a/#/b')).toThrow(AclSyntaxError);
+    expect(() => parseAclRule('read a/#/b')).toThrow(/"read a\/#\/b"/);
+  });
+
+  it('substitutes %u and %c, and refuses values that would widen the rule (CVE-2017-7650)', () => {
+    expect(substitute('d/%u/%c/#', { username: 'alice', clientId: 'c1' })).toBe('d/alice/c1/#');
+    expect(substitute('d/%u/#', { clientId: 'c1' })).toBeUndefined();
+    for (const bad of ['#', '+', 'a/b', '']) {
+      expect(substitute('d/%u/#', { username: bad, clientId: 'c' })).toBeUndefined();
+      expect(substitute('d/%c/#', { username: 'u', clientId: bad })).toBeUndefined();
+    }
+  });
+
+  it('grants write for publish, read for subscribe; deny wins whatever the order', () => {
+    const acl = new SubjectAcl(parseAcl('deny public/secret/#\nreadwrite devices/%u/#\nread public/#'), { username: 'alice', clientId: 'c1' });
+    expect(acl.canPublish('devices/alice/temp')).toBe(true);
+    expect(acl.canPublish('devices/bob/temp')).toBe(false);
+    expect(acl.canPublish('public/news')).toBe(false);
+    expect(acl.canSubscribe('public/news/+')).toBe(true);
+    // 'public/+' matches 'public/secret', which 'public/secret/#' denies (a '#' matches its parent)
+    expect(acl.canSubscribe('public/+')).toBe(false);
+    expect(acl.canReceive('public/news')).toBe(true);
+    expect(acl.canReceive('public/secret/plans')).toBe(false);
+    // public/# overlaps the denied subtree: refused as a whole, so no delivery ever needs a check
+    expect(acl.canSubscribe('public/#')).toBe(false);
+    expect(acl.canSubscribe('devices/alice/#')).toBe(true);
+    expect(acl.canSubscribe('devices/+/temp')).toBe(false);
+  });
+
+  it("[MQTT-4.7.2-1] a rule starting with a wildcard does not grant '$' topics", () => {
+    const acl = new SubjectAcl(parseAcl('readwrite #'), { clientId: 'c' });
+    expect(acl.canPublish('$SYS/x')).toBe(false);
+    expect(acl.canSubscribe('$SYS/#')).toBe(false);
+    expect(acl.canSubscribe('#')).toBe(true);
+  });
+
+  it('a deny rule that cannot be substituted denies everything (fails closed)', () => {
+    const acl = new SubjectAcl(parseAcl('readwrite #\ndeny private/%u/#'), { clientId: 'anonymous' });
+    expect(acl.canPublish('a')).toBe(false);
+    expect(acl.canSubscribe('a')).toBe(false);
+  });
+});
+
+// Small alphabets make collisions (and so interesting cases) likely.
+const level = fc.constantFrom('a', 'b', '$s', '');
+const topic = fc.array(level, { minLength: 1, maxLength: 4 }).map((levels) => levels.join('/'));
+const filter = fc
+  .tuple(fc.array(fc.constantFrom('a', 'b', '$s', '', '+'), { minLength: 1, maxLength: 3 }), fc.boolean())
+  .map(([levels, hash]) => (hash ? [...levels, '#'] : levels).join('/'))
+  .chain((f) => fc.constantFrom(f, '#', `+/${f}`));
+
+/** Every topic over the alphabet up to five levels, one more than any filter above has before its '#': a witness for any case. */
+const allTopics = (() => {
+  const out: string[] = [];
+  const grow = (prefix: string[]): void => {
+    if (prefix.length > 0) out.push(prefix.join('/'));
+    if (prefix.length < 5) for (const l of ['a', 'b', '$s', '', 'z']) grow([...prefix, l]);
+  };
+  grow([]);
+  return out;
+})();
+
+describe('filter algebra (fast-check, checked against topicMatches over every small topic)', () => {
+  it('filterCovers(rule, f) holds exactly when every topic f matches, rule matches', () => {
+    let runs = 0;
+    fc.assert(
+      fc.property(filter, filter, (rule, f) => {
+        runs++;
+        const expected = allTopics.every((t) => !topicMatches(f, t) || topicMatches(rule, t));
+        expect(filterCovers(rule, f)).toBe(expected);
+      }),
+      { numRuns: 1000 },
+    );
+    console.log(`filterCovers: ${runs} pairs of filters tried`);
+  });
+
+  it('filtersOverlap(a, b) holds exactly when some topic matches both', () => {
+    let runs = 0;
+    fc.assert(
+      fc.property(filter, filter, (a, b) => {
+        runs++;
+        const expected = allTopics.some((t) => topicMatches(a, t) && topicMatches(b, t));
+        expect(filtersOverlap(a, b)).toBe(expected);
+        expect(filtersOverlap(b, a)).toBe(expected);
+      }),
+      { numRuns: 1000 },
+    );
+    console.log(`filtersOverlap: ${runs} pairs of filters tried`);
+  });
+
+  it('a granted subscription only ever receives topics canReceive allows', () => {
+    fc.assert(
+      fc.property(fc.array(fc.tuple(fc.constantFrom('read', 'readwrite', 'deny'), filter), { maxLength: 4 }), filter, topic, (rules, f, t) => {
+        const acl = new SubjectAcl(
+          rules.map(([access, rf]) => ({ access: access as 'read', filter: rf })),
+          { clientId: 'c' },
+        );
+        if (acl.canSubscribe(f) && topicMatches(f, t)) expect(acl.canReceive(t)).toBe(true);
+      }),
+      { numRuns: 1000 },
+    );
+  });
+});
