@@ -7,6 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { encodePacket, type ConnectPacket, type ProtocolVersion } from '../protocol/codec';
 import { connackReturnCodeFor, MqttProtocolError, ReasonCode } from '../protocol/reason-codes';
 import { checkTopicName } from '../protocol/topic';
+import { inboundPacketLimit } from '../gateway/door-limits';
 import type { BrokerDeps } from './context';
 import { closeWithReason } from './disconnect';
 import type { Outbox } from './outbox';
@@ -66,7 +67,7 @@ export async function handleConnect(
   await deps.store.putConnection(connection);
 
   const assigned = clientId !== packet.clientId ? clientId : undefined;
-  outbox.send(connectionId, connack(protocolVersion, ReasonCode.Success, sessionPresent, deps, assigned));
+  outbox.send(connectionId, connack(protocolVersion, ReasonCode.Success, sessionPresent, deps, assigned, inboundPacketLimit(connectionId, deps.config.maximumPacketSize)));
   deps.log.info('connected', { connectionId, clientId, protocolVersion, cleanStart, sessionPresent });
   return connection;
 }
@@ -100,6 +101,7 @@ function connack(
   sessionPresent: boolean,
   deps?: BrokerDeps,
   assignedClientIdentifier?: string,
+  maximumPacketSize?: number,
 ): Buffer {
   if (version !== 5) {
     // [MQTT-3.2.2-4] (3.1.1) session present is 0 when the connection is refused
@@ -118,7 +120,7 @@ function connack(
             properties: {
               // [MQTT-3.2.2-16] the id the server chose for a client that sent an empty one
               ...(assignedClientIdentifier ? { assignedClientIdentifier } : {}),
-              maximumPacketSize: deps.config.maximumPacketSize,
+              maximumPacketSize: maximumPacketSize ?? deps.config.maximumPacketSize,
               // Not yet offered; each lands with the complete-MQTT work, and 5.0 clients are told so.
               retainAvailable: false,
               sharedSubscriptionAvailable: false,

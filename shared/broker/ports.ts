@@ -130,3 +130,9 @@ export interface Logger {
   warn(message: string, fields?: Record<string, unknown>): void;
   error(message: string, fields?: Record<string, unknown>): void;
 }
+
+/** Whether a connection still exists on its door (`GET @connections/{id}`), for the sweeper. */
+export interface ConnectionProbe {
+  /** 'gone': the door no longer knows it, or (listener) its task is unreachable. */
+  probe(connectionId: string): Promise<'connected' | 'gone'>;
+}

@@ -5,6 +5,7 @@
  * queued, so an acknowledgement from a subscriber always finds its message.
  */
 import { encodePacket, type PublishPacket, type QoS } from '../protocol/codec';
+import { outboundPacketLimit } from '../gateway/door-limits';
 import { forEachBounded } from './concurrency';
 import type { BrokerDeps } from './context';
 import type { Outbox } from './outbox';
@@ -38,9 +39,9 @@ export async function routeMessage(
     if (!session?.connectionId || outbox.isClosing(session.connectionId)) continue;
     // [MQTT-3.8.4-8] delivered at the lower of the published QoS and the granted QoS
     const delivery: Delivery = { session: { ...session, connectionId: session.connectionId }, subscription, qos: Math.min(message.qos, subscription.qos) as QoS };
-    // [MQTT-3.1.2-25] a message larger than the client's Maximum Packet Size is discarded for that client
+    // [MQTT-3.1.2-25] a message larger than the client's Maximum Packet Size (or its door's) is discarded for that client
     if (tooLargeFor(delivery, message)) {
-      deps.log.info('message larger than the subscriber accepts, not sent', { clientId, topic: message.topic });
+      deps.log.warn('message larger than the subscriber or its door accepts, not sent', { clientId, topic: message.topic });
       continue;
     }
     deliveries.push(delivery);
@@ -85,7 +86,7 @@ function retainFlag(message: ApplicationMessage, subscription: Subscription): bo
 }
 
 function tooLargeFor(delivery: Delivery, message: ApplicationMessage): boolean {
-  const limit = delivery.session.maximumPacketSize;
+  const limit = outboundPacketLimit(delivery.session.connectionId, delivery.session.maximumPacketSize);
   if (limit === undefined) return false;
   // The packet id's value does not change the size; a placeholder stands in before one is allocated.
   const sized = { ...delivery, ...(delivery.qos > 0 ? { packetId: 1 } : {}) };

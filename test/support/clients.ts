@@ -94,6 +94,33 @@ export class RawConnection {
     });
   }
 
+  /**
+   * The API Gateway door as the browser adapter speaks it: each send() is one text message,
+   * `<sequence>:<base64 of its packets>`, numbered 1, 2, 3...; `sequenced: false` leaves the
+   * number out, as a client without the adapter would.
+   */
+  static apiGateway(url: string, protocolVersion: 4 | 5 = 4, options: { sequenced?: boolean } = {}): Promise<RawConnection> {
+    return new Promise((resolve, reject) => {
+      const ws = new WebSocket(url, 'mqtt');
+      let sequence = 0;
+      const raw = new RawConnection(
+        (b) => ws.send(options.sequenced === false ? b.toString('base64') : `${++sequence}:${b.toString('base64')}`),
+        () => ws.terminate(),
+        protocolVersion,
+      );
+      ws.on('message', (data) => raw.receive(Buffer.from(data.toString(), 'base64')));
+      ws.on('close', (code) => {
+        raw.closeCode = code;
+        raw.closed = true;
+      });
+      ws.once('open', () => resolve(raw));
+      ws.once('error', reject);
+    });
+  }
+
+  /** The WebSocket close code, on a WebSocket door. */
+  closeCode?: number;
+
   receive(chunk: Buffer): void {
     this.parser.parse(chunk);
   }
