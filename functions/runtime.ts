@@ -8,6 +8,7 @@ import { defaultBrokerConfig, type BrokerConfig, type BrokerDeps } from '../shar
 import { createJsonLogger, type LogLevel } from '../shared/broker/logger';
 import type { Logger } from '../shared/broker/ports';
 import { ConnectionsApi, type ConnectionsApiOptions } from '../shared/gateway/connections-api';
+import { DynamoConnectionInbox } from '../shared/store/dynamo-inbox';
 import { DynamoBrokerStore } from '../shared/store/dynamo-store';
 import { tableNamesFromEnv, type TableNames } from '../shared/store/tables';
 
@@ -19,12 +20,20 @@ export interface BrokerDepsOptions {
   readonly config?: Partial<BrokerConfig>;
 }
 
-export function createBrokerDeps(options: BrokerDepsOptions): BrokerDeps & { store: DynamoBrokerStore } {
+/** The broker's dependencies, and what the API Gateway door needs besides. */
+export type RuntimeDeps = BrokerDeps & {
+  store: DynamoBrokerStore;
+  gateway: ConnectionsApi;
+  inbox: DynamoConnectionInbox;
+};
+
+export function createBrokerDeps(options: BrokerDepsOptions): RuntimeDeps {
   const client = DynamoDBDocumentClient.from(new DynamoDBClient(options.dynamoDb ?? {}), {
     marshallOptions: { removeUndefinedValues: true, convertClassInstanceToMap: false },
   });
   return {
     store: new DynamoBrokerStore({ client, tables: options.tables }),
+    inbox: new DynamoConnectionInbox({ client, tableName: options.tables.inbox }),
     gateway: new ConnectionsApi(options.connections ?? {}),
     log: options.log ?? createJsonLogger(),
     config: { ...defaultBrokerConfig, ...options.config },
@@ -33,7 +42,7 @@ export function createBrokerDeps(options: BrokerDepsOptions): BrokerDeps & { sto
 }
 
 /** Environment: the table names (see shared/store/tables.ts), APIGW_MANAGEMENT_ENDPOINT, LOG_LEVEL. */
-export function brokerDepsFromEnv(env: NodeJS.ProcessEnv): BrokerDeps {
+export function brokerDepsFromEnv(env: NodeJS.ProcessEnv): RuntimeDeps {
   return createBrokerDeps({
     tables: tableNamesFromEnv(env),
     ...(env.APIGW_MANAGEMENT_ENDPOINT ? { connections: { apiGatewayEndpoint: env.APIGW_MANAGEMENT_ENDPOINT } } : {}),

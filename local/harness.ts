@@ -12,13 +12,14 @@ import {
   createWsDefaultHandler,
   createWsDisconnectHandler,
 } from '../functions/handlers';
+import type { SequencerOptions } from '../shared/broker/sequencer';
 import { createJsonLogger, type LogLevel } from '../shared/broker/logger';
 import type { ListenerEvent, PacketSink } from '../shared/listener/events';
 import { MqttListener } from '../shared/listener/listener';
 import { createTables } from '../shared/store/create-tables';
 import type { DynamoBrokerStore } from '../shared/store/dynamo-store';
 import { localTableNames, type TableNames } from '../shared/store/tables';
-import { ApiGatewayEmulator } from './apigw-emulator';
+import { ApiGatewayEmulator, type EmulatorOptions } from './apigw-emulator';
 import { startDynamoDbLocal, type RunningDynamoDb } from './dynamodb-local';
 import { localCredentials, LOCAL_REGION } from './local-aws';
 
@@ -35,6 +36,10 @@ export interface HarnessOptions {
   readonly tablePrefix?: string;
   readonly logLevel?: LogLevel;
   readonly maximumPacketSize?: number;
+  /** The API Gateway emulator's switches: `$default` jitter, lost `$disconnect`s, idle and maximum lifetimes. */
+  readonly apigw?: Pick<EmulatorOptions, 'jitterMs' | 'random' | 'dropDisconnect' | 'idleTimeoutMs' | 'maxConnectionMs'>;
+  /** The API Gateway door's inbound ordering (lease and gap timeouts). */
+  readonly sequencing?: Partial<SequencerOptions>;
 }
 
 export interface Harness {
@@ -75,7 +80,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
       admin.destroy();
     }
 
-    const emulator = new ApiGatewayEmulator({ host, port: options.apigwPort ?? 3001, log });
+    const emulator = new ApiGatewayEmulator({ host, port: options.apigwPort ?? 3001, log, ...options.apigw });
     const apigw = await emulator.start();
     stops.push(() => emulator.stop());
 
@@ -91,8 +96,8 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     });
     emulator.routes = {
       $connect: createWsConnectHandler(),
-      $default: createWsDefaultHandler(deps),
-      $disconnect: createWsDisconnectHandler(deps),
+      $default: createWsDefaultHandler(deps, deps.inbox, options.sequencing),
+      $disconnect: createWsDisconnectHandler(deps, deps.inbox, options.sequencing),
     };
 
     const listener = new MqttListener({

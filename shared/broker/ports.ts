@@ -136,3 +136,39 @@ export interface ConnectionProbe {
   /** 'gone': the door no longer knows it, or (listener) its task is unreachable. */
   probe(connectionId: string): Promise<'connected' | 'gone'>;
 }
+
+/** Holding a connection's inbox: who holds it, and the next sequence number to handle. */
+export interface InboxLease {
+  readonly token: string;
+  readonly next: number;
+}
+
+export interface ParkedMessage {
+  readonly sequence: number;
+  readonly body: string;
+  readonly parkedAt: number;
+}
+
+/**
+ * The API Gateway door's inbound order (see shared/broker/sequencer.ts): a lease per connection
+ * that one invocation at a time holds, the next sequence number expected, and messages parked
+ * until their turn. Implemented in shared/store/dynamo-inbox.ts.
+ */
+export interface ConnectionInbox {
+  /**
+   * Take the lease if no one holds it or its holder's time ran out; with `onlyIfNext`, only if
+   * that is the next sequence number expected. Undefined if not taken.
+   */
+  acquire(connectionId: string, token: string, leaseMs: number, onlyIfNext?: number): Promise<InboxLease | undefined>;
+  park(connectionId: string, sequence: number, body: string): Promise<void>;
+  /** Parked messages from sequence `from` on, in order, at most `limit`. */
+  parked(connectionId: string, from: number, limit: number): Promise<ParkedMessage[]>;
+  isParked(connectionId: string, sequence: number): Promise<boolean>;
+  /** Everything before `next` is handled; the lease is kept (and renewed). False if it was lost. */
+  advance(connectionId: string, token: string, next: number, leaseMs: number): Promise<boolean>;
+  /** Everything before `next` is handled; the lease is let go. False if it was lost. */
+  release(connectionId: string, token: string, next: number): Promise<boolean>;
+  removeParked(connectionId: string, sequences: readonly number[]): Promise<void>;
+  /** The connection is gone: its lease and parked messages go too. */
+  forget(connectionId: string): Promise<void>;
+}

@@ -68,13 +68,29 @@ export const subscriptionsTable: TableDefinition = {
   purpose: 'routing index: subscriptions by filter, and the trie of wildcard filters',
 };
 
-export const brokerTables: readonly TableDefinition[] = [connectionsTable, sessionsTable, subscriptionsTable];
+/**
+ * The API Gateway door's inbound order (shared/store/dynamo-inbox.ts): per connection, a lease
+ * item (`sk = "lease"`: the next sequence number expected, and who is handling messages now)
+ * and messages that arrived early, parked until the gap before them fills (`m#<sequence>`).
+ */
+export const inboxTable: TableDefinition = {
+  id: 'Inbox',
+  key: 'inbox',
+  envVar: 'INBOX_TABLE',
+  partitionKey: { name: 'connectionId', type: 'S' },
+  sortKey: { name: 'sk', type: 'S' },
+  timeToLiveAttribute: 'expiresAt',
+  purpose: 'API Gateway door: per-connection sequence lease and messages parked until their turn',
+};
+
+export const brokerTables: readonly TableDefinition[] = [connectionsTable, sessionsTable, subscriptionsTable, inboxTable];
 
 /** Table names for one deployment or one local harness. */
 export interface TableNames {
   readonly connections: string;
   readonly sessions: string;
   readonly subscriptions: string;
+  readonly inbox: string;
 }
 
 /** Local harnesses name tables `<prefix>-<id>` so several can share one DynamoDB Local. */
@@ -92,5 +108,5 @@ export function tableNamesFromEnv(env: NodeJS.ProcessEnv): TableNames {
 }
 
 function namesBy(nameOf: (table: TableDefinition) => string): TableNames {
-  return { connections: nameOf(connectionsTable), sessions: nameOf(sessionsTable), subscriptions: nameOf(subscriptionsTable) };
+  return { connections: nameOf(connectionsTable), sessions: nameOf(sessionsTable), subscriptions: nameOf(subscriptionsTable), inbox: nameOf(inboxTable) };
 }
