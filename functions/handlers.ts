@@ -9,8 +9,9 @@ import type {
 } from 'aws-lambda';
 import type { BrokerDeps } from '../shared/broker/context';
 import { handleConnectionClosed, handlePackets } from '../shared/broker/dispatch';
-import type { ConnectionInbox } from '../shared/broker/ports';
+import type { ConnectionDirectory, ConnectionInbox, ConnectionProbe } from '../shared/broker/ports';
 import { Sequencer, type HandleMessages, type SequencerOptions } from '../shared/broker/sequencer';
+import { sweepConnections, type SweepResult } from '../shared/broker/sweeper';
 import type { ListenerEvent } from '../shared/listener/events';
 import { parseSequenced } from '../shared/gateway/sequence-prefix';
 import { decodeTextMessage } from '../shared/gateway/text-frames';
@@ -82,6 +83,23 @@ export function createWsDisconnectHandler(deps: BrokerDeps, inbox: ConnectionInb
     const connectionId = event.requestContext.connectionId;
     await sequencer.close(connectionId, packetHandler(deps, connectionId), () => handleConnectionClosed(deps, connectionId));
     return { statusCode: 200 };
+  };
+}
+
+/** The scheduled sweeper: ends connections whose close never reached the broker. */
+export function createSweeperHandler(deps: BrokerDeps, directory: ConnectionDirectory, probe: ConnectionProbe, inbox: ConnectionInbox) {
+  return async (): Promise<SweepResult> => {
+    const result = await sweepConnections({
+      broker: deps,
+      directory,
+      probe,
+      end: async (connectionId) => {
+        await handleConnectionClosed(deps, connectionId);
+        await inbox.forget(connectionId);
+      },
+    });
+    deps.log.info('sweep done', { ...result });
+    return result;
   };
 }
 

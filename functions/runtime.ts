@@ -8,6 +8,7 @@ import { defaultBrokerConfig, type BrokerConfig, type BrokerDeps } from '../shar
 import { createJsonLogger, type LogLevel } from '../shared/broker/logger';
 import type { Logger } from '../shared/broker/ports';
 import { ConnectionsApi, type ConnectionsApiOptions } from '../shared/gateway/connections-api';
+import { DynamoConnectionDirectory } from '../shared/store/dynamo-connection-directory';
 import { DynamoConnectionInbox } from '../shared/store/dynamo-inbox';
 import { DynamoBrokerStore } from '../shared/store/dynamo-store';
 import { tableNamesFromEnv, type TableNames } from '../shared/store/tables';
@@ -20,11 +21,12 @@ export interface BrokerDepsOptions {
   readonly config?: Partial<BrokerConfig>;
 }
 
-/** The broker's dependencies, and what the API Gateway door needs besides. */
+/** The broker's dependencies, and what the API Gateway door and the sweeper need besides. */
 export type RuntimeDeps = BrokerDeps & {
   store: DynamoBrokerStore;
   gateway: ConnectionsApi;
   inbox: DynamoConnectionInbox;
+  directory: DynamoConnectionDirectory;
 };
 
 export function createBrokerDeps(options: BrokerDepsOptions): RuntimeDeps {
@@ -34,6 +36,7 @@ export function createBrokerDeps(options: BrokerDepsOptions): RuntimeDeps {
   return {
     store: new DynamoBrokerStore({ client, tables: options.tables }),
     inbox: new DynamoConnectionInbox({ client, tableName: options.tables.inbox }),
+    directory: new DynamoConnectionDirectory({ client, tableName: options.tables.connections }),
     gateway: new ConnectionsApi(options.connections ?? {}),
     log: options.log ?? createJsonLogger(),
     config: { ...defaultBrokerConfig, ...options.config },

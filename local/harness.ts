@@ -8,11 +8,13 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { createBrokerDeps } from '../functions/runtime';
 import {
   createPacketsHandler,
+  createSweeperHandler,
   createWsConnectHandler,
   createWsDefaultHandler,
   createWsDisconnectHandler,
 } from '../functions/handlers';
 import type { SequencerOptions } from '../shared/broker/sequencer';
+import type { SweepResult } from '../shared/broker/sweeper';
 import { createJsonLogger, type LogLevel } from '../shared/broker/logger';
 import type { ListenerEvent, PacketSink } from '../shared/listener/events';
 import { MqttListener } from '../shared/listener/listener';
@@ -40,6 +42,8 @@ export interface HarnessOptions {
   readonly apigw?: Pick<EmulatorOptions, 'jitterMs' | 'random' | 'dropDisconnect' | 'idleTimeoutMs' | 'maxConnectionMs'>;
   /** The API Gateway door's inbound ordering (lease and gap timeouts). */
   readonly sequencing?: Partial<SequencerOptions>;
+  /** How often the sweeper runs (the cloud schedules it every minute). */
+  readonly sweepIntervalMs?: number;
 }
 
 export interface Harness {
@@ -53,6 +57,8 @@ export interface Harness {
   readonly deliveryEndpoint: string;
   readonly tables: TableNames;
   readonly store: DynamoBrokerStore;
+  /** Runs the sweeper once, now (it also runs every `sweepIntervalMs`). */
+  sweep(): Promise<SweepResult>;
   stop(): Promise<void>;
 }
 
@@ -113,6 +119,10 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     const addresses = await listener.start();
     stops.push(() => listener.stop());
 
+    const sweep = createSweeperHandler(deps, deps.directory, deps.gateway, deps.inbox);
+    const sweeper = every(options.sweepIntervalMs ?? 60_000, sweep, log);
+    stops.push(sweeper.stop);
+
     return {
       mqttUrl: `mqtt://${host}:${addresses.mqttPort}`,
       wsUrl: `ws://${host}:${addresses.wsPort}/mqtt`,
@@ -124,12 +134,31 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
       deliveryEndpoint: addresses.deliveryEndpoint,
       tables,
       store: deps.store,
+      sweep,
       stop,
     };
   } catch (error) {
     await stop();
     throw error;
   }
+}
+
+/** Runs a scheduled job every `ms`, one run at a time, as an EventBridge schedule would invoke it. */
+function every(ms: number, job: () => Promise<unknown>, log: ReturnType<typeof createJsonLogger>): { stop: () => Promise<void> } {
+  let running: Promise<unknown> | undefined;
+  const timer = setInterval(() => {
+    if (running) return;
+    running = job()
+      .catch((error) => log.warn('scheduled job failed', { error: String(error) }))
+      .finally(() => (running = undefined));
+  }, ms);
+  timer.unref();
+  return {
+    stop: async () => {
+      clearInterval(timer);
+      await running;
+    },
+  };
 }
 
 /** Invokes the packet handler in this process, with the event serialized and parsed as Lambda would. */

@@ -137,6 +137,11 @@ export interface ConnectionProbe {
   probe(connectionId: string): Promise<'connected' | 'gone'>;
 }
 
+/** Every connection the broker knows, page by page: the sweeper's Scan, never a client path. */
+export interface ConnectionDirectory {
+  scanConnections(): AsyncIterable<readonly ConnectionRecord[]>;
+}
+
 /** Holding a connection's inbox: who holds it, and the next sequence number to handle. */
 export interface InboxLease {
   readonly token: string;
