@@ -22,6 +22,7 @@ import { createTables } from '../shared/store/create-tables';
 import type { DynamoBrokerStore } from '../shared/store/dynamo-store';
 import { localTableNames, type TableNames } from '../shared/store/tables';
 import { ApiGatewayEmulator, type EmulatorOptions } from './apigw-emulator';
+import { ConsoleServer } from './console-server';
 import { startDynamoDbLocal, type RunningDynamoDb } from './dynamodb-local';
 import { localCredentials, LOCAL_REGION } from './local-aws';
 
@@ -44,6 +45,8 @@ export interface HarnessOptions {
   readonly sequencing?: Partial<SequencerOptions>;
   /** How often the sweeper runs (the cloud schedules it every minute). */
   readonly sweepIntervalMs?: number;
+  /** Serve the web console on this port (0: any free one); no console when absent. */
+  readonly consolePort?: number;
 }
 
 export interface Harness {
@@ -55,6 +58,8 @@ export interface Harness {
   readonly apigwPort: number;
   readonly dynamoDbEndpoint: string;
   readonly deliveryEndpoint: string;
+  /** The web console, when `consolePort` was given. */
+  readonly consoleUrl?: string;
   readonly tables: TableNames;
   readonly store: DynamoBrokerStore;
   /** Runs the sweeper once, now (it also runs every `sweepIntervalMs`). */
@@ -119,6 +124,13 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     const addresses = await listener.start();
     stops.push(() => listener.stop());
 
+    let consoleUrl: string | undefined;
+    if (options.consolePort !== undefined) {
+      const consoleServer = new ConsoleServer({ host, port: options.consolePort, apiGatewayUrl: apigw.url });
+      consoleUrl = await consoleServer.start();
+      stops.push(() => consoleServer.stop());
+    }
+
     const sweep = createSweeperHandler(deps, deps.directory, deps.gateway, deps.inbox);
     const sweeper = every(options.sweepIntervalMs ?? 60_000, sweep, log);
     stops.push(sweeper.stop);
@@ -132,6 +144,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
       apigwPort: Number(new URL(apigw.url).port),
       dynamoDbEndpoint,
       deliveryEndpoint: addresses.deliveryEndpoint,
+      ...(consoleUrl ? { consoleUrl } : {}),
       tables,
       store: deps.store,
       sweep,
