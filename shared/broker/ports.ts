@@ -168,11 +168,18 @@ export interface ConnectionInbox {
   park(connectionId: string, sequence: number, body: string): Promise<void>;
   /** Parked messages from sequence `from` on, in order, at most `limit`. */
   parked(connectionId: string, from: number, limit: number): Promise<ParkedMessage[]>;
-  isParked(connectionId: string, sequence: number): Promise<boolean>;
+  /**
+   * A message was parked while someone holds the lease: tell the holder, who learns it as it lets
+   * go. False if no one holds the lease (any more): then take it instead.
+   */
+  markPending(connectionId: string): Promise<boolean>;
   /** Everything before `next` is handled; the lease is kept (and renewed). False if it was lost. */
   advance(connectionId: string, token: string, next: number, leaseMs: number): Promise<boolean>;
-  /** Everything before `next` is handled; the lease is let go. False if it was lost. */
-  release(connectionId: string, token: string, next: number): Promise<boolean>;
+  /**
+   * Everything before `next` is handled; the lease is let go. 'pending': a message was parked
+   * while it was held (see markPending); 'lost': it was not held any more.
+   */
+  release(connectionId: string, token: string, next: number): Promise<'released' | 'pending' | 'lost'>;
   removeParked(connectionId: string, sequences: readonly number[]): Promise<void>;
   /** The connection is gone: its lease and parked messages go too. */
   forget(connectionId: string): Promise<void>;

@@ -7,13 +7,14 @@
  *   handle the connection's messages; the lease item also holds `next`, the sequence number
  *   expected next.
  * - A message that is `next` while no one holds the lease is handled at once (the common case:
- *   one conditional write to take the lease, one to let it go, one read).
+ *   one conditional write to take the lease, one to let it go).
  * - Otherwise it is parked; if the lease can then be taken, the taker handles every parked
- *   message from `next` on while they are consecutive. If it cannot, the holder will.
- * - The lost wake-up: a message parked while the holder was letting go would wait for ever. So
- *   the holder, after letting go, looks once more for a message at `next`, and takes the lease
- *   back if one is there. The parker's failed take was ordered before the holder's release on
- *   the same item, and the park before that, so the look (a strongly consistent read) sees it.
+ *   message from `next` on while they are consecutive. If it cannot, it marks the lease item
+ *   `pending` (only while someone holds it) and leaves the message to the holder.
+ * - The lost wake-up: a message parked just as the holder lets go must not wait for ever. Letting
+ *   go clears and returns the mark in one atomic update, so either the mark came first and the
+ *   holder sees it (and takes the lease back to handle what was parked), or the release came
+ *   first and the mark's condition fails, and the parker takes the lease itself.
  * - A holder that dies keeps the lease until `leaseMs` ends; the next message takes it over.
  *   A message that never comes (its invocation failed) leaves a gap: once the message after it
  *   has waited `gapTimeoutMs`, the connection is closed, as its packet stream is broken.
@@ -32,6 +33,9 @@ export interface SequencerOptions {
   /** How long `$disconnect` waits for a busy holder before closing anyway. */
   readonly closeWaitMs: number;
 }
+
+/** Taking the lease and finding it held by someone who lets go at that moment, again and again: not for long. */
+const MAX_HANDOVER_ATTEMPTS = 20;
 
 export const defaultSequencerOptions: SequencerOptions = { leaseMs: 30_000, gapTimeoutMs: 30_000, batch: 25, closeWaitMs: 3_000 };
 
@@ -52,7 +56,7 @@ export class Sequencer {
   /** One numbered message from the connection: handled now, or parked for whoever handles its turn. */
   async receive(connectionId: string, sequence: number, body: string, handle: HandleMessages): Promise<void> {
     const token = randomUUID();
-    let lease = await this.inbox.acquire(connectionId, token, this.options.leaseMs, sequence);
+    const lease = await this.inbox.acquire(connectionId, token, this.options.leaseMs, sequence);
     if (lease) {
       try {
         await handle([body]);
@@ -62,20 +66,18 @@ export class Sequencer {
         await this.inbox.release(connectionId, token, sequence);
         throw error;
       }
-      lease = { token, next: sequence + 1 };
-    } else {
-      await this.inbox.park(connectionId, sequence, body);
-      lease = await this.inbox.acquire(connectionId, token, this.options.leaseMs);
-      // Someone holds it: they look for parked messages after letting go, and find this one.
-      if (!lease) return;
-      if (sequence < lease.next) {
-        this.deps.log.warn('message sequence already handled, dropped', { connectionId, sequence, next: lease.next });
-        await this.inbox.removeParked(connectionId, [sequence]);
-      }
-      lease = await this.drain(connectionId, lease, handle);
-      if (!lease) return;
+      return this.letGo(connectionId, { token, next: sequence + 1 }, handle);
     }
-    await this.letGo(connectionId, lease, handle);
+    await this.inbox.park(connectionId, sequence, body);
+    const taken = await this.takeOrLeave(connectionId, token);
+    // Someone holds it and was told: they handle this message after their own.
+    if (!taken) return;
+    if (sequence < taken.next) {
+      this.deps.log.warn('message sequence already handled, dropped', { connectionId, sequence, next: taken.next });
+      await this.inbox.removeParked(connectionId, [sequence]);
+    }
+    const drained = await this.drain(connectionId, taken, handle);
+    if (drained) await this.letGo(connectionId, drained, handle);
   }
 
   /**
@@ -126,17 +128,28 @@ export class Sequencer {
     }
   }
 
-  /** Let go of the lease; then take it back if a message for `next` was parked meanwhile. */
+  /** Let go of the lease; take it back while messages were parked and left to us meanwhile. */
   private async letGo(connectionId: string, lease: InboxLease, handle: HandleMessages): Promise<void> {
     let held: InboxLease | undefined = lease;
     while (held) {
-      if (!(await this.inbox.release(connectionId, held.token, held.next))) return void this.lost(connectionId);
-      if (!(await this.inbox.isParked(connectionId, held.next))) return;
-      const again = await this.inbox.acquire(connectionId, held.token, this.options.leaseMs);
-      // Taken by another invocation, which drains it.
+      const outcome = await this.inbox.release(connectionId, held.token, held.next);
+      if (outcome === 'lost') return void this.lost(connectionId);
+      if (outcome === 'released') return;
+      const again = await this.takeOrLeave(connectionId, held.token);
       if (!again) return;
       held = await this.drain(connectionId, again, handle);
     }
+  }
+
+  /** After parking: take the lease, or leave the parked message to whoever holds it. */
+  private async takeOrLeave(connectionId: string, token: string): Promise<InboxLease | undefined> {
+    for (let attempt = 0; attempt < MAX_HANDOVER_ATTEMPTS; attempt++) {
+      const lease = await this.inbox.acquire(connectionId, token, this.options.leaseMs);
+      if (lease) return lease;
+      if (await this.inbox.markPending(connectionId)) return undefined;
+      // The holder let go between the two: try to take it again.
+    }
+    throw new Error(`inbox of ${connectionId}: lease neither taken nor held after ${MAX_HANDOVER_ATTEMPTS} attempts`);
   }
 
   private lost(connectionId: string): undefined {

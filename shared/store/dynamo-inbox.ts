@@ -1,11 +1,11 @@
 /**
  * The API Gateway door's inbound order in DynamoDB (the Inbox table, see tables.ts): per
- * connection one lease item and the messages parked until their turn. Every write that could
- * race is conditional on the lease item, which DynamoDB serializes; every read is strongly
- * consistent, so a message parked before a release is seen by the check that follows it.
+ * connection one lease item (`next`, `holder`, `leaseUntil`, `pending`) and the messages parked
+ * until their turn. Every write that could race is conditional on the lease item, which
+ * DynamoDB serializes; reads are strongly consistent.
  */
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
-import { BatchWriteCommand, GetCommand, PutCommand, QueryCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { BatchWriteCommand, PutCommand, QueryCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type { ConnectionInbox, InboxLease, ParkedMessage } from '../broker/ports';
 import { FIRST_SEQUENCE } from '../gateway/sequence-prefix';
 import { CapacityMeter } from './capacity-meter';
@@ -100,26 +100,74 @@ export class DynamoConnectionInbox implements ConnectionInbox {
     return (out.Items ?? []).map((item) => ({ sequence: Number(item.sequence), body: String(item.body), parkedAt: Number(item.parkedAt) }));
   }
 
-  async isParked(connectionId: string, sequence: number): Promise<boolean> {
-    const out = await this.client.send(
-      new GetCommand({
-        TableName: this.tableName,
-        Key: { connectionId, sk: parkedKey(sequence) },
-        ProjectionExpression: 'sk',
-        ConsistentRead: true,
-        ReturnConsumedCapacity: CAPACITY,
-      }),
-    );
-    this.meter.record('read', out.ConsumedCapacity);
-    return out.Item !== undefined;
+  async markPending(connectionId: string): Promise<boolean> {
+    try {
+      const out = await this.client.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: { connectionId, sk: LEASE_SK },
+          UpdateExpression: 'SET #pending = :yes',
+          // Only while someone holds it: a holder lets go after reading (and clearing) the mark.
+          ConditionExpression: 'attribute_exists(#holder) AND #until >= :now',
+          ExpressionAttributeNames: { '#pending': 'pending', '#holder': 'holder', '#until': 'leaseUntil' },
+          ExpressionAttributeValues: { ':yes': true, ':now': this.now() },
+          ReturnConsumedCapacity: CAPACITY,
+        }),
+      );
+      this.meter.record('write', out.ConsumedCapacity);
+      return true;
+    } catch (error) {
+      if (!(error instanceof ConditionalCheckFailedException)) throw error;
+      this.meter.recordFailedWrite();
+      return false;
+    }
   }
 
   async advance(connectionId: string, token: string, next: number, leaseMs: number): Promise<boolean> {
-    return this.updateLease(connectionId, token, 'SET #next = :n, #until = :until, #expires = :e', { ':n': next, ':until': this.now() + leaseMs });
+    try {
+      const out = await this.client.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: { connectionId, sk: LEASE_SK },
+          UpdateExpression: 'SET #next = :n, #until = :until, #expires = :e',
+          // Only the holder moves `next`: a holder whose lease ran out and was taken learns it here.
+          ConditionExpression: '#holder = :t',
+          ExpressionAttributeNames: NAMES,
+          ExpressionAttributeValues: { ':n': next, ':until': this.now() + leaseMs, ':t': token, ':e': this.expiresAt() },
+          ReturnConsumedCapacity: CAPACITY,
+        }),
+      );
+      this.meter.record('write', out.ConsumedCapacity);
+      return true;
+    } catch (error) {
+      if (!(error instanceof ConditionalCheckFailedException)) throw error;
+      this.meter.recordFailedWrite();
+      return false;
+    }
   }
 
-  async release(connectionId: string, token: string, next: number): Promise<boolean> {
-    return this.updateLease(connectionId, token, 'SET #next = :n, #expires = :e REMOVE #holder, #until', { ':n': next });
+  async release(connectionId: string, token: string, next: number): Promise<'released' | 'pending' | 'lost'> {
+    try {
+      const out = await this.client.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: { connectionId, sk: LEASE_SK },
+          // Letting go and reading the pending mark are one atomic step: a mark set before it is seen.
+          UpdateExpression: 'SET #next = :n, #expires = :e REMOVE #holder, #until, #pending',
+          ConditionExpression: '#holder = :t',
+          ExpressionAttributeNames: { ...NAMES, '#pending': 'pending' },
+          ExpressionAttributeValues: { ':n': next, ':t': token, ':e': this.expiresAt() },
+          ReturnValues: 'ALL_OLD',
+          ReturnConsumedCapacity: CAPACITY,
+        }),
+      );
+      this.meter.record('write', out.ConsumedCapacity);
+      return out.Attributes?.pending === true ? 'pending' : 'released';
+    } catch (error) {
+      if (!(error instanceof ConditionalCheckFailedException)) throw error;
+      this.meter.recordFailedWrite();
+      return 'lost';
+    }
   }
 
   async removeParked(connectionId: string, sequences: readonly number[]): Promise<void> {
@@ -146,29 +194,6 @@ export class DynamoConnectionInbox implements ConnectionInbox {
       start = out.LastEvaluatedKey;
     } while (start);
     await this.batchDelete(keys);
-  }
-
-  private async updateLease(connectionId: string, token: string, UpdateExpression: string, values: Record<string, unknown>): Promise<boolean> {
-    try {
-      const out = await this.client.send(
-        new UpdateCommand({
-          TableName: this.tableName,
-          Key: { connectionId, sk: LEASE_SK },
-          UpdateExpression,
-          // Only the holder moves `next`: a holder whose lease ran out and was taken learns it here.
-          ConditionExpression: '#holder = :t',
-          ExpressionAttributeNames: NAMES,
-          ExpressionAttributeValues: { ...values, ':t': token, ':e': this.expiresAt() },
-          ReturnConsumedCapacity: CAPACITY,
-        }),
-      );
-      this.meter.record('write', out.ConsumedCapacity);
-      return true;
-    } catch (error) {
-      if (!(error instanceof ConditionalCheckFailedException)) throw error;
-      this.meter.recordFailedWrite();
-      return false;
-    }
   }
 
   private async batchDelete(keys: ReadonlyArray<Record<string, unknown>>): Promise<void> {
