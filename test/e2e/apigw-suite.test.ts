@@ -5,7 +5,7 @@ import { describeBrokerSuite } from './broker-suite';
 
 // The shared suite, through the API Gateway emulator with its $default jitter on: stock MQTT.js
 // with the browser adapter, and raw clients that number their messages as the adapter does.
-const harness = useHarness({ apigw: { jitterMs: 15 } });
+const harness = useHarness({ apigw: { jitterMs: 5 } });
 
 describe('MQTT over the API Gateway door', () => {
   describeBrokerSuite({
