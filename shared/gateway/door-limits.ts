@@ -32,8 +32,12 @@ export function inboundPacketLimit(connectionId: string, brokerLimit: number): n
   return isApiGatewayConnection(connectionId) ? Math.min(brokerLimit, API_GATEWAY_INBOUND_PACKET_BYTES) : brokerLimit;
 }
 
-/** The largest packet a subscriber may be sent: its own Maximum Packet Size, or less if its door carries less. */
-export function outboundPacketLimit(connectionId: string, clientLimit: number | undefined): number | undefined {
-  if (!isApiGatewayConnection(connectionId)) return clientLimit;
+/**
+ * The largest packet a subscriber may be sent: its own Maximum Packet Size, or less if its door
+ * carries less. No connection (a message queued for an offline client): the client's own; the
+ * door's applies when the message is sent.
+ */
+export function outboundPacketLimit(connectionId: string | undefined, clientLimit: number | undefined): number | undefined {
+  if (connectionId === undefined || !isApiGatewayConnection(connectionId)) return clientLimit;
   return Math.min(clientLimit ?? Infinity, API_GATEWAY_OUTBOUND_PACKET_BYTES);
 }
