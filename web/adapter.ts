@@ -1,4 +1,3 @@
-/// <reference lib="dom" />
 /**
  * MQTT.js over API Gateway WebSocket. API Gateway closes a connection on a binary frame (1003)
  * and gives the messages of one connection no order, so this adapter, given to stock MQTT.js as
@@ -44,7 +43,7 @@ export class ApiGatewaySocket extends EventTarget {
   readonly CLOSING = 2;
   readonly CLOSED = 3;
   /** MQTT.js sets it; messages are always handed over as ArrayBuffers. */
-  binaryType: BinaryType = 'arraybuffer';
+  binaryType: 'arraybuffer' | 'blob' = 'arraybuffer';
   private readonly socket: WebSocket;
   private sequence = FIRST_SEQUENCE - 1;
   /** Bytes written that do not yet make a whole packet. */
@@ -170,6 +169,7 @@ function fromBase64(text: string): Uint8Array {
 /** CloseEvent where there is one (browsers); an Event with the same fields elsewhere. */
 function closeEvent(from: { code: number; reason: string; wasClean: boolean }): Event {
   const init = { code: from.code, reason: from.reason, wasClean: from.wasClean };
-  if (typeof CloseEvent === 'function') return new CloseEvent('close', init);
+  const CloseEventClass = (globalThis as { CloseEvent?: new (type: string, init: object) => Event }).CloseEvent;
+  if (CloseEventClass) return new CloseEventClass('close', init);
   return Object.assign(new Event('close'), init);
 }

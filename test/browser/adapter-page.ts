@@ -1,4 +1,3 @@
-/// <reference lib="dom" />
 /**
  * What a web developer's page does, bundled with esbuild by the browser test: stock MQTT.js
  * with the adapter's createWebsocket. The test drives it through `window.door`.

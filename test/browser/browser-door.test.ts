@@ -1,4 +1,3 @@
-/// <reference lib="dom" />
 /**
  * Real headless Chromium (Debian's) through the API Gateway emulator: a page using stock
  * MQTT.js with the browser adapter, and the web console that `npm start` serves, against
@@ -31,8 +30,8 @@ function mosquittoPub(args: string[]): Promise<number | null> {
   return new Promise((resolve) => child.on('exit', (code) => resolve(code)));
 }
 
-/** Polls a condition evaluated in the page. */
-async function inPage(page: Page, what: string, condition: () => boolean): Promise<void> {
+/** Polls a condition (a JavaScript expression) evaluated in the page. */
+async function inPage(page: Page, what: string, condition: string): Promise<void> {
   await page.waitForFunction(condition, undefined, { timeout: 10_000, polling: 50 }).catch(() => {
     throw new Error(`timed out waiting in the browser for ${what}`);
   });
@@ -55,23 +54,23 @@ describe('stock MQTT.js with the adapter, in Chromium', () => {
     await page.addScriptTag({ content: bundled.outputFiles[0]!.text });
   });
   afterAll(async () => {
-    await page?.evaluate(() => (window as any).door.end());
+    await page?.evaluate(() => (globalThis as any).door.end());
     await page?.close();
   });
 
   it('connects through the emulator, subscribes, and receives what mosquitto_pub sends over TCP, a 40 KB message whole', async () => {
     const root = unique('page');
-    const connack = await page.evaluate((url) => (window as any).door.connect(url, 5), harness().apigwUrl);
+    const connack = await page.evaluate((url) => (globalThis as any).door.connect(url, 5), harness().apigwUrl);
     // [MQTT-3.2.2-15] the broker tells the browser what one 32 KB frame carries
     expect(connack).toEqual({ maximumPacketSize: 24_564 });
-    expect(await page.evaluate((filter) => (window as any).door.subscribe(filter, 1), `${root}/#`)).toEqual([1]);
+    expect(await page.evaluate((filter) => (globalThis as any).door.subscribe(filter, 1), `${root}/#`)).toEqual([1]);
 
     expect(await mosquittoPub(['-t', `${root}/temp`, '-m', '21.5', '-q', '1'])).toBe(0);
     const large = 'L'.repeat(40 * 1024);
     expect(await mosquittoPub(['-t', `${root}/large`, '-m', large, '-q', '1'])).toBe(0);
 
-    await inPage(page, 'both messages', () => (window as any).door.received.length === 2);
-    const received = (await page.evaluate(() => (window as any).door.received)) as Array<{ topic: string; payload: string; qos: number }>;
+    await inPage(page, 'both messages', 'door.received.length === 2');
+    const received = (await page.evaluate(() => (globalThis as any).door.received)) as Array<{ topic: string; payload: string; qos: number }>;
     expect(received.map((m) => [m.topic, m.payload.length, m.qos])).toEqual([
       [`${root}/temp`, 4, 1],
       [`${root}/large`, large.length, 1],
@@ -87,7 +86,7 @@ describe('stock MQTT.js with the adapter, in Chromium', () => {
     await device.subscribeAsync(topic, { qos: 1 });
     await page.evaluate(async (t) => {
       // back to back, not awaiting each other: the adapter numbers them, the broker keeps the order
-      await Promise.all(Array.from({ length: 5 }, (_, i) => (window as any).door.publish(t, `m${i}`, 1)));
+      await Promise.all(Array.from({ length: 5 }, (_, i) => (globalThis as any).door.publish(t, `m${i}`, 1)));
     }, topic);
     await eventually(() => got.length === 5, 'the five messages at the device');
     expect(got.map((m) => m.payload)).toEqual(['m0', 'm1', 'm2', 'm3', 'm4']);
@@ -100,9 +99,9 @@ describe('the web console, in Chromium', () => {
   beforeAll(async () => {
     page = await browser.newPage();
     await page.goto(harness().consoleUrl!);
-    await inPage(page, 'the console to know the API Gateway URL', () => (document.getElementById('url') as HTMLInputElement).value !== '');
+    await inPage(page, 'the console to know the API Gateway URL', 'document.getElementById("url").value !== ""');
     await page.click('#connect');
-    await inPage(page, 'the console to connect', () => document.getElementById('status')!.dataset.state === 'connected');
+    await page.waitForSelector('#status[data-state="connected"]');
   });
   afterAll(async () => {
     await page?.close();
@@ -147,10 +146,10 @@ describe('the web console, in Chromium', () => {
     // A second console, speaking 3.1.1, publishes a retained message.
     const publisher = await browser.newPage();
     await publisher.goto(harness().consoleUrl!);
-    await inPage(publisher, 'the console to load', () => (document.getElementById('url') as HTMLInputElement).value !== '');
+    await inPage(publisher, 'the console to load', 'document.getElementById("url").value !== ""');
     await publisher.selectOption('#version', '4');
     await publisher.click('#connect');
-    await inPage(publisher, 'the second console to connect', () => document.getElementById('status')!.dataset.state === 'connected');
+    await publisher.waitForSelector('#status[data-state="connected"]');
     await publisher.fill('#pub-topic', `${root}/lamp/state`);
     await publisher.fill('#pub-payload', 'on');
     await publisher.selectOption('#pub-qos', '1');

@@ -1,4 +1,3 @@
-/// <reference lib="dom" />
 /**
  * The web console: stock MQTT.js through the API Gateway door with the browser adapter.
  * Subscribe (wildcards welcome), publish with QoS and retain, a live log of messages, and a
