@@ -54,7 +54,9 @@ describe('sweeper, run on demand', () => {
     const clientId = unique('orphan');
     // A listener task that is no more: nothing listens at its delivery endpoint.
     const connectionId = newListenerConnectionId(`http://127.0.0.1:${await freePort()}`);
-    await harness().store.openSession({ clientId, connectionId, protocolVersion: 4, cleanStart: true });
+    // The client's limits as a 3.1.1 client has them (fields the store may or may not take).
+    const session = { clientId, connectionId, protocolVersion: 4 as const, cleanStart: true, receiveMaximum: 65535, topicAliasMaximum: 0 };
+    await harness().store.openSession(session);
     await harness().store.putConnection({ connectionId, clientId, protocolVersion: 4, keepalive: 60, cleanStart: true, sessionExpiryInterval: 0, connectedAt: Date.now() });
     const device = await connectClient(harness().mqttUrl);
     const got = collect(device);
