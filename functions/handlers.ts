@@ -9,9 +9,11 @@ import type {
 } from 'aws-lambda';
 import type { BrokerDeps } from '../shared/broker/context';
 import { handleConnectionClosed, handlePackets } from '../shared/broker/dispatch';
+import { runFanoutJob, type FanoutJob } from '../shared/broker/fanout';
 import type { ConnectionDirectory, ConnectionInbox, ConnectionProbe } from '../shared/broker/ports';
 import { Sequencer, type HandleMessages, type SequencerOptions } from '../shared/broker/sequencer';
 import { sweepConnections, type SweepResult } from '../shared/broker/sweeper';
+import { runDueTimers } from '../shared/broker/will';
 import type { ListenerEvent } from '../shared/listener/events';
 import { parseSequenced } from '../shared/gateway/sequence-prefix';
 import { decodeTextMessage } from '../shared/gateway/text-frames';
@@ -25,6 +27,14 @@ export function createPacketsHandler(deps: BrokerDeps) {
       case 'closed':
         return handleConnectionClosed(deps, event.connectionId);
     }
+  };
+}
+
+/** A part of a large fan-out, from the packet handler that split it. */
+export function createFanoutHandler(deps: BrokerDeps) {
+  return async (job: FanoutJob): Promise<void> => {
+    const gone = await runFanoutJob(deps, job);
+    await Promise.all(gone.map((id) => handleConnectionClosed(deps, id)));
   };
 }
 
@@ -98,7 +108,9 @@ export function createSweeperHandler(deps: BrokerDeps, directory: ConnectionDire
         await inbox.forget(connectionId);
       },
     });
-    deps.log.info('sweep done', { ...result });
+    // Due wills and expired sessions, on the same schedule.
+    const timers = await runDueTimers(deps);
+    deps.log.info('sweep done', { ...result, ...timers });
     return result;
   };
 }

@@ -3,10 +3,13 @@
  * container, at module scope), or from explicit options in the local harness.
  */
 import { DynamoDBClient, type DynamoDBClientConfig } from '@aws-sdk/client-dynamodb';
+import { LambdaClient } from '@aws-sdk/client-lambda';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { defaultBrokerConfig, type BrokerConfig, type BrokerDeps } from '../shared/broker/context';
 import { createJsonLogger, type LogLevel } from '../shared/broker/logger';
+import type { FanoutWorkers } from '../shared/broker/fanout';
 import type { Logger } from '../shared/broker/ports';
+import { LambdaFanoutWorkers } from '../shared/gateway/lambda-fanout';
 import { ConnectionsApi, type ConnectionsApiOptions } from '../shared/gateway/connections-api';
 import { DynamoConnectionDirectory } from '../shared/store/dynamo-connection-directory';
 import { DynamoConnectionInbox } from '../shared/store/dynamo-inbox';
@@ -19,6 +22,8 @@ export interface BrokerDepsOptions {
   readonly connections?: ConnectionsApiOptions;
   readonly log?: Logger;
   readonly config?: Partial<BrokerConfig>;
+  /** Large fan-outs are split across these; built from the deps (the local harness runs them in-process). */
+  readonly fanout?: (deps: BrokerDeps) => FanoutWorkers;
 }
 
 /** The broker's dependencies, and what the API Gateway door and the sweeper need besides. */
@@ -33,7 +38,7 @@ export function createBrokerDeps(options: BrokerDepsOptions): RuntimeDeps {
   const client = DynamoDBDocumentClient.from(new DynamoDBClient(options.dynamoDb ?? {}), {
     marshallOptions: { removeUndefinedValues: true, convertClassInstanceToMap: false },
   });
-  return {
+  const deps: RuntimeDeps & { fanout?: FanoutWorkers } = {
     store: new DynamoBrokerStore({ client, tables: options.tables }),
     inbox: new DynamoConnectionInbox({ client, tableName: options.tables.inbox }),
     directory: new DynamoConnectionDirectory({ client, tableName: options.tables.connections }),
@@ -42,12 +47,19 @@ export function createBrokerDeps(options: BrokerDepsOptions): RuntimeDeps {
     config: { ...defaultBrokerConfig, ...options.config },
     now: Date.now,
   };
+  if (options.fanout) deps.fanout = options.fanout(deps);
+  return deps;
 }
 
-/** Environment: the table names (see shared/store/tables.ts), APIGW_MANAGEMENT_ENDPOINT, LOG_LEVEL. */
+/**
+ * Environment: the table names (see shared/store/tables.ts), APIGW_MANAGEMENT_ENDPOINT, LOG_LEVEL,
+ * FANOUT_FUNCTION (the fan-out worker's name; without it a handler delivers every part itself).
+ */
 export function brokerDepsFromEnv(env: NodeJS.ProcessEnv): RuntimeDeps {
+  const fanoutFunction = env.FANOUT_FUNCTION;
   return createBrokerDeps({
     tables: tableNamesFromEnv(env),
+    ...(fanoutFunction ? { fanout: () => new LambdaFanoutWorkers(new LambdaClient({}), fanoutFunction) } : {}),
     ...(env.APIGW_MANAGEMENT_ENDPOINT ? { connections: { apiGatewayEndpoint: env.APIGW_MANAGEMENT_ENDPOINT } } : {}),
     log: createJsonLogger((env.LOG_LEVEL as LogLevel | undefined) ?? 'info'),
   });

@@ -1,23 +1,120 @@
-import { CfnOutput, RemovalPolicy, Stack, type StackProps } from 'aws-cdk-lib';
+import { Rule, Schedule } from 'aws-cdk-lib/aws-events';
+import { LambdaFunction } from 'aws-cdk-lib/aws-events-targets';
+import { CfnOutput, Duration, Stack, type StackProps } from 'aws-cdk-lib';
+import { PolicyStatement } from 'aws-cdk-lib/aws-iam';
+import type { NodejsFunction } from 'aws-cdk-lib/aws-lambda-nodejs';
 import type { Construct } from 'constructs';
+import { BrokerFunctions } from './constructs/broker-functions';
+import { BrokerMonitoring } from './constructs/broker-monitoring';
+import { BrokerNetwork } from './constructs/broker-network';
 import { BrokerTables } from './constructs/broker-tables';
+import { BrowserDoor } from './constructs/browser-door';
+import { DeviceListener, publicPorts } from './constructs/device-listener';
+import { readDeployContext } from './deploy-context';
 
-/** Context `removalPolicy`: 'retain' (default) keeps broker state when the stack goes; 'destroy' suits dev stacks. */
-function removalPolicyFromContext(scope: Construct): RemovalPolicy {
-  const value: unknown = scope.node.tryGetContext('removalPolicy') ?? 'retain';
-  if (value === 'retain') return RemovalPolicy.RETAIN;
-  if (value === 'destroy') return RemovalPolicy.DESTROY;
-  throw new Error(`context removalPolicy must be 'destroy' or 'retain', got ${JSON.stringify(value)}`);
-}
-
+/**
+ * The whole broker in one stack: DynamoDB tables, the Lambda handlers, the browsers' door
+ * (API Gateway WebSocket) and the devices' door (NLB + Fargate listener), alarms and a dashboard.
+ * Settings come from CDK context (infra/deploy-context.ts; README "Deploy to AWS").
+ */
 export class BrokerStack extends Stack {
   readonly tables: BrokerTables;
+  readonly network: BrokerNetwork;
+  readonly functions: BrokerFunctions;
+  /** The entry points of functions/, by role. */
+  readonly handlers: Readonly<Record<'packets' | 'wsConnect' | 'wsDefault' | 'wsDisconnect', NodejsFunction>>;
+  /** The fan-out worker: parts of a large fan-out, invoked by the functions that route messages. */
+  readonly fanout: NodejsFunction;
+  /** Scheduled every minute: stale connections, expired sessions, due wills. */
+  readonly sweeper: NodejsFunction;
+  readonly browserDoor: BrowserDoor;
+  readonly deviceListener: DeviceListener;
+  readonly monitoring: BrokerMonitoring;
 
   constructor(scope: Construct, id: string, props?: StackProps) {
     super(scope, id, props);
-    this.tables = new BrokerTables(this, 'Tables', { removalPolicy: removalPolicyFromContext(this) });
+    const settings = readDeployContext(this.node);
+    const { removalPolicy, logRetention, logLevel } = settings;
+
+    this.tables = new BrokerTables(this, 'Tables', { removalPolicy });
+    const network = (this.network = new BrokerNetwork(this, 'Network', { natGateways: settings.natGateways, logRetention, removalPolicy }));
+    this.browserDoor = new BrowserDoor(this, 'BrowserDoor', { logRetention, removalPolicy });
+    this.functions = new BrokerFunctions(this, 'Functions', {
+      network,
+      tables: this.tables,
+      connections: this.browserDoor,
+      logRetention,
+      removalPolicy,
+      logLevel,
+    });
+
+    this.handlers = {
+      packets: this.functions.add('PacketHandler', {
+        entry: 'functions/packets.ts',
+        description: "MQTT packets from the device listener: one connection's batch, in order, or its close",
+      }),
+      // Agrees the MQTT subprotocol and nothing else: no state, so no VPC and no grants.
+      wsConnect: this.functions.add('WsConnect', { entry: 'functions/ws-connect.ts', description: 'WebSocket $connect', broker: false, memorySize: 256 }),
+      // API Gateway stops waiting for a route's integration after 29 s.
+      wsDefault: this.functions.add('WsDefault', { entry: 'functions/ws-default.ts', description: 'WebSocket $default: MQTT packets from browsers', timeout: Duration.seconds(29) }),
+      wsDisconnect: this.functions.add('WsDisconnect', { entry: 'functions/ws-disconnect.ts', description: 'WebSocket $disconnect' }),
+    };
+    this.fanout = this.functions.add('Fanout', {
+      entry: 'functions/fanout.ts',
+      description: 'One part of a large fan-out, split off by the handler that routes the message',
+    });
+    // Every function that routes messages may split a large fan-out: it learns the worker's name
+    // and may invoke exactly that function, synchronously, so its acknowledgement waits for all parts.
+    for (const router of [this.handlers.packets, this.handlers.wsDefault, this.handlers.wsDisconnect]) {
+      router.addEnvironment('FANOUT_FUNCTION', this.fanout.functionName);
+      router.addToRolePolicy(new PolicyStatement({ actions: ['lambda:InvokeFunction'], resources: [this.fanout.functionArn] }));
+    }
+    this.browserDoor.route('$connect', this.handlers.wsConnect);
+    this.browserDoor.route('$default', this.handlers.wsDefault);
+    this.browserDoor.route('$disconnect', this.handlers.wsDisconnect);
+
+    // Ends connections whose $disconnect never came, expires sessions and publishes delayed wills.
+    this.sweeper = this.functions.add('Sweeper', { entry: 'functions/sweeper.ts', description: 'Sweeps stale connections, sessions and delayed wills', timeout: Duration.minutes(1) });
+    new Rule(this, 'SweepEveryMinute', { schedule: Schedule.rate(Duration.minutes(1)), targets: [new LambdaFunction(this.sweeper)] });
+
+    this.deviceListener = new DeviceListener(this, 'DeviceListener', {
+      network,
+      packetHandler: this.handlers.packets,
+      certificate: settings.certificate,
+      plainMqtt: settings.plainMqtt,
+      minTasks: settings.minListenerTasks,
+      maxTasks: settings.maxListenerTasks,
+      logRetention,
+      removalPolicy,
+      logLevel,
+    });
+
+    this.monitoring = new BrokerMonitoring(this, 'Monitoring', {
+      functions: this.functions.all,
+      tables: this.tables.tables,
+      browserDoor: this.browserDoor,
+      deviceListener: this.deviceListener,
+      ...(settings.alarmEmail ? { alarmEmail: settings.alarmEmail } : {}),
+    });
+
+    this.outputs(settings.plainMqtt);
+  }
+
+  private outputs(plainMqtt: boolean): void {
+    const host = this.deviceListener.hostName;
+    const output = (id: string, value: string, description: string) => new CfnOutput(this, id, { value, description });
+    output('MqttTlsEndpoint', `mqtts://${host}:${publicPorts.mqttTls}`, 'MQTT over TLS, for devices');
+    output('MqttWebSocketTlsEndpoint', `wss://${host}/mqtt`, 'MQTT over WebSocket (binary frames) through the load balancer');
+    if (plainMqtt) output('MqttPlainEndpoint', `mqtt://${host}:${publicPorts.mqttPlain}`, 'Plain MQTT, unencrypted (context plainMqtt=true)');
+    output('LoadBalancerDnsName', this.deviceListener.loadBalancer.loadBalancerDnsName, 'Point your domain (the certificate\'s name) here');
+    output('BrowserWebSocketUrl', this.browserDoor.url, 'API Gateway WebSocket for browsers (MQTT in base64 text messages)');
+    output('ConnectionsManagementEndpoint', this.browserDoor.managementEndpoint, 'API Gateway @connections endpoint the handlers deliver through');
+    output('PacketHandlerFunction', this.handlers.packets.functionName, 'The Lambda the listener invokes');
+    output('ListenerLogGroup', this.deviceListener.logGroup.logGroupName, 'The listener tasks\' logs');
+    output('AlarmTopicArn', this.monitoring.alarmTopic.topicArn, 'Subscribe to get the alarms');
+    output('DashboardUrl', this.monitoring.dashboardUrl, 'CloudWatch dashboard');
     for (const [tableId, table] of this.tables.tables) {
-      new CfnOutput(this, `${tableId}TableName`, { value: table.tableName });
+      output(`${tableId}TableName`, table.tableName, `DynamoDB ${tableId} table`);
     }
   }
 }

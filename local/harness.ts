@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { createBrokerDeps } from '../functions/runtime';
 import {
+  createFanoutHandler,
   createPacketsHandler,
   createSweeperHandler,
   createWsConnectHandler,
@@ -15,7 +16,10 @@ import {
 } from '../functions/handlers';
 import type { SequencerOptions } from '../shared/broker/sequencer';
 import type { SweepResult } from '../shared/broker/sweeper';
+import type { BrokerConfig, BrokerDeps } from '../shared/broker/context';
 import { createJsonLogger, type LogLevel } from '../shared/broker/logger';
+import type { FanoutJob } from '../shared/broker/fanout';
+import { runDueTimers } from '../shared/broker/will';
 import type { ListenerEvent, PacketSink } from '../shared/listener/events';
 import { MqttListener } from '../shared/listener/listener';
 import { createTables } from '../shared/store/create-tables';
@@ -47,6 +51,10 @@ export interface HarnessOptions {
   readonly sweepIntervalMs?: number;
   /** Serve the web console on this port (0: any free one); no console when absent. */
   readonly consolePort?: number;
+  /** Broker settings to override (Receive Maximum, Topic Alias Maximum, keep-alive limits...). */
+  readonly broker?: Partial<Omit<BrokerConfig, 'maximumPacketSize'>>;
+  /** How often due wills are published and expired sessions ended (the cloud's scheduled sweeper). */
+  readonly timerIntervalMs?: number;
 }
 
 export interface Harness {
@@ -103,7 +111,12 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
         clientConfig: { region: LOCAL_REGION, credentials: localCredentials },
       },
       log,
-      ...(options.maximumPacketSize ? { config: { maximumPacketSize: options.maximumPacketSize } } : {}),
+      config: { ...options.broker, ...(options.maximumPacketSize ? { maximumPacketSize: options.maximumPacketSize } : {}) },
+      // The fan-out function, invoked in-process with the job serialized as Lambda would carry it.
+      fanout: (deps) => {
+        const handler = createFanoutHandler(deps);
+        return { run: (job) => handler(JSON.parse(JSON.stringify(job)) as FanoutJob) };
+      },
     });
     emulator.routes = {
       $connect: createWsConnectHandler(),
@@ -119,7 +132,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
       advertisedHost: host,
       sink: inProcessSink(createPacketsHandler(deps)),
       log,
-      ...(options.maximumPacketSize ? { limits: { maximumPacketSize: options.maximumPacketSize } } : {}),
+      limits: { maximumPacketSize: deps.config.maximumPacketSize, keepAliveLimit: deps.config.keepAliveLimit.listener },
     });
     const addresses = await listener.start();
     stops.push(() => listener.stop());
@@ -134,6 +147,8 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     const sweep = createSweeperHandler(deps, deps.directory, deps.gateway, deps.inbox);
     const sweeper = every(options.sweepIntervalMs ?? 60_000, sweep, log);
     stops.push(sweeper.stop);
+    const timers = startTimerLoop(deps, options.timerIntervalMs ?? 1000);
+    stops.push(async () => timers.stop());
 
     return {
       mqttUrl: `mqtt://${host}:${addresses.mqttPort}`,
@@ -166,6 +181,20 @@ function every(ms: number, job: () => Promise<unknown>, log: ReturnType<typeof c
       .finally(() => (running = undefined));
   }, ms);
   timer.unref();
+  return {
+    stop: async () => {
+      clearInterval(timer);
+      await running;
+    },
+  };
+}
+
+/** Runs the timers (due wills, expired sessions) on an interval, one run at a time, as the cloud's schedule does. */
+function startTimerLoop(deps: BrokerDeps, intervalMs: number): { stop(): Promise<void> } {
+  let running: Promise<unknown> = Promise.resolve();
+  const timer = setInterval(() => {
+    running = running.then(() => runDueTimers(deps)).catch((error) => deps.log.warn('timers failed', { error: String(error) }));
+  }, intervalMs);
   return {
     stop: async () => {
       clearInterval(timer);

@@ -2,7 +2,8 @@
  * The Fargate container: the device listener. Holds sockets, frames packets, invokes the packet
  * handler Lambda, and serves the delivery endpoint on the task's private address.
  * Environment: PACKET_HANDLER_FUNCTION (required), MQTT_PORT (1883), MQTT_WS_PORT (8083),
- * DELIVERY_PORT (8090), ADVERTISED_HOST (default: the task's IPv4 from ECS metadata), LOG_LEVEL.
+ * DELIVERY_PORT (8090), ADVERTISED_HOST (default: the task's IPv4 from ECS metadata), LOG_LEVEL,
+ * LISTEN_HOST (0.0.0.0).
  */
 import { LambdaClient } from '@aws-sdk/client-lambda';
 import { createJsonLogger, type LogLevel } from '../../shared/broker/logger';
@@ -19,7 +20,7 @@ if (!functionName) {
 }
 
 const listener = new MqttListener({
-  host: '0.0.0.0',
+  host: env.LISTEN_HOST ?? '0.0.0.0',
   mqttPort: Number(env.MQTT_PORT ?? 1883),
   wsPort: Number(env.MQTT_WS_PORT ?? 8083),
   deliveryPort: Number(env.DELIVERY_PORT ?? 8090),
@@ -30,9 +31,13 @@ const listener = new MqttListener({
 const addresses = await listener.start();
 log.info('listener started', { ...addresses });
 
-process.on('SIGTERM', () => {
-  log.info('SIGTERM: closing connections');
-  void listener.stop().then(() => process.exit(0));
+// ECS sends SIGTERM when it stops the task (a deployment, scale-in) and SIGKILL after the task
+// definition's stopTimeout (30 s, infra/constructs/device-listener.ts). Drain well inside that:
+// clients hear the server is going and reconnect through the load balancer to another task.
+const DRAIN_MS = 20_000;
+process.once('SIGTERM', () => {
+  log.info('SIGTERM: draining connections', { drainMs: DRAIN_MS });
+  void listener.stop(DRAIN_MS).then(() => process.exit(0));
 });
 
 /** The task's private IPv4, from the ECS task metadata endpoint (v4). */

@@ -1,6 +1,9 @@
 #!/usr/bin/env node
-import { App } from 'aws-cdk-lib';
+import { App, Validations } from 'aws-cdk-lib';
+import { AwsSolutionsChecks } from 'cdk-nag';
 import { BrokerStack } from '../broker-stack';
+import { exitOnContextError } from '../deploy-context';
 
 const app = new App();
-new BrokerStack(app, 'ServerlessMqttBroker');
+exitOnContextError(() => new BrokerStack(app, 'ServerlessMqttBroker'));
+Validations.of(app).addPlugins(new AwsSolutionsChecks(app));

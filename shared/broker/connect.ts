@@ -1,17 +1,22 @@
 /**
  * CONNECT: validate, pick the client identifier, open (or take over) the session, remember the
- * connection, answer CONNACK. Steps, in order:
- *   checkProtocol -> chooseClientId -> openSession -> closeTakenOverConnection -> rememberConnection -> connack
+ * connection, answer CONNACK, then give a resumed session what it is owed. Steps, in order:
+ *   chooseClientId -> checkWill -> openSession -> closeTakenOverConnection -> settlePendingWill
+ *     -> rememberConnection -> connack -> resendInFlight -> drainQueue
  */
 import { randomUUID } from 'node:crypto';
 import { encodePacket, type ConnectPacket, type ProtocolVersion } from '../protocol/codec';
 import { connackReturnCodeFor, MqttProtocolError, ReasonCode } from '../protocol/reason-codes';
 import { checkTopicName } from '../protocol/topic';
 import { inboundPacketLimit } from '../gateway/door-limits';
-import type { BrokerDeps } from './context';
+import { listenerEndpointOf } from '../gateway/connection-id';
+import { selfRecipient, type BrokerDeps } from './context';
+import { drainQueue, resendInFlight } from './deliver';
+import { serverKeepAlive } from './keep-alive';
 import { closeWithReason } from './disconnect';
 import type { Outbox } from './outbox';
-import type { ConnectionRecord, WillMessage } from './ports';
+import type { ConnectionRecord, MessageProperties, WillMessage } from './ports';
+import { publishWill } from './will';
 
 /** 5.0 default when the client sends no Session Expiry Interval: the session ends with the connection. */
 const NO_EXPIRY = 0xffffffff;
@@ -26,7 +31,7 @@ export async function handleConnect(
   const cleanStart = packet.clean ?? true;
   const refuse = (reasonCode: number, why: string): undefined => {
     deps.log.info('CONNECT refused', { connectionId, clientId: packet.clientId, reasonCode, why });
-    outbox.send(connectionId, connack(protocolVersion, reasonCode, false));
+    outbox.send(connectionId, connack(protocolVersion, reasonCode, false, undefined, why));
     outbox.close(connectionId);
     return undefined;
   };
@@ -41,36 +46,83 @@ export async function handleConnect(
     throw new MqttProtocolError(ReasonCode.TopicNameInvalid, `will ${willTopic.reason}`);
   }
 
-  const { sessionPresent, previousConnectionId, previousProtocolVersion } = await deps.store.openSession({
+  const limits = clientLimits(packet, protocolVersion);
+  const { sessionPresent, previousConnectionId, previousProtocolVersion, endedSessionWill } = await deps.store.openSession({
     clientId,
     connectionId,
     protocolVersion,
     cleanStart,
-    ...(packet.properties?.maximumPacketSize !== undefined ? { maximumPacketSize: packet.properties.maximumPacketSize } : {}),
+    receiveMaximum: limits.receiveMaximum,
+    topicAliasMaximum: limits.topicAliasMaximum,
+    ...(limits.maximumPacketSize !== undefined ? { maximumPacketSize: limits.maximumPacketSize } : {}),
   });
   // [MQTT-3.1.4-2] a second connection with the same client id closes the existing one
   if (previousConnectionId && previousConnectionId !== connectionId) {
     // 5.0: DISCONNECT 0x8E Session taken over [MQTT-3.1.4-3]
     closeWithReason(outbox, previousConnectionId, previousProtocolVersion ?? 4, ReasonCode.SessionTakenOver);
   }
+  // A delayed will of the previous connection: a resumed session cancels it [MQTT-3.1.3-9]; a
+  // clean start ended that session, and a will is published when its session ends.
+  if (endedSessionWill) await publishWill(deps, clientId, endedSessionWill);
+  else if (sessionPresent) await deps.store.cancelWill(clientId);
 
+  const keepAlive = negotiateKeepAlive(deps, connectionId, protocolVersion, packet.keepalive ?? 0);
   const connection: ConnectionRecord = {
     connectionId,
     clientId,
     protocolVersion,
-    keepalive: packet.keepalive ?? 0,
+    keepalive: keepAlive.effective,
     cleanStart,
     sessionExpiryInterval: sessionExpiryOf(packet, protocolVersion, cleanStart),
     connectedAt: deps.now(),
-    ...(packet.will ? { will: willOf(packet.will) } : {}),
+    ...(packet.will ? { will: willOf(packet.will, protocolVersion) } : {}),
+    ...limits,
+    ...(protocolVersion === 5 ? { requestProblemInformation: packet.properties?.requestProblemInformation !== false } : {}),
   };
   await deps.store.putConnection(connection);
 
   const assigned = clientId !== packet.clientId ? clientId : undefined;
-  outbox.send(connectionId, connack(protocolVersion, ReasonCode.Success, sessionPresent, deps, assigned, inboundPacketLimit(connectionId, deps.config.maximumPacketSize)));
+  outbox.send(
+    connectionId,
+    connack(protocolVersion, ReasonCode.Success, sessionPresent, {
+      deps,
+      // what the client's door carries (the API Gateway door: one 32 KB frame)
+      maximumPacketSize: inboundPacketLimit(connectionId, deps.config.maximumPacketSize),
+      assignedClientIdentifier: assigned,
+      serverKeepAlive: keepAlive.server,
+      responseInformation: packet.properties?.requestResponseInformation ? `response/${clientId}` : undefined,
+    }),
+  );
   deps.log.info('connected', { connectionId, clientId, protocolVersion, cleanStart, sessionPresent });
+  if (sessionPresent) {
+    const recipient = selfRecipient(connection);
+    await resendInFlight(deps, outbox, recipient);
+    await drainQueue(deps, outbox, recipient);
+  }
   return connection;
 }
+
+/** What the client accepts from the broker (5.0 CONNECT properties; 3.1.1 has no limits to tell). */
+function clientLimits(packet: ConnectPacket, version: ProtocolVersion) {
+  if (version !== 5) return { receiveMaximum: 65535, topicAliasMaximum: 0 };
+  const properties = packet.properties ?? {};
+  // MQTT 5.0 section 3.1.2.11: a Receive Maximum or Maximum Packet Size of 0 is a protocol error
+  if (properties.receiveMaximum === 0) throw new MqttProtocolError(ReasonCode.ProtocolError, 'Receive Maximum 0');
+  if (properties.maximumPacketSize === 0) throw new MqttProtocolError(ReasonCode.ProtocolError, 'Maximum Packet Size 0');
+  return {
+    receiveMaximum: properties.receiveMaximum ?? 65535,
+    topicAliasMaximum: properties.topicAliasMaximum ?? 0,
+    ...(properties.maximumPacketSize !== undefined ? { maximumPacketSize: properties.maximumPacketSize } : {}),
+  };
+}
+
+/** The keep-alive this connection lives by, and the Server Keep Alive that tells a 5.0 client so. */
+function negotiateKeepAlive(deps: BrokerDeps, connectionId: string, version: ProtocolVersion, requested: number) {
+  const limit = listenerEndpointOf(connectionId) !== undefined ? deps.config.keepAliveLimit.listener : deps.config.keepAliveLimit.apiGateway;
+  const server = serverKeepAlive(version, requested, limit);
+  return { effective: server ?? requested, server };
+}
+
 
 function chooseClientId(packet: ConnectPacket, version: ProtocolVersion, cleanStart: boolean): string | undefined {
   if (packet.clientId.length > 0) return packet.clientId;
@@ -86,23 +138,28 @@ function sessionExpiryOf(packet: ConnectPacket, version: ProtocolVersion, cleanS
   return packet.properties?.sessionExpiryInterval ?? 0;
 }
 
-function willOf(will: NonNullable<ConnectPacket['will']>): WillMessage {
+function willOf(will: NonNullable<ConnectPacket['will']>, version: ProtocolVersion): WillMessage {
+  const { willDelayInterval, ...rest } = (version === 5 ? will.properties : undefined) ?? {};
+  const properties = Object.fromEntries(Object.entries(rest).filter(([, value]) => value !== undefined)) as MessageProperties;
   return {
     topic: will.topic,
     payload: Buffer.isBuffer(will.payload) ? will.payload : Buffer.from(will.payload),
     qos: will.qos ?? 0,
     retain: will.retain ?? false,
+    ...(Object.keys(properties).length > 0 ? { properties } : {}),
+    ...(willDelayInterval ? { delayInterval: willDelayInterval } : {}),
   };
 }
 
-function connack(
-  version: ProtocolVersion,
-  reasonCode: number,
-  sessionPresent: boolean,
-  deps?: BrokerDeps,
-  assignedClientIdentifier?: string,
-  maximumPacketSize?: number,
-): Buffer {
+interface ConnackDetails {
+  readonly deps: BrokerDeps;
+  readonly maximumPacketSize: number;
+  readonly assignedClientIdentifier?: string | undefined;
+  readonly serverKeepAlive?: number | undefined;
+  readonly responseInformation?: string | undefined;
+}
+
+function connack(version: ProtocolVersion, reasonCode: number, sessionPresent: boolean, details?: ConnackDetails, reasonString?: string): Buffer {
   if (version !== 5) {
     // [MQTT-3.2.2-4] (3.1.1) session present is 0 when the connection is refused
     return encodePacket(
@@ -115,20 +172,25 @@ function connack(
       cmd: 'connack',
       reasonCode,
       sessionPresent: reasonCode === 0 && sessionPresent,
-      ...(reasonCode === 0 && deps
+      ...(reasonCode === 0 && details
         ? {
             properties: {
               // [MQTT-3.2.2-16] the id the server chose for a client that sent an empty one
-              ...(assignedClientIdentifier ? { assignedClientIdentifier } : {}),
-              maximumPacketSize: maximumPacketSize ?? deps.config.maximumPacketSize,
-              // Not yet offered; each lands with the complete-MQTT work, and 5.0 clients are told so.
-              retainAvailable: false,
-              sharedSubscriptionAvailable: false,
-              subscriptionIdentifiersAvailable: false,
+              ...(details.assignedClientIdentifier ? { assignedClientIdentifier: details.assignedClientIdentifier } : {}),
+              ...(details.serverKeepAlive !== undefined ? { serverKeepAlive: details.serverKeepAlive } : {}),
+              ...(details.responseInformation ? { responseInformation: details.responseInformation } : {}),
+              maximumPacketSize: details.maximumPacketSize,
+              // Absent means 65535, the protocol's own limit.
+              ...(details.deps.config.receiveMaximum < 65535 ? { receiveMaximum: details.deps.config.receiveMaximum } : {}),
+              topicAliasMaximum: details.deps.config.topicAliasMaximum,
+              retainAvailable: true,
+              sharedSubscriptionAvailable: true,
+              subscriptionIdentifiersAvailable: true,
               wildcardSubscriptionAvailable: true,
             },
           }
         : {}),
+      ...(reasonCode !== 0 && reasonString ? { properties: { reasonString } } : {}),
     },
     5,
   );

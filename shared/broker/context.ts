@@ -1,14 +1,32 @@
 import { encodePacket, type Packet } from '../protocol/codec';
 import type { Outbox } from './outbox';
+import type { FanoutWorkers } from './fanout';
+import type { RoutingCache } from './route';
 import type { BrokerStore, ConnectionGateway, ConnectionRecord, Logger } from './ports';
 
 export interface BrokerConfig {
   /** Largest packet the broker accepts, announced to 5.0 clients in CONNACK. */
   readonly maximumPacketSize: number;
+  /** QoS 1 and 2 PUBLISHes a client may have unacknowledged (5.0 Receive Maximum; 65535 = the protocol's limit). */
+  readonly receiveMaximum: number;
+  /** Topic aliases a 5.0 client may set on its PUBLISHes. */
+  readonly topicAliasMaximum: number;
+  /**
+   * The longest keep-alive each door carries: the NLB closes idle TLS flows after 350 s and API
+   * Gateway idle connections after 10 minutes. 5.0 clients asking for more (or none) are given
+   * this as Server Keep Alive.
+   */
+  readonly keepAliveLimit: { readonly listener: number; readonly apiGateway: number };
+  /** Recipients one handler delivers to itself; a larger fan-out is split across workers. */
+  readonly fanoutPartSize: number;
 }
 
 export const defaultBrokerConfig: BrokerConfig = {
   maximumPacketSize: 256 * 1024,
+  receiveMaximum: 65535,
+  topicAliasMaximum: 32,
+  keepAliveLimit: { listener: 300, apiGateway: 540 },
+  fanoutPartSize: 250,
 };
 
 /** Everything a handler may touch, built once per process by an entry point. */
@@ -18,6 +36,8 @@ export interface BrokerDeps {
   readonly log: Logger;
   readonly config: BrokerConfig;
   readonly now: () => number;
+  /** Where large fan-outs send their further parts; without it one handler delivers everything. */
+  readonly fanout?: FanoutWorkers;
 }
 
 /** One packet from one connected client, and where its answers go. */
@@ -25,6 +45,33 @@ export interface PacketContext {
   readonly deps: BrokerDeps;
   readonly connection: ConnectionRecord;
   readonly outbox: Outbox;
+  readonly batch: BatchState;
+}
+
+/** What a batch of one connection's packets learns as it goes. */
+export interface BatchState {
+  /** The client's topic aliases (alias -> topic), as stored and as set in this batch. */
+  readonly topicAliases: Map<number, string>;
+  /** QoS 1 and 2 PUBLISHes the client has unacknowledged: stored QoS 2 receipts, and this batch's. */
+  unacknowledged?: number;
+  /** Subscribers by topic, read once per batch (see RoutingCache). */
+  readonly routes: RoutingCache;
+}
+
+export function newBatchState(connection: ConnectionRecord | undefined): BatchState {
+  return { routes: new Map(), topicAliases: new Map(Object.entries(connection?.topicAliases ?? {}).map(([alias, topic]) => [Number(alias), topic])) };
+}
+
+/** The connection being handled, as a recipient of deliveries. */
+export function selfRecipient(connection: ConnectionRecord) {
+  return {
+    clientId: connection.clientId,
+    connectionId: connection.connectionId,
+    protocolVersion: connection.protocolVersion,
+    ...(connection.maximumPacketSize !== undefined ? { maximumPacketSize: connection.maximumPacketSize } : {}),
+    ...(connection.receiveMaximum !== undefined ? { receiveMaximum: connection.receiveMaximum } : {}),
+    ...(connection.topicAliasMaximum !== undefined ? { topicAliasMaximum: connection.topicAliasMaximum } : {}),
+  };
 }
 
 /** Queue a packet to the connection that sent the one being handled. */
@@ -34,4 +81,9 @@ export function reply(ctx: PacketContext, packet: Packet): void {
 
 export function isV5(connection: Pick<ConnectionRecord, 'protocolVersion'>): boolean {
   return connection.protocolVersion === 5;
+}
+
+/** The client's Receive Maximum (65535 when it set none, and for 3.1.1). */
+export function receiveMaximumOf(connection: Pick<ConnectionRecord, 'receiveMaximum'>): number {
+  return connection.receiveMaximum ?? 65535;
 }

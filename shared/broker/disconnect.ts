@@ -4,21 +4,35 @@
  * or protocol error).
  */
 import { encodePacket, type DisconnectPacket, type ProtocolVersion } from '../protocol/codec';
+import { MqttProtocolError, ReasonCode } from '../protocol/reason-codes';
 import type { PacketContext } from './context';
 import type { Outbox } from './outbox';
 
-export function handleDisconnect(ctx: PacketContext, packet: DisconnectPacket): void {
+export async function handleDisconnect(ctx: PacketContext, packet: DisconnectPacket): Promise<void> {
+  const reasonCode = packet.reasonCode ?? 0;
+  const expiry = packet.properties?.sessionExpiryInterval;
+  // [MQTT-3.14.2-2] a session that was to end with the connection cannot be given an expiry now
+  if (expiry !== undefined && expiry !== 0 && ctx.connection.sessionExpiryInterval === 0) {
+    throw new MqttProtocolError(ReasonCode.ProtocolError, 'Session Expiry Interval set on DISCONNECT after 0 on CONNECT');
+  }
+  await ctx.deps.store.updateConnection(ctx.connection.connectionId, {
+    ...(expiry !== undefined ? { sessionExpiryInterval: expiry } : {}),
+    // [MQTT-3.1.2-10] a normal DISCONNECT discards the will; 5.0 reason 0x04 keeps it
+    dropWill: reasonCode !== ReasonCode.DisconnectWithWill,
+  });
   ctx.deps.log.info('client disconnected', {
     connectionId: ctx.connection.connectionId,
     clientId: ctx.connection.clientId,
-    reasonCode: packet.reasonCode ?? 0,
+    reasonCode,
   });
   // [MQTT-3.14.4-1] after DISCONNECT the client sends nothing more; the server closes the connection.
   ctx.outbox.close(ctx.connection.connectionId);
 }
 
-/** Close a connection; a 5.0 client first learns why. */
-export function closeWithReason(outbox: Outbox, connectionId: string, version: ProtocolVersion, reasonCode: number): void {
-  if (version === 5) outbox.send(connectionId, encodePacket({ cmd: 'disconnect', reasonCode }, 5));
+/** Close a connection; a 5.0 client first learns why (a Reason String may say more, MQTT 5.0 3.14.2.2.3). */
+export function closeWithReason(outbox: Outbox, connectionId: string, version: ProtocolVersion, reasonCode: number, reasonString?: string): void {
+  if (version === 5) {
+    outbox.send(connectionId, encodePacket({ cmd: 'disconnect', reasonCode, ...(reasonString ? { properties: { reasonString } } : {}) }, 5));
+  }
   outbox.close(connectionId);
 }

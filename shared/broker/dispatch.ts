@@ -9,7 +9,7 @@ import { connectProtocolLevel } from '../protocol/fixed-header';
 import { ConnackReturnCode, MqttProtocolError, ReasonCode } from '../protocol/reason-codes';
 import { handleAuth } from './auth';
 import { handleConnect } from './connect';
-import type { BrokerDeps, PacketContext } from './context';
+import { newBatchState, type BrokerDeps, type PacketContext } from './context';
 import { closeWithReason, handleDisconnect } from './disconnect';
 import { Outbox } from './outbox';
 import { handlePingreq } from './pingreq';
@@ -21,10 +21,12 @@ import { handlePubrel } from './pubrel';
 import type { ConnectionRecord } from './ports';
 import { handleSubscribe } from './subscribe';
 import { handleUnsubscribe } from './unsubscribe';
+import { settleWill } from './will';
 
 export async function handlePackets(deps: BrokerDeps, connectionId: string, frames: readonly Buffer[]): Promise<void> {
   const outbox = new Outbox();
   let connection = await deps.store.getConnection(connectionId);
+  let batch = newBatchState(connection);
   for (const frame of frames) {
     if (outbox.isClosing(connectionId)) break;
     try {
@@ -33,15 +35,16 @@ export async function handlePackets(deps: BrokerDeps, connectionId: string, fram
         // [MQTT-3.1.0-1] the first packet from the client must be CONNECT; otherwise close, no CONNACK
         if (packet.cmd !== 'connect') throw new MqttProtocolError(ReasonCode.ProtocolError, `${packet.cmd} before CONNECT`);
         connection = await handleConnect(deps, connectionId, packet, outbox);
+        batch = newBatchState(connection);
         continue;
       }
-      await handlePacket({ deps, connection, outbox }, packet);
+      await handlePacket({ deps, connection, outbox, batch }, packet);
     } catch (error) {
       if (!connection && refuseUnsupportedVersion(deps, outbox, connectionId, frame)) break;
       failConnection(deps, outbox, connectionId, connection, error);
     }
   }
-  const gone = await outbox.flush(deps.gateway, deps.log, connectionId);
+  const gone = await outbox.flush(deps, connectionId);
   await Promise.all(gone.map((id) => handleConnectionClosed(deps, id)));
 }
 
@@ -93,7 +96,8 @@ function failConnection(
   if (known) deps.log.warn('closing connection: protocol error', fields);
   else deps.log.error('closing connection: handler failed', fields);
   // Before CONNECT there is no version to speak; the connection just closes.
-  closeWithReason(outbox, connectionId, connection?.protocolVersion ?? 4, reasonCode);
+  // The protocol error's own words go to the client; an internal failure's never do.
+  closeWithReason(outbox, connectionId, connection?.protocolVersion ?? 4, reasonCode, known ? error.message : undefined);
 }
 
 /**
@@ -116,17 +120,19 @@ function assertNever(packet: never): never {
 
 /**
  * The network connection is gone (closed by either side, or found gone on delivery): forget
- * it, and end its session unless the session outlives the connection.
+ * it, end its session unless the session outlives the connection, and publish its will unless
+ * it ended with a normal DISCONNECT. Taking the connection's record is the claim: when a close
+ * is reported twice (the door, and a handler that found it gone), only one caller acts.
  */
 export async function handleConnectionClosed(deps: BrokerDeps, connectionId: string): Promise<void> {
-  const connection = await deps.store.getConnection(connectionId);
+  const connection = await deps.store.takeConnection(connectionId);
   if (!connection) return;
-  await deps.store.closeSession(
+  const closed = await deps.store.closeSession(
     connection.clientId,
     connectionId,
     connection.sessionExpiryInterval === 0,
     connection.sessionExpiryInterval,
   );
-  await deps.store.deleteConnection(connectionId);
-  deps.log.info('connection closed', { connectionId, clientId: connection.clientId });
+  deps.log.info('connection closed', { connectionId, clientId: connection.clientId, session: closed });
+  await settleWill(deps, connection, closed);
 }

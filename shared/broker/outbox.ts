@@ -3,12 +3,24 @@
  * Flushed once at the end of the batch: one @connections call per connection instead of one
  * per packet. Other connections are flushed before the sender's own, so an acknowledgement
  * never goes out ahead of the deliveries it confirms.
+ *
+ * PUBLISH packets are encoded at flush, where topic aliases are chosen (5.0, within the client's
+ * Topic Alias Maximum). An alias is set, with its topic, by the first packet that uses it in a
+ * flush and only reused later in that same flush: one flush is one @connections call, delivered
+ * as one unbroken piece, so another handler's packets can never come between the two and a
+ * client never sees an alias it was not told first. No alias state lives between flushes.
  */
+import { encodePacket, type PublishPacket } from '../protocol/codec';
 import { forEachBounded } from './concurrency';
-import type { ConnectionGateway, Logger } from './ports';
+import type { BrokerStore, ConnectionGateway, DeliveryResult, Logger, OutgoingMessage } from './ports';
+
+interface PendingPublish {
+  readonly packet: PublishPacket;
+  readonly topicAliasMaximum: number;
+}
 
 interface Pending {
-  chunks: Buffer[];
+  chunks: Array<Buffer | PendingPublish>;
   close: boolean;
 }
 
@@ -16,9 +28,23 @@ const MAX_PARALLEL_DELIVERIES = 32;
 
 export class Outbox {
   private readonly pending = new Map<string, Pending>();
+  private readonly inFlight: OutgoingMessage[] = [];
+
+  /**
+   * QoS 1/2 messages being sent in this batch: written (one batched write for the whole batch)
+   * before any byte goes out, so an acknowledgement always finds its message.
+   */
+  recordInFlight(messages: readonly OutgoingMessage[]): void {
+    this.inFlight.push(...messages);
+  }
 
   send(connectionId: string, bytes: Buffer): void {
     this.entry(connectionId).chunks.push(bytes);
+  }
+
+  /** A 5.0 PUBLISH that may travel with a topic alias (3.1.1 ones are sent as bytes). */
+  sendPublish(connectionId: string, packet: PublishPacket, topicAliasMaximum: number): void {
+    this.entry(connectionId).chunks.push({ packet, topicAliasMaximum });
   }
 
   close(connectionId: string): void {
@@ -30,12 +56,16 @@ export class Outbox {
   }
 
   /** Connections found gone while flushing. */
-  async flush(gateway: ConnectionGateway, log: Logger, selfConnectionId?: string): Promise<string[]> {
+  async flush(
+    { gateway, log, store }: { gateway: ConnectionGateway; log: Logger; store: BrokerStore },
+    selfConnectionId?: string,
+  ): Promise<string[]> {
+    if (this.inFlight.length > 0) await store.putOutgoing(this.inFlight.splice(0));
     const gone: string[] = [];
     const deliver = async (connectionId: string, entry: Pending): Promise<void> => {
       try {
         if (entry.chunks.length > 0) {
-          const result = await gateway.send(connectionId, Buffer.concat(entry.chunks));
+          const result = await gateway.send(connectionId, encodeChunks(entry.chunks));
           if (result === 'gone') {
             gone.push(connectionId);
             return;
@@ -48,7 +78,17 @@ export class Outbox {
       }
     };
     const others = [...this.pending].filter(([id]) => id !== selfConnectionId);
-    await forEachBounded(others, MAX_PARALLEL_DELIVERIES, ([id, entry]) => deliver(id, entry));
+    // Bytes to the others in as few requests as the doors allow, then their closes.
+    const writes = others.filter(([, entry]) => entry.chunks.length > 0).map(([id, entry]) => [id, encodeChunks(entry.chunks)] as const);
+    const results = writes.length > 0 ? await gateway.sendMany(writes) : new Map<string, DeliveryResult>();
+    for (const [id] of writes) {
+      const result = results.get(id);
+      if (result === 'gone') gone.push(id);
+      // One unreachable connection must not stop delivery to the others.
+      else if (result === undefined) log.warn('delivery failed', { connectionId: id });
+    }
+    const closing = others.filter(([id, entry]) => entry.close && results.get(id) !== 'gone');
+    await forEachBounded(closing, MAX_PARALLEL_DELIVERIES, ([id]) => deliver(id, { chunks: [], close: true }));
     const own = selfConnectionId === undefined ? undefined : this.pending.get(selfConnectionId);
     if (own) await deliver(selfConnectionId!, own);
     this.pending.clear();
@@ -63,4 +103,27 @@ export class Outbox {
     }
     return entry;
   }
+}
+
+function encodeChunks(chunks: ReadonlyArray<Buffer | PendingPublish>): Buffer {
+  const aliases = new Map<string, number>();
+  // An alias only pays when its topic comes again in this flush.
+  const uses = new Map<string, number>();
+  for (const chunk of chunks) if (!Buffer.isBuffer(chunk)) uses.set(chunk.packet.topic, (uses.get(chunk.packet.topic) ?? 0) + 1);
+  return Buffer.concat(
+    chunks.map((chunk) => {
+      if (Buffer.isBuffer(chunk)) return chunk;
+      const { packet, topicAliasMaximum } = chunk;
+      const known = aliases.get(packet.topic);
+      if (known !== undefined) {
+        // a known alias with a zero-length topic name stands for the topic
+        return encodePacket({ ...packet, topic: '', properties: { ...packet.properties, topicAlias: known } }, 5);
+      }
+      if (aliases.size >= topicAliasMaximum || uses.get(packet.topic)! < 2) return encodePacket(packet, 5);
+      // [MQTT-3.3.2-8] the broker's aliases stay within the client's Topic Alias Maximum
+      const alias = aliases.size + 1;
+      aliases.set(packet.topic, alias);
+      return encodePacket({ ...packet, properties: { ...packet.properties, topicAlias: alias } }, 5);
+    }),
+  );
 }

@@ -9,6 +9,9 @@ export interface WillMessage {
   readonly payload: Buffer;
   readonly qos: QoS;
   readonly retain: boolean;
+  readonly properties?: MessageProperties;
+  /** 5.0 Will Delay Interval, seconds. */
+  readonly delayInterval?: number;
 }
 
 /** What the broker knows about one network connection, from its CONNECT. */
@@ -22,6 +25,16 @@ export interface ConnectionRecord {
   readonly sessionExpiryInterval: number;
   readonly connectedAt: number;
   readonly will?: WillMessage;
+  /** The client's Receive Maximum: QoS 1 and 2 messages it accepts unacknowledged (5.0; 65535 otherwise). */
+  readonly receiveMaximum?: number;
+  /** 5.0: the largest packet the client accepts. */
+  readonly maximumPacketSize?: number;
+  /** 5.0: the client's Topic Alias Maximum for packets the broker sends it. */
+  readonly topicAliasMaximum?: number;
+  /** 5.0: false when the client asked for no reason strings or user properties on acknowledgements. */
+  readonly requestProblemInformation?: boolean;
+  /** 5.0: topic aliases the client set on its PUBLISHes (alias -> topic name). */
+  readonly topicAliases?: Readonly<Record<string, string>>;
 }
 
 /** The part of a session that delivery needs: where the client is now, and how it speaks. */
@@ -31,6 +44,10 @@ export interface SessionRecord {
   readonly protocolVersion: ProtocolVersion;
   /** 5.0: the largest packet the client accepts (CONNECT Maximum Packet Size); absent = no limit. */
   readonly maximumPacketSize?: number;
+  /** QoS 1 and 2 messages the client accepts unacknowledged (5.0 Receive Maximum; 65535 otherwise). */
+  readonly receiveMaximum: number;
+  /** 5.0: topic aliases the client accepts from the broker; 0 = none. */
+  readonly topicAliasMaximum: number;
 }
 
 export interface SubscriptionOptions {
@@ -38,11 +55,16 @@ export interface SubscriptionOptions {
   readonly noLocal?: boolean;
   readonly retainAsPublished?: boolean;
   readonly retainHandling?: number;
+  /** 5.0 Subscription Identifier, returned with every message the subscription matches. */
+  readonly subscriptionIdentifier?: number;
 }
 
 export interface Subscription extends SubscriptionOptions {
   readonly clientId: string;
+  /** The topic filter without any `$share/<group>/` prefix. */
   readonly filter: string;
+  /** The share name of a shared subscription (`$share/<group>/<filter>`). */
+  readonly shareGroup?: string;
 }
 
 /** The MQTT 5 properties that travel with an application message, untouched. */
@@ -61,12 +83,44 @@ export interface ApplicationMessage {
   readonly qos: QoS;
   readonly retain: boolean;
   readonly properties?: MessageProperties;
+  /** Epoch ms after which the message is not delivered (from its Message Expiry Interval). */
+  readonly expiresAtMs?: number;
+}
+
+/** One message on its way to one client: what the client will receive, before a packet id. */
+export interface QueuedMessage extends ApplicationMessage {
+  readonly clientId: string;
+  readonly subscriptionIdentifiers?: readonly number[];
 }
 
 /** A QoS 1 or 2 message sent to a client and not yet fully acknowledged. */
-export interface OutgoingMessage extends ApplicationMessage {
-  readonly clientId: string;
+export interface OutgoingMessage extends QueuedMessage {
   readonly packetId: number;
+  /** `pubrel`: the client sent PUBREC and the broker's PUBREL awaits PUBCOMP. */
+  readonly state?: 'publish' | 'pubrel';
+}
+
+export interface EnqueueResult {
+  /** False: the session is gone, nothing was kept. */
+  readonly queued: boolean;
+  /** The client is connected here with room under its Receive Maximum: drain its queue now. */
+  readonly drainOn?: string;
+}
+
+/** What a drained queue gave: messages now in flight, each with its packet id. */
+export interface ClaimedMessages {
+  readonly messages: OutgoingMessage[];
+  /** More are queued behind them (the client's Receive Maximum is reached). */
+  readonly more: boolean;
+}
+
+/** A retained message as stored for its topic. */
+export type RetainedMessage = ApplicationMessage;
+
+/** A will whose delay has passed (or whose session ended), claimed for publishing exactly once. */
+export interface DueWill {
+  readonly clientId: string;
+  readonly will: WillMessage;
 }
 
 export interface OpenSessionRequest {
@@ -75,6 +129,8 @@ export interface OpenSessionRequest {
   readonly protocolVersion: ProtocolVersion;
   readonly cleanStart: boolean;
   readonly maximumPacketSize?: number;
+  readonly receiveMaximum: number;
+  readonly topicAliasMaximum: number;
 }
 
 export interface OpenSessionResult {
@@ -83,38 +139,83 @@ export interface OpenSessionResult {
   readonly previousConnectionId?: string;
   /** How that connection speaks, so it is told in its own protocol version. */
   readonly previousProtocolVersion?: ProtocolVersion;
+  /** A clean start ended a session whose delayed will was still pending: it is due now. */
+  readonly endedSessionWill?: WillMessage;
+}
+
+export type CloseSessionResult = 'closed' | 'taken-over';
+
+export interface ConnectionChanges {
+  /** 5.0 DISCONNECT may change the Session Expiry Interval. */
+  readonly sessionExpiryInterval?: number;
+  /** A normal DISCONNECT: the will is not published [MQTT-3.1.2-10]. */
+  readonly dropWill?: boolean;
+  /** A topic alias the client set (alias, topic name). */
+  readonly topicAlias?: readonly [number, string];
 }
 
 export interface BrokerStore {
   getConnection(connectionId: string): Promise<ConnectionRecord | undefined>;
   putConnection(connection: ConnectionRecord): Promise<void>;
-  deleteConnection(connectionId: string): Promise<void>;
+  updateConnection(connectionId: string, changes: ConnectionChanges): Promise<void>;
+  /** Delete the connection's record and return it: exactly one caller gets it (and its will). */
+  takeConnection(connectionId: string): Promise<ConnectionRecord | undefined>;
 
   openSession(request: OpenSessionRequest): Promise<OpenSessionResult>;
-  /** Detach the connection from its session; `endSession` deletes the session's state too. */
-  closeSession(clientId: string, connectionId: string, endSession: boolean, expiryInterval: number): Promise<void>;
+  /**
+   * Detach the connection from its session; `endSession` deletes the session's state too.
+   * 'taken-over': another connection holds the session now, and nothing was changed.
+   */
+  closeSession(clientId: string, connectionId: string, endSession: boolean, expiryInterval: number): Promise<CloseSessionResult>;
   getSessions(clientIds: readonly string[]): Promise<Map<string, SessionRecord>>;
+  /** Sessions whose expiry has passed: their state and routes are deleted. Returns how many. */
+  endExpiredSessions(now: number, limit: number): Promise<number>;
 
-  /** Store the subscriptions (replacing any with the same filter) so PUBLISH finds them. */
-  subscribe(clientId: string, subscriptions: readonly Subscription[]): Promise<void>;
-  /** Remove subscriptions; for each filter, whether it existed. */
+  /** Store the subscriptions (replacing any with the same filter); for each, whether it existed. */
+  subscribe(clientId: string, subscriptions: readonly Subscription[]): Promise<boolean[]>;
+  /** Remove subscriptions by filter as sent (`$share/g/f` included); for each, whether it existed. */
   unsubscribe(clientId: string, filters: readonly string[]): Promise<boolean[]>;
   /** Every subscription whose filter matches the topic name, read strongly consistently. */
   findSubscriptions(topic: string): Promise<Subscription[]>;
 
-  /** `count` packet identifiers for messages to this client; empty if the session is gone. */
-  allocatePacketIds(clientId: string, count: number): Promise<number[]>;
+  /**
+   * Start a QoS 1/2 delivery to a connected client: a packet id, when the client is still on
+   * `connectionId`, has room under its Receive Maximum and nothing queued ahead. Undefined otherwise.
+   */
+  startDelivery(clientId: string, connectionId: string, receiveMaximum: number): Promise<number | undefined>;
+  /** Queue a message for a client that cannot take it now. */
+  enqueue(message: QueuedMessage): Promise<EnqueueResult>;
+  /** Move queued messages into flight, oldest first, while the client has room; each gets a packet id. */
+  claimQueued(clientId: string, connectionId: string, receiveMaximum: number): Promise<ClaimedMessages>;
   /** Record messages in flight to their clients (any number of clients, batched). */
   putOutgoing(messages: readonly OutgoingMessage[]): Promise<void>;
+  /** Messages in flight to a client, oldest first: resent when it reconnects. */
+  listOutgoing(clientId: string): Promise<OutgoingMessage[]>;
   /** PUBREC received: the message is now awaiting PUBCOMP. False if it was not in flight. */
   releaseOutgoing(clientId: string, packetId: number): Promise<boolean>;
-  /** PUBACK or PUBCOMP received. False if it was not in flight. */
-  completeOutgoing(clientId: string, packetId: number): Promise<boolean>;
+  /** PUBACK or PUBCOMP received. `queued`: messages wait for the slot this frees. */
+  completeOutgoing(clientId: string, packetId: number, receiveMaximum: number): Promise<{ found: boolean; queued: boolean }>;
+  /** A resumed session's count of messages in flight, as found on reconnect (its Receive Maximum may differ now). */
+  setInFlight(clientId: string, count: number): Promise<void>;
 
   /** A QoS 2 PUBLISH arrived: true the first time for this packet id, false for a resend. */
   recordIncomingQos2(clientId: string, packetId: number): Promise<boolean>;
   /** PUBREL arrived: forget the packet id. False if it was not known. */
   releaseIncomingQos2(clientId: string, packetId: number): Promise<boolean>;
+  /** QoS 2 messages received from the client and not yet released. */
+  countIncomingQos2(clientId: string): Promise<number>;
+
+  /** Store, replace or (empty payload) delete the retained message of a topic. */
+  putRetained(message: RetainedMessage): Promise<void>;
+  /** Retained messages whose topic matches the filter (wildcards included), unexpired. */
+  findRetained(filter: string): Promise<RetainedMessage[]>;
+
+  /** Publish this will at `dueAt` (epoch ms) unless the client reconnects first. */
+  scheduleWill(clientId: string, will: WillMessage, dueAt: number): Promise<void>;
+  /** A new connection to the session: a pending delayed will is not published [MQTT-3.1.3-9]. */
+  cancelWill(clientId: string): Promise<void>;
+  /** Wills due by `now`, each removed as it is returned so it is published once. */
+  claimDueWills(now: number, limit: number): Promise<DueWill[]>;
 }
 
 export type DeliveryResult = 'delivered' | 'gone';
@@ -122,6 +223,8 @@ export type DeliveryResult = 'delivered' | 'gone';
 /** Bytes to a connection and closing it, through an `@connections` API (either door). */
 export interface ConnectionGateway {
   send(connectionId: string, data: Buffer): Promise<DeliveryResult>;
+  /** Bytes to many connections: one request per listener task, one call per API Gateway connection. */
+  sendMany(deliveries: ReadonlyArray<readonly [connectionId: string, data: Buffer]>): Promise<Map<string, DeliveryResult>>;
   close(connectionId: string): Promise<void>;
 }
 

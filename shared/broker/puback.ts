@@ -1,7 +1,9 @@
 import type { PubackPacket } from '../protocol/codec';
-import type { PacketContext } from './context';
+import { receiveMaximumOf, selfRecipient, type PacketContext } from './context';
+import { drainQueue } from './deliver';
 
-/** PUBACK from a subscriber ends a QoS 1 delivery [MQTT-4.3.2-3]. */
+/** PUBACK from a subscriber ends a QoS 1 delivery [MQTT-4.3.2-3], and frees room for a queued message. */
 export async function handlePuback(ctx: PacketContext, packet: PubackPacket): Promise<void> {
-  await ctx.deps.store.completeOutgoing(ctx.connection.clientId, packet.messageId!);
+  const { queued } = await ctx.deps.store.completeOutgoing(ctx.connection.clientId, packet.messageId!, receiveMaximumOf(ctx.connection));
+  if (queued) await drainQueue(ctx.deps, ctx.outbox, selfRecipient(ctx.connection));
 }

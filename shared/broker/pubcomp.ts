@@ -1,7 +1,9 @@
 import type { PubcompPacket } from '../protocol/codec';
-import type { PacketContext } from './context';
+import { receiveMaximumOf, selfRecipient, type PacketContext } from './context';
+import { drainQueue } from './deliver';
 
-/** PUBCOMP from a subscriber ends a QoS 2 delivery. */
+/** PUBCOMP from a subscriber ends a QoS 2 delivery, and frees room for a queued message. */
 export async function handlePubcomp(ctx: PacketContext, packet: PubcompPacket): Promise<void> {
-  await ctx.deps.store.completeOutgoing(ctx.connection.clientId, packet.messageId!);
+  const { queued } = await ctx.deps.store.completeOutgoing(ctx.connection.clientId, packet.messageId!, receiveMaximumOf(ctx.connection));
+  if (queued) await drainQueue(ctx.deps, ctx.outbox, selfRecipient(ctx.connection));
 }

@@ -1,6 +1,9 @@
 /**
- * PUBLISH from a client: check it, (QoS 2) record the packet id so a resend is not delivered
- * twice, route it to the matching subscribers, and only then acknowledge it.
+ * PUBLISH from a client. Steps, in order:
+ *   resolveTopicAlias -> checkPacket -> countUnacknowledged -> (QoS 2) recordReceipt
+ *     -> storeRetained -> route -> acknowledge
+ * The acknowledgement goes out only after the message is stored or routed, so nothing
+ * acknowledged is lost.
  */
 import type { PublishPacket } from '../protocol/codec';
 import { MqttProtocolError, ReasonCode } from '../protocol/reason-codes';
@@ -11,42 +14,79 @@ import { routeMessage } from './route';
 
 export async function handlePublish(ctx: PacketContext, packet: PublishPacket): Promise<void> {
   const v5 = isV5(ctx.connection);
-  // Topic Alias Maximum is not announced, so it is 0: any alias is invalid [MQTT-3.3.2-9]
-  if (packet.properties?.topicAlias !== undefined) {
-    throw new MqttProtocolError(ReasonCode.TopicAliasInvalid, 'topic aliases are not accepted');
-  }
+  const topicName = await resolveTopicAlias(ctx, packet);
   // [MQTT-3.3.1-2] DUP must be 0 on a QoS 0 message
   if (packet.qos === 0 && packet.dup) throw new MqttProtocolError(ReasonCode.MalformedPacket, 'DUP set on a QoS 0 PUBLISH');
-  const topic = checkTopicName(packet.topic);
+  const topic = checkTopicName(topicName);
   if (!topic.ok) throw new MqttProtocolError(ReasonCode.TopicNameInvalid, topic.reason);
-  // Retain Available is announced as 0 to 5.0 clients [MQTT-3.2.2-14]; 3.1.1 clients have no way to learn it.
-  if (packet.retain && v5) throw new MqttProtocolError(ReasonCode.RetainNotSupported, 'retained messages are not supported yet');
+  if (packet.qos > 0) await countUnacknowledged(ctx);
 
+  const now = ctx.deps.now();
+  const properties = v5 && packet.properties ? forwardedProperties(packet.properties) : undefined;
   const message: ApplicationMessage = {
-    topic: packet.topic,
+    topic: topicName,
     payload: Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload),
     qos: packet.qos,
     retain: packet.retain,
-    ...(v5 && packet.properties ? { properties: forwardedProperties(packet.properties) } : {}),
+    ...(properties ? { properties } : {}),
+    ...(properties?.messageExpiryInterval !== undefined ? { expiresAtMs: now + properties.messageExpiryInterval * 1000 } : {}),
   };
 
-  switch (packet.qos) {
-    case 0:
-      await routeMessage(ctx.deps, ctx.outbox, message, ctx.connection.clientId);
-      return;
-    case 1: {
-      const delivered = await routeMessage(ctx.deps, ctx.outbox, message, ctx.connection.clientId);
-      // [MQTT-4.3.2-2] PUBACK carries the packet id, after the message is accepted
-      reply(ctx, { cmd: 'puback', messageId: packet.messageId!, ...(v5 ? { reasonCode: matchedCode(delivered) } : {}) });
-      return;
-    }
-    case 2: {
-      // [MQTT-4.3.3-2] a resend of an unreleased packet id is acknowledged but not delivered again
-      const first = await ctx.deps.store.recordIncomingQos2(ctx.connection.clientId, packet.messageId!);
-      const delivered = first ? await routeMessage(ctx.deps, ctx.outbox, message, ctx.connection.clientId) : 1;
-      reply(ctx, { cmd: 'pubrec', messageId: packet.messageId!, ...(v5 ? { reasonCode: matchedCode(delivered) } : {}) });
-      return;
-    }
+  if (packet.qos === 2) {
+    // [MQTT-4.3.3-2] a resend of an unreleased packet id is acknowledged but not delivered again
+    const first = await ctx.deps.store.recordIncomingQos2(ctx.connection.clientId, packet.messageId!);
+    const matched = first ? await accept(ctx, message) : 1;
+    reply(ctx, { cmd: 'pubrec', messageId: packet.messageId!, ...(v5 ? { reasonCode: matchedCode(matched) } : {}) });
+    return;
+  }
+  const matched = await accept(ctx, message);
+  // [MQTT-4.3.2-2] PUBACK carries the packet id, after the message is accepted
+  if (packet.qos === 1) reply(ctx, { cmd: 'puback', messageId: packet.messageId!, ...(v5 ? { reasonCode: matchedCode(matched) } : {}) });
+}
+
+async function accept(ctx: PacketContext, message: ApplicationMessage): Promise<number> {
+  // [MQTT-3.3.1-5] a retained message is stored (an empty one removes it, [MQTT-3.3.1-6]) and
+  // still delivered to the current subscribers
+  if (message.retain) await ctx.deps.store.putRetained(message);
+  return routeMessage(ctx.deps, ctx.outbox, message, ctx.connection.clientId, ctx.batch.routes);
+}
+
+/**
+ * 5.0 topic aliases the client sets, within the Topic Alias Maximum the broker announced.
+ * [MQTT-3.3.2-10] alias 0 or above the maximum is a protocol error (0x94); an alias with an
+ * empty topic name must have been set before (0x82).
+ */
+async function resolveTopicAlias(ctx: PacketContext, packet: PublishPacket): Promise<string> {
+  const alias = packet.properties?.topicAlias;
+  if (alias === undefined) return packet.topic;
+  const maximum = isV5(ctx.connection) ? ctx.deps.config.topicAliasMaximum : 0;
+  if (alias === 0 || alias > maximum) throw new MqttProtocolError(ReasonCode.TopicAliasInvalid, `topic alias ${alias} is outside 1..${maximum}`);
+  if (packet.topic.length === 0) {
+    const topic = ctx.batch.topicAliases.get(alias);
+    if (topic === undefined) throw new MqttProtocolError(ReasonCode.ProtocolError, `topic alias ${alias} was never set`);
+    return topic;
+  }
+  if (ctx.batch.topicAliases.get(alias) !== packet.topic) {
+    ctx.batch.topicAliases.set(alias, packet.topic);
+    await ctx.deps.store.updateConnection(ctx.connection.connectionId, { topicAlias: [alias, packet.topic] });
+  }
+  return packet.topic;
+}
+
+/**
+ * [MQTT-3.3.4-9] (5.0) a client sending more QoS 1/2 PUBLISHes than the broker's Receive Maximum
+ * without waiting for acknowledgements is disconnected with 0x93. QoS 1 PUBLISHes are
+ * acknowledged at the end of their batch; QoS 2 ones stay unacknowledged until PUBREL, so those
+ * are read from the store once per batch. With the protocol's own limit (65535) nothing can
+ * exceed it, and nothing is read.
+ */
+async function countUnacknowledged(ctx: PacketContext): Promise<void> {
+  const limit = ctx.deps.config.receiveMaximum;
+  if (!isV5(ctx.connection) || limit >= 65535) return;
+  ctx.batch.unacknowledged ??= await ctx.deps.store.countIncomingQos2(ctx.connection.clientId);
+  ctx.batch.unacknowledged += 1;
+  if (ctx.batch.unacknowledged > limit) {
+    throw new MqttProtocolError(ReasonCode.ReceiveMaximumExceeded, `more than ${limit} unacknowledged QoS 1/2 PUBLISHes`);
   }
 }
 

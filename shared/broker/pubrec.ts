@@ -1,13 +1,15 @@
 import type { PubrecPacket } from '../protocol/codec';
 import { ReasonCode } from '../protocol/reason-codes';
-import { isV5, reply, type PacketContext } from './context';
+import { isV5, receiveMaximumOf, reply, selfRecipient, type PacketContext } from './context';
+import { drainQueue } from './deliver';
 
 /** PUBREC from a subscriber: the QoS 2 delivery now awaits PUBCOMP; answer PUBREL. */
 export async function handlePubrec(ctx: PacketContext, packet: PubrecPacket): Promise<void> {
   const { clientId } = ctx.connection;
   // 5.0: a PUBREC with an error reason code ends the exchange; no PUBREL follows
   if (isV5(ctx.connection) && (packet.reasonCode ?? 0) >= 0x80) {
-    await ctx.deps.store.completeOutgoing(clientId, packet.messageId!);
+    const { queued } = await ctx.deps.store.completeOutgoing(clientId, packet.messageId!, receiveMaximumOf(ctx.connection));
+    if (queued) await drainQueue(ctx.deps, ctx.outbox, selfRecipient(ctx.connection));
     return;
   }
   const known = await ctx.deps.store.releaseOutgoing(clientId, packet.messageId!);

@@ -1,107 +1,116 @@
 /**
- * Fan-out: find the subscriptions that match a message's topic, and queue the message to every
- * subscriber that is connected, at the lower of the published and granted QoS. QoS 1 and 2
- * deliveries are recorded as in flight (one batched write for all subscribers) before they are
- * queued, so an acknowledgement from a subscriber always finds its message.
+ * Fan-out: find the subscriptions that match a message's topic, decide what each subscriber
+ * receives (QoS, RETAIN, subscription identifiers), pick one member of each shared-subscription
+ * group, and hand the deliveries to deliver().
  */
-import { encodePacket, type PublishPacket, type QoS } from '../protocol/codec';
-import { outboundPacketLimit } from '../gateway/door-limits';
-import { forEachBounded } from './concurrency';
+import type { QoS } from '../protocol/codec';
 import type { BrokerDeps } from './context';
+import type { Delivery } from './deliver';
+import { deliverSplit } from './fanout';
 import type { Outbox } from './outbox';
-import type { ApplicationMessage, OutgoingMessage, SessionRecord, Subscription } from './ports';
+import type { ApplicationMessage, SessionRecord, Subscription } from './ports';
 
-const PARALLEL_ALLOCATIONS = 32;
-
-interface Delivery {
-  readonly session: SessionRecord & { connectionId: string };
-  readonly subscription: Subscription;
-  readonly qos: QoS;
-  packetId?: number;
+/** A topic's subscriptions and their sessions, as read once for a batch. */
+export interface Routing {
+  readonly subscriptions: readonly Subscription[];
+  readonly sessions: ReadonlyMap<string, SessionRecord>;
 }
 
-/** Returns how many clients had a matching subscription. */
+/**
+ * Lookups made during one batch of one connection's packets, by topic. Every packet of a batch
+ * had arrived before the batch's first read, so a read made for an earlier packet is as fresh for
+ * a later one: a subscriber whose SUBACK went out before a PUBLISH was sent is in it. The batch's
+ * own SUBSCRIBE/UNSUBSCRIBE clears it.
+ */
+export type RoutingCache = Map<string, Promise<Routing>>;
+
+/** Returns how many subscriptions (a shared group counting once) matched. */
 export async function routeMessage(
   deps: BrokerDeps,
   outbox: Outbox,
   message: ApplicationMessage,
   publisherClientId: string,
+  cache?: RoutingCache,
 ): Promise<number> {
-  const subscriptions = await deps.store.findSubscriptions(message.topic);
-  const targets = strongestPerClient(subscriptions, publisherClientId);
-  if (targets.size === 0) return 0;
-  const sessions = await deps.store.getSessions([...targets.keys()]);
+  let lookup = cache?.get(message.topic);
+  if (!lookup) {
+    lookup = findRouting(deps, message.topic);
+    cache?.set(message.topic, lookup);
+  }
+  const { subscriptions, sessions } = await lookup;
+  const { perClient, groups } = groupSubscriptions(subscriptions, publisherClientId);
+  if (perClient.size + groups.size === 0) return 0;
 
   const deliveries: Delivery[] = [];
-  for (const [clientId, subscription] of targets) {
+  for (const [clientId, matched] of perClient) {
     const session = sessions.get(clientId);
-    // Offline sessions keep their subscriptions; queueing for them arrives with persistent sessions.
-    if (!session?.connectionId || outbox.isClosing(session.connectionId)) continue;
-    // [MQTT-3.8.4-8] delivered at the lower of the published QoS and the granted QoS
-    const delivery: Delivery = { session: { ...session, connectionId: session.connectionId }, subscription, qos: Math.min(message.qos, subscription.qos) as QoS };
-    // [MQTT-3.1.2-25] a message larger than the client's Maximum Packet Size (or its door's) is discarded for that client
-    if (tooLargeFor(delivery, message)) {
-      deps.log.warn('message larger than the subscriber or its door accepts, not sent', { clientId, topic: message.topic });
+    if (session) deliveries.push(deliveryFor(session, message, matched));
+  }
+  for (const members of groups.values()) {
+    const chosen = chooseMember(members, sessions);
+    if (chosen) deliveries.push(deliveryFor(chosen.session, message, [chosen.subscription]));
+  }
+  await deliverSplit(deps, outbox, deliveries);
+  return perClient.size + groups.size;
+}
+
+async function findRouting(deps: BrokerDeps, topic: string): Promise<Routing> {
+  const subscriptions = await deps.store.findSubscriptions(topic);
+  const clientIds = [...new Set(subscriptions.map((s) => s.clientId))];
+  const sessions = clientIds.length > 0 ? await deps.store.getSessions(clientIds) : new Map<string, SessionRecord>();
+  return { subscriptions, sessions };
+}
+
+function groupSubscriptions(subscriptions: readonly Subscription[], publisherClientId: string) {
+  const perClient = new Map<string, Subscription[]>();
+  const groups = new Map<string, Subscription[]>();
+  for (const subscription of subscriptions) {
+    if (subscription.shareGroup !== undefined) {
+      const key = `${subscription.shareGroup}/${subscription.filter}`;
+      groups.set(key, [...(groups.get(key) ?? []), subscription]);
       continue;
     }
-    deliveries.push(delivery);
+    // [MQTT-3.8.3-3] No Local: not delivered to the client that published it
+    if (subscription.noLocal && subscription.clientId === publisherClientId) continue;
+    perClient.set(subscription.clientId, [...(perClient.get(subscription.clientId) ?? []), subscription]);
   }
-
-  const acknowledged = deliveries.filter((d) => d.qos > 0);
-  await forEachBounded(acknowledged, PARALLEL_ALLOCATIONS, async (delivery) => {
-    [delivery.packetId] = await deps.store.allocatePacketIds(delivery.session.clientId, 1);
-  });
-  await deps.store.putOutgoing(
-    acknowledged.flatMap((d): OutgoingMessage[] =>
-      d.packetId === undefined ? [] : [{ ...message, clientId: d.session.clientId, qos: d.qos, packetId: d.packetId, retain: retainFlag(message, d.subscription) }],
-    ),
-  );
-
-  for (const delivery of deliveries) {
-    // No packet id: the session ended meanwhile.
-    if (delivery.qos > 0 && delivery.packetId === undefined) continue;
-    outbox.send(delivery.session.connectionId, encodePacket(publishFor(delivery, message), delivery.session.protocolVersion));
-  }
-  return targets.size;
+  return { perClient, groups };
 }
 
 /**
- * One delivery per client even when several of its filters match, at the highest granted QoS
- * ([MQTT-3.3.5-1] in 3.1.1; allowed by [MQTT-3.3.4-2] in 5.0).
+ * MQTT 5.0 section 4.8.2: a shared subscription's message goes to one member: a connected one when
+ * there is one (so a member that left is taken over by the others), picked at random to spread
+ * the load; otherwise one whose session is kept, where it waits in the queue.
  */
-function strongestPerClient(subscriptions: readonly Subscription[], publisherClientId: string): Map<string, Subscription> {
-  const byClient = new Map<string, Subscription>();
-  for (const subscription of subscriptions) {
-    // [MQTT-3.8.3-3] No Local: not delivered to the connection that published it
-    if (subscription.noLocal && subscription.clientId === publisherClientId) continue;
-    const current = byClient.get(subscription.clientId);
-    if (!current || subscription.qos > current.qos) byClient.set(subscription.clientId, subscription);
-  }
-  return byClient;
+function chooseMember(members: readonly Subscription[], sessions: ReadonlyMap<string, SessionRecord>) {
+  const candidates = members.flatMap((subscription) => {
+    const session = sessions.get(subscription.clientId);
+    return session ? [{ subscription, session }] : [];
+  });
+  const connected = candidates.filter((c) => c.session.connectionId !== undefined);
+  const pool = connected.length > 0 ? connected : candidates;
+  return pool[Math.floor(Math.random() * pool.length)];
 }
 
-/** [MQTT-3.3.1-9] (3.1.1) / [MQTT-3.3.1-12] (5.0): RETAIN is 0 on normal delivery unless Retain As Published. */
-function retainFlag(message: ApplicationMessage, subscription: Subscription): boolean {
-  return message.retain && (subscription.retainAsPublished ?? false);
-}
-
-function tooLargeFor(delivery: Delivery, message: ApplicationMessage): boolean {
-  const limit = outboundPacketLimit(delivery.session.connectionId, delivery.session.maximumPacketSize);
-  if (limit === undefined) return false;
-  // The packet id's value does not change the size; a placeholder stands in before one is allocated.
-  const sized = { ...delivery, ...(delivery.qos > 0 ? { packetId: 1 } : {}) };
-  return encodePacket(publishFor(sized, message), delivery.session.protocolVersion).length > limit;
-}
-
-function publishFor(delivery: Delivery, message: ApplicationMessage): PublishPacket {
+/**
+ * One copy per client even when several of its subscriptions match: at the highest granted QoS
+ * ([MQTT-3.3.5-1] in 3.1.1; [MQTT-3.3.4-2] in 5.0), carrying every matching subscription's
+ * identifier ([MQTT-3.3.4-3]).
+ */
+function deliveryFor(session: SessionRecord, message: ApplicationMessage, matched: readonly Subscription[]): Delivery {
+  const granted = Math.max(...matched.map((s) => s.qos));
+  const ids = matched.flatMap((s) => (s.subscriptionIdentifier !== undefined ? [s.subscriptionIdentifier] : []));
+  // [MQTT-3.3.1-9] (3.1.1) / [MQTT-3.3.1-12] (5.0): RETAIN is 0 on normal delivery unless Retain As Published
+  const retain = message.retain && matched.some((s) => s.retainAsPublished === true);
   return {
-    cmd: 'publish',
-    topic: message.topic,
-    payload: message.payload,
-    qos: delivery.qos,
-    dup: false,
-    retain: retainFlag(message, delivery.subscription),
-    ...(delivery.packetId !== undefined ? { messageId: delivery.packetId } : {}),
-    ...(delivery.session.protocolVersion === 5 && message.properties ? { properties: message.properties } : {}),
+    recipient: session,
+    message: {
+      ...message,
+      clientId: session.clientId,
+      // [MQTT-3.8.4-8] the lower of the published QoS and the granted QoS
+      qos: Math.min(message.qos, granted) as QoS,
+      retain,
+      ...(ids.length > 0 ? { subscriptionIdentifiers: ids } : {}),
+    },
   };
 }

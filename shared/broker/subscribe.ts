@@ -1,40 +1,95 @@
 /**
  * SUBSCRIBE: validate each filter, store the accepted subscriptions (so a PUBLISH after the
- * SUBACK finds them), then SUBACK with one reason code per filter, in order.
+ * SUBACK finds them), SUBACK with one reason code per filter, in order, then send the retained
+ * messages the new subscriptions ask for. Steps:
+ *   checkFilters -> store -> suback -> replayRetained
  */
-import type { SubscribePacket } from '../protocol/codec';
+import type { QoS, SubscribePacket } from '../protocol/codec';
 import { MqttProtocolError, ReasonCode } from '../protocol/reason-codes';
 import { checkTopicFilter } from '../protocol/topic';
-import { isV5, reply, type PacketContext } from './context';
+import { isV5, reply, selfRecipient, type PacketContext } from './context';
+import { deliver, type Delivery } from './deliver';
 import type { Subscription } from './ports';
 
 const SHARED_PREFIX = '$share/';
+const MAX_SUBSCRIPTION_IDENTIFIER = 268_435_455;
 
 export async function handleSubscribe(ctx: PacketContext, packet: SubscribePacket): Promise<void> {
   const v5 = isV5(ctx.connection);
-  // Subscription identifiers are announced as unavailable (CONNACK), so sending one is a protocol error.
-  if (packet.properties?.subscriptionIdentifier !== undefined) {
-    throw new MqttProtocolError(ReasonCode.SubscriptionIdentifiersNotSupported, 'subscription identifiers are not supported');
-  }
+  const subscriptionIdentifier = checkSubscriptionIdentifier(packet);
   const accepted: Subscription[] = [];
   const granted = packet.subscriptions.map((request): number => {
-    const check = checkTopicFilter(request.topic);
+    const parsed = parseFilter(request.topic);
     // 3.1.1 has a single failure code, 0x80 [MQTT-3.9.3-2]
-    if (!check.ok) return v5 ? ReasonCode.TopicFilterInvalid : ReasonCode.UnspecifiedError;
-    if (request.topic.startsWith(SHARED_PREFIX)) {
-      return v5 ? ReasonCode.SharedSubscriptionsNotSupported : ReasonCode.UnspecifiedError;
-    }
+    if (!parsed) return v5 ? ReasonCode.TopicFilterInvalid : ReasonCode.UnspecifiedError;
+    // [MQTT-3.8.3-4] No Local on a shared subscription is a protocol error
+    if (parsed.shareGroup !== undefined && request.nl) throw new MqttProtocolError(ReasonCode.ProtocolError, 'No Local on a shared subscription');
     accepted.push({
       clientId: ctx.connection.clientId,
-      filter: request.topic,
+      ...parsed,
       qos: request.qos,
       ...(v5 ? { noLocal: request.nl ?? false, retainAsPublished: request.rap ?? false, retainHandling: request.rh ?? 0 } : {}),
+      ...(subscriptionIdentifier !== undefined ? { subscriptionIdentifier } : {}),
     });
     // [MQTT-3.8.4-6] the granted QoS is the requested one: the broker supports QoS 2
     return request.qos;
   });
   // [MQTT-3.8.4-3] a subscription with the same filter replaces the existing one
-  if (accepted.length > 0) await ctx.deps.store.subscribe(ctx.connection.clientId, accepted);
+  const existed = accepted.length > 0 ? await ctx.deps.store.subscribe(ctx.connection.clientId, accepted) : [];
+  ctx.batch.routes.clear();
   // [MQTT-3.8.4-1] the SUBACK carries the packet identifier of the SUBSCRIBE
   reply(ctx, { cmd: 'suback', messageId: packet.messageId!, granted });
+  await replayRetained(ctx, accepted, existed);
+}
+
+/**
+ * [MQTT-3.3.1-9] (5.0: Retain Handling) retained messages matching a new subscription are sent
+ * with RETAIN set: always (0), only if the subscription is new (1), or never (2); never to a
+ * shared subscription (MQTT 5.0 section 3.3.1.3).
+ */
+async function replayRetained(ctx: PacketContext, accepted: readonly Subscription[], existed: readonly boolean[]): Promise<void> {
+  const recipient = selfRecipient(ctx.connection);
+  const wanted = accepted.filter((s, i) => {
+    if (s.shareGroup !== undefined) return false;
+    const handling = s.retainHandling ?? 0;
+    return handling === 0 || (handling === 1 && !existed[i]);
+  });
+  for (const subscription of wanted) {
+    const retained = await ctx.deps.store.findRetained(subscription.filter);
+    const deliveries = retained.map(
+      (message): Delivery => ({
+        recipient,
+        message: {
+          ...message,
+          clientId: ctx.connection.clientId,
+          qos: Math.min(message.qos, subscription.qos) as QoS,
+          // [MQTT-3.3.1-8] RETAIN is set on a message sent because of a new subscription
+          retain: true,
+          ...(subscription.subscriptionIdentifier !== undefined ? { subscriptionIdentifiers: [subscription.subscriptionIdentifier] } : {}),
+        },
+      }),
+    );
+    await deliver(ctx.deps, ctx.outbox, deliveries);
+  }
+}
+
+/** A Subscription Identifier is 1..268,435,455; 0 is a protocol error (MQTT 5.0 section 3.8.2.1.2). */
+function checkSubscriptionIdentifier(packet: SubscribePacket): number | undefined {
+  const id = packet.properties?.subscriptionIdentifier;
+  if (id === undefined) return undefined;
+  if (id < 1 || id > MAX_SUBSCRIPTION_IDENTIFIER) throw new MqttProtocolError(ReasonCode.ProtocolError, `subscription identifier ${id}`);
+  return id;
+}
+
+/** A valid filter and its share name, if it is `$share/<name>/<filter>`; undefined when invalid. */
+function parseFilter(sent: string): Pick<Subscription, 'filter' | 'shareGroup'> | undefined {
+  if (!sent.startsWith(SHARED_PREFIX)) return checkTopicFilter(sent).ok ? { filter: sent } : undefined;
+  const rest = sent.slice(SHARED_PREFIX.length);
+  const slash = rest.indexOf('/');
+  // [MQTT-4.8.2-1] a share name is at least one character, without '/', '+' or '#'; [MQTT-4.8.2-2] a filter follows
+  if (slash <= 0) return undefined;
+  const shareGroup = rest.slice(0, slash);
+  const filter = rest.slice(slash + 1);
+  if (/[+#]/.test(shareGroup) || !checkTopicFilter(filter).ok) return undefined;
+  return { filter, shareGroup };
 }

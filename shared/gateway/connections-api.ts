@@ -13,7 +13,9 @@ import {
   PostToConnectionCommand,
   type ApiGatewayManagementApiClientConfig,
 } from '@aws-sdk/client-apigatewaymanagementapi';
+import { forEachBounded } from '../broker/concurrency';
 import type { ConnectionGateway, ConnectionProbe, DeliveryResult } from '../broker/ports';
+import { encodeDeliveryBatch, parseGoneList } from './delivery-batch';
 import { listenerEndpointOf } from './connection-id';
 import { API_GATEWAY_OUTBOUND_PACKET_BYTES } from './door-limits';
 import { encodeTextMessage, groupPackets } from './text-frames';
@@ -27,6 +29,8 @@ export interface ConnectionsApiOptions {
   /** Region, credentials and the like, shared by every endpoint's client. */
   readonly clientConfig?: Omit<ApiGatewayManagementApiClientConfig, 'endpoint'>;
 }
+
+const PARALLEL_POSTS = 32;
 
 export class ConnectionsApi implements ConnectionGateway, ConnectionProbe {
   private readonly clients = new Map<string, ApiGatewayManagementApiClient>();
@@ -58,6 +62,44 @@ export class ConnectionsApi implements ConnectionGateway, ConnectionProbe {
     }
   }
 
+  async sendMany(deliveries: ReadonlyArray<readonly [string, Buffer]>): Promise<Map<string, DeliveryResult>> {
+    const results = new Map<string, DeliveryResult>();
+    const byListener = new Map<string, Array<readonly [string, Buffer]>>();
+    const apiGateway: Array<readonly [string, Buffer]> = [];
+    for (const delivery of deliveries) {
+      const endpoint = listenerEndpointOf(delivery[0]);
+      if (endpoint === undefined) apiGateway.push(delivery);
+      else byListener.set(endpoint, [...(byListener.get(endpoint) ?? []), delivery]);
+    }
+    // A request that fails leaves its connections out of the results: the caller logs them.
+    await Promise.all([
+      ...[...byListener].map(async ([endpoint, batch]) => {
+        const gone = await this.postBatch(endpoint, batch).catch((error: unknown) => {
+          // No task listens there any more: every connection it held is gone.
+          if (isConnectionRefused(error)) return new Set(batch.map(([id]) => id));
+          return undefined;
+        });
+        if (gone) for (const [id] of batch) results.set(id, gone.has(id) ? 'gone' : 'delivered');
+      }),
+      forEachBounded(apiGateway, PARALLEL_POSTS, async ([id, data]) => {
+        const result = await this.send(id, data).catch(() => undefined);
+        if (result) results.set(id, result);
+      }),
+    ]);
+    return results;
+  }
+
+  /** One request to a listener task for all of its connections (its delivery endpoint's batch route). */
+  private async postBatch(endpoint: string, batch: ReadonlyArray<readonly [string, Buffer]>): Promise<Set<string>> {
+    const response = await fetch(`${endpoint}/@connections`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/octet-stream' },
+      body: encodeDeliveryBatch(batch),
+    });
+    if (!response.ok) throw new Error(`listener ${endpoint} answered ${response.status} to a delivery batch`);
+    return parseGoneList(await response.text());
+  }
+
   async close(connectionId: string): Promise<void> {
     try {
       await this.clientFor(connectionId).send(new DeleteConnectionCommand({ ConnectionId: connectionId }));
@@ -81,4 +123,9 @@ export class ConnectionsApi implements ConnectionGateway, ConnectionProbe {
     }
     return client;
   }
+}
+
+function isConnectionRefused(error: unknown): boolean {
+  const cause = (error as { cause?: { code?: string } } | undefined)?.cause;
+  return cause?.code === 'ECONNREFUSED';
 }

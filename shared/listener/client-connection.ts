@@ -1,11 +1,13 @@
 /**
  * One device connection on the listener: frames its byte stream into packets, and hands them to
  * the packet handler with one invocation in flight at a time; packets that arrive meanwhile go
- * in the next batch, in order. Enforces the keep-alive (1.5x the CONNECT's value,
- * [MQTT-3.1.2-22]) and a deadline for the CONNECT itself.
+ * in the next batch, in order. Enforces the keep-alive (1.5x the CONNECT's value, or the Server
+ * Keep Alive the broker gives a 5.0 client, [MQTT-3.1.2-22]) and a deadline for the CONNECT itself.
  */
-import { decodePacket } from '../protocol/codec';
-import { MqttProtocolError } from '../protocol/reason-codes';
+import { serverKeepAlive } from '../broker/keep-alive';
+import { decodePacket, encodePacket, type ProtocolVersion } from '../protocol/codec';
+import { readFixedHeader } from '../protocol/fixed-header';
+import { MqttProtocolError, ReasonCode } from '../protocol/reason-codes';
 import type { Logger } from '../broker/ports';
 import type { PacketSink } from './events';
 import { MqttFramer } from '../protocol/framer';
@@ -13,8 +15,11 @@ import { MqttFramer } from '../protocol/framer';
 /** The two transports a device may use: a TCP socket, or a WebSocket with binary frames. */
 export interface Transport {
   write(bytes: Buffer): void;
-  /** Close the network connection; the transport reports it through `onClose`. */
-  close(): void;
+  /**
+   * Close the network connection; the transport reports it through `onClose`. With `lastBytes`,
+   * write them first and close gracefully, so the client reads them before the connection ends.
+   */
+  close(lastBytes?: Buffer): void;
   readonly remoteAddress: string;
 }
 
@@ -23,9 +28,12 @@ export interface ConnectionLimits {
   readonly connectTimeoutMs: number;
   /** Most packets handed to one invocation. */
   readonly maxBatchPackets: number;
+  /** The longest keep-alive this door carries (seconds); the broker's BrokerConfig.keepAliveLimit.listener. */
+  readonly keepAliveLimit: number;
 }
 
 const CONNECT_TYPE = 1;
+const CONNACK_TYPE = 2;
 
 export class ClientConnection {
   readonly connectedAt = new Date();
@@ -40,6 +48,9 @@ export class ClientConnection {
   private keepAliveTimer: NodeJS.Timeout | undefined;
   private keepAliveMs = 0;
   private sawConnect = false;
+  private protocolVersion: ProtocolVersion | undefined;
+  /** Whether the handler's first packet to this client, its CONNACK, accepted the connection. */
+  private connackAccepted: boolean | undefined;
   private markDone: () => void = () => undefined;
   /** Settles once the handler has been told the connection closed (or failed to be told). */
   readonly done: Promise<void> = new Promise((resolve) => (this.markDone = resolve));
@@ -82,16 +93,31 @@ export class ClientConnection {
 
   /** Bytes to the network, from the delivery endpoint. */
   deliver(bytes: Buffer): void {
+    this.connackAccepted ??= isAcceptingConnack(bytes); // the first packet a server sends is CONNACK
     this.transport.write(bytes);
   }
 
   /** The handler (or the listener itself) closes the connection; queued packets are dropped. */
-  serverClose(reason: string): void {
+  serverClose(reason: string, lastBytes?: Buffer): void {
     if (this.serverClosed) return;
     this.serverClosed = true;
     this.closeReason = reason;
     this.queue.length = 0;
-    this.transport.close();
+    this.transport.close(lastBytes);
+  }
+
+  /**
+   * The listener is shutting down, so the client should reconnect to another one. A 5.0 client
+   * hears why first: DISCONNECT 0x8B (Server shutting down), but only once its CONNACK accepted
+   * it ([MQTT-3.14.0-1]); then the connection closes ([MQTT-3.14.4-2]). 3.1.1 has no server
+   * DISCONNECT: its connection just closes. Either way the close reaches the handler as usual.
+   */
+  shutdown(): void {
+    const goodbye =
+      this.protocolVersion === 5 && this.connackAccepted
+        ? encodePacket({ cmd: 'disconnect', reasonCode: ReasonCode.ServerShuttingDown }, 5)
+        : undefined;
+    this.serverClose('server shutting down', goodbye);
   }
 
   /** The transport reports the network connection closed (by either side). */
@@ -110,7 +136,12 @@ export class ClientConnection {
     if (first[0]! >> 4 !== CONNECT_TYPE) return; // the handler refuses it
     try {
       const connect = decodePacket(first);
-      this.keepAliveMs = connect.cmd === 'connect' ? (connect.keepalive ?? 0) * 1000 * 1.5 : 0;
+      if (connect.cmd !== 'connect') return;
+      this.protocolVersion = (connect.protocolVersion ?? 4) as ProtocolVersion;
+      const requested = connect.keepalive ?? 0;
+      // The same rule the CONNECT handler uses to answer with Server Keep Alive.
+      const keepAlive = serverKeepAlive(this.protocolVersion, requested, this.limits.keepAliveLimit) ?? requested;
+      this.keepAliveMs = keepAlive * 1000 * 1.5;
     } catch {
       this.keepAliveMs = 0; // malformed: the handler will close it
     }
@@ -120,7 +151,11 @@ export class ClientConnection {
     clearTimeout(this.keepAliveTimer);
     this.keepAliveTimer = undefined;
     if (this.keepAliveMs > 0) {
-      this.keepAliveTimer = setTimeout(() => this.serverClose('keep-alive timeout'), this.keepAliveMs);
+      this.keepAliveTimer = setTimeout(() => {
+        // 5.0: the client learns why (0x8D Keep Alive timeout) before the connection closes
+        if (this.protocolVersion === 5) this.transport.write(encodePacket({ cmd: 'disconnect', reasonCode: ReasonCode.KeepAliveTimeout }, 5));
+        this.serverClose('keep-alive timeout');
+      }, this.keepAliveMs);
     }
   }
 
@@ -148,6 +183,9 @@ export class ClientConnection {
   private async reportClosed(): Promise<void> {
     if (this.closedReported) return;
     this.closedReported = true;
+    // No packet ever arrived (a load balancer's health check, a port scan): the broker holds
+    // nothing for this connection, so there is nothing to tell it, and no invocation to pay for.
+    if (!this.sawConnect) return this.markDone();
     try {
       await this.sink.invoke({ type: 'closed', connectionId: this.connectionId, reason: this.closeReason });
     } catch (error) {
@@ -156,4 +194,12 @@ export class ClientConnection {
       this.markDone();
     }
   }
+}
+
+/** Whether `bytes` begin with a CONNACK that accepts the connection. */
+function isAcceptingConnack(bytes: Buffer): boolean {
+  if (bytes.length === 0 || bytes[0]! >> 4 !== CONNACK_TYPE) return false;
+  const header = readFixedHeader(bytes);
+  // Acknowledge flags, then the reason code (3.1.1: the return code): 0 is the only success in both.
+  return header !== undefined && bytes[header.headerLength + 1] === 0;
 }

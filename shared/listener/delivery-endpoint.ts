@@ -4,16 +4,23 @@
  *   POST   /@connections/{id}  body = bytes to write
  *   GET    /@connections/{id}  -> { ConnectedAt, Identity: { SourceIp }, LastActiveAt }
  *   DELETE /@connections/{id}  closes the connection
- * An unknown id answers 410 GoneException, as API Gateway does.
+ * An unknown id answers 410 GoneException, as API Gateway does. One addition of our own:
+ *   POST   /@connections       bytes for many connections (shared/gateway/delivery-batch.ts),
+ *                              answered with the ids that are gone
  */
 import http from 'node:http';
+import { decodeDeliveryBatch } from '../gateway/delivery-batch';
 import type { ClientConnection } from './client-connection';
+
+const BATCH_PATH = '/@connections';
 
 const CONNECTIONS_PATH = /\/@connections\/([^/?]+)$/;
 
 export function createDeliveryServer(lookup: (connectionId: string) => ClientConnection | undefined): http.Server {
   return http.createServer((request, response) => {
-    const match = CONNECTIONS_PATH.exec((request.url ?? '').split('?')[0]!);
+    const path = (request.url ?? '').split('?')[0]!;
+    if (path === BATCH_PATH && request.method === 'POST') return deliverBatch(request, response, lookup);
+    const match = CONNECTIONS_PATH.exec(path);
     if (!match) return answer(response, 404, { message: 'Not Found' });
     const connection = lookup(decodeURIComponent(match[1]!));
     const chunks: Buffer[] = [];
@@ -37,6 +44,30 @@ export function createDeliveryServer(lookup: (connectionId: string) => ClientCon
           return answer(response, 405, { message: 'Method Not Allowed' });
       }
     });
+  });
+}
+
+function deliverBatch(
+  request: http.IncomingMessage,
+  response: http.ServerResponse,
+  lookup: (connectionId: string) => ClientConnection | undefined,
+): void {
+  const chunks: Buffer[] = [];
+  request.on('data', (chunk: Buffer) => chunks.push(chunk));
+  request.on('end', () => {
+    let deliveries: Array<[string, Buffer]>;
+    try {
+      deliveries = decodeDeliveryBatch(Buffer.concat(chunks));
+    } catch (error) {
+      return answer(response, 400, { message: String(error) });
+    }
+    const gone: string[] = [];
+    for (const [connectionId, data] of deliveries) {
+      const connection = lookup(connectionId);
+      if (connection) connection.deliver(data);
+      else gone.push(connectionId);
+    }
+    answer(response, 200, { gone });
   });
 }
 

@@ -7,6 +7,7 @@ import http from 'node:http';
 import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { WebSocketServer, type WebSocket } from 'ws';
+import { defaultBrokerConfig } from '../broker/context';
 import type { Logger } from '../broker/ports';
 import { newListenerConnectionId } from '../gateway/connection-id';
 import { ClientConnection, type ConnectionLimits, type Transport } from './client-connection';
@@ -31,7 +32,15 @@ export interface ListenerAddresses {
   readonly deliveryEndpoint: string;
 }
 
-const defaultLimits: ConnectionLimits = { maximumPacketSize: 256 * 1024, connectTimeoutMs: 10_000, maxBatchPackets: 100 };
+/** How long a graceful close waits for the client to close its side before cutting it off. */
+const GRACEFUL_CLOSE_MS = 2_000;
+
+const defaultLimits: ConnectionLimits = {
+  maximumPacketSize: defaultBrokerConfig.maximumPacketSize,
+  connectTimeoutMs: 10_000,
+  maxBatchPackets: 100,
+  keepAliveLimit: defaultBrokerConfig.keepAliveLimit.listener,
+};
 
 export class MqttListener {
   /** Connections that can be written to, by id. */
@@ -70,26 +79,35 @@ export class MqttListener {
   }
 
   /**
-   * Close every connection and wait (up to `drainMs`) until the handler has finished with each,
-   * so whatever stops next (DynamoDB, in the local harness) is not pulled from under it.
+   * Refuse new connections, tell every client the server is going (5.0 clients hear DISCONNECT
+   * 0x8B, see ClientConnection.shutdown) so it reconnects elsewhere, and wait (up to `drainMs`)
+   * until the handler has finished with each connection, so whatever stops next (DynamoDB, in
+   * the local harness; the task, on Fargate) is not pulled from under it.
    */
   async stop(drainMs = 5_000): Promise<void> {
-    for (const connection of this.connections.values()) connection.serverClose('listener stopping');
-    for (const client of this.wsServer.clients) client.terminate();
+    const serversClosed = Promise.all([close(this.tcpServer), close(this.wsHttpServer)]);
+    for (const connection of this.connections.values()) connection.shutdown();
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([
       Promise.all([...this.unfinished].map((connection) => connection.done)),
       new Promise((resolve) => (timer = setTimeout(resolve, drainMs))),
     ]);
     clearTimeout(timer);
-    await Promise.all([close(this.tcpServer), close(this.wsHttpServer), close(this.deliveryServer)]);
+    for (const client of this.wsServer.clients) client.terminate();
+    await serversClosed;
+    await close(this.deliveryServer);
   }
 
   private acceptTcp(socket: net.Socket): void {
     socket.setNoDelay(true);
     const connection = this.register({
       write: (bytes) => socket.write(bytes),
-      close: () => socket.destroy(),
+      close: (lastBytes) => {
+        if (!lastBytes) return void socket.destroy();
+        // FIN after the bytes; a client that never closes its side is cut off a little later.
+        socket.end(lastBytes);
+        setTimeout(() => socket.destroy(), GRACEFUL_CLOSE_MS).unref();
+      },
       remoteAddress: socket.remoteAddress ?? '',
     });
     socket.on('data', (chunk: Buffer) => connection.receive(chunk));
@@ -100,7 +118,12 @@ export class MqttListener {
   private acceptWebSocket(ws: WebSocket, remoteAddress: string): void {
     const connection = this.register({
       write: (bytes) => ws.send(bytes, { binary: true }),
-      close: () => ws.terminate(),
+      close: (lastBytes) => {
+        if (!lastBytes) return ws.terminate();
+        ws.send(lastBytes, { binary: true });
+        ws.close(1001); // Going Away
+        setTimeout(() => ws.terminate(), GRACEFUL_CLOSE_MS).unref();
+      },
       remoteAddress,
     });
     ws.on('message', (data, isBinary) => {

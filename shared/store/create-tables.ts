@@ -8,18 +8,37 @@ import {
   type DynamoDBClient,
   type KeySchemaElement,
 } from '@aws-sdk/client-dynamodb';
-import { brokerTables, type TableDefinition, type TableNames } from './tables';
+import { brokerTables, type KeyAttribute, type TableDefinition, type TableNames } from './tables';
 
 export async function createTables(client: DynamoDBClient, names: TableNames): Promise<void> {
   await Promise.all(brokerTables.map((table) => createTable(client, table, names[table.key])));
 }
 
 async function createTable(client: DynamoDBClient, table: TableDefinition, tableName: string): Promise<void> {
-  const keys = [table.partitionKey, ...(table.sortKey ? [table.sortKey] : [])];
-  const KeySchema: KeySchemaElement[] = keys.map((key, i) => ({ AttributeName: key.name, KeyType: i === 0 ? 'HASH' : 'RANGE' }));
-  const AttributeDefinitions: AttributeDefinition[] = keys.map((key) => ({ AttributeName: key.name, AttributeType: key.type }));
+  const indexes = table.globalIndexes ?? [];
+  const attributes = new Map<string, KeyAttribute>();
+  for (const key of [table.partitionKey, table.sortKey, ...indexes.flatMap((index) => [index.partitionKey, index.sortKey])]) {
+    if (key) attributes.set(key.name, key);
+  }
+  const AttributeDefinitions: AttributeDefinition[] = [...attributes.values()].map((key) => ({ AttributeName: key.name, AttributeType: key.type }));
   try {
-    await client.send(new CreateTableCommand({ TableName: tableName, KeySchema, AttributeDefinitions, BillingMode: 'PAY_PER_REQUEST' }));
+    await client.send(
+      new CreateTableCommand({
+        TableName: tableName,
+        KeySchema: keySchema(table.partitionKey, table.sortKey),
+        AttributeDefinitions,
+        BillingMode: 'PAY_PER_REQUEST',
+        ...(indexes.length > 0
+          ? {
+              GlobalSecondaryIndexes: indexes.map((index) => ({
+                IndexName: index.name,
+                KeySchema: keySchema(index.partitionKey, index.sortKey),
+                Projection: { ProjectionType: 'ALL' },
+              })),
+            }
+          : {}),
+      }),
+    );
   } catch (error) {
     if (error instanceof ResourceInUseException) return; // already there: a harness restarted on the same DynamoDB
     throw error;
@@ -33,4 +52,11 @@ async function createTable(client: DynamoDBClient, table: TableDefinition, table
       }),
     );
   }
+}
+
+function keySchema(partitionKey: KeyAttribute, sortKey?: KeyAttribute): KeySchemaElement[] {
+  return [
+    { AttributeName: partitionKey.name, KeyType: 'HASH' },
+    ...(sortKey ? [{ AttributeName: sortKey.name, KeyType: 'RANGE' as const }] : []),
+  ];
 }

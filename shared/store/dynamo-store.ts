@@ -15,12 +15,21 @@ import {
 } from '@aws-sdk/lib-dynamodb';
 import type {
   BrokerStore,
+  ClaimedMessages,
+  CloseSessionResult,
+  ConnectionChanges,
   ConnectionRecord,
+  DueWill,
+  EnqueueResult,
+  MessageProperties,
   OpenSessionRequest,
   OpenSessionResult,
   OutgoingMessage,
+  QueuedMessage,
+  RetainedMessage,
   SessionRecord,
   Subscription,
+  WillMessage,
 } from '../broker/ports';
 import { forEachBounded } from '../broker/concurrency';
 import type { ProtocolVersion } from '../protocol/codec';
@@ -36,12 +45,21 @@ import {
   NODE_SORT_KEY,
   type TrieNode,
 } from './subscription-index';
-import type { TableNames } from './tables';
+import { matchingRetainedNodes, nodeId, retainedKey, childrenKey, levelsOf, type RetainedKey } from './retained-index';
+import { TIMER_INDEX, type TableNames } from './tables';
 
 const SESSION_SK = 'session';
 const SUB_PREFIX = 'sub#';
 const OUT_PREFIX = 'out#';
 const IN_PREFIX = 'in#';
+const QUEUE_PREFIX = 'q#';
+const WILL_SK = 'will';
+const CLIENT_ROUTE = 'c|';
+const SHARED_ROUTE = 's|';
+const SHARE_PREFIX = '$share/';
+const MAX_IN_FLIGHT_IDS = 65535;
+const CLAIM_BATCH = 25;
+const TTL_GRACE_SECONDS = 86_400;
 const NEVER_EXPIRES = 0xffffffff;
 const BATCH_GET_LIMIT = 100;
 const BATCH_WRITE_LIMIT = 25;
@@ -62,6 +80,8 @@ export class DynamoBrokerStore implements BrokerStore {
   private readonly tables: TableNames;
   readonly meter: CapacityMeter;
   private readonly now: () => number;
+  private lastSequence = { ms: 0, n: 0 };
+  private readonly instance = Math.random().toString(36).slice(2, 8);
 
   constructor(options: DynamoStoreOptions) {
     this.client = options.client;
@@ -82,16 +102,50 @@ export class DynamoBrokerStore implements BrokerStore {
 
   async putConnection(connection: ConnectionRecord): Promise<void> {
     const out = await this.client.send(
-      new PutCommand({ TableName: this.tables.connections, Item: { ...connection }, ReturnConsumedCapacity: CAPACITY }),
+      new PutCommand({
+        TableName: this.tables.connections,
+        Item: { topicAliases: {}, ...connection },
+        ReturnConsumedCapacity: CAPACITY,
+      }),
     );
     this.meter.record('write', out.ConsumedCapacity);
   }
 
-  async deleteConnection(connectionId: string): Promise<void> {
+  async updateConnection(connectionId: string, changes: ConnectionChanges): Promise<void> {
+    const set: string[] = [];
+    const remove: string[] = [];
+    const names: Record<string, string> = {};
+    const values: Record<string, unknown> = {};
+    if (changes.sessionExpiryInterval !== undefined) {
+      set.push('sessionExpiryInterval = :e');
+      values[':e'] = changes.sessionExpiryInterval;
+    }
+    if (changes.dropWill) remove.push('will');
+    if (changes.topicAlias) {
+      set.push('topicAliases.#a = :t');
+      names['#a'] = String(changes.topicAlias[0]);
+      values[':t'] = changes.topicAlias[1];
+    }
+    if (set.length === 0 && remove.length === 0) return;
+    await this.conditional(
+      new UpdateCommand({
+        TableName: this.tables.connections,
+        Key: { connectionId },
+        UpdateExpression: [set.length ? `SET ${set.join(', ')}` : '', remove.length ? `REMOVE ${remove.join(', ')}` : ''].join(' '),
+        ConditionExpression: 'attribute_exists(connectionId)',
+        ...(Object.keys(names).length ? { ExpressionAttributeNames: names } : {}),
+        ...(Object.keys(values).length ? { ExpressionAttributeValues: values } : {}),
+        ReturnConsumedCapacity: CAPACITY,
+      }),
+    );
+  }
+
+  async takeConnection(connectionId: string): Promise<ConnectionRecord | undefined> {
     const out = await this.client.send(
-      new DeleteCommand({ TableName: this.tables.connections, Key: { connectionId }, ReturnConsumedCapacity: CAPACITY }),
+      new DeleteCommand({ TableName: this.tables.connections, Key: { connectionId }, ReturnValues: 'ALL_OLD', ReturnConsumedCapacity: CAPACITY }),
     );
     this.meter.record('write', out.ConsumedCapacity);
+    return out.Attributes ? toConnection(out.Attributes) : undefined;
   }
 
   // ---- sessions ----
@@ -102,14 +156,21 @@ export class DynamoBrokerStore implements BrokerStore {
       new UpdateCommand({
         TableName: this.tables.sessions,
         Key: { clientId: request.clientId, sk: SESSION_SK },
-        UpdateExpression:
-          request.maximumPacketSize === undefined
-            ? 'SET connectionId = :c, protocolVersion = :v, connectedAt = :t REMOVE expiresAt, maximumPacketSize'
-            : 'SET connectionId = :c, protocolVersion = :v, connectedAt = :t, maximumPacketSize = :m REMOVE expiresAt',
+        UpdateExpression: [
+          'SET connectionId = :c, protocolVersion = :v, connectedAt = :t, receiveMaximum = :r, topicAliasMaximum = :a',
+          request.maximumPacketSize === undefined ? '' : ', maximumPacketSize = :m',
+          ' REMOVE expiresAt, #timer, timerAt',
+          request.maximumPacketSize === undefined ? ', maximumPacketSize' : '',
+          // A clean start begins with nothing in flight and nothing queued.
+          request.cleanStart ? ', inflight, queued' : '',
+        ].join(''),
+        ExpressionAttributeNames: { '#timer': 'timer' },
         ExpressionAttributeValues: {
           ':c': request.connectionId,
           ':v': request.protocolVersion,
           ':t': this.now(),
+          ':r': request.receiveMaximum,
+          ':a': request.topicAliasMaximum,
           ...(request.maximumPacketSize === undefined ? {} : { ':m': request.maximumPacketSize }),
         },
         ReturnValues: 'ALL_OLD',
@@ -120,38 +181,63 @@ export class DynamoBrokerStore implements BrokerStore {
     const old = out.Attributes;
     const alive = old !== undefined && !isExpired(old, this.now());
     // Clean Start, or a session that expired but TTL has not deleted yet: nothing of it survives.
-    if (request.cleanStart || (old !== undefined && !alive)) await this.deleteSessionState(request.clientId, { keepSessionItem: true });
+    let endedSessionWill: WillMessage | undefined;
+    if (request.cleanStart || (old !== undefined && !alive)) {
+      // Claimed before the wipe, so the session's pending will is published, not lost.
+      if (old !== undefined) {
+        const item = await this.deleteReturning(this.tables.sessions, { clientId: request.clientId, sk: WILL_SK });
+        if (item) endedSessionWill = toWill(item.will as Item);
+      }
+      await this.deleteSessionState(request.clientId, { keepSessionItem: true });
+      if (!request.cleanStart) await this.resetCounters(request.clientId);
+    }
     return {
       sessionPresent: !request.cleanStart && alive,
+      ...(endedSessionWill ? { endedSessionWill } : {}),
       ...(alive && typeof old.connectionId === 'string'
         ? { previousConnectionId: old.connectionId, previousProtocolVersion: old.protocolVersion as ProtocolVersion }
         : {}),
     };
   }
 
-  async closeSession(clientId: string, connectionId: string, endSession: boolean, expiryInterval: number): Promise<void> {
+  async closeSession(clientId: string, connectionId: string, endSession: boolean, expiryInterval: number): Promise<CloseSessionResult> {
     const expires = !endSession && expiryInterval !== NEVER_EXPIRES;
-    try {
-      // Only the connection that holds the session may detach it: after a takeover it is not ours.
-      const out = await this.client.send(
-        new UpdateCommand({
-          TableName: this.tables.sessions,
-          Key: { clientId, sk: SESSION_SK },
-          UpdateExpression: expires ? 'REMOVE connectionId SET expiresAt = :e' : 'REMOVE connectionId',
-          ConditionExpression: 'connectionId = :c',
-          ExpressionAttributeValues: {
-            ':c': connectionId,
-            ...(expires ? { ':e': Math.ceil(this.now() / 1000) + expiryInterval } : {}),
-          },
-          ReturnConsumedCapacity: CAPACITY,
-        }),
-      );
-      this.meter.record('write', out.ConsumedCapacity);
-    } catch (error) {
-      if (error instanceof ConditionalCheckFailedException) return this.meter.recordFailedWrite();
-      throw error;
-    }
+    const expiresAtMs = this.now() + expiryInterval * 1000;
+    // Only the connection that holds the session may detach it: after a takeover it is not ours.
+    const detached = await this.conditional(
+      new UpdateCommand({
+        TableName: this.tables.sessions,
+        Key: { clientId, sk: SESSION_SK },
+        UpdateExpression: expires ? 'REMOVE connectionId SET expiresAt = :e, #timer = :expiry, timerAt = :at' : 'REMOVE connectionId',
+        ConditionExpression: 'connectionId = :c',
+        ...(expires ? { ExpressionAttributeNames: { '#timer': 'timer' } } : {}),
+        ExpressionAttributeValues: {
+          ':c': connectionId,
+          // The sweeper ends the session at `timerAt` (its routes and queue too); TTL, a day later, only backs it up.
+          ...(expires ? { ':e': Math.ceil(expiresAtMs / 1000) + TTL_GRACE_SECONDS, ':expiry': 'expiry', ':at': expiresAtMs } : {}),
+        },
+        ReturnConsumedCapacity: CAPACITY,
+      }),
+    );
+    if (!detached) return 'taken-over';
     if (endSession) await this.deleteSessionState(clientId);
+    return 'closed';
+  }
+
+  async endExpiredSessions(now: number, limit: number): Promise<number> {
+    const due = await this.dueTimers('expiry', now, limit);
+    let ended = 0;
+    for (const item of due) {
+      const clientId = item.clientId as string;
+      // Still expired and still without a connection: a client that came back keeps its session.
+      const gone = await this.conditionalDelete(this.tables.sessions, { clientId, sk: SESSION_SK }, 'attribute_not_exists(connectionId) AND timerAt <= :now', {
+        ':now': now,
+      });
+      if (!gone) continue;
+      await this.deleteSessionState(clientId);
+      ended++;
+    }
+    return ended;
   }
 
   async getSessions(clientIds: readonly string[]): Promise<Map<string, SessionRecord>> {
@@ -168,9 +254,23 @@ export class DynamoBrokerStore implements BrokerStore {
         protocolVersion: item.protocolVersion as ProtocolVersion,
         ...(typeof item.connectionId === 'string' ? { connectionId: item.connectionId } : {}),
         ...(typeof item.maximumPacketSize === 'number' ? { maximumPacketSize: item.maximumPacketSize } : {}),
+        receiveMaximum: typeof item.receiveMaximum === 'number' ? item.receiveMaximum : MAX_IN_FLIGHT_IDS,
+        topicAliasMaximum: typeof item.topicAliasMaximum === 'number' ? item.topicAliasMaximum : 0,
       });
     }
     return sessions;
+  }
+
+  private async resetCounters(clientId: string): Promise<void> {
+    const out = await this.client.send(
+      new UpdateCommand({
+        TableName: this.tables.sessions,
+        Key: { clientId, sk: SESSION_SK },
+        UpdateExpression: 'REMOVE inflight, queued',
+        ReturnConsumedCapacity: CAPACITY,
+      }),
+    );
+    this.meter.record('write', out.ConsumedCapacity);
   }
 
   /** Everything in the client's partition, and its entries in the routing index. */
@@ -183,25 +283,34 @@ export class DynamoBrokerStore implements BrokerStore {
     });
     const items = options.keepSessionItem ? all.filter((item) => item.sk !== SESSION_SK) : all;
     const filters = items.map((item) => item.sk as string).filter((sk) => sk.startsWith(SUB_PREFIX)).map((sk) => sk.slice(SUB_PREFIX.length));
-    await Promise.all(filters.map((filter) => this.removeRoute(clientId, filter)));
+    await Promise.all(filters.map((filter) => this.removeRoute(clientId, parseFilter(filter))));
     await this.batchDelete(this.tables.sessions, items.map((item) => ({ clientId: item.clientId, sk: item.sk })));
   }
 
   // ---- subscriptions ----
 
-  async subscribe(clientId: string, subscriptions: readonly Subscription[]): Promise<void> {
+  async subscribe(clientId: string, subscriptions: readonly Subscription[]): Promise<boolean[]> {
     // A filter twice in one SUBSCRIBE: the later one replaces the earlier, as across packets.
-    const byFilter = [...new Map(subscriptions.map((s) => [s.filter, s])).values()];
-    await Promise.all(byFilter.map((subscription) => this.addRoute(subscription)));
+    const byFilter = [...new Map(subscriptions.map((s) => [sentFilter(s), s])).values()];
+    const existed = await Promise.all(byFilter.map((subscription) => this.addRoute(subscription)));
     await this.batchWrite(
       this.tables.sessions,
-      byFilter.map((s) => ({ PutRequest: { Item: { ...s, clientId, sk: SUB_PREFIX + s.filter } } })),
+      byFilter.map((s) => ({ PutRequest: { Item: { ...s, clientId, sk: SUB_PREFIX + sentFilter(s) } } })),
     );
+    const existedBy = new Map(byFilter.map((s, i) => [sentFilter(s), existed[i]!]));
+    // The first mention of a filter tells whether it existed; a repeat replaces the one just made.
+    const seen = new Set<string>();
+    return subscriptions.map((s) => {
+      const key = sentFilter(s);
+      const first = !seen.has(key);
+      seen.add(key);
+      return first ? existedBy.get(key)! : true;
+    });
   }
 
   async unsubscribe(clientId: string, filters: readonly string[]): Promise<boolean[]> {
     const unique = [...new Set(filters)];
-    const removed = await Promise.all(unique.map((filter) => this.removeRoute(clientId, filter)));
+    const removed = await Promise.all(unique.map((filter) => this.removeRoute(clientId, parseFilter(filter))));
     await this.batchDelete(this.tables.sessions, unique.map((filter) => ({ clientId, sk: SUB_PREFIX + filter })));
     // A filter named twice existed for the first mention only.
     const existed = new Map(unique.map((filter, i) => [filter, removed[i]!]));
@@ -249,14 +358,14 @@ export class DynamoBrokerStore implements BrokerStore {
   }
 
   /** Trie nodes are counted up first, so a crash between the two writes over-counts (harmless) rather than hides. */
-  private async addRoute(subscription: Subscription): Promise<void> {
-    const { clientId, filter, ...options } = subscription;
+  private async addRoute(subscription: Subscription): Promise<boolean> {
+    const { clientId, filter, shareGroup, ...options } = subscription;
     const wildcard = hasWildcard(filter);
     if (wildcard) await this.countNodes(filter, 1);
     const out = await this.client.send(
       new PutCommand({
         TableName: this.tables.subscriptions,
-        Item: { pk: filterKey(filter), sk: clientId, ...options },
+        Item: { pk: filterKey(filter), sk: routeSortKey(clientId, shareGroup), ...options },
         ReturnValues: 'ALL_OLD',
         ReturnConsumedCapacity: CAPACITY,
       }),
@@ -264,13 +373,14 @@ export class DynamoBrokerStore implements BrokerStore {
     this.meter.record('write', out.ConsumedCapacity);
     // A replaced subscription was already counted.
     if (wildcard && out.Attributes) await this.countNodes(filter, -1);
+    return out.Attributes !== undefined;
   }
 
-  private async removeRoute(clientId: string, filter: string): Promise<boolean> {
+  private async removeRoute(clientId: string, { filter, shareGroup }: ParsedFilter): Promise<boolean> {
     const out = await this.client.send(
       new DeleteCommand({
         TableName: this.tables.subscriptions,
-        Key: { pk: filterKey(filter), sk: clientId },
+        Key: { pk: filterKey(filter), sk: routeSortKey(clientId, shareGroup) },
         ReturnValues: 'ALL_OLD',
         ReturnConsumedCapacity: CAPACITY,
       }),
@@ -323,37 +433,158 @@ export class DynamoBrokerStore implements BrokerStore {
 
   // ---- QoS 1 and 2 state ----
 
-  async allocatePacketIds(clientId: string, count: number): Promise<number[]> {
+  async startDelivery(clientId: string, connectionId: string, receiveMaximum: number): Promise<number | undefined> {
     try {
       const out = await this.client.send(
         new UpdateCommand({
           TableName: this.tables.sessions,
           Key: { clientId, sk: SESSION_SK },
-          UpdateExpression: 'ADD nextPacketId :n',
-          ConditionExpression: 'attribute_exists(clientId)',
-          ExpressionAttributeValues: { ':n': count },
+          // [MQTT-4.9.0-2] no more unacknowledged messages than the client's Receive Maximum;
+          // and nothing queued ahead, so messages keep their order.
+          ...(countsInFlight(receiveMaximum)
+            ? {
+                UpdateExpression: 'ADD nextPacketId :one, inflight :one',
+                ConditionExpression:
+                  'connectionId = :c AND (attribute_not_exists(inflight) OR inflight < :max) AND (attribute_not_exists(queued) OR queued <= :zero)',
+                ExpressionAttributeValues: { ':one': 1, ':c': connectionId, ':max': receiveMaximum, ':zero': 0 },
+              }
+            : {
+                UpdateExpression: 'ADD nextPacketId :one',
+                ConditionExpression: 'connectionId = :c AND (attribute_not_exists(queued) OR queued <= :zero)',
+                ExpressionAttributeValues: { ':one': 1, ':c': connectionId, ':zero': 0 },
+              }),
           ReturnValues: 'UPDATED_NEW',
           ReturnConsumedCapacity: CAPACITY,
         }),
       );
       this.meter.record('write', out.ConsumedCapacity);
-      const last = Number(out.Attributes?.nextPacketId);
-      // Packet identifiers are 1..65535 [MQTT-2.2.1-3]; the counter wraps around them.
-      return Array.from({ length: count }, (_, i) => ((last - count + i) % 65535) + 1);
+      return packetIdOf(Number(out.Attributes?.nextPacketId));
     } catch (error) {
       if (error instanceof ConditionalCheckFailedException) {
         this.meter.recordFailedWrite();
-        return [];
+        return undefined;
       }
       throw error;
+    }
+  }
+
+  async enqueue(message: QueuedMessage): Promise<EnqueueResult> {
+    const sk = QUEUE_PREFIX + this.sequence();
+    await this.put(this.tables.sessions, { ...message, sk });
+    // The count after the item: a drain that sees the count always finds the item.
+    try {
+      const out = await this.client.send(
+        new UpdateCommand({
+          TableName: this.tables.sessions,
+          Key: { clientId: message.clientId, sk: SESSION_SK },
+          UpdateExpression: 'ADD queued :one',
+          ConditionExpression: 'attribute_exists(clientId) AND (attribute_not_exists(timerAt) OR timerAt > :now)',
+          ExpressionAttributeValues: { ':one': 1, ':now': this.now() },
+          ReturnValues: 'ALL_NEW',
+          ReturnConsumedCapacity: CAPACITY,
+        }),
+      );
+      this.meter.record('write', out.ConsumedCapacity);
+      const session = out.Attributes ?? {};
+      const room = Number(session.inflight ?? 0) < Number(session.receiveMaximum ?? MAX_IN_FLIGHT_IDS);
+      return typeof session.connectionId === 'string' && room ? { queued: true, drainOn: session.connectionId } : { queued: true };
+    } catch (error) {
+      if (!(error instanceof ConditionalCheckFailedException)) throw error;
+      this.meter.recordFailedWrite();
+      await this.deleteExisting(this.tables.sessions, { clientId: message.clientId, sk });
+      return { queued: false };
+    }
+  }
+
+  async claimQueued(clientId: string, connectionId: string, receiveMaximum: number): Promise<ClaimedMessages> {
+    const messages: OutgoingMessage[] = [];
+    for (;;) {
+      const batch = await this.queryPage({
+        TableName: this.tables.sessions,
+        KeyConditionExpression: 'clientId = :c AND begins_with(sk, :q)',
+        ExpressionAttributeValues: { ':c': clientId, ':q': QUEUE_PREFIX },
+        Limit: CLAIM_BATCH,
+      });
+      for (const item of batch) {
+        // Claim: whoever deletes the item sends it; a concurrent drain moves on.
+        const claimed = await this.deleteReturning(this.tables.sessions, { clientId, sk: item.sk as string });
+        if (!claimed) continue;
+        const message = toQueued(claimed);
+        if (message.expiresAtMs !== undefined && message.expiresAtMs <= this.now()) {
+          await this.addToSession(clientId, { queued: -1 });
+          continue;
+        }
+        const packetId = await this.claimSlot(clientId, connectionId, receiveMaximum);
+        if (packetId === undefined) {
+          // No room (or the client left): the message goes back where it was.
+          await this.put(this.tables.sessions, claimed);
+          return { messages, more: true };
+        }
+        messages.push({ ...message, packetId });
+      }
+      if (batch.length < CLAIM_BATCH) return { messages, more: false };
+    }
+  }
+
+  private async claimSlot(clientId: string, connectionId: string, receiveMaximum: number): Promise<number | undefined> {
+    try {
+      const out = await this.client.send(
+        new UpdateCommand({
+          TableName: this.tables.sessions,
+          Key: { clientId, sk: SESSION_SK },
+          ...(countsInFlight(receiveMaximum)
+            ? {
+                UpdateExpression: 'ADD nextPacketId :one, inflight :one, queued :minus',
+                ConditionExpression: 'connectionId = :c AND (attribute_not_exists(inflight) OR inflight < :max)',
+                ExpressionAttributeValues: { ':one': 1, ':minus': -1, ':c': connectionId, ':max': receiveMaximum },
+              }
+            : {
+                UpdateExpression: 'ADD nextPacketId :one, queued :minus',
+                ConditionExpression: 'connectionId = :c',
+                ExpressionAttributeValues: { ':one': 1, ':minus': -1, ':c': connectionId },
+              }),
+          ReturnValues: 'UPDATED_NEW',
+          ReturnConsumedCapacity: CAPACITY,
+        }),
+      );
+      this.meter.record('write', out.ConsumedCapacity);
+      return packetIdOf(Number(out.Attributes?.nextPacketId));
+    } catch (error) {
+      if (!(error instanceof ConditionalCheckFailedException)) throw error;
+      this.meter.recordFailedWrite();
+      return undefined;
     }
   }
 
   async putOutgoing(messages: readonly OutgoingMessage[]): Promise<void> {
     await this.batchWrite(
       this.tables.sessions,
-      messages.map((m) => ({ PutRequest: { Item: { ...m, sk: outKey(m.packetId), state: 'publish' } } })),
+      messages.map((m) => ({ PutRequest: { Item: { ...m, sk: outKey(m.packetId), state: 'publish', sentSeq: this.sequence() } } })),
     );
+  }
+
+  async setInFlight(clientId: string, count: number): Promise<void> {
+    await this.conditional(
+      new UpdateCommand({
+        TableName: this.tables.sessions,
+        Key: { clientId, sk: SESSION_SK },
+        UpdateExpression: 'SET inflight = :n',
+        ConditionExpression: 'attribute_exists(clientId)',
+        ExpressionAttributeValues: { ':n': count },
+        ReturnConsumedCapacity: CAPACITY,
+      }),
+    );
+  }
+
+  async listOutgoing(clientId: string): Promise<OutgoingMessage[]> {
+    const items = await this.queryAll({
+      TableName: this.tables.sessions,
+      KeyConditionExpression: 'clientId = :c AND begins_with(sk, :o)',
+      ExpressionAttributeValues: { ':c': clientId, ':o': OUT_PREFIX },
+    });
+    return items
+      .sort((a, b) => String(a.sentSeq ?? '').localeCompare(String(b.sentSeq ?? '')))
+      .map((item) => ({ ...toQueued(item), packetId: Number(item.packetId), state: item.state === 'pubrel' ? 'pubrel' : 'publish' }));
   }
 
   async releaseOutgoing(clientId: string, packetId: number): Promise<boolean> {
@@ -370,8 +601,36 @@ export class DynamoBrokerStore implements BrokerStore {
     );
   }
 
-  async completeOutgoing(clientId: string, packetId: number): Promise<boolean> {
-    return this.deleteExisting(this.tables.sessions, { clientId, sk: outKey(packetId) });
+  async completeOutgoing(clientId: string, packetId: number, receiveMaximum: number): Promise<{ found: boolean; queued: boolean }> {
+    const found = await this.deleteExisting(this.tables.sessions, { clientId, sk: outKey(packetId) });
+    // Without a count in flight nothing waits for room: a queue only forms while the client is away.
+    if (!found || !countsInFlight(receiveMaximum)) return { found, queued: false };
+    const session = await this.addToSession(clientId, { inflight: -1 });
+    return { found, queued: Number(session?.queued ?? 0) > 0 };
+  }
+
+  /** ADD to the session item's counters, if the session exists; its attributes after. */
+  private async addToSession(clientId: string, deltas: Record<string, number>): Promise<Item | undefined> {
+    const names = Object.keys(deltas);
+    try {
+      const out = await this.client.send(
+        new UpdateCommand({
+          TableName: this.tables.sessions,
+          Key: { clientId, sk: SESSION_SK },
+          UpdateExpression: `ADD ${names.map((name, i) => `${name} :d${i}`).join(', ')}`,
+          ConditionExpression: 'attribute_exists(clientId)',
+          ExpressionAttributeValues: Object.fromEntries(names.map((name, i) => [`:d${i}`, deltas[name]])),
+          ReturnValues: 'ALL_NEW',
+          ReturnConsumedCapacity: CAPACITY,
+        }),
+      );
+      this.meter.record('write', out.ConsumedCapacity);
+      return out.Attributes;
+    } catch (error) {
+      if (!(error instanceof ConditionalCheckFailedException)) throw error;
+      this.meter.recordFailedWrite();
+      return undefined;
+    }
   }
 
   async recordIncomingQos2(clientId: string, packetId: number): Promise<boolean> {
@@ -389,7 +648,178 @@ export class DynamoBrokerStore implements BrokerStore {
     return this.deleteExisting(this.tables.sessions, { clientId, sk: IN_PREFIX + packetId });
   }
 
+  async countIncomingQos2(clientId: string): Promise<number> {
+    const out = await this.client.send(
+      new QueryCommand({
+        TableName: this.tables.sessions,
+        KeyConditionExpression: 'clientId = :c AND begins_with(sk, :i)',
+        ExpressionAttributeValues: { ':c': clientId, ':i': IN_PREFIX },
+        Select: 'COUNT',
+        ConsistentRead: true,
+        ReturnConsumedCapacity: CAPACITY,
+      }),
+    );
+    this.meter.record('read', out.ConsumedCapacity);
+    return out.Count ?? 0;
+  }
+
+  // ---- retained messages ----
+
+  async putRetained(message: RetainedMessage): Promise<void> {
+    const levels = message.topic.split('/');
+    const key = retainedKey(levels);
+    if (message.payload.length === 0) {
+      // [MQTT-3.3.1-6] an empty retained message removes the topic's retained message
+      await this.conditional(
+        new UpdateCommand({
+          TableName: this.tables.retained,
+          Key: key,
+          UpdateExpression: 'REMOVE message',
+          ConditionExpression: 'attribute_exists(pk)',
+          ReturnConsumedCapacity: CAPACITY,
+        }),
+      );
+      return;
+    }
+    const stored = { ...message, retain: true };
+    // [MQTT-3.3.1-5] a new retained message replaces the topic's previous one
+    const replaced = await this.conditional(
+      new UpdateCommand({
+        TableName: this.tables.retained,
+        Key: key,
+        UpdateExpression: 'SET message = :m',
+        ConditionExpression: 'attribute_exists(pk)',
+        ExpressionAttributeValues: { ':m': stored },
+        ReturnConsumedCapacity: CAPACITY,
+      }),
+    );
+    if (replaced) return;
+    // A topic new to the tree: its ancestors first, so a walk never misses a stored message.
+    await Promise.all(
+      levels.slice(0, -1).map((_, i) =>
+        this.conditional(
+          new UpdateCommand({
+            TableName: this.tables.retained,
+            Key: retainedKey(levels.slice(0, i + 1)),
+            UpdateExpression: 'SET createdAt = if_not_exists(createdAt, :t)',
+            ExpressionAttributeValues: { ':t': this.now() },
+            ReturnConsumedCapacity: CAPACITY,
+          }),
+        ),
+      ),
+    );
+    await this.put(this.tables.retained, { ...key, createdAt: this.now(), message: stored });
+  }
+
+  async findRetained(filter: string): Promise<RetainedMessage[]> {
+    const nodes = await matchingRetainedNodes<Item>(filter, {
+      nodes: async (keys) => {
+        const items = await this.batchGet(this.tables.retained, keys.map((key) => ({ ...key })));
+        return new Map(items.map((item) => [nodeId(levelsOf(item as unknown as RetainedKey)), item]));
+      },
+      children: async (levels) => {
+        const items = await this.queryAll({
+          TableName: this.tables.retained,
+          KeyConditionExpression: 'pk = :p',
+          ExpressionAttributeValues: { ':p': childrenKey(levels) },
+        });
+        return items.map((item) => ({ levels: levelsOf(item as unknown as RetainedKey), item }));
+      },
+    });
+    const now = this.now();
+    return nodes.flatMap((node): RetainedMessage[] => {
+      const message = node.item?.message as Item | undefined;
+      if (!message) return [];
+      const retained = toMessage(message);
+      // [MQTT-3.3.2-5] an expired retained message is not delivered
+      return retained.expiresAtMs !== undefined && retained.expiresAtMs <= now ? [] : [retained];
+    });
+  }
+
+  // ---- wills ----
+
+  async scheduleWill(clientId: string, will: WillMessage, dueAt: number): Promise<void> {
+    await this.put(this.tables.sessions, { clientId, sk: WILL_SK, will, timer: 'will', timerAt: dueAt });
+  }
+
+  async cancelWill(clientId: string): Promise<void> {
+    await this.deleteExisting(this.tables.sessions, { clientId, sk: WILL_SK });
+  }
+
+  async claimDueWills(now: number, limit: number): Promise<DueWill[]> {
+    const due = await this.dueTimers('will', now, limit);
+    const wills: DueWill[] = [];
+    for (const item of due) {
+      const claimed = await this.deleteReturning(this.tables.sessions, { clientId: item.clientId as string, sk: WILL_SK }, 'timerAt <= :now', {
+        ':now': now,
+      });
+      if (claimed) wills.push({ clientId: claimed.clientId as string, will: toWill(claimed.will as Item) });
+    }
+    return wills;
+  }
+
+  /** Items of the timer index due by `now` (the index is eventually consistent: callers claim each item). */
+  private async dueTimers(timer: string, now: number, limit: number): Promise<Item[]> {
+    const out = await this.client.send(
+      new QueryCommand({
+        TableName: this.tables.sessions,
+        IndexName: TIMER_INDEX,
+        KeyConditionExpression: '#timer = :t AND timerAt <= :now',
+        ExpressionAttributeNames: { '#timer': 'timer' },
+        ExpressionAttributeValues: { ':t': timer, ':now': now },
+        Limit: limit,
+        ReturnConsumedCapacity: CAPACITY,
+      }),
+    );
+    this.meter.record('read', out.ConsumedCapacity);
+    return out.Items ?? [];
+  }
+
   // ---- helpers ----
+
+  /** Sortable and unique within the process: epoch ms, then a counter. */
+  private sequence(): string {
+    const now = this.now();
+    this.lastSequence = now > this.lastSequence.ms ? { ms: now, n: 0 } : { ms: this.lastSequence.ms, n: this.lastSequence.n + 1 };
+    return `${String(this.lastSequence.ms).padStart(15, '0')}#${String(this.lastSequence.n).padStart(6, '0')}#${this.instance}`;
+  }
+
+  private async put(table: string, item: Item): Promise<void> {
+    const out = await this.client.send(new PutCommand({ TableName: table, Item: item, ReturnConsumedCapacity: CAPACITY }));
+    this.meter.record('write', out.ConsumedCapacity);
+  }
+
+  /** Delete an item and return it; undefined when it was not there (or the condition failed). */
+  private async deleteReturning(table: string, key: Item, condition?: string, values?: Record<string, unknown>): Promise<Item | undefined> {
+    try {
+      const out = await this.client.send(
+        new DeleteCommand({
+          TableName: table,
+          Key: key,
+          ConditionExpression: condition ? `attribute_exists(sk) AND ${condition}` : 'attribute_exists(sk)',
+          ...(values ? { ExpressionAttributeValues: values } : {}),
+          ReturnValues: 'ALL_OLD',
+          ReturnConsumedCapacity: CAPACITY,
+        }),
+      );
+      this.meter.record('write', out.ConsumedCapacity);
+      return out.Attributes;
+    } catch (error) {
+      if (!(error instanceof ConditionalCheckFailedException)) throw error;
+      this.meter.recordFailedWrite();
+      return undefined;
+    }
+  }
+
+  private async conditionalDelete(table: string, key: Item, condition: string, values: Record<string, unknown>): Promise<boolean> {
+    return (await this.deleteReturning(table, key, condition, values)) !== undefined;
+  }
+
+  private async queryPage(input: ConstructorParameters<typeof QueryCommand>[0]): Promise<Item[]> {
+    const out = await this.client.send(new QueryCommand({ ...input, ConsistentRead: true, ReturnConsumedCapacity: CAPACITY }));
+    this.meter.record('read', out.ConsumedCapacity);
+    return out.Items ?? [];
+  }
 
   private async conditional(command: UpdateCommand | PutCommand): Promise<boolean> {
     try {
@@ -474,18 +904,93 @@ function outKey(packetId: number): string {
   return OUT_PREFIX + String(packetId).padStart(5, '0');
 }
 
-/** TTL deletes late: an item past its expiry is treated as absent. */
+/** TTL deletes late (and sessions end at their timer, before TTL): an item past its expiry is treated as absent. */
 function isExpired(item: Item, nowMs: number): boolean {
+  if (item.timer === 'expiry' && typeof item.timerAt === 'number') return item.timerAt <= nowMs;
   return typeof item.expiresAt === 'number' && item.expiresAt * 1000 <= nowMs;
 }
 
 function toConnection(item: Item): ConnectionRecord {
-  return item as unknown as ConnectionRecord;
+  const { will, ...rest } = item;
+  return { ...(rest as unknown as ConnectionRecord), ...(will ? { will: toWill(will as Item) } : {}) };
 }
 
 function toSubscription(item: Item): Subscription {
   const { pk, sk, ...options } = item;
-  return { ...(options as Omit<Subscription, 'clientId' | 'filter'>), clientId: sk as string, filter: (pk as string).slice(FILTER_PREFIX.length) };
+  const route = sk as string;
+  const filter = (pk as string).slice(FILTER_PREFIX.length);
+  const base = options as Omit<Subscription, 'clientId' | 'filter'>;
+  if (route.startsWith(CLIENT_ROUTE)) return { ...base, clientId: route.slice(CLIENT_ROUTE.length), filter };
+  // `s|<share name>/<client id>`: a share name never contains '/'
+  const rest = route.slice(SHARED_ROUTE.length);
+  const slash = rest.indexOf('/');
+  return { ...base, clientId: rest.slice(slash + 1), filter, shareGroup: rest.slice(0, slash) };
+}
+
+function routeSortKey(clientId: string, shareGroup: string | undefined): string {
+  return shareGroup === undefined ? CLIENT_ROUTE + clientId : `${SHARED_ROUTE}${shareGroup}/${clientId}`;
+}
+
+interface ParsedFilter {
+  readonly filter: string;
+  readonly shareGroup?: string;
+}
+
+/** `$share/<group>/<filter>` -> its parts; any other filter as it is. */
+function parseFilter(sent: string): ParsedFilter {
+  if (!sent.startsWith(SHARE_PREFIX)) return { filter: sent };
+  const rest = sent.slice(SHARE_PREFIX.length);
+  const slash = rest.indexOf('/');
+  return { shareGroup: rest.slice(0, slash), filter: rest.slice(slash + 1) };
+}
+
+function sentFilter(subscription: Subscription): string {
+  return subscription.shareGroup === undefined ? subscription.filter : `${SHARE_PREFIX}${subscription.shareGroup}/${subscription.filter}`;
+}
+
+/**
+ * A client that accepts the protocol's whole 65535 needs no count of messages in flight (packet
+ * ids run out no sooner): one write less per delivery's acknowledgement.
+ */
+function countsInFlight(receiveMaximum: number): boolean {
+  return receiveMaximum < MAX_IN_FLIGHT_IDS;
+}
+
+/** Packet identifiers are 1..65535 [MQTT-2.2.1-3]; the session's counter wraps around them. */
+function packetIdOf(counter: number): number {
+  return ((counter - 1) % MAX_IN_FLIGHT_IDS) + 1;
+}
+
+function toMessage(item: Item): RetainedMessage {
+  return {
+    topic: item.topic as string,
+    payload: Buffer.from((item.payload as Uint8Array | undefined) ?? new Uint8Array()),
+    qos: Number(item.qos ?? 0) as RetainedMessage['qos'],
+    retain: Boolean(item.retain),
+    ...(item.properties ? { properties: toProperties(item.properties as Item) } : {}),
+    ...(typeof item.expiresAtMs === 'number' ? { expiresAtMs: item.expiresAtMs } : {}),
+  };
+}
+
+/** Binary attributes come back as Uint8Array; the codec wants Buffers. */
+function toProperties(item: Item): MessageProperties {
+  const { correlationData, ...rest } = item;
+  return { ...(rest as MessageProperties), ...(correlationData ? { correlationData: Buffer.from(correlationData as Uint8Array) } : {}) };
+}
+
+function toQueued(item: Item): QueuedMessage {
+  return {
+    ...toMessage(item),
+    clientId: item.clientId as string,
+    ...(Array.isArray(item.subscriptionIdentifiers) ? { subscriptionIdentifiers: item.subscriptionIdentifiers.map(Number) } : {}),
+  };
+}
+
+function toWill(item: Item): WillMessage {
+  return {
+    ...toMessage(item),
+    ...(typeof item.delayInterval === 'number' ? { delayInterval: item.delayInterval } : {}),
+  };
 }
 
 function backoff(attempt: number): Promise<void> {

@@ -23,8 +23,24 @@ export interface TableDefinition {
   readonly sortKey?: KeyAttribute;
   /** Attribute holding an epoch-seconds expiry; DynamoDB TTL deletes the item (late). */
   readonly timeToLiveAttribute?: string;
+  /** Sparse global secondary indexes (eventually consistent: never on a path that must see its own writes). */
+  readonly globalIndexes?: readonly GlobalIndexDefinition[];
   readonly purpose: string;
 }
+
+export interface GlobalIndexDefinition {
+  readonly name: string;
+  readonly partitionKey: KeyAttribute;
+  readonly sortKey?: KeyAttribute;
+}
+
+/**
+ * The Sessions table's timer index: items that must be acted on at a time carry `timer` (what
+ * kind) and `timerAt` (epoch ms). Session items of disconnected sessions (`timer = "expiry"`) and
+ * delayed wills (`timer = "will"`). The sweeper queries it for what is due; only timed items are
+ * in it, so it stays small.
+ */
+export const TIMER_INDEX = 'timers';
 
 /** One item per live network connection, keyed by the door's connection id. */
 export const connectionsTable: TableDefinition = {
@@ -39,7 +55,8 @@ export const connectionsTable: TableDefinition = {
 /**
  * One partition per client id: the session item (`sk = "session"`), the client's own list of
  * subscriptions (`sub#<filter>`), outgoing in-flight QoS 1/2 messages (`out#<packet id>`),
- * incoming QoS 2 receipts (`in#<packet id>`), and room for the offline queue (`q#<sequence>`).
+ * incoming QoS 2 receipts (`in#<packet id>`), the queue of messages waiting for the client
+ * (`q#<time>#<n>`), and a delayed will (`will`).
  */
 export const sessionsTable: TableDefinition = {
   id: 'Sessions',
@@ -48,13 +65,15 @@ export const sessionsTable: TableDefinition = {
   partitionKey: { name: 'clientId', type: 'S' },
   sortKey: { name: 'sk', type: 'S' },
   timeToLiveAttribute: 'expiresAt',
-  purpose: 'sessions, per-client subscription lists, in-flight QoS 1/2 state, offline queues',
+  globalIndexes: [{ name: TIMER_INDEX, partitionKey: { name: 'timer', type: 'S' }, sortKey: { name: 'timerAt', type: 'N' } }],
+  purpose: 'sessions, per-client subscription lists, in-flight QoS 1/2 state, offline queues, delayed wills',
 };
 
 /**
  * The routing index that PUBLISH reads. Two kinds of item share it:
- * - `pk = "f|<filter>"`, `sk = <client id>`: one subscription; a topic's subscribers under one
- *   filter are one strongly consistent Query.
+ * - `pk = "f|<filter>"`, `sk = "c|<client id>"` (or `"s|<share name>/<client id>"` for a shared
+ *   subscription): one subscription; a topic's subscribers under one filter are one strongly
+ *   consistent Query.
  * - `pk = "n|<prefix>"`, `sk = "node"`: a node of the trie of wildcard filters, counting the
  *   wildcard subscriptions that pass through (`refs`) or end at (`ends`) that prefix.
  * See shared/store/subscription-index.ts for the walk.
@@ -66,6 +85,21 @@ export const subscriptionsTable: TableDefinition = {
   partitionKey: { name: 'pk', type: 'S' },
   sortKey: { name: 'sk', type: 'S' },
   purpose: 'routing index: subscriptions by filter, and the trie of wildcard filters',
+};
+
+/**
+ * Retained messages as a tree of topic levels, so a wildcard filter finds them without a Scan:
+ * `pk = "<depth>|<parent topic>"`, `sk = "~<level>"`, one item per topic prefix that has ever
+ * held a retained message below or at it; items that hold one carry the message. `+` is one
+ * Query on the parent, `#` a Query per level below. See shared/store/retained-index.ts.
+ */
+export const retainedTable: TableDefinition = {
+  id: 'Retained',
+  key: 'retained',
+  envVar: 'RETAINED_TABLE',
+  partitionKey: { name: 'pk', type: 'S' },
+  sortKey: { name: 'sk', type: 'S' },
+  purpose: 'retained messages, as a tree of topic levels',
 };
 
 /**
@@ -83,13 +117,14 @@ export const inboxTable: TableDefinition = {
   purpose: 'API Gateway door: per-connection sequence lease and messages parked until their turn',
 };
 
-export const brokerTables: readonly TableDefinition[] = [connectionsTable, sessionsTable, subscriptionsTable, inboxTable];
+export const brokerTables: readonly TableDefinition[] = [connectionsTable, sessionsTable, subscriptionsTable, retainedTable, inboxTable];
 
 /** Table names for one deployment or one local harness. */
 export interface TableNames {
   readonly connections: string;
   readonly sessions: string;
   readonly subscriptions: string;
+  readonly retained: string;
   readonly inbox: string;
 }
 
@@ -108,5 +143,11 @@ export function tableNamesFromEnv(env: NodeJS.ProcessEnv): TableNames {
 }
 
 function namesBy(nameOf: (table: TableDefinition) => string): TableNames {
-  return { connections: nameOf(connectionsTable), sessions: nameOf(sessionsTable), subscriptions: nameOf(subscriptionsTable), inbox: nameOf(inboxTable) };
+  return {
+    connections: nameOf(connectionsTable),
+    sessions: nameOf(sessionsTable),
+    subscriptions: nameOf(subscriptionsTable),
+    retained: nameOf(retainedTable),
+    inbox: nameOf(inboxTable),
+  };
 }

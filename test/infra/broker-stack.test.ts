@@ -1,12 +1,9 @@
-import { App } from 'aws-cdk-lib';
-import { Match, Template } from 'aws-cdk-lib/assertions';
+import { Match, type Template } from 'aws-cdk-lib/assertions';
 import { describe, expect, it } from 'vitest';
-import { BrokerStack } from '../../infra/broker-stack';
 import { brokerTables } from '../../shared/store/tables';
+import { synthBroker } from './stack-fixture';
 
-function synth(context?: Record<string, string>): Template {
-  return Template.fromStack(new BrokerStack(new App({ context }), 'Test'));
-}
+const synth = (context?: Record<string, string>): Template => synthBroker(context).template;
 
 describe('BrokerStack tables', () => {
   const template = synth();
@@ -18,9 +15,21 @@ describe('BrokerStack tables', () => {
   for (const def of brokerTables) {
     it(`${def.id}: key schema, on-demand, TTL, PITR, AWS-managed encryption`, () => {
       const keys = [def.partitionKey, ...(def.sortKey ? [def.sortKey] : [])];
+      const indexKeys = (def.globalIndexes ?? []).flatMap((index) => [index.partitionKey, ...(index.sortKey ? [index.sortKey] : [])]);
       template.hasResourceProperties('AWS::DynamoDB::Table', {
         KeySchema: keys.map((k, i) => ({ AttributeName: k.name, KeyType: i === 0 ? 'HASH' : 'RANGE' })),
-        AttributeDefinitions: keys.map((k) => ({ AttributeName: k.name, AttributeType: k.type })),
+        AttributeDefinitions: Match.arrayWith([...keys, ...indexKeys].map((k) => ({ AttributeName: k.name, AttributeType: k.type }))),
+        GlobalSecondaryIndexes: def.globalIndexes
+          ? def.globalIndexes.map((index) =>
+              Match.objectLike({
+                IndexName: index.name,
+                KeySchema: [
+                  { AttributeName: index.partitionKey.name, KeyType: 'HASH' },
+                  ...(index.sortKey ? [{ AttributeName: index.sortKey.name, KeyType: 'RANGE' }] : []),
+                ],
+              }),
+            )
+          : Match.absent(),
         BillingMode: 'PAY_PER_REQUEST',
         TimeToLiveSpecification: def.timeToLiveAttribute
           ? { AttributeName: def.timeToLiveAttribute, Enabled: true }
@@ -42,7 +51,7 @@ describe('BrokerStack tables', () => {
   });
 
   it('gives entry points every table name through its envVar', () => {
-    const stack = new BrokerStack(new App(), 'Env');
+    const { stack } = synthBroker();
     expect(Object.keys(stack.tables.environment()).sort()).toEqual(brokerTables.map((d) => d.envVar).sort());
   });
 });

@@ -10,6 +10,8 @@ import { createStoreFixture, described, inChunks, uniqueClientId, type StoreFixt
 
 const NEVER_EXPIRES = 0xffffffff;
 const HOUR_MS = 3_600_000;
+/** What a client that sent no 5.0 limits accepts. */
+const limits = { receiveMaximum: 65535, topicAliasMaximum: 0 };
 
 let fixture: StoreFixture;
 let store: DynamoBrokerStore;
@@ -37,7 +39,7 @@ function clockedStore(): { store: DynamoBrokerStore; advance(ms: number): void }
 async function connectedWithSubscriptions(target = store): Promise<{ clientId: string; conn: string; topic: string }> {
   const clientId = uniqueClientId('sess');
   const conn = connectionId();
-  await target.openSession({ clientId, connectionId: conn, protocolVersion: 5, cleanStart: true });
+  await target.openSession({ clientId, connectionId: conn, protocolVersion: 5, cleanStart: true, ...limits });
   await target.subscribe(clientId, [
     { clientId, filter: `${clientId}/status`, qos: 1 },
     { clientId, filter: `${clientId}/+`, qos: 2 },
@@ -49,17 +51,17 @@ describe('openSession and closeSession', () => {
   it('[MQTT-3.2.2-2] a new client gets no session present, and getSessions shows its connection', async () => {
     const clientId = uniqueClientId('new');
     const conn = connectionId();
-    expect(await store.openSession({ clientId, connectionId: conn, protocolVersion: 5, cleanStart: true })).toEqual({ sessionPresent: false });
+    expect(await store.openSession({ clientId, connectionId: conn, protocolVersion: 5, cleanStart: true, ...limits })).toEqual({ sessionPresent: false });
 
     const fresh = uniqueClientId('new-resume');
     // [MQTT-3.1.2-6] Clean Start 0 without a session creates one; Session Present is 0 [MQTT-3.2.2-3]
-    expect(await store.openSession({ clientId: fresh, connectionId: connectionId(), protocolVersion: 4, cleanStart: false })).toEqual({
+    expect(await store.openSession({ clientId: fresh, connectionId: connectionId(), protocolVersion: 4, cleanStart: false, ...limits })).toEqual({
       sessionPresent: false,
     });
 
     const sessions = await store.getSessions([clientId, fresh, uniqueClientId('never-connected')]);
     expect([...sessions.keys()].sort()).toEqual([clientId, fresh].sort());
-    expect(sessions.get(clientId)).toEqual({ clientId, connectionId: conn, protocolVersion: 5 });
+    expect(sessions.get(clientId)).toEqual({ clientId, connectionId: conn, protocolVersion: 5, ...limits });
     expect(sessions.get(fresh)?.protocolVersion).toBe(4);
   });
 
@@ -67,13 +69,13 @@ describe('openSession and closeSession', () => {
     const { clientId, conn, topic } = await connectedWithSubscriptions();
     await store.closeSession(clientId, conn, false, 3600);
     // Offline: the session is there, attached to no connection, and still routed to.
-    expect((await store.getSessions([clientId])).get(clientId)).toEqual({ clientId, protocolVersion: 5 });
+    expect((await store.getSessions([clientId])).get(clientId)).toEqual({ clientId, protocolVersion: 5, ...limits });
     expect(described(await store.findSubscriptions(topic))).toEqual([`${clientId} ${clientId}/+`, `${clientId} ${topic}`]);
 
     const next = connectionId();
     // Nobody held the session: no connection to take over.
-    expect(await store.openSession({ clientId, connectionId: next, protocolVersion: 5, cleanStart: false })).toEqual({ sessionPresent: true });
-    expect((await store.getSessions([clientId])).get(clientId)).toEqual({ clientId, connectionId: next, protocolVersion: 5 });
+    expect(await store.openSession({ clientId, connectionId: next, protocolVersion: 5, cleanStart: false, ...limits })).toEqual({ sessionPresent: true });
+    expect((await store.getSessions([clientId])).get(clientId)).toEqual({ clientId, connectionId: next, protocolVersion: 5, ...limits });
     expect(described(await store.findSubscriptions(topic))).toEqual([`${clientId} ${clientId}/+`, `${clientId} ${topic}`]);
   });
 
@@ -84,18 +86,18 @@ describe('openSession and closeSession', () => {
     await store.closeSession(clientId, conn, false, 3600);
     expect(await fixture.nodeKeys(clientId)).toEqual([`n|${clientId}`, `n|${clientId}/+`]);
 
-    expect(await store.openSession({ clientId, connectionId: connectionId(), protocolVersion: 5, cleanStart: true })).toEqual({ sessionPresent: false });
+    expect(await store.openSession({ clientId, connectionId: connectionId(), protocolVersion: 5, cleanStart: true, ...limits })).toEqual({ sessionPresent: false });
     expect(await store.findSubscriptions(topic)).toEqual([]);
     expect(await store.findSubscriptions(`${clientId}/other`)).toEqual([]);
     expect(await fixture.nodeKeys(clientId)).toEqual([]);
     expect(await store.releaseIncomingQos2(clientId, 9)).toBe(false);
-    expect(await store.completeOutgoing(clientId, 4)).toBe(false);
+    expect((await store.completeOutgoing(clientId, 4, 65535)).found).toBe(false);
   });
 
   it('[MQTT-3.1.4-3] opening a session another connection holds names that connection (Clean Start 0)', async () => {
     const { clientId, conn, topic } = await connectedWithSubscriptions();
     const next = connectionId();
-    expect(await store.openSession({ clientId, connectionId: next, protocolVersion: 5, cleanStart: false })).toEqual({
+    expect(await store.openSession({ clientId, connectionId: next, protocolVersion: 5, cleanStart: false, ...limits })).toEqual({
       sessionPresent: true,
       previousConnectionId: conn,
       previousProtocolVersion: 5,
@@ -108,7 +110,7 @@ describe('openSession and closeSession', () => {
     const { clientId, conn, topic } = await connectedWithSubscriptions();
     const next = connectionId();
     // The old connection must still be closed, even though its session state is discarded.
-    expect(await store.openSession({ clientId, connectionId: next, protocolVersion: 5, cleanStart: true })).toEqual({
+    expect(await store.openSession({ clientId, connectionId: next, protocolVersion: 5, cleanStart: true, ...limits })).toEqual({
       sessionPresent: false,
       previousConnectionId: conn,
       previousProtocolVersion: 5,
@@ -120,17 +122,17 @@ describe('openSession and closeSession', () => {
   it('closing the taken-over connection leaves the new one attached, its session and subscriptions intact', async () => {
     const { clientId, conn, topic } = await connectedWithSubscriptions();
     const next = connectionId();
-    await store.openSession({ clientId, connectionId: next, protocolVersion: 5, cleanStart: false });
+    await store.openSession({ clientId, connectionId: next, protocolVersion: 5, cleanStart: false, ...limits });
 
     // The old connection's disconnect arrives late (it is best-effort and unordered).
     await store.closeSession(clientId, conn, false, 60);
-    expect((await store.getSessions([clientId])).get(clientId)).toEqual({ clientId, connectionId: next, protocolVersion: 5 });
+    expect((await store.getSessions([clientId])).get(clientId)).toEqual({ clientId, connectionId: next, protocolVersion: 5, ...limits });
     await store.closeSession(clientId, conn, true, 0);
-    expect((await store.getSessions([clientId])).get(clientId)).toEqual({ clientId, connectionId: next, protocolVersion: 5 });
+    expect((await store.getSessions([clientId])).get(clientId)).toEqual({ clientId, connectionId: next, protocolVersion: 5, ...limits });
     expect(described(await store.findSubscriptions(topic))).toEqual([`${clientId} ${clientId}/+`, `${clientId} ${topic}`]);
     // Nor did it set an expiry on the session the new connection holds.
     expect((await fixture.storeAt(() => Date.now() + 2 * HOUR_MS).getSessions([clientId])).get(clientId)?.connectionId).toBe(next);
-    expect(await store.allocatePacketIds(clientId, 1)).toHaveLength(1);
+    expect(await store.startDelivery(clientId, next, 10)).toBe(1);
   });
 
   it('ending the session removes it, its subscriptions and its QoS state', async () => {
@@ -141,9 +143,10 @@ describe('openSession and closeSession', () => {
     expect(await store.getSessions([clientId])).toEqual(new Map());
     expect(await store.findSubscriptions(topic)).toEqual([]);
     expect(await fixture.nodeKeys(clientId)).toEqual([]);
-    expect(await store.allocatePacketIds(clientId, 1)).toEqual([]);
+    expect(await store.startDelivery(clientId, conn, 10)).toBeUndefined();
+    expect(await store.enqueue({ clientId, topic, payload: Buffer.from('x'), qos: 1, retain: false })).toEqual({ queued: false });
     expect(await store.releaseIncomingQos2(clientId, 3)).toBe(false);
-    expect(await store.openSession({ clientId, connectionId: connectionId(), protocolVersion: 5, cleanStart: false })).toEqual({
+    expect(await store.openSession({ clientId, connectionId: connectionId(), protocolVersion: 5, cleanStart: false, ...limits })).toEqual({
       sessionPresent: false,
     });
   });
@@ -172,7 +175,7 @@ describe('openSession and closeSession', () => {
     await clock.store.closeSession(clientId, conn, false, 10);
     clock.advance(11_000);
 
-    expect(await clock.store.openSession({ clientId, connectionId: connectionId(), protocolVersion: 5, cleanStart: false })).toEqual({
+    expect(await clock.store.openSession({ clientId, connectionId: connectionId(), protocolVersion: 5, cleanStart: false, ...limits })).toEqual({
       sessionPresent: false,
     });
     // The client was told it has no session, so it must not keep receiving on subscriptions it no longer knows of.
@@ -183,7 +186,7 @@ describe('openSession and closeSession', () => {
   it('getSessions reads more sessions than one BatchGetItem can carry', async () => {
     const clientIds = Array.from({ length: 130 }, (_, i) => uniqueClientId(`many-${i}`));
     await inChunks(clientIds, 25, (clientId) =>
-      store.openSession({ clientId, connectionId: connectionId(), protocolVersion: 5, cleanStart: true }),
+      store.openSession({ clientId, connectionId: connectionId(), protocolVersion: 5, cleanStart: true, ...limits }),
     );
     const sessions = await store.getSessions(clientIds);
     expect([...sessions.keys()].sort()).toEqual([...clientIds].sort());
@@ -191,26 +194,60 @@ describe('openSession and closeSession', () => {
 });
 
 describe('QoS state', () => {
-  it('[MQTT-2.2.1-3] allocatePacketIds hands out increasing ids in 1..65535, and none without a session', async () => {
-    const { clientId } = await connectedWithSubscriptions();
-    expect(await store.allocatePacketIds(clientId, 1)).toEqual([1]);
-    expect(await store.allocatePacketIds(clientId, 3)).toEqual([2, 3, 4]);
-    expect(await store.allocatePacketIds(uniqueClientId('no-session'), 2)).toEqual([]);
+  it('[MQTT-2.2.1-3] startDelivery hands out increasing packet ids to the connection holding the session, and none to others', async () => {
+    const { clientId, conn } = await connectedWithSubscriptions();
+    expect(await store.startDelivery(clientId, conn, 100)).toBe(1);
+    expect(await store.startDelivery(clientId, conn, 100)).toBe(2);
+    expect(await store.startDelivery(clientId, 'another-connection', 100)).toBeUndefined();
+    expect(await store.startDelivery(uniqueClientId('no-session'), conn, 100)).toBeUndefined();
   });
 
-  it('allocatePacketIds wraps from 65535 to 1 and never hands out 0', async () => {
-    const { clientId } = await connectedWithSubscriptions();
-    const first = await store.allocatePacketIds(clientId, 65533);
-    expect(first[0]).toBe(1);
-    expect(first[first.length - 1]).toBe(65533);
-    expect(await store.allocatePacketIds(clientId, 4)).toEqual([65534, 65535, 1, 2]);
-  });
-
-  it('concurrent allocations never hand out the same id twice', async () => {
-    const { clientId } = await connectedWithSubscriptions();
-    const ids = (await Promise.all(Array.from({ length: 20 }, () => store.allocatePacketIds(clientId, 2)))).flat();
+  it('concurrent deliveries never share a packet id', async () => {
+    const { clientId, conn } = await connectedWithSubscriptions();
+    const ids = await Promise.all(Array.from({ length: 40 }, () => store.startDelivery(clientId, conn, 65535)));
     expect(new Set(ids).size).toBe(40);
-    expect(ids.every((id) => id >= 1 && id <= 65535)).toBe(true);
+    expect(ids.every((id) => id !== undefined && id >= 1 && id <= 65535)).toBe(true);
+  });
+
+  it('[MQTT-4.9.0-2] Receive Maximum: no more in flight than the client accepts; a completion frees a slot for the queue', async () => {
+    const clientId = uniqueClientId('rm');
+    const conn = connectionId();
+    const topic = `${clientId}/t`;
+    await store.openSession({ clientId, connectionId: conn, protocolVersion: 5, cleanStart: true, receiveMaximum: 2, topicAliasMaximum: 0 });
+    const message = (n: number) => ({ clientId, topic, payload: Buffer.from(`m${n}`), qos: 1 as const, retain: false });
+    const first = await store.startDelivery(clientId, conn, 2);
+    const second = await store.startDelivery(clientId, conn, 2);
+    await store.putOutgoing([{ ...message(1), packetId: first! }, { ...message(2), packetId: second! }]);
+    expect(await store.startDelivery(clientId, conn, 2)).toBeUndefined();
+
+    // Full: queued, in order; and while anything is queued nothing overtakes it.
+    expect(await store.enqueue(message(3))).toEqual({ queued: true });
+    expect(await store.enqueue(message(4))).toEqual({ queued: true });
+    expect((await store.completeOutgoing(clientId, first!, 2)).queued).toBe(true);
+    expect(await store.startDelivery(clientId, conn, 2)).toBeUndefined();
+
+    const claimed = await store.claimQueued(clientId, conn, 2);
+    expect(claimed.messages.map((m) => m.payload.toString())).toEqual(['m3']);
+    expect(claimed.more).toBe(true);
+    await store.putOutgoing(claimed.messages);
+    expect((await store.listOutgoing(clientId)).map((m) => m.payload.toString())).toEqual(['m2', 'm3']);
+  });
+
+  it('[MQTT-3.1.2-5] messages queued for an offline session wait for it, and only a connection holding it can claim them', async () => {
+    const { clientId, conn, topic } = await connectedWithSubscriptions();
+    await store.closeSession(clientId, conn, false, 3600);
+    for (const n of [1, 2, 3]) await store.enqueue({ clientId, topic, payload: Buffer.from(`m${n}`), qos: 2, retain: false });
+    expect((await store.claimQueued(clientId, conn, 10)).messages).toEqual([]);
+
+    const next = connectionId();
+    await store.openSession({ clientId, connectionId: next, protocolVersion: 5, cleanStart: false, ...limits });
+    const claimed = await store.claimQueued(clientId, next, 10);
+    expect(claimed.messages.map((m) => [m.payload.toString(), m.packetId, m.qos])).toEqual([
+      ['m1', 1, 2],
+      ['m2', 2, 2],
+      ['m3', 3, 2],
+    ]);
+    expect(claimed.more).toBe(false);
   });
 
   it('[MQTT-4.3.3-2] an incoming QoS 2 packet id is recorded once and released once', async () => {
@@ -244,16 +281,21 @@ describe('QoS state', () => {
       properties: { contentType: 'application/octet-stream', correlationData: Buffer.from('c'), userProperties: { k: 'v' } },
     };
     expect(await store.releaseOutgoing(clientId, 1)).toBe(false);
-    expect(await store.completeOutgoing(clientId, 1)).toBe(false);
+    expect((await store.completeOutgoing(clientId, 1, 65535)).found).toBe(false);
 
     await store.putOutgoing([qos1, qos2]);
+    expect(await store.listOutgoing(clientId)).toEqual([
+      { ...qos1, state: 'publish' },
+      { ...qos2, state: 'publish' },
+    ]);
     // QoS 1: PUBACK
-    expect(await store.completeOutgoing(clientId, 1)).toBe(true);
-    expect(await store.completeOutgoing(clientId, 1)).toBe(false);
+    expect((await store.completeOutgoing(clientId, 1, 65535)).found).toBe(true);
+    expect((await store.completeOutgoing(clientId, 1, 65535)).found).toBe(false);
     // QoS 2: PUBREC, then PUBCOMP
     expect(await store.releaseOutgoing(clientId, 2)).toBe(true);
-    expect(await store.completeOutgoing(clientId, 2)).toBe(true);
-    expect(await store.completeOutgoing(clientId, 2)).toBe(false);
+    expect((await store.listOutgoing(clientId)).map((m) => [m.packetId, m.state])).toEqual([[2, 'pubrel']]);
+    expect((await store.completeOutgoing(clientId, 2, 65535)).found).toBe(true);
+    expect((await store.completeOutgoing(clientId, 2, 65535)).found).toBe(false);
     expect(await store.releaseOutgoing(clientId, 2)).toBe(false);
   });
 });

@@ -24,6 +24,8 @@ export interface ReceivedMessage {
   qos: number;
   retain: boolean;
   dup: boolean;
+  /** 5.0 PUBLISH properties, as MQTT.js decoded them. */
+  properties?: Record<string, unknown>;
 }
 
 export async function connectClient(url: string, options: IClientOptions = {}): Promise<MqttClient> {
@@ -63,7 +65,14 @@ async function whenConnected(client: MqttClient): Promise<MqttClient> {
 export function collect(client: MqttClient): ReceivedMessage[] {
   const messages: ReceivedMessage[] = [];
   client.on('message', (topic, payload, packet) =>
-    messages.push({ topic, payload: payload.toString(), qos: packet.qos, retain: packet.retain, dup: packet.dup }),
+    messages.push({
+      topic,
+      payload: payload.toString(),
+      qos: packet.qos,
+      retain: packet.retain,
+      dup: packet.dup,
+      ...(packet.properties ? { properties: packet.properties as Record<string, unknown> } : {}),
+    }),
   );
   return messages;
 }

@@ -1,0 +1,122 @@
+import { fileURLToPath } from 'node:url';
+import { Duration, Validations, type RemovalPolicy } from 'aws-cdk-lib';
+import { Architecture, Runtime } from 'aws-cdk-lib/aws-lambda';
+import { NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
+import { LogGroup, type RetentionDays } from 'aws-cdk-lib/aws-logs';
+import type { IGrantable } from 'aws-cdk-lib/aws-iam';
+import { Construct } from 'constructs';
+import type { BrokerNetwork } from './broker-network';
+import type { BrokerTables } from './broker-tables';
+
+/** The repository root: entry points are named relative to it, and esbuild bundles from it. */
+export const repositoryRoot = fileURLToPath(new URL('../..', import.meta.url));
+
+/** The `@connections` API of the API Gateway door, as the functions need it. */
+export interface ConnectionsManagement {
+  readonly managementEndpoint: string;
+  grantManageConnections(grantee: IGrantable): void;
+}
+
+export interface BrokerFunctionsProps {
+  readonly network: BrokerNetwork;
+  readonly tables: BrokerTables;
+  readonly connections: ConnectionsManagement;
+  readonly logRetention: RetentionDays;
+  readonly removalPolicy: RemovalPolicy;
+  readonly logLevel: string;
+}
+
+export interface BrokerFunctionOptions {
+  /** The entry point, relative to the repository root, e.g. `functions/packets.ts`. */
+  readonly entry: string;
+  readonly description: string;
+  /**
+   * A handler of broker state (default): it gets the table names and read/write access, the
+   * `@connections` endpoint and the right to use it, and a place in the VPC with the security
+   * group the listener's delivery port admits. False for a function that needs none of it.
+   */
+  readonly broker?: boolean;
+  readonly timeout?: Duration;
+  readonly memorySize?: number;
+}
+
+/**
+ * Builds the broker's Lambdas alike: esbuild bundles (locally, no Docker) for Node 24 on arm64
+ * with source maps, a log group with the stack's retention, the shared environment and grants.
+ * Adding a function is one call: `functions.add('Sweeper', { entry: 'functions/sweeper.ts', ... })`.
+ */
+export class BrokerFunctions extends Construct {
+  private readonly functions: NodejsFunction[] = [];
+
+  constructor(
+    scope: Construct,
+    id: string,
+    private readonly props: BrokerFunctionsProps,
+  ) {
+    super(scope, id);
+  }
+
+  /** Every function added so far, for alarms and the dashboard. */
+  get all(): readonly NodejsFunction[] {
+    return this.functions;
+  }
+
+  add(id: string, options: BrokerFunctionOptions): NodejsFunction {
+    const { network, tables, connections } = this.props;
+    const broker = options.broker ?? true;
+    const fn = new NodejsFunction(this, id, {
+      entry: `${repositoryRoot}${options.entry}`,
+      handler: 'handler',
+      description: options.description,
+      projectRoot: repositoryRoot,
+      depsLockFilePath: `${repositoryRoot}package-lock.json`,
+      runtime: Runtime.NODEJS_24_X,
+      architecture: Architecture.ARM_64,
+      memorySize: options.memorySize ?? 512,
+      timeout: options.timeout ?? Duration.seconds(30),
+      logGroup: new LogGroup(this, `${id}Logs`, { retention: this.props.logRetention, removalPolicy: this.props.removalPolicy }),
+      environment: {
+        LOG_LEVEL: this.props.logLevel,
+        NODE_OPTIONS: '--enable-source-maps',
+        ...(broker ? { ...tables.environment(), APIGW_MANAGEMENT_ENDPOINT: connections.managementEndpoint } : {}),
+      },
+      ...(broker ? { vpc: network.vpc, vpcSubnets: network.privateSubnets, securityGroups: [network.deliveryClients] } : {}),
+      bundling: {
+        format: OutputFormat.ESM,
+        mainFields: ['module', 'main'],
+        // The SDK is bundled: the versions the tests ran are the versions that run.
+        bundleAwsSDK: true,
+        minify: true,
+        sourceMap: true,
+        // CommonJS dependencies inside an ES module bundle still call require() for Node built-ins.
+        banner: "import { createRequire } from 'node:module'; const require = createRequire(import.meta.url);",
+      },
+    });
+    if (broker) {
+      tables.grantReadWriteData(fn);
+      connections.grantManageConnections(fn);
+      for (const id of tables.indexGrantFindings()) {
+        Validations.of(fn).acknowledge({
+          id,
+          reason: "The table's own secondary indexes (the sweeper's timer index); an index ARN has no other form than <table>/index/<name>",
+        });
+      }
+    }
+    acknowledgeLambdaRole(fn, broker);
+    this.functions.push(fn);
+    return fn;
+  }
+}
+
+function acknowledgeLambdaRole(fn: NodejsFunction, inVpc: boolean): void {
+  Validations.of(fn).acknowledge({
+    id: 'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]',
+    reason: "AWS's managed policy for writing the function's own CloudWatch logs; nothing else",
+  });
+  if (inVpc) {
+    Validations.of(fn).acknowledge({
+      id: 'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole]',
+      reason: 'Lambda needs these network-interface permissions to place the function in the VPC, next to the listener tasks it delivers to',
+    });
+  }
+}

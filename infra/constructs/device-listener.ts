@@ -1,0 +1,228 @@
+import { Duration, IgnoreMode, Stack, Validations, type RemovalPolicy } from 'aws-cdk-lib';
+import { Certificate, CertificateValidation } from 'aws-cdk-lib/aws-certificatemanager';
+import { Peer, Port, SecurityGroup, type IVpc } from 'aws-cdk-lib/aws-ec2';
+import { Platform } from 'aws-cdk-lib/aws-ecr-assets';
+import {
+  Cluster,
+  ContainerImage,
+  ContainerInsights,
+  CpuArchitecture,
+  FargateService,
+  FargateTaskDefinition,
+  LogDrivers,
+  OperatingSystemFamily,
+} from 'aws-cdk-lib/aws-ecs';
+import {
+  ListenerCertificate,
+  NetworkLoadBalancer,
+  NetworkTargetGroup,
+  Protocol,
+  SslPolicy,
+  TargetType,
+} from 'aws-cdk-lib/aws-elasticloadbalancingv2';
+import { PolicyStatement } from 'aws-cdk-lib/aws-iam';
+import type { IFunction } from 'aws-cdk-lib/aws-lambda';
+import { LogGroup, type RetentionDays } from 'aws-cdk-lib/aws-logs';
+import { ARecord, HostedZone, RecordTarget } from 'aws-cdk-lib/aws-route53';
+import { LoadBalancerTarget } from 'aws-cdk-lib/aws-route53-targets';
+import { Construct } from 'constructs';
+import type { CertificateSource } from '../deploy-context';
+import { repositoryRoot } from './broker-functions';
+import type { BrokerNetwork } from './broker-network';
+
+/** Ports of the listener container (functions/listener/main.ts) and of the load balancer. */
+export const listenerPorts = { mqtt: 1883, mqttWebSocket: 8083, delivery: 8090 } as const;
+export const publicPorts = { mqttTls: 8883, mqttWebSocketTls: 443, mqttPlain: 1883 } as const;
+
+/** Seconds ECS waits after SIGTERM before SIGKILL; the listener drains within 20 s of it. */
+const STOP_TIMEOUT = Duration.seconds(30);
+
+export interface DeviceListenerProps {
+  readonly network: BrokerNetwork;
+  readonly packetHandler: IFunction;
+  readonly certificate: CertificateSource;
+  readonly plainMqtt: boolean;
+  readonly minTasks: number;
+  readonly maxTasks: number;
+  readonly logRetention: RetentionDays;
+  readonly removalPolicy: RemovalPolicy;
+  readonly logLevel: string;
+}
+
+/**
+ * The devices' door: the listener (functions/listener, its Dockerfile) as a Fargate service on
+ * arm64 in the private subnets, behind an internet-facing NLB that terminates TLS: MQTT on 8883
+ * to the listener's 1883, MQTT over WebSocket on 443 to its 8083, plain MQTT on 1883 only when
+ * asked for. Security groups admit exactly: the NLB on the two MQTT ports, and the broker's
+ * Lambdas on the delivery port.
+ */
+export class DeviceListener extends Construct {
+  readonly loadBalancer: NetworkLoadBalancer;
+  readonly service: FargateService;
+  readonly taskDefinition: FargateTaskDefinition;
+  readonly targetGroups: { readonly mqtt: NetworkTargetGroup; readonly mqttWebSocket: NetworkTargetGroup };
+  readonly securityGroup: SecurityGroup;
+  readonly loadBalancerSecurityGroup: SecurityGroup;
+  /** The host name clients use: the certificate's domain when known, else the NLB's DNS name. */
+  readonly hostName: string;
+  readonly logGroup: LogGroup;
+  private readonly vpc: IVpc;
+
+  constructor(scope: Construct, id: string, props: DeviceListenerProps) {
+    super(scope, id);
+    const { network } = props;
+    const vpc = (this.vpc = network.vpc);
+
+    this.loadBalancerSecurityGroup = new SecurityGroup(this, 'LoadBalancerSecurityGroup', {
+      vpc,
+      description: 'MQTT load balancer: TLS from anywhere, TCP to the listener tasks',
+      allowAllOutbound: false,
+    });
+    this.securityGroup = new SecurityGroup(this, 'TaskSecurityGroup', {
+      vpc,
+      description: 'MQTT listener tasks: MQTT from the load balancer, deliveries from the broker Lambdas, HTTPS out',
+      allowAllOutbound: false,
+    });
+    // Lambda Invoke, ECR and CloudWatch Logs, all over HTTPS through NAT (S3 through its gateway endpoint).
+    this.securityGroup.addEgressRule(Peer.anyIpv4(), Port.tcp(443), 'AWS APIs over HTTPS');
+    for (const port of [listenerPorts.mqtt, listenerPorts.mqttWebSocket]) {
+      this.securityGroup.connections.allowFrom(this.loadBalancerSecurityGroup, Port.tcp(port), 'MQTT from the load balancer');
+    }
+    this.securityGroup.connections.allowFrom(network.deliveryClients, Port.tcp(listenerPorts.delivery), 'deliveries from the broker Lambdas');
+
+    this.logGroup = new LogGroup(this, 'Logs', { retention: props.logRetention, removalPolicy: props.removalPolicy });
+    this.taskDefinition = new FargateTaskDefinition(this, 'Task', {
+      cpu: 256,
+      memoryLimitMiB: 512,
+      runtimePlatform: { cpuArchitecture: CpuArchitecture.ARM64, operatingSystemFamily: OperatingSystemFamily.LINUX },
+    });
+    this.taskDefinition.addContainer('listener', {
+      image: ContainerImage.fromAsset(repositoryRoot, {
+        file: 'functions/listener/Dockerfile',
+        platform: Platform.LINUX_ARM64,
+        // The build context is what the Dockerfile copies, not the whole checkout (node_modules, cdk.out).
+        ignoreMode: IgnoreMode.DOCKER,
+        exclude: ['*', '!package.json', '!package-lock.json', '!tsconfig.json', '!shared', '!functions'],
+      }),
+      environment: {
+        PACKET_HANDLER_FUNCTION: props.packetHandler.functionArn,
+        MQTT_PORT: String(listenerPorts.mqtt),
+        MQTT_WS_PORT: String(listenerPorts.mqttWebSocket),
+        DELIVERY_PORT: String(listenerPorts.delivery),
+        LOG_LEVEL: props.logLevel,
+        AWS_REGION: Stack.of(this).region,
+      },
+      portMappings: Object.values(listenerPorts).map((containerPort) => ({ containerPort })),
+      logging: LogDrivers.awsLogs({ logGroup: this.logGroup, streamPrefix: 'listener' }),
+      readonlyRootFilesystem: true,
+      stopTimeout: STOP_TIMEOUT,
+    });
+    // The listener's one permission: invoke the packet handler (unqualified, as main.ts does).
+    this.taskDefinition.addToTaskRolePolicy(
+      new PolicyStatement({ actions: ['lambda:InvokeFunction'], resources: [props.packetHandler.functionArn] }),
+    );
+
+    const cluster = new Cluster(this, 'Cluster', { vpc, containerInsightsV2: ContainerInsights.DISABLED });
+    this.service = new FargateService(this, 'Service', {
+      cluster,
+      taskDefinition: this.taskDefinition,
+      // No desiredCount: autoscaling owns it, so a deployment does not reset a scaled-out service.
+      vpcSubnets: network.privateSubnets,
+      securityGroups: [this.securityGroup],
+      assignPublicIp: false,
+      // Start the new task before stopping the old: the old one drains into it.
+      minHealthyPercent: 100,
+      maxHealthyPercent: 200,
+      circuitBreaker: { rollback: true },
+    });
+    const scaling = this.service.autoScaleTaskCount({ minCapacity: props.minTasks, maxCapacity: props.maxTasks });
+    scaling.scaleOnCpuUtilization('Cpu', { targetUtilizationPercent: 60, scaleInCooldown: Duration.minutes(10), scaleOutCooldown: Duration.minutes(1) });
+    scaling.scaleOnMemoryUtilization('Memory', { targetUtilizationPercent: 70, scaleInCooldown: Duration.minutes(10), scaleOutCooldown: Duration.minutes(1) });
+
+    this.loadBalancer = new NetworkLoadBalancer(this, 'LoadBalancer', {
+      vpc,
+      internetFacing: true,
+      vpcSubnets: network.publicSubnets,
+      securityGroups: [this.loadBalancerSecurityGroup],
+      // With one task in one AZ, the other AZ's load balancer node must still reach it.
+      crossZoneEnabled: true,
+    });
+    this.targetGroups = {
+      mqtt: this.targetGroup('MqttTargets', listenerPorts.mqtt),
+      mqttWebSocket: this.targetGroup('MqttWebSocketTargets', listenerPorts.mqttWebSocket),
+    };
+
+    const certificate = this.certificate(props.certificate);
+    this.hostName = props.certificate.domainName ?? this.loadBalancer.loadBalancerDnsName;
+    const tls = { protocol: Protocol.TLS, certificates: [certificate], sslPolicy: SslPolicy.RECOMMENDED_TLS };
+    this.listen('MqttTls', publicPorts.mqttTls, listenerPorts.mqtt, tls);
+    this.listen('MqttWebSocketTls', publicPorts.mqttWebSocketTls, listenerPorts.mqttWebSocket, tls);
+    if (props.plainMqtt) this.listen('MqttPlain', publicPorts.mqttPlain, listenerPorts.mqtt, { protocol: Protocol.TCP });
+
+    this.acknowledgeFindings();
+  }
+
+  private targetGroup(id: string, port: number): NetworkTargetGroup {
+    const group = new NetworkTargetGroup(this, id, {
+      vpc: this.vpc,
+      port,
+      protocol: Protocol.TCP,
+      targetType: TargetType.IP,
+      // ECS waits this long after taking a task out of the group before SIGTERM; the connections
+      // stay open meanwhile (no connection termination), so the drain can still reach them.
+      deregistrationDelay: Duration.seconds(10),
+      connectionTermination: false,
+      healthCheck: { protocol: Protocol.TCP, port: String(port), interval: Duration.seconds(10), healthyThresholdCount: 2, unhealthyThresholdCount: 2 },
+    });
+    group.addTarget(this.service.loadBalancerTarget({ containerName: 'listener', containerPort: port }));
+    return group;
+  }
+
+  /** A public port of the load balancer, forwarding to a port of the listener tasks. */
+  private listen(
+    id: string,
+    port: number,
+    targetPort: typeof listenerPorts.mqtt | typeof listenerPorts.mqttWebSocket,
+    options: { protocol: Protocol; certificates?: ListenerCertificate[]; sslPolicy?: SslPolicy },
+  ): void {
+    const targetGroup = targetPort === listenerPorts.mqtt ? this.targetGroups.mqtt : this.targetGroups.mqttWebSocket;
+    this.loadBalancer.addListener(id, { port, defaultTargetGroups: [targetGroup], ...options });
+    this.loadBalancerSecurityGroup.addIngressRule(Peer.anyIpv4(), Port.tcp(port), `${id}: clients connect from anywhere`);
+  }
+
+  private certificate(source: CertificateSource): ListenerCertificate {
+    if (source.kind === 'arn') return ListenerCertificate.fromArn(source.certificateArn);
+    const zone = HostedZone.fromHostedZoneId(this, 'Zone', source.hostedZoneId);
+    const certificate = new Certificate(this, 'Certificate', {
+      domainName: source.domainName,
+      validation: CertificateValidation.fromDns(zone),
+    });
+    // A trailing dot: a fully qualified name, so the zone's own name need not be known.
+    new ARecord(this, 'Alias', { zone, recordName: `${source.domainName}.`, target: RecordTarget.fromAlias(new LoadBalancerTarget(this.loadBalancer)) });
+    return ListenerCertificate.fromCertificateManager(certificate);
+  }
+
+  private acknowledgeFindings(): void {
+    Validations.of(this.loadBalancerSecurityGroup).acknowledge({
+      id: 'AwsSolutions-EC23',
+      reason: 'A public MQTT endpoint: devices and browsers connect from any address, over TLS (plain 1883 only when the deployer asks for it)',
+    });
+    Validations.of(this.loadBalancer).acknowledge({
+      id: 'AwsSolutions-ELB2',
+      reason:
+        'NLB access logs need an S3 bucket that outlives the stack; the listener logs every connection it opens and closes, and VPC flow logs record rejected traffic',
+    });
+    Validations.of(this.service.cluster).acknowledge({
+      id: 'AwsSolutions-ECS4',
+      reason: "Container Insights bills custom metrics even at idle; the service's free AWS/ECS CPU and memory metrics drive autoscaling, the dashboard and alarms",
+    });
+    Validations.of(this.taskDefinition).acknowledge({
+      id: 'AwsSolutions-IAM5[Resource::*]',
+      reason: "The execution role's ecr:GetAuthorizationToken has no resource-level permissions; the image pull itself is scoped to the asset repository",
+    });
+    Validations.of(this.taskDefinition).acknowledge({
+      id: 'AwsSolutions-ECS2',
+      reason: 'The environment holds configuration only (the packet handler ARN, ports, log level, region), no secrets',
+    });
+  }
+}

@@ -1,0 +1,161 @@
+/**
+ * Delivery to sessions: every message on its way to a client passes here, whether it comes
+ * from a PUBLISH, a will, a retained-message replay or a drained queue.
+ *
+ * QoS 0 goes to connected clients only. QoS 1 and 2 start in flight when the client is
+ * connected, has room under its Receive Maximum and nothing queued ahead (one conditional write
+ * that also allocates the packet id); otherwise they join the session's queue, which drains as
+ * acknowledgements free room and when the client reconnects. In-flight messages are written
+ * (by the outbox, batched, at flush) before they are sent, so an acknowledgement always finds its
+ * message and a reconnecting client gets it again.
+ */
+import { encodePacket, type ProtocolVersion, type PublishPacket, type QoS } from '../protocol/codec';
+import { outboundPacketLimit } from '../gateway/door-limits';
+import { forEachBounded } from './concurrency';
+import type { BrokerDeps } from './context';
+import type { Outbox } from './outbox';
+import type { OutgoingMessage, QueuedMessage } from './ports';
+
+const PARALLEL_CLIENTS = 32;
+const DEFAULT_RECEIVE_MAXIMUM = 65535;
+
+/** Who receives a message and how it speaks: a session, or the connection being handled. */
+export interface Recipient {
+  readonly clientId: string;
+  readonly connectionId?: string;
+  readonly protocolVersion: ProtocolVersion;
+  readonly maximumPacketSize?: number;
+  readonly receiveMaximum?: number;
+  readonly topicAliasMaximum?: number;
+}
+
+export interface Delivery {
+  readonly recipient: Recipient;
+  /** The message as this client receives it: QoS, RETAIN and subscription identifiers decided. */
+  readonly message: QueuedMessage;
+}
+
+export async function deliver(deps: BrokerDeps, outbox: Outbox, deliveries: readonly Delivery[]): Promise<void> {
+  const now = deps.now();
+  const byClient = new Map<string, Delivery[]>();
+  for (const delivery of deliveries) {
+    // [MQTT-3.3.2-5] a message whose expiry interval has passed is not delivered
+    if (isExpired(delivery.message, now)) continue;
+    if (tooLarge(delivery, now)) {
+      deps.log.warn('message larger than the subscriber or its door accepts, not sent', { clientId: delivery.recipient.clientId, topic: delivery.message.topic });
+      continue;
+    }
+    const list = byClient.get(delivery.recipient.clientId);
+    if (list) list.push(delivery);
+    else byClient.set(delivery.recipient.clientId, [delivery]);
+  }
+
+  const sends = new Map<string, Array<{ recipient: Recipient; message: QueuedMessage; packetId?: number }>>();
+  const inFlight: OutgoingMessage[] = [];
+  const drains = new Map<string, Recipient>();
+  // One client's messages in order, one after another; different clients in parallel.
+  await forEachBounded([...byClient.values()], PARALLEL_CLIENTS, async (list) => {
+    const planned: Array<{ recipient: Recipient; message: QueuedMessage; packetId?: number }> = [];
+    for (const { recipient, message } of list) {
+      const connectionId = recipient.connectionId && !outbox.isClosing(recipient.connectionId) ? recipient.connectionId : undefined;
+      if (message.qos === 0) {
+        if (connectionId) planned.push({ recipient, message });
+        continue;
+      }
+      const receiveMaximum = recipient.receiveMaximum ?? DEFAULT_RECEIVE_MAXIMUM;
+      const packetId = connectionId ? await deps.store.startDelivery(recipient.clientId, connectionId, receiveMaximum) : undefined;
+      if (packetId !== undefined) {
+        planned.push({ recipient, message, packetId });
+        inFlight.push({ ...message, packetId });
+        continue;
+      }
+      const queued = await deps.store.enqueue(message);
+      if (queued.drainOn) drains.set(recipient.clientId, { ...recipient, connectionId: queued.drainOn });
+    }
+    sends.set(list[0]!.recipient.clientId, planned);
+  });
+
+  outbox.recordInFlight(inFlight);
+  for (const planned of sends.values()) {
+    for (const { recipient, message, packetId } of planned) send(outbox, recipient, message, packetId, false, now);
+  }
+  for (const recipient of drains.values()) await drainQueue(deps, outbox, recipient);
+}
+
+/** Move a connected client's queued messages into flight while it has room, and send them. */
+export async function drainQueue(deps: BrokerDeps, outbox: Outbox, recipient: Recipient): Promise<void> {
+  const connectionId = recipient.connectionId;
+  if (!connectionId || outbox.isClosing(connectionId)) return;
+  const { messages } = await deps.store.claimQueued(recipient.clientId, connectionId, recipient.receiveMaximum ?? DEFAULT_RECEIVE_MAXIMUM);
+  if (messages.length === 0) return;
+  outbox.recordInFlight(messages);
+  const now = deps.now();
+  for (const message of messages) send(outbox, recipient, message, message.packetId, false, now);
+}
+
+/**
+ * A client resumed its session: every message still in flight to it goes again, in order, before
+ * anything new [MQTT-4.4.0-1]. A PUBLISH is resent with DUP set [MQTT-3.3.1-1]; one the client
+ * already acknowledged with PUBREC gets its PUBREL again.
+ */
+export async function resendInFlight(deps: BrokerDeps, outbox: Outbox, recipient: Recipient): Promise<void> {
+  if (!recipient.connectionId) return;
+  const messages = await deps.store.listOutgoing(recipient.clientId);
+  // The client may have a different Receive Maximum now: count what is really in flight.
+  if ((recipient.receiveMaximum ?? DEFAULT_RECEIVE_MAXIMUM) < DEFAULT_RECEIVE_MAXIMUM) await deps.store.setInFlight(recipient.clientId, messages.length);
+  const now = deps.now();
+  for (const message of messages) {
+    if (message.state === 'pubrel') {
+      outbox.send(recipient.connectionId, encodePacket({ cmd: 'pubrel', messageId: message.packetId }, recipient.protocolVersion));
+    } else {
+      send(outbox, recipient, message, message.packetId, true, now);
+    }
+  }
+}
+
+function send(outbox: Outbox, recipient: Recipient, message: QueuedMessage, packetId: number | undefined, dup: boolean, now: number): void {
+  const packet = publishPacket(recipient.protocolVersion, message, packetId, dup, now);
+  const connectionId = recipient.connectionId!;
+  if (recipient.protocolVersion === 5 && (recipient.topicAliasMaximum ?? 0) > 0) {
+    outbox.sendPublish(connectionId, packet, recipient.topicAliasMaximum!);
+  } else {
+    outbox.send(connectionId, encodePacket(packet, recipient.protocolVersion));
+  }
+}
+
+export function publishPacket(version: ProtocolVersion, message: QueuedMessage, packetId: number | undefined, dup: boolean, now: number): PublishPacket {
+  return {
+    cmd: 'publish',
+    topic: message.topic,
+    payload: message.payload,
+    qos: message.qos as QoS,
+    dup,
+    retain: message.retain,
+    ...(packetId !== undefined ? { messageId: packetId } : {}),
+    ...(version === 5 ? { properties: propertiesFor(message, now) } : {}),
+  };
+}
+
+function propertiesFor(message: QueuedMessage, now: number): NonNullable<PublishPacket['properties']> {
+  const properties: NonNullable<PublishPacket['properties']> = { ...message.properties };
+  // [MQTT-3.3.2-6] the expiry interval sent on is what remains of it
+  if (message.expiresAtMs !== undefined) properties.messageExpiryInterval = Math.max(1, Math.ceil((message.expiresAtMs - now) / 1000));
+  const ids = message.subscriptionIdentifiers ?? [];
+  // [MQTT-3.3.4-3] the identifiers of the subscriptions that matched
+  if (ids.length === 1) properties.subscriptionIdentifier = ids[0]!;
+  else if (ids.length > 1) properties.subscriptionIdentifier = [...ids];
+  return properties;
+}
+
+function isExpired(message: QueuedMessage, now: number): boolean {
+  return message.expiresAtMs !== undefined && message.expiresAtMs <= now;
+}
+
+/** [MQTT-3.1.2-25] a packet larger than the client's Maximum Packet Size (or its door's) is not sent to it. */
+function tooLarge({ recipient, message }: Delivery, now: number): boolean {
+  const limit = outboundPacketLimit(recipient.connectionId, recipient.maximumPacketSize);
+  if (limit === undefined) return false;
+  // The packet id's value does not change the size; a placeholder stands in.
+  const packet = publishPacket(recipient.protocolVersion, message, message.qos > 0 ? 1 : undefined, false, now);
+  return encodePacket(packet, recipient.protocolVersion).length > limit;
+}

@@ -1,0 +1,72 @@
+/**
+ * Large fan-outs are split across parallel worker invocations, so one PUBLISH to thousands of
+ * subscribers is not bounded by one handler's time and connections. The handler keeps the first
+ * part and hands each further part (its recipients, with what each receives) to a worker, and
+ * waits for them all: the publisher's acknowledgement still goes out only after every delivery
+ * is in flight or queued. In the cloud a worker is a synchronous Lambda invoke of the fan-out
+ * function; the local harness invokes the same handler in-process through the same JSON.
+ */
+import { deliver, type Delivery, type Recipient } from './deliver';
+import type { BrokerDeps } from './context';
+import { Outbox } from './outbox';
+import type { MessageProperties, QueuedMessage } from './ports';
+
+/** A part of one fan-out, as JSON (the Lambda event of the fan-out function). */
+export interface FanoutJob {
+  readonly deliveries: ReadonlyArray<{ readonly recipient: Recipient; readonly message: SerializedMessage }>;
+}
+
+type SerializedMessage = Omit<QueuedMessage, 'payload' | 'properties'> & {
+  readonly payload: string;
+  readonly properties?: Omit<MessageProperties, 'correlationData'> & { correlationData?: string };
+};
+
+/** Runs a fan-out part somewhere else and resolves when it is done. */
+export interface FanoutWorkers {
+  run(job: FanoutJob): Promise<void>;
+}
+
+/** Deliver, splitting beyond `config.fanoutPartSize` recipients when workers are configured. */
+export async function deliverSplit(deps: BrokerDeps, outbox: Outbox, deliveries: readonly Delivery[]): Promise<void> {
+  const size = deps.config.fanoutPartSize;
+  if (!deps.fanout || deliveries.length <= size) return deliver(deps, outbox, deliveries);
+  const parts: Delivery[][] = [];
+  for (let i = size; i < deliveries.length; i += size) parts.push(deliveries.slice(i, i + size));
+  await Promise.all([
+    deliver(deps, outbox, deliveries.slice(0, size)),
+    ...parts.map((part) => deps.fanout!.run(toJob(part))),
+  ]);
+}
+
+/** The fan-out function: deliver one part, and flush it. Returns the connections found gone. */
+export async function runFanoutJob(deps: BrokerDeps, job: FanoutJob): Promise<string[]> {
+  const outbox = new Outbox();
+  await deliver(deps, outbox, job.deliveries.map(fromJob));
+  return outbox.flush(deps);
+}
+
+function toJob(deliveries: readonly Delivery[]): FanoutJob {
+  return {
+    deliveries: deliveries.map(({ recipient, message }) => {
+      const { payload, properties, ...rest } = message;
+      const { correlationData, ...others } = properties ?? {};
+      const serialized: SerializedMessage = {
+        ...rest,
+        payload: payload.toString('base64'),
+        ...(properties ? { properties: { ...others, ...(correlationData ? { correlationData: correlationData.toString('base64') } : {}) } } : {}),
+      };
+      return { recipient, message: serialized };
+    }),
+  };
+}
+
+function fromJob({ recipient, message }: FanoutJob['deliveries'][number]): Delivery {
+  const { payload, properties, ...rest } = message;
+  const { correlationData, ...others } = properties ?? {};
+  const queued: QueuedMessage = {
+    ...rest,
+    payload: Buffer.from(payload, 'base64'),
+    ...(properties ? { properties: { ...others, ...(correlationData ? { correlationData: Buffer.from(correlationData, 'base64') } : {}) } } : {}),
+  };
+  return { recipient, message: queued };
+}

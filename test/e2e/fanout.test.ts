@@ -1,0 +1,41 @@
+/**
+ * A fan-out larger than one handler's part is split across fan-out workers (in-process here,
+ * through the same JSON a Lambda invoke carries). What subscribers observe must not change:
+ * every one receives the message once, at its QoS, with its properties, before the publisher's
+ * acknowledgement.
+ */
+import type { MqttClient } from 'mqtt';
+import { afterAll, describe, expect, it } from 'vitest';
+import { collect, connectClient, endAll, eventually, settle, type ReceivedMessage } from '../support/clients';
+import { useHarness } from '../support/harness';
+
+const harness = useHarness({ broker: { fanoutPartSize: 3 } });
+const clients: MqttClient[] = [];
+afterAll(async () => endAll(...clients));
+
+describe('fan-out split across workers', () => {
+  it('[MQTT-3.3.4-1] every one of 11 subscribers (4 parts) receives each message once, QoS and properties intact', async () => {
+    const topic = `fanout/${process.pid}`;
+    const inboxes: ReceivedMessage[][] = [];
+    for (let i = 0; i < 11; i++) {
+      const sub = await connectClient(harness().mqttUrl, { protocolVersion: 5 });
+      clients.push(sub);
+      inboxes.push(collect(sub));
+      await sub.subscribeAsync(topic, { qos: i % 2 === 0 ? 1 : 0 });
+    }
+    const pub = await connectClient(harness().mqttUrl, { protocolVersion: 5 });
+    clients.push(pub);
+    const properties = { contentType: 'text/plain', correlationData: Buffer.from([1, 2, 3]), userProperties: { k: 'v' } };
+    const ack = await pub.publishAsync(topic, 'one', { qos: 1, properties });
+    // PUBACK 0x00 (not 0x10): the subscribers matched
+    expect((ack as { reasonCode?: number } | undefined)?.reasonCode ?? 0).toBe(0);
+    await pub.publishAsync(topic, 'two', { qos: 1 });
+    await eventually(() => inboxes.every((inbox) => inbox.length === 2), 'both messages at every subscriber');
+    await settle(200);
+    inboxes.forEach((inbox, i) => {
+      expect(inbox.map((m) => m.payload)).toEqual(['one', 'two']);
+      expect(inbox[0]).toMatchObject({ qos: i % 2 === 0 ? 1 : 0 });
+      expect(inbox[0]!.properties).toMatchObject({ contentType: 'text/plain', correlationData: Buffer.from([1, 2, 3]), userProperties: { k: 'v' } });
+    });
+  });
+});

@@ -1,0 +1,188 @@
+/**
+ * The paths between the parts, and nothing more: who may invoke what, who may manage which
+ * connections, and which security-group rules let traffic through.
+ */
+import type { Template } from 'aws-cdk-lib/assertions';
+import { describe, expect, it } from 'vitest';
+import { brokerTables } from '../../shared/store/tables';
+import { logicalId, synthBroker } from './stack-fixture';
+
+const synthesized = synthBroker();
+const { template, stack } = synthesized;
+const id = (construct: { node: { defaultChild?: unknown } }) => logicalId(synthesized, construct);
+const groupId = (construct: { node: { defaultChild?: unknown } }) => ({ 'Fn::GetAtt': [id(construct), 'GroupId'] });
+
+const { packets: packetHandler, wsConnect, wsDefault, wsDisconnect } = stack.handlers;
+const deliveringFunctions = { packetHandler, wsDefault, wsDisconnect, fanout: stack.fanout };
+
+interface Statement {
+  Action: string | string[];
+  Effect: string;
+  Resource: unknown;
+}
+
+/** Every statement of the inline policies attached to a role. */
+function statementsOf(t: Template, roleLogicalId: string): Statement[] {
+  return Object.values(t.findResources('AWS::IAM::Policy'))
+    .filter((p) => (p.Properties.Roles as unknown[]).some((r) => JSON.stringify(r) === JSON.stringify({ Ref: roleLogicalId })))
+    .flatMap((p) => p.Properties.PolicyDocument.Statement as Statement[]);
+}
+
+const actions = (s: Statement) => [s.Action].flat();
+
+describe('IAM', () => {
+  it("the listener's task role may invoke the packet handler and nothing else", () => {
+    const role = id(stack.deviceListener.taskDefinition.taskRole);
+    expect(statementsOf(template, role)).toEqual([
+      { Action: 'lambda:InvokeFunction', Effect: 'Allow', Resource: { 'Fn::GetAtt': [id(packetHandler), 'Arn'] } },
+    ]);
+    expect(template.findResources('AWS::IAM::Role')[role]!.Properties.ManagedPolicyArns).toBeUndefined();
+  });
+
+  it('the functions that route messages may invoke the fan-out worker and nothing else; no other role may invoke a function', () => {
+    const invokers = Object.values(template.findResources('AWS::IAM::Policy')).filter((p) =>
+      (p.Properties.PolicyDocument.Statement as Statement[]).some((s) => actions(s).some((a) => a.startsWith('lambda:'))),
+    );
+    const routers = [packetHandler, wsDefault, wsDisconnect].map((fn) => id(fn.role!));
+    expect(invokers.flatMap((p) => p.Properties.Roles as Array<{ Ref: string }>).map((r) => r.Ref).sort()).toEqual(
+      [id(stack.deviceListener.taskDefinition.taskRole), ...routers].sort(),
+    );
+    for (const role of routers) {
+      expect(statementsOf(template, role).filter((s) => actions(s).some((a) => a.startsWith('lambda:')))).toEqual([
+        { Action: 'lambda:InvokeFunction', Effect: 'Allow', Resource: { 'Fn::GetAtt': [id(stack.fanout), 'Arn'] } },
+      ]);
+    }
+  });
+
+  it("the delivering functions may manage this API's connections only", () => {
+    const thisApi = {
+      'Fn::Join': ['', ['arn:', { Ref: 'AWS::Partition' }, ':execute-api:', { Ref: 'AWS::Region' }, ':', { Ref: 'AWS::AccountId' }, ':', { Ref: id(stack.browserDoor.api) }, '/*/*/@connections/*']],
+    };
+    for (const fn of Object.values(deliveringFunctions)) {
+      const manage = statementsOf(template, id(fn.role!)).filter((s) => actions(s).some((a) => a.startsWith('execute-api:')));
+      expect(manage).toEqual([{ Action: 'execute-api:ManageConnections', Effect: 'Allow', Resource: thisApi }]);
+    }
+  });
+
+  it("the delivering functions reach DynamoDB on the broker's tables only", () => {
+    const tableArns = brokerTables.flatMap((def) => {
+      const arn = { 'Fn::GetAtt': [id(stack.tables.table(def.id)), 'Arn'] };
+      // A table with secondary indexes is granted on them too, and only them.
+      const indexes = def.globalIndexes?.length ? [{ 'Fn::Join': ['', [arn, '/index/*']] }] : [];
+      return [arn, ...indexes].map((r) => JSON.stringify(r));
+    });
+    for (const fn of Object.values(deliveringFunctions)) {
+      const resources = statementsOf(template, id(fn.role!))
+        .filter((s) => actions(s).some((a) => a.startsWith('dynamodb:')))
+        .flatMap((s) => [s.Resource].flat().map((r) => JSON.stringify(r)));
+      expect(new Set(resources)).toEqual(new Set(tableArns));
+    }
+  });
+
+  it('$connect holds no broker state: no table, no connections, no VPC', () => {
+    expect(statementsOf(template, id(wsConnect.role!))).toEqual([]);
+    expect(template.findResources('AWS::Lambda::Function')[id(wsConnect)]!.Properties.VpcConfig).toBeUndefined();
+  });
+
+  it('API Gateway may invoke exactly the three route handlers, from this API only; the schedule only the sweeper', () => {
+    const all = Object.values(template.findResources('AWS::Lambda::Permission')).map((p) => p.Properties);
+    const scheduled = all.filter((p) => p.Principal === 'events.amazonaws.com');
+    expect(scheduled.map((p) => p.FunctionName)).toEqual([{ 'Fn::GetAtt': [id(stack.sweeper), 'Arn'] }]);
+    const permissions = all.filter((p) => p.Principal !== 'events.amazonaws.com');
+    expect(permissions.map((p) => p.FunctionName).sort(byJson)).toEqual(
+      [wsConnect, wsDefault, wsDisconnect].map((fn) => ({ 'Fn::GetAtt': [id(fn), 'Arn'] })).sort(byJson),
+    );
+    for (const p of permissions) {
+      expect(p.Principal).toBe('apigateway.amazonaws.com');
+      expect(JSON.stringify(p.SourceArn)).toContain(JSON.stringify({ Ref: id(stack.browserDoor.api) }));
+    }
+  });
+});
+
+/** A security group's rules in one shape, whether CloudFormation has them inline or as separate resources. */
+function rules(t: Template, sgLogicalId: string, direction: 'Ingress' | 'Egress'): Array<{ port: number; peer: unknown }> {
+  const peerKey = direction === 'Ingress' ? 'SourceSecurityGroupId' : 'DestinationSecurityGroupId';
+  const inline = (t.findResources('AWS::EC2::SecurityGroup')[sgLogicalId]!.Properties[`SecurityGroup${direction}`] ?? []) as Array<Record<string, unknown>>;
+  const separate = Object.values(t.findResources(`AWS::EC2::SecurityGroup${direction}`))
+    .map((r) => r.Properties as Record<string, unknown>)
+    .filter((r) => JSON.stringify(r.GroupId) === JSON.stringify({ 'Fn::GetAtt': [sgLogicalId, 'GroupId'] }));
+  return [...inline, ...separate]
+    .filter((r) => r.CidrIp !== '255.255.255.255/32') // CDK's placeholder for "no egress"
+    .map((r) => {
+      expect(r.IpProtocol).toBe('tcp');
+      expect(r.FromPort).toBe(r.ToPort);
+      return { port: r.FromPort as number, peer: r.CidrIp ?? r[peerKey] };
+    })
+    .sort(byJson);
+}
+
+describe('security groups', () => {
+  const listenerTasks = id(stack.deviceListener.securityGroup);
+  const loadBalancer = id(stack.deviceListener.loadBalancerSecurityGroup);
+  const deliveryClients = stack.network.deliveryClients;
+
+  it('the listener tasks admit MQTT from the load balancer, and the delivery port from the broker Lambdas, nothing else', () => {
+    expect(rules(template, listenerTasks, 'Ingress')).toEqual(
+      [
+        { port: 1883, peer: groupId(stack.deviceListener.loadBalancerSecurityGroup) },
+        { port: 8083, peer: groupId(stack.deviceListener.loadBalancerSecurityGroup) },
+        { port: 8090, peer: groupId(deliveryClients) },
+      ].sort(byJson),
+    );
+  });
+
+  it('the listener tasks go out on HTTPS only (Lambda Invoke, ECR, logs)', () => {
+    expect(rules(template, listenerTasks, 'Egress')).toEqual([{ port: 443, peer: '0.0.0.0/0' }]);
+  });
+
+  it('the load balancer admits the TLS ports from anywhere and reaches only the listener ports of the tasks', () => {
+    expect(rules(template, loadBalancer, 'Ingress')).toEqual([{ port: 443, peer: '0.0.0.0/0' }, { port: 8883, peer: '0.0.0.0/0' }].sort(byJson));
+    expect(rules(template, loadBalancer, 'Egress')).toEqual(
+      [
+        { port: 1883, peer: groupId(stack.deviceListener.securityGroup) },
+        { port: 8083, peer: groupId(stack.deviceListener.securityGroup) },
+      ].sort(byJson),
+    );
+  });
+
+  it('with plainMqtt, the load balancer also admits 1883', () => {
+    const plain = synthBroker({ plainMqtt: 'true' });
+    const ports = rules(plain.template, logicalId(plain, plain.stack.deviceListener.loadBalancerSecurityGroup), 'Ingress').map((r) => r.port);
+    expect(ports.sort()).toEqual([1883, 443, 8883].sort());
+  });
+
+  it('the delivering Lambdas run in the private subnets in that group, which admits nothing and reaches HTTPS and the delivery port only', () => {
+    expect(rules(template, id(deliveryClients), 'Ingress')).toEqual([]);
+    expect(rules(template, id(deliveryClients), 'Egress')).toEqual(
+      [
+        { port: 443, peer: '0.0.0.0/0' },
+        { port: 8090, peer: groupId(stack.deviceListener.securityGroup) },
+      ].sort(byJson),
+    );
+    for (const fn of Object.values(deliveringFunctions)) {
+      const vpc = template.findResources('AWS::Lambda::Function')[id(fn)]!.Properties.VpcConfig;
+      expect(vpc.SecurityGroupIds).toEqual([groupId(deliveryClients)]);
+      expect(vpc.SubnetIds).toEqual(stack.network.vpc.privateSubnets.map((subnet) => stack.resolve(subnet.subnetId)));
+    }
+  });
+});
+
+describe('network', () => {
+  it('has one NAT gateway by default, and gateway endpoints for DynamoDB and S3 on the private route tables', () => {
+    template.resourceCountIs('AWS::EC2::NatGateway', 1);
+    for (const service of ['dynamodb', 's3']) {
+      template.hasResourceProperties('AWS::EC2::VPCEndpoint', {
+        VpcEndpointType: 'Gateway',
+        ServiceName: { 'Fn::Join': ['', ['com.amazonaws.', { Ref: 'AWS::Region' }, `.${service}`]] },
+      });
+    }
+  });
+
+  it('logs rejected flows', () => {
+    template.hasResourceProperties('AWS::EC2::FlowLog', { TrafficType: 'REJECT', ResourceType: 'VPC' });
+  });
+});
+
+function byJson(a: unknown, b: unknown): number {
+  return JSON.stringify(a).localeCompare(JSON.stringify(b));
+}

@@ -1,0 +1,54 @@
+/**
+ * The listener container as its Dockerfile builds and starts it: `npm run build:listener`, then
+ * `node --enable-source-maps main.mjs`. No Docker engine here, so the same two steps run on this
+ * machine. Nothing is sent that would make it call AWS.
+ */
+import { execFile, spawn } from 'node:child_process';
+import { promisify } from 'node:util';
+import { describe, expect, it } from 'vitest';
+import { eventually, RawConnection } from '../support/clients';
+
+const run = promisify(execFile);
+
+describe('listener container', () => {
+  it('builds with the Dockerfile\'s npm script, starts from its bundle, and drains on SIGTERM', { timeout: 60_000 }, async () => {
+    await run('npm', ['run', 'build:listener'], { cwd: process.cwd() });
+
+    const child = spawn(process.execPath, ['--enable-source-maps', 'dist/listener/main.mjs'], {
+      env: {
+        PATH: process.env.PATH,
+        PACKET_HANDLER_FUNCTION: 'arn:aws:lambda:us-east-1:111111111111:function:packet-handler',
+        AWS_REGION: 'us-east-1',
+        LISTEN_HOST: '127.0.0.1',
+        ADVERTISED_HOST: '127.0.0.1',
+        MQTT_PORT: '0',
+        MQTT_WS_PORT: '0',
+        DELIVERY_PORT: '0',
+      },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    // The listener's JSON log lines (Node's own warnings also go to stderr, as plain text).
+    const lines: Array<Record<string, unknown>> = [];
+    let pending = '';
+    child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
+      const parts = (pending + chunk).split('\n');
+      pending = parts.pop()!;
+      for (const line of parts.filter((l) => l.startsWith('{'))) lines.push(JSON.parse(line) as Record<string, unknown>);
+    });
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    try {
+      await eventually(() => lines.some((l) => l.message === 'listener started'), 'the listener to start');
+      const started = lines.find((l) => l.message === 'listener started')!;
+      // A socket that sent nothing, like the load balancer's health check.
+      const probe = await RawConnection.tcp(started.mqttPort as number);
+
+      child.kill('SIGTERM');
+
+      expect(await exited).toBe(0);
+      await probe.waitClosed();
+      expect(lines.map((l) => l.message)).toEqual(['listener started', 'SIGTERM: draining connections']);
+    } finally {
+      child.kill('SIGKILL');
+    }
+  });
+});

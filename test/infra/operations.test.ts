@@ -1,0 +1,161 @@
+/** What running the stack relies on: the functions' build and settings, the browsers' door, logs, alarms, outputs. */
+import { Match } from 'aws-cdk-lib/assertions';
+import { describe, expect, it } from 'vitest';
+import { brokerTables } from '../../shared/store/tables';
+import { logicalId, synthBroker } from './stack-fixture';
+
+const synthesized = synthBroker();
+const { template, stack } = synthesized;
+const id = (construct: { node: { defaultChild?: unknown } }) => logicalId(synthesized, construct);
+const functionProps = (fn: { node: { defaultChild?: unknown } }) => template.findResources('AWS::Lambda::Function')[id(fn)]!.Properties;
+
+describe('functions', () => {
+  it('run Node 24 on arm64 with source maps, one per entry point', () => {
+    template.resourceCountIs('AWS::Lambda::Function', 6);
+    for (const fn of [...Object.values(stack.handlers), stack.fanout, stack.sweeper]) {
+      expect(functionProps(fn)).toMatchObject({
+        Runtime: 'nodejs24.x',
+        Architectures: ['arm64'],
+        Environment: { Variables: expect.objectContaining({ NODE_OPTIONS: '--enable-source-maps', LOG_LEVEL: 'info' }) },
+      });
+    }
+  });
+
+  it('that hold broker state learn every table name and the @connections endpoint from their environment', () => {
+    const tableEnv = Object.fromEntries(brokerTables.map((def) => [def.envVar, { Ref: id(stack.tables.table(def.id)) }]));
+    for (const fn of [stack.handlers.packets, stack.handlers.wsDefault, stack.handlers.wsDisconnect]) {
+      expect(functionProps(fn).Environment.Variables).toMatchObject({
+        ...tableEnv,
+        APIGW_MANAGEMENT_ENDPOINT: stack.resolve(stack.browserDoor.managementEndpoint),
+      });
+    }
+    expect(Object.keys(functionProps(stack.handlers.wsConnect).Environment.Variables).sort()).toEqual(['LOG_LEVEL', 'NODE_OPTIONS']);
+  });
+});
+
+describe("browsers' door", () => {
+  it('routes $connect, $default and $disconnect to their handlers', () => {
+    const integrations = template.findResources('AWS::ApiGatewayV2::Integration');
+    const routes = Object.values(template.findResources('AWS::ApiGatewayV2::Route')).map((r) => r.Properties);
+    const handlerOf = (routeKey: string) => {
+      const route = routes.find((r) => r.RouteKey === routeKey)!;
+      const integration = integrations[(route.Target['Fn::Join'][1][1] as { Ref: string }).Ref]!.Properties;
+      return JSON.stringify(integration.IntegrationUri);
+    };
+    expect(routes.map((r) => r.RouteKey).sort()).toEqual(['$connect', '$default', '$disconnect']);
+    expect(handlerOf('$connect')).toContain(id(stack.handlers.wsConnect));
+    expect(handlerOf('$default')).toContain(id(stack.handlers.wsDefault));
+    expect(handlerOf('$disconnect')).toContain(id(stack.handlers.wsDisconnect));
+    template.hasResourceProperties('AWS::ApiGatewayV2::Api', { ProtocolType: 'WEBSOCKET' });
+  });
+
+  it('deploys one stage automatically, with access logs, after the account logging role exists', () => {
+    const stages = template.findResources('AWS::ApiGatewayV2::Stage');
+    const [stage] = Object.values(stages);
+    expect(Object.keys(stages)).toHaveLength(1);
+    expect(stage!.Properties).toMatchObject({
+      StageName: 'mqtt',
+      AutoDeploy: true,
+      AccessLogSettings: { DestinationArn: { 'Fn::GetAtt': [expect.any(String), 'Arn'] }, Format: expect.stringContaining('$context.connectionId') },
+    });
+    const account = Object.keys(template.findResources('AWS::ApiGateway::Account'))[0]!;
+    expect(stage!.DependsOn).toContain(account);
+  });
+
+  it('keeps the account-wide API Gateway logging role when the stack is deleted', () => {
+    const account = Object.values(template.findResources('AWS::ApiGateway::Account'))[0]!;
+    const role = template.findResources('AWS::IAM::Role')[account.Properties.CloudWatchRoleArn['Fn::GetAtt'][0]]!;
+    expect(role.DeletionPolicy).toBe('Retain');
+  });
+});
+
+describe('logs', () => {
+  it('every log group keeps 30 days by default, and the context changes it', () => {
+    const groups = Object.values(template.findResources('AWS::Logs::LogGroup'));
+    // Six functions, the listener, API Gateway access logs, rejected VPC flows.
+    expect(groups).toHaveLength(9);
+    for (const group of groups) expect(group.Properties.RetentionInDays).toBe(30);
+    const week = Object.values(synthBroker({ logRetentionDays: '7' }).template.findResources('AWS::Logs::LogGroup'));
+    for (const group of week) expect(group.Properties.RetentionInDays).toBe(7);
+  });
+
+  it('each function and the listener write to their own group', () => {
+    for (const fn of Object.values(stack.handlers)) {
+      expect(functionProps(fn).LoggingConfig).toEqual({ LogGroup: { Ref: expect.any(String) } });
+    }
+    template.hasResourceProperties('AWS::ECS::TaskDefinition', {
+      ContainerDefinitions: [Match.objectLike({ LogConfiguration: Match.objectLike({ Options: Match.objectLike({ 'awslogs-group': { Ref: id(stack.deviceListener.logGroup) } }) }) })],
+    });
+  });
+});
+
+describe('alarms', () => {
+  const alarms = Object.values(template.findResources('AWS::CloudWatch::Alarm')).map((a) => a.Properties);
+  const topic = { Ref: id(stack.monitoring.alarmTopic) };
+  const metricAlarms = (namespace: string, metricName: string) => alarms.filter((a) => a.Namespace === namespace && a.MetricName === metricName);
+
+  it('on every function: errors and throttles', () => {
+    for (const metric of ['Errors', 'Throttles']) {
+      const dimensions = metricAlarms('AWS/Lambda', metric).map((a) => JSON.stringify(a.Dimensions));
+      for (const fn of Object.values(stack.handlers)) {
+        expect(dimensions).toContain(JSON.stringify([{ Name: 'FunctionName', Value: { Ref: id(fn) } }]));
+      }
+    }
+  });
+
+  it('on every table: read and write throttle events', () => {
+    const throttleAlarms = alarms.filter((a) => a.Metrics?.some((m: { Expression?: string }) => m.Expression === 'reads + writes'));
+    expect(throttleAlarms).toHaveLength(brokerTables.length);
+    for (const alarm of throttleAlarms) {
+      const names = alarm.Metrics.filter((m: { MetricStat?: unknown }) => m.MetricStat).map((m: { MetricStat: { Metric: { MetricName: string } } }) => m.MetricStat.Metric.MetricName);
+      expect(names.sort()).toEqual(['ReadThrottleEvents', 'WriteThrottleEvents']);
+    }
+  });
+
+  it('on API Gateway integration and execution errors', () => {
+    for (const metric of ['IntegrationError', 'ExecutionError']) {
+      expect(metricAlarms('AWS/ApiGateway', metric)[0]!.Dimensions).toEqual([
+        { Name: 'ApiId', Value: { Ref: id(stack.browserDoor.api) } },
+        { Name: 'Stage', Value: expect.anything() },
+      ]);
+    }
+  });
+
+  it('on unhealthy listener targets, and on no healthy target at all', () => {
+    expect(metricAlarms('AWS/NetworkELB', 'UnHealthyHostCount')).toHaveLength(2);
+    const none = metricAlarms('AWS/NetworkELB', 'HealthyHostCount');
+    expect(none).toHaveLength(2);
+    for (const alarm of none) expect(alarm).toMatchObject({ ComparisonOperator: 'LessThanThreshold', Threshold: 1, TreatMissingData: 'breaching' });
+  });
+
+  it('all notify the alarm topic, which enforces TLS and takes an email subscription from the context', () => {
+    for (const alarm of alarms) expect(alarm.AlarmActions).toEqual([topic]);
+    template.resourceCountIs('AWS::SNS::Subscription', 0);
+    synthBroker({ alarmEmail: 'ops@example.com' }).template.hasResourceProperties('AWS::SNS::Subscription', { Protocol: 'email', Endpoint: 'ops@example.com' });
+  });
+
+  it('and a dashboard shows the broker', () => {
+    template.resourceCountIs('AWS::CloudWatch::Dashboard', 1);
+  });
+});
+
+describe('outputs', () => {
+  it('name every endpoint and table', () => {
+    const outputs = Object.keys(template.findOutputs('*'));
+    expect(outputs).toEqual(
+      expect.arrayContaining([
+        'MqttTlsEndpoint',
+        'MqttWebSocketTlsEndpoint',
+        'LoadBalancerDnsName',
+        'BrowserWebSocketUrl',
+        'ConnectionsManagementEndpoint',
+        'PacketHandlerFunction',
+        'AlarmTopicArn',
+        'DashboardUrl',
+        ...brokerTables.map((def) => `${def.id}TableName`),
+      ]),
+    );
+    expect(outputs).not.toContain('MqttPlainEndpoint');
+    synthBroker({ plainMqtt: 'true' }).template.hasOutput('MqttPlainEndpoint', {});
+  });
+});

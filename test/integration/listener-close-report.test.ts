@@ -1,0 +1,51 @@
+/**
+ * What the listener tells the packet handler when connections close: every connection that sent
+ * a packet has its close reported, once; a connection that never sent one (a load balancer's TCP
+ * health check, a port scan) costs no invocation, as the broker holds nothing for it.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createJsonLogger } from '../../shared/broker/logger';
+import type { ListenerEvent } from '../../shared/listener/events';
+import { MqttListener } from '../../shared/listener/listener';
+import { eventually, RawConnection, settle } from '../support/clients';
+
+const events: ListenerEvent[] = [];
+const listener = new MqttListener({
+  host: '127.0.0.1',
+  mqttPort: 0,
+  wsPort: 0,
+  deliveryPort: 0,
+  advertisedHost: '127.0.0.1',
+  // The listener's port to the packet handler: here it records what would go to Lambda.
+  sink: { invoke: async (event) => void events.push(event) },
+  log: createJsonLogger('silent'),
+});
+let mqttPort = 0;
+
+beforeAll(async () => {
+  ({ mqttPort } = await listener.start());
+});
+
+afterAll(async () => {
+  await listener.stop();
+});
+
+describe('close reports', () => {
+  it('a connection that sent nothing closes without invoking the handler', async () => {
+    const raw = await RawConnection.tcp(mqttPort);
+    raw.close();
+    await settle(300);
+    expect(events).toEqual([]);
+  });
+
+  it('a connection that sent a packet has its close reported once, after its packets', async () => {
+    const raw = await RawConnection.tcp(mqttPort);
+    raw.send({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clientId: 'c', clean: true, keepalive: 0 });
+    await eventually(() => events.length === 1, 'the CONNECT batch');
+    raw.close();
+    await eventually(() => events.length === 2, 'the close report');
+    await settle(200);
+    expect(events.map((e) => e.type)).toEqual(['packets', 'closed']);
+    expect(new Set(events.map((e) => e.connectionId)).size).toBe(1);
+  });
+});

@@ -1,0 +1,131 @@
+/**
+ * Retained messages (the topic-level tree) and the timer index (delayed wills, session expiry)
+ * against DynamoDB Local.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { RetainedMessage } from '../../shared/broker/ports';
+import { createStoreFixture, readCost, uniqueClientId, type StoreFixture } from './store-fixture';
+
+let fixture: StoreFixture;
+
+beforeAll(async () => {
+  fixture = await createStoreFixture();
+});
+
+afterAll(async () => {
+  await fixture.dispose();
+});
+
+const retained = (topic: string, payload = topic, extra: Partial<RetainedMessage> = {}): RetainedMessage => ({
+  topic,
+  payload: Buffer.from(payload),
+  qos: 1,
+  retain: true,
+  ...extra,
+});
+
+const topicsOf = (messages: readonly RetainedMessage[]) => messages.map((m) => m.topic).sort();
+
+describe('retained messages', () => {
+  it('[MQTT-3.3.1-5] stored per topic, replaced by the next one, [MQTT-3.3.1-6] removed by an empty payload', async () => {
+    const { store } = fixture;
+    const root = uniqueClientId('ret');
+    await store.putRetained(retained(`${root}/a`, 'one'));
+    expect((await store.findRetained(`${root}/a`)).map((m) => m.payload.toString())).toEqual(['one']);
+    await store.putRetained(retained(`${root}/a`, 'two', { properties: { contentType: 'text/plain', correlationData: Buffer.from('c') } }));
+    const [replaced] = await store.findRetained(`${root}/a`);
+    expect(replaced?.payload.toString()).toBe('two');
+    expect(replaced?.properties).toEqual({ contentType: 'text/plain', correlationData: Buffer.from('c') });
+    await store.putRetained(retained(`${root}/a`, ''));
+    expect(await store.findRetained(`${root}/a`)).toEqual([]);
+    // Removing what was never retained is harmless.
+    await store.putRetained(retained(`${root}/never`, ''));
+  });
+
+  it("[MQTT-4.7.1-2] '+' and [MQTT-4.7.1-1] '#' (parent level included) find retained messages by walking the tree", async () => {
+    const { store } = fixture;
+    const root = uniqueClientId('walk');
+    const topics = [root, `${root}/a`, `${root}/a/b`, `${root}/a/b/c`, `${root}/x/b`, `${root}//b`, `${root}/a/`];
+    for (const topic of topics) await store.putRetained(retained(topic));
+
+    expect(topicsOf(await store.findRetained(`${root}/#`))).toEqual([...topics].sort());
+    expect(topicsOf(await store.findRetained(`${root}/+`))).toEqual([`${root}/a`]);
+    expect(topicsOf(await store.findRetained(`${root}/+/b`))).toEqual([`${root}//b`, `${root}/a/b`, `${root}/x/b`].sort());
+    expect(topicsOf(await store.findRetained(`${root}/a/+`))).toEqual([`${root}/a/`, `${root}/a/b`].sort());
+    expect(topicsOf(await store.findRetained(`${root}/a/#`))).toEqual([`${root}/a`, `${root}/a/`, `${root}/a/b`, `${root}/a/b/c`].sort());
+    expect(topicsOf(await store.findRetained(`${root}/+/b/#`))).toEqual([`${root}//b`, `${root}/a/b`, `${root}/a/b/c`, `${root}/x/b`].sort());
+    expect(await store.findRetained(`${root}/nothing/#`)).toEqual([]);
+  });
+
+  it('[MQTT-4.7.2-1] a filter starting with a wildcard does not match topics starting with $', async () => {
+    const { store } = fixture;
+    const tag = uniqueClientId('dollar');
+    await store.putRetained(retained(`$SYS/${tag}`));
+    await store.putRetained(retained(`${tag}/plain`));
+    expect(topicsOf(await store.findRetained('#')).filter((t) => t.includes(tag))).toEqual([`${tag}/plain`]);
+    expect(topicsOf(await store.findRetained('+/plain')).filter((t) => t.includes(tag))).toEqual([`${tag}/plain`]);
+    expect(topicsOf(await store.findRetained(`$SYS/+`)).filter((t) => t.includes(tag))).toEqual([`$SYS/${tag}`]);
+  });
+
+  it('[MQTT-3.3.2-5] an expired retained message is not returned', async () => {
+    let now = Date.now();
+    const store = fixture.storeAt(() => now);
+    const root = uniqueClientId('expiry');
+    await store.putRetained(retained(`${root}/short`, 'x', { expiresAtMs: now + 10_000 }));
+    await store.putRetained(retained(`${root}/long`, 'y'));
+    expect(topicsOf(await store.findRetained(`${root}/#`))).toEqual([`${root}/long`, `${root}/short`]);
+    now += 11_000;
+    expect(topicsOf(await store.findRetained(`${root}/#`))).toEqual([`${root}/long`]);
+  });
+
+  it('an exact filter costs one read, however many retained messages exist elsewhere', async () => {
+    const { store } = fixture;
+    const root = uniqueClientId('cost');
+    for (let i = 0; i < 30; i++) await store.putRetained(retained(`${root}/other/${i}`));
+    await store.putRetained(retained(`${root}/target`));
+    const cost = await readCost(store, () => store.findRetained(`${root}/target`));
+    expect(cost.calls).toBe(1);
+  });
+});
+
+describe('timers', () => {
+  it('a delayed will is claimed once when due, and not before; cancelling removes it', async () => {
+    let now = Date.now();
+    const store = fixture.storeAt(() => now);
+    const clientId = uniqueClientId('will');
+    const other = uniqueClientId('will-cancelled');
+    const will = { topic: 'w/t', payload: Buffer.from('gone'), qos: 1 as const, retain: false, delayInterval: 5 };
+    await store.scheduleWill(clientId, will, now + 5_000);
+    await store.scheduleWill(other, will, now + 5_000);
+    await store.cancelWill(other);
+
+    const mine = (wills: Array<{ clientId: string }>) => wills.filter((w) => w.clientId === clientId || w.clientId === other);
+    expect(mine(await store.claimDueWills(now, 100))).toEqual([]);
+    now += 6_000;
+    // The timer index is eventually consistent; DynamoDB Local applies it at once.
+    const claimed = mine(await store.claimDueWills(now, 100));
+    expect(claimed).toEqual([{ clientId, will }]);
+    expect(mine(await store.claimDueWills(now, 100))).toEqual([]);
+  });
+
+  it('an expired session is ended by the timer: state, routes and queue gone; a reconnected one is kept', async () => {
+    let now = Date.now();
+    const store = fixture.storeAt(() => now);
+    const limits = { receiveMaximum: 65535, topicAliasMaximum: 0 };
+    const expired = uniqueClientId('exp');
+    const back = uniqueClientId('back');
+    for (const clientId of [expired, back]) {
+      await store.openSession({ clientId, connectionId: `c-${clientId}`, protocolVersion: 5, cleanStart: true, ...limits });
+      await store.subscribe(clientId, [{ clientId, filter: `${clientId}/+`, qos: 1 }]);
+      await store.closeSession(clientId, `c-${clientId}`, false, 10);
+      await store.enqueue({ clientId, topic: `${clientId}/t`, payload: Buffer.from('q'), qos: 1, retain: false });
+    }
+    await store.openSession({ clientId: back, connectionId: 'c-again', protocolVersion: 5, cleanStart: false, ...limits });
+    now += 11_000;
+    expect(await store.endExpiredSessions(now, 100)).toBeGreaterThanOrEqual(1);
+    expect([...(await store.getSessions([expired, back])).keys()]).toEqual([back]);
+    expect(await store.findSubscriptions(`${expired}/t`)).toEqual([]);
+    expect(await store.findSubscriptions(`${back}/t`)).toHaveLength(1);
+    expect((await store.claimQueued(back, 'c-again', 10)).messages).toHaveLength(1);
+  });
+});
