@@ -11,7 +11,12 @@ import type { BrokerDeps } from '../shared/broker/context';
 import { handleConnectionClosed, handlePackets } from '../shared/broker/dispatch';
 import { runFanoutJob, type FanoutJob } from '../shared/broker/fanout';
 import { handleStreamFailure } from '../shared/broker/stream-failure';
+import type { ConnectionDirectory, ConnectionInbox, ConnectionProbe } from '../shared/broker/ports';
+import { Sequencer, type HandleMessages, type SequencerOptions } from '../shared/broker/sequencer';
+import { sweepConnections, type SweepResult } from '../shared/broker/sweeper';
+import { runDueTimers } from '../shared/broker/will';
 import type { ListenerEvent } from '../shared/listener/events';
+import { parseSequenced } from '../shared/gateway/sequence-prefix';
 import { decodeTextMessage } from '../shared/gateway/text-frames';
 
 /** The listener's batches: packets of one connection in order, or its close. */
@@ -77,23 +82,63 @@ export function createWsConnectHandler(deps: Pick<BrokerDeps, 'security' | 'log'
   };
 }
 
-/** `$default`: one text message holding base64-encoded MQTT packets. */
-export function createWsDefaultHandler(deps: BrokerDeps) {
+/**
+ * `$default`: one text message holding base64-encoded MQTT packets. A message numbered by the
+ * browser adapter (`<sequence>:<base64>`) is handled in the client's order through the
+ * connection's inbox (shared/broker/sequencer.ts), however API Gateway schedules invocations.
+ * A message without a number (a client that does not use the adapter) is handled at once, as
+ * it comes: its packets keep their order within the message, but two such messages in flight
+ * together may be handled in either order, so such a client should send one message and wait
+ * for its answer before the next, or put packets that must stay in order in one message.
+ */
+export function createWsDefaultHandler(deps: BrokerDeps, inbox: ConnectionInbox, sequencing: Partial<SequencerOptions> = {}) {
+  const sequencer = new Sequencer(deps, inbox, sequencing);
   return async (event: APIGatewayProxyWebsocketEventV2): Promise<APIGatewayProxyResultV2> => {
     const connectionId = event.requestContext.connectionId;
     const text = event.isBase64Encoded ? Buffer.from(event.body ?? '', 'base64').toString('utf8') : (event.body ?? '');
-    const packets = decodeTextMessage(text, deps.config.maximumPacketSize);
-    await handlePackets(deps, connectionId, packets);
+    const { sequence, base64 } = parseSequenced(text);
+    const handle = packetHandler(deps, connectionId);
+    if (sequence === undefined) await handle([base64]);
+    else await sequencer.receive(connectionId, sequence, base64, handle);
     return { statusCode: 200 };
   };
 }
 
-/** `$disconnect`: best-effort, as API Gateway only promises to try. */
-export function createWsDisconnectHandler(deps: BrokerDeps) {
+/**
+ * `$disconnect`: best-effort, as API Gateway only promises to try (the sweeper ends the
+ * connections it never reports). Messages the client sent before closing and that wait in its
+ * inbox are handled first.
+ */
+export function createWsDisconnectHandler(deps: BrokerDeps, inbox: ConnectionInbox, sequencing: Partial<SequencerOptions> = {}) {
+  const sequencer = new Sequencer(deps, inbox, sequencing);
   return async (event: APIGatewayProxyWebsocketEventV2): Promise<APIGatewayProxyResultV2> => {
-    await handleConnectionClosed(deps, event.requestContext.connectionId);
+    const connectionId = event.requestContext.connectionId;
+    await sequencer.close(connectionId, packetHandler(deps, connectionId), () => handleConnectionClosed(deps, connectionId));
     return { statusCode: 200 };
   };
+}
+
+/** The scheduled sweeper: ends connections whose close never reached the broker. */
+export function createSweeperHandler(deps: BrokerDeps, directory: ConnectionDirectory, probe: ConnectionProbe, inbox: ConnectionInbox) {
+  return async (): Promise<SweepResult> => {
+    const result = await sweepConnections({
+      broker: deps,
+      directory,
+      probe,
+      end: async (connectionId) => {
+        await handleConnectionClosed(deps, connectionId);
+        await inbox.forget(connectionId);
+      },
+    });
+    // Due wills and expired sessions, on the same schedule.
+    const timers = await runDueTimers(deps);
+    deps.log.info('sweep done', { ...result, ...timers });
+    return result;
+  };
+}
+
+function packetHandler(deps: BrokerDeps, connectionId: string): HandleMessages {
+  return (bodies) => handlePackets(deps, connectionId, bodies.flatMap((body) => decodeTextMessage(body, deps.config.maximumPacketSize)));
 }
 
 function headerValue(headers: Record<string, string | undefined> | undefined, name: string): string | undefined {

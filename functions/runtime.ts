@@ -13,6 +13,8 @@ import { listenerEndpointOf } from '../shared/gateway/connection-id';
 import { LambdaFanoutWorkers } from '../shared/gateway/lambda-fanout';
 import { ConnectionsApi, type ConnectionsApiOptions } from '../shared/gateway/connections-api';
 import { BrokerSecurity, type SecurityPolicy } from '../shared/security/broker-security';
+import { DynamoConnectionDirectory } from '../shared/store/dynamo-connection-directory';
+import { DynamoConnectionInbox } from '../shared/store/dynamo-inbox';
 import { DynamoSecurityStore } from '../shared/store/dynamo-security';
 import { DynamoBrokerStore } from '../shared/store/dynamo-store';
 import { securityTable, tableNamesFromEnv, type TableNames } from '../shared/store/tables';
@@ -30,7 +32,16 @@ export interface BrokerDepsOptions {
   readonly security?: SecurityPolicy;
 }
 
-export function createBrokerDeps(options: BrokerDepsOptions): BrokerDeps & { store: DynamoBrokerStore; securityStore: DynamoSecurityStore } {
+/** The broker's dependencies, and what the API Gateway door and the sweeper need besides. */
+export type RuntimeDeps = BrokerDeps & {
+  store: DynamoBrokerStore;
+  securityStore: DynamoSecurityStore;
+  gateway: ConnectionsApi;
+  inbox: DynamoConnectionInbox;
+  directory: DynamoConnectionDirectory;
+};
+
+export function createBrokerDeps(options: BrokerDepsOptions): RuntimeDeps {
   const client = DynamoDBDocumentClient.from(new DynamoDBClient(options.dynamoDb ?? {}), {
     marshallOptions: { removeUndefinedValues: true, convertClassInstanceToMap: false },
   });
@@ -40,10 +51,12 @@ export function createBrokerDeps(options: BrokerDepsOptions): BrokerDeps & { sto
     // Only API Gateway's connections pass through a `$connect` that may have checked a token.
     doorIdentityPossible: (connectionId) => listenerEndpointOf(connectionId) === undefined,
   };
-  const deps: BrokerDeps & { store: DynamoBrokerStore; securityStore: DynamoSecurityStore; fanout?: FanoutWorkers } = {
+  const deps: RuntimeDeps & { fanout?: FanoutWorkers } = {
     store: new DynamoBrokerStore({ client, tables: options.tables }),
     security: new BrokerSecurity(policy, securityStore),
     securityStore,
+    inbox: new DynamoConnectionInbox({ client, tableName: options.tables.inbox }),
+    directory: new DynamoConnectionDirectory({ client, tableName: options.tables.connections }),
     gateway: new ConnectionsApi(options.connections ?? {}),
     log: options.log ?? createJsonLogger(),
     config: { ...defaultBrokerConfig, ...options.config },
@@ -59,7 +72,7 @@ export function createBrokerDeps(options: BrokerDepsOptions): BrokerDeps & { sto
  * and the security settings and limits (functions/security-config.ts). In the cloud,
  * authentication is required unless MQTT_ALLOW_ANONYMOUS=true.
  */
-export function brokerDepsFromEnv(env: NodeJS.ProcessEnv): BrokerDeps {
+export function brokerDepsFromEnv(env: NodeJS.ProcessEnv): RuntimeDeps {
   const fanoutFunction = env.FANOUT_FUNCTION;
   const log = createJsonLogger((env.LOG_LEVEL as LogLevel | undefined) ?? 'info');
   const security = securityPolicyFromEnv(env, { allowAnonymous: false });

@@ -1,4 +1,5 @@
 import { createWsDefaultHandler } from './handlers';
 import { brokerDepsFromEnv } from './runtime';
 
-export const handler = createWsDefaultHandler(brokerDepsFromEnv(process.env));
+const deps = brokerDepsFromEnv(process.env);
+export const handler = createWsDefaultHandler(deps, deps.inbox);

@@ -1,4 +1,5 @@
 import { createWsDisconnectHandler } from './handlers';
 import { brokerDepsFromEnv } from './runtime';
 
-export const handler = createWsDisconnectHandler(brokerDepsFromEnv(process.env));
+const deps = brokerDepsFromEnv(process.env);
+export const handler = createWsDisconnectHandler(deps, deps.inbox);

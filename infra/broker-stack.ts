@@ -1,3 +1,5 @@
+import { Rule, Schedule } from 'aws-cdk-lib/aws-events';
+import { LambdaFunction } from 'aws-cdk-lib/aws-events-targets';
 import { CfnOutput, Duration, Stack, type StackProps } from 'aws-cdk-lib';
 import { PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import type { NodejsFunction } from 'aws-cdk-lib/aws-lambda-nodejs';
@@ -24,6 +26,8 @@ export class BrokerStack extends Stack {
   readonly handlers: Readonly<Record<'packets' | 'wsConnect' | 'wsDefault' | 'wsDisconnect', NodejsFunction>>;
   /** The fan-out worker: parts of a large fan-out, invoked by the functions that route messages. */
   readonly fanout: NodejsFunction;
+  /** Scheduled every minute: stale connections, expired sessions, due wills. */
+  readonly sweeper: NodejsFunction;
   readonly browserDoor: BrowserDoor;
   readonly deviceListener: DeviceListener;
   readonly monitoring: BrokerMonitoring;
@@ -75,14 +79,9 @@ export class BrokerStack extends Stack {
     this.browserDoor.route('$default', this.handlers.wsDefault);
     this.browserDoor.route('$disconnect', this.handlers.wsDisconnect);
 
-    // ── Scheduled sweeper (issue 4 adds functions/sweeper.ts) ──────────────────────────────
-    // It ends connections whose $disconnect never came, expires sessions and publishes delayed
-    // wills. Wire it here, once the entry point exists:
-    //   const sweeper = this.functions.add('Sweeper', { entry: 'functions/sweeper.ts', description: 'Sweeps stale connections, sessions and delayed wills', timeout: Duration.minutes(1) });
-    //   new Rule(this, 'SweepEveryMinute', { schedule: Schedule.rate(Duration.minutes(1)), targets: [new LambdaFunction(sweeper)] });
-    // (Rule and Schedule from aws-cdk-lib/aws-events, LambdaFunction from aws-cdk-lib/aws-events-targets.)
-    // Alarms and the dashboard pick it up from this.functions.all.
-    // ──────────────────────────────────────────────────────────────────────────────────────────
+    // Ends connections whose $disconnect never came, expires sessions and publishes delayed wills.
+    this.sweeper = this.functions.add('Sweeper', { entry: 'functions/sweeper.ts', description: 'Sweeps stale connections, sessions and delayed wills', timeout: Duration.minutes(1) });
+    new Rule(this, 'SweepEveryMinute', { schedule: Schedule.rate(Duration.minutes(1)), targets: [new LambdaFunction(this.sweeper)] });
 
     this.deviceListener = new DeviceListener(this, 'DeviceListener', {
       network,

@@ -2,11 +2,18 @@
  * An emulation of an API Gateway WebSocket API, faithful to what breaks MQTT on AWS:
  * - `$connect` decides the handshake: a non-2xx answer refuses it with that HTTP status, and a
  *   subprotocol is agreed only when `$connect` returns Sec-WebSocket-Protocol;
- * - a binary frame from a client closes the connection with 1003; a message over 128 KB with 1009;
+ * - a binary frame from a client closes the connection with 1003; a frame over 32 KB or a
+ *   message over 128 KB with 1009 (a browser sends each message as one frame, so 32 KB is what
+ *   a browser can send at once);
  * - every message is its own `$default` invocation, started at once: two messages of one
- *   connection may be handled at the same time, as on AWS;
- * - `@connections/{id}` POST/GET/DELETE on the same port, 410 GoneException for a gone id;
- * - `$disconnect` is invoked best-effort with the close status; idle and maximum lifetimes.
+ *   connection may be handled at the same time, as on AWS; with `jitterMs` each invocation
+ *   starts after a random delay, so messages overtake each other (the switch for ordering tests);
+ * - `@connections/{id}` POST/GET/DELETE on the same port, 410 GoneException for a gone id, 413
+ *   PayloadTooLargeException for a message over 128 KB; a message over 32 KB goes out in
+ *   32 KB frames;
+ * - a `$default` invocation that fails sends the client API Gateway's JSON error message;
+ * - `$disconnect` is invoked best-effort with the close status (`dropDisconnect` never invokes
+ *   it, as when AWS loses one); idle and maximum lifetimes.
  * Events carry the fields AWS sends, serialized and parsed on the way in and out.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
@@ -15,7 +22,9 @@ import type { Duplex } from 'node:stream';
 import type { APIGatewayProxyResultV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { Logger } from '../shared/broker/ports';
+import { API_GATEWAY_FRAME_BYTES, API_GATEWAY_MESSAGE_BYTES } from '../shared/gateway/door-limits';
 import { listen } from '../shared/listener/listener';
+import { FrameSizeGuard } from './frame-size-guard';
 
 /** A route's handler; each declares the AWS event type it expects, which the emulator builds. */
 export type RouteHandler = (event: never) => Promise<APIGatewayProxyResultV2 | void>;
@@ -33,6 +42,12 @@ export interface EmulatorOptions {
   readonly log: Logger;
   readonly idleTimeoutMs?: number;
   readonly maxConnectionMs?: number;
+  /** Start each `$default` invocation after a random delay of up to this many ms (0: at once). */
+  readonly jitterMs?: number;
+  /** The random source for the jitter, in [0, 1); tests pass their own to make it deterministic. */
+  readonly random?: () => number;
+  /** Never invoke `$disconnect`, as when API Gateway's best effort fails. */
+  readonly dropDisconnect?: boolean;
 }
 
 interface EmulatedConnection {
@@ -41,12 +56,16 @@ interface EmulatedConnection {
   readonly sourceIp: string;
   readonly userAgent: string;
   lastActiveAt: number;
+  /** Set once a close started: messages still parsed after it are not invoked. */
+  closing: boolean;
   idleTimer?: NodeJS.Timeout;
   lifetimeTimer?: NodeJS.Timeout;
 }
 
-const MAX_MESSAGE_BYTES = 128 * 1024;
+const MAX_FRAME_BYTES = API_GATEWAY_FRAME_BYTES;
+const MAX_MESSAGE_BYTES = API_GATEWAY_MESSAGE_BYTES;
 const CONNECTIONS_PATH = /\/@connections\/([^/?]+)$/;
+const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
 
 export class ApiGatewayEmulator {
   routes?: EmulatorRoutes;
@@ -78,9 +97,16 @@ export class ApiGatewayEmulator {
     const connectedAt = Date.now();
     const sourceIp = request.socket.remoteAddress ?? '';
     const userAgent = request.headers['user-agent'] ?? '';
+    const headers = flatHeaders(request);
     let result: APIGatewayProxyStructuredResultV2;
     try {
-      result = normalize(await this.invoke('$connect', connectionId, connectedAt, sourceIp, userAgent, { headers: flatHeaders(request), ...queryOf(request) }));
+      result = normalize(
+        await this.invoke(
+          '$connect',
+          { connectionId, connectedAt, sourceIp, userAgent },
+          { headers, multiValueHeaders: multiValue(headers), isBase64Encoded: false, ...queryOf(request) },
+        ),
+      );
     } catch (error) {
       this.options.log.error('$connect failed', { connectionId, error: String(error) });
       result = { statusCode: 500 };
@@ -92,33 +118,60 @@ export class ApiGatewayEmulator {
     }
     const protocol = Object.entries(result.headers ?? {}).find(([name]) => name.toLowerCase() === 'sec-websocket-protocol')?.[1];
     if (protocol !== undefined) this.agreed.set(request, String(protocol));
-    this.wss.handleUpgrade(request, socket, head, (ws) => this.accept(ws, connectionId, connectedAt, sourceIp, userAgent));
+    this.wss.handleUpgrade(request, socket, head, (ws) => this.accept(ws, socket, { connectionId, connectedAt, sourceIp, userAgent }));
   }
 
-  private accept(ws: WebSocket, connectionId: string, connectedAt: number, sourceIp: string, userAgent: string): void {
-    const connection: EmulatedConnection = { ws, connectedAt, sourceIp, userAgent, lastActiveAt: connectedAt };
+  private accept(ws: WebSocket, socket: Duplex, who: Who): void {
+    const { connectionId } = who;
+    const connection: EmulatedConnection = { ws, connectedAt: who.connectedAt, sourceIp: who.sourceIp, userAgent: who.userAgent, lastActiveAt: who.connectedAt, closing: false };
     this.connections.set(connectionId, connection);
     this.touch(connectionId, connection);
-    connection.lifetimeTimer = setTimeout(() => ws.close(1001, 'Going away'), this.options.maxConnectionMs ?? 2 * 60 * 60 * 1000);
+    const closeWith = (code: number, reason: string): void => {
+      connection.closing = true;
+      ws.close(code, reason);
+    };
+    // Before ws reads them, so an oversized frame is refused even when it arrived whole.
+    const guard = new FrameSizeGuard(MAX_FRAME_BYTES, () => closeWith(1009, 'Message too big'));
+    socket.prependListener('data', (chunk: Buffer) => {
+      if (!connection.closing) guard.push(chunk);
+    });
+    connection.lifetimeTimer = setTimeout(() => closeWith(1001, 'Going away'), this.options.maxConnectionMs ?? 2 * 60 * 60 * 1000);
     ws.on('message', (data, isBinary) => {
+      if (connection.closing) return;
       // API Gateway accepts text frames only from clients; a binary frame closes with 1003.
-      if (isBinary) return ws.close(1003, 'Unsupported data');
+      if (isBinary) return closeWith(1003, 'Unsupported data');
       this.touch(connectionId, connection);
       const body = Buffer.isBuffer(data) ? data.toString('utf8') : Buffer.concat(data as Buffer[]).toString('utf8');
-      this.invoke('$default', connectionId, connectedAt, sourceIp, userAgent, { body, isBase64Encoded: false }).catch((error) =>
-        this.options.log.error('$default failed', { connectionId, error: String(error) }),
-      );
+      void this.invokeDefault(who, body);
     });
     ws.on('close', (code, reason) => {
       this.connections.delete(connectionId);
       clearTimeout(connection.idleTimer);
       clearTimeout(connection.lifetimeTimer);
-      this.invoke('$disconnect', connectionId, connectedAt, sourceIp, userAgent, {
-        disconnectStatusCode: code,
-        disconnectReason: reason.toString(),
-      }).catch((error) => this.options.log.warn('$disconnect failed', { connectionId, error: String(error) }));
+      if (this.options.dropDisconnect) return;
+      // A close frame without a status reaches $disconnect as 1005, as on AWS.
+      this.invoke('$disconnect', who, {
+        headers: { Host: this.domainName(), 'x-api-key': '', 'X-Forwarded-For': '', 'x-restapi': '' },
+        multiValueHeaders: multiValue({ Host: this.domainName(), 'x-api-key': '', 'X-Forwarded-For': '', 'x-restapi': '' }),
+        isBase64Encoded: false,
+      }, { disconnectStatusCode: code, disconnectReason: reason.toString() || closeReason(code) }).catch((error) =>
+        this.options.log.warn('$disconnect failed', { connectionId, error: String(error) }),
+      );
     });
     ws.on('error', () => undefined);
+  }
+
+  private async invokeDefault(who: Who, body: string): Promise<void> {
+    const jitterMs = this.options.jitterMs ?? 0;
+    if (jitterMs > 0) await new Promise((resolve) => setTimeout(resolve, Math.floor((this.options.random ?? Math.random)() * jitterMs)));
+    try {
+      await this.invoke('$default', who, { body, isBase64Encoded: false });
+    } catch (error) {
+      this.options.log.error('$default failed', { connectionId: who.connectionId, error: String(error) });
+      // What API Gateway tells the client when the integration fails.
+      const ws = this.connections.get(who.connectionId)?.ws;
+      ws?.send(JSON.stringify({ message: 'Internal server error', connectionId: who.connectionId, requestId: randomUUID() }));
+    }
   }
 
   private touch(connectionId: string, connection: EmulatedConnection): void {
@@ -126,39 +179,46 @@ export class ApiGatewayEmulator {
     clearTimeout(connection.idleTimer);
     connection.idleTimer = setTimeout(() => {
       this.options.log.info('idle timeout', { connectionId });
+      connection.closing = true;
       connection.ws.close(1001, 'Going away');
     }, this.options.idleTimeoutMs ?? 10 * 60 * 1000);
   }
 
+  private domainName(): string {
+    return `${this.options.host}:${this.port}`;
+  }
+
+  /** The event as AWS shapes it for each route (see the field list in the README's design section). */
   private async invoke(
     routeKey: keyof EmulatorRoutes,
-    connectionId: string,
-    connectedAt: number,
-    sourceIp: string,
-    userAgent: string,
-    extra: Record<string, unknown>,
+    who: Who,
+    top: Record<string, unknown>,
+    disconnect?: { disconnectStatusCode: number; disconnectReason: string },
   ): Promise<APIGatewayProxyResultV2 | void> {
     const routes = this.routes;
     if (!routes) throw new Error('emulator has no routes');
-    const { disconnectStatusCode, disconnectReason, headers, ...rest } = extra;
     const now = Date.now();
+    const eventType = routeKey === '$connect' ? 'CONNECT' : routeKey === '$disconnect' ? 'DISCONNECT' : 'MESSAGE';
     const event = {
-      ...rest,
-      ...(headers ? { headers } : {}),
+      ...top,
       requestContext: {
         routeKey,
-        eventType: routeKey === '$connect' ? 'CONNECT' : routeKey === '$disconnect' ? 'DISCONNECT' : 'MESSAGE',
-        ...(routeKey === '$default' ? { messageId: randomBytes(8).toString('base64'), messageDirection: 'IN' } : { messageDirection: 'IN' }),
-        ...(disconnectStatusCode !== undefined ? { disconnectStatusCode, disconnectReason } : {}),
-        extendedRequestId: randomUUID(),
-        requestTime: new Date(now).toUTCString(),
-        requestTimeEpoch: now,
+        // MESSAGE events carry a message id; CONNECT and DISCONNECT carry it as null, and the
+        // disconnect fields, null on CONNECT.
+        ...(eventType === 'MESSAGE'
+          ? { messageId: randomBytes(8).toString('base64').slice(0, 12) }
+          : { messageId: null, disconnectStatusCode: disconnect?.disconnectStatusCode ?? null, disconnectReason: disconnect?.disconnectReason ?? null }),
+        eventType,
+        extendedRequestId: randomBytes(8).toString('base64').slice(0, 12),
+        requestTime: requestTime(now),
+        messageDirection: 'IN',
         stage: this.stage,
-        connectedAt,
-        identity: { sourceIp, userAgent },
+        connectedAt: who.connectedAt,
+        requestTimeEpoch: now,
+        identity: { sourceIp: who.sourceIp, userAgent: who.userAgent },
         requestId: randomUUID(),
-        domainName: `${this.options.host}:${this.port}`,
-        connectionId,
+        domainName: this.domainName(),
+        connectionId: who.connectionId,
         apiId: 'local',
       },
     };
@@ -175,15 +235,15 @@ export class ApiGatewayEmulator {
     request.on('data', (chunk: Buffer) => chunks.push(chunk));
     request.on('end', () => {
       const connection = this.connections.get(connectionId);
-      if (!connection) {
-        response.writeHead(410, { 'content-type': 'application/json', 'x-amzn-errortype': 'GoneException' });
-        return void response.end(JSON.stringify({ message: null }));
-      }
+      if (!connection) return awsError(response, 410, 'GoneException');
       switch (request.method) {
-        case 'POST':
+        case 'POST': {
+          const data = Buffer.concat(chunks);
+          if (data.length > MAX_MESSAGE_BYTES) return awsError(response, 413, 'PayloadTooLargeException', 'Message too long');
           this.touch(connectionId, connection);
-          connection.ws.send(Buffer.concat(chunks), { binary: false });
+          sendInFrames(connection.ws, data);
           return void response.writeHead(200).end();
+        }
         case 'GET':
           response.writeHead(200, { 'content-type': 'application/json' });
           return void response.end(
@@ -194,6 +254,7 @@ export class ApiGatewayEmulator {
             }),
           );
         case 'DELETE':
+          connection.closing = true;
           connection.ws.close(1000);
           return void response.writeHead(204).end();
         default:
@@ -201,6 +262,26 @@ export class ApiGatewayEmulator {
       }
     });
   }
+}
+
+interface Who {
+  readonly connectionId: string;
+  readonly connectedAt: number;
+  readonly sourceIp: string;
+  readonly userAgent: string;
+}
+
+/** A message over the frame limit goes out as a text frame and continuation frames of 32 KB. */
+function sendInFrames(ws: WebSocket, data: Buffer): void {
+  if (data.length <= MAX_FRAME_BYTES) return ws.send(data, { binary: false });
+  for (let offset = 0; offset < data.length; offset += MAX_FRAME_BYTES) {
+    ws.send(data.subarray(offset, offset + MAX_FRAME_BYTES), { binary: false, fin: offset + MAX_FRAME_BYTES >= data.length });
+  }
+}
+
+function awsError(response: http.ServerResponse, status: number, errorType: string, message: string | null = null): void {
+  response.writeHead(status, { 'content-type': 'application/json', 'x-amzn-errortype': errorType });
+  response.end(JSON.stringify({ message }));
 }
 
 function normalize(result: APIGatewayProxyResultV2 | void): APIGatewayProxyStructuredResultV2 {
@@ -220,4 +301,30 @@ function flatHeaders(request: http.IncomingMessage): Record<string, string> {
     if (value !== undefined) headers[name.replace(/(^|-)[a-z]/g, (s) => s.toUpperCase())] = Array.isArray(value) ? value.join(',') : value;
   }
   return headers;
+}
+
+function multiValue(headers: Record<string, string>): Record<string, string[]> {
+  return Object.fromEntries(Object.entries(headers).map(([name, value]) => [name, [value]]));
+}
+
+/** `13/Dec/2020:10:17:47 +0000`, the format of requestContext.requestTime. */
+function requestTime(ms: number): string {
+  const d = new Date(ms);
+  const two = (n: number): string => String(n).padStart(2, '0');
+  return `${two(d.getUTCDate())}/${MONTHS[d.getUTCMonth()]}/${d.getUTCFullYear()}:${two(d.getUTCHours())}:${two(d.getUTCMinutes())}:${two(d.getUTCSeconds())} +0000`;
+}
+
+function closeReason(code: number): string {
+  switch (code) {
+    case 1000:
+      return 'Connection Closed Normally';
+    case 1001:
+      return 'Going away';
+    case 1005:
+      return 'Client-side close frame status not set';
+    case 1006:
+      return 'Connection closed abnormally';
+    default:
+      return '';
+  }
 }

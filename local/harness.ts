@@ -9,10 +9,13 @@ import { createBrokerDeps } from '../functions/runtime';
 import {
   createFanoutHandler,
   createPacketsHandler,
+  createSweeperHandler,
   createWsConnectHandler,
   createWsDefaultHandler,
   createWsDisconnectHandler,
 } from '../functions/handlers';
+import type { SequencerOptions } from '../shared/broker/sequencer';
+import type { SweepResult } from '../shared/broker/sweeper';
 import type { BrokerConfig, BrokerDeps } from '../shared/broker/context';
 import type { FanoutJob } from '../shared/broker/fanout';
 import { createJsonLogger, type LogLevel } from '../shared/broker/logger';
@@ -24,7 +27,8 @@ import { MqttListener } from '../shared/listener/listener';
 import { createTables } from '../shared/store/create-tables';
 import type { DynamoBrokerStore } from '../shared/store/dynamo-store';
 import { localTableNames, type TableNames } from '../shared/store/tables';
-import { ApiGatewayEmulator } from './apigw-emulator';
+import { ApiGatewayEmulator, type EmulatorOptions } from './apigw-emulator';
+import { ConsoleServer } from './console-server';
 import { startDynamoDbLocal, type RunningDynamoDb } from './dynamodb-local';
 import { generateSelfSignedCertificate } from './tls-certificate';
 import { localCredentials, LOCAL_REGION } from './local-aws';
@@ -42,6 +46,14 @@ export interface HarnessOptions {
   readonly tablePrefix?: string;
   readonly logLevel?: LogLevel;
   readonly maximumPacketSize?: number;
+  /** The API Gateway emulator's switches: `$default` jitter, lost `$disconnect`s, idle and maximum lifetimes. */
+  readonly apigw?: Pick<EmulatorOptions, 'jitterMs' | 'random' | 'dropDisconnect' | 'idleTimeoutMs' | 'maxConnectionMs'>;
+  /** The API Gateway door's inbound ordering (lease and gap timeouts). */
+  readonly sequencing?: Partial<SequencerOptions>;
+  /** How often the sweeper runs (the cloud schedules it every minute). */
+  readonly sweepIntervalMs?: number;
+  /** Serve the web console on this port (0: any free one); no console when absent. */
+  readonly consolePort?: number;
   /** Broker settings over the defaults (Receive Maximum, Topic Alias Maximum, keep-alive limits...); same as `config`. */
   readonly broker?: Partial<BrokerConfig>;
   /** How often due wills are published and expired sessions ended (the cloud's scheduled sweeper). */
@@ -65,6 +77,8 @@ export interface Harness {
   readonly apigwPort: number;
   readonly dynamoDbEndpoint: string;
   readonly deliveryEndpoint: string;
+  /** The web console, when `consolePort` was given. */
+  readonly consoleUrl?: string;
   readonly tables: TableNames;
   readonly store: DynamoBrokerStore;
   /** Users, door identities and rate counters (tests add users through it). */
@@ -74,6 +88,8 @@ export interface Harness {
   readonly mqttsUrl?: string;
   readonly mqttsPort?: number;
   readonly tlsCertificate?: string;
+  /** Runs the sweeper once, now (it also runs every `sweepIntervalMs`). */
+  sweep(): Promise<SweepResult>;
   stop(): Promise<void>;
 }
 
@@ -101,7 +117,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
       admin.destroy();
     }
 
-    const emulator = new ApiGatewayEmulator({ host, port: options.apigwPort ?? 3001, log });
+    const emulator = new ApiGatewayEmulator({ host, port: options.apigwPort ?? 3001, log, ...options.apigw });
     const apigw = await emulator.start();
     stops.push(() => emulator.stop());
 
@@ -125,8 +141,8 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     });
     emulator.routes = {
       $connect: createWsConnectHandler(deps),
-      $default: createWsDefaultHandler(deps),
-      $disconnect: createWsDisconnectHandler(deps),
+      $default: createWsDefaultHandler(deps, deps.inbox, options.sequencing),
+      $disconnect: createWsDisconnectHandler(deps, deps.inbox, options.sequencing),
     };
 
     const certificate = options.tls
@@ -152,6 +168,16 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     const addresses = await listener.start();
     stops.push(() => listener.stop());
 
+    let consoleUrl: string | undefined;
+    if (options.consolePort !== undefined) {
+      const consoleServer = new ConsoleServer({ host, port: options.consolePort, apiGatewayUrl: apigw.url });
+      consoleUrl = await consoleServer.start();
+      stops.push(() => consoleServer.stop());
+    }
+
+    const sweep = createSweeperHandler(deps, deps.directory, deps.gateway, deps.inbox);
+    const sweeper = every(options.sweepIntervalMs ?? 60_000, sweep, log);
+    stops.push(sweeper.stop);
     const timers = startTimerLoop(deps, options.timerIntervalMs ?? 1000);
     stops.push(async () => timers.stop());
 
@@ -164,6 +190,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
       apigwPort: Number(new URL(apigw.url).port),
       dynamoDbEndpoint,
       deliveryEndpoint: addresses.deliveryEndpoint,
+      ...(consoleUrl ? { consoleUrl } : {}),
       tables,
       store: deps.store,
       securityStore: deps.securityStore,
@@ -171,12 +198,31 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
       ...(addresses.mqttsPort !== undefined && certificate
         ? { mqttsUrl: `mqtts://${host}:${addresses.mqttsPort}`, mqttsPort: addresses.mqttsPort, tlsCertificate: certificate.cert }
         : {}),
+      sweep,
       stop,
     };
   } catch (error) {
     await stop();
     throw error;
   }
+}
+
+/** Runs a scheduled job every `ms`, one run at a time, as an EventBridge schedule would invoke it. */
+function every(ms: number, job: () => Promise<unknown>, log: ReturnType<typeof createJsonLogger>): { stop: () => Promise<void> } {
+  let running: Promise<unknown> | undefined;
+  const timer = setInterval(() => {
+    if (running) return;
+    running = job()
+      .catch((error) => log.warn('scheduled job failed', { error: String(error) }))
+      .finally(() => (running = undefined));
+  }, ms);
+  timer.unref();
+  return {
+    stop: async () => {
+      clearInterval(timer);
+      await running;
+    },
+  };
 }
 
 /** Runs the timers (due wills, expired sessions) on an interval, one run at a time, as the cloud's schedule does. */

@@ -1,7 +1,8 @@
 /**
  * `npm start`: the broker on this machine. Ports and DynamoDB come from flags or the
  * environment: --mqtt-port / MQTT_PORT (1883), --ws-port / MQTT_WS_PORT (8083),
- * --apigw-port / APIGW_WS_PORT (3001), --dynamodb-port / DYNAMODB_PORT (8000),
+ * --apigw-port / APIGW_WS_PORT (3001), --console-port / CONSOLE_PORT (8080),
+ * --dynamodb-port / DYNAMODB_PORT (8000),
  * --dynamodb-endpoint / DYNAMODB_ENDPOINT (use a running DynamoDB; none is started),
  * --log-level / LOG_LEVEL (info).
  * Security: --tls / MQTT_TLS_PORT (mqtts on 8883 with a certificate made at start, or
@@ -21,6 +22,7 @@ const { values: flags } = parseArgs({
     'mqtt-port': { type: 'string' },
     'ws-port': { type: 'string' },
     'apigw-port': { type: 'string' },
+    'console-port': { type: 'string' },
     'dynamodb-port': { type: 'string' },
     'dynamodb-endpoint': { type: 'string' },
     'log-level': { type: 'string' },
@@ -74,6 +76,7 @@ try {
     mqttPort: port(flags['mqtt-port'], env.MQTT_PORT, 1883, 'MQTT_PORT'),
     wsPort: port(flags['ws-port'], env.MQTT_WS_PORT, 8083, 'MQTT_WS_PORT'),
     apigwPort: port(flags['apigw-port'], env.APIGW_WS_PORT, 3001, 'APIGW_WS_PORT'),
+    consolePort: port(flags['console-port'], env.CONSOLE_PORT, 8080, 'CONSOLE_PORT'),
     dynamoDbPort: port(flags['dynamodb-port'], env.DYNAMODB_PORT, 8000, 'DYNAMODB_PORT'),
     ...((flags['dynamodb-endpoint'] ?? env.DYNAMODB_ENDPOINT) ? { dynamoDbEndpoint: flags['dynamodb-endpoint'] ?? env.DYNAMODB_ENDPOINT } : {}),
     tablePrefix: env.TABLE_PREFIX ?? 'mqtt-local',
@@ -95,6 +98,7 @@ try {
       `  MQTT over WebSocket         ${harness.wsUrl}`,
       `  API Gateway WebSocket       ${harness.apigwUrl}   (@connections on the same port)`,
       `  listener delivery endpoint  ${harness.deliveryEndpoint}/@connections/{id}`,
+      `  web console                 ${harness.consoleUrl}   (browser adapter: ${harness.consoleUrl}/adapter.js)`,
       `  DynamoDB                    ${harness.dynamoDbEndpoint}   tables: ${Object.values(harness.tables).join(', ')}`,
       `  security                    ${describeSecurity(security)}`,
       '  users                       npm run users -- add <name> --password <password>   (see README, Security)',
@@ -139,6 +143,7 @@ function withPortHint(message: string): string {
     ['MQTT port', 'MQTT_PORT or --mqtt-port'],
     ['MQTT over TLS port', 'MQTT_TLS_PORT or --tls-port'],
     ['API Gateway emulator port', 'APIGW_WS_PORT or --apigw-port'],
+    ['web console port', 'CONSOLE_PORT or --console-port'],
   ];
   const hint = hints.find(([prefix]) => message.startsWith(prefix));
   return hint ? `${message} (${hint[1]})` : message;

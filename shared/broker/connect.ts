@@ -9,6 +9,7 @@ import { randomUUID } from 'node:crypto';
 import { encodePacket, type ConnectPacket, type ProtocolVersion } from '../protocol/codec';
 import { connackReturnCodeFor, MqttProtocolError, ReasonCode } from '../protocol/reason-codes';
 import { checkTopicName } from '../protocol/topic';
+import { inboundPacketLimit } from '../gateway/door-limits';
 import { listenerEndpointOf } from '../gateway/connection-id';
 import { admitConnection } from './admission';
 import { selfRecipient, type BrokerDeps } from './context';
@@ -92,6 +93,8 @@ export async function handleConnect(
     connectionId,
     connack(protocolVersion, ReasonCode.Success, sessionPresent, {
       deps,
+      // what the client's door carries (the API Gateway door: one 32 KB frame)
+      maximumPacketSize: inboundPacketLimit(connectionId, deps.config.maximumPacketSize),
       assignedClientIdentifier: assigned,
       serverKeepAlive: keepAlive.server,
       responseInformation: packet.properties?.requestResponseInformation ? `response/${clientId}` : undefined,
@@ -157,6 +160,7 @@ function willOf(will: NonNullable<ConnectPacket['will']>, version: ProtocolVersi
 
 interface ConnackDetails {
   readonly deps: BrokerDeps;
+  readonly maximumPacketSize: number;
   readonly assignedClientIdentifier?: string | undefined;
   readonly serverKeepAlive?: number | undefined;
   readonly responseInformation?: string | undefined;
@@ -182,7 +186,7 @@ function connack(version: ProtocolVersion, reasonCode: number, sessionPresent: b
               ...(details.assignedClientIdentifier ? { assignedClientIdentifier: details.assignedClientIdentifier } : {}),
               ...(details.serverKeepAlive !== undefined ? { serverKeepAlive: details.serverKeepAlive } : {}),
               ...(details.responseInformation ? { responseInformation: details.responseInformation } : {}),
-              maximumPacketSize: details.deps.config.maximumPacketSize,
+              maximumPacketSize: details.maximumPacketSize,
               // Absent means 65535, the protocol's own limit.
               ...(details.deps.config.receiveMaximum < 65535 ? { receiveMaximum: details.deps.config.receiveMaximum } : {}),
               topicAliasMaximum: details.deps.config.topicAliasMaximum,

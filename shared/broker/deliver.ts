@@ -10,6 +10,7 @@
  * message and a reconnecting client gets it again.
  */
 import { encodePacket, type ProtocolVersion, type PublishPacket, type QoS } from '../protocol/codec';
+import { outboundPacketLimit } from '../gateway/door-limits';
 import { forEachBounded } from './concurrency';
 import type { BrokerDeps } from './context';
 import type { Outbox } from './outbox';
@@ -41,7 +42,7 @@ export async function deliver(deps: BrokerDeps, outbox: Outbox, deliveries: read
     // [MQTT-3.3.2-5] a message whose expiry interval has passed is not delivered
     if (isExpired(delivery.message, now)) continue;
     if (tooLarge(delivery, now)) {
-      deps.log.info('message larger than the subscriber accepts, not sent', { clientId: delivery.recipient.clientId, topic: delivery.message.topic });
+      deps.log.warn('message larger than the subscriber or its door accepts, not sent', { clientId: delivery.recipient.clientId, topic: delivery.message.topic });
       continue;
     }
     const list = byClient.get(delivery.recipient.clientId);
@@ -150,9 +151,9 @@ function isExpired(message: QueuedMessage, now: number): boolean {
   return message.expiresAtMs !== undefined && message.expiresAtMs <= now;
 }
 
-/** [MQTT-3.1.2-25] a packet larger than the client's Maximum Packet Size is not sent to it. */
+/** [MQTT-3.1.2-25] a packet larger than the client's Maximum Packet Size (or its door's) is not sent to it. */
 function tooLarge({ recipient, message }: Delivery, now: number): boolean {
-  const limit = recipient.maximumPacketSize;
+  const limit = outboundPacketLimit(recipient.connectionId, recipient.maximumPacketSize);
   if (limit === undefined) return false;
   // The packet id's value does not change the size; a placeholder stands in.
   const packet = publishPacket(recipient.protocolVersion, message, message.qos > 0 ? 1 : undefined, false, now);

@@ -6,16 +6,22 @@
  */
 import {
   ApiGatewayManagementApiClient,
+  ApiGatewayManagementApiServiceException,
   DeleteConnectionCommand,
+  GetConnectionCommand,
   GoneException,
   PostToConnectionCommand,
   type ApiGatewayManagementApiClientConfig,
 } from '@aws-sdk/client-apigatewaymanagementapi';
 import { forEachBounded } from '../broker/concurrency';
-import type { ConnectionGateway, DeliveryResult } from '../broker/ports';
+import type { ConnectionGateway, ConnectionProbe, DeliveryResult } from '../broker/ports';
 import { encodeDeliveryBatch, parseGoneList } from './delivery-batch';
 import { listenerEndpointOf } from './connection-id';
-import { encodeTextMessage } from './text-frames';
+import { API_GATEWAY_OUTBOUND_PACKET_BYTES } from './door-limits';
+import { encodeTextMessage, groupPackets } from './text-frames';
+
+/** A listener task that does not accept a connection in this time is taken for gone. */
+const LISTENER_CONNECT_TIMEOUT_MS = 3_000;
 
 export interface ConnectionsApiOptions {
   /** `https://{api-id}.execute-api.{region}.amazonaws.com/{stage}`, or the local emulator's. */
@@ -26,19 +32,32 @@ export interface ConnectionsApiOptions {
 
 const PARALLEL_POSTS = 32;
 
-export class ConnectionsApi implements ConnectionGateway {
+export class ConnectionsApi implements ConnectionGateway, ConnectionProbe {
   private readonly clients = new Map<string, ApiGatewayManagementApiClient>();
 
   constructor(private readonly options: ConnectionsApiOptions) {}
 
   async send(connectionId: string, data: Buffer): Promise<DeliveryResult> {
     const listener = listenerEndpointOf(connectionId);
-    const Data = listener ? data : encodeTextMessage(data);
+    // API Gateway carries at most 128 KB per message: whole packets, several messages if need be.
+    const messages = listener ? [data] : groupPackets(data, API_GATEWAY_OUTBOUND_PACKET_BYTES).map(encodeTextMessage);
     try {
-      await this.clientFor(connectionId).send(new PostToConnectionCommand({ ConnectionId: connectionId, Data }));
+      for (const Data of messages) await this.clientFor(connectionId).send(new PostToConnectionCommand({ ConnectionId: connectionId, Data }));
       return 'delivered';
     } catch (error) {
       if (error instanceof GoneException) return 'gone';
+      throw error;
+    }
+  }
+
+  async probe(connectionId: string): Promise<'connected' | 'gone'> {
+    try {
+      await this.clientFor(connectionId).send(new GetConnectionCommand({ ConnectionId: connectionId }));
+      return 'connected';
+    } catch (error) {
+      if (error instanceof GoneException) return 'gone';
+      // No answer at all from a listener task: the task, and every socket it held, is gone.
+      if (listenerEndpointOf(connectionId) && !(error instanceof ApiGatewayManagementApiServiceException)) return 'gone';
       throw error;
     }
   }
@@ -94,7 +113,12 @@ export class ConnectionsApi implements ConnectionGateway {
     if (!endpoint) throw new Error(`no API Gateway endpoint configured to reach connection ${connectionId}`);
     let client = this.clients.get(endpoint);
     if (!client) {
-      client = new ApiGatewayManagementApiClient({ ...this.options.clientConfig, endpoint });
+      const listener = endpoint !== this.options.apiGatewayEndpoint;
+      client = new ApiGatewayManagementApiClient({
+        ...(listener ? { requestHandler: { connectionTimeout: LISTENER_CONNECT_TIMEOUT_MS } } : {}),
+        ...this.options.clientConfig,
+        endpoint,
+      });
       this.clients.set(endpoint, client);
     }
     return client;

@@ -9,6 +9,28 @@ export function encodeTextMessage(bytes: Buffer): Buffer {
 }
 
 /**
+ * Whole packets (as the broker wrote them) grouped into messages of at most `maxBytes` each
+ * before base64, in order; a packet larger than that is a message of its own.
+ */
+export function groupPackets(bytes: Buffer, maxBytes: number): Buffer[] {
+  if (bytes.length <= maxBytes) return [bytes];
+  const groups: Buffer[] = [];
+  let current: Buffer[] = [];
+  let size = 0;
+  for (const packet of new MqttFramer(Number.MAX_SAFE_INTEGER).push(bytes)) {
+    if (size > 0 && size + packet.length > maxBytes) {
+      groups.push(Buffer.concat(current));
+      current = [];
+      size = 0;
+    }
+    current.push(packet);
+    size += packet.length;
+  }
+  if (size > 0) groups.push(Buffer.concat(current));
+  return groups;
+}
+
+/**
  * The packets in one text message. A message carries whole packets; bytes left over (or a
  * header that cannot be read) are passed on as one last packet, which the handler finds
  * malformed, closing the connection with the reason code.

@@ -116,7 +116,29 @@ export const securityTable: TableDefinition = {
   purpose: 'users (password hashes, ACL rules), identities from $connect, rate-limit counters',
 };
 
-export const brokerTables: readonly TableDefinition[] = [connectionsTable, sessionsTable, subscriptionsTable, retainedTable, securityTable];
+/**
+ * The API Gateway door's inbound order (shared/store/dynamo-inbox.ts): per connection, a lease
+ * item (`sk = "lease"`: the next sequence number expected, and who is handling messages now)
+ * and messages that arrived early, parked until the gap before them fills (`m#<sequence>`).
+ */
+export const inboxTable: TableDefinition = {
+  id: 'Inbox',
+  key: 'inbox',
+  envVar: 'INBOX_TABLE',
+  partitionKey: { name: 'connectionId', type: 'S' },
+  sortKey: { name: 'sk', type: 'S' },
+  timeToLiveAttribute: 'expiresAt',
+  purpose: 'API Gateway door: per-connection sequence lease and messages parked until their turn',
+};
+
+export const brokerTables: readonly TableDefinition[] = [
+  connectionsTable,
+  sessionsTable,
+  subscriptionsTable,
+  retainedTable,
+  securityTable,
+  inboxTable,
+];
 
 /** Table names for one deployment or one local harness. */
 export interface TableNames {
@@ -125,6 +147,7 @@ export interface TableNames {
   readonly subscriptions: string;
   readonly retained: string;
   readonly security: string;
+  readonly inbox: string;
 }
 
 /** Local harnesses name tables `<prefix>-<id>` so several can share one DynamoDB Local. */
@@ -148,5 +171,6 @@ function namesBy(nameOf: (table: TableDefinition) => string): TableNames {
     subscriptions: nameOf(subscriptionsTable),
     retained: nameOf(retainedTable),
     security: nameOf(securityTable),
+    inbox: nameOf(inboxTable),
   };
 }

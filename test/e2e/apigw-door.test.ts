@@ -1,13 +1,14 @@
 /**
  * The browser door through the API Gateway emulator, at the level of bytes: MQTT packets travel
- * base64-encoded in text frames, and the AWS behaviours that break naive MQTT over WebSocket
- * hold. (The browser adapter and the ordering of concurrent `$default` invocations come with
- * the browser work.)
+ * base64-encoded in text frames, the AWS behaviours that break naive MQTT over WebSocket hold,
+ * and no client is sent or may send more than the door carries. (Ordering of concurrent
+ * `$default` invocations: apigw-ordering.test.ts.)
  */
 import mqttPacket, { type Packet } from 'mqtt-packet';
 import { describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { collect, connectClient, eventually } from '../support/clients';
+import { API_GATEWAY_INBOUND_PACKET_BYTES, API_GATEWAY_OUTBOUND_PACKET_BYTES } from '../../shared/gateway/door-limits';
+import { collect, connectClient, eventually, RawConnection, settle } from '../support/clients';
 import { useHarness } from '../support/harness';
 
 const harness = useHarness();
@@ -98,5 +99,79 @@ describe('API Gateway door (emulated)', () => {
     door.ws.send(mqttPacket.generate({ cmd: 'pingreq' }), { binary: true });
     await eventually(() => door.closeCode() !== undefined, 'the close');
     expect(door.closeCode()).toBe(1003);
+  });
+
+  it('[MQTT-3.2.2-15] 5.0: CONNACK announces the largest packet a browser can send in one 32 KB frame', async () => {
+    const door = await RawConnection.apiGateway(harness().apigwUrl, 5);
+    door.send({ cmd: 'connect', clientId: `limit-${process.pid}`, protocolVersion: 5, clean: true, keepalive: 60 });
+    const connack = (await door.next('connack')) as { properties?: { maximumPacketSize?: number } };
+    // 32 KB of text, less the sequence prefix, in base64: 24,564 bytes (the TCP door announces 256 KB)
+    expect(API_GATEWAY_INBOUND_PACKET_BYTES).toBe(24_564);
+    expect(connack.properties?.maximumPacketSize).toBe(API_GATEWAY_INBOUND_PACKET_BYTES);
+    door.close();
+  });
+
+  it('a packet too large for one 32 KB frame closes the connection with 1009, as API Gateway does', async () => {
+    const door = await RawConnection.apiGateway(harness().apigwUrl, 4);
+    door.send({ cmd: 'connect', clientId: `toolarge-${process.pid}`, protocolVersion: 4, clean: true, keepalive: 60 });
+    await door.next('connack');
+    door.send({ cmd: 'publish', topic: 'big', payload: Buffer.alloc(API_GATEWAY_INBOUND_PACKET_BYTES + 100), qos: 0, dup: false, retain: false });
+    await door.waitClosed();
+    expect(door.closeCode).toBe(1009);
+  });
+
+  for (const protocolVersion of [4, 5] as const) {
+    it(`[MQTT-3.1.2-24] ${protocolVersion === 5 ? '5.0' : '3.1.1'}: a subscriber on this door is never sent a message larger than the door carries; a 60 KB one arrives whole`, async () => {
+      const topic = `apigw/size/${protocolVersion}/${Date.now()}`;
+      const door = await RawConnection.apiGateway(harness().apigwUrl, protocolVersion);
+      door.send(
+        { cmd: 'connect', clientId: `size-${protocolVersion}-${process.pid}`, protocolVersion, clean: true, keepalive: 60 },
+        { cmd: 'subscribe', messageId: 1, subscriptions: [{ topic, qos: 0 }] },
+      );
+      await door.next('suback');
+      // Written at once, so one invocation routes all three: the one too large must not take the
+      // others down with it. 98,304 bytes of packet fill the 128 KB message limit in base64; the
+      // first is more.
+      const device = await RawConnection.tcp(harness().mqttPort, 4);
+      device.send(
+        { cmd: 'connect', clientId: `sizer-${protocolVersion}-${process.pid}`, protocolVersion: 4, clean: true, keepalive: 60 },
+        ...[Buffer.alloc(API_GATEWAY_OUTBOUND_PACKET_BYTES, 1), Buffer.alloc(60 * 1024, 2), Buffer.from('small')].map((payload) => ({
+          cmd: 'publish' as const,
+          topic,
+          payload,
+          qos: 0 as const,
+          dup: false,
+          retain: false,
+        })),
+      );
+      await eventually(() => door.packets.filter((p) => p.cmd === 'publish').length === 2, 'the two messages that fit');
+      await settle(200);
+      const payloads = door.packets.flatMap((p) => (p.cmd === 'publish' ? [p.payload as Buffer] : []));
+      expect(payloads.map((p) => p.length)).toEqual([60 * 1024, 5]);
+      expect(payloads[0]!.every((b) => b === 2)).toBe(true);
+      expect(door.closed).toBe(false);
+      device.close();
+      door.close();
+    });
+  }
+
+  it('messages that together exceed 128 KB reach a subscriber on this door in several @connections messages, in order', async () => {
+    const topic = `apigw/split/${Date.now()}`;
+    const door = await RawConnection.apiGateway(harness().apigwUrl, 4);
+    door.send(
+      { cmd: 'connect', clientId: `split-${process.pid}`, protocolVersion: 4, clean: true, keepalive: 60 },
+      { cmd: 'subscribe', messageId: 1, subscriptions: [{ topic, qos: 0 }] },
+    );
+    await door.next('suback');
+    // Written at once, so the listener hands them to one invocation: one batch for this subscriber.
+    const device = await RawConnection.tcp(harness().mqttPort, 4);
+    device.send(
+      { cmd: 'connect', clientId: `splitter-${process.pid}`, protocolVersion: 4, clean: true, keepalive: 60 },
+      ...[1, 2, 3].map((n) => ({ cmd: 'publish' as const, topic, payload: Buffer.alloc(60 * 1024, n), qos: 0 as const, dup: false, retain: false })),
+    );
+    await eventually(() => door.packets.filter((p) => p.cmd === 'publish').length === 3, 'all three messages');
+    expect(door.packets.flatMap((p) => (p.cmd === 'publish' ? [(p.payload as Buffer)[0]] : []))).toEqual([1, 2, 3]);
+    device.close();
+    door.close();
   });
 });

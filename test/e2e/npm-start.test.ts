@@ -23,7 +23,8 @@ interface Started {
 function startMain(env: NodeJS.ProcessEnv): Started {
   const child = spawn(process.execPath, ['--import', 'tsx', 'local/main.ts'], {
     cwd: root,
-    env: { ...process.env, LOG_LEVEL: 'warn', ...env },
+    // CONSOLE_PORT 0 (any free port) unless a test names one: never the shared default 8080.
+    env: { ...process.env, LOG_LEVEL: 'warn', CONSOLE_PORT: '0', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';
@@ -52,13 +53,15 @@ function alive(pid: number): boolean {
 
 describe('npm start', () => {
   it('prints every endpoint, serves MQTT, and Ctrl-C stops everything including Java', async () => {
-    const [mqtt, ws, apigw, dynamo] = await Promise.all([freePort(), freePort(), freePort(), freePort()]);
-    const started = startMain({ MQTT_PORT: String(mqtt), MQTT_WS_PORT: String(ws), APIGW_WS_PORT: String(apigw), DYNAMODB_PORT: String(dynamo) });
+    const [mqtt, ws, apigw, dynamo, web] = await Promise.all([freePort(), freePort(), freePort(), freePort(), freePort()]);
+    const started = startMain({ MQTT_PORT: String(mqtt), MQTT_WS_PORT: String(ws), APIGW_WS_PORT: String(apigw), DYNAMODB_PORT: String(dynamo), CONSOLE_PORT: String(web) });
     try {
       await eventually(() => started.output().includes('Ctrl-C stops everything'), 'the endpoints to be printed', 60_000);
-      for (const endpoint of [`mqtt://127.0.0.1:${mqtt}`, `ws://127.0.0.1:${ws}/mqtt`, `ws://127.0.0.1:${apigw}`, `http://127.0.0.1:${dynamo}`]) {
+      for (const endpoint of [`mqtt://127.0.0.1:${mqtt}`, `ws://127.0.0.1:${ws}/mqtt`, `ws://127.0.0.1:${apigw}`, `http://127.0.0.1:${dynamo}`, `http://127.0.0.1:${web}`]) {
         expect(started.output()).toContain(endpoint);
       }
+      // the web console is served, and knows where the API Gateway door is
+      expect(await (await fetch(`http://127.0.0.1:${web}/config.json`)).json()).toEqual({ apiGatewayUrl: `ws://127.0.0.1:${apigw}` });
       const javaPids = childJavaPids(started.child.pid!);
       expect(javaPids).toHaveLength(1);
 

@@ -32,11 +32,11 @@ describe('cdk synth', () => {
     const template = JSON.parse(readFileSync(join(outdir, 'ServerlessMqttBroker.template.json'), 'utf8')) as {
       Resources: Record<string, { Type: string; Properties: { Description?: string; Code: { S3Key: string } } }>;
     };
-    expect(Object.values(template.Resources).filter((r) => r.Type === 'AWS::Lambda::Function')).toHaveLength(5);
+    expect(Object.values(template.Resources).filter((r) => r.Type === 'AWS::Lambda::Function')).toHaveLength(6);
 
     const assets = readdirSync(outdir).filter((name) => name.startsWith('asset.')).map((name) => join(outdir, name));
     const bundles = assets.filter((dir) => existsSync(join(dir, 'index.mjs')));
-    expect(bundles).toHaveLength(5);
+    expect(bundles).toHaveLength(6);
     for (const dir of bundles) {
       expect(existsSync(join(dir, 'index.mjs.map'))).toBe(true);
       expect(readFileSync(join(dir, 'index.mjs'), 'utf8')).toMatch(/export\s*\{[^}]*handler/);

@@ -89,8 +89,11 @@ describe('IAM', () => {
     expect(template.findResources('AWS::Lambda::Function')[id(wsConnect)]!.Properties.VpcConfig).toBeUndefined();
   });
 
-  it('API Gateway may invoke exactly the three route handlers, from this API only', () => {
-    const permissions = Object.values(template.findResources('AWS::Lambda::Permission')).map((p) => p.Properties);
+  it('API Gateway may invoke exactly the three route handlers, from this API only; the schedule only the sweeper', () => {
+    const all = Object.values(template.findResources('AWS::Lambda::Permission')).map((p) => p.Properties);
+    const scheduled = all.filter((p) => p.Principal === 'events.amazonaws.com');
+    expect(scheduled.map((p) => p.FunctionName)).toEqual([{ 'Fn::GetAtt': [id(stack.sweeper), 'Arn'] }]);
+    const permissions = all.filter((p) => p.Principal !== 'events.amazonaws.com');
     expect(permissions.map((p) => p.FunctionName).sort(byJson)).toEqual(
       [wsConnect, wsDefault, wsDisconnect].map((fn) => ({ 'Fn::GetAtt': [id(fn), 'Arn'] })).sort(byJson),
     );

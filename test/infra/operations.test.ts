@@ -11,8 +11,8 @@ const functionProps = (fn: { node: { defaultChild?: unknown } }) => template.fin
 
 describe('functions', () => {
   it('run Node 24 on arm64 with source maps, one per entry point', () => {
-    template.resourceCountIs('AWS::Lambda::Function', 5);
-    for (const fn of [...Object.values(stack.handlers), stack.fanout]) {
+    template.resourceCountIs('AWS::Lambda::Function', 6);
+    for (const fn of [...Object.values(stack.handlers), stack.fanout, stack.sweeper]) {
       expect(functionProps(fn)).toMatchObject({
         Runtime: 'nodejs24.x',
         Architectures: ['arm64'],
@@ -72,8 +72,8 @@ describe("browsers' door", () => {
 describe('logs', () => {
   it('every log group keeps 30 days by default, and the context changes it', () => {
     const groups = Object.values(template.findResources('AWS::Logs::LogGroup'));
-    // Five functions, the listener, API Gateway access logs, rejected VPC flows.
-    expect(groups).toHaveLength(8);
+    // Six functions, the listener, API Gateway access logs, rejected VPC flows.
+    expect(groups).toHaveLength(9);
     for (const group of groups) expect(group.Properties.RetentionInDays).toBe(30);
     const week = Object.values(synthBroker({ logRetentionDays: '7' }).template.findResources('AWS::Logs::LogGroup'));
     for (const group of week) expect(group.Properties.RetentionInDays).toBe(7);

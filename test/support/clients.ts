@@ -1,8 +1,10 @@
 /** Real clients for end-to-end tests: MQTT.js, and a raw socket that speaks mqtt-packet bytes. */
 import net from 'node:net';
-import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
+import mqtt, { MqttClient, type IClientOptions } from 'mqtt';
+import { browserStreamBuilder } from 'mqtt/lib/connect/ws';
 import mqttPacket, { type Packet } from 'mqtt-packet';
 import WebSocket from 'ws';
+import { apiGatewayWebsocket } from '../../web/adapter';
 
 /** One way into the broker: a name for test titles, and the URL MQTT.js dials. */
 export interface Door {
@@ -10,6 +12,10 @@ export interface Door {
   url(): string;
   /** A raw byte pipe to the broker on this door. */
   raw(protocolVersion: 4 | 5): Promise<RawConnection>;
+  /** How MQTT.js connects on this door, when not by `mqtt.connect(url())`. */
+  connect?(options: IClientOptions): Promise<MqttClient>;
+  /** Whether the door closes a client silent for 1.5 times its keep-alive (false: the API Gateway door). */
+  readonly enforcesKeepAlive?: boolean;
 }
 
 export interface ReceivedMessage {
@@ -23,7 +29,30 @@ export interface ReceivedMessage {
 }
 
 export async function connectClient(url: string, options: IClientOptions = {}): Promise<MqttClient> {
-  const client = mqtt.connect(url, { reconnectPeriod: 0, connectTimeout: 10_000, protocolVersion: 4, ...options });
+  return whenConnected(mqtt.connect(url, { reconnectPeriod: 0, connectTimeout: 10_000, protocolVersion: 4, ...options }));
+}
+
+/**
+ * Stock MQTT.js through the API Gateway door with the browser adapter (web/adapter.ts), on the
+ * `ws` package's WebSocket: the same MQTT.js stream builder and adapter code a browser runs.
+ */
+export async function connectThroughApiGateway(url: string, options: IClientOptions = {}): Promise<MqttClient> {
+  const { hostname, port } = new URL(url);
+  const opts: IClientOptions = {
+    reconnectPeriod: 0,
+    connectTimeout: 10_000,
+    protocolVersion: 4,
+    ...options,
+    protocol: 'ws',
+    hostname,
+    port: Number(port),
+    path: '/',
+    createWebsocket: apiGatewayWebsocket({ WebSocket }),
+  };
+  return whenConnected(new MqttClient((client) => browserStreamBuilder(client, opts), opts));
+}
+
+async function whenConnected(client: MqttClient): Promise<MqttClient> {
   await new Promise<void>((resolve, reject) => {
     client.once('connect', () => resolve());
     client.once('error', reject);
@@ -102,6 +131,33 @@ export class RawConnection {
       ws.once('error', reject);
     });
   }
+
+  /**
+   * The API Gateway door as the browser adapter speaks it: each send() is one text message,
+   * `<sequence>:<base64 of its packets>`, numbered 1, 2, 3...; `sequenced: false` leaves the
+   * number out, as a client without the adapter would.
+   */
+  static apiGateway(url: string, protocolVersion: 4 | 5 = 4, options: { sequenced?: boolean } = {}): Promise<RawConnection> {
+    return new Promise((resolve, reject) => {
+      const ws = new WebSocket(url, 'mqtt');
+      let sequence = 0;
+      const raw = new RawConnection(
+        (b) => ws.send(options.sequenced === false ? b.toString('base64') : `${++sequence}:${b.toString('base64')}`),
+        () => ws.terminate(),
+        protocolVersion,
+      );
+      ws.on('message', (data) => raw.receive(Buffer.from(data.toString(), 'base64')));
+      ws.on('close', (code) => {
+        raw.closeCode = code;
+        raw.closed = true;
+      });
+      ws.once('open', () => resolve(raw));
+      ws.once('error', reject);
+    });
+  }
+
+  /** The WebSocket close code, on a WebSocket door. */
+  closeCode?: number;
 
   receive(chunk: Buffer): void {
     this.parser.parse(chunk);

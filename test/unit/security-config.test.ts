@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { brokerDepsFromEnv } from '../../functions/runtime';
 import { ConfigurationError, limitsFromEnv, securityPolicyFromEnv } from '../../functions/security-config';
 
-const tables = { CONNECTIONS_TABLE: 'c', SESSIONS_TABLE: 's', SUBSCRIPTIONS_TABLE: 'u', SECURITY_TABLE: 'x', RETAINED_TABLE: 'r', LOG_LEVEL: 'silent' };
+const tables = { CONNECTIONS_TABLE: 'c', SESSIONS_TABLE: 's', SUBSCRIPTIONS_TABLE: 'u', SECURITY_TABLE: 'x', RETAINED_TABLE: 'r', INBOX_TABLE: 'i', LOG_LEVEL: 'silent' };
 
 describe('security configuration from the environment', () => {
   it('the cloud entry points require authentication unless MQTT_ALLOW_ANONYMOUS=true', () => {

@@ -1,0 +1,6 @@
+import { createSweeperHandler } from './handlers';
+import { brokerDepsFromEnv } from './runtime';
+
+// Scheduled every minute: ends connections whose $disconnect (or listener close) never came.
+const deps = brokerDepsFromEnv(process.env);
+export const handler = createSweeperHandler(deps, deps.directory, deps.gateway, deps.inbox);

@@ -1,0 +1,43 @@
+/**
+ * What each door can carry, from the connection id alone (see connection-id.ts).
+ *
+ * API Gateway closes a connection with 1009 on a frame over 32 KB or a message over 128 KB. A
+ * browser sends each message as one frame, so a client on this door can send at most 32 KB of
+ * text at once: its sequence prefix and the base64 of one packet. Messages to a client may be
+ * 128 KB (API Gateway splits them into frames). Base64 carries 3 bytes in 4 characters.
+ * The listener's door carries any size; the broker's own limits apply there.
+ */
+import { listenerEndpointOf } from './connection-id';
+import { MAX_SEQUENCE_PREFIX_LENGTH } from './sequence-prefix';
+
+export const API_GATEWAY_FRAME_BYTES = 32 * 1024;
+export const API_GATEWAY_MESSAGE_BYTES = 128 * 1024;
+
+/** The largest packet that fits in `textBytes` of base64. */
+export function base64Capacity(textBytes: number): number {
+  return Math.floor(textBytes / 4) * 3;
+}
+
+/** Largest packet a client on the API Gateway door can send: 24,564 bytes. */
+export const API_GATEWAY_INBOUND_PACKET_BYTES = base64Capacity(API_GATEWAY_FRAME_BYTES - MAX_SEQUENCE_PREFIX_LENGTH);
+/** Largest packet the API Gateway door can carry to a client in one message: 98,304 bytes. */
+export const API_GATEWAY_OUTBOUND_PACKET_BYTES = base64Capacity(API_GATEWAY_MESSAGE_BYTES);
+
+export function isApiGatewayConnection(connectionId: string): boolean {
+  return listenerEndpointOf(connectionId) === undefined;
+}
+
+/** The Maximum Packet Size the broker announces in CONNACK: its own, or less if the door carries less. */
+export function inboundPacketLimit(connectionId: string, brokerLimit: number): number {
+  return isApiGatewayConnection(connectionId) ? Math.min(brokerLimit, API_GATEWAY_INBOUND_PACKET_BYTES) : brokerLimit;
+}
+
+/**
+ * The largest packet a subscriber may be sent: its own Maximum Packet Size, or less if its door
+ * carries less. No connection (a message queued for an offline client): the client's own; the
+ * door's applies when the message is sent.
+ */
+export function outboundPacketLimit(connectionId: string | undefined, clientLimit: number | undefined): number | undefined {
+  if (connectionId === undefined || !isApiGatewayConnection(connectionId)) return clientLimit;
+  return Math.min(clientLimit ?? Infinity, API_GATEWAY_OUTBOUND_PACKET_BYTES);
+}

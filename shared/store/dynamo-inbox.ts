@@ -1,0 +1,221 @@
+/**
+ * The API Gateway door's inbound order in DynamoDB (the Inbox table, see tables.ts): per
+ * connection one lease item (`next`, `holder`, `leaseUntil`, `pending`) and the messages parked
+ * until their turn. Every write that could race is conditional on the lease item, which
+ * DynamoDB serializes; reads are strongly consistent.
+ */
+import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
+import { BatchWriteCommand, PutCommand, QueryCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import type { ConnectionInbox, InboxLease, ParkedMessage } from '../broker/ports';
+import { FIRST_SEQUENCE } from '../gateway/sequence-prefix';
+import { CapacityMeter } from './capacity-meter';
+
+const LEASE_SK = 'lease';
+const PARKED_PREFIX = 'm#';
+const SEQUENCE_DIGITS = 15;
+/** A connection lives at most 2 hours on API Gateway; its inbox outlives it by one more. */
+const KEEP_SECONDS = 3 * 60 * 60;
+const BATCH_WRITE_LIMIT = 25;
+const CAPACITY = 'TOTAL' as const;
+const NAMES = { '#holder': 'holder', '#until': 'leaseUntil', '#next': 'next', '#expires': 'expiresAt' };
+
+export interface DynamoInboxOptions {
+  readonly client: DynamoDBDocumentClient;
+  readonly tableName: string;
+  readonly meter?: CapacityMeter;
+  readonly now?: () => number;
+}
+
+export class DynamoConnectionInbox implements ConnectionInbox {
+  private readonly client: DynamoDBDocumentClient;
+  private readonly tableName: string;
+  readonly meter: CapacityMeter;
+  private readonly now: () => number;
+
+  constructor(options: DynamoInboxOptions) {
+    this.client = options.client;
+    this.tableName = options.tableName;
+    this.meter = options.meter ?? new CapacityMeter();
+    this.now = options.now ?? Date.now;
+  }
+
+  async acquire(connectionId: string, token: string, leaseMs: number, onlyIfNext?: number): Promise<InboxLease | undefined> {
+    const free = '(attribute_not_exists(#holder) OR #until < :now)';
+    // A connection's first message finds no lease item: `next` is then the first sequence number.
+    const expecting =
+      onlyIfNext === undefined ? '' : onlyIfNext === FIRST_SEQUENCE ? ' AND (attribute_not_exists(#next) OR #next = :n)' : ' AND #next = :n';
+    const now = this.now();
+    try {
+      const out = await this.client.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: { connectionId, sk: LEASE_SK },
+          UpdateExpression: 'SET #holder = :t, #until = :until, #expires = :e, #next = if_not_exists(#next, :first)',
+          ConditionExpression: free + expecting,
+          ExpressionAttributeNames: NAMES,
+          ExpressionAttributeValues: {
+            ':t': token,
+            ':until': now + leaseMs,
+            ':now': now,
+            ':e': this.expiresAt(),
+            ':first': FIRST_SEQUENCE,
+            ...(onlyIfNext === undefined ? {} : { ':n': onlyIfNext }),
+          },
+          ReturnValues: 'ALL_NEW',
+          ReturnConsumedCapacity: CAPACITY,
+        }),
+      );
+      this.meter.record('write', out.ConsumedCapacity);
+      return { token, next: Number(out.Attributes?.next) };
+    } catch (error) {
+      if (!(error instanceof ConditionalCheckFailedException)) throw error;
+      this.meter.recordFailedWrite();
+      return undefined;
+    }
+  }
+
+  async park(connectionId: string, sequence: number, body: string): Promise<void> {
+    const out = await this.client.send(
+      new PutCommand({
+        TableName: this.tableName,
+        Item: { connectionId, sk: parkedKey(sequence), sequence, body, parkedAt: this.now(), expiresAt: this.expiresAt() },
+        ReturnConsumedCapacity: CAPACITY,
+      }),
+    );
+    this.meter.record('write', out.ConsumedCapacity);
+  }
+
+  async parked(connectionId: string, from: number, limit: number): Promise<ParkedMessage[]> {
+    const out = await this.client.send(
+      new QueryCommand({
+        TableName: this.tableName,
+        KeyConditionExpression: 'connectionId = :c AND sk BETWEEN :from AND :last',
+        ExpressionAttributeValues: { ':c': connectionId, ':from': parkedKey(from), ':last': PARKED_PREFIX + '9'.repeat(SEQUENCE_DIGITS) },
+        ConsistentRead: true,
+        Limit: limit,
+        ReturnConsumedCapacity: CAPACITY,
+      }),
+    );
+    this.meter.record('read', out.ConsumedCapacity);
+    return (out.Items ?? []).map((item) => ({ sequence: Number(item.sequence), body: String(item.body), parkedAt: Number(item.parkedAt) }));
+  }
+
+  async markPending(connectionId: string): Promise<boolean> {
+    try {
+      const out = await this.client.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: { connectionId, sk: LEASE_SK },
+          UpdateExpression: 'SET #pending = :yes',
+          // Only while someone holds it: a holder lets go after reading (and clearing) the mark.
+          ConditionExpression: 'attribute_exists(#holder) AND #until >= :now',
+          ExpressionAttributeNames: { '#pending': 'pending', '#holder': 'holder', '#until': 'leaseUntil' },
+          ExpressionAttributeValues: { ':yes': true, ':now': this.now() },
+          ReturnConsumedCapacity: CAPACITY,
+        }),
+      );
+      this.meter.record('write', out.ConsumedCapacity);
+      return true;
+    } catch (error) {
+      if (!(error instanceof ConditionalCheckFailedException)) throw error;
+      this.meter.recordFailedWrite();
+      return false;
+    }
+  }
+
+  async advance(connectionId: string, token: string, next: number, leaseMs: number): Promise<boolean> {
+    try {
+      const out = await this.client.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: { connectionId, sk: LEASE_SK },
+          UpdateExpression: 'SET #next = :n, #until = :until, #expires = :e',
+          // Only the holder moves `next`: a holder whose lease ran out and was taken learns it here.
+          ConditionExpression: '#holder = :t',
+          ExpressionAttributeNames: NAMES,
+          ExpressionAttributeValues: { ':n': next, ':until': this.now() + leaseMs, ':t': token, ':e': this.expiresAt() },
+          ReturnConsumedCapacity: CAPACITY,
+        }),
+      );
+      this.meter.record('write', out.ConsumedCapacity);
+      return true;
+    } catch (error) {
+      if (!(error instanceof ConditionalCheckFailedException)) throw error;
+      this.meter.recordFailedWrite();
+      return false;
+    }
+  }
+
+  async release(connectionId: string, token: string, next: number): Promise<'released' | 'pending' | 'lost'> {
+    try {
+      const out = await this.client.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: { connectionId, sk: LEASE_SK },
+          // Letting go and reading the pending mark are one atomic step: a mark set before it is seen.
+          UpdateExpression: 'SET #next = :n, #expires = :e REMOVE #holder, #until, #pending',
+          ConditionExpression: '#holder = :t',
+          ExpressionAttributeNames: { ...NAMES, '#pending': 'pending' },
+          ExpressionAttributeValues: { ':n': next, ':t': token, ':e': this.expiresAt() },
+          ReturnValues: 'ALL_OLD',
+          ReturnConsumedCapacity: CAPACITY,
+        }),
+      );
+      this.meter.record('write', out.ConsumedCapacity);
+      return out.Attributes?.pending === true ? 'pending' : 'released';
+    } catch (error) {
+      if (!(error instanceof ConditionalCheckFailedException)) throw error;
+      this.meter.recordFailedWrite();
+      return 'lost';
+    }
+  }
+
+  async removeParked(connectionId: string, sequences: readonly number[]): Promise<void> {
+    await this.batchDelete(sequences.map((sequence) => ({ connectionId, sk: parkedKey(sequence) })));
+  }
+
+  async forget(connectionId: string): Promise<void> {
+    const keys: Array<Record<string, unknown>> = [];
+    let start: Record<string, unknown> | undefined;
+    do {
+      const out = await this.client.send(
+        new QueryCommand({
+          TableName: this.tableName,
+          KeyConditionExpression: 'connectionId = :c',
+          ExpressionAttributeValues: { ':c': connectionId },
+          ProjectionExpression: 'connectionId, sk',
+          ConsistentRead: true,
+          ExclusiveStartKey: start,
+          ReturnConsumedCapacity: CAPACITY,
+        }),
+      );
+      this.meter.record('read', out.ConsumedCapacity);
+      keys.push(...(out.Items ?? []));
+      start = out.LastEvaluatedKey;
+    } while (start);
+    await this.batchDelete(keys);
+  }
+
+  private async batchDelete(keys: ReadonlyArray<Record<string, unknown>>): Promise<void> {
+    for (let i = 0; i < keys.length; i += BATCH_WRITE_LIMIT) {
+      let pending: Array<{ DeleteRequest: { Key: Record<string, unknown> } }> | undefined = keys
+        .slice(i, i + BATCH_WRITE_LIMIT)
+        .map((Key) => ({ DeleteRequest: { Key } }));
+      for (let attempt = 0; pending && pending.length > 0; attempt++) {
+        if (attempt > 0) await new Promise((resolve) => setTimeout(resolve, Math.min(1000, 20 * 2 ** attempt)));
+        const out = await this.client.send(new BatchWriteCommand({ RequestItems: { [this.tableName]: pending }, ReturnConsumedCapacity: CAPACITY }));
+        this.meter.record('write', out.ConsumedCapacity);
+        pending = out.UnprocessedItems?.[this.tableName] as typeof pending;
+      }
+    }
+  }
+
+  private expiresAt(): number {
+    return Math.ceil(this.now() / 1000) + KEEP_SECONDS;
+  }
+}
+
+/** Zero-padded, so the sort key orders parked messages by sequence number. */
+function parkedKey(sequence: number): string {
+  return PARKED_PREFIX + String(sequence).padStart(SEQUENCE_DIGITS, '0');
+}
