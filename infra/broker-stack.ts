@@ -82,6 +82,9 @@ export class BrokerStack extends Stack {
     // Ends connections whose $disconnect never came, expires sessions and publishes delayed wills.
     this.sweeper = this.functions.add('Sweeper', { entry: 'functions/sweeper.ts', description: 'Sweeps stale connections, sessions and delayed wills', timeout: Duration.minutes(1) });
     new Rule(this, 'SweepEveryMinute', { schedule: Schedule.rate(Duration.minutes(1)), targets: [new LambdaFunction(this.sweeper)] });
+    // The sweeper publishes wills, so it may split a large fan-out too.
+    this.sweeper.addEnvironment('FANOUT_FUNCTION', this.fanout.functionName);
+    this.sweeper.addToRolePolicy(new PolicyStatement({ actions: ['lambda:InvokeFunction'], resources: [this.fanout.functionArn] }));
 
     this.deviceListener = new DeviceListener(this, 'DeviceListener', {
       network,

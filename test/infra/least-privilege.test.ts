@@ -43,7 +43,7 @@ describe('IAM', () => {
     const invokers = Object.values(template.findResources('AWS::IAM::Policy')).filter((p) =>
       (p.Properties.PolicyDocument.Statement as Statement[]).some((s) => actions(s).some((a) => a.startsWith('lambda:'))),
     );
-    const routers = [packetHandler, wsDefault, wsDisconnect].map((fn) => id(fn.role!));
+    const routers = [packetHandler, wsDefault, wsDisconnect, stack.sweeper].map((fn) => id(fn.role!));
     expect(invokers.flatMap((p) => p.Properties.Roles as Array<{ Ref: string }>).map((r) => r.Ref).sort()).toEqual(
       [id(stack.deviceListener.taskDefinition.taskRole), ...routers].sort(),
     );
