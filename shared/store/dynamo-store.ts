@@ -878,7 +878,9 @@ function isExpired(item: Item, nowMs: number): boolean {
 }
 
 function toConnection(item: Item): ConnectionRecord {
-  return item as unknown as ConnectionRecord;
+  const { will, ...connection } = item;
+  // the will's payload and correlation data come back as Uint8Array, which the codec cannot encode
+  return { ...(connection as unknown as ConnectionRecord), ...(will ? { will: toWill(will as Item) } : {}) };
 }
 
 function toSubscription(item: Item): Subscription {
