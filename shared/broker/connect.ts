@@ -46,11 +46,13 @@ export async function handleConnect(
   }
 
   const limits = clientLimits(packet, protocolVersion);
+  const sessionExpiryInterval = sessionExpiryOf(packet, protocolVersion, cleanStart);
   const { sessionPresent, previousConnectionId, previousProtocolVersion, endedSessionWill } = await deps.store.openSession({
     clientId,
     connectionId,
     protocolVersion,
     cleanStart,
+    endsWithConnection: sessionExpiryInterval === 0,
     receiveMaximum: limits.receiveMaximum,
     topicAliasMaximum: limits.topicAliasMaximum,
     ...(limits.maximumPacketSize !== undefined ? { maximumPacketSize: limits.maximumPacketSize } : {}),
@@ -72,7 +74,7 @@ export async function handleConnect(
     protocolVersion,
     keepalive: keepAlive.effective,
     cleanStart,
-    sessionExpiryInterval: sessionExpiryOf(packet, protocolVersion, cleanStart),
+    sessionExpiryInterval,
     connectedAt: deps.now(),
     ...(packet.will ? { will: willOf(packet.will, protocolVersion) } : {}),
     ...limits,

@@ -128,6 +128,11 @@ export interface OpenSessionRequest {
   readonly connectionId: string;
   readonly protocolVersion: ProtocolVersion;
   readonly cleanStart: boolean;
+  /**
+   * The session lasts only as long as this connection (3.1.1 Clean Session 1, 5.0 Session Expiry
+   * Interval 0): a connection that takes the client id over must not resume it.
+   */
+  readonly endsWithConnection?: boolean;
   readonly maximumPacketSize?: number;
   readonly receiveMaximum: number;
   readonly topicAliasMaximum: number;

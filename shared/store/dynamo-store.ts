@@ -156,7 +156,7 @@ export class DynamoBrokerStore implements BrokerStore {
         TableName: this.tables.sessions,
         Key: { clientId: request.clientId, sk: SESSION_SK },
         UpdateExpression: [
-          'SET connectionId = :c, protocolVersion = :v, connectedAt = :t, receiveMaximum = :r, topicAliasMaximum = :a',
+          'SET connectionId = :c, protocolVersion = :v, connectedAt = :t, receiveMaximum = :r, topicAliasMaximum = :a, endsWithConnection = :e',
           request.maximumPacketSize === undefined ? '' : ', maximumPacketSize = :m',
           ' REMOVE expiresAt, #timer, timerAt',
           request.maximumPacketSize === undefined ? ', maximumPacketSize' : '',
@@ -170,6 +170,7 @@ export class DynamoBrokerStore implements BrokerStore {
           ':t': this.now(),
           ':r': request.receiveMaximum,
           ':a': request.topicAliasMaximum,
+          ':e': request.endsWithConnection ?? false,
           ...(request.maximumPacketSize === undefined ? {} : { ':m': request.maximumPacketSize }),
         },
         ReturnValues: 'ALL_OLD',
@@ -179,9 +180,13 @@ export class DynamoBrokerStore implements BrokerStore {
     this.meter.record('write', out.ConsumedCapacity);
     const old = out.Attributes;
     const alive = old !== undefined && !isExpired(old, this.now());
-    // Clean Start, or a session that expired but TTL has not deleted yet: nothing of it survives.
+    // A session bound to its connection ends with it, also when this connection takes it over
+    // (MQTT 5.0 3.1.4; 3.1.1 [MQTT-3.1.2-6]: its state is never reused).
+    const resumable = alive && old.endsWithConnection !== true;
+    // Clean Start, or a session that expired but TTL has not deleted yet, or one that ends with
+    // its connection: nothing of it survives.
     let endedSessionWill: WillMessage | undefined;
-    if (request.cleanStart || (old !== undefined && !alive)) {
+    if (request.cleanStart || (old !== undefined && !resumable)) {
       // Claimed before the wipe, so the session's pending will is published, not lost.
       if (old !== undefined) {
         const item = await this.deleteReturning(this.tables.sessions, { clientId: request.clientId, sk: WILL_SK });
@@ -191,7 +196,7 @@ export class DynamoBrokerStore implements BrokerStore {
       if (!request.cleanStart) await this.resetCounters(request.clientId);
     }
     return {
-      sessionPresent: !request.cleanStart && alive,
+      sessionPresent: !request.cleanStart && resumable,
       ...(endedSessionWill ? { endedSessionWill } : {}),
       ...(alive && typeof old.connectionId === 'string'
         ? { previousConnectionId: old.connectionId, previousProtocolVersion: old.protocolVersion as ProtocolVersion }
