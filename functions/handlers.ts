@@ -8,7 +8,8 @@ import type {
   APIGatewayProxyWebsocketEventV2,
 } from 'aws-lambda';
 import type { BrokerDeps } from '../shared/broker/context';
-import { handleConnectionClosed, handlePackets } from '../shared/broker/dispatch';
+import { handleConnectionClosed } from '../shared/broker/connection-closed';
+import { handlePackets } from '../shared/broker/dispatch';
 import type { ListenerEvent } from '../shared/listener/events';
 import { decodeTextMessage } from '../shared/gateway/text-frames';
 

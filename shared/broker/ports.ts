@@ -151,10 +151,6 @@ export interface OpenSessionResult {
 export type CloseSessionResult = 'closed' | 'taken-over';
 
 export interface ConnectionChanges {
-  /** 5.0 DISCONNECT may change the Session Expiry Interval. */
-  readonly sessionExpiryInterval?: number;
-  /** A normal DISCONNECT: the will is not published [MQTT-3.1.2-10]. */
-  readonly dropWill?: boolean;
   /** A topic alias the client set (alias, topic name). */
   readonly topicAlias?: readonly [number, string];
 }

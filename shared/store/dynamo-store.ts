@@ -111,29 +111,15 @@ export class DynamoBrokerStore implements BrokerStore {
   }
 
   async updateConnection(connectionId: string, changes: ConnectionChanges): Promise<void> {
-    const set: string[] = [];
-    const remove: string[] = [];
-    const names: Record<string, string> = {};
-    const values: Record<string, unknown> = {};
-    if (changes.sessionExpiryInterval !== undefined) {
-      set.push('sessionExpiryInterval = :e');
-      values[':e'] = changes.sessionExpiryInterval;
-    }
-    if (changes.dropWill) remove.push('will');
-    if (changes.topicAlias) {
-      set.push('topicAliases.#a = :t');
-      names['#a'] = String(changes.topicAlias[0]);
-      values[':t'] = changes.topicAlias[1];
-    }
-    if (set.length === 0 && remove.length === 0) return;
+    if (!changes.topicAlias) return;
     await this.conditional(
       new UpdateCommand({
         TableName: this.tables.connections,
         Key: { connectionId },
-        UpdateExpression: [set.length ? `SET ${set.join(', ')}` : '', remove.length ? `REMOVE ${remove.join(', ')}` : ''].join(' '),
+        UpdateExpression: 'SET topicAliases.#a = :t',
         ConditionExpression: 'attribute_exists(connectionId)',
-        ...(Object.keys(names).length ? { ExpressionAttributeNames: names } : {}),
-        ...(Object.keys(values).length ? { ExpressionAttributeValues: values } : {}),
+        ExpressionAttributeNames: { '#a': String(changes.topicAlias[0]) },
+        ExpressionAttributeValues: { ':t': changes.topicAlias[1] },
         ReturnConsumedCapacity: CAPACITY,
       }),
     );
