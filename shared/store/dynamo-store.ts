@@ -32,7 +32,7 @@ import type {
   WillMessage,
 } from '../broker/ports';
 import { forEachBounded } from '../broker/concurrency';
-import type { ProtocolVersion } from '../protocol/codec';
+import type { ProtocolVersion, UserProperties } from '../protocol/codec';
 import { hasWildcard } from '../protocol/topic';
 import { CapacityMeter } from './capacity-meter';
 import {
@@ -103,7 +103,7 @@ export class DynamoBrokerStore implements BrokerStore {
     const out = await this.client.send(
       new PutCommand({
         TableName: this.tables.connections,
-        Item: { topicAliases: {}, ...connection },
+        Item: { topicAliases: {}, ...connection, ...(connection.will ? { will: toItemMessage(connection.will) } : {}) },
         ReturnConsumedCapacity: CAPACITY,
       }),
     );
@@ -451,7 +451,7 @@ export class DynamoBrokerStore implements BrokerStore {
 
   async enqueue(message: QueuedMessage): Promise<EnqueueResult> {
     const sk = QUEUE_PREFIX + this.sequence();
-    await this.put(this.tables.sessions, { ...message, sk });
+    await this.put(this.tables.sessions, { ...toItemMessage(message), sk });
     // The count after the item: a drain that sees the count always finds the item.
     try {
       const out = await this.client.send(
@@ -532,7 +532,7 @@ export class DynamoBrokerStore implements BrokerStore {
   async putOutgoing(messages: readonly OutgoingMessage[]): Promise<void> {
     await this.batchWrite(
       this.tables.sessions,
-      messages.map((m) => ({ PutRequest: { Item: { ...m, sk: outKey(m.packetId), state: 'publish', sentSeq: this.sequence() } } })),
+      messages.map((m) => ({ PutRequest: { Item: { ...toItemMessage(m), sk: outKey(m.packetId), state: 'publish', sentSeq: this.sequence() } } })),
     );
   }
 
@@ -640,7 +640,7 @@ export class DynamoBrokerStore implements BrokerStore {
       );
       return;
     }
-    const stored = { ...message, retain: true };
+    const stored = { ...toItemMessage(message), retain: true };
     // [MQTT-3.3.1-5] a new retained message replaces the topic's previous one
     const replaced = await this.conditional(
       new UpdateCommand({
@@ -698,7 +698,7 @@ export class DynamoBrokerStore implements BrokerStore {
   // ---- wills ----
 
   async scheduleWill(clientId: string, will: WillMessage, dueAt: number): Promise<void> {
-    await this.put(this.tables.sessions, { clientId, sk: WILL_SK, will, timer: 'will', timerAt: dueAt });
+    await this.put(this.tables.sessions, { clientId, sk: WILL_SK, will: toItemMessage(will), timer: 'will', timerAt: dueAt });
   }
 
   async cancelWill(clientId: string): Promise<void> {
@@ -923,10 +923,26 @@ function toMessage(item: Item): RetainedMessage {
   };
 }
 
-/** Binary attributes come back as Uint8Array; the codec wants Buffers. */
+/**
+ * A message as an item. User properties are kept as a list of [name, value] pairs: a DynamoDB map
+ * does not keep the order of its keys, and the broker must ([MQTT-3.3.2-18], [MQTT-3.1.3-10]).
+ */
+function toItemMessage<M extends { readonly properties?: MessageProperties }>(message: M): M | (Omit<M, 'properties'> & { properties: Item }) {
+  const userProperties = message.properties?.userProperties;
+  if (!userProperties) return message;
+  return { ...message, properties: { ...message.properties, userProperties: Object.entries(userProperties) } };
+}
+
+/** Binary attributes come back as Uint8Array; the codec wants Buffers. User properties come back as pairs. */
 function toProperties(item: Item): MessageProperties {
-  const { correlationData, ...rest } = item;
-  return { ...(rest as MessageProperties), ...(correlationData ? { correlationData: Buffer.from(correlationData as Uint8Array) } : {}) };
+  const { correlationData, userProperties, ...rest } = item;
+  return {
+    ...(rest as MessageProperties),
+    ...(correlationData ? { correlationData: Buffer.from(correlationData as Uint8Array) } : {}),
+    ...(userProperties
+      ? { userProperties: Array.isArray(userProperties) ? Object.fromEntries(userProperties as Array<[string, string | string[]]>) : (userProperties as UserProperties) }
+      : {}),
+  };
 }
 
 function toQueued(item: Item): QueuedMessage {
