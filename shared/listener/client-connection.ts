@@ -29,6 +29,7 @@ export interface ConnectionLimits {
 }
 
 const CONNECT_TYPE = 1;
+const CONNACK_TYPE = 2;
 
 export class ClientConnection {
   readonly connectedAt = new Date();
@@ -43,6 +44,8 @@ export class ClientConnection {
   private keepAliveTimer: NodeJS.Timeout | undefined;
   private keepAliveMs = 0;
   private sawConnect = false;
+  /** The broker's first bytes to a client are its CONNACK. */
+  private connackSent = false;
   private protocolVersion: ProtocolVersion = 4;
   private markDone: () => void = () => undefined;
   /** Settles once the handler has been told the connection closed (or failed to be told). */
@@ -73,6 +76,10 @@ export class ClientConnection {
     } catch (error) {
       const reason = error instanceof MqttProtocolError ? error.message : String(error);
       this.log.warn('closing connection: bad framing', { connectionId: this.connectionId, reason });
+      // 5.0: the client learns why (0x95 Packet too large, MQTT 5.0 3.2.2.3.6), never before its CONNACK [MQTT-3.14.0-1]
+      if (this.protocolVersion === 5 && this.connackSent && error instanceof MqttProtocolError) {
+        this.transport.write(encodePacket({ cmd: 'disconnect', reasonCode: error.reasonCode }, 5));
+      }
       this.serverClose(`framing: ${reason}`);
       return;
     }
@@ -86,6 +93,7 @@ export class ClientConnection {
 
   /** Bytes to the network, from the delivery endpoint. */
   deliver(bytes: Buffer): void {
+    if (bytes[0]! >> 4 === CONNACK_TYPE) this.connackSent = true;
     this.transport.write(bytes);
   }
 
