@@ -1,16 +1,20 @@
 /**
  * The end-to-end scenarios every device door must pass, with real clients: MQTT.js speaking
  * 3.1.1 and 5.0, and raw sockets where the test needs exact bytes. tcp.test.ts and
- * listener-ws.test.ts run this one suite over their door.
+ * listener-ws.test.ts run this one suite over their door; the conformance scenarios, one file per
+ * behaviour under conformance/, are part of it.
  */
 import type { MqttClient } from 'mqtt';
 import { afterEach, describe, expect, it } from 'vitest';
-import { collect, connectClient, endAll, eventually, settle, type Door } from '../support/clients';
+import { collect, connectClient, endAll, eventually, settle } from '../support/clients';
+import { describeSessions } from './conformance/sessions';
+import type { Doors } from './conformance/support';
 
 let counter = 0;
 const unique = (name: string): string => `${name}-${process.pid}-${++counter}`;
 
-export function describeBrokerSuite(door: Door): void {
+export function describeBrokerSuite(doors: Doors): void {
+  const door = doors.main;
   const open: MqttClient[] = [];
   const client = async (options: Parameters<typeof connectClient>[1] = {}): Promise<MqttClient> => {
     const c = await connectClient(door.url(), options);
@@ -403,4 +407,6 @@ export function describeBrokerSuite(door: Door): void {
       }
     });
   });
+
+  describeSessions(doors);
 }
