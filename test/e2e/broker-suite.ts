@@ -10,6 +10,7 @@ import { collect, connectClient, endAll, eventually, settle } from '../support/c
 import { describeRetained } from './conformance/retained';
 import { describeSessions } from './conformance/sessions';
 import type { Doors } from './conformance/support';
+import { describeWills } from './conformance/will';
 
 let counter = 0;
 const unique = (name: string): string => `${name}-${process.pid}-${++counter}`;
@@ -411,4 +412,5 @@ export function describeBrokerSuite(doors: Doors): void {
 
   describeSessions(doors);
   describeRetained(doors);
+  describeWills(doors);
 }
