@@ -7,6 +7,7 @@
 import type { MqttClient } from 'mqtt';
 import { afterEach, describe, expect, it } from 'vitest';
 import { collect, connectClient, endAll, eventually, settle } from '../support/clients';
+import { describeKeepAlive } from './conformance/keep-alive';
 import { describeRetained } from './conformance/retained';
 import { describeSessions } from './conformance/sessions';
 import type { Doors } from './conformance/support';
@@ -413,4 +414,5 @@ export function describeBrokerSuite(doors: Doors): void {
   describeSessions(doors);
   describeRetained(doors);
   describeWills(doors);
+  describeKeepAlive(doors);
 }
