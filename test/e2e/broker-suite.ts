@@ -8,6 +8,7 @@ import type { MqttClient } from 'mqtt';
 import { afterEach, describe, expect, it } from 'vitest';
 import { collect, connectClient, endAll, eventually, settle } from '../support/clients';
 import { describeKeepAlive } from './conformance/keep-alive';
+import { describeMqtt5Properties } from './conformance/mqtt5-properties';
 import { describeRetained } from './conformance/retained';
 import { describeSessions } from './conformance/sessions';
 import type { Doors } from './conformance/support';
@@ -415,4 +416,5 @@ export function describeBrokerSuite(doors: Doors): void {
   describeRetained(doors);
   describeWills(doors);
   describeKeepAlive(doors);
+  describeMqtt5Properties(doors);
 }
