@@ -12,6 +12,7 @@ import { describeMqtt5Properties } from './conformance/mqtt5-properties';
 import { describeRetained } from './conformance/retained';
 import { describeSessions } from './conformance/sessions';
 import type { Doors } from './conformance/support';
+import { describeTopicAliases } from './conformance/topic-alias';
 import { describeWills } from './conformance/will';
 
 let counter = 0;
@@ -417,4 +418,5 @@ export function describeBrokerSuite(doors: Doors): void {
   describeWills(doors);
   describeKeepAlive(doors);
   describeMqtt5Properties(doors);
+  describeTopicAliases(doors);
 }
