@@ -11,6 +11,7 @@ import { describeKeepAlive } from './conformance/keep-alive';
 import { describeMqtt5Properties } from './conformance/mqtt5-properties';
 import { describeRetained } from './conformance/retained';
 import { describeSessions } from './conformance/sessions';
+import { describeSubscriptions } from './conformance/subscriptions';
 import type { Doors } from './conformance/support';
 import { describeTopicAliases } from './conformance/topic-alias';
 import { describeWills } from './conformance/will';
@@ -419,4 +420,5 @@ export function describeBrokerSuite(doors: Doors): void {
   describeKeepAlive(doors);
   describeMqtt5Properties(doors);
   describeTopicAliases(doors);
+  describeSubscriptions(doors);
 }
