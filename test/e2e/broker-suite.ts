@@ -7,6 +7,7 @@
 import type { MqttClient } from 'mqtt';
 import { afterEach, describe, expect, it } from 'vitest';
 import { collect, connectClient, endAll, eventually, settle } from '../support/clients';
+import { describeFlowControl } from './conformance/flow-control';
 import { describeKeepAlive } from './conformance/keep-alive';
 import { describeMqtt5Properties } from './conformance/mqtt5-properties';
 import { describeRetained } from './conformance/retained';
@@ -421,4 +422,5 @@ export function describeBrokerSuite(doors: Doors): void {
   describeMqtt5Properties(doors);
   describeTopicAliases(doors);
   describeSubscriptions(doors);
+  describeFlowControl(doors);
 }
