@@ -47,7 +47,7 @@ export function describeBrokerSuite(doors: Doors): void {
         expect(got[0]).toMatchObject({ topic, payload: 'hello', qos: 0, retain: false });
       });
 
-      it("[MQTT-4.7.1-2] '+' matches exactly one level, [MQTT-4.7.1-1] '#' any number including the parent", async () => {
+      it("(MQTT 4.7.1.3) '+' matches exactly one level, (MQTT 4.7.1.2) '#' any number including the parent", async () => {
         const root = unique('wild');
         const plus = await client({ protocolVersion });
         const hash = await client({ protocolVersion });
@@ -342,7 +342,7 @@ export function describeBrokerSuite(doors: Doors): void {
       await raw.waitClosed();
     });
 
-    it('[MQTT-3.1.2-22] closes a connection silent for 1.5 times its keep-alive', async () => {
+    it('[MQTT-3.1.2-24] (3.1.1) closes a connection silent for 1.5 times its keep-alive', async () => {
       const raw = await door.raw(4);
       raw.send({ cmd: 'connect', clientId: unique('silent'), protocolVersion: 4, clean: true, keepalive: 1 });
       await raw.next('connack');

@@ -110,7 +110,7 @@ export function describeFlowControl(doors: Doors): void {
       it(
         version === 5
           ? `[MQTT-3.2.2-15] (MQTT 5.0 3.2.2.3.6) CONNACK announces Maximum Packet Size ${LIMITS.maximumPacketSize}; a larger packet gets DISCONNECT 0x95`
-          : `a packet larger than the broker's maximum (${LIMITS.maximumPacketSize} bytes) closes the connection`,
+          : `a packet larger than the broker's maximum (${LIMITS.maximumPacketSize} bytes; 3.1.1 has no Maximum Packet Size to announce) closes the connection`,
         async (ctx) => {
           const c = clients(ctx);
           const topic = unique('too-large');

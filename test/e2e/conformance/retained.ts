@@ -98,7 +98,7 @@ export function describeRetained(doors: Doors): void {
         await settle(300);
         const topics = (messages: Received[]): string[] => about(messages, root).map((m) => m.topic).sort();
         expect(topics(plusLevel)).toEqual([`${root}/a`]);
-        // [MQTT-4.7.1-1] (3.1.1) / MQTT 5.0 4.7.1.2: '#' includes the parent level
+        // MQTT 3.1.1 and 5.0 section 4.7.1.2: '#' includes the parent level
         expect(topics(subtree)).toEqual([root, `${root}/a`, `${root}/b/c`].sort());
         expect(topics(leadingPlus)).toEqual([`${root}/a`]);
         expect(topics(everything)).toEqual([root, `${root}/a`, `${root}/b/c`].sort());
