@@ -8,7 +8,8 @@ import type {
   APIGatewayProxyWebsocketEventV2,
 } from 'aws-lambda';
 import type { BrokerDeps } from '../shared/broker/context';
-import { handleConnectionClosed, handlePackets } from '../shared/broker/dispatch';
+import { handleConnectionClosed } from '../shared/broker/connection-closed';
+import { handlePackets } from '../shared/broker/dispatch';
 import { runFanoutJob, type FanoutJob } from '../shared/broker/fanout';
 import { handleStreamFailure } from '../shared/broker/stream-failure';
 import type { ConnectionDirectory, ConnectionInbox, ConnectionProbe } from '../shared/broker/ports';

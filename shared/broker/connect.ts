@@ -53,11 +53,13 @@ export async function handleConnect(
   const admission = await admitConnection(deps, connectionId, packet, clientId);
   if (!admission.ok) return refuse(admission.reasonCode, admission.why);
 
+  const sessionExpiryInterval = sessionExpiryOf(packet, protocolVersion, cleanStart);
   const { sessionPresent, previousConnectionId, previousProtocolVersion, endedSessionWill } = await deps.store.openSession({
     clientId,
     connectionId,
     protocolVersion,
     cleanStart,
+    endsWithConnection: sessionExpiryInterval === 0,
     receiveMaximum: limits.receiveMaximum,
     topicAliasMaximum: limits.topicAliasMaximum,
     ...(limits.maximumPacketSize !== undefined ? { maximumPacketSize: limits.maximumPacketSize } : {}),
@@ -79,7 +81,7 @@ export async function handleConnect(
     protocolVersion,
     keepalive: keepAlive.effective,
     cleanStart,
-    sessionExpiryInterval: sessionExpiryOf(packet, protocolVersion, cleanStart),
+    sessionExpiryInterval,
     connectedAt: deps.now(),
     ...(packet.will ? { will: willOf(packet.will, protocolVersion) } : {}),
     ...limits,

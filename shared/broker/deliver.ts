@@ -86,11 +86,20 @@ export async function deliver(deps: BrokerDeps, outbox: Outbox, deliveries: read
 export async function drainQueue(deps: BrokerDeps, outbox: Outbox, recipient: Recipient): Promise<void> {
   const connectionId = recipient.connectionId;
   if (!connectionId || outbox.isClosing(connectionId)) return;
-  const { messages } = await deps.store.claimQueued(recipient.clientId, connectionId, recipient.receiveMaximum ?? DEFAULT_RECEIVE_MAXIMUM);
-  if (messages.length === 0) return;
-  outbox.recordInFlight(messages);
-  const now = deps.now();
-  for (const message of messages) send(outbox, recipient, message, message.packetId, false, now);
+  for (;;) {
+    const { messages } = await deps.store.claimQueued(recipient.clientId, connectionId, recipient.receiveMaximum ?? DEFAULT_RECEIVE_MAXIMUM);
+    if (messages.length === 0) return;
+    const now = deps.now();
+    // Queued under the session's last connection, a message may be too large for this one.
+    const dropped = messages.filter((message) => tooLarge({ recipient, message }, now));
+    const sent = messages.filter((message) => !dropped.includes(message));
+    outbox.recordInFlight(sent);
+    for (const message of sent) send(outbox, recipient, message, message.packetId, false, now);
+    if (dropped.length === 0) return;
+    // [MQTT-3.1.2-25] discarded as if sent and acknowledged; the room they took is claimed again
+    await deps.store.putOutgoing(dropped);
+    await completeUnsendable(deps, recipient, dropped);
+  }
 }
 
 /**
@@ -104,12 +113,25 @@ export async function resendInFlight(deps: BrokerDeps, outbox: Outbox, recipient
   // The client may have a different Receive Maximum now: count what is really in flight.
   if ((recipient.receiveMaximum ?? DEFAULT_RECEIVE_MAXIMUM) < DEFAULT_RECEIVE_MAXIMUM) await deps.store.setInFlight(recipient.clientId, messages.length);
   const now = deps.now();
+  const dropped: OutgoingMessage[] = [];
   for (const message of messages) {
     if (message.state === 'pubrel') {
       outbox.send(recipient.connectionId, encodePacket({ cmd: 'pubrel', messageId: message.packetId }, recipient.protocolVersion));
+    } else if (tooLarge({ recipient, message }, now)) {
+      // [MQTT-3.1.2-24] this connection's Maximum Packet Size may be smaller than the last one's
+      dropped.push(message);
     } else {
       send(outbox, recipient, message, message.packetId, true, now);
     }
+  }
+  await completeUnsendable(deps, recipient, dropped);
+}
+
+/** [MQTT-3.1.2-25] messages too large for the client: the broker behaves as if it had completed sending them. */
+async function completeUnsendable(deps: BrokerDeps, recipient: Recipient, messages: readonly OutgoingMessage[]): Promise<void> {
+  for (const message of messages) {
+    deps.log.info('message larger than the subscriber accepts, not sent', { clientId: recipient.clientId, topic: message.topic });
+    await deps.store.completeOutgoing(recipient.clientId, message.packetId, recipient.receiveMaximum ?? DEFAULT_RECEIVE_MAXIMUM);
   }
 }
 

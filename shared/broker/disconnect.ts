@@ -5,26 +5,35 @@
  */
 import { encodePacket, type DisconnectPacket, type ProtocolVersion } from '../protocol/codec';
 import { MqttProtocolError, ReasonCode } from '../protocol/reason-codes';
+import { endConnection } from './connection-closed';
 import type { PacketContext } from './context';
 import type { Outbox } from './outbox';
 
 export async function handleDisconnect(ctx: PacketContext, packet: DisconnectPacket): Promise<void> {
   const reasonCode = packet.reasonCode ?? 0;
   const expiry = packet.properties?.sessionExpiryInterval;
-  // [MQTT-3.14.2-2] a session that was to end with the connection cannot be given an expiry now
+  // MQTT 5.0 3.14.2.2.2: a session that was to end with the connection cannot be given an expiry now
   if (expiry !== undefined && expiry !== 0 && ctx.connection.sessionExpiryInterval === 0) {
     throw new MqttProtocolError(ReasonCode.ProtocolError, 'Session Expiry Interval set on DISCONNECT after 0 on CONNECT');
   }
-  await ctx.deps.store.updateConnection(ctx.connection.connectionId, {
-    ...(expiry !== undefined ? { sessionExpiryInterval: expiry } : {}),
-    // [MQTT-3.1.2-10] a normal DISCONNECT discards the will; 5.0 reason 0x04 keeps it
-    dropWill: reasonCode !== ReasonCode.DisconnectWithWill,
-  });
   ctx.deps.log.info('client disconnected', {
     connectionId: ctx.connection.connectionId,
     clientId: ctx.connection.clientId,
     reasonCode,
   });
+  // The connection ends here, not when its socket closes: by the time the broker closes the
+  // connection, the session is detached (or ended) and the will dropped (or published), so a
+  // client that connects again right after finds the session as its DISCONNECT left it.
+  const taken = await ctx.deps.store.takeConnection(ctx.connection.connectionId);
+  if (taken) {
+    const { will, ...connection } = taken;
+    await endConnection(ctx.deps, {
+      ...connection,
+      ...(expiry !== undefined ? { sessionExpiryInterval: expiry } : {}),
+      // [MQTT-3.1.2-10] a normal DISCONNECT discards the will; 5.0 reason 0x04 keeps it
+      ...(will && reasonCode === ReasonCode.DisconnectWithWill ? { will } : {}),
+    });
+  }
   // [MQTT-3.14.4-1] after DISCONNECT the client sends nothing more; the server closes the connection.
   ctx.outbox.close(ctx.connection.connectionId);
 }

@@ -9,6 +9,7 @@ import { connectProtocolLevel } from '../protocol/fixed-header';
 import { ConnackReturnCode, MqttProtocolError, ReasonCode } from '../protocol/reason-codes';
 import { handleAuth } from './auth';
 import { handleConnect } from './connect';
+import { handleConnectionClosed } from './connection-closed';
 import { newBatchState, type BrokerDeps, type PacketContext } from './context';
 import { BatchLimits } from './limits';
 import { closeWithReason, handleDisconnect } from './disconnect';
@@ -22,7 +23,6 @@ import { handlePubrel } from './pubrel';
 import type { ConnectionRecord } from './ports';
 import { handleSubscribe } from './subscribe';
 import { handleUnsubscribe } from './unsubscribe';
-import { settleWill } from './will';
 
 export async function handlePackets(deps: BrokerDeps, connectionId: string, frames: readonly Buffer[]): Promise<void> {
   const outbox = new Outbox();
@@ -120,23 +120,4 @@ function refuseUnsupportedVersion(deps: BrokerDeps, outbox: Outbox, connectionId
 
 function assertNever(packet: never): never {
   throw new MqttProtocolError(ReasonCode.ProtocolError, `unexpected packet ${(packet as Packet).cmd}`);
-}
-
-/**
- * The network connection is gone (closed by either side, or found gone on delivery): forget
- * it, end its session unless the session outlives the connection, and publish its will unless
- * it ended with a normal DISCONNECT. Taking the connection's record is the claim: when a close
- * is reported twice (the door, and a handler that found it gone), only one caller acts.
- */
-export async function handleConnectionClosed(deps: BrokerDeps, connectionId: string): Promise<void> {
-  const connection = await deps.store.takeConnection(connectionId);
-  if (!connection) return;
-  const closed = await deps.store.closeSession(
-    connection.clientId,
-    connectionId,
-    connection.sessionExpiryInterval === 0,
-    connection.sessionExpiryInterval,
-  );
-  deps.log.info('connection closed', { connectionId, clientId: connection.clientId, session: closed });
-  await settleWill(deps, connection, closed);
 }

@@ -120,7 +120,7 @@ function encodeChunks(chunks: ReadonlyArray<Buffer | PendingPublish>): Buffer {
         return encodePacket({ ...packet, topic: '', properties: { ...packet.properties, topicAlias: known } }, 5);
       }
       if (aliases.size >= topicAliasMaximum || uses.get(packet.topic)! < 2) return encodePacket(packet, 5);
-      // [MQTT-3.3.2-8] the broker's aliases stay within the client's Topic Alias Maximum
+      // [MQTT-3.3.2-11] the broker's aliases stay within the client's Topic Alias Maximum
       const alias = aliases.size + 1;
       aliases.set(packet.topic, alias);
       return encodePacket({ ...packet, properties: { ...packet.properties, topicAlias: alias } }, 5);

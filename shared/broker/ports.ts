@@ -132,6 +132,11 @@ export interface OpenSessionRequest {
   readonly connectionId: string;
   readonly protocolVersion: ProtocolVersion;
   readonly cleanStart: boolean;
+  /**
+   * The session lasts only as long as this connection (3.1.1 Clean Session 1, 5.0 Session Expiry
+   * Interval 0): a connection that takes the client id over must not resume it.
+   */
+  readonly endsWithConnection?: boolean;
   readonly maximumPacketSize?: number;
   readonly receiveMaximum: number;
   readonly topicAliasMaximum: number;
@@ -150,10 +155,6 @@ export interface OpenSessionResult {
 export type CloseSessionResult = 'closed' | 'taken-over';
 
 export interface ConnectionChanges {
-  /** 5.0 DISCONNECT may change the Session Expiry Interval. */
-  readonly sessionExpiryInterval?: number;
-  /** A normal DISCONNECT: the will is not published [MQTT-3.1.2-10]. */
-  readonly dropWill?: boolean;
   /** A topic alias the client set (alias, topic name). */
   readonly topicAlias?: readonly [number, string];
 }

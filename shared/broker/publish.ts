@@ -57,8 +57,8 @@ async function accept(ctx: PacketContext, message: ApplicationMessage): Promise<
 
 /**
  * 5.0 topic aliases the client sets, within the Topic Alias Maximum the broker announced.
- * [MQTT-3.3.2-10] alias 0 or above the maximum is a protocol error (0x94); an alias with an
- * empty topic name must have been set before (0x82).
+ * [MQTT-3.3.2-12] the broker accepts 1..maximum; 0 or above it is a protocol error (0x94, MQTT 5.0
+ * 3.3.4); an alias with an empty topic name must have been set before (0x82).
  */
 async function resolveTopicAlias(ctx: PacketContext, packet: PublishPacket): Promise<string> {
   const alias = packet.properties?.topicAlias;

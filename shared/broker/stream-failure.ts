@@ -5,7 +5,7 @@
  */
 import type { BrokerDeps } from './context';
 import { closeWithReason } from './disconnect';
-import { handleConnectionClosed } from './dispatch';
+import { handleConnectionClosed } from './connection-closed';
 import { Outbox } from './outbox';
 
 export async function handleStreamFailure(deps: BrokerDeps, connectionId: string, reasonCode: number, reason: string): Promise<void> {

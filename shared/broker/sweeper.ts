@@ -8,7 +8,7 @@
  */
 import { forEachBounded } from './concurrency';
 import type { BrokerDeps } from './context';
-import { handleConnectionClosed } from './dispatch';
+import { handleConnectionClosed } from './connection-closed';
 import type { ConnectionDirectory, ConnectionProbe } from './ports';
 
 const PARALLEL_PROBES = 16;

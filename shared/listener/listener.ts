@@ -73,7 +73,9 @@ export class MqttListener {
     this.wsServer = new WebSocketServer({
       server: this.wsHttpServer,
       path: '/mqtt',
-      maxPayload: this.limits.maximumPacketSize,
+      // Room for more than one packet, so that the framer sees an oversized packet's header and
+      // a 5.0 client is told 0x95 rather than having its WebSocket closed with 1009.
+      maxPayload: 2 * this.limits.maximumPacketSize,
       // [MQTT-6.0.0-3]/[MQTT-6.0.0-4]: the subprotocol is "mqtt" (or "mqttv3.1" for old clients)
       handleProtocols: (protocols) => (protocols.has('mqtt') ? 'mqtt' : protocols.has('mqttv3.1') ? 'mqttv3.1' : false),
     });

@@ -32,7 +32,7 @@ import type {
   WillMessage,
 } from '../broker/ports';
 import { forEachBounded } from '../broker/concurrency';
-import type { ProtocolVersion } from '../protocol/codec';
+import type { ProtocolVersion, UserProperties } from '../protocol/codec';
 import { hasWildcard } from '../protocol/topic';
 import { CapacityMeter } from './capacity-meter';
 import {
@@ -104,7 +104,7 @@ export class DynamoBrokerStore implements BrokerStore {
     const out = await this.client.send(
       new PutCommand({
         TableName: this.tables.connections,
-        Item: { topicAliases: {}, ...connection },
+        Item: { topicAliases: {}, ...connection, ...(connection.will ? { will: toItemMessage(connection.will) } : {}) },
         ReturnConsumedCapacity: CAPACITY,
       }),
     );
@@ -112,29 +112,15 @@ export class DynamoBrokerStore implements BrokerStore {
   }
 
   async updateConnection(connectionId: string, changes: ConnectionChanges): Promise<void> {
-    const set: string[] = [];
-    const remove: string[] = [];
-    const names: Record<string, string> = {};
-    const values: Record<string, unknown> = {};
-    if (changes.sessionExpiryInterval !== undefined) {
-      set.push('sessionExpiryInterval = :e');
-      values[':e'] = changes.sessionExpiryInterval;
-    }
-    if (changes.dropWill) remove.push('will');
-    if (changes.topicAlias) {
-      set.push('topicAliases.#a = :t');
-      names['#a'] = String(changes.topicAlias[0]);
-      values[':t'] = changes.topicAlias[1];
-    }
-    if (set.length === 0 && remove.length === 0) return;
+    if (!changes.topicAlias) return;
     await this.conditional(
       new UpdateCommand({
         TableName: this.tables.connections,
         Key: { connectionId },
-        UpdateExpression: [set.length ? `SET ${set.join(', ')}` : '', remove.length ? `REMOVE ${remove.join(', ')}` : ''].join(' '),
+        UpdateExpression: 'SET topicAliases.#a = :t',
         ConditionExpression: 'attribute_exists(connectionId)',
-        ...(Object.keys(names).length ? { ExpressionAttributeNames: names } : {}),
-        ...(Object.keys(values).length ? { ExpressionAttributeValues: values } : {}),
+        ExpressionAttributeNames: { '#a': String(changes.topicAlias[0]) },
+        ExpressionAttributeValues: { ':t': changes.topicAlias[1] },
         ReturnConsumedCapacity: CAPACITY,
       }),
     );
@@ -157,7 +143,7 @@ export class DynamoBrokerStore implements BrokerStore {
         TableName: this.tables.sessions,
         Key: { clientId: request.clientId, sk: SESSION_SK },
         UpdateExpression: [
-          'SET connectionId = :c, protocolVersion = :v, connectedAt = :t, receiveMaximum = :r, topicAliasMaximum = :a',
+          'SET connectionId = :c, protocolVersion = :v, connectedAt = :t, receiveMaximum = :r, topicAliasMaximum = :a, endsWithConnection = :e',
           request.maximumPacketSize === undefined ? '' : ', maximumPacketSize = :m',
           ' REMOVE expiresAt, #timer, timerAt',
           request.maximumPacketSize === undefined ? ', maximumPacketSize' : '',
@@ -171,6 +157,7 @@ export class DynamoBrokerStore implements BrokerStore {
           ':t': this.now(),
           ':r': request.receiveMaximum,
           ':a': request.topicAliasMaximum,
+          ':e': request.endsWithConnection ?? false,
           ...(request.maximumPacketSize === undefined ? {} : { ':m': request.maximumPacketSize }),
         },
         ReturnValues: 'ALL_OLD',
@@ -180,9 +167,13 @@ export class DynamoBrokerStore implements BrokerStore {
     this.meter.record('write', out.ConsumedCapacity);
     const old = out.Attributes;
     const alive = old !== undefined && !isExpired(old, this.now());
-    // Clean Start, or a session that expired but TTL has not deleted yet: nothing of it survives.
+    // A session bound to its connection ends with it, also when this connection takes it over
+    // (MQTT 5.0 3.1.4; 3.1.1 [MQTT-3.1.2-6]: its state is never reused).
+    const resumable = alive && old.endsWithConnection !== true;
+    // Clean Start, or a session that expired but TTL has not deleted yet, or one that ends with
+    // its connection: nothing of it survives.
     let endedSessionWill: WillMessage | undefined;
-    if (request.cleanStart || (old !== undefined && !alive)) {
+    if (request.cleanStart || (old !== undefined && !resumable)) {
       // Claimed before the wipe, so the session's pending will is published, not lost.
       if (old !== undefined) {
         const item = await this.deleteReturning(this.tables.sessions, { clientId: request.clientId, sk: WILL_SK });
@@ -192,7 +183,7 @@ export class DynamoBrokerStore implements BrokerStore {
       if (!request.cleanStart) await this.resetCounters(request.clientId);
     }
     return {
-      sessionPresent: !request.cleanStart && alive,
+      sessionPresent: !request.cleanStart && resumable,
       ...(endedSessionWill ? { endedSessionWill } : {}),
       ...(alive && typeof old.connectionId === 'string'
         ? { previousConnectionId: old.connectionId, previousProtocolVersion: old.protocolVersion as ProtocolVersion }
@@ -480,7 +471,7 @@ export class DynamoBrokerStore implements BrokerStore {
 
   async enqueue(message: QueuedMessage): Promise<EnqueueResult> {
     const sk = QUEUE_PREFIX + this.sequence();
-    await this.put(this.tables.sessions, { ...message, sk });
+    await this.put(this.tables.sessions, { ...toItemMessage(message), sk });
     // The count after the item: a drain that sees the count always finds the item.
     try {
       const out = await this.client.send(
@@ -569,7 +560,7 @@ export class DynamoBrokerStore implements BrokerStore {
   async putOutgoing(messages: readonly OutgoingMessage[]): Promise<void> {
     await this.batchWrite(
       this.tables.sessions,
-      messages.map((m) => ({ PutRequest: { Item: { ...m, sk: outKey(m.packetId), state: 'publish', sentSeq: this.sequence() } } })),
+      messages.map((m) => ({ PutRequest: { Item: { ...toItemMessage(m), sk: outKey(m.packetId), state: 'publish', sentSeq: this.sequence() } } })),
     );
   }
 
@@ -691,7 +682,7 @@ export class DynamoBrokerStore implements BrokerStore {
       );
       return;
     }
-    const stored = { ...message, retain: true };
+    const stored = { ...toItemMessage(message), retain: true };
     // [MQTT-3.3.1-5] a new retained message replaces the topic's previous one
     const replaced = await this.conditional(
       new UpdateCommand({
@@ -749,7 +740,7 @@ export class DynamoBrokerStore implements BrokerStore {
   // ---- wills ----
 
   async scheduleWill(clientId: string, will: WillMessage, dueAt: number): Promise<void> {
-    await this.put(this.tables.sessions, { clientId, sk: WILL_SK, will, timer: 'will', timerAt: dueAt });
+    await this.put(this.tables.sessions, { clientId, sk: WILL_SK, will: toItemMessage(will), timer: 'will', timerAt: dueAt });
   }
 
   async cancelWill(clientId: string): Promise<void> {
@@ -982,10 +973,26 @@ function toMessage(item: Item): RetainedMessage {
   };
 }
 
-/** Binary attributes come back as Uint8Array; the codec wants Buffers. */
+/**
+ * A message as an item. User properties are kept as a list of [name, value] pairs: a DynamoDB map
+ * does not keep the order of its keys, and the broker must ([MQTT-3.3.2-18], [MQTT-3.1.3-10]).
+ */
+function toItemMessage<M extends { readonly properties?: MessageProperties }>(message: M): M | (Omit<M, 'properties'> & { properties: Item }) {
+  const userProperties = message.properties?.userProperties;
+  if (!userProperties) return message;
+  return { ...message, properties: { ...message.properties, userProperties: Object.entries(userProperties) } };
+}
+
+/** Binary attributes come back as Uint8Array; the codec wants Buffers. User properties come back as pairs. */
 function toProperties(item: Item): MessageProperties {
-  const { correlationData, ...rest } = item;
-  return { ...(rest as MessageProperties), ...(correlationData ? { correlationData: Buffer.from(correlationData as Uint8Array) } : {}) };
+  const { correlationData, userProperties, ...rest } = item;
+  return {
+    ...(rest as MessageProperties),
+    ...(correlationData ? { correlationData: Buffer.from(correlationData as Uint8Array) } : {}),
+    ...(userProperties
+      ? { userProperties: Array.isArray(userProperties) ? Object.fromEntries(userProperties as Array<[string, string | string[]]>) : (userProperties as UserProperties) }
+      : {}),
+  };
 }
 
 function toQueued(item: Item): QueuedMessage {

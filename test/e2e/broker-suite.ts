@@ -1,16 +1,33 @@
 /**
  * The end-to-end scenarios every device door must pass, with real clients: MQTT.js speaking
  * 3.1.1 and 5.0, and raw sockets where the test needs exact bytes. tcp.test.ts and
- * listener-ws.test.ts run this one suite over their door.
+ * listener-ws.test.ts run this one suite over their door; the conformance scenarios, one file per
+ * behaviour under conformance/, are part of it.
  */
 import type { MqttClient } from 'mqtt';
 import { afterEach, describe, expect, it } from 'vitest';
-import { collect, connectClient, endAll, eventually, settle, type Door } from '../support/clients';
+import { collect, connectClient, endAll, eventually, settle } from '../support/clients';
+import { describeFlowControl } from './conformance/flow-control';
+import { describeKeepAlive } from './conformance/keep-alive';
+import { describeMqtt5Properties } from './conformance/mqtt5-properties';
+import { describeRetained } from './conformance/retained';
+import { describeSessions } from './conformance/sessions';
+import { describeSubscriptions } from './conformance/subscriptions';
+import type { Doors } from './conformance/support';
+import type { Door } from '../support/clients';
+import { describeTopicAliases } from './conformance/topic-alias';
+import { describeWills } from './conformance/will';
 
 let counter = 0;
 const unique = (name: string): string => `${name}-${process.pid}-${++counter}`;
 
-export function describeBrokerSuite(door: Door): void {
+/**
+ * The scenarios over one door; given the listener's `Doors` (a second transport and a
+ * small-limits harness), the conformance scenarios too.
+ */
+export function describeBrokerSuite(doorOrDoors: Door | Doors): void {
+  const doors = 'main' in doorOrDoors ? doorOrDoors : undefined;
+  const door = doors?.main ?? (doorOrDoors as Door);
   const open: MqttClient[] = [];
   const client = async (options: Parameters<typeof connectClient>[1] = {}): Promise<MqttClient> => {
     const c = door.connect ? await door.connect(options) : await connectClient(door.url(), options);
@@ -40,7 +57,7 @@ export function describeBrokerSuite(door: Door): void {
         expect(got[0]).toMatchObject({ topic, payload: 'hello', qos: 0, retain: false });
       });
 
-      it("[MQTT-4.7.1-2] '+' matches exactly one level, [MQTT-4.7.1-1] '#' any number including the parent", async () => {
+      it("(MQTT 4.7.1.3) '+' matches exactly one level, (MQTT 4.7.1.2) '#' any number including the parent", async () => {
         const root = unique('wild');
         const plus = await client({ protocolVersion });
         const hash = await client({ protocolVersion });
@@ -335,7 +352,7 @@ export function describeBrokerSuite(door: Door): void {
       await raw.waitClosed();
     });
 
-    keepAliveIt('[MQTT-3.1.2-22] closes a connection silent for 1.5 times its keep-alive', async () => {
+    keepAliveIt('[MQTT-3.1.2-24] (3.1.1) closes a connection silent for 1.5 times its keep-alive', async () => {
       const raw = await door.raw(4);
       raw.send({ cmd: 'connect', clientId: unique('silent'), protocolVersion: 4, clean: true, keepalive: 1 });
       await raw.next('connack');
@@ -407,4 +424,14 @@ export function describeBrokerSuite(door: Door): void {
       }
     });
   });
+
+  if (!doors) return;
+  describeSessions(doors);
+  describeRetained(doors);
+  describeWills(doors);
+  describeKeepAlive(doors);
+  describeMqtt5Properties(doors);
+  describeTopicAliases(doors);
+  describeSubscriptions(doors);
+  describeFlowControl(doors);
 }

@@ -1,14 +1,11 @@
 import { describe } from 'vitest';
-import { RawConnection } from '../support/clients';
 import { useHarness } from '../support/harness';
 import { describeBrokerSuite } from './broker-suite';
+import { limitsHarnessOptions, listenerDoors, mainHarnessOptions } from './conformance/support';
 
-const harness = useHarness();
+const harness = useHarness(mainHarnessOptions);
+const limitsHarness = useHarness(limitsHarnessOptions);
 
 describe("MQTT over the listener's WebSocket", () => {
-  describeBrokerSuite({
-    name: 'WebSocket',
-    url: () => harness().wsUrl,
-    raw: (version) => RawConnection.websocket(harness().wsUrl, version),
-  });
+  describeBrokerSuite(listenerDoors('WebSocket', harness, limitsHarness));
 });

@@ -1,14 +1,11 @@
 import { describe } from 'vitest';
-import { RawConnection } from '../support/clients';
 import { useHarness } from '../support/harness';
 import { describeBrokerSuite } from './broker-suite';
+import { limitsHarnessOptions, listenerDoors, mainHarnessOptions } from './conformance/support';
 
-const harness = useHarness();
+const harness = useHarness(mainHarnessOptions);
+const limitsHarness = useHarness(limitsHarnessOptions);
 
 describe('MQTT over TCP', () => {
-  describeBrokerSuite({
-    name: 'TCP',
-    url: () => harness().mqttUrl,
-    raw: (version) => RawConnection.tcp(harness().mqttPort, version),
-  });
+  describeBrokerSuite(listenerDoors('TCP', harness, limitsHarness));
 });

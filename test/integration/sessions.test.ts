@@ -119,6 +119,28 @@ describe('openSession and closeSession', () => {
     expect(await store.findSubscriptions(topic)).toEqual([]);
   });
 
+  it('[MQTT-3.1.2-6] a session that ends with its connection is not resumed by a connection that takes it over', async () => {
+    const clientId = uniqueClientId('bound');
+    const conn = connectionId();
+    const topic = `${clientId}/status`;
+    await store.openSession({ clientId, connectionId: conn, protocolVersion: 4, cleanStart: true, endsWithConnection: true, ...limits });
+    await store.subscribe(clientId, [{ clientId, filter: topic, qos: 1 }]);
+    await store.putOutgoing([{ clientId, topic, payload: Buffer.from('x'), qos: 1, retain: false, packetId: 3 }]);
+
+    const next = connectionId();
+    // Clean Session 0 on the new connection: the old connection is still named, so it is closed, but its session is gone.
+    expect(await store.openSession({ clientId, connectionId: next, protocolVersion: 4, cleanStart: false, ...limits })).toEqual({
+      sessionPresent: false,
+      previousConnectionId: conn,
+      previousProtocolVersion: 4,
+    });
+    expect(await store.findSubscriptions(topic)).toEqual([]);
+    expect(await store.listOutgoing(clientId)).toEqual([]);
+    // the new session is the new connection's, and it is resumable
+    await store.closeSession(clientId, next, false, 3600);
+    expect(await store.openSession({ clientId, connectionId: connectionId(), protocolVersion: 4, cleanStart: false, ...limits })).toEqual({ sessionPresent: true });
+  });
+
   it('closing the taken-over connection leaves the new one attached, its session and subscriptions intact', async () => {
     const { clientId, conn, topic } = await connectedWithSubscriptions();
     const next = connectionId();
