@@ -21,6 +21,7 @@ import { localTableNames, type TableNames } from '../shared/store/tables';
 import { ApiGatewayEmulator } from './apigw-emulator';
 import { startDynamoDbLocal, type RunningDynamoDb } from './dynamodb-local';
 import { localCredentials, LOCAL_REGION } from './local-aws';
+import { InvocationMeter, MeteredGateway, type HarnessMeters } from './meters';
 
 export interface HarnessOptions {
   readonly host?: string;
@@ -48,6 +49,8 @@ export interface Harness {
   readonly deliveryEndpoint: string;
   readonly tables: TableNames;
   readonly store: DynamoBrokerStore;
+  /** DynamoDB calls and units, handler invocations, `@connections` calls: for `npm run bench`. */
+  readonly meters: HarnessMeters;
   stop(): Promise<void>;
 }
 
@@ -79,7 +82,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     const apigw = await emulator.start();
     stops.push(() => emulator.stop());
 
-    const deps = createBrokerDeps({
+    const unmetered = createBrokerDeps({
       tables,
       dynamoDb: { endpoint: dynamoDbEndpoint, region: LOCAL_REGION, credentials: localCredentials },
       connections: {
@@ -89,10 +92,17 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
       log,
       ...(options.maximumPacketSize ? { config: { maximumPacketSize: options.maximumPacketSize } } : {}),
     });
+    const meters: HarnessMeters = {
+      dynamoDb: unmetered.store.meter,
+      invocations: new InvocationMeter(),
+      deliveries: new MeteredGateway(unmetered.gateway),
+    };
+    const deps = { ...unmetered, gateway: meters.deliveries };
+    const invocation = meters.invocations;
     emulator.routes = {
-      $connect: createWsConnectHandler(),
-      $default: createWsDefaultHandler(deps),
-      $disconnect: createWsDisconnectHandler(deps),
+      $connect: invocation.wrap('$connect', createWsConnectHandler()),
+      $default: invocation.wrap('$default', createWsDefaultHandler(deps)),
+      $disconnect: invocation.wrap('$disconnect', createWsDisconnectHandler(deps)),
     };
 
     const listener = new MqttListener({
@@ -101,7 +111,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
       wsPort: options.wsPort ?? 8083,
       deliveryPort: 0,
       advertisedHost: host,
-      sink: inProcessSink(createPacketsHandler(deps)),
+      sink: inProcessSink(invocation.wrap('packets', createPacketsHandler(deps))),
       log,
       ...(options.maximumPacketSize ? { limits: { maximumPacketSize: options.maximumPacketSize } } : {}),
     });
@@ -119,6 +129,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
       deliveryEndpoint: addresses.deliveryEndpoint,
       tables,
       store: deps.store,
+      meters,
       stop,
     };
   } catch (error) {
