@@ -46,6 +46,8 @@ export interface Deployment {
   };
   /** Clients send PINGREQ this often when idle (for the connection-minute figures). */
   readonly keepAliveSeconds: number;
+  /** One DynamoDB call from a Lambda function in the same region, for modeling handler duration. */
+  readonly dynamoDbLatencyMs: number;
 }
 
 export const DEFAULT_DEPLOYMENT: Deployment = {
@@ -53,6 +55,7 @@ export const DEFAULT_DEPLOYMENT: Deployment = {
   deliveriesPerSecond: 10_000,
   listener: { vcpuPerTask: 0.5, gbPerTask: 1, minTasks: 2, packetsPerVcpuSecond: 20_000 },
   keepAliveSeconds: 60,
+  dynamoDbLatencyMs: 5,
 };
 
 /** What clients did, counted by the load generator over one measured interval. */
@@ -76,6 +79,43 @@ export interface BrokerWork {
   readonly billedMs: number;
   readonly readUnits: number;
   readonly writeUnits: number;
+}
+
+/** Handler invocations as the local harness measured them. */
+export interface MeasuredInvocations {
+  readonly invocations: number;
+  /** Wall time per invocation rounded up to 1 ms, summed. */
+  readonly billedMs: number;
+  readonly dynamoDbCalls: number;
+  /** CPU time of the whole broker process (listener included) over the same interval, if known. */
+  readonly brokerCpuMs?: number;
+}
+
+export interface LambdaDuration {
+  /** What the cost model bills: the smaller of the two figures below, per invocation, times the invocations. */
+  readonly billedMs: number;
+  readonly measuredMsPerInvocation: number;
+  readonly modeledMsPerInvocation?: number;
+}
+
+/**
+ * Lambda duration for the measured invocations: the smaller of two upper bounds. The wall time
+ * measured locally is inflated when many invocations queue in one process; the model makes every
+ * DynamoDB call one after another at the deployment's latency and adds all the broker's CPU time.
+ */
+export function lambdaDuration(measured: MeasuredInvocations, deployment: Deployment): LambdaDuration {
+  if (measured.invocations === 0) return { billedMs: 0, measuredMsPerInvocation: 0 };
+  const measuredMsPerInvocation = measured.billedMs / measured.invocations;
+  if (measured.brokerCpuMs === undefined) return { billedMs: measured.billedMs, measuredMsPerInvocation };
+  const modeledMsPerInvocation = Math.max(
+    1,
+    Math.ceil((measured.dynamoDbCalls * deployment.dynamoDbLatencyMs + measured.brokerCpuMs) / measured.invocations),
+  );
+  return {
+    billedMs: measured.invocations * Math.min(measuredMsPerInvocation, modeledMsPerInvocation),
+    measuredMsPerInvocation,
+    modeledMsPerInvocation,
+  };
 }
 
 /** Dollars per million delivered messages (or connection-minutes), by line item, and their sum. */

@@ -4,6 +4,7 @@ import {
   DEFAULT_DEPLOYMENT,
   iotCoreCost,
   iotCoreIdleCost,
+  lambdaDuration,
   listenerDoorCost,
   listenerIdleCost,
   listenerTasks,
@@ -30,6 +31,7 @@ const deployment: Deployment = {
   deliveriesPerSecond: 3_600,
   listener: { vcpuPerTask: 1, gbPerTask: 2, minTasks: 2, packetsPerVcpuSecond: 1_000 },
   keepAliveSeconds: 30,
+  dynamoDbLatencyMs: 4,
 };
 const perMillionAtOneDollarAnHour = 1_000_000 / (3_600 * 3_600);
 
@@ -132,5 +134,29 @@ describe('idle connections, per million connection-minutes', () => {
 
   it('is IoT Core list price for IoT Core', () => {
     expect(iotCoreIdleCost().total).toBe(0.08);
+  });
+});
+
+describe('lambdaDuration', () => {
+  it('bills the model when queueing inflated the measured wall time', () => {
+    // measured 50 ms each; model: 3 calls x 4 ms + 2 ms of CPU = 14 ms each
+    const duration = lambdaDuration({ invocations: 10, billedMs: 500, dynamoDbCalls: 30, brokerCpuMs: 20 }, deployment);
+    expect(duration).toEqual({ billedMs: 140, measuredMsPerInvocation: 50, modeledMsPerInvocation: 14 });
+  });
+
+  it('bills the measured time when calls ran in parallel, faster than the model', () => {
+    const duration = lambdaDuration({ invocations: 2, billedMs: 20, dynamoDbCalls: 100, brokerCpuMs: 10 }, deployment);
+    expect(duration.billedMs).toBe(20);
+    expect(duration.modeledMsPerInvocation).toBe(205);
+  });
+
+  it('rounds the model up to whole milliseconds, at least one', () => {
+    expect(lambdaDuration({ invocations: 4, billedMs: 400, dynamoDbCalls: 1, brokerCpuMs: 0 }, deployment).modeledMsPerInvocation).toBe(1);
+    expect(lambdaDuration({ invocations: 3, billedMs: 300, dynamoDbCalls: 3, brokerCpuMs: 1 }, deployment).billedMs).toBe(15); // 13/3 -> 5 ms
+  });
+
+  it('has only the measurement without the broker CPU time, and nothing without invocations', () => {
+    expect(lambdaDuration({ invocations: 2, billedMs: 30, dynamoDbCalls: 4 }, deployment)).toEqual({ billedMs: 30, measuredMsPerInvocation: 15 });
+    expect(lambdaDuration({ invocations: 0, billedMs: 0, dynamoDbCalls: 0, brokerCpuMs: 5 }, deployment).billedMs).toBe(0);
   });
 });

@@ -1,0 +1,52 @@
+/**
+ * Many idle connections: the broker's memory before and after they connect (after a garbage
+ * collection, where the broker allows one) gives bytes per connection; one round of PINGREQ
+ * (the measured phase) gives what keeping them alive costs.
+ */
+import { performance } from 'node:perf_hooks';
+import { forEachBounded } from '../../shared/broker/concurrency';
+import { connectMany, disconnectAll } from '../load/fleet';
+import { n, type Scenario, type Size } from './scenario';
+
+const counts = { quick: 1_000, full: 10_000 } satisfies Record<Size, number>;
+/** Long enough that no keep-alive expires while the scenario runs. */
+const KEEP_ALIVE_SECONDS = 600;
+/** Few at a time: a burst would measure the broker's queue, not what one keep-alive costs. */
+const PARALLEL_PINGS = 50;
+/** Lets the broker finish what connecting started before its memory is read. */
+const SETTLE_MS = 1_000;
+
+export const idleConnections: Scenario = {
+  name: 'idle-connections',
+  freshBroker: true,
+  describe: (size) => `${n(counts[size])} connections held open (keep-alive ${KEEP_ALIVE_SECONDS} s): memory per connection, then one PINGREQ each`,
+  run: async (ctx) => {
+    const count = counts[ctx.size];
+    const before = await ctx.memory();
+    const connectStarted = performance.now();
+    const clients = await connectMany(ctx.endpoint, count, (i) => ({ clientId: ctx.clientId('idle', i), keepalive: KEEP_ALIVE_SECONDS }), ctx.counters);
+    try {
+      const connectMs = performance.now() - connectStarted;
+      await new Promise((resolve) => setTimeout(resolve, SETTLE_MS));
+      const after = await ctx.memory();
+      const pingMs = await ctx.measure(async () => {
+        const started = performance.now();
+        await forEachBounded(clients, PARALLEL_PINGS, (client) => client.ping());
+        return performance.now() - started;
+      });
+      const dropped = clients.filter((client) => client.closed).length;
+      return {
+        kind: 'connections',
+        connections: count,
+        connectMs,
+        ...(before ? { before } : {}),
+        ...(after ? { after } : {}),
+        pings: count,
+        pingMs,
+        notes: dropped > 0 ? [`${dropped} connections were closed by the broker`] : [],
+      };
+    } finally {
+      await disconnectAll(clients);
+    }
+  },
+};
