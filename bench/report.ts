@@ -123,7 +123,7 @@ export function connectionsTable(results: readonly ScenarioResult[]): string {
         r.scenario,
         r.broker,
         count(c.count),
-        count((c.count * 1000) / c.connectMs),
+        count((c.measured * 1000) / c.connectMs),
         kilobytes(c.rssBytesPerConnection),
         kilobytes(c.heapBytesPerConnection),
         count((c.pings * 1000) / c.pingMs),

@@ -68,6 +68,8 @@ export interface ScenarioResult {
   };
   readonly connections?: {
     readonly count: number;
+    /** Connected between the two memory readings, in `connectMs`. */
+    readonly measured: number;
     readonly connectMs: number;
     readonly rssBytesPerConnection?: number;
     readonly heapBytesPerConnection?: number;
@@ -211,10 +213,12 @@ function messagesResult(base: Base, outcome: MessagesOutcome, measured: Measured
 }
 
 function connectionsResult(base: Base, outcome: ConnectionsOutcome, measured: Measured, deployment: Deployment): ScenarioResult {
-  const { before, after, connections } = outcome;
-  const rssBytesPerConnection = before && after ? (after.rssBytes - before.rssBytes) / connections : undefined;
+  const { before, after, measuredConnections } = outcome;
+  const rssBytesPerConnection = before && after ? (after.rssBytes - before.rssBytes) / measuredConnections : undefined;
   const heapBytesPerConnection =
-    before?.heapUsedBytes !== undefined && after?.heapUsedBytes !== undefined ? (after.heapUsedBytes - before.heapUsedBytes) / connections : undefined;
+    before?.heapUsedBytes !== undefined && after?.heapUsedBytes !== undefined
+      ? (after.heapUsedBytes - before.heapUsedBytes) / measuredConnections
+      : undefined;
   const harness = harnessWork(measured);
   const cpuTime = cpu(measured);
   const lambda = harness && lambdaFor(harness, cpuTime, deployment);
@@ -223,7 +227,8 @@ function connectionsResult(base: Base, outcome: ConnectionsOutcome, measured: Me
   return {
     ...base,
     connections: {
-      count: connections,
+      count: outcome.connections,
+      measured: measuredConnections,
       connectMs: outcome.connectMs,
       ...(rssBytesPerConnection === undefined ? {} : { rssBytesPerConnection }),
       ...(heapBytesPerConnection === undefined ? {} : { heapBytesPerConnection }),

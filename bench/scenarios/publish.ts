@@ -55,6 +55,8 @@ export async function publishToSubscribers(ctx: ScenarioContext, spec: PublishSp
       }),
     );
     const closed = subscribers.find((s) => s.closed);
+    const rate = (result.sent * 1000) / Math.max(1, result.endedAt - result.startedAt);
+    const behind = spec.ratePerSecond !== undefined && rate < spec.ratePerSecond * 0.9;
     return {
       kind: 'messages',
       publishes: result.sent,
@@ -68,6 +70,7 @@ export async function publishToSubscribers(ctx: ScenarioContext, spec: PublishSp
       notes: [
         ...(result.cutShort ? [result.cutShort] : []),
         ...(closed ? [`a subscriber was disconnected: ${closed.closeReason}`] : []),
+        ...(behind ? [`kept up with ${Math.round(rate)} of the paced ${spec.ratePerSecond} publishes/s: the latency is at saturation`] : []),
       ],
     };
   } finally {

@@ -51,6 +51,8 @@ export interface MessagesOutcome {
 export interface ConnectionsOutcome {
   readonly kind: 'connections';
   readonly connections: number;
+  /** Those that connected between the two memory readings, in `connectMs`. */
+  readonly measuredConnections: number;
   readonly connectMs: number;
   readonly before?: MemorySample;
   readonly after?: MemorySample;
