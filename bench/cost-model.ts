@@ -180,6 +180,30 @@ export function listenerDoorCost(traffic: Traffic, work: BrokerWork, deployment:
   });
 }
 
+/** Messages through API Gateway's WebSocket API, each way, already counted in 32 KB blocks. */
+export interface GatewayMessages {
+  readonly messagesIn: number;
+  readonly messagesOut: number;
+}
+
+/** Browsers through API Gateway's WebSocket door: per million delivered messages. */
+export function apiGatewayDoorCost(
+  traffic: Traffic,
+  messages: GatewayMessages,
+  work: BrokerWork,
+  deployment: Deployment,
+  prices: Prices = AWS_LIST_PRICES,
+): CostEstimate {
+  const deliveries = traffic.deliveries;
+  if (deliveries === 0) return estimate({});
+  const connectionMinutesPerDelivery = traffic.connections / (deployment.deliveriesPerSecond * 60);
+  return estimate({
+    ...lambdaAndDynamoDb(work, deliveries, deployment, prices),
+    apiGatewayMessages: ((messages.messagesIn + messages.messagesOut) / deliveries) * prices.apiGatewayWebSocket.perMillionMessages,
+    apiGatewayConnectionMinutes: connectionMinutesPerDelivery * prices.apiGatewayWebSocket.perMillionConnectionMinutes,
+  });
+}
+
 /**
  * AWS IoT Core for the same traffic: a publish and each delivery are each a message, metered in
  * 5 KB blocks; connection-minutes for every connection held while the traffic flows.
@@ -200,20 +224,39 @@ export interface PingWork extends BrokerWork {
   readonly pings: number;
 }
 
+/** Dollars per million pings, as dollars per million connection-minutes at the deployment's keep-alive. */
+function keepAlive(perMillionPings: Record<string, number>, deployment: Deployment): Record<string, number> {
+  const pingsPerConnectionMinute = 60 / deployment.keepAliveSeconds;
+  return Object.fromEntries(Object.entries(perMillionPings).map(([item, dollars]) => [`keepAlive ${item}`, dollars * pingsPerConnectionMinute]));
+}
+
 /**
  * Idle connections through the listener, per million connection-minutes, at the margin: the
  * keep-alive PINGREQs the handler answers, the listener memory each connection holds, and the
  * NLB capacity units it occupies.
  */
 export function listenerIdleCost(bytesPerConnection: number, ping: PingWork, deployment: Deployment, prices: Prices = AWS_LIST_PRICES): CostEstimate {
-  const pingsPerConnectionMinute = 60 / deployment.keepAliveSeconds;
   const perPing = ping.pings === 0 ? {} : lambdaAndDynamoDb(ping, ping.pings, deployment, prices);
-  const pingItems = Object.fromEntries(Object.entries(perPing).map(([item, dollars]) => [`keepAlive ${item}`, dollars * pingsPerConnectionMinute]));
   return estimate({
-    ...pingItems,
+    ...keepAlive(perPing, deployment),
     fargateMemory: ((bytesPerConnection / GIB) * prices.fargate.perGbHour / 60) * MILLION,
     nlb: (prices.nlb.perNlcuHour / prices.nlb.nlcuActiveConnections / 60) * MILLION,
   });
+}
+
+/**
+ * Idle connections through API Gateway, per million connection-minutes: its connection-minutes,
+ * and each keep-alive PINGREQ and PINGRESP as a message, besides the handler's work.
+ */
+export function apiGatewayIdleCost(ping: PingWork & GatewayMessages, deployment: Deployment, prices: Prices = AWS_LIST_PRICES): CostEstimate {
+  const perPing: Record<string, number> =
+    ping.pings === 0
+      ? {}
+      : {
+          ...lambdaAndDynamoDb(ping, ping.pings, deployment, prices),
+          apiGatewayMessages: ((ping.messagesIn + ping.messagesOut) / ping.pings) * prices.apiGatewayWebSocket.perMillionMessages,
+        };
+  return estimate({ ...keepAlive(perPing, deployment), apiGatewayConnectionMinutes: prices.apiGatewayWebSocket.perMillionConnectionMinutes });
 }
 
 /** AWS IoT Core per million connection-minutes (keep-alive PINGREQs are not metered as messages). */

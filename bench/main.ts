@@ -7,6 +7,7 @@
  *   npm run bench -- --scenario qos0-1to1         only this scenario (repeatable)
  *   npm run bench -- --compare-mosquitto          the same scenarios against /usr/sbin/mosquitto too
  *   npm run bench -- --target host:port           any MQTT broker instead of the harness (client-side figures only)
+ *   npm run bench -- --door apigw                 through the API Gateway emulator (base64 text frames) instead of the listener
  *   npm run bench -- --json out.json              where the JSON goes (default bench/results/<time>.json)
  *   npm run bench -- --list                       the scenarios
  * Tuning: --time-limit <s> per measured phase, --count <n> at most n publishes per scenario,
@@ -38,6 +39,7 @@ const { values: flags } = parseArgs({
     scenario: { type: 'string', multiple: true },
     target: { type: 'string' },
     'compare-mosquitto': { type: 'boolean', default: false },
+    door: { type: 'string', default: 'tcp' },
     json: { type: 'string' },
     'time-limit': { type: 'string' },
     payload: { type: 'string' },
@@ -95,11 +97,13 @@ interface TargetPlan {
   start(): Promise<BrokerTarget>;
 }
 
+if (flags.door !== 'tcp' && flags.door !== 'apigw') fail(`--door must be tcp or apigw, got "${flags.door}"`);
+const door = flags.door;
 const plans: TargetPlan[] = [];
 if (flags.target) {
   const match = /^(.+):(\d+)$/.exec(flags.target);
   if (!match) fail(`--target must be host:port, got "${flags.target}"`);
-  plans.push({ label: flags.target, owned: false, start: async () => externalTarget(match[1]!, Number(match[2])) });
+  plans.push({ label: flags.target, owned: false, start: async () => externalTarget(match[1]!, Number(match[2]), door) });
 } else {
   plans.push({
     label: 'the local harness',
@@ -107,6 +111,7 @@ if (flags.target) {
     start: async () =>
       startHarnessProcess({
         dynamoDbPort: await freePort(),
+        door,
         logLevel: flags['log-level'] as LogLevel,
         ...(flags['dynamodb-endpoint'] ? { dynamoDbEndpoint: flags['dynamodb-endpoint'] } : {}),
       }),
@@ -118,7 +123,7 @@ if (flags['compare-mosquitto']) {
 }
 
 const report = newReport(
-  { size, scenarios: scenarios.map((s) => s.name), maxPublishes, timeLimitMs, stallMs: STALL_MS, payloadBytes, targets: plans.map((p) => p.label) },
+  { size, door, scenarios: scenarios.map((s) => s.name), maxPublishes, timeLimitMs, stallMs: STALL_MS, payloadBytes, targets: plans.map((p) => p.label) },
   deployment,
 );
 const runId = `${Date.now().toString(36)}${randomBytes(3).toString('hex')}`;
@@ -191,6 +196,6 @@ function summary(result: ScenarioResult): string {
 }
 
 function readUsage(): string {
-  return 'npm run bench -- [--quick] [--scenario <name>]... [--compare-mosquitto | --target host:port] [--json <path>]\n' +
+  return 'npm run bench -- [--quick] [--scenario <name>]... [--compare-mosquitto | --target host:port] [--door tcp|apigw] [--json <path>]\n' +
     '  [--time-limit <s>] [--count <n>] [--payload <bytes>] [--lambda-memory-mb <MB>] [--rate <deliveries/s>] [--dynamodb-endpoint <url>] [--log-level <level>]';
 }

@@ -157,7 +157,7 @@ export function renderReport(report: BenchReport): string {
           'Messages: sent = publishes (* the time limit ended the sending); missing = deliveries that never arrived; msg/s = deliveries',
           'per second; latency from publish to delivery (replay: from SUBSCRIBE); DDB calls, RCU, WCU and invocations per delivered',
           'message; CPU % of one core over the measured phase: broker / DynamoDB Local / load generator; $ per million delivered',
-          'messages: ours through the NLB and listener, AWS IoT Core (publish and each delivery billed).',
+          'messages: ours through the door measured (NLB and listener, or API Gateway), AWS IoT Core (publish and each delivery billed).',
           '',
           messagesTable(results),
           '',

@@ -5,6 +5,9 @@
  */
 import { performance } from 'node:perf_hooks';
 import {
+  AWS_LIST_PRICES,
+  apiGatewayDoorCost,
+  apiGatewayIdleCost,
   iotCoreCost,
   iotCoreIdleCost,
   lambdaDuration,
@@ -13,9 +16,11 @@ import {
   type BrokerWork,
   type CostEstimate,
   type Deployment,
+  type GatewayMessages,
   type LambdaDuration,
 } from './cost-model';
 import type { TrafficCounters } from './load/client';
+import type { Door } from './load/pipes';
 import type { LatencySummary } from './load/deliveries';
 import type { ConnectionsOutcome, MessagesOutcome, Scenario, ScenarioContext, Size } from './scenarios/scenario';
 import type { BrokerSnapshot, BrokerTarget, HarnessCounters } from './targets/target';
@@ -42,8 +47,9 @@ export interface HarnessWork {
   readonly invocations: number;
   readonly handlerMs: number;
   readonly billedMs: number;
-  /** `@connections` POSTs. */
+  /** `@connections` POSTs, and the bytes they carried. */
   readonly posts: number;
+  readonly postBytes: number;
   readonly invocationsByRoute: Readonly<Record<string, number>>;
 }
 
@@ -87,6 +93,8 @@ export interface ScenarioResult {
   readonly cpu?: { readonly wallMs: number; readonly brokerMs?: number; readonly dynamoDbLocalMs?: number; readonly generatorMs: number };
   readonly cost?: {
     readonly unit: 'per million deliveries' | 'per million connection-minutes';
+    /** Which door `serverless` prices: devices through the NLB and listener, or browsers through API Gateway. */
+    readonly door: Door;
     readonly serverless?: CostEstimate;
     readonly iotCore: CostEstimate;
   };
@@ -152,9 +160,10 @@ export async function runScenario(target: BrokerTarget, scenario: Scenario, sett
   try {
     const outcome = await scenario.run(ctx);
     if (!measured) throw new Error(`${scenario.name} never measured`);
+    const door = target.endpoint.door ?? 'tcp';
     return outcome.kind === 'messages'
-      ? messagesResult(base, outcome, measured, settings.deployment)
-      : connectionsResult(base, outcome, measured, settings.deployment);
+      ? messagesResult(base, outcome, measured, settings.deployment, door)
+      : connectionsResult(base, outcome, measured, settings.deployment, door);
   } catch (error) {
     return { ...base, notes: [], error: error instanceof Error ? error.message : String(error) };
   } finally {
@@ -164,7 +173,7 @@ export async function runScenario(target: BrokerTarget, scenario: Scenario, sett
 
 type Base = Pick<ScenarioResult, 'scenario' | 'description' | 'broker'>;
 
-function messagesResult(base: Base, outcome: MessagesOutcome, measured: Measured, deployment: Deployment): ScenarioResult {
+function messagesResult(base: Base, outcome: MessagesOutcome, measured: Measured, deployment: Deployment, door: Door): ScenarioResult {
   const { log } = outcome;
   const received = log.unique;
   const durationMs = outcome.endedAt - outcome.startedAt;
@@ -203,7 +212,15 @@ function messagesResult(base: Base, outcome: MessagesOutcome, measured: Measured
       ? {
           cost: {
             unit: 'per million deliveries',
-            ...(harness && lambda ? { serverless: listenerDoorCost(costTraffic, billed(harness, lambda), deployment) } : {}),
+            door,
+            ...(harness && lambda
+              ? {
+                  serverless:
+                    door === 'apigw'
+                      ? apiGatewayDoorCost(costTraffic, gatewayMessages(measured, harness), billed(harness, lambda), deployment)
+                      : listenerDoorCost(costTraffic, billed(harness, lambda), deployment),
+                }
+              : {}),
             iotCore: iotCoreCost(costTraffic, deployment),
           },
         }
@@ -212,7 +229,7 @@ function messagesResult(base: Base, outcome: MessagesOutcome, measured: Measured
   };
 }
 
-function connectionsResult(base: Base, outcome: ConnectionsOutcome, measured: Measured, deployment: Deployment): ScenarioResult {
+function connectionsResult(base: Base, outcome: ConnectionsOutcome, measured: Measured, deployment: Deployment, door: Door): ScenarioResult {
   const { before, after, measuredConnections } = outcome;
   const rssBytesPerConnection = before && after ? (after.rssBytes - before.rssBytes) / measuredConnections : undefined;
   const heapBytesPerConnection =
@@ -240,7 +257,11 @@ function connectionsResult(base: Base, outcome: ConnectionsOutcome, measured: Me
     cpu: cpuTime,
     cost: {
       unit: 'per million connection-minutes',
-      ...(harness && lambda && (before?.heapUsedBytes !== undefined || rssBytesPerConnection !== undefined)
+      door,
+      ...(harness && lambda && door === 'apigw'
+        ? { serverless: apiGatewayIdleCost({ ...billed(harness, lambda), ...gatewayMessages(measured, harness), pings: outcome.pings }, deployment) }
+        : {}),
+      ...(harness && lambda && door === 'tcp' && (before?.heapUsedBytes !== undefined || rssBytesPerConnection !== undefined)
         ? { serverless: listenerIdleCost(bytesPerConnection, { ...billed(harness, lambda), pings: outcome.pings }, deployment) }
         : {}),
       iotCore: iotCoreIdleCost(),
@@ -254,6 +275,18 @@ function lambdaFor(harness: HarnessWork, cpuTime: NonNullable<ScenarioResult['cp
     { invocations: harness.invocations, billedMs: harness.billedMs, dynamoDbCalls: harness.dynamoDbCalls, ...(cpuTime.brokerMs === undefined ? {} : { brokerCpuMs: cpuTime.brokerMs }) },
     deployment,
   );
+}
+
+/**
+ * On the API Gateway door every packet a client sends is one message in, and every `@connections`
+ * POST one message out (more when its base64 text passes 32 KB).
+ */
+function gatewayMessages(measured: Measured, harness: HarnessWork): GatewayMessages {
+  const base64Bytes = (harness.postBytes * 4) / 3;
+  return {
+    messagesIn: measured.traffic.packetsOut,
+    messagesOut: Math.max(harness.posts, Math.ceil(base64Bytes / AWS_LIST_PRICES.apiGatewayWebSocket.messageMeterBytes)),
+  };
 }
 
 function billed(harness: HarnessWork, lambda: LambdaDuration): BrokerWork {
@@ -281,6 +314,7 @@ function difference(b: HarnessCounters, a: HarnessCounters): HarnessWork {
     handlerMs: a.invocations.durationMs - b.invocations.durationMs,
     billedMs: a.invocations.billedMs - b.invocations.billedMs,
     posts: a.deliveries.posts - b.deliveries.posts,
+    postBytes: a.deliveries.bytes - b.deliveries.bytes,
     invocationsByRoute: byRoute,
   };
 }

@@ -1,16 +1,13 @@
 /**
- * The load generator's MQTT client: a raw TCP socket and mqtt-packet, nothing else, so that
+ * The load generator's MQTT client: a raw byte pipe and mqtt-packet, nothing else, so that
  * the generator spends its CPU on bytes rather than on a client library's bookkeeping. It
  * acknowledges what it receives at QoS 1 and 2 at once, and counts packets and bytes both ways.
  */
-import net from 'node:net';
 import { performance } from 'node:perf_hooks';
 import mqttPacket, { type IPublishPacket, type Packet, type QoS } from 'mqtt-packet';
+import { openPipe, type Endpoint, type Pipe } from './pipes';
 
-export interface Endpoint {
-  readonly host: string;
-  readonly port: number;
-}
+export type { Endpoint } from './pipes';
 
 export interface ConnectOptions {
   readonly clientId: string;
@@ -58,7 +55,7 @@ export class BenchClient {
   private closeListeners: Array<() => void> = [];
 
   private constructor(
-    private readonly socket: net.Socket,
+    private readonly pipe: Pipe,
     readonly clientId: string,
     readonly protocolVersion: 4 | 5,
     private readonly counters: TrafficCounters,
@@ -66,23 +63,22 @@ export class BenchClient {
     this.parser = mqttPacket.parser({ protocolVersion });
     this.parser.on('packet', (packet: Packet) => this.handle(packet));
     this.parser.on('error', (error: Error) => this.fail(`unparsable bytes from the broker: ${error.message}`));
-    socket.on('data', (chunk: Buffer) => {
+    pipe.onData = (chunk) => {
       counters.bytesIn += chunk.length;
       this.receivedAt = performance.now();
       // acknowledgements of everything in this chunk leave in one write
-      socket.cork();
+      pipe.cork();
       this.parser.parse(chunk);
-      socket.uncork();
-    });
-    socket.on('error', (error) => this.fail(error.message));
-    socket.on('close', () => this.fail('connection closed'));
+      pipe.uncork();
+    };
+    pipe.onClose = (reason) => this.fail(reason);
   }
 
   /** Opens a TCP connection and completes the CONNECT/CONNACK exchange. */
   static async connect(endpoint: Endpoint, options: ConnectOptions, counters: TrafficCounters): Promise<BenchClient> {
     const protocolVersion = options.protocolVersion ?? 4;
-    const socket = await openSocket(endpoint, options.timeoutMs ?? 10_000);
-    const client = new BenchClient(socket, options.clientId, protocolVersion, counters);
+    const pipe = await openPipe(endpoint, options.timeoutMs ?? 10_000);
+    const client = new BenchClient(pipe, options.clientId, protocolVersion, counters);
     const connack = await client.request('connack', undefined, options.timeoutMs ?? 10_000, {
       cmd: 'connect',
       protocolId: 'MQTT',
@@ -146,11 +142,11 @@ export class BenchClient {
 
   /** Writes several packets in one go (one system call, usually). */
   batch(send: () => void): void {
-    this.socket.cork();
+    this.pipe.cork();
     try {
       send();
     } finally {
-      this.socket.uncork();
+      this.pipe.uncork();
     }
   }
 
@@ -159,7 +155,7 @@ export class BenchClient {
     if (this.closed) return;
     const closed = new Promise<void>((resolve) => this.closeListeners.push(resolve));
     this.write({ cmd: 'disconnect' });
-    this.socket.end();
+    this.pipe.end();
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([closed, new Promise((resolve) => (timer = setTimeout(resolve, timeoutMs)))]);
     clearTimeout(timer);
@@ -167,7 +163,7 @@ export class BenchClient {
   }
 
   destroy(): void {
-    this.socket.destroy();
+    this.pipe.destroy();
   }
 
   private write(packet: Packet): void {
@@ -175,7 +171,7 @@ export class BenchClient {
     const bytes = mqttPacket.generate(packet, { protocolVersion: this.protocolVersion });
     this.counters.packetsOut += 1;
     this.counters.bytesOut += bytes.length;
-    this.socket.write(bytes);
+    this.pipe.write(bytes);
   }
 
   private request(answer: Packet['cmd'], messageId: number | undefined, timeoutMs: number, packet: Packet): Promise<Packet> {
@@ -254,26 +250,6 @@ export class BenchClient {
     for (const waiter of this.waiters.values()) waiter.reject(error);
     this.waiters.clear();
     for (const listener of this.closeListeners.splice(0)) listener();
-    this.socket.destroy();
+    this.pipe.destroy();
   }
-}
-
-function openSocket(endpoint: Endpoint, timeoutMs: number): Promise<net.Socket> {
-  return new Promise((resolve, reject) => {
-    const socket = net.connect({ host: endpoint.host, port: endpoint.port, noDelay: true });
-    const timer = setTimeout(() => {
-      socket.destroy();
-      reject(new Error(`no TCP connection to ${endpoint.host}:${endpoint.port} within ${timeoutMs} ms`));
-    }, timeoutMs);
-    socket.once('connect', () => {
-      clearTimeout(timer);
-      socket.off('error', onError);
-      resolve(socket);
-    });
-    const onError = (error: Error): void => {
-      clearTimeout(timer);
-      reject(error);
-    };
-    socket.once('error', onError);
-  });
 }

@@ -53,6 +53,8 @@ export async function drive(options: DriveOptions): Promise<DriveResult> {
   let cutShort: string | undefined;
   let timeLimited = false;
 
+  // The first delivery may wait for a whole queue of invocations: give it longer.
+  const stallFor = (): number => (log.unique === 0 && acknowledged === 0 ? stallMs * 3 : stallMs);
   const outstanding = (): number => (fanOut > 0 ? Math.ceil((sent * fanOut - log.unique) / fanOut) : sent - acknowledged);
   const allowed = (now: number): number => {
     let n = Math.min(count - sent, window - outstanding(), BURST);
@@ -77,8 +79,8 @@ export async function drive(options: DriveOptions): Promise<DriveResult> {
         await sleep(Math.max(1, startedAt + ((sent + 1) * 1000) / options.ratePerSecond - now));
         continue;
       }
-      if (!(await log.progress.wait(stallMs))) {
-        cutShort = `stalled: nothing delivered or acknowledged for ${stallMs} ms after ${sent} publishes`;
+      if (!(await log.progress.wait(stallFor()))) {
+        cutShort = `stalled: nothing delivered or acknowledged for ${stallFor()} ms after ${sent} publishes`;
         break;
       }
       continue;
@@ -113,8 +115,8 @@ export async function drive(options: DriveOptions): Promise<DriveResult> {
       cutShort ??= `still draining ${Math.max(options.timeLimitMs, MAX_DRAIN_MS)} ms after the last publish`;
       break;
     }
-    if (!(await log.progress.wait(stallMs))) {
-      cutShort ??= `stalled: nothing delivered or acknowledged for ${stallMs} ms`;
+    if (!(await log.progress.wait(stallFor()))) {
+      cutShort ??= `stalled: nothing delivered or acknowledged for ${stallFor()} ms`;
       break;
     }
   }

@@ -56,7 +56,7 @@ export interface ConnectionsOutcome {
   readonly connectMs: number;
   readonly before?: MemorySample;
   readonly after?: MemorySample;
-  /** One PINGREQ per connection, the measured phase. */
+  /** PINGREQs sent (one per connection, from a sample of them), the measured phase. */
   readonly pings: number;
   readonly pingMs: number;
   readonly notes: readonly string[];

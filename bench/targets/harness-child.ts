@@ -18,7 +18,7 @@ export type ChildCommand = { readonly op: 'snapshot'; readonly gc: boolean } | {
 export type ChildRequest = ChildCommand & { readonly id: number };
 
 export type ChildMessage =
-  | { readonly type: 'ready'; readonly mqttPort: number; readonly dynamoDbEndpoint: string }
+  | { readonly type: 'ready'; readonly mqttPort: number; readonly apigwPort: number; readonly dynamoDbEndpoint: string }
   | { readonly type: 'failed'; readonly error: string }
   | { readonly type: 'answer'; readonly id: number; readonly snapshot?: BrokerSnapshot };
 
@@ -69,4 +69,4 @@ process.on('message', (request: ChildRequest) => {
 process.on('disconnect', () => void stop());
 process.on('SIGINT', () => void stop());
 process.on('SIGTERM', () => void stop());
-send({ type: 'ready', mqttPort: harness.mqttPort, dynamoDbEndpoint: harness.dynamoDbEndpoint });
+send({ type: 'ready', mqttPort: harness.mqttPort, apigwPort: harness.apigwPort, dynamoDbEndpoint: harness.dynamoDbEndpoint });

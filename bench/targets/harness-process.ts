@@ -6,6 +6,7 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type { LogLevel } from '../../shared/broker/logger';
+import type { Door } from '../load/pipes';
 import type { ChildCommand, ChildMessage, ChildOptions, ChildRequest } from './harness-child';
 import { childrenOf, commandOf, cpuMs, rssBytes } from './proc';
 import type { BrokerSnapshot, BrokerTarget } from './target';
@@ -15,6 +16,8 @@ export interface HarnessProcessOptions {
   readonly dynamoDbEndpoint?: string;
   readonly dynamoDbPort: number;
   readonly logLevel: LogLevel;
+  /** Which door the load generator uses: the listener's TCP port, or the API Gateway emulator. */
+  readonly door: Door;
 }
 
 const READY_TIMEOUT_MS = 120_000;
@@ -65,8 +68,8 @@ export async function startHarnessProcess(options: HarnessProcessOptions): Promi
   const dynamoDbLocalPid = (): number | undefined => childrenOf(child.pid!).find((pid) => commandOf(pid).includes('DynamoDBLocal'));
 
   return {
-    name: 'serverless (local harness)',
-    endpoint: { host: '127.0.0.1', port: ready.mqttPort },
+    name: options.door === 'apigw' ? 'serverless (API Gateway door)' : 'serverless (local harness)',
+    endpoint: { host: '127.0.0.1', port: options.door === 'apigw' ? ready.apigwPort : ready.mqttPort, door: options.door },
     snapshot: async ({ gc = false } = {}) => {
       const answer = await ask({ op: 'snapshot', gc });
       const javaPid = dynamoDbLocalPid();

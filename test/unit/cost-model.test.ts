@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import {
+  apiGatewayDoorCost,
+  apiGatewayIdleCost,
   AWS_LIST_PRICES,
   DEFAULT_DEPLOYMENT,
   iotCoreCost,
@@ -98,6 +100,27 @@ describe('listenerTasks and nlbCapacityUnits', () => {
     expect(nlbCapacityUnits(6_000, 1, 0, AWS_LIST_PRICES)).toBe(2); // 3,000 TLS connections per NLCU
     expect(nlbCapacityUnits(0, 4.5, 0, AWS_LIST_PRICES)).toBe(4.5);
     expect(nlbCapacityUnits(0, 0, 100, AWS_LIST_PRICES)).toBe(2); // 50 new TLS connections/s per NLCU
+  });
+});
+
+describe('apiGatewayDoorCost', () => {
+  it('bills every message each way, the connection-minutes, and the handler work', () => {
+    // per delivery: the PUBLISH in, the delivery out, the subscriber's PUBACK in; one invocation each way in
+    const work = { invocations: 2_000_000, billedMs: 0, readUnits: 1_000_000, writeUnits: 0 };
+    const cost = apiGatewayDoorCost(oneToOne, { messagesIn: 2_000_000, messagesOut: 1_000_000 }, work, deployment, roundPrices);
+    expect(cost.items.apiGatewayMessages).toBeCloseTo(3, 10);
+    expect(cost.items.apiGatewayConnectionMinutes).toBeCloseTo((2 / 216_000) * 0.25, 12);
+    expect(cost.items.lambdaRequests).toBeCloseTo(0.4, 10);
+    expect(cost.items.dynamoDbReads).toBeCloseTo(0.1, 10);
+    expect(cost.items.fargate).toBeUndefined();
+  });
+
+  it('bills idle connections by the minute, and each PINGREQ and PINGRESP as a message', () => {
+    const ping = { pings: 100, invocations: 100, billedMs: 100, readUnits: 0, writeUnits: 0, messagesIn: 100, messagesOut: 100 };
+    const cost = apiGatewayIdleCost(ping, deployment, roundPrices);
+    expect(cost.items.apiGatewayConnectionMinutes).toBe(0.25);
+    expect(cost.items['keepAlive apiGatewayMessages']).toBeCloseTo(4, 10); // 2 messages a ping, 2 pings a minute
+    expect(cost.items['keepAlive lambdaRequests']).toBeCloseTo(0.4, 10);
   });
 });
 
