@@ -5,7 +5,6 @@
  */
 import { performance } from 'node:perf_hooks';
 import {
-  AWS_LIST_PRICES,
   apiGatewayDoorCost,
   apiGatewayIdleCost,
   iotCoreCost,
@@ -47,9 +46,9 @@ export interface HarnessWork {
   readonly invocations: number;
   readonly handlerMs: number;
   readonly billedMs: number;
-  /** `@connections` POSTs, and the bytes they carried. */
-  readonly posts: number;
-  readonly postBytes: number;
+  /** Calls to the `@connections` gateway that deliver (every method but `close`), and all calls by method. */
+  readonly gatewayDeliveryCalls: number;
+  readonly gatewayCalls: Readonly<Record<string, number>>;
   readonly invocationsByRoute: Readonly<Record<string, number>>;
 }
 
@@ -88,7 +87,7 @@ export interface ScenarioResult {
   /** Handler duration per invocation: measured here, modeled, and what the cost model bills. */
   readonly lambda?: LambdaDuration;
   /** The harness's work divided by deliveries (messages) or by pings (connections). */
-  readonly per?: { readonly unit: 'delivery' | 'ping'; readonly dynamoDbCalls: number; readonly readUnits: number; readonly writeUnits: number; readonly invocations: number; readonly posts: number; readonly meanHandlerMs: number };
+  readonly per?: { readonly unit: 'delivery' | 'ping'; readonly dynamoDbCalls: number; readonly readUnits: number; readonly writeUnits: number; readonly invocations: number; readonly gatewayDeliveryCalls: number; readonly meanHandlerMs: number };
   /** CPU time over the measured phase: the broker's process, DynamoDB Local's, the load generator's. */
   readonly cpu?: { readonly wallMs: number; readonly brokerMs?: number; readonly dynamoDbLocalMs?: number; readonly generatorMs: number };
   readonly cost?: {
@@ -112,7 +111,7 @@ interface Measured {
 }
 
 export async function runScenario(target: BrokerTarget, scenario: Scenario, settings: RunSettings): Promise<ScenarioResult> {
-  const counters: TrafficCounters = { packetsIn: 0, packetsOut: 0, bytesIn: 0, bytesOut: 0 };
+  const counters: TrafficCounters = { packetsIn: 0, packetsOut: 0, bytesIn: 0, bytesOut: 0, framesIn: 0 };
   const base = { scenario: scenario.name, description: scenario.describe(settings.size), broker: target.name };
   let measured: Measured | undefined;
   const ctx: ScenarioContext = {
@@ -148,6 +147,7 @@ export async function runScenario(target: BrokerTarget, scenario: Scenario, sett
           packetsOut: counters.packetsOut - traffic0.packetsOut,
           bytesIn: counters.bytesIn - traffic0.bytesIn,
           bytesOut: counters.bytesOut - traffic0.bytesOut,
+          framesIn: counters.framesIn - traffic0.framesIn,
         },
         generatorMs: (cpu.user + cpu.system) / 1000,
         wallMs,
@@ -217,7 +217,7 @@ function messagesResult(base: Base, outcome: MessagesOutcome, measured: Measured
               ? {
                   serverless:
                     door === 'apigw'
-                      ? apiGatewayDoorCost(costTraffic, gatewayMessages(measured, harness), billed(harness, lambda), deployment)
+                      ? apiGatewayDoorCost(costTraffic, gatewayMessages(measured), billed(harness, lambda), deployment)
                       : listenerDoorCost(costTraffic, billed(harness, lambda), deployment),
                 }
               : {}),
@@ -259,7 +259,7 @@ function connectionsResult(base: Base, outcome: ConnectionsOutcome, measured: Me
       unit: 'per million connection-minutes',
       door,
       ...(harness && lambda && door === 'apigw'
-        ? { serverless: apiGatewayIdleCost({ ...billed(harness, lambda), ...gatewayMessages(measured, harness), pings: outcome.pings }, deployment) }
+        ? { serverless: apiGatewayIdleCost({ ...billed(harness, lambda), ...gatewayMessages(measured), pings: outcome.pings }, deployment) }
         : {}),
       ...(harness && lambda && door === 'tcp' && (before?.heapUsedBytes !== undefined || rssBytesPerConnection !== undefined)
         ? { serverless: listenerIdleCost(bytesPerConnection, { ...billed(harness, lambda), pings: outcome.pings }, deployment) }
@@ -278,15 +278,12 @@ function lambdaFor(harness: HarnessWork, cpuTime: NonNullable<ScenarioResult['cp
 }
 
 /**
- * On the API Gateway door every packet a client sends is one message in, and every `@connections`
- * POST one message out (more when its base64 text passes 32 KB).
+ * On the API Gateway door every packet a client sends is one WebSocket message in, and every
+ * WebSocket message it receives was one PostToConnection out. (Each is metered in 32 KB blocks:
+ * one block each, as long as payloads stay well under 24 KB, 32 KB of base64.)
  */
-function gatewayMessages(measured: Measured, harness: HarnessWork): GatewayMessages {
-  const base64Bytes = (harness.postBytes * 4) / 3;
-  return {
-    messagesIn: measured.traffic.packetsOut,
-    messagesOut: Math.max(harness.posts, Math.ceil(base64Bytes / AWS_LIST_PRICES.apiGatewayWebSocket.messageMeterBytes)),
-  };
+function gatewayMessages(measured: Measured): GatewayMessages {
+  return { messagesIn: measured.traffic.packetsOut, messagesOut: measured.traffic.framesIn };
 }
 
 function billed(harness: HarnessWork, lambda: LambdaDuration): BrokerWork {
@@ -301,11 +298,7 @@ function harnessWork(measured: Measured): HarnessWork | undefined {
 }
 
 function difference(b: HarnessCounters, a: HarnessCounters): HarnessWork {
-  const byRoute: Record<string, number> = {};
-  for (const [route, n] of Object.entries(a.invocations.byRoute)) {
-    const delta = n - (b.invocations.byRoute[route] ?? 0);
-    if (delta > 0) byRoute[route] = delta;
-  }
+  const gatewayCalls = deltas(b.gateway.calls, a.gateway.calls);
   return {
     dynamoDbCalls: a.dynamoDb.calls - b.dynamoDb.calls,
     readUnits: a.dynamoDb.readUnits - b.dynamoDb.readUnits,
@@ -313,10 +306,20 @@ function difference(b: HarnessCounters, a: HarnessCounters): HarnessWork {
     invocations: a.invocations.invocations - b.invocations.invocations,
     handlerMs: a.invocations.durationMs - b.invocations.durationMs,
     billedMs: a.invocations.billedMs - b.invocations.billedMs,
-    posts: a.deliveries.posts - b.deliveries.posts,
-    postBytes: a.deliveries.bytes - b.deliveries.bytes,
-    invocationsByRoute: byRoute,
+    gatewayDeliveryCalls: Object.entries(gatewayCalls).reduce((sum, [method, n]) => (method === 'close' ? sum : sum + n), 0),
+    gatewayCalls,
+    invocationsByRoute: deltas(b.invocations.byRoute, a.invocations.byRoute),
   };
+}
+
+/** Per-name counts after minus before, leaving out names that did not move. */
+function deltas(before: Readonly<Record<string, number>>, after: Readonly<Record<string, number>>): Record<string, number> {
+  const moved: Record<string, number> = {};
+  for (const [name, n] of Object.entries(after)) {
+    const delta = n - (before[name] ?? 0);
+    if (delta > 0) moved[name] = delta;
+  }
+  return moved;
 }
 
 function per(unit: 'delivery' | 'ping', work: HarnessWork, n: number): NonNullable<ScenarioResult['per']> {
@@ -326,7 +329,7 @@ function per(unit: 'delivery' | 'ping', work: HarnessWork, n: number): NonNullab
     readUnits: work.readUnits / n,
     writeUnits: work.writeUnits / n,
     invocations: work.invocations / n,
-    posts: work.posts / n,
+    gatewayDeliveryCalls: work.gatewayDeliveryCalls / n,
     meanHandlerMs: work.invocations > 0 ? work.handlerMs / work.invocations : 0,
   };
 }

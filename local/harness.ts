@@ -21,7 +21,7 @@ import { localTableNames, type TableNames } from '../shared/store/tables';
 import { ApiGatewayEmulator } from './apigw-emulator';
 import { startDynamoDbLocal, type RunningDynamoDb } from './dynamodb-local';
 import { localCredentials, LOCAL_REGION } from './local-aws';
-import { InvocationMeter, MeteredGateway, type HarnessMeters } from './meters';
+import { GatewayMeter, InvocationMeter, type HarnessMeters } from './meters';
 
 export interface HarnessOptions {
   readonly host?: string;
@@ -95,9 +95,9 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     const meters: HarnessMeters = {
       dynamoDb: unmetered.store.meter,
       invocations: new InvocationMeter(),
-      deliveries: new MeteredGateway(unmetered.gateway),
+      gateway: new GatewayMeter(),
     };
-    const deps = { ...unmetered, gateway: meters.deliveries };
+    const deps = { ...unmetered, gateway: meters.gateway.wrap(unmetered.gateway) };
     const invocation = meters.invocations;
     emulator.routes = {
       $connect: invocation.wrap('$connect', createWsConnectHandler()),

@@ -1,11 +1,10 @@
 /**
  * What the cloud bills per request, counted in the local harness for the benchmark: handler
- * invocations (each would be one Lambda request) with their duration, and `@connections` calls
- * (each would be one PostToConnection, or one request to a listener's delivery endpoint).
+ * invocations (each would be one Lambda request) with their duration, and calls to the
+ * `@connections` gateway (PostToConnection, or requests to a listener's delivery endpoint).
  * DynamoDB calls and capacity units are counted by the store's own CapacityMeter.
  */
 import { performance } from 'node:perf_hooks';
-import type { ConnectionGateway, DeliveryResult } from '../shared/broker/ports';
 import type { CapacityMeter } from '../shared/store/capacity-meter';
 
 export interface InvocationSnapshot {
@@ -50,34 +49,34 @@ export class InvocationMeter {
   }
 }
 
-export interface DeliverySnapshot {
-  /** `@connections` POSTs: one per connection per packet batch. */
-  readonly posts: number;
-  readonly bytes: number;
-  readonly closes: number;
+export interface GatewaySnapshot {
+  /** Calls by method: `send`, `close`, and whatever else the gateway offers (a batched send). */
+  readonly calls: Readonly<Record<string, number>>;
 }
 
-/** A gateway that counts what passes through it to the real one. */
-export class MeteredGateway implements ConnectionGateway {
-  private posts = 0;
-  private bytes = 0;
-  private closes = 0;
+/**
+ * Counts calls to a `@connections` gateway by method name and passes them through. By name, not
+ * by interface, so a gateway that gains a method (a batched send) is counted without a change here.
+ */
+export class GatewayMeter {
+  private readonly calls: Record<string, number> = {};
 
-  constructor(private readonly gateway: ConnectionGateway) {}
-
-  send(connectionId: string, data: Buffer): Promise<DeliveryResult> {
-    this.posts += 1;
-    this.bytes += data.length;
-    return this.gateway.send(connectionId, data);
+  wrap<G extends object>(gateway: G): G {
+    const calls = this.calls;
+    return new Proxy(gateway, {
+      get(target, property, receiver) {
+        const value: unknown = Reflect.get(target, property, receiver);
+        if (typeof value !== 'function' || typeof property !== 'string') return value;
+        return (...args: unknown[]) => {
+          calls[property] = (calls[property] ?? 0) + 1;
+          return Reflect.apply(value, target, args);
+        };
+      },
+    });
   }
 
-  close(connectionId: string): Promise<void> {
-    this.closes += 1;
-    return this.gateway.close(connectionId);
-  }
-
-  snapshot(): DeliverySnapshot {
-    return { posts: this.posts, bytes: this.bytes, closes: this.closes };
+  snapshot(): GatewaySnapshot {
+    return { calls: { ...this.calls } };
   }
 }
 
@@ -85,5 +84,5 @@ export class MeteredGateway implements ConnectionGateway {
 export interface HarnessMeters {
   readonly dynamoDb: CapacityMeter;
   readonly invocations: InvocationMeter;
-  readonly deliveries: MeteredGateway;
+  readonly gateway: GatewayMeter;
 }

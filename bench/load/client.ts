@@ -28,6 +28,8 @@ export interface TrafficCounters {
   packetsOut: number;
   bytesIn: number;
   bytesOut: number;
+  /** Reads from the pipe: TCP chunks, or WebSocket messages on the API Gateway door. */
+  framesIn: number;
 }
 
 export class ConnectionRefused extends Error {
@@ -64,6 +66,7 @@ export class BenchClient {
     this.parser.on('packet', (packet: Packet) => this.handle(packet));
     this.parser.on('error', (error: Error) => this.fail(`unparsable bytes from the broker: ${error.message}`));
     pipe.onData = (chunk) => {
+      counters.framesIn += 1;
       counters.bytesIn += chunk.length;
       this.receivedAt = performance.now();
       // acknowledgements of everything in this chunk leave in one write

@@ -6,7 +6,7 @@ export function readCounters(harness: Harness): HarnessCounters {
   return {
     dynamoDb: harness.meters.dynamoDb.snapshot(),
     invocations: harness.meters.invocations.snapshot(),
-    deliveries: harness.meters.deliveries.snapshot(),
+    gateway: harness.meters.gateway.snapshot(),
   };
 }
 

@@ -1,6 +1,6 @@
 /** A broker the load generator drives: the local harness, Mosquitto, or anything on host:port. */
 import type { Endpoint } from '../load/client';
-import type { DeliverySnapshot, InvocationSnapshot } from '../../local/meters';
+import type { GatewaySnapshot, InvocationSnapshot } from '../../local/meters';
 
 export interface MemorySample {
   readonly rssBytes: number;
@@ -12,7 +12,7 @@ export interface MemorySample {
 export interface HarnessCounters {
   readonly dynamoDb: { readonly calls: number; readonly readUnits: number; readonly writeUnits: number };
   readonly invocations: InvocationSnapshot;
-  readonly deliveries: DeliverySnapshot;
+  readonly gateway: GatewaySnapshot;
 }
 
 export interface BrokerSnapshot {
