@@ -32,6 +32,7 @@ import { ConsoleServer } from './console-server';
 import { startDynamoDbLocal, type RunningDynamoDb } from './dynamodb-local';
 import { generateSelfSignedCertificate } from './tls-certificate';
 import { localCredentials, LOCAL_REGION } from './local-aws';
+import { GatewayMeter, InvocationMeter, type HarnessMeters } from './meters';
 
 export interface HarnessOptions {
   readonly host?: string;
@@ -90,6 +91,8 @@ export interface Harness {
   readonly tlsCertificate?: string;
   /** Runs the sweeper once, now (it also runs every `sweepIntervalMs`). */
   sweep(): Promise<SweepResult>;
+  /** DynamoDB calls and units, handler invocations, `@connections` calls: for `npm run bench`. */
+  readonly meters: HarnessMeters;
   stop(): Promise<void>;
 }
 
@@ -123,7 +126,9 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
 
     const security = options.security ?? { allowAnonymous: true };
     const config = { ...options.broker, ...options.config, ...(options.maximumPacketSize ? { maximumPacketSize: options.maximumPacketSize } : {}) };
-    const deps = createBrokerDeps({
+    const invocations = new InvocationMeter();
+    const gatewayMeter = new GatewayMeter();
+    const unmetered = createBrokerDeps({
       tables,
       dynamoDb: { endpoint: dynamoDbEndpoint, region: LOCAL_REGION, credentials: localCredentials },
       connections: {
@@ -135,14 +140,17 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
       security,
       // The fan-out function, invoked in-process with the job serialized as Lambda would carry it.
       fanout: (deps) => {
-        const handler = createFanoutHandler(deps);
+        const handler = invocations.wrap('fanout', createFanoutHandler({ ...deps, gateway: gatewayMeter.wrap(deps.gateway) }));
         return { run: (job) => handler(JSON.parse(JSON.stringify(job)) as FanoutJob) };
       },
     });
+    const meters: HarnessMeters = { dynamoDb: unmetered.store.meter, invocations, gateway: gatewayMeter };
+    const deps = { ...unmetered, gateway: gatewayMeter.wrap(unmetered.gateway) };
+    const invocation = meters.invocations;
     emulator.routes = {
-      $connect: createWsConnectHandler(deps),
-      $default: createWsDefaultHandler(deps, deps.inbox, options.sequencing),
-      $disconnect: createWsDisconnectHandler(deps, deps.inbox, options.sequencing),
+      $connect: invocation.wrap('$connect', createWsConnectHandler(deps)),
+      $default: invocation.wrap('$default', createWsDefaultHandler(deps, deps.inbox, options.sequencing)),
+      $disconnect: invocation.wrap('$disconnect', createWsDisconnectHandler(deps, deps.inbox, options.sequencing)),
     };
 
     const certificate = options.tls
@@ -156,7 +164,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
       wsPort: options.wsPort ?? 8083,
       deliveryPort: 0,
       advertisedHost: host,
-      sink: inProcessSink(createPacketsHandler(deps)),
+      sink: inProcessSink(invocation.wrap('packets', createPacketsHandler(deps))),
       log,
       ...(options.tls && certificate ? { tls: { port: options.tls.port, ...certificate } } : {}),
       limits: {
@@ -199,6 +207,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
         ? { mqttsUrl: `mqtts://${host}:${addresses.mqttsPort}`, mqttsPort: addresses.mqttsPort, tlsCertificate: certificate.cert }
         : {}),
       sweep,
+      meters,
       stop,
     };
   } catch (error) {

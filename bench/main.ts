@@ -1,0 +1,201 @@
+/**
+ * `npm run bench`: starts the local harness (DynamoDB Local, listener, handlers) in a child
+ * process, drives it over loopback with raw MQTT sockets through each scenario, and prints what
+ * it measured, with the cost per million messages on AWS beside AWS IoT Core's. Also writes JSON.
+ *
+ *   npm run bench -- --quick                      a fast, smaller run
+ *   npm run bench -- --scenario qos0-1to1         only this scenario (repeatable)
+ *   npm run bench -- --compare-mosquitto          the same scenarios against /usr/sbin/mosquitto too
+ *   npm run bench -- --target host:port           any MQTT broker instead of the harness (client-side figures only)
+ *   npm run bench -- --door apigw                 through the API Gateway emulator (base64 text frames) instead of the listener
+ *   npm run bench -- --json out.json              where the JSON goes (default bench/results/<time>.json)
+ *   npm run bench -- --list                       the scenarios
+ * Tuning: --time-limit <s> per measured phase, --count <n> at most n publishes per scenario,
+ * --payload <bytes>, --lambda-memory-mb <MB>,
+ * --rate <deliveries/s> the cost model spreads hourly costs over, --dynamodb-endpoint <url>,
+ * --log-level <level> of the harness.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import type { LogLevel } from '../shared/broker/logger';
+import { DEFAULT_DEPLOYMENT, type Deployment } from './cost-model';
+import { newReport, renderReport } from './report';
+import { runScenario, type ScenarioResult } from './run';
+import { SCENARIOS } from './scenarios';
+import type { Size } from './scenarios/scenario';
+import { externalTarget } from './targets/external';
+import { freePort } from './targets/free-port';
+import { startHarnessProcess } from './targets/harness-process';
+import { mosquittoVersion, startMosquitto, MOSQUITTO_BINARY } from './targets/mosquitto';
+import type { BrokerTarget } from './targets/target';
+
+const { values: flags } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: false },
+    scenario: { type: 'string', multiple: true },
+    target: { type: 'string' },
+    'compare-mosquitto': { type: 'boolean', default: false },
+    door: { type: 'string', default: 'tcp' },
+    json: { type: 'string' },
+    'time-limit': { type: 'string' },
+    payload: { type: 'string' },
+    count: { type: 'string' },
+    'lambda-memory-mb': { type: 'string' },
+    rate: { type: 'string' },
+    'dynamodb-endpoint': { type: 'string' },
+    'log-level': { type: 'string', default: 'error' },
+    list: { type: 'boolean', default: false },
+    help: { type: 'boolean', default: false },
+  },
+});
+
+function fail(message: string): never {
+  process.stderr.write(`error: ${message}\n`);
+  process.exit(1);
+}
+
+function positive(raw: string | undefined, name: string, fallback: number): number {
+  if (raw === undefined) return fallback;
+  const value = Number(raw);
+  if (!Number.isFinite(value) || value <= 0) fail(`${name} must be a positive number, got "${raw}"`);
+  return value;
+}
+
+const size: Size = flags.quick ? 'quick' : 'full';
+if (flags.help || flags.list) {
+  if (flags.help) process.stdout.write(`${readUsage()}\n\n`);
+  process.stdout.write(`Scenarios (${size}):\n${SCENARIOS.map((s) => `  ${s.name.padEnd(18)} ${s.describe(size)}`).join('\n')}\n`);
+  process.exit(0);
+}
+
+const chosen = flags.scenario ?? [];
+const unknown = chosen.filter((name) => !SCENARIOS.some((s) => s.name === name));
+if (unknown.length > 0) fail(`unknown scenario ${unknown.join(', ')}; the scenarios are ${SCENARIOS.map((s) => s.name).join(', ')}`);
+const scenarios = chosen.length === 0 ? SCENARIOS : SCENARIOS.filter((s) => chosen.includes(s.name));
+
+const deployment: Deployment = {
+  ...DEFAULT_DEPLOYMENT,
+  lambdaMemoryMb: positive(flags['lambda-memory-mb'], '--lambda-memory-mb', DEFAULT_DEPLOYMENT.lambdaMemoryMb),
+  deliveriesPerSecond: positive(flags.rate, '--rate', DEFAULT_DEPLOYMENT.deliveriesPerSecond),
+};
+const timeLimitMs = positive(flags['time-limit'], '--time-limit', size === 'quick' ? 5 : 20) * 1000;
+/**
+ * A phase in which nothing arrives for this long has ended: longer than the harness takes over
+ * one batch of packets (its deliveries leave together at the end of the batch) on a busy machine.
+ */
+const STALL_MS = 10_000;
+const payloadBytes = Math.max(12, Math.round(positive(flags.payload, '--payload', 64)));
+const maxPublishes = flags.count === undefined ? undefined : Math.round(positive(flags.count, '--count', 1));
+
+interface TargetPlan {
+  readonly label: string;
+  readonly owned: boolean;
+  start(): Promise<BrokerTarget>;
+}
+
+if (flags.door !== 'tcp' && flags.door !== 'apigw') fail(`--door must be tcp or apigw, got "${flags.door}"`);
+const door = flags.door;
+const plans: TargetPlan[] = [];
+if (flags.target) {
+  const match = /^(.+):(\d+)$/.exec(flags.target);
+  if (!match) fail(`--target must be host:port, got "${flags.target}"`);
+  plans.push({ label: flags.target, owned: false, start: async () => externalTarget(match[1]!, Number(match[2]), door) });
+} else {
+  plans.push({
+    label: 'the local harness',
+    owned: true,
+    start: async () =>
+      startHarnessProcess({
+        dynamoDbPort: await freePort(),
+        door,
+        logLevel: flags['log-level'] as LogLevel,
+        ...(flags['dynamodb-endpoint'] ? { dynamoDbEndpoint: flags['dynamodb-endpoint'] } : {}),
+      }),
+  });
+}
+if (flags['compare-mosquitto']) {
+  if (!mosquittoVersion()) fail(`--compare-mosquitto needs ${MOSQUITTO_BINARY} (apt-get install -y mosquitto)`);
+  plans.push({ label: 'mosquitto', owned: true, start: async () => startMosquitto(await freePort()) });
+}
+
+const report = newReport(
+  { size, door, scenarios: scenarios.map((s) => s.name), maxPublishes, timeLimitMs, stallMs: STALL_MS, payloadBytes, targets: plans.map((p) => p.label) },
+  deployment,
+);
+const runId = `${Date.now().toString(36)}${randomBytes(3).toString('hex')}`;
+let current: BrokerTarget | undefined;
+let interrupted = false;
+process.on('SIGINT', () => {
+  if (interrupted) process.exit(130);
+  interrupted = true;
+  process.stderr.write('\ninterrupted: stopping the broker...\n');
+  void (current?.stop() ?? Promise.resolve()).finally(() => process.exit(130));
+});
+
+for (const plan of plans) {
+  process.stderr.write(`starting ${plan.label}...\n`);
+  let target: BrokerTarget;
+  try {
+    target = await plan.start();
+  } catch (error) {
+    fail(`cannot start ${plan.label}: ${error instanceof Error ? error.message : String(error)}`);
+  }
+  current = target;
+  try {
+    for (const [index, scenario] of scenarios.entries()) {
+      if (interrupted) break;
+      if (scenario.freshBroker && index > 0 && plan.owned) {
+        process.stderr.write(`restarting ${plan.label} for ${scenario.name}...\n`);
+        await target.stop();
+        current = undefined;
+        target = await plan.start();
+        current = target;
+      }
+      process.stderr.write(`  ${scenario.name}: ${scenario.describe(size)}...\n`);
+      const started = Date.now();
+      const result = await runScenario(target, scenario, {
+        size,
+        timeLimitMs,
+        stallMs: STALL_MS,
+        payloadBytes,
+        ...(maxPublishes === undefined ? {} : { maxPublishes }),
+        deployment,
+        runId,
+        ownsBroker: plan.owned,
+      });
+      report.results.push(result);
+      process.stderr.write(`    ${summary(result)} (${((Date.now() - started) / 1000).toFixed(1)} s)\n`);
+    }
+  } finally {
+    await target.stop();
+    current = undefined;
+  }
+}
+
+report.finishedAt = new Date().toISOString();
+report.machine.loadAverage.end = os.loadavg()[0]!;
+process.stdout.write(`\n${renderReport(report)}\n`);
+const jsonPath = flags.json ?? path.join(fileURLToPath(new URL('./results/', import.meta.url)), `${report.startedAt.replace(/[:.]/g, '-')}.json`);
+mkdirSync(path.dirname(jsonPath), { recursive: true });
+writeFileSync(jsonPath, `${JSON.stringify(report, null, 2)}\n`);
+const shown = path.relative(process.cwd(), jsonPath);
+process.stdout.write(`\nJSON: ${shown.startsWith('..') ? jsonPath : shown}\n`);
+
+function summary(result: ScenarioResult): string {
+  if (result.error) return `error: ${result.error}`;
+  if (result.messages) {
+    const m = result.messages;
+    return `${Math.round(m.deliveriesPerSecond)} msg/s, p50 ${m.latencyMs.p50.toFixed(2)} ms, ${m.received} of ${m.expected} received`;
+  }
+  const c = result.connections!;
+  return `${c.count} connections, ${c.rssBytesPerConnection === undefined ? '?' : (c.rssBytesPerConnection / 1024).toFixed(2)} KB RSS each`;
+}
+
+function readUsage(): string {
+  return 'npm run bench -- [--quick] [--scenario <name>]... [--compare-mosquitto | --target host:port] [--door tcp|apigw] [--json <path>]\n' +
+    '  [--time-limit <s>] [--count <n>] [--payload <bytes>] [--lambda-memory-mb <MB>] [--rate <deliveries/s>] [--dynamodb-endpoint <url>] [--log-level <level>]';
+}

@@ -1,0 +1,19 @@
+import { fanOut100, fanOut1000 } from './fan-out';
+import { idleConnections } from './idle-connections';
+import { qos0OneToOne, qos0Paced, qos1OneToOne, qos1Persistent } from './one-to-one';
+import { retainedReplay } from './retained';
+import type { Scenario } from './scenario';
+import { wildcards } from './wildcards';
+
+/** In the order they run: the idle connections last, as closing 10,000 of them takes the harness a while. */
+export const SCENARIOS: readonly Scenario[] = [
+  qos0OneToOne,
+  qos1OneToOne,
+  qos1Persistent,
+  qos0Paced,
+  fanOut100,
+  fanOut1000,
+  wildcards,
+  retainedReplay,
+  idleConnections,
+];

@@ -1,0 +1,72 @@
+/**
+ * The harness in its own process, so the load generator's CPU and memory are not the broker's:
+ * started by harness-process.ts with an IPC channel, it answers snapshot, quiesce and stop.
+ * Run with --expose-gc so memory can be read after a collection.
+ */
+import { startHarness, type Harness } from '../../local/harness';
+import type { LogLevel } from '../../shared/broker/logger';
+import { readCounters, waitIdle } from './harness-counters';
+import type { BrokerSnapshot } from './target';
+
+export interface ChildOptions {
+  readonly dynamoDbEndpoint?: string;
+  readonly dynamoDbPort?: number;
+  readonly logLevel: LogLevel;
+}
+
+export type ChildCommand = { readonly op: 'snapshot'; readonly gc: boolean } | { readonly op: 'quiesce' | 'stop' };
+export type ChildRequest = ChildCommand & { readonly id: number };
+
+export type ChildMessage =
+  | { readonly type: 'ready'; readonly mqttPort: number; readonly apigwPort: number; readonly dynamoDbEndpoint: string }
+  | { readonly type: 'failed'; readonly error: string }
+  | { readonly type: 'answer'; readonly id: number; readonly snapshot?: BrokerSnapshot };
+
+const send = (message: ChildMessage): void => void process.send?.(message);
+const options = JSON.parse(process.env.BENCH_HARNESS_OPTIONS ?? '{}') as ChildOptions;
+
+let harness: Harness;
+try {
+  harness = await startHarness({
+    mqttPort: 0,
+    wsPort: 0,
+    apigwPort: 0,
+    logLevel: options.logLevel,
+    ...(options.dynamoDbEndpoint ? { dynamoDbEndpoint: options.dynamoDbEndpoint } : { dynamoDbPort: options.dynamoDbPort ?? 8000 }),
+  });
+} catch (error) {
+  send({ type: 'failed', error: error instanceof Error ? error.message : String(error) });
+  process.exit(1);
+}
+
+let stopping = false;
+const stop = async (): Promise<void> => {
+  if (stopping) return;
+  stopping = true;
+  await harness.stop();
+  process.exit(0);
+};
+
+process.on('message', (request: ChildRequest) => {
+  void (async () => {
+    switch (request.op) {
+      case 'snapshot': {
+        if (request.gc) global.gc?.();
+        const { rss, heapUsed } = process.memoryUsage();
+        const snapshot: BrokerSnapshot = { counters: readCounters(harness), memory: { rssBytes: rss, heapUsedBytes: heapUsed } };
+        return send({ type: 'answer', id: request.id, snapshot });
+      }
+      case 'quiesce':
+        await waitIdle(harness);
+        return send({ type: 'answer', id: request.id });
+      case 'stop':
+        send({ type: 'answer', id: request.id });
+        return stop();
+    }
+  })();
+});
+// The bench went away or was interrupted without stopping us: stop anyway, so no DynamoDB Local is left behind.
+process.on('disconnect', () => void stop());
+process.on('SIGINT', () => void stop());
+process.on('SIGTERM', () => void stop());
+send({ type: 'ready', mqttPort: harness.mqttPort, apigwPort: harness.apigwPort, dynamoDbEndpoint: harness.dynamoDbEndpoint });
