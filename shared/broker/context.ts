@@ -1,5 +1,6 @@
 import { encodePacket, type Packet } from '../protocol/codec';
 import type { Outbox } from './outbox';
+import type { Delivery } from './deliver';
 import type { FanoutWorkers } from './fanout';
 import type { RoutingCache } from './route';
 import type { BrokerSecurity } from '../security/broker-security';
@@ -83,10 +84,12 @@ export interface BatchState {
   unacknowledged?: number;
   /** Subscribers by topic, read once per batch (see RoutingCache). */
   readonly routes: RoutingCache;
+  /** Deliveries of this run of PUBLISHes, made when the run ends (see dispatch.ts). */
+  readonly deferred: Delivery[];
 }
 
 export function newBatchState(connection: ConnectionRecord | undefined): BatchState {
-  return { routes: new Map(), topicAliases: new Map(Object.entries(connection?.topicAliases ?? {}).map(([alias, topic]) => [Number(alias), topic])) };
+  return { routes: new Map(), deferred: [], topicAliases: new Map(Object.entries(connection?.topicAliases ?? {}).map(([alias, topic]) => [Number(alias), topic])) };
 }
 
 /** The connection being handled, as a recipient of deliveries. */

@@ -56,6 +56,14 @@ export async function deliver(deps: BrokerDeps, outbox: Outbox, deliveries: read
   // One client's messages in order, one after another; different clients in parallel.
   await forEachBounded([...byClient.values()], PARALLEL_CLIENTS, async (list) => {
     const planned: Array<{ recipient: Recipient; message: QueuedMessage; packetId?: number }> = [];
+    // Several QoS 1/2 messages for one connected client: their packet ids in one write, if there is room for all.
+    const first = list[0]!.recipient;
+    const online = first.connectionId && !outbox.isClosing(first.connectionId) ? first.connectionId : undefined;
+    const acknowledged = list.filter((d) => d.message.qos > 0).length;
+    const ids =
+      online && acknowledged > 1
+        ? await deps.store.startDeliveries(first.clientId, online, first.receiveMaximum ?? DEFAULT_RECEIVE_MAXIMUM, acknowledged)
+        : undefined;
     for (const { recipient, message } of list) {
       const connectionId = recipient.connectionId && !outbox.isClosing(recipient.connectionId) ? recipient.connectionId : undefined;
       if (message.qos === 0) {
@@ -63,7 +71,7 @@ export async function deliver(deps: BrokerDeps, outbox: Outbox, deliveries: read
         continue;
       }
       const receiveMaximum = recipient.receiveMaximum ?? DEFAULT_RECEIVE_MAXIMUM;
-      const packetId = connectionId ? await deps.store.startDelivery(recipient.clientId, connectionId, receiveMaximum) : undefined;
+      const packetId = ids ? ids.shift() : connectionId ? await deps.store.startDelivery(recipient.clientId, connectionId, receiveMaximum) : undefined;
       if (packetId !== undefined) {
         planned.push({ recipient, message, packetId });
         inFlight.push({ ...message, packetId });

@@ -11,6 +11,7 @@ import { handleAuth } from './auth';
 import { handleConnect } from './connect';
 import { handleConnectionClosed } from './connection-closed';
 import { newBatchState, type BrokerDeps, type PacketContext } from './context';
+import { deliverSplit } from './fanout';
 import { BatchLimits } from './limits';
 import { closeWithReason, handleDisconnect } from './disconnect';
 import { Outbox } from './outbox';
@@ -29,12 +30,31 @@ export async function handlePackets(deps: BrokerDeps, connectionId: string, fram
   let connection = await deps.store.getConnection(connectionId);
   let batch = newBatchState(connection);
   const limits = new BatchLimits(deps, frames);
+  // Consecutive PUBLISHes deliver together when the run ends (one packet-id write per subscriber
+  // for the run); their acknowledgements wait in the outbox, which is flushed only after.
+  let runStart: number | undefined;
+  const endPublishRun = async (): Promise<void> => {
+    const deferred = batch.deferred.splice(0);
+    const start = runStart;
+    runStart = undefined;
+    if (deferred.length === 0) return;
+    try {
+      await deliverSplit(deps, outbox, deferred);
+    } catch (error) {
+      // Not delivered, so not acknowledged: the client resends them.
+      outbox.truncate(connectionId, start ?? 0);
+      failConnection(deps, outbox, connectionId, connection, error);
+    }
+  };
   for (const [index, frame] of frames.entries()) {
     if (outbox.isClosing(connectionId)) break;
     try {
       // Packet size and publish rate (5.0: DISCONNECT 0x95 / 0x96)
       await limits.admit(connection, index);
       const packet = decodePacket(frame, connection?.protocolVersion ?? 4);
+      if (packet.cmd === 'publish') runStart ??= outbox.mark(connectionId);
+      else await endPublishRun();
+      if (outbox.isClosing(connectionId)) break;
       if (!connection) {
         // [MQTT-3.1.0-1] the first packet from the client must be CONNECT; otherwise close, no CONNACK
         if (packet.cmd !== 'connect') throw new MqttProtocolError(ReasonCode.ProtocolError, `${packet.cmd} before CONNECT`);
@@ -44,10 +64,14 @@ export async function handlePackets(deps: BrokerDeps, connectionId: string, fram
       }
       await handlePacket({ deps, connection, outbox, batch }, packet);
     } catch (error) {
+      // What was acknowledged before the error is still delivered.
+      await endPublishRun();
+      if (outbox.isClosing(connectionId)) break;
       if (!connection && refuseUnsupportedVersion(deps, outbox, connectionId, frame)) break;
       failConnection(deps, outbox, connectionId, connection, error);
     }
   }
+  await endPublishRun();
   const gone = await outbox.flush(deps, connectionId);
   await Promise.all(gone.map((id) => handleConnectionClosed(deps, id)));
 }

@@ -47,6 +47,17 @@ export class Outbox {
     this.entry(connectionId).chunks.push({ packet, topicAliasMaximum });
   }
 
+  /** How much is queued to a connection so far (see truncate). */
+  mark(connectionId: string): number {
+    return this.pending.get(connectionId)?.chunks.length ?? 0;
+  }
+
+  /** Withdraw what was queued to a connection after `mark`. */
+  truncate(connectionId: string, mark: number): void {
+    const entry = this.pending.get(connectionId);
+    if (entry) entry.chunks.length = Math.min(entry.chunks.length, mark);
+  }
+
   close(connectionId: string): void {
     this.entry(connectionId).close = true;
   }

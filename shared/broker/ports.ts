@@ -188,6 +188,8 @@ export interface BrokerStore {
    * `connectionId`, has room under its Receive Maximum and nothing queued ahead. Undefined otherwise.
    */
   startDelivery(clientId: string, connectionId: string, receiveMaximum: number): Promise<number | undefined>;
+  /** startDelivery for `count` messages at once, in order: all their packet ids, or undefined (none started). */
+  startDeliveries(clientId: string, connectionId: string, receiveMaximum: number, count: number): Promise<number[] | undefined>;
   /** Queue a message for a client that cannot take it now. */
   enqueue(message: QueuedMessage): Promise<EnqueueResult>;
   /** Move queued messages into flight, oldest first, while the client has room; each gets a packet id. */
@@ -216,7 +218,8 @@ export interface BrokerStore {
   findRetained(filter: string): Promise<RetainedMessage[]>;
 
   /** Publish this will at `dueAt` (epoch ms) unless the client reconnects first. */
-  scheduleWill(clientId: string, will: WillMessage, dueAt: number): Promise<void>;
+  /** False: a connection holds the session again, which cancels the will (nothing is written). */
+  scheduleWill(clientId: string, will: WillMessage, dueAt: number): Promise<boolean>;
   /** A new connection to the session: a pending delayed will is not published [MQTT-3.1.3-9]. */
   cancelWill(clientId: string): Promise<void>;
   /** Wills due by `now`, each removed as it is returned so it is published once. */

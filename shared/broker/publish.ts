@@ -52,7 +52,7 @@ async function accept(ctx: PacketContext, message: ApplicationMessage): Promise<
   // [MQTT-3.3.1-5] a retained message is stored (an empty one removes it, [MQTT-3.3.1-6]) and
   // still delivered to the current subscribers
   if (message.retain) await ctx.deps.store.putRetained(message);
-  return routeMessage(ctx.deps, ctx.outbox, message, ctx.connection.clientId, ctx.batch.routes);
+  return routeMessage(ctx.deps, ctx.outbox, message, ctx.connection.clientId, ctx.batch.routes, ctx.batch.deferred);
 }
 
 /**

@@ -31,6 +31,8 @@ export async function routeMessage(
   message: ApplicationMessage,
   publisherClientId: string,
   cache?: RoutingCache,
+  /** Collect the deliveries here instead of making them now (a run of PUBLISHes, see dispatch.ts). */
+  defer?: Delivery[],
 ): Promise<number> {
   let lookup = cache?.get(message.topic);
   if (!lookup) {
@@ -50,7 +52,8 @@ export async function routeMessage(
     const chosen = chooseMember(members, sessions);
     if (chosen) deliveries.push(deliveryFor(chosen.session, message, [chosen.subscription]));
   }
-  await deliverSplit(deps, outbox, deliveries);
+  if (defer) defer.push(...deliveries);
+  else await deliverSplit(deps, outbox, deliveries);
   return perClient.size + groups.size;
 }
 

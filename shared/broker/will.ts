@@ -26,7 +26,7 @@ export async function settleWill(deps: BrokerDeps, connection: ConnectionRecord,
     await publishWill(deps, connection.clientId, will);
     return;
   }
-  await deps.store.scheduleWill(connection.clientId, will, deps.now() + wait * 1000);
+  if (!(await deps.store.scheduleWill(connection.clientId, will, deps.now() + wait * 1000))) return;
   deps.log.info('will scheduled', { clientId: connection.clientId, delaySeconds: wait });
 }
 

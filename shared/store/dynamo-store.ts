@@ -2,7 +2,7 @@
  * The broker's state in DynamoDB: the only module that talks to it. Clients and table names
  * come in through the constructor; every call reports its consumed capacity to the meter.
  */
-import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
+import { ConditionalCheckFailedException, TransactionCanceledException } from '@aws-sdk/client-dynamodb';
 import {
   BatchGetCommand,
   BatchWriteCommand,
@@ -10,6 +10,7 @@ import {
   GetCommand,
   PutCommand,
   QueryCommand,
+  TransactWriteCommand,
   UpdateCommand,
   type DynamoDBDocumentClient,
 } from '@aws-sdk/lib-dynamodb';
@@ -435,6 +436,12 @@ export class DynamoBrokerStore implements BrokerStore {
   // ---- QoS 1 and 2 state ----
 
   async startDelivery(clientId: string, connectionId: string, receiveMaximum: number): Promise<number | undefined> {
+    return (await this.startDeliveries(clientId, connectionId, receiveMaximum, 1))?.[0];
+  }
+
+  async startDeliveries(clientId: string, connectionId: string, receiveMaximum: number, count: number): Promise<number[] | undefined> {
+    // Room for all of them, or none: the caller then goes one by one.
+    if (count > receiveMaximum) return undefined;
     try {
       const out = await this.client.send(
         new UpdateCommand({
@@ -444,22 +451,23 @@ export class DynamoBrokerStore implements BrokerStore {
           // and nothing queued ahead, so messages keep their order.
           ...(countsInFlight(receiveMaximum)
             ? {
-                UpdateExpression: 'ADD nextPacketId :one, inflight :one',
+                UpdateExpression: 'ADD nextPacketId :n, inflight :n',
                 ConditionExpression:
-                  'connectionId = :c AND (attribute_not_exists(inflight) OR inflight < :max) AND (attribute_not_exists(queued) OR queued <= :zero)',
-                ExpressionAttributeValues: { ':one': 1, ':c': connectionId, ':max': receiveMaximum, ':zero': 0 },
+                  'connectionId = :c AND (attribute_not_exists(inflight) OR inflight <= :room) AND (attribute_not_exists(queued) OR queued <= :zero)',
+                ExpressionAttributeValues: { ':n': count, ':c': connectionId, ':room': receiveMaximum - count, ':zero': 0 },
               }
             : {
-                UpdateExpression: 'ADD nextPacketId :one',
+                UpdateExpression: 'ADD nextPacketId :n',
                 ConditionExpression: 'connectionId = :c AND (attribute_not_exists(queued) OR queued <= :zero)',
-                ExpressionAttributeValues: { ':one': 1, ':c': connectionId, ':zero': 0 },
+                ExpressionAttributeValues: { ':n': count, ':c': connectionId, ':zero': 0 },
               }),
           ReturnValues: 'UPDATED_NEW',
           ReturnConsumedCapacity: CAPACITY,
         }),
       );
       this.meter.record('write', out.ConsumedCapacity);
-      return packetIdOf(Number(out.Attributes?.nextPacketId));
+      const last = Number(out.Attributes?.nextPacketId);
+      return Array.from({ length: count }, (_, i) => packetIdOf(last - count + 1 + i));
     } catch (error) {
       if (error instanceof ConditionalCheckFailedException) {
         this.meter.recordFailedWrite();
@@ -739,8 +747,37 @@ export class DynamoBrokerStore implements BrokerStore {
 
   // ---- wills ----
 
-  async scheduleWill(clientId: string, will: WillMessage, dueAt: number): Promise<void> {
-    await this.put(this.tables.sessions, { clientId, sk: WILL_SK, will: toItemMessage(will), timer: 'will', timerAt: dueAt });
+  async scheduleWill(clientId: string, will: WillMessage, dueAt: number): Promise<boolean> {
+    // Only while no connection holds the session: a client that reconnected between its old
+    // connection's close and this write has cancelled the will already [MQTT-3.1.3-9].
+    try {
+      const out = await this.client.send(
+        new TransactWriteCommand({
+          TransactItems: [
+            {
+              ConditionCheck: {
+                TableName: this.tables.sessions,
+                Key: { clientId, sk: SESSION_SK },
+                ConditionExpression: 'attribute_exists(clientId) AND attribute_not_exists(connectionId)',
+              },
+            },
+            {
+              Put: {
+                TableName: this.tables.sessions,
+                Item: { clientId, sk: WILL_SK, will: toItemMessage(will), timer: 'will', timerAt: dueAt },
+              },
+            },
+          ],
+          ReturnConsumedCapacity: CAPACITY,
+        }),
+      );
+      this.meter.record('write', out.ConsumedCapacity);
+      return true;
+    } catch (error) {
+      if (!(error instanceof TransactionCanceledException)) throw error;
+      this.meter.recordFailedWrite();
+      return false;
+    }
   }
 
   async cancelWill(clientId: string): Promise<void> {

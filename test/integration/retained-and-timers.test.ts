@@ -95,8 +95,14 @@ describe('timers', () => {
     const clientId = uniqueClientId('will');
     const other = uniqueClientId('will-cancelled');
     const will = { topic: 'w/t', payload: Buffer.from('gone'), qos: 1 as const, retain: false, delayInterval: 5 };
-    await store.scheduleWill(clientId, will, now + 5_000);
-    await store.scheduleWill(other, will, now + 5_000);
+    const limits = { receiveMaximum: 65535, topicAliasMaximum: 0 };
+    for (const id of [clientId, other]) {
+      await store.openSession({ clientId: id, connectionId: `c-${id}`, protocolVersion: 5, cleanStart: true, ...limits });
+      // [MQTT-3.1.3-9] while a connection holds the session, a will is not scheduled
+      expect(await store.scheduleWill(id, will, now + 5_000)).toBe(false);
+      await store.closeSession(id, `c-${id}`, false, 60);
+      expect(await store.scheduleWill(id, will, now + 5_000)).toBe(true);
+    }
     await store.cancelWill(other);
 
     const mine = (wills: Array<{ clientId: string }>) => wills.filter((w) => w.clientId === clientId || w.clientId === other);

@@ -224,6 +224,17 @@ describe('QoS state', () => {
     expect(await store.startDelivery(uniqueClientId('no-session'), conn, 100)).toBeUndefined();
   });
 
+  it('[MQTT-4.9.0-2] startDeliveries starts several at once only when all fit under the Receive Maximum', async () => {
+    const clientId = uniqueClientId('many');
+    const conn = connectionId();
+    await store.openSession({ clientId, connectionId: conn, protocolVersion: 5, cleanStart: true, receiveMaximum: 5, topicAliasMaximum: 0 });
+    expect(await store.startDeliveries(clientId, conn, 5, 3)).toEqual([1, 2, 3]);
+    expect(await store.startDeliveries(clientId, conn, 5, 3)).toBeUndefined();
+    expect(await store.startDeliveries(clientId, conn, 5, 2)).toEqual([4, 5]);
+    expect(await store.startDelivery(clientId, conn, 5)).toBeUndefined();
+    expect(await store.startDeliveries(clientId, 'another-connection', 5, 1)).toBeUndefined();
+  });
+
   it('concurrent deliveries never share a packet id', async () => {
     const { clientId, conn } = await connectedWithSubscriptions();
     const ids = await Promise.all(Array.from({ length: 40 }, () => store.startDelivery(clientId, conn, 65535)));
