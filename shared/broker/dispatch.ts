@@ -4,13 +4,14 @@
  * A protocol error closes that one connection (5.0: DISCONNECT with the reason code first),
  * and the rest of the batch is dropped, as the connection is.
  */
-import { decodePacket, encodePacket, type Packet } from '../protocol/codec';
+import { decodePacket, encodePacket, type Packet, type PubackPacket, type PubcompPacket } from '../protocol/codec';
 import { connectProtocolLevel } from '../protocol/fixed-header';
 import { ConnackReturnCode, MqttProtocolError, ReasonCode } from '../protocol/reason-codes';
 import { handleAuth } from './auth';
 import { handleConnect } from './connect';
 import { handleConnectionClosed } from './connection-closed';
 import { newBatchState, type BrokerDeps, type PacketContext } from './context';
+import { forEachBounded } from './concurrency';
 import { deliverSplit } from './fanout';
 import { BatchLimits } from './limits';
 import { closeWithReason, handleDisconnect } from './disconnect';
@@ -24,6 +25,8 @@ import { handlePubrel } from './pubrel';
 import type { ConnectionRecord } from './ports';
 import { handleSubscribe } from './subscribe';
 import { handleUnsubscribe } from './unsubscribe';
+
+const PARALLEL_ACKS = 16;
 
 export async function handlePackets(deps: BrokerDeps, connectionId: string, frames: readonly Buffer[]): Promise<void> {
   const outbox = new Outbox();
@@ -46,6 +49,15 @@ export async function handlePackets(deps: BrokerDeps, connectionId: string, fram
       failConnection(deps, outbox, connectionId, connection, error);
     }
   };
+  // Consecutive PUBACKs and PUBCOMPs complete their deliveries concurrently: each is its own item.
+  let acks: Array<PubackPacket | PubcompPacket> = [];
+  const endAckRun = async (): Promise<void> => {
+    const run = acks;
+    acks = [];
+    if (run.length === 0 || !connection) return;
+    const ctx = { deps, connection, outbox, batch };
+    await forEachBounded(run, PARALLEL_ACKS, (ack) => (ack.cmd === 'puback' ? handlePuback(ctx, ack) : handlePubcomp(ctx, ack)));
+  };
   for (const [index, frame] of frames.entries()) {
     if (outbox.isClosing(connectionId)) break;
     try {
@@ -54,6 +66,11 @@ export async function handlePackets(deps: BrokerDeps, connectionId: string, fram
       const packet = decodePacket(frame, connection?.protocolVersion ?? 4);
       if (packet.cmd === 'publish') runStart ??= outbox.mark(connectionId);
       else await endPublishRun();
+      if (connection && (packet.cmd === 'puback' || packet.cmd === 'pubcomp')) {
+        acks.push(packet);
+        continue;
+      }
+      await endAckRun();
       if (outbox.isClosing(connectionId)) break;
       if (!connection) {
         // [MQTT-3.1.0-1] the first packet from the client must be CONNECT; otherwise close, no CONNACK
@@ -66,12 +83,18 @@ export async function handlePackets(deps: BrokerDeps, connectionId: string, fram
     } catch (error) {
       // What was acknowledged before the error is still delivered.
       await endPublishRun();
+      await endAckRun().catch((ackError: unknown) => deps.log.warn('acknowledgements not completed', { connectionId, error: String(ackError) }));
       if (outbox.isClosing(connectionId)) break;
       if (!connection && refuseUnsupportedVersion(deps, outbox, connectionId, frame)) break;
       failConnection(deps, outbox, connectionId, connection, error);
     }
   }
   await endPublishRun();
+  try {
+    await endAckRun();
+  } catch (error) {
+    failConnection(deps, outbox, connectionId, connection, error);
+  }
   const gone = await outbox.flush(deps, connectionId);
   await Promise.all(gone.map((id) => handleConnectionClosed(deps, id)));
 }
