@@ -26,16 +26,27 @@ export interface FanoutWorkers {
   run(job: FanoutJob): Promise<void>;
 }
 
-/** Deliver, splitting beyond `config.fanoutPartSize` recipients when workers are configured. */
+/**
+ * Deliver, splitting beyond `config.fanoutPartSize` deliveries when workers are configured. A
+ * client's deliveries all stay in one part, in order, so parts running side by side never
+ * reorder the messages of one subscriber.
+ */
 export async function deliverSplit(deps: BrokerDeps, outbox: Outbox, deliveries: readonly Delivery[]): Promise<void> {
   const size = deps.config.fanoutPartSize;
   if (!deps.fanout || deliveries.length <= size) return deliver(deps, outbox, deliveries);
-  const parts: Delivery[][] = [];
-  for (let i = size; i < deliveries.length; i += size) parts.push(deliveries.slice(i, i + size));
-  await Promise.all([
-    deliver(deps, outbox, deliveries.slice(0, size)),
-    ...parts.map((part) => deps.fanout!.run(toJob(part))),
-  ]);
+  const byClient = new Map<string, Delivery[]>();
+  for (const delivery of deliveries) {
+    const list = byClient.get(delivery.recipient.clientId);
+    if (list) list.push(delivery);
+    else byClient.set(delivery.recipient.clientId, [delivery]);
+  }
+  const parts: Delivery[][] = [[]];
+  for (const list of byClient.values()) {
+    if (parts[parts.length - 1]!.length > 0 && parts[parts.length - 1]!.length + list.length > size) parts.push([]);
+    parts[parts.length - 1]!.push(...list);
+  }
+  const [own, ...others] = parts;
+  await Promise.all([deliver(deps, outbox, own!), ...others.map((part) => deps.fanout!.run(toJob(part)))]);
 }
 
 /** The fan-out function: deliver one part, and flush it. Returns the connections found gone. */

@@ -6,7 +6,7 @@
  */
 import type { MqttClient } from 'mqtt';
 import { afterAll, describe, expect, it } from 'vitest';
-import { collect, connectClient, endAll, eventually, settle, type ReceivedMessage } from '../support/clients';
+import { collect, connectClient, endAll, eventually, RawConnection, settle, type ReceivedMessage } from '../support/clients';
 import { useHarness } from '../support/harness';
 
 const harness = useHarness({ broker: { fanoutPartSize: 3 } });
@@ -37,5 +37,31 @@ describe('fan-out split across workers', () => {
       expect(inbox[0]).toMatchObject({ qos: i % 2 === 0 ? 1 : 0 });
       expect(inbox[0]!.properties).toMatchObject({ contentType: 'text/plain', correlationData: Buffer.from([1, 2, 3]), userProperties: { k: 'v' } });
     });
+  });
+
+  it('[MQTT-4.6.0-6] a run of PUBLISHes split across workers keeps each subscriber\'s order', async () => {
+    const topic = `fanout-order/${process.pid}`;
+    const inboxes: ReceivedMessage[][] = [];
+    for (let i = 0; i < 4; i++) {
+      const sub = await connectClient(harness().mqttUrl, { protocolVersion: 4 });
+      clients.push(sub);
+      inboxes.push(collect(sub));
+      await sub.subscribeAsync(topic, { qos: 1 });
+    }
+    // All in one write, so the listener hands them to one invocation: one run of 12 PUBLISHes,
+    // 48 deliveries, parts of 3.
+    const raw = await RawConnection.tcp(harness().mqttPort, 4);
+    try {
+      raw.send({ cmd: 'connect', clientId: `fanout-order-${process.pid}`, protocolVersion: 4, clean: true, keepalive: 30 });
+      await raw.next('connack');
+      raw.send(
+        ...Array.from({ length: 12 }, (_, i) => ({ cmd: 'publish' as const, topic, payload: Buffer.from(`m${i}`), qos: 1 as const, messageId: i + 1, dup: false, retain: false })),
+      );
+      await eventually(() => inboxes.every((inbox) => inbox.length === 12), 'twelve messages at every subscriber');
+      const expected = Array.from({ length: 12 }, (_, i) => `m${i}`);
+      for (const inbox of inboxes) expect(inbox.map((m) => m.payload)).toEqual(expected);
+    } finally {
+      raw.close();
+    }
   });
 });
