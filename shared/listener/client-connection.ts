@@ -41,6 +41,8 @@ export interface ConnectionLimits {
 
 const CONNECT_TYPE = 1;
 const CONNACK_TYPE = 2;
+const PINGREQ_BYTE = 0xc0;
+const PINGRESP = Buffer.from([0xd0, 0x00]);
 
 export class ClientConnection {
   readonly connectedAt = new Date();
@@ -101,13 +103,23 @@ export class ClientConnection {
     this.lastActiveAt = new Date();
     if (!this.sawConnect) this.readKeepAlive(packets[0]!);
     this.armKeepAlive();
-    this.queue.push(...packets);
-    this.queuedBytes += packets.reduce((sum, p) => sum + p.length, 0);
+    // [MQTT-3.12.4-1] A PINGREQ on an accepted connection is answered here: it changes no state
+    // (the keep-alive was just re-armed above), and an idle device then costs no invocation.
+    const forHandler = this.connackAccepted ? packets.filter((packet) => !this.answeredPing(packet)) : packets;
+    if (forHandler.length === 0) return;
+    this.queue.push(...forHandler);
+    this.queuedBytes += forHandler.reduce((sum, p) => sum + p.length, 0);
     if (this.queuedBytes >= this.limits.maxQueuedBytes && !this.paused && this.transport.pause) {
       this.paused = true;
       this.transport.pause();
     }
     void this.pump();
+  }
+
+  private answeredPing(packet: Buffer): boolean {
+    if (packet.length !== 2 || packet[0] !== PINGREQ_BYTE || packet[1] !== 0) return false;
+    this.transport.write(PINGRESP);
+    return true;
   }
 
   /** Bytes to the network, from the delivery endpoint. */
