@@ -41,6 +41,8 @@ export interface ConnectionLimits {
 
 const CONNECT_TYPE = 1;
 const CONNACK_TYPE = 2;
+const DISCONNECT_TYPE = 14;
+const HELD_CLOSE_MS = 2_000;
 const PINGREQ_BYTE = 0xc0;
 const PINGRESP = Buffer.from([0xd0, 0x00]);
 
@@ -58,6 +60,9 @@ export class ClientConnection {
   private keepAliveMs = 0;
   private sawConnect = false;
   private protocolVersion: ProtocolVersion | undefined;
+  /** A DISCONNECT that arrived before this connection's CONNACK, and the close behind it. */
+  private heldDisconnect: Buffer | undefined;
+  private heldClose: { reason: string; timer: NodeJS.Timeout } | undefined;
   /** Whether the handler's first packet to this client, its CONNACK, accepted the connection. */
   private connackAccepted: boolean | undefined;
   private queuedBytes = 0;
@@ -122,15 +127,47 @@ export class ClientConnection {
     return true;
   }
 
-  /** Bytes to the network, from the delivery endpoint. */
+  /**
+   * Bytes to the network, from the delivery endpoint. [MQTT-3.14.0-1] no DISCONNECT before the
+   * CONNACK: when a takeover's DISCONNECT (from another connection's handler) overtakes this
+   * connection's own CONNACK (still on its way from this connection's handler), it is held, and
+   * the close that follows it waits for the CONNACK (at most HELD_CLOSE_MS).
+   */
   deliver(bytes: Buffer): void {
+    if (this.connackAccepted === undefined && bytes.length > 0 && bytes[0]! >> 4 === DISCONNECT_TYPE) {
+      this.heldDisconnect = bytes;
+      return;
+    }
+    const first = this.connackAccepted === undefined;
     this.connackAccepted ??= isAcceptingConnack(bytes); // the first packet a server sends is CONNACK
     this.transport.write(bytes);
+    if (!first || !this.heldDisconnect) return;
+    this.transport.write(this.heldDisconnect);
+    this.heldDisconnect = undefined;
+    if (this.heldClose) {
+      clearTimeout(this.heldClose.timer);
+      const { reason } = this.heldClose;
+      this.heldClose = undefined;
+      this.serverClose(reason);
+    }
   }
 
   /** The handler (or the listener itself) closes the connection; queued packets are dropped. */
   serverClose(reason: string, lastBytes?: Buffer): void {
     if (this.serverClosed) return;
+    if (this.heldDisconnect && this.connackAccepted === undefined && !lastBytes) {
+      this.heldClose ??= {
+        reason,
+        timer: setTimeout(() => {
+          this.heldClose = undefined;
+          this.heldDisconnect = undefined;
+          this.serverClose(reason);
+        }, HELD_CLOSE_MS),
+      };
+      return;
+    }
+    clearTimeout(this.heldClose?.timer);
+    this.heldClose = undefined;
     this.serverClosed = true;
     this.closeReason = reason;
     this.queue.length = 0;
