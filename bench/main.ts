@@ -28,7 +28,7 @@ import { runScenario, type ScenarioResult } from './run';
 import { SCENARIOS } from './scenarios';
 import type { Size } from './scenarios/scenario';
 import { externalTarget } from './targets/external';
-import { freePort } from './targets/free-port';
+import { freePort } from '../local/free-port';
 import { startHarnessProcess } from './targets/harness-process';
 import { mosquittoVersion, startMosquitto, MOSQUITTO_BINARY } from './targets/mosquitto';
 import type { BrokerTarget } from './targets/target';

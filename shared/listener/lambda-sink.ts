@@ -1,5 +1,6 @@
 /** The cloud PacketSink: a synchronous Lambda invoke of the packet handler per batch. */
-import { InvokeCommand, type LambdaClient } from '@aws-sdk/client-lambda';
+import type { LambdaClient } from '@aws-sdk/client-lambda';
+import { invokeSync } from '../gateway/invoke-sync';
 import type { ListenerEvent, PacketSink } from './events';
 
 export class LambdaPacketSink implements PacketSink {
@@ -8,13 +9,7 @@ export class LambdaPacketSink implements PacketSink {
     private readonly functionName: string,
   ) {}
 
-  async invoke(event: ListenerEvent): Promise<void> {
-    const out = await this.lambda.send(
-      new InvokeCommand({ FunctionName: this.functionName, InvocationType: 'RequestResponse', Payload: JSON.stringify(event) }),
-    );
-    // A handler error comes back as a 200 with FunctionError set, not as an exception.
-    if (out.FunctionError) {
-      throw new Error(`packet handler failed (${out.FunctionError}): ${Buffer.from(out.Payload ?? []).toString().slice(0, 500)}`);
-    }
+  invoke(event: ListenerEvent): Promise<void> {
+    return invokeSync(this.lambda, this.functionName, event, 'packet handler');
   }
 }

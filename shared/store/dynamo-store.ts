@@ -621,25 +621,18 @@ export class DynamoBrokerStore implements BrokerStore {
   /** ADD to the session item's counters, if the session exists; its attributes after. */
   private async addToSession(clientId: string, deltas: Record<string, number>): Promise<Item | undefined> {
     const names = Object.keys(deltas);
-    try {
-      const out = await this.client.send(
-        new UpdateCommand({
-          TableName: this.tables.sessions,
-          Key: { clientId, sk: SESSION_SK },
-          UpdateExpression: `ADD ${names.map((name, i) => `${name} :d${i}`).join(', ')}`,
-          ConditionExpression: 'attribute_exists(clientId)',
-          ExpressionAttributeValues: Object.fromEntries(names.map((name, i) => [`:d${i}`, deltas[name]])),
-          ReturnValues: 'ALL_NEW',
-          ReturnConsumedCapacity: CAPACITY,
-        }),
-      );
-      this.meter.record('write', out.ConsumedCapacity);
-      return out.Attributes;
-    } catch (error) {
-      if (!(error instanceof ConditionalCheckFailedException)) throw error;
-      this.meter.recordFailedWrite();
-      return undefined;
-    }
+    const out = await this.unlessConditionFails(
+      new UpdateCommand({
+        TableName: this.tables.sessions,
+        Key: { clientId, sk: SESSION_SK },
+        UpdateExpression: `ADD ${names.map((name, i) => `${name} :d${i}`).join(', ')}`,
+        ConditionExpression: 'attribute_exists(clientId)',
+        ExpressionAttributeValues: Object.fromEntries(names.map((name, i) => [`:d${i}`, deltas[name]])),
+        ReturnValues: 'ALL_NEW',
+        ReturnConsumedCapacity: CAPACITY,
+      }),
+    );
+    return out?.Attributes;
   }
 
   async recordIncomingQos2(clientId: string, packetId: number): Promise<boolean> {
@@ -829,19 +822,25 @@ export class DynamoBrokerStore implements BrokerStore {
 
   /** Delete an item and return it; undefined when it was not there (or the condition failed). */
   private async deleteReturning(table: string, key: Item, condition?: string, values?: Record<string, unknown>): Promise<Item | undefined> {
+    const out = await this.unlessConditionFails(
+      new DeleteCommand({
+        TableName: table,
+        Key: key,
+        ConditionExpression: condition ? `attribute_exists(sk) AND ${condition}` : 'attribute_exists(sk)',
+        ...(values ? { ExpressionAttributeValues: values } : {}),
+        ReturnValues: 'ALL_OLD',
+        ReturnConsumedCapacity: CAPACITY,
+      }),
+    );
+    return out?.Attributes;
+  }
+
+  /** A conditional write, metered: the item it returned, or undefined when its condition failed. */
+  private async unlessConditionFails(command: UpdateCommand | DeleteCommand): Promise<{ Attributes?: Item } | undefined> {
     try {
-      const out = await this.client.send(
-        new DeleteCommand({
-          TableName: table,
-          Key: key,
-          ConditionExpression: condition ? `attribute_exists(sk) AND ${condition}` : 'attribute_exists(sk)',
-          ...(values ? { ExpressionAttributeValues: values } : {}),
-          ReturnValues: 'ALL_OLD',
-          ReturnConsumedCapacity: CAPACITY,
-        }),
-      );
+      const out = await this.client.send(command as UpdateCommand);
       this.meter.record('write', out.ConsumedCapacity);
-      return out.Attributes;
+      return { ...(out.Attributes ? { Attributes: out.Attributes } : {}) };
     } catch (error) {
       if (!(error instanceof ConditionalCheckFailedException)) throw error;
       this.meter.recordFailedWrite();

@@ -8,7 +8,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { describe, expect, inject, it } from 'vitest';
 import { connectClient, eventually } from '../support/clients';
-import { freePort } from '../support/ports';
+import { freePort } from '../../local/free-port';
 
 const root = path.resolve(import.meta.dirname, '../..');
 

@@ -10,7 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, inject, it } from 'vitest';
 import { connectClient, collect, eventually } from '../support/clients';
-import { freePort } from '../support/ports';
+import { freePort } from '../../local/free-port';
 
 const root = path.resolve(import.meta.dirname, '../..');
 

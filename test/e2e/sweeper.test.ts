@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { newListenerConnectionId } from '../../shared/gateway/connection-id';
 import { collect, connectClient, eventually, RawConnection, settle } from '../support/clients';
 import { useHarness } from '../support/harness';
-import { freePort } from '../support/ports';
+import { freePort } from '../../local/free-port';
 
 let counter = 0;
 const unique = (name: string): string => `${name}-${process.pid}-${++counter}`;

@@ -1,7 +1,7 @@
 /** Starts one DynamoDB Local on a free loopback port for the whole test run, and stops it after. */
 import type { TestProject } from 'vitest/node';
 import { startDynamoDbLocal } from '../../local/dynamodb-local';
-import { freePort } from './ports';
+import { freePort } from '../../local/free-port';
 
 declare module 'vitest' {
   export interface ProvidedContext {
