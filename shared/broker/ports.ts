@@ -203,8 +203,10 @@ export interface BrokerStore {
   /** A resumed session's count of messages in flight, as found on reconnect (its Receive Maximum may differ now). */
   setInFlight(clientId: string, count: number): Promise<void>;
 
-  /** A QoS 2 PUBLISH arrived: true the first time for this packet id, false for a resend. */
+  /** A QoS 2 PUBLISH was routed: remember its packet id until PUBREL. True the first time, false if already known. */
   recordIncomingQos2(clientId: string, packetId: number): Promise<boolean>;
+  /** Whether a QoS 2 packet id is remembered (its message was routed and PUBREL has not come yet). */
+  hasIncomingQos2(clientId: string, packetId: number): Promise<boolean>;
   /** PUBREL arrived: forget the packet id. False if it was not known. */
   releaseIncomingQos2(clientId: string, packetId: number): Promise<boolean>;
   /** QoS 2 messages received from the client and not yet released. */
