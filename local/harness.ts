@@ -74,9 +74,15 @@ export interface HarnessOptions {
    * Fault injection, for the chaos tests; off by default. With probability `handlerFailure`, an
    * invocation of the listener's packet handler fails: half of them before the handler runs (as a
    * Lambda that never started), half after it ran (as one that died before answering). The
-   * listener then closes that connection, as it does when a Lambda invoke fails.
+   * listener then closes that connection, as it does when a Lambda invoke fails. The probability
+   * is read at every invocation, so a test may change it as it goes.
    */
-  readonly faults?: { readonly handlerFailure: number; readonly random?: () => number };
+  readonly faults?: {
+    readonly handlerFailure: number;
+    readonly random?: () => number;
+    /** Fail only batches whose first packet is of these types (e.g. 'publish', 'pubrel'); any batch without it. */
+    readonly packetTypes?: readonly string[];
+  };
 }
 
 export interface Harness {
@@ -269,15 +275,23 @@ function faulty(
   options: HarnessOptions['faults'],
   count: { injected: number },
 ): (event: ListenerEvent) => Promise<void> {
-  if (!options || options.handlerFailure <= 0) return handler;
+  if (!options) return handler;
   const random = options.random ?? Math.random;
   return async (event) => {
     if (event.type !== 'packets' || random() >= options.handlerFailure) return handler(event);
+    if (options.packetTypes && !options.packetTypes.includes(firstPacketType(event.packets[0]))) return handler(event);
     count.injected++;
     if (random() < 0.5) throw new Error('injected fault: the handler failed before it ran');
     await handler(event);
     throw new Error('injected fault: the handler failed after it ran');
   };
+}
+
+const PACKET_TYPES = ['reserved', 'connect', 'connack', 'publish', 'puback', 'pubrec', 'pubrel', 'pubcomp', 'subscribe', 'suback', 'unsubscribe', 'unsuback', 'pingreq', 'pingresp', 'disconnect', 'auth'];
+
+function firstPacketType(base64: string | undefined): string {
+  const first = base64 ? Buffer.from(base64.slice(0, 4), 'base64')[0] : undefined;
+  return first === undefined ? 'none' : PACKET_TYPES[first >> 4]!;
 }
 
 /** Invokes the packet handler in this process, with the event serialized and parsed as Lambda would. */
