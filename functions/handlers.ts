@@ -25,7 +25,7 @@ export function createPacketsHandler(deps: BrokerDeps) {
   return async (event: ListenerEvent): Promise<void> => {
     switch (event.type) {
       case 'packets':
-        return handlePackets(deps, event.connectionId, event.packets.map((p) => Buffer.from(p, 'base64')));
+        return handlePackets(deps, event.connectionId, event.packets.map((p) => Buffer.from(p, 'base64')), event.protocolVersion);
       case 'closed':
         return handleConnectionClosed(deps, event.connectionId);
       case 'failed':

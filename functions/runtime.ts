@@ -17,12 +17,15 @@ import { DynamoConnectionDirectory } from '../shared/store/dynamo-connection-dir
 import { DynamoConnectionInbox } from '../shared/store/dynamo-inbox';
 import { DynamoSecurityStore } from '../shared/store/dynamo-security';
 import { DynamoBrokerStore } from '../shared/store/dynamo-store';
+import { defaultStoreRetry, dynamoDbClientConfig, translateStoreErrors, type StoreRetryOptions } from '../shared/store/store-errors';
 import { securityTable, tableNamesFromEnv, type TableNames } from '../shared/store/tables';
 import { describeSecurity, limitsFromEnv, securityPolicyFromEnv } from './security-config';
 
 export interface BrokerDepsOptions {
   readonly tables: TableNames;
   readonly dynamoDb?: DynamoDBClientConfig;
+  /** Attempts and timeouts of every DynamoDB call (shared/store/store-errors.ts); the cloud's defaults otherwise. */
+  readonly storeRetry?: Partial<StoreRetryOptions>;
   readonly connections?: ConnectionsApiOptions;
   readonly log?: Logger;
   readonly config?: Partial<BrokerConfig>;
@@ -42,7 +45,8 @@ export type RuntimeDeps = BrokerDeps & {
 };
 
 export function createBrokerDeps(options: BrokerDepsOptions): RuntimeDeps {
-  const client = DynamoDBDocumentClient.from(new DynamoDBClient(options.dynamoDb ?? {}), {
+  const retry = { ...defaultStoreRetry, ...options.storeRetry };
+  const client = DynamoDBDocumentClient.from(translateStoreErrors(new DynamoDBClient(dynamoDbClientConfig(options.dynamoDb ?? {}, retry))), {
     marshallOptions: { removeUndefinedValues: true, convertClassInstanceToMap: false },
   });
   const securityStore = new DynamoSecurityStore({ client, table: options.tables.security });
@@ -95,7 +99,7 @@ export function securityDepsFromEnv(env: NodeJS.ProcessEnv): Pick<BrokerDeps, 's
   const log = createJsonLogger((env.LOG_LEVEL as LogLevel | undefined) ?? 'info');
   const table = env[securityTable.envVar];
   if (!table) throw new Error(`${securityTable.envVar} is not set: the deployment must pass the Security table name`);
-  const client = DynamoDBDocumentClient.from(new DynamoDBClient({}), { marshallOptions: { removeUndefinedValues: true } });
+  const client = DynamoDBDocumentClient.from(translateStoreErrors(new DynamoDBClient(dynamoDbClientConfig({}))), { marshallOptions: { removeUndefinedValues: true } });
   const policy: SecurityPolicy = { ...securityPolicyFromEnv(env, { allowAnonymous: false }), doorIdentityPossible: () => true };
   return { security: new BrokerSecurity(policy, new DynamoSecurityStore({ client, table })), log, now: Date.now };
 }

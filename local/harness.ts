@@ -25,6 +25,7 @@ import type { DynamoSecurityStore } from '../shared/store/dynamo-security';
 import type { ListenerEvent, PacketSink } from '../shared/listener/events';
 import { MqttListener } from '../shared/listener/listener';
 import { createTables } from '../shared/store/create-tables';
+import type { StoreRetryOptions } from '../shared/store/store-errors';
 import type { DynamoBrokerStore } from '../shared/store/dynamo-store';
 import { localTableNames, type TableNames } from '../shared/store/tables';
 import { ApiGatewayEmulator, type EmulatorOptions } from './apigw-emulator';
@@ -67,6 +68,21 @@ export interface HarnessOptions {
   readonly connectTimeoutMs?: number;
   /** MQTT over TLS on this port; without cert and key (PEM), a self-signed certificate is made at start. */
   readonly tls?: { readonly port: number; readonly cert?: string; readonly key?: string };
+  /** Attempts and timeouts of DynamoDB calls; default: the cloud's, with a longer request timeout (DynamoDB Local is slower). */
+  readonly storeRetry?: Partial<StoreRetryOptions>;
+  /**
+   * Fault injection, for the chaos tests; off by default. With probability `handlerFailure`, an
+   * invocation of the listener's packet handler fails: half of them before the handler runs (as a
+   * Lambda that never started), half after it ran (as one that died before answering). The
+   * listener then closes that connection, as it does when a Lambda invoke fails. The probability
+   * is read at every invocation, so a test may change it as it goes.
+   */
+  readonly faults?: {
+    readonly handlerFailure: number;
+    readonly random?: () => number;
+    /** Fail only batches whose first packet is of these types (e.g. 'publish', 'pubrel'); any batch without it. */
+    readonly packetTypes?: readonly string[];
+  };
 }
 
 export interface Harness {
@@ -93,6 +109,8 @@ export interface Harness {
   sweep(): Promise<SweepResult>;
   /** DynamoDB calls and units, handler invocations, `@connections` calls: for `npm run bench`. */
   readonly meters: HarnessMeters;
+  /** Faults injected so far (see HarnessOptions.faults). */
+  readonly faults: { readonly injected: number };
   stop(): Promise<void>;
 }
 
@@ -131,6 +149,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     const unmetered = createBrokerDeps({
       tables,
       dynamoDb: { endpoint: dynamoDbEndpoint, region: LOCAL_REGION, credentials: localCredentials },
+      storeRetry: { requestTimeoutMs: 10_000, ...options.storeRetry },
       connections: {
         apiGatewayEndpoint: apigw.managementEndpoint,
         clientConfig: { region: LOCAL_REGION, credentials: localCredentials },
@@ -147,6 +166,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     const meters: HarnessMeters = { dynamoDb: unmetered.store.meter, invocations, gateway: gatewayMeter };
     const deps = { ...unmetered, gateway: gatewayMeter.wrap(unmetered.gateway) };
     const invocation = meters.invocations;
+    const faults = { injected: 0 };
     emulator.routes = {
       $connect: invocation.wrap('$connect', createWsConnectHandler(deps)),
       $default: invocation.wrap('$default', createWsDefaultHandler(deps, deps.inbox, options.sequencing)),
@@ -164,7 +184,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
       wsPort: options.wsPort ?? 8083,
       deliveryPort: 0,
       advertisedHost: host,
-      sink: inProcessSink(invocation.wrap('packets', createPacketsHandler(deps))),
+      sink: inProcessSink(faulty(invocation.wrap('packets', createPacketsHandler(deps)), options.faults, faults)),
       log,
       ...(options.tls && certificate ? { tls: { port: options.tls.port, ...certificate } } : {}),
       limits: {
@@ -208,6 +228,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
         : {}),
       sweep,
       meters,
+      faults,
       stop,
     };
   } catch (error) {
@@ -246,6 +267,31 @@ function startTimerLoop(deps: BrokerDeps, intervalMs: number): { stop(): Promise
       await running;
     },
   };
+}
+
+/** The packet handler with the injected faults of `options` (none without them), counted in `count`. */
+function faulty(
+  handler: (event: ListenerEvent) => Promise<void>,
+  options: HarnessOptions['faults'],
+  count: { injected: number },
+): (event: ListenerEvent) => Promise<void> {
+  if (!options) return handler;
+  const random = options.random ?? Math.random;
+  return async (event) => {
+    if (event.type !== 'packets' || random() >= options.handlerFailure) return handler(event);
+    if (options.packetTypes && !options.packetTypes.includes(firstPacketType(event.packets[0]))) return handler(event);
+    count.injected++;
+    if (random() < 0.5) throw new Error('injected fault: the handler failed before it ran');
+    await handler(event);
+    throw new Error('injected fault: the handler failed after it ran');
+  };
+}
+
+const PACKET_TYPES = ['reserved', 'connect', 'connack', 'publish', 'puback', 'pubrec', 'pubrel', 'pubcomp', 'subscribe', 'suback', 'unsubscribe', 'unsuback', 'pingreq', 'pingresp', 'disconnect', 'auth'];
+
+function firstPacketType(base64: string | undefined): string {
+  const first = base64 ? Buffer.from(base64.slice(0, 4), 'base64')[0] : undefined;
+  return first === undefined ? 'none' : PACKET_TYPES[first >> 4]!;
 }
 
 /** Invokes the packet handler in this process, with the event serialized and parsed as Lambda would. */

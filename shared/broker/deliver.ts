@@ -13,7 +13,7 @@ import { encodePacket, type ProtocolVersion, type PublishPacket, type QoS } from
 import { outboundPacketLimit } from '../gateway/door-limits';
 import { forEachBounded } from './concurrency';
 import type { BrokerDeps } from './context';
-import type { Outbox } from './outbox';
+import { Outbox } from './outbox';
 import type { OutgoingMessage, QueuedMessage } from './ports';
 
 const PARALLEL_CLIENTS = 32;
@@ -51,7 +51,7 @@ export async function deliver(deps: BrokerDeps, outbox: Outbox, deliveries: read
   }
 
   const sends = new Map<string, Array<{ recipient: Recipient; message: QueuedMessage; packetId?: number }>>();
-  const inFlight: OutgoingMessage[] = [];
+  const inFlightBy = new Map<string, OutgoingMessage[]>();
   const drains = new Map<string, Recipient>();
   // One client's messages in order, one after another; different clients in parallel.
   await forEachBounded([...byClient.values()], PARALLEL_CLIENTS, async (list) => {
@@ -74,7 +74,7 @@ export async function deliver(deps: BrokerDeps, outbox: Outbox, deliveries: read
       const packetId = ids ? ids.shift() : connectionId ? await deps.store.startDelivery(recipient.clientId, connectionId, receiveMaximum) : undefined;
       if (packetId !== undefined) {
         planned.push({ recipient, message, packetId });
-        inFlight.push({ ...message, packetId });
+        inFlightBy.set(connectionId!, [...(inFlightBy.get(connectionId!) ?? []), { ...message, packetId }]);
         continue;
       }
       const queued = await deps.store.enqueue(message);
@@ -83,7 +83,7 @@ export async function deliver(deps: BrokerDeps, outbox: Outbox, deliveries: read
     sends.set(list[0]!.recipient.clientId, planned);
   });
 
-  outbox.recordInFlight(inFlight);
+  for (const [connectionId, messages] of inFlightBy) outbox.recordInFlight(messages, connectionId);
   for (const planned of sends.values()) {
     for (const { recipient, message, packetId } of planned) send(outbox, recipient, message, packetId, false, now);
   }
@@ -101,7 +101,7 @@ export async function drainQueue(deps: BrokerDeps, outbox: Outbox, recipient: Re
     // Queued under the session's last connection, a message may be too large for this one.
     const dropped = messages.filter((message) => tooLarge({ recipient, message }, now));
     const sent = messages.filter((message) => !dropped.includes(message));
-    outbox.recordInFlight(sent);
+    outbox.recordInFlight(sent, connectionId);
     for (const message of sent) send(outbox, recipient, message, message.packetId, false, now);
     if (dropped.length === 0) return;
     // [MQTT-3.1.2-25] discarded as if sent and acknowledged; the room they took is claimed again
@@ -188,4 +188,23 @@ function tooLarge({ recipient, message }: Delivery, now: number): boolean {
   // The packet id's value does not change the size; a placeholder stands in.
   const packet = publishPacket(recipient.protocolVersion, message, message.qos > 0 ? 1 : undefined, false, now);
   return encodePacket(packet, recipient.protocolVersion).length > limit;
+}
+
+/**
+ * Messages put in flight to a connection that was gone by the time they were sent. If their
+ * client is connected again elsewhere, that connection's CONNECT may have resent what was in
+ * flight before these were recorded, so they go to it now (DUP set, same packet ids; a QoS 2
+ * receiver keys on the packet id, so a second copy is not a second message). Otherwise they stay
+ * in flight and go out when the client resumes its session.
+ */
+export async function redirectStranded(deps: BrokerDeps, stranded: readonly OutgoingMessage[]): Promise<void> {
+  const sessions = await deps.store.getSessions([...new Set(stranded.map((m) => m.clientId))]);
+  const outbox = new Outbox();
+  const now = deps.now();
+  for (const message of stranded) {
+    const session = sessions.get(message.clientId);
+    if (!session?.connectionId) continue;
+    send(outbox, session, message, message.packetId, true, now);
+  }
+  await outbox.flush(deps);
 }

@@ -2,9 +2,12 @@
  * The broker's entry: a batch of framed packets from one connection, handled in order.
  * The first packet must be CONNECT; each later one goes to the handler for its type.
  * A protocol error closes that one connection (5.0: DISCONNECT with the reason code first),
- * and the rest of the batch is dropped, as the connection is.
+ * and the rest of the batch is dropped, as the connection is. When the store cannot serve the
+ * batch (DynamoDB unreachable or throttling after the client's retries), the connection is refused
+ * for now: a CONNECT gets CONNACK 0x88/0x89 (3.1.1: 3), any other packet a 5.0 DISCONNECT 0x89
+ * (Server busy), and nothing the store did not keep is acknowledged.
  */
-import { decodePacket, encodePacket, type Packet, type PubackPacket, type PubcompPacket } from '../protocol/codec';
+import { decodePacket, encodePacket, type Packet, type ProtocolVersion, type PubackPacket, type PubcompPacket } from '../protocol/codec';
 import { connectProtocolLevel } from '../protocol/fixed-header';
 import { ConnackReturnCode, MqttProtocolError, ReasonCode } from '../protocol/reason-codes';
 import { handleAuth } from './auth';
@@ -22,15 +25,32 @@ import { handlePubcomp } from './pubcomp';
 import { handlePublish } from './publish';
 import { handlePubrec } from './pubrec';
 import { handlePubrel } from './pubrel';
-import type { ConnectionRecord } from './ports';
+import { StoreUnavailableError, type ConnectionRecord } from './ports';
 import { handleSubscribe } from './subscribe';
 import { handleUnsubscribe } from './unsubscribe';
 
 const PARALLEL_ACKS = 16;
 
-export async function handlePackets(deps: BrokerDeps, connectionId: string, frames: readonly Buffer[]): Promise<void> {
+/**
+ * `knownVersion`: the protocol version the door saw in the connection's CONNECT, if it knows it;
+ * used only to say goodbye properly when the connection's own record cannot be read.
+ */
+export async function handlePackets(
+  deps: BrokerDeps,
+  connectionId: string,
+  frames: readonly Buffer[],
+  knownVersion?: ProtocolVersion,
+): Promise<void> {
   const outbox = new Outbox();
-  let connection = await deps.store.getConnection(connectionId);
+  let connection: ConnectionRecord | undefined;
+  try {
+    connection = await deps.store.getConnection(connectionId);
+  } catch (error) {
+    if (!(error instanceof StoreUnavailableError) || frames.length === 0) throw error;
+    refuseForNow(deps, outbox, connectionId, frames[0]!, knownVersion, error);
+    await outbox.flush(deps, connectionId);
+    return;
+  }
   let batch = newBatchState(connection);
   const limits = new BatchLimits(deps, frames);
   // Consecutive PUBLISHes deliver together when the run ends (one packet-id write per subscriber
@@ -46,7 +66,8 @@ export async function handlePackets(deps: BrokerDeps, connectionId: string, fram
     } catch (error) {
       // Not delivered, so not acknowledged: the client resends them.
       outbox.truncate(connectionId, start ?? 0);
-      failConnection(deps, outbox, connectionId, connection, error);
+      if (error instanceof StoreUnavailableError) refuseForNow(deps, outbox, connectionId, RUN_OF_PUBLISHES, connection?.protocolVersion ?? knownVersion, error);
+      else failConnection(deps, outbox, connectionId, connection, error);
     }
   };
   // Consecutive PUBACKs and PUBCOMPs complete their deliveries concurrently: each is its own item.
@@ -64,7 +85,8 @@ export async function handlePackets(deps: BrokerDeps, connectionId: string, fram
       // Packet size and publish rate (5.0: DISCONNECT 0x95 / 0x96)
       await limits.admit(connection, index);
       const packet = decodePacket(frame, connection?.protocolVersion ?? 4);
-      if (packet.cmd === 'publish') runStart ??= outbox.mark(connectionId);
+      // A QoS 2 PUBLISH ends the run (after it, in order): it is routed at once, see publish.ts.
+      if (packet.cmd === 'publish' && packet.qos < 2) runStart ??= outbox.mark(connectionId);
       else await endPublishRun();
       if (connection && (packet.cmd === 'puback' || packet.cmd === 'pubcomp')) {
         acks.push(packet);
@@ -86,6 +108,10 @@ export async function handlePackets(deps: BrokerDeps, connectionId: string, fram
       await endAckRun().catch((ackError: unknown) => deps.log.warn('acknowledgements not completed', { connectionId, error: String(ackError) }));
       if (outbox.isClosing(connectionId)) break;
       if (!connection && refuseUnsupportedVersion(deps, outbox, connectionId, frame)) break;
+      if (error instanceof StoreUnavailableError) {
+        refuseForNow(deps, outbox, connectionId, frame, connection?.protocolVersion ?? knownVersion, error);
+        break;
+      }
       failConnection(deps, outbox, connectionId, connection, error);
     }
   }
@@ -95,7 +121,7 @@ export async function handlePackets(deps: BrokerDeps, connectionId: string, fram
   } catch (error) {
     failConnection(deps, outbox, connectionId, connection, error);
   }
-  const gone = await outbox.flush(deps, connectionId);
+  const gone = await outbox.flushAndRedirect(deps, connectionId);
   await Promise.all(gone.map((id) => handleConnectionClosed(deps, id)));
 }
 
@@ -150,6 +176,42 @@ function failConnection(
   // The protocol error's own words go to the client; an internal failure's never do.
   closeWithReason(outbox, connectionId, connection?.protocolVersion ?? 4, reasonCode, known ? error.message : undefined);
 }
+
+/**
+ * The store cannot serve this connection now. A CONNECT is refused with CONNACK 0x88 Server
+ * unavailable or 0x89 Server busy (3.1.1: return code 3, Server unavailable), [MQTT-3.2.2-6] (5.0)
+ * [MQTT-3.2.2-5] (3.1.1) then closed; anything else closes the connection, a 5.0 client hearing
+ * DISCONNECT 0x89 Server busy first (0x88 is not a DISCONNECT reason code). Whatever the packet was, it is not acknowledged: a
+ * QoS 1/2 PUBLISH is resent by the client when it reconnects ([MQTT-4.4.0-1]).
+ */
+function refuseForNow(
+  deps: BrokerDeps,
+  outbox: Outbox,
+  connectionId: string,
+  frame: Buffer,
+  version: ProtocolVersion | undefined,
+  error: StoreUnavailableError,
+): void {
+  const reasonCode = error.kind === 'busy' ? ReasonCode.ServerBusy : ReasonCode.ServerUnavailable;
+  const isConnect = frame.length > 0 && frame[0]! >> 4 === CONNECT_TYPE;
+  deps.log.warn('refusing connection: store unavailable', { connectionId, reasonCode, packetType: frame[0]! >> 4, error: error.message });
+  if (isConnect) {
+    const level = connectProtocolLevel(frame) === 5 ? 5 : 4;
+    const connack =
+      level === 5
+        ? encodePacket({ cmd: 'connack', reasonCode, sessionPresent: false }, 5)
+        : encodePacket({ cmd: 'connack', returnCode: ConnackReturnCode.ServerUnavailable, sessionPresent: false }, 4);
+    outbox.send(connectionId, connack);
+    outbox.close(connectionId);
+    return;
+  }
+  // 0x88 is a CONNACK code only; a DISCONNECT says 0x89 Server busy (MQTT 5.0 3.14.2.1).
+  closeWithReason(outbox, connectionId, version ?? 4, ReasonCode.ServerBusy, 'the server cannot store messages now; try again later');
+}
+
+const CONNECT_TYPE = 1;
+/** Stands for the packet being refused when it is a run of PUBLISHes (any non-CONNECT first byte). */
+const RUN_OF_PUBLISHES = Buffer.from([0x30]);
 
 /**
  * [MQTT-3.1.2-2] a CONNECT of a protocol level the server does not support is answered with

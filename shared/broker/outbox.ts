@@ -12,6 +12,8 @@
  */
 import { encodePacket, type PublishPacket } from '../protocol/codec';
 import { forEachBounded } from './concurrency';
+import type { BrokerDeps } from './context';
+import { redirectStranded } from './deliver';
 import type { BrokerStore, ConnectionGateway, DeliveryResult, Logger, OutgoingMessage } from './ports';
 
 interface PendingPublish {
@@ -29,13 +31,24 @@ const MAX_PARALLEL_DELIVERIES = 32;
 export class Outbox {
   private readonly pending = new Map<string, Pending>();
   private readonly inFlight: OutgoingMessage[] = [];
+  private readonly inFlightTo = new Map<string, OutgoingMessage[]>();
 
   /**
    * QoS 1/2 messages being sent in this batch: written (one batched write for the whole batch)
    * before any byte goes out, so an acknowledgement always finds its message.
    */
-  recordInFlight(messages: readonly OutgoingMessage[]): void {
+  recordInFlight(messages: readonly OutgoingMessage[], connectionId: string): void {
     this.inFlight.push(...messages);
+    if (messages.length > 0) this.inFlightTo.set(connectionId, [...(this.inFlightTo.get(connectionId) ?? []), ...messages]);
+  }
+
+  /**
+   * In-flight messages of this flush whose connection turned out to be gone. The client may
+   * already be back on another connection, whose CONNECT resent what was in flight before these
+   * were written: the caller hands them to that connection (see deliver.ts redirectStranded).
+   */
+  strandedBy(gone: readonly string[]): OutgoingMessage[] {
+    return gone.flatMap((id) => this.inFlightTo.get(id) ?? []);
   }
 
   send(connectionId: string, bytes: Buffer): void {
@@ -103,6 +116,15 @@ export class Outbox {
     const own = selfConnectionId === undefined ? undefined : this.pending.get(selfConnectionId);
     if (own) await deliver(selfConnectionId!, own);
     this.pending.clear();
+    return gone;
+  }
+
+  /** Flush, then give stranded in-flight messages to the connection their client is on now. */
+  async flushAndRedirect(deps: BrokerDeps, selfConnectionId?: string): Promise<string[]> {
+    const gone = await this.flush(deps, selfConnectionId);
+    const stranded = this.strandedBy(gone);
+    this.inFlightTo.clear();
+    if (stranded.length > 0) await redirectStranded(deps, stranded);
     return gone;
   }
 

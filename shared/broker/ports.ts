@@ -205,8 +205,10 @@ export interface BrokerStore {
   /** A resumed session's count of messages in flight, as found on reconnect (its Receive Maximum may differ now). */
   setInFlight(clientId: string, count: number): Promise<void>;
 
-  /** A QoS 2 PUBLISH arrived: true the first time for this packet id, false for a resend. */
+  /** A QoS 2 PUBLISH was routed: remember its packet id until PUBREL. True the first time, false if already known. */
   recordIncomingQos2(clientId: string, packetId: number): Promise<boolean>;
+  /** Whether a QoS 2 packet id is remembered (its message was routed and PUBREL has not come yet). */
+  hasIncomingQos2(clientId: string, packetId: number): Promise<boolean>;
   /** PUBREL arrived: forget the packet id. False if it was not known. */
   releaseIncomingQos2(clientId: string, packetId: number): Promise<boolean>;
   /** QoS 2 messages received from the client and not yet released. */
@@ -325,4 +327,21 @@ export interface ConnectionInbox {
   removeParked(connectionId: string, sequences: readonly number[]): Promise<void>;
   /** The connection is gone: its lease and parked messages go too. */
   forget(connectionId: string): Promise<void>;
+}
+
+/**
+ * The store could not do what was asked, for now: DynamoDB is unreachable, timed out or answered
+ * 5xx after the SDK's retries ('unavailable'), or it kept throttling ('busy'). The adapter throws
+ * it (translated by class, shared/store/store-errors.ts); the broker refuses the work with the
+ * matching reason code (5.0: 0x88 Server unavailable / 0x89 Server busy; 3.1.1 CONNACK: 3) and
+ * acknowledges nothing, so the client tries again later.
+ */
+export class StoreUnavailableError extends Error {
+  constructor(
+    readonly kind: 'unavailable' | 'busy',
+    message: string,
+  ) {
+    super(message);
+    this.name = 'StoreUnavailableError';
+  }
 }

@@ -44,7 +44,7 @@ export async function publishWill(deps: BrokerDeps, clientId: string, will: Will
   if (message.retain) await deps.store.putRetained(message);
   const outbox = new Outbox();
   await routeMessage(deps, outbox, message, clientId);
-  await outbox.flush(deps);
+  await outbox.flushAndRedirect(deps);
   deps.log.info('will published', { clientId, topic: will.topic });
 }
 

@@ -235,7 +235,12 @@ export class ClientConnection {
         const batch = this.queue.splice(0, this.limits.maxBatchPackets);
         this.queuedBytes -= batch.reduce((sum, p) => sum + p.length, 0);
         try {
-          await this.sink.invoke({ type: 'packets', connectionId: this.connectionId, packets: batch.map((p) => p.toString('base64')) });
+          await this.sink.invoke({
+            type: 'packets',
+            connectionId: this.connectionId,
+            packets: batch.map((p) => p.toString('base64')),
+            ...(this.protocolVersion ? { protocolVersion: this.protocolVersion } : {}),
+          });
         } catch (error) {
           // The handler could not take these packets: closing is the honest answer (the client
           // resends unacknowledged QoS 1/2 messages when it reconnects).

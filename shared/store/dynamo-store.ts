@@ -646,6 +646,20 @@ export class DynamoBrokerStore implements BrokerStore {
     );
   }
 
+  async hasIncomingQos2(clientId: string, packetId: number): Promise<boolean> {
+    const out = await this.client.send(
+      new GetCommand({
+        TableName: this.tables.sessions,
+        Key: { clientId, sk: IN_PREFIX + packetId },
+        ProjectionExpression: 'sk',
+        ConsistentRead: true,
+        ReturnConsumedCapacity: CAPACITY,
+      }),
+    );
+    this.meter.record('read', out.ConsumedCapacity);
+    return out.Item !== undefined;
+  }
+
   async releaseIncomingQos2(clientId: string, packetId: number): Promise<boolean> {
     return this.deleteExisting(this.tables.sessions, { clientId, sk: IN_PREFIX + packetId });
   }
