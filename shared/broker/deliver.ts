@@ -6,8 +6,8 @@
  * connected, has room under its Receive Maximum and nothing queued ahead (one conditional write
  * that also allocates the packet id); otherwise they join the session's queue, which drains as
  * acknowledgements free room and when the client reconnects. In-flight messages are written
- * (by the outbox, batched, at flush) before they are sent, so an acknowledgement always finds its
- * message and a reconnecting client gets it again.
+ * (batched, once per call) before they are sent, so an acknowledgement always finds its message
+ * and a reconnecting client gets it again.
  */
 import { encodePacket, type ProtocolVersion, type PublishPacket, type QoS } from '../protocol/codec';
 import { outboundPacketLimit } from '../gateway/door-limits';
@@ -83,7 +83,10 @@ export async function deliver(deps: BrokerDeps, outbox: Outbox, deliveries: read
     sends.set(list[0]!.recipient.clientId, planned);
   });
 
-  for (const [connectionId, messages] of inFlightBy) outbox.recordInFlight(messages, connectionId);
+  // Recorded in flight (one batched write for the whole call) before a byte is sent, and as soon
+  // as possible: a client reconnecting meanwhile resends what its CONNECT finds in flight.
+  await deps.store.putOutgoing([...inFlightBy.values()].flat());
+  for (const [connectionId, messages] of inFlightBy) outbox.trackInFlight(messages, connectionId);
   for (const planned of sends.values()) {
     for (const { recipient, message, packetId } of planned) send(outbox, recipient, message, packetId, false, now);
   }
@@ -101,7 +104,8 @@ export async function drainQueue(deps: BrokerDeps, outbox: Outbox, recipient: Re
     // Queued under the session's last connection, a message may be too large for this one.
     const dropped = messages.filter((message) => tooLarge({ recipient, message }, now));
     const sent = messages.filter((message) => !dropped.includes(message));
-    outbox.recordInFlight(sent, connectionId);
+    await deps.store.putOutgoing(sent);
+    outbox.trackInFlight(sent, connectionId);
     for (const message of sent) send(outbox, recipient, message, message.packetId, false, now);
     if (dropped.length === 0) return;
     // [MQTT-3.1.2-25] discarded as if sent and acknowledged; the room they took is claimed again

@@ -14,7 +14,7 @@ import { encodePacket, type PublishPacket } from '../protocol/codec';
 import { forEachBounded } from './concurrency';
 import type { BrokerDeps } from './context';
 import { redirectStranded } from './deliver';
-import type { BrokerStore, ConnectionGateway, DeliveryResult, Logger, OutgoingMessage } from './ports';
+import type { ConnectionGateway, DeliveryResult, Logger, OutgoingMessage } from './ports';
 
 interface PendingPublish {
   readonly packet: PublishPacket;
@@ -30,15 +30,10 @@ const MAX_PARALLEL_DELIVERIES = 32;
 
 export class Outbox {
   private readonly pending = new Map<string, Pending>();
-  private readonly inFlight: OutgoingMessage[] = [];
   private readonly inFlightTo = new Map<string, OutgoingMessage[]>();
 
-  /**
-   * QoS 1/2 messages being sent in this batch: written (one batched write for the whole batch)
-   * before any byte goes out, so an acknowledgement always finds its message.
-   */
-  recordInFlight(messages: readonly OutgoingMessage[], connectionId: string): void {
-    this.inFlight.push(...messages);
+  /** QoS 1/2 messages this outbox sends, already recorded in flight (see strandedBy). */
+  trackInFlight(messages: readonly OutgoingMessage[], connectionId: string): void {
     if (messages.length > 0) this.inFlightTo.set(connectionId, [...(this.inFlightTo.get(connectionId) ?? []), ...messages]);
   }
 
@@ -81,10 +76,9 @@ export class Outbox {
 
   /** Connections found gone while flushing. */
   async flush(
-    { gateway, log, store }: { gateway: ConnectionGateway; log: Logger; store: BrokerStore },
+    { gateway, log }: { gateway: ConnectionGateway; log: Logger },
     selfConnectionId?: string,
   ): Promise<string[]> {
-    if (this.inFlight.length > 0) await store.putOutgoing(this.inFlight.splice(0));
     const gone: string[] = [];
     const deliver = async (connectionId: string, entry: Pending): Promise<void> => {
       try {

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { startHarness, type Harness } from '../../local/harness';
 import { ConnackReturnCode, ReasonCode } from '../../shared/protocol/reason-codes';
 import { collect, connectClient, endAll, eventually, RawConnection } from '../support/clients';
-import { TcpProxy } from '../support/tcp-proxy';
+import { TcpProxy } from '../../local/tcp-proxy';
 
 let proxy: TcpProxy;
 let harness: Harness;

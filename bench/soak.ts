@@ -1,0 +1,57 @@
+/**
+ * `npm run soak -- --minutes N`: the chaos mix (local/chaos.ts) in rounds for N minutes against a
+ * harness of its own (its own DynamoDB Local behind a cuttable proxy), reporting after each round
+ * what went through, whether anything acknowledged was lost, reordered or duplicated at QoS 2,
+ * and the memory of the process that runs the listener and the handlers, so growth shows.
+ * Exits 1 if any round broke a guarantee.
+ */
+import { parseArgs } from 'node:util';
+import { acknowledgedInOrder, chaosViolations, runChaosRound, seeded } from '../local/chaos';
+import { startDynamoDbLocal } from '../local/dynamodb-local';
+import { freePort } from '../local/free-port';
+import { startHarness } from '../local/harness';
+import { TcpProxy } from '../local/tcp-proxy';
+
+const { values } = parseArgs({
+  options: { minutes: { type: 'string', default: '5' }, 'round-seconds': { type: 'string', default: '30' }, seed: { type: 'string' } },
+});
+const minutes = Number(values.minutes);
+const roundMs = Number(values['round-seconds']) * 1000;
+if (!(minutes > 0) || !(roundMs > 0)) {
+  console.error('error: --minutes and --round-seconds take positive numbers, e.g. npm run soak -- --minutes 10');
+  process.exit(2);
+}
+const seed = Number(values.seed ?? Date.now() % 100000);
+
+const dynamoDb = await startDynamoDbLocal(await freePort());
+const target = new URL(dynamoDb.endpoint);
+const proxy = await new TcpProxy(target.hostname, Number(target.port)).start();
+const faults = { handlerFailure: 0, random: seeded(seed), packetTypes: ['publish', 'pubrel'] };
+const harness = await startHarness({ dynamoDbEndpoint: proxy.endpoint, mqttPort: 0, wsPort: 0, apigwPort: 0, logLevel: 'silent', faults, sweepIntervalMs: 2000 });
+
+const mb = (bytes: number) => (bytes / 1024 / 1024).toFixed(1);
+const deadline = Date.now() + minutes * 60_000;
+let failed = false;
+console.log(`soak: ${minutes} min in rounds of ${roundMs / 1000} s, seed ${seed}; memory of the listener + handlers process`);
+console.log('round  elapsed  acked  faults  dropped  reconnects  violations  rss MB  heap MB');
+try {
+  for (let round = 1; Date.now() < deadline; round++) {
+    const result = await runChaosRound({ harness, proxy, faults, handlerFailure: 0.04, durationMs: roundMs, run: `soak-${seed}-${round}` });
+    globalThis.gc?.();
+    const memory = process.memoryUsage();
+    const violations = chaosViolations(result);
+    const acked = result.publishers.reduce((sum, p) => sum + acknowledgedInOrder(p).length, 0);
+    console.log(
+      [round, `${Math.round((Date.now() - (deadline - minutes * 60_000)) / 1000)} s`, acked, harness.faults.injected, result.droppedSockets, result.reconnects, violations.length, mb(memory.rss), mb(memory.heapUsed)]
+        .map(String)
+        .join('  '),
+    );
+    for (const violation of violations) console.log(`  ${violation}`);
+    if (violations.length > 0) failed = true;
+  }
+} finally {
+  await harness.stop();
+  await proxy.stop();
+  await dynamoDb.stop();
+}
+process.exit(failed ? 1 : 0);
