@@ -21,7 +21,8 @@ interface Started {
 function runTs(script: string, args: string[], env: NodeJS.ProcessEnv): Started {
   const child = spawn(process.execPath, ['--import', 'tsx', script, ...args], {
     cwd: root,
-    env: { ...process.env, LOG_LEVEL: 'warn', ...env },
+    // CONSOLE_PORT 0 (any free port): never the shared default 8080, which another test's npm start may hold.
+    env: { ...process.env, LOG_LEVEL: 'warn', CONSOLE_PORT: '0', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';
