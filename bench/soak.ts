@@ -36,7 +36,7 @@ console.log(`soak: ${minutes} min in rounds of ${roundMs / 1000} s, seed ${seed}
 console.log('round  elapsed  acked  faults  dropped  reconnects  violations  rss MB  heap MB');
 try {
   for (let round = 1; Date.now() < deadline; round++) {
-    const result = await runChaosRound({ harness, proxy, faults, handlerFailure: 0.04, durationMs: roundMs, run: `soak-${seed}-${round}` });
+    const result = await runChaosRound({ harness, proxy, faults, handlerFailure: 0.04, durationMs: roundMs, run: `soak-${seed}-${round}`, cutDynamoDb: true });
     globalThis.gc?.();
     const memory = process.memoryUsage();
     const violations = chaosViolations(result);
