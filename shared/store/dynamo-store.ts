@@ -440,41 +440,50 @@ export class DynamoBrokerStore implements BrokerStore {
   }
 
   async startDeliveries(clientId: string, connectionId: string, receiveMaximum: number, count: number): Promise<number[] | undefined> {
-    // Room for all of them, or none: the caller then goes one by one.
+    return this.allocatePacketIds(clientId, connectionId, receiveMaximum, count, 'nothing-queued');
+  }
+
+  /**
+   * `count` packet ids for messages going in flight to `connectionId`, counted in flight when the
+   * client's Receive Maximum is below the protocol's own ([MQTT-4.9.0-2]), all or none. New
+   * messages go only if nothing is queued ahead (order); messages taken from the queue count
+   * themselves out of it.
+   */
+  private async allocatePacketIds(
+    clientId: string,
+    connectionId: string,
+    receiveMaximum: number,
+    count: number,
+    source: 'nothing-queued' | 'from-queue',
+  ): Promise<number[] | undefined> {
     if (count > receiveMaximum) return undefined;
-    try {
-      const out = await this.client.send(
-        new UpdateCommand({
-          TableName: this.tables.sessions,
-          Key: { clientId, sk: SESSION_SK },
-          // [MQTT-4.9.0-2] no more unacknowledged messages than the client's Receive Maximum;
-          // and nothing queued ahead, so messages keep their order.
-          ...(countsInFlight(receiveMaximum)
-            ? {
-                UpdateExpression: 'ADD nextPacketId :n, inflight :n',
-                ConditionExpression:
-                  'connectionId = :c AND (attribute_not_exists(inflight) OR inflight <= :room) AND (attribute_not_exists(queued) OR queued <= :zero)',
-                ExpressionAttributeValues: { ':n': count, ':c': connectionId, ':room': receiveMaximum - count, ':zero': 0 },
-              }
-            : {
-                UpdateExpression: 'ADD nextPacketId :n',
-                ConditionExpression: 'connectionId = :c AND (attribute_not_exists(queued) OR queued <= :zero)',
-                ExpressionAttributeValues: { ':n': count, ':c': connectionId, ':zero': 0 },
-              }),
-          ReturnValues: 'UPDATED_NEW',
-          ReturnConsumedCapacity: CAPACITY,
-        }),
-      );
-      this.meter.record('write', out.ConsumedCapacity);
-      const last = Number(out.Attributes?.nextPacketId);
-      return Array.from({ length: count }, (_, i) => packetIdOf(last - count + 1 + i));
-    } catch (error) {
-      if (error instanceof ConditionalCheckFailedException) {
-        this.meter.recordFailedWrite();
-        return undefined;
-      }
-      throw error;
-    }
+    const counts = countsInFlight(receiveMaximum);
+    const fromQueue = source === 'from-queue';
+    const out = await this.unlessConditionFails(
+      new UpdateCommand({
+        TableName: this.tables.sessions,
+        Key: { clientId, sk: SESSION_SK },
+        UpdateExpression: ['ADD nextPacketId :n', counts ? 'inflight :n' : '', fromQueue ? 'queued :minus' : ''].filter(Boolean).join(', '),
+        ConditionExpression: [
+          'connectionId = :c',
+          counts ? '(attribute_not_exists(inflight) OR inflight <= :room)' : '',
+          fromQueue ? '' : '(attribute_not_exists(queued) OR queued <= :zero)',
+        ]
+          .filter(Boolean)
+          .join(' AND '),
+        ExpressionAttributeValues: {
+          ':n': count,
+          ':c': connectionId,
+          ...(counts ? { ':room': receiveMaximum - count } : {}),
+          ...(fromQueue ? { ':minus': -count } : { ':zero': 0 }),
+        },
+        ReturnValues: 'UPDATED_NEW',
+        ReturnConsumedCapacity: CAPACITY,
+      }),
+    );
+    if (!out) return undefined;
+    const last = Number(out.Attributes?.nextPacketId);
+    return Array.from({ length: count }, (_, i) => packetIdOf(last - count + 1 + i));
   }
 
   async enqueue(message: QueuedMessage): Promise<EnqueueResult> {
@@ -536,33 +545,7 @@ export class DynamoBrokerStore implements BrokerStore {
   }
 
   private async claimSlot(clientId: string, connectionId: string, receiveMaximum: number): Promise<number | undefined> {
-    try {
-      const out = await this.client.send(
-        new UpdateCommand({
-          TableName: this.tables.sessions,
-          Key: { clientId, sk: SESSION_SK },
-          ...(countsInFlight(receiveMaximum)
-            ? {
-                UpdateExpression: 'ADD nextPacketId :one, inflight :one, queued :minus',
-                ConditionExpression: 'connectionId = :c AND (attribute_not_exists(inflight) OR inflight < :max)',
-                ExpressionAttributeValues: { ':one': 1, ':minus': -1, ':c': connectionId, ':max': receiveMaximum },
-              }
-            : {
-                UpdateExpression: 'ADD nextPacketId :one, queued :minus',
-                ConditionExpression: 'connectionId = :c',
-                ExpressionAttributeValues: { ':one': 1, ':minus': -1, ':c': connectionId },
-              }),
-          ReturnValues: 'UPDATED_NEW',
-          ReturnConsumedCapacity: CAPACITY,
-        }),
-      );
-      this.meter.record('write', out.ConsumedCapacity);
-      return packetIdOf(Number(out.Attributes?.nextPacketId));
-    } catch (error) {
-      if (!(error instanceof ConditionalCheckFailedException)) throw error;
-      this.meter.recordFailedWrite();
-      return undefined;
-    }
+    return (await this.allocatePacketIds(clientId, connectionId, receiveMaximum, 1, 'from-queue'))?.[0];
   }
 
   async putOutgoing(messages: readonly OutgoingMessage[]): Promise<void> {
@@ -850,7 +833,7 @@ export class DynamoBrokerStore implements BrokerStore {
   }
 
   /** A conditional write, metered: the item it returned, or undefined when its condition failed. */
-  private async unlessConditionFails(command: UpdateCommand | DeleteCommand): Promise<{ Attributes?: Item } | undefined> {
+  private async unlessConditionFails(command: UpdateCommand | PutCommand | DeleteCommand): Promise<{ Attributes?: Item } | undefined> {
     try {
       const out = await this.client.send(command as UpdateCommand);
       this.meter.record('write', out.ConsumedCapacity);
@@ -872,18 +855,8 @@ export class DynamoBrokerStore implements BrokerStore {
     return out.Items ?? [];
   }
 
-  private async conditional(command: UpdateCommand | PutCommand): Promise<boolean> {
-    try {
-      const out = await this.client.send(command as UpdateCommand);
-      this.meter.record('write', out.ConsumedCapacity);
-      return true;
-    } catch (error) {
-      if (error instanceof ConditionalCheckFailedException) {
-        this.meter.recordFailedWrite();
-        return false;
-      }
-      throw error;
-    }
+  private async conditional(command: UpdateCommand | PutCommand | DeleteCommand): Promise<boolean> {
+    return (await this.unlessConditionFails(command)) !== undefined;
   }
 
   private async deleteExisting(table: string, key: Item): Promise<boolean> {

@@ -4,33 +4,10 @@
  * certificate file to pin; users added with the CLI connect and removed ones no longer do;
  * misconfiguration stops with one line saying what to set.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import path from 'node:path';
 import { describe, expect, inject, it } from 'vitest';
 import { connectClient, eventually } from '../support/clients';
 import { freePort } from '../../local/free-port';
-
-const root = path.resolve(import.meta.dirname, '../..');
-
-interface Started {
-  readonly child: ChildProcess;
-  readonly output: () => string;
-  readonly exited: Promise<number | null>;
-}
-
-function runTs(script: string, args: string[], env: NodeJS.ProcessEnv): Started {
-  const child = spawn(process.execPath, ['--import', 'tsx', script, ...args], {
-    cwd: root,
-    // CONSOLE_PORT 0 (any free port): never the shared default 8080, which another test's npm start may hold.
-    env: { ...process.env, LOG_LEVEL: 'warn', CONSOLE_PORT: '0', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let output = '';
-  child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  return { child, output: () => output, exited };
-}
+import { runTs } from '../support/run-ts';
 
 async function ports(): Promise<NodeJS.ProcessEnv> {
   const [mqtt, ws, apigw] = await Promise.all([freePort(), freePort(), freePort()]);

@@ -3,7 +3,7 @@
  * serves MQTT, stops on Ctrl-C leaving no Java process behind, and explains misconfiguration
  * in one line.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, symlinkSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -11,27 +11,10 @@ import path from 'node:path';
 import { describe, expect, inject, it } from 'vitest';
 import { connectClient, collect, eventually } from '../support/clients';
 import { freePort } from '../../local/free-port';
-
-const root = path.resolve(import.meta.dirname, '../..');
-
-interface Started {
-  readonly child: ChildProcess;
-  readonly output: () => string;
-  readonly exited: Promise<number | null>;
-}
+import { runTs, type Started } from '../support/run-ts';
 
 function startMain(env: NodeJS.ProcessEnv): Started {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'local/main.ts'], {
-    cwd: root,
-    // CONSOLE_PORT 0 (any free port) unless a test names one: never the shared default 8080.
-    env: { ...process.env, LOG_LEVEL: 'warn', CONSOLE_PORT: '0', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let output = '';
-  child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  return { child, output: () => output, exited };
+  return runTs('local/main.ts', [], env);
 }
 
 function childJavaPids(pid: number): number[] {
