@@ -3,7 +3,7 @@
  * open (or take over) the session, remember the connection, answer CONNACK, then give a resumed
  * session what it is owed. Steps, in order:
  *   chooseClientId -> checkWill -> admitConnection -> openSession -> closeTakenOverConnection
- *     -> settlePendingWill -> rememberConnection -> connack -> resendInFlight -> drainQueue
+ *     -> settlePendingWill -> rememberConnection -> connack -> resendInFlight -> drainQueue -> flush -> finishResume
  */
 import { randomUUID } from 'node:crypto';
 import { encodePacket, type ConnectPacket, type ProtocolVersion } from '../protocol/codec';
@@ -13,15 +13,17 @@ import { inboundPacketLimit } from '../gateway/door-limits';
 import { listenerEndpointOf } from '../gateway/connection-id';
 import { admitConnection } from './admission';
 import { selfRecipient, type BrokerDeps } from './context';
-import { drainQueue, resendInFlight } from './deliver';
+import { drainQueue, resendInFlight, type Recipient } from './deliver';
 import { serverKeepAlive } from './keep-alive';
 import { closeWithReason } from './disconnect';
 import type { Outbox } from './outbox';
-import type { ConnectionRecord, MessageProperties, WillMessage } from './ports';
+import { StoreUnavailableError, type ConnectionRecord, type MessageProperties, type WillMessage } from './ports';
 import { publishWill } from './will';
 
 /** 5.0 default when the client sends no Session Expiry Interval: the session ends with the connection. */
 const NO_EXPIRY = 0xffffffff;
+/** Drain-and-release attempts of a resuming session whose queue keeps filling meanwhile. */
+const MAX_RESUME_ROUNDS = 20;
 
 export async function handleConnect(
   deps: BrokerDeps,
@@ -103,12 +105,33 @@ export async function handleConnect(
     }),
   );
   deps.log.info('connected', { connectionId, clientId, protocolVersion, cleanStart, sessionPresent, username: connection.username });
-  if (sessionPresent) {
-    const recipient = selfRecipient(connection);
-    await resendInFlight(deps, outbox, recipient);
-    await drainQueue(deps, outbox, recipient);
+  try {
+    await resume(deps, outbox, selfRecipient(connection), sessionPresent);
+  } catch (error) {
+    // CONNACK may be out already: the connection was accepted, so it closes as an accepted one does.
+    // Nothing is lost: what was in flight or queued stays so, for the client's next CONNECT.
+    const busy = error instanceof StoreUnavailableError;
+    deps.log.warn('closing connection: resuming the session failed', { connectionId, clientId, error: String(error) });
+    closeWithReason(outbox, connectionId, protocolVersion, busy ? ReasonCode.ServerBusy : ReasonCode.UnspecifiedError);
   }
   return connection;
+}
+
+/**
+ * From the session's claim until here, deliveries to this connection were held back (queued):
+ * the client hears CONNACK first [MQTT-3.2.0-1], then what was in flight again, in order
+ * [MQTT-4.4.0-1], then the queue; all of it is sent before new deliveries may start, so none
+ * overtakes them. What is queued meanwhile is drained before the hold is released.
+ */
+async function resume(deps: BrokerDeps, outbox: Outbox, recipient: Recipient, sessionPresent: boolean): Promise<void> {
+  if (sessionPresent) await resendInFlight(deps, outbox, recipient);
+  for (let round = 0; ; round++) {
+    await drainQueue(deps, outbox, recipient);
+    await outbox.flushNow(deps, recipient.connectionId!);
+    const released = await deps.store.finishResume(recipient.clientId, recipient.connectionId!);
+    if (released !== 'queued') return;
+    if (round >= MAX_RESUME_ROUNDS) throw new Error('the queue kept growing while the session resumed');
+  }
 }
 
 /** What the client accepts from the broker (5.0 CONNECT properties; 3.1.1 has no limits to tell). */

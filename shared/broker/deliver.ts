@@ -3,17 +3,17 @@
  * from a PUBLISH, a will, a retained-message replay or a drained queue.
  *
  * QoS 0 goes to connected clients only. QoS 1 and 2 start in flight when the client is
- * connected, has room under its Receive Maximum and nothing queued ahead (one conditional write
- * that also allocates the packet id); otherwise they join the session's queue, which drains as
- * acknowledgements free room and when the client reconnects. In-flight messages are written
- * (batched, once per call) before they are sent, so an acknowledgement always finds its message
- * and a reconnecting client gets it again.
+ * connected, has room under its Receive Maximum and nothing queued ahead: one transaction per
+ * client takes their packet ids and records them in flight, before a byte is sent, so an
+ * acknowledgement always finds its message and a reconnecting client's CONNECT always finds it to
+ * resend. Otherwise they join the session's queue, which drains as acknowledgements free room and
+ * when the client reconnects.
  */
 import { encodePacket, type ProtocolVersion, type PublishPacket, type QoS } from '../protocol/codec';
 import { outboundPacketLimit } from '../gateway/door-limits';
 import { forEachBounded } from './concurrency';
 import type { BrokerDeps } from './context';
-import { Outbox } from './outbox';
+import type { Outbox } from './outbox';
 import type { OutgoingMessage, QueuedMessage } from './ports';
 
 const PARALLEL_CLIENTS = 32;
@@ -50,50 +50,39 @@ export async function deliver(deps: BrokerDeps, outbox: Outbox, deliveries: read
     else byClient.set(delivery.recipient.clientId, [delivery]);
   }
 
-  const sends = new Map<string, Array<{ recipient: Recipient; message: QueuedMessage; packetId?: number }>>();
-  const inFlightBy = new Map<string, OutgoingMessage[]>();
+  const sends: Array<{ recipient: Recipient; message: QueuedMessage; packetId?: number }> = [];
   const drains = new Map<string, Recipient>();
   // One client's messages in order, one after another; different clients in parallel.
   await forEachBounded([...byClient.values()], PARALLEL_CLIENTS, async (list) => {
-    const planned: Array<{ recipient: Recipient; message: QueuedMessage; packetId?: number }> = [];
-    // Several QoS 1/2 messages for one connected client: their packet ids in one write, if there is room for all.
     const first = list[0]!.recipient;
     const online = first.connectionId && !outbox.isClosing(first.connectionId) ? first.connectionId : undefined;
-    const acknowledged = list.filter((d) => d.message.qos > 0).length;
-    const ids =
-      online && acknowledged > 1
+    const acknowledged = list.filter((d) => d.message.qos > 0).map((d) => d.message);
+    // The client's QoS 1/2 messages go in flight together (recorded before a byte is sent), or queue.
+    const starts =
+      online && acknowledged.length > 0
         ? await deps.store.startDeliveries(first.clientId, online, first.receiveMaximum ?? DEFAULT_RECEIVE_MAXIMUM, acknowledged)
-        : undefined;
+        : acknowledged.map(() => 'queue' as const);
     for (const { recipient, message } of list) {
-      const connectionId = recipient.connectionId && !outbox.isClosing(recipient.connectionId) ? recipient.connectionId : undefined;
       if (message.qos === 0) {
-        if (connectionId) planned.push({ recipient, message });
+        if (online) sends.push({ recipient, message });
         continue;
       }
-      const receiveMaximum = recipient.receiveMaximum ?? DEFAULT_RECEIVE_MAXIMUM;
-      const packetId = ids ? ids.shift() : connectionId ? await deps.store.startDelivery(recipient.clientId, connectionId, receiveMaximum) : undefined;
-      if (packetId !== undefined) {
-        planned.push({ recipient, message, packetId });
-        inFlightBy.set(connectionId!, [...(inFlightBy.get(connectionId!) ?? []), { ...message, packetId }]);
+      const start = starts.shift()!;
+      if (start === 'duplicate') continue;
+      if (start !== 'queue') {
+        sends.push({ recipient, message, packetId: start.packetId });
         continue;
       }
       const queued = await deps.store.enqueue(message);
       if (queued.drainOn) drains.set(recipient.clientId, { ...recipient, connectionId: queued.drainOn });
     }
-    sends.set(list[0]!.recipient.clientId, planned);
   });
 
-  // Recorded in flight (one batched write for the whole call) before a byte is sent, and as soon
-  // as possible: a client reconnecting meanwhile resends what its CONNECT finds in flight.
-  await deps.store.putOutgoing([...inFlightBy.values()].flat());
-  for (const [connectionId, messages] of inFlightBy) outbox.trackInFlight(messages, connectionId);
-  for (const planned of sends.values()) {
-    for (const { recipient, message, packetId } of planned) send(outbox, recipient, message, packetId, false, now);
-  }
+  for (const { recipient, message, packetId } of sends) send(outbox, recipient, message, packetId, false, now);
   for (const recipient of drains.values()) await drainQueue(deps, outbox, recipient);
 }
 
-/** Move a connected client's queued messages into flight while it has room, and send them. */
+/** Move a connected client's queued messages into flight while it has room (recorded by the claim), and send them. */
 export async function drainQueue(deps: BrokerDeps, outbox: Outbox, recipient: Recipient): Promise<void> {
   const connectionId = recipient.connectionId;
   if (!connectionId || outbox.isClosing(connectionId)) return;
@@ -103,13 +92,9 @@ export async function drainQueue(deps: BrokerDeps, outbox: Outbox, recipient: Re
     const now = deps.now();
     // Queued under the session's last connection, a message may be too large for this one.
     const dropped = messages.filter((message) => tooLarge({ recipient, message }, now));
-    const sent = messages.filter((message) => !dropped.includes(message));
-    await deps.store.putOutgoing(sent);
-    outbox.trackInFlight(sent, connectionId);
-    for (const message of sent) send(outbox, recipient, message, message.packetId, false, now);
+    for (const message of messages) if (!dropped.includes(message)) send(outbox, recipient, message, message.packetId, false, now);
     if (dropped.length === 0) return;
     // [MQTT-3.1.2-25] discarded as if sent and acknowledged; the room they took is claimed again
-    await deps.store.putOutgoing(dropped);
     await completeUnsendable(deps, recipient, dropped);
   }
 }
@@ -192,23 +177,4 @@ function tooLarge({ recipient, message }: Delivery, now: number): boolean {
   // The packet id's value does not change the size; a placeholder stands in.
   const packet = publishPacket(recipient.protocolVersion, message, message.qos > 0 ? 1 : undefined, false, now);
   return encodePacket(packet, recipient.protocolVersion).length > limit;
-}
-
-/**
- * Messages put in flight to a connection that was gone by the time they were sent. If their
- * client is connected again elsewhere, that connection's CONNECT may have resent what was in
- * flight before these were recorded, so they go to it now (DUP set, same packet ids; a QoS 2
- * receiver keys on the packet id, so a second copy is not a second message). Otherwise they stay
- * in flight and go out when the client resumes its session.
- */
-export async function redirectStranded(deps: BrokerDeps, stranded: readonly OutgoingMessage[]): Promise<void> {
-  const sessions = await deps.store.getSessions([...new Set(stranded.map((m) => m.clientId))]);
-  const outbox = new Outbox();
-  const now = deps.now();
-  for (const message of stranded) {
-    const session = sessions.get(message.clientId);
-    if (!session?.connectionId) continue;
-    send(outbox, session, message, message.packetId, true, now);
-  }
-  await outbox.flush(deps);
 }

@@ -121,7 +121,7 @@ export async function handlePackets(
   } catch (error) {
     failConnection(deps, outbox, connectionId, connection, error);
   }
-  const gone = await outbox.flushAndRedirect(deps, connectionId);
+  const gone = await outbox.flush(deps, connectionId);
   await Promise.all(gone.map((id) => handleConnectionClosed(deps, id)));
 }
 

@@ -53,7 +53,7 @@ export async function deliverSplit(deps: BrokerDeps, outbox: Outbox, deliveries:
 export async function runFanoutJob(deps: BrokerDeps, job: FanoutJob): Promise<string[]> {
   const outbox = new Outbox();
   await deliver(deps, outbox, job.deliveries.map(fromJob));
-  return outbox.flushAndRedirect(deps);
+  return outbox.flush(deps);
 }
 
 function toJob(deliveries: readonly Delivery[]): FanoutJob {

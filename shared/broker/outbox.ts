@@ -12,9 +12,7 @@
  */
 import { encodePacket, type PublishPacket } from '../protocol/codec';
 import { forEachBounded } from './concurrency';
-import type { BrokerDeps } from './context';
-import { redirectStranded } from './deliver';
-import type { ConnectionGateway, DeliveryResult, Logger, OutgoingMessage } from './ports';
+import type { ConnectionGateway, DeliveryResult, Logger } from './ports';
 
 interface PendingPublish {
   readonly packet: PublishPacket;
@@ -30,21 +28,7 @@ const MAX_PARALLEL_DELIVERIES = 32;
 
 export class Outbox {
   private readonly pending = new Map<string, Pending>();
-  private readonly inFlightTo = new Map<string, OutgoingMessage[]>();
-
-  /** QoS 1/2 messages this outbox sends, already recorded in flight (see strandedBy). */
-  trackInFlight(messages: readonly OutgoingMessage[], connectionId: string): void {
-    if (messages.length > 0) this.inFlightTo.set(connectionId, [...(this.inFlightTo.get(connectionId) ?? []), ...messages]);
-  }
-
-  /**
-   * In-flight messages of this flush whose connection turned out to be gone. The client may
-   * already be back on another connection, whose CONNECT resent what was in flight before these
-   * were written: the caller hands them to that connection (see deliver.ts redirectStranded).
-   */
-  strandedBy(gone: readonly string[]): OutgoingMessage[] {
-    return gone.flatMap((id) => this.inFlightTo.get(id) ?? []);
-  }
+  private readonly gone = new Set<string>();
 
   send(connectionId: string, bytes: Buffer): void {
     this.entry(connectionId).chunks.push(bytes);
@@ -74,12 +58,24 @@ export class Outbox {
     return this.pending.get(connectionId)?.close ?? false;
   }
 
+  /**
+   * Send what is pending to one connection now (its close stays pending), ahead of the flush at
+   * the end of the batch; a connection found gone is reported by that flush.
+   */
+  async flushNow({ gateway }: { gateway: ConnectionGateway }, connectionId: string): Promise<void> {
+    const entry = this.pending.get(connectionId);
+    if (!entry || entry.chunks.length === 0) return;
+    const chunks = entry.chunks.splice(0);
+    if ((await gateway.send(connectionId, encodeChunks(chunks))) === 'gone') this.gone.add(connectionId);
+  }
+
   /** Connections found gone while flushing. */
   async flush(
     { gateway, log }: { gateway: ConnectionGateway; log: Logger },
     selfConnectionId?: string,
   ): Promise<string[]> {
-    const gone: string[] = [];
+    const gone: string[] = [...this.gone];
+    this.gone.clear();
     const deliver = async (connectionId: string, entry: Pending): Promise<void> => {
       try {
         if (entry.chunks.length > 0) {
@@ -110,15 +106,6 @@ export class Outbox {
     const own = selfConnectionId === undefined ? undefined : this.pending.get(selfConnectionId);
     if (own) await deliver(selfConnectionId!, own);
     this.pending.clear();
-    return gone;
-  }
-
-  /** Flush, then give stranded in-flight messages to the connection their client is on now. */
-  async flushAndRedirect(deps: BrokerDeps, selfConnectionId?: string): Promise<string[]> {
-    const gone = await this.flush(deps, selfConnectionId);
-    const stranded = this.strandedBy(gone);
-    this.inFlightTo.clear();
-    if (stranded.length > 0) await redirectStranded(deps, stranded);
     return gone;
   }
 

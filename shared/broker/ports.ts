@@ -89,13 +89,33 @@ export interface ApplicationMessage {
   readonly properties?: MessageProperties;
   /** Epoch ms after which the message is not delivered (from its Message Expiry Interval). */
   readonly expiresAtMs?: number;
+  /** A QoS 2 PUBLISH's receipt (see BrokerStore.receiveQos2): what makes its deliveries exactly once. */
+  readonly origin?: QoS2Receipt;
 }
 
 /** One message on its way to one client: what the client will receive, before a packet id. */
-export interface QueuedMessage extends ApplicationMessage {
+export interface QueuedMessage extends Omit<ApplicationMessage, 'origin'> {
   readonly clientId: string;
   readonly subscriptionIdentifiers?: readonly number[];
+  /**
+   * A QoS 2 delivery of a QoS 2 PUBLISH: the mark `key` in the publisher's session (`clientId`)
+   * is written in the same transaction as the delivery, which fails if the mark exists. Routing
+   * the PUBLISH again (its handler died and the publisher resent it) delivers it to no one twice.
+   */
+  readonly once?: { readonly clientId: string; readonly key: string };
 }
+
+/** A QoS 2 PUBLISH received from a client and remembered until its PUBREL. */
+export interface QoS2Receipt {
+  readonly clientId: string;
+  /** Unique to this receipt of the packet id (a later message may reuse the id after PUBREL). */
+  readonly id: string;
+  /** Its deliveries are all made (or queued): a resend is acknowledged without routing it again. */
+  readonly routed: boolean;
+}
+
+/** How one QoS 1/2 message to a connected client starts: in flight with this packet id, queued, or not at all (delivered before). */
+export type DeliveryStart = { readonly packetId: number } | 'queue' | 'duplicate';
 
 /** A QoS 1 or 2 message sent to a client and not yet fully acknowledged. */
 export interface OutgoingMessage extends QueuedMessage {
@@ -184,18 +204,22 @@ export interface BrokerStore {
   findSubscriptions(topic: string): Promise<Subscription[]>;
 
   /**
-   * Start a QoS 1/2 delivery to a connected client: a packet id, when the client is still on
-   * `connectionId`, has room under its Receive Maximum and nothing queued ahead. Undefined otherwise.
+   * Start QoS 1/2 deliveries to a connected client, in order: each message gets a packet id and is
+   * recorded in flight in the same write, while the client is still on `connectionId`, is not being
+   * resumed, has room under its Receive Maximum and nothing queued ahead. One answer per message;
+   * once one must queue, so do the rest.
    */
-  startDelivery(clientId: string, connectionId: string, receiveMaximum: number): Promise<number | undefined>;
-  /** startDelivery for `count` messages at once, in order: all their packet ids, or undefined (none started). */
-  startDeliveries(clientId: string, connectionId: string, receiveMaximum: number, count: number): Promise<number[] | undefined>;
+  startDeliveries(clientId: string, connectionId: string, receiveMaximum: number, messages: readonly QueuedMessage[]): Promise<DeliveryStart[]>;
   /** Queue a message for a client that cannot take it now. */
   enqueue(message: QueuedMessage): Promise<EnqueueResult>;
-  /** Move queued messages into flight, oldest first, while the client has room; each gets a packet id. */
+  /** Move queued messages into flight, oldest first, while the client has room; each gets a packet id and is recorded in flight with it. */
   claimQueued(clientId: string, connectionId: string, receiveMaximum: number): Promise<ClaimedMessages>;
-  /** Record messages in flight to their clients (any number of clients, batched). */
-  putOutgoing(messages: readonly OutgoingMessage[]): Promise<void>;
+  /**
+   * The session's CONNECT has answered, resent what was in flight and drained the queue: new
+   * deliveries to `connectionId` may start. Only with nothing queued (`queued`: drain again first);
+   * `not-held`: another connection holds the session now.
+   */
+  finishResume(clientId: string, connectionId: string): Promise<'released' | 'queued' | 'not-held'>;
   /** Messages in flight to a client, oldest first: resent when it reconnects. */
   listOutgoing(clientId: string): Promise<OutgoingMessage[]>;
   /** PUBREC received: the message is now awaiting PUBCOMP. False if it was not in flight. */
@@ -205,10 +229,10 @@ export interface BrokerStore {
   /** A resumed session's count of messages in flight, as found on reconnect (its Receive Maximum may differ now). */
   setInFlight(clientId: string, count: number): Promise<void>;
 
-  /** A QoS 2 PUBLISH was routed: remember its packet id until PUBREL. True the first time, false if already known. */
-  recordIncomingQos2(clientId: string, packetId: number): Promise<boolean>;
-  /** Whether a QoS 2 packet id is remembered (its message was routed and PUBREL has not come yet). */
-  hasIncomingQos2(clientId: string, packetId: number): Promise<boolean>;
+  /** A QoS 2 PUBLISH arrived: remember its packet id until PUBREL (before routing it); the receipt, new or the one remembered. */
+  receiveQos2(clientId: string, packetId: number): Promise<QoS2Receipt>;
+  /** The QoS 2 PUBLISH with this packet id is routed. */
+  markQos2Routed(clientId: string, packetId: number): Promise<void>;
   /** PUBREL arrived: forget the packet id. False if it was not known. */
   releaseIncomingQos2(clientId: string, packetId: number): Promise<boolean>;
   /** QoS 2 messages received from the client and not yet released. */

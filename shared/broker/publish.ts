@@ -1,7 +1,7 @@
 /**
  * PUBLISH from a client. Steps, in order:
- *   resolveTopicAlias -> checkPacket -> countUnacknowledged -> (QoS 2) checkReceipt
- *     -> storeRetained -> route -> (QoS 2) recordReceipt -> acknowledge
+ *   resolveTopicAlias -> checkPacket -> countUnacknowledged -> (QoS 2) receive
+ *     -> storeRetained -> route -> (QoS 2) markRouted -> acknowledge
  * The acknowledgement goes out only after the message is stored or routed, so nothing
  * acknowledged is lost.
  */
@@ -38,12 +38,13 @@ export async function handlePublish(ctx: PacketContext, packet: PublishPacket): 
 
   if (packet.qos === 2) {
     // [MQTT-4.3.3-2] a resend of an unreleased packet id is acknowledged but not delivered again.
-    // The packet id is remembered only once the message is routed: a handler that dies (or a store
-    // that fails) before that leaves no trace, so the client's resend routes it, and a message the
-    // client gets PUBREC for is never lost. (Not only when DUP is set: MQTT.js resends without it.)
-    const routed = await ctx.deps.store.hasIncomingQos2(ctx.connection.clientId, packet.messageId!);
-    const matched = routed ? 1 : await accept(ctx, message);
-    if (!routed) await ctx.deps.store.recordIncomingQos2(ctx.connection.clientId, packet.messageId!);
+    // The receipt is remembered before routing and marked routed after: a handler that dies (or a
+    // store that fails) in between leaves it unrouted, so the client's resend routes it again, and
+    // each delivery's exactly-once mark (QueuedMessage.once) keeps a subscriber that has it already
+    // from getting it twice. (Not only when DUP is set: MQTT.js resends without it.)
+    const receipt = await ctx.deps.store.receiveQos2(ctx.connection.clientId, packet.messageId!);
+    const matched = receipt.routed ? 1 : await accept(ctx, { ...message, origin: receipt });
+    if (!receipt.routed) await ctx.deps.store.markQos2Routed(ctx.connection.clientId, packet.messageId!);
     reply(ctx, { cmd: 'pubrec', messageId: packet.messageId!, ...(v5 ? { reasonCode: matchedCode(matched) } : {}) });
     return;
   }
@@ -55,8 +56,8 @@ export async function handlePublish(ctx: PacketContext, packet: PublishPacket): 
 async function accept(ctx: PacketContext, message: ApplicationMessage): Promise<number> {
   // [MQTT-3.3.1-5] a retained message is stored (an empty one removes it, [MQTT-3.3.1-6]) and
   // still delivered to the current subscribers
-  if (message.retain) await ctx.deps.store.putRetained(message);
-  // QoS 2 is routed at once: its packet id is recorded only after its deliveries are made.
+  if (message.retain) await ctx.deps.store.putRetained(retainedOf(message));
+  // QoS 2 is routed at once: it is marked routed only after its deliveries are made.
   const defer = message.qos < 2 ? ctx.batch.deferred : undefined;
   return routeMessage(ctx.deps, ctx.outbox, message, ctx.connection.clientId, ctx.batch.routes, defer);
 }
@@ -112,4 +113,8 @@ function forwardedProperties(properties: NonNullable<PublishPacket['properties']
       ([, value]) => value !== undefined,
     ),
   ) as MessageProperties;
+}
+
+function retainedOf({ origin: _origin, ...message }: ApplicationMessage): ApplicationMessage {
+  return message;
 }

@@ -46,11 +46,12 @@ export async function routeMessage(
   const deliveries: Delivery[] = [];
   for (const [clientId, matched] of perClient) {
     const session = sessions.get(clientId);
-    if (session) deliveries.push(deliveryFor(session, message, matched));
+    if (session) deliveries.push(deliveryFor(session, message, matched, clientId));
   }
   for (const members of groups.values()) {
     const chosen = chooseMember(members, sessions);
-    if (chosen) deliveries.push(deliveryFor(chosen.session, message, [chosen.subscription]));
+    // A QoS 2 PUBLISH routed again goes to the group once, whichever member is chosen this time.
+    if (chosen) deliveries.push(deliveryFor(chosen.session, message, [chosen.subscription], `$share/${chosen.subscription.shareGroup}/${chosen.subscription.filter}`));
   }
   if (defer) defer.push(...deliveries);
   else await deliverSplit(deps, outbox, deliveries);
@@ -100,20 +101,23 @@ function chooseMember(members: readonly Subscription[], sessions: ReadonlyMap<st
  * ([MQTT-3.3.5-1] in 3.1.1; [MQTT-3.3.4-2] in 5.0), carrying every matching subscription's
  * identifier ([MQTT-3.3.4-3]).
  */
-function deliveryFor(session: SessionRecord, message: ApplicationMessage, matched: readonly Subscription[]): Delivery {
+function deliveryFor(session: SessionRecord, { origin, ...message }: ApplicationMessage, matched: readonly Subscription[], target: string): Delivery {
   const granted = Math.max(...matched.map((s) => s.qos));
   const ids = matched.flatMap((s) => (s.subscriptionIdentifier !== undefined ? [s.subscriptionIdentifier] : []));
   // [MQTT-3.3.1-9] (3.1.1) / [MQTT-3.3.1-12] (5.0): RETAIN is 0 on normal delivery unless Retain As Published
   const retain = message.retain && matched.some((s) => s.retainAsPublished === true);
+  // [MQTT-3.8.4-8] the lower of the published QoS and the granted QoS
+  const qos = Math.min(message.qos, granted) as QoS;
   return {
     recipient: session,
     message: {
       ...message,
       clientId: session.clientId,
-      // [MQTT-3.8.4-8] the lower of the published QoS and the granted QoS
-      qos: Math.min(message.qos, granted) as QoS,
+      qos,
       retain,
       ...(ids.length > 0 ? { subscriptionIdentifiers: ids } : {}),
+      // [MQTT-4.3.3] exactly once to each subscriber (or shared group), however often the PUBLISH is routed
+      ...(origin && qos === 2 ? { once: { clientId: origin.clientId, key: `${origin.id}>${target}` } } : {}),
     },
   };
 }

@@ -44,7 +44,7 @@ export async function publishWill(deps: BrokerDeps, clientId: string, will: Will
   if (message.retain) await deps.store.putRetained(message);
   const outbox = new Outbox();
   await routeMessage(deps, outbox, message, clientId);
-  await outbox.flushAndRedirect(deps);
+  await outbox.flush(deps);
   deps.log.info('will published', { clientId, topic: will.topic });
 }
 

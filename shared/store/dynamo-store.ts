@@ -20,12 +20,14 @@ import type {
   CloseSessionResult,
   ConnectionChanges,
   ConnectionRecord,
+  DeliveryStart,
   DueWill,
   EnqueueResult,
   MessageProperties,
   OpenSessionRequest,
   OpenSessionResult,
   OutgoingMessage,
+  QoS2Receipt,
   QueuedMessage,
   RetainedMessage,
   SessionRecord,
@@ -33,6 +35,7 @@ import type {
   WillMessage,
 } from '../broker/ports';
 import { forEachBounded } from '../broker/concurrency';
+import { StoreUnavailableError } from '../broker/ports';
 import type { ProtocolVersion, UserProperties } from '../protocol/codec';
 import { hasWildcard } from '../protocol/topic';
 import { CapacityMeter } from './capacity-meter';
@@ -54,12 +57,17 @@ const SUB_PREFIX = 'sub#';
 const OUT_PREFIX = 'out#';
 const IN_PREFIX = 'in#';
 const QUEUE_PREFIX = 'q#';
+const ONCE_PREFIX = 'd#';
 const WILL_SK = 'will';
 const CLIENT_ROUTE = 'c|';
 const SHARED_ROUTE = 's|';
 const SHARE_PREFIX = '$share/';
 const MAX_IN_FLIGHT_IDS = 65535;
 const CLAIM_BATCH = 25;
+/** A transaction holds 100 items: the session, and per message its record and at most one mark. */
+const MESSAGES_PER_TRANSACTION = 49;
+/** Attempts of a transaction that keeps losing to concurrent ones before the store reports itself busy. */
+const MAX_CONTENDED_ATTEMPTS = 30;
 const TTL_GRACE_SECONDS = 86_400;
 const NEVER_EXPIRES = 0xffffffff;
 const BATCH_GET_LIMIT = 100;
@@ -146,6 +154,8 @@ export class DynamoBrokerStore implements BrokerStore {
         UpdateExpression: [
           'SET connectionId = :c, protocolVersion = :v, connectedAt = :t, receiveMaximum = :r, topicAliasMaximum = :a, endsWithConnection = :e',
           request.maximumPacketSize === undefined ? '' : ', maximumPacketSize = :m',
+          // New deliveries wait (queued) until this CONNECT has answered and resent what was in flight.
+          ', resuming = :c',
           ' REMOVE expiresAt, #timer, timerAt',
           request.maximumPacketSize === undefined ? ', maximumPacketSize' : '',
           // A clean start begins with nothing in flight and nothing queued.
@@ -200,7 +210,7 @@ export class DynamoBrokerStore implements BrokerStore {
       new UpdateCommand({
         TableName: this.tables.sessions,
         Key: { clientId, sk: SESSION_SK },
-        UpdateExpression: expires ? 'REMOVE connectionId SET expiresAt = :e, #timer = :expiry, timerAt = :at' : 'REMOVE connectionId',
+        UpdateExpression: expires ? 'REMOVE connectionId, resuming SET expiresAt = :e, #timer = :expiry, timerAt = :at' : 'REMOVE connectionId, resuming',
         ConditionExpression: 'connectionId = :c',
         ...(expires ? { ExpressionAttributeNames: { '#timer': 'timer' } } : {}),
         ExpressionAttributeValues: {
@@ -244,7 +254,9 @@ export class DynamoBrokerStore implements BrokerStore {
       sessions.set(item.clientId as string, {
         clientId: item.clientId as string,
         protocolVersion: item.protocolVersion as ProtocolVersion,
-        ...(typeof item.connectionId === 'string' ? { connectionId: item.connectionId } : {}),
+        // Until its CONNECT has answered (and resent what was in flight), a connection takes no deliveries:
+        // QoS 0 is not sent to it, QoS 1/2 queue for it [MQTT-3.2.0-1].
+        ...(typeof item.connectionId === 'string' && item.resuming === undefined ? { connectionId: item.connectionId } : {}),
         ...(typeof item.maximumPacketSize === 'number' ? { maximumPacketSize: item.maximumPacketSize } : {}),
         receiveMaximum: typeof item.receiveMaximum === 'number' ? item.receiveMaximum : MAX_IN_FLIGHT_IDS,
         topicAliasMaximum: typeof item.topicAliasMaximum === 'number' ? item.topicAliasMaximum : 0,
@@ -434,125 +446,213 @@ export class DynamoBrokerStore implements BrokerStore {
   }
 
   // ---- QoS 1 and 2 state ----
+  //
+  // A message goes in flight in one transaction: its packet id (the session's counter), the count
+  // of messages in flight (under the client's Receive Maximum), the message itself under `out#<id>`
+  // and, for a QoS 2 delivery of a QoS 2 PUBLISH, its exactly-once mark. A handler that dies before
+  // it leaves nothing; after it, the message is in flight and any later CONNECT of the client finds
+  // it to resend. The counter is read first and the transaction is conditioned on it, so concurrent
+  // handlers never hand out the same packet id.
 
-  async startDelivery(clientId: string, connectionId: string, receiveMaximum: number): Promise<number | undefined> {
-    return (await this.startDeliveries(clientId, connectionId, receiveMaximum, 1))?.[0];
-  }
-
-  async startDeliveries(clientId: string, connectionId: string, receiveMaximum: number, count: number): Promise<number[] | undefined> {
-    return this.allocatePacketIds(clientId, connectionId, receiveMaximum, count, 'nothing-queued');
-  }
-
-  /**
-   * `count` packet ids for messages going in flight to `connectionId`, counted in flight when the
-   * client's Receive Maximum is below the protocol's own ([MQTT-4.9.0-2]), all or none. New
-   * messages go only if nothing is queued ahead (order); messages taken from the queue count
-   * themselves out of it.
-   */
-  private async allocatePacketIds(
-    clientId: string,
-    connectionId: string,
-    receiveMaximum: number,
-    count: number,
-    source: 'nothing-queued' | 'from-queue',
-  ): Promise<number[] | undefined> {
-    if (count > receiveMaximum) return undefined;
-    const counts = countsInFlight(receiveMaximum);
-    const fromQueue = source === 'from-queue';
-    const out = await this.unlessConditionFails(
-      new UpdateCommand({
-        TableName: this.tables.sessions,
-        Key: { clientId, sk: SESSION_SK },
-        UpdateExpression: ['ADD nextPacketId :n', counts ? 'inflight :n' : '', fromQueue ? 'queued :minus' : ''].filter(Boolean).join(', '),
-        ConditionExpression: [
-          'connectionId = :c',
-          counts ? '(attribute_not_exists(inflight) OR inflight <= :room)' : '',
-          fromQueue ? '' : '(attribute_not_exists(queued) OR queued <= :zero)',
-        ]
-          .filter(Boolean)
-          .join(' AND '),
-        ExpressionAttributeValues: {
-          ':n': count,
-          ':c': connectionId,
-          ...(counts ? { ':room': receiveMaximum - count } : {}),
-          ...(fromQueue ? { ':minus': -count } : { ':zero': 0 }),
-        },
-        ReturnValues: 'UPDATED_NEW',
-        ReturnConsumedCapacity: CAPACITY,
-      }),
-    );
-    if (!out) return undefined;
-    const last = Number(out.Attributes?.nextPacketId);
-    return Array.from({ length: count }, (_, i) => packetIdOf(last - count + 1 + i));
+  async startDeliveries(clientId: string, connectionId: string, receiveMaximum: number, messages: readonly QueuedMessage[]): Promise<DeliveryStart[]> {
+    const answers: DeliveryStart[] = messages.map(() => 'queue');
+    let pending = messages.map((_, i) => i);
+    for (let attempt = 0; pending.length > 0; attempt++) {
+      const session = await this.readSession(clientId);
+      if (!session || !canStart(session, connectionId) || Number(session.queued ?? 0) > 0) break;
+      const room = countsInFlight(receiveMaximum) ? receiveMaximum - Number(session.inflight ?? 0) : pending.length;
+      const chunk = pending.slice(0, Math.min(room, MESSAGES_PER_TRANSACTION));
+      if (chunk.length === 0) break;
+      const outcome = await this.recordInFlight(clientId, connectionId, receiveMaximum, session, chunk.map((i) => messages[i]!), []);
+      if (outcome.ok) {
+        chunk.forEach((i, k) => (answers[i] = { packetId: outcome.claimed[k]!.packetId }));
+        pending = pending.slice(chunk.length);
+      } else if (outcome.duplicate !== undefined) {
+        // Delivered before (by an earlier run of the same PUBLISH): done; the others try again.
+        const done = chunk[outcome.duplicate]!;
+        answers[done] = 'duplicate';
+        pending = pending.filter((i) => i !== done);
+      } else {
+        await contended(attempt);
+      }
+    }
+    return answers;
   }
 
   async enqueue(message: QueuedMessage): Promise<EnqueueResult> {
-    const sk = QUEUE_PREFIX + this.sequence();
-    await this.put(this.tables.sessions, { ...toItemMessage(message), sk });
-    // The count after the item: a drain that sees the count always finds the item.
-    try {
-      const out = await this.client.send(
-        new UpdateCommand({
+    const { clientId } = message;
+    const written = await this.transact([
+      {
+        Update: {
           TableName: this.tables.sessions,
-          Key: { clientId: message.clientId, sk: SESSION_SK },
+          Key: { clientId, sk: SESSION_SK },
           UpdateExpression: 'ADD queued :one',
           ConditionExpression: 'attribute_exists(clientId) AND (attribute_not_exists(timerAt) OR timerAt > :now)',
           ExpressionAttributeValues: { ':one': 1, ':now': this.now() },
-          ReturnValues: 'ALL_NEW',
-          ReturnConsumedCapacity: CAPACITY,
-        }),
-      );
-      this.meter.record('write', out.ConsumedCapacity);
-      const session = out.Attributes ?? {};
-      const room = Number(session.inflight ?? 0) < Number(session.receiveMaximum ?? MAX_IN_FLIGHT_IDS);
-      return typeof session.connectionId === 'string' && room ? { queued: true, drainOn: session.connectionId } : { queued: true };
-    } catch (error) {
-      if (!(error instanceof ConditionalCheckFailedException)) throw error;
-      this.meter.recordFailedWrite();
-      await this.deleteExisting(this.tables.sessions, { clientId: message.clientId, sk });
-      return { queued: false };
-    }
+        },
+      },
+      { Put: { TableName: this.tables.sessions, Item: { ...messageItem(message), sk: QUEUE_PREFIX + this.sequence() } } },
+      ...this.onceMarks([message]),
+    ]);
+    // The session is gone (or ended), or the mark says it was delivered before: nothing to keep.
+    if (!written.ok) return { queued: false };
+    // Whoever queued last drains, unless the client's CONNECT is still resending (it drains after).
+    const session = await this.readSession(clientId);
+    const room = session !== undefined && Number(session.inflight ?? 0) < Number(session.receiveMaximum ?? MAX_IN_FLIGHT_IDS);
+    return session && typeof session.connectionId === 'string' && canStart(session, session.connectionId) && room
+      ? { queued: true, drainOn: session.connectionId }
+      : { queued: true };
   }
 
   async claimQueued(clientId: string, connectionId: string, receiveMaximum: number): Promise<ClaimedMessages> {
     const messages: OutgoingMessage[] = [];
-    for (;;) {
-      const batch = await this.queryPage({
+    for (let attempt = 0; ; attempt++) {
+      const session = await this.readSession(clientId);
+      // The connection's own CONNECT drains while it still holds new deliveries back.
+      if (!session || !canStart(session, connectionId, 'own-resume')) return { messages, more: Number(session?.queued ?? 0) > 0 };
+      const room = countsInFlight(receiveMaximum) ? receiveMaximum - Number(session.inflight ?? 0) : CLAIM_BATCH;
+      if (room <= 0) return { messages, more: Number(session.queued ?? 0) > 0 };
+      const items = await this.queryPage({
         TableName: this.tables.sessions,
         KeyConditionExpression: 'clientId = :c AND begins_with(sk, :q)',
         ExpressionAttributeValues: { ':c': clientId, ':q': QUEUE_PREFIX },
-        Limit: CLAIM_BATCH,
+        Limit: Math.min(room, CLAIM_BATCH),
       });
-      for (const item of batch) {
-        // Claim: whoever deletes the item sends it; a concurrent drain moves on.
-        const claimed = await this.deleteReturning(this.tables.sessions, { clientId, sk: item.sk as string });
-        if (!claimed) continue;
-        const message = toQueued(claimed);
-        if (message.expiresAtMs !== undefined && message.expiresAtMs <= this.now()) {
-          await this.addToSession(clientId, { queued: -1 });
-          continue;
-        }
-        const packetId = await this.claimSlot(clientId, connectionId, receiveMaximum);
-        if (packetId === undefined) {
-          // No room (or the client left): the message goes back where it was.
-          await this.put(this.tables.sessions, claimed);
-          return { messages, more: true };
-        }
-        messages.push({ ...message, packetId });
-      }
-      if (batch.length < CLAIM_BATCH) return { messages, more: false };
+      if (items.length === 0) return { messages, more: false };
+      const outcome = await this.recordInFlight(clientId, connectionId, receiveMaximum, session, items.map(toQueued), items);
+      if (outcome.ok) messages.push(...outcome.claimed);
+      // Another drain took some of them, or the counter moved: look again.
+      else await contended(attempt);
     }
   }
 
-  private async claimSlot(clientId: string, connectionId: string, receiveMaximum: number): Promise<number | undefined> {
-    return (await this.allocatePacketIds(clientId, connectionId, receiveMaximum, 1, 'from-queue'))?.[0];
+  /**
+   * One transaction: `messages` in flight with the next packet ids (counted under the Receive
+   * Maximum when it is below 65535), their exactly-once marks, and, when they come from the queue,
+   * their queue items (`fromQueue`, same order) deleted, the expired ones without going in flight.
+   * Conditioned on the client still on `connectionId`, not being resumed, the counter as read, room
+   * for them all, and (new messages) nothing queued ahead.
+   */
+  private async recordInFlight(
+    clientId: string,
+    connectionId: string,
+    receiveMaximum: number,
+    session: Item,
+    messages: readonly QueuedMessage[],
+    fromQueue: readonly Item[],
+  ): Promise<{ ok: true; claimed: OutgoingMessage[] } | { ok: false; duplicate?: number }> {
+    const now = this.now();
+    const live = fromQueue.length > 0 ? messages.filter((m) => m.expiresAtMs === undefined || m.expiresAtMs > now) : messages;
+    const counter = Number(session.nextPacketId ?? 0);
+    const counts = countsInFlight(receiveMaximum);
+    const outgoing = live.map((message, i) => ({ ...message, packetId: packetIdOf(counter + 1 + i) }));
+    const marks = fromQueue.length > 0 ? [] : this.onceMarks(messages);
+    const update = {
+      TableName: this.tables.sessions,
+      Key: { clientId, sk: SESSION_SK },
+      UpdateExpression: ['SET nextPacketId = :next', counts && live.length > 0 ? 'ADD inflight :n' : '', fromQueue.length > 0 ? (counts && live.length > 0 ? ', queued :minus' : 'ADD queued :minus') : '']
+        .filter(Boolean)
+        .join(' '),
+      ConditionExpression: [
+        fromQueue.length > 0 ? 'connectionId = :c AND (attribute_not_exists(resuming) OR resuming = :c)' : 'connectionId = :c AND attribute_not_exists(resuming)',
+        counter === 0 ? 'attribute_not_exists(nextPacketId)' : 'nextPacketId = :counter',
+        counts ? '(attribute_not_exists(inflight) OR inflight <= :room)' : '',
+        fromQueue.length > 0 ? '' : '(attribute_not_exists(queued) OR queued <= :zero)',
+      ]
+        .filter(Boolean)
+        .join(' AND '),
+      ExpressionAttributeValues: {
+        ':next': counter + live.length,
+        ':c': connectionId,
+        ...(counter === 0 ? {} : { ':counter': counter }),
+        ...(counts && live.length > 0 ? { ':n': live.length } : {}),
+        ...(counts ? { ':room': receiveMaximum - live.length } : {}),
+        ...(fromQueue.length > 0 ? { ':minus': -fromQueue.length } : { ':zero': 0 }),
+      },
+    };
+    const written = await this.transact([
+      { Update: update },
+      ...fromQueue.map((item) => ({
+        Delete: { TableName: this.tables.sessions, Key: { clientId, sk: item.sk }, ConditionExpression: 'attribute_exists(sk)' },
+      })),
+      ...outgoing.map((message) => ({ Put: { TableName: this.tables.sessions, Item: this.outgoingItem(message) } })),
+      ...marks,
+    ]);
+    if (written.ok) return { ok: true, claimed: outgoing };
+    // A mark that exists: that message was delivered before (its index in `messages`).
+    const markFailed = written.failed.findIndex((failed, i) => failed && i >= 1 + fromQueue.length + outgoing.length);
+    if (markFailed < 0) return { ok: false };
+    const marked = messages.flatMap((m, i) => (m.once ? [i] : []));
+    return { ok: false, duplicate: marked[markFailed - 1 - fromQueue.length - outgoing.length]! };
   }
 
-  async putOutgoing(messages: readonly OutgoingMessage[]): Promise<void> {
-    await this.batchWrite(
-      this.tables.sessions,
-      messages.map((m) => ({ PutRequest: { Item: { ...toItemMessage(m), sk: outKey(m.packetId), state: 'publish', sentSeq: this.sequence() } } })),
+  /**
+   * A transaction, metered; retried while it only collides with concurrent ones (bounded). When
+   * a condition fails: which items' conditions failed.
+   */
+  private async transact(items: NonNullable<ConstructorParameters<typeof TransactWriteCommand>[0]['TransactItems']>): Promise<{ ok: true } | { ok: false; failed: boolean[] }> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const out = await this.client.send(new TransactWriteCommand({ TransactItems: items, ReturnConsumedCapacity: CAPACITY }));
+        this.meter.record('write', out.ConsumedCapacity);
+        return { ok: true };
+      } catch (error) {
+        if (!(error instanceof TransactionCanceledException)) throw error;
+        this.meter.recordFailedWrite();
+        const reasons = error.CancellationReasons ?? [];
+        const failed = reasons.map((reason) => reason.Code === 'ConditionalCheckFailed');
+        if (failed.some(Boolean) || !reasons.some((reason) => reason.Code === 'TransactionConflict')) return { ok: false, failed };
+        await contended(attempt);
+      }
+    }
+  }
+
+  /** The exactly-once marks of these messages (see QueuedMessage.once): each must not exist yet. */
+  private onceMarks(messages: readonly QueuedMessage[]) {
+    return messages.flatMap(({ once }) =>
+      once
+        ? [
+            {
+              Put: {
+                TableName: this.tables.sessions,
+                // Kept a day at most (TTL), and no longer than the publisher's session.
+                Item: { clientId: once.clientId, sk: ONCE_PREFIX + once.key, expiresAt: Math.ceil(this.now() / 1000) + TTL_GRACE_SECONDS },
+                ConditionExpression: 'attribute_not_exists(sk)',
+              },
+            },
+          ]
+        : [],
     );
+  }
+
+  private outgoingItem(message: OutgoingMessage): Item {
+    return { ...messageItem(message), packetId: message.packetId, sk: outKey(message.packetId), state: 'publish', sentSeq: this.sequence() };
+  }
+
+  /** The session item as it is now (strongly consistent). */
+  private async readSession(clientId: string): Promise<Item | undefined> {
+    const out = await this.client.send(
+      new GetCommand({ TableName: this.tables.sessions, Key: { clientId, sk: SESSION_SK }, ConsistentRead: true, ReturnConsumedCapacity: CAPACITY }),
+    );
+    this.meter.record('read', out.ConsumedCapacity);
+    return out.Item;
+  }
+
+  async finishResume(clientId: string, connectionId: string): Promise<'released' | 'queued' | 'not-held'> {
+    // Only with nothing queued: what was queued meanwhile goes first, from this CONNECT.
+    const released = await this.conditional(
+      new UpdateCommand({
+        TableName: this.tables.sessions,
+        Key: { clientId, sk: SESSION_SK },
+        UpdateExpression: 'REMOVE resuming',
+        ConditionExpression: 'connectionId = :c AND (attribute_not_exists(queued) OR queued <= :zero)',
+        ExpressionAttributeValues: { ':c': connectionId, ':zero': 0 },
+        ReturnConsumedCapacity: CAPACITY,
+      }),
+    );
+    if (released) return 'released';
+    const session = await this.readSession(clientId);
+    return session?.connectionId === connectionId ? 'queued' : 'not-held';
   }
 
   async setInFlight(clientId: string, count: number): Promise<void> {
@@ -618,29 +718,32 @@ export class DynamoBrokerStore implements BrokerStore {
     return out?.Attributes;
   }
 
-  async recordIncomingQos2(clientId: string, packetId: number): Promise<boolean> {
-    return this.conditional(
-      new PutCommand({
-        TableName: this.tables.sessions,
-        Item: { clientId, sk: IN_PREFIX + packetId, receivedAt: this.now() },
-        ConditionExpression: 'attribute_not_exists(sk)',
-        ReturnConsumedCapacity: CAPACITY,
-      }),
+  async receiveQos2(clientId: string, packetId: number): Promise<QoS2Receipt> {
+    const received = { clientId, sk: IN_PREFIX + packetId, receiptId: `${packetId}#${this.sequence()}`, receivedAt: this.now() };
+    const out = await this.unlessConditionFails(
+      new PutCommand({ TableName: this.tables.sessions, Item: received, ConditionExpression: 'attribute_not_exists(sk)', ReturnConsumedCapacity: CAPACITY }),
     );
+    if (out) return { clientId, id: received.receiptId, routed: false };
+    const known = await this.client.send(
+      new GetCommand({ TableName: this.tables.sessions, Key: { clientId, sk: received.sk }, ConsistentRead: true, ReturnConsumedCapacity: CAPACITY }),
+    );
+    this.meter.record('read', known.ConsumedCapacity);
+    // Released meanwhile (a PUBREL overtook this resend): remembered again as new.
+    if (!known.Item) return this.receiveQos2(clientId, packetId);
+    return { clientId, id: String(known.Item.receiptId ?? packetId), routed: known.Item.routed === true };
   }
 
-  async hasIncomingQos2(clientId: string, packetId: number): Promise<boolean> {
-    const out = await this.client.send(
-      new GetCommand({
+  async markQos2Routed(clientId: string, packetId: number): Promise<void> {
+    await this.conditional(
+      new UpdateCommand({
         TableName: this.tables.sessions,
         Key: { clientId, sk: IN_PREFIX + packetId },
-        ProjectionExpression: 'sk',
-        ConsistentRead: true,
+        UpdateExpression: 'SET routed = :yes',
+        ConditionExpression: 'attribute_exists(sk)',
+        ExpressionAttributeValues: { ':yes': true },
         ReturnConsumedCapacity: CAPACITY,
       }),
     );
-    this.meter.record('read', out.ConsumedCapacity);
-    return out.Item !== undefined;
   }
 
   async releaseIncomingQos2(clientId: string, packetId: number): Promise<boolean> {
@@ -740,34 +843,17 @@ export class DynamoBrokerStore implements BrokerStore {
   async scheduleWill(clientId: string, will: WillMessage, dueAt: number): Promise<boolean> {
     // Only while no connection holds the session: a client that reconnected between its old
     // connection's close and this write has cancelled the will already [MQTT-3.1.3-9].
-    try {
-      const out = await this.client.send(
-        new TransactWriteCommand({
-          TransactItems: [
-            {
-              ConditionCheck: {
-                TableName: this.tables.sessions,
-                Key: { clientId, sk: SESSION_SK },
-                ConditionExpression: 'attribute_exists(clientId) AND attribute_not_exists(connectionId)',
-              },
-            },
-            {
-              Put: {
-                TableName: this.tables.sessions,
-                Item: { clientId, sk: WILL_SK, will: toItemMessage(will), timer: 'will', timerAt: dueAt },
-              },
-            },
-          ],
-          ReturnConsumedCapacity: CAPACITY,
-        }),
-      );
-      this.meter.record('write', out.ConsumedCapacity);
-      return true;
-    } catch (error) {
-      if (!(error instanceof TransactionCanceledException)) throw error;
-      this.meter.recordFailedWrite();
-      return false;
-    }
+    const written = await this.transact([
+      {
+        ConditionCheck: {
+          TableName: this.tables.sessions,
+          Key: { clientId, sk: SESSION_SK },
+          ConditionExpression: 'attribute_exists(clientId) AND attribute_not_exists(connectionId)',
+        },
+      },
+      { Put: { TableName: this.tables.sessions, Item: { clientId, sk: WILL_SK, will: toItemMessage(will), timer: 'will', timerAt: dueAt } } },
+    ]);
+    return written.ok;
   }
 
   async cancelWill(clientId: string): Promise<void> {
@@ -1031,6 +1117,26 @@ function toWill(item: Item): WillMessage {
     ...toMessage(item),
     ...(typeof item.delayInterval === 'number' ? { delayInterval: item.delayInterval } : {}),
   };
+}
+
+/** A message as its queue or in-flight item: its exactly-once mark is written apart, once. */
+function messageItem(message: QueuedMessage): Item {
+  const { once: _once, ...rest } = message;
+  return toItemMessage(rest) as Item;
+}
+
+/**
+ * Deliveries may start on `connectionId`: it holds the session and its CONNECT has answered and
+ * resent what was in flight; or (`own-resume`) that CONNECT itself drains the queue.
+ */
+function canStart(session: Item, connectionId: string, own?: 'own-resume'): boolean {
+  return session.connectionId === connectionId && (session.resuming === undefined || (own !== undefined && session.resuming === connectionId));
+}
+
+/** A transaction lost to a concurrent one: wait a little (jittered) before reading again, within bounds. */
+async function contended(attempt: number): Promise<void> {
+  if (attempt >= MAX_CONTENDED_ATTEMPTS) throw new StoreUnavailableError('busy', `gave up after ${attempt} contended transactions`);
+  await new Promise((resolve) => setTimeout(resolve, Math.random() * Math.min(200, 5 * 2 ** Math.min(attempt, 6))));
 }
 
 function backoff(attempt: number): Promise<void> {

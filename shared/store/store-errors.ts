@@ -49,7 +49,7 @@ export function translateStoreErrors(client: DynamoDBClient): DynamoDBClient {
   client.middlewareStack.add(
     (next) => async (args) => {
       try {
-        return await next(args);
+        return await retryConflicts(() => next(args));
       } catch (error) {
         const kind = unavailability(error);
         if (kind) throw new StoreUnavailableError(kind, `DynamoDB ${kind}: ${error instanceof Error ? `${error.name}: ${error.message}` : String(error)}`);
@@ -60,6 +60,24 @@ export function translateStoreErrors(client: DynamoDBClient): DynamoDBClient {
   );
   return client;
 }
+
+/**
+ * A single-item write that meets a transaction in progress on its item fails with
+ * TransactionConflictException, which the SDK's strategy does not retry: the write is simply
+ * tried again, a few times, after a short jittered wait.
+ */
+async function retryConflicts<T>(call: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await call();
+    } catch (error) {
+      if (!(error instanceof Error) || error.name !== 'TransactionConflictException' || attempt >= CONFLICT_ATTEMPTS) throw error;
+      await new Promise((resolve) => setTimeout(resolve, Math.random() * 20 * 2 ** attempt));
+    }
+  }
+}
+
+const CONFLICT_ATTEMPTS = 6;
 
 /** Network-level failures: DynamoDB never answered. */
 const NETWORK_ERROR_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN']);

@@ -4,7 +4,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { OutgoingMessage } from '../../shared/broker/ports';
+import type { OpenSessionRequest, OutgoingMessage, QueuedMessage } from '../../shared/broker/ports';
 import type { DynamoBrokerStore } from '../../shared/store/dynamo-store';
 import { createStoreFixture, described, inChunks, uniqueClientId, type StoreFixture } from './store-fixture';
 
@@ -35,11 +35,24 @@ function clockedStore(): { store: DynamoBrokerStore; advance(ms: number): void }
   return { store: fixture.storeAt(() => now), advance: (ms) => void (now += ms) };
 }
 
+/** What a CONNECT does to the session: claim it, and once CONNACK is out let deliveries start. */
+async function connect(request: OpenSessionRequest, target = store) {
+  const opened = await target.openSession(request);
+  await target.finishResume(request.clientId, request.connectionId);
+  return opened;
+}
+
+/** Messages put in flight to the client on `conn` (one transaction); their packet ids. */
+async function inFlight(conn: string, messages: readonly QueuedMessage[], receiveMaximum = 65535): Promise<number[]> {
+  const starts = await store.startDeliveries(messages[0]!.clientId, conn, receiveMaximum, messages);
+  return starts.map((start) => (typeof start === 'object' ? start.packetId : Number.NaN));
+}
+
 /** A client connected on a new connection, with one exact and one wildcard subscription under its own topic root. */
 async function connectedWithSubscriptions(target = store): Promise<{ clientId: string; conn: string; topic: string }> {
   const clientId = uniqueClientId('sess');
   const conn = connectionId();
-  await target.openSession({ clientId, connectionId: conn, protocolVersion: 5, cleanStart: true, ...limits });
+  await connect({ clientId, connectionId: conn, protocolVersion: 5, cleanStart: true, ...limits }, target);
   await target.subscribe(clientId, [
     { clientId, filter: `${clientId}/status`, qos: 1 },
     { clientId, filter: `${clientId}/+`, qos: 2 },
@@ -51,11 +64,11 @@ describe('openSession and closeSession', () => {
   it('[MQTT-3.2.2-2] a new client gets no session present, and getSessions shows its connection', async () => {
     const clientId = uniqueClientId('new');
     const conn = connectionId();
-    expect(await store.openSession({ clientId, connectionId: conn, protocolVersion: 5, cleanStart: true, ...limits })).toEqual({ sessionPresent: false });
+    expect(await connect({ clientId, connectionId: conn, protocolVersion: 5, cleanStart: true, ...limits })).toEqual({ sessionPresent: false });
 
     const fresh = uniqueClientId('new-resume');
     // [MQTT-3.1.2-6] Clean Start 0 without a session creates one; Session Present is 0 [MQTT-3.2.2-3]
-    expect(await store.openSession({ clientId: fresh, connectionId: connectionId(), protocolVersion: 4, cleanStart: false, ...limits })).toEqual({
+    expect(await connect({ clientId: fresh, connectionId: connectionId(), protocolVersion: 4, cleanStart: false, ...limits })).toEqual({
       sessionPresent: false,
     });
 
@@ -74,30 +87,30 @@ describe('openSession and closeSession', () => {
 
     const next = connectionId();
     // Nobody held the session: no connection to take over.
-    expect(await store.openSession({ clientId, connectionId: next, protocolVersion: 5, cleanStart: false, ...limits })).toEqual({ sessionPresent: true });
+    expect(await connect({ clientId, connectionId: next, protocolVersion: 5, cleanStart: false, ...limits })).toEqual({ sessionPresent: true });
     expect((await store.getSessions([clientId])).get(clientId)).toEqual({ clientId, connectionId: next, protocolVersion: 5, ...limits });
     expect(described(await store.findSubscriptions(topic))).toEqual([`${clientId} ${clientId}/+`, `${clientId} ${topic}`]);
   });
 
   it('[MQTT-3.1.2-4] Clean Start discards the old session: its subscriptions, trie nodes and QoS state', async () => {
     const { clientId, conn, topic } = await connectedWithSubscriptions();
-    await store.recordIncomingQos2(clientId, 9);
-    await store.putOutgoing([{ clientId, topic, payload: Buffer.from('x'), qos: 1, retain: false, packetId: 4 }]);
+    await store.receiveQos2(clientId, 9);
+    const [packetId] = await inFlight(conn, [{ clientId, topic, payload: Buffer.from('x'), qos: 1, retain: false }]);
     await store.closeSession(clientId, conn, false, 3600);
     expect(await fixture.nodeKeys(clientId)).toEqual([`n|${clientId}`, `n|${clientId}/+`]);
 
-    expect(await store.openSession({ clientId, connectionId: connectionId(), protocolVersion: 5, cleanStart: true, ...limits })).toEqual({ sessionPresent: false });
+    expect(await connect({ clientId, connectionId: connectionId(), protocolVersion: 5, cleanStart: true, ...limits })).toEqual({ sessionPresent: false });
     expect(await store.findSubscriptions(topic)).toEqual([]);
     expect(await store.findSubscriptions(`${clientId}/other`)).toEqual([]);
     expect(await fixture.nodeKeys(clientId)).toEqual([]);
     expect(await store.releaseIncomingQos2(clientId, 9)).toBe(false);
-    expect((await store.completeOutgoing(clientId, 4, 65535)).found).toBe(false);
+    expect((await store.completeOutgoing(clientId, packetId!, 65535)).found).toBe(false);
   });
 
   it('[MQTT-3.1.4-3] opening a session another connection holds names that connection (Clean Start 0)', async () => {
     const { clientId, conn, topic } = await connectedWithSubscriptions();
     const next = connectionId();
-    expect(await store.openSession({ clientId, connectionId: next, protocolVersion: 5, cleanStart: false, ...limits })).toEqual({
+    expect(await connect({ clientId, connectionId: next, protocolVersion: 5, cleanStart: false, ...limits })).toEqual({
       sessionPresent: true,
       previousConnectionId: conn,
       previousProtocolVersion: 5,
@@ -110,7 +123,7 @@ describe('openSession and closeSession', () => {
     const { clientId, conn, topic } = await connectedWithSubscriptions();
     const next = connectionId();
     // The old connection must still be closed, even though its session state is discarded.
-    expect(await store.openSession({ clientId, connectionId: next, protocolVersion: 5, cleanStart: true, ...limits })).toEqual({
+    expect(await connect({ clientId, connectionId: next, protocolVersion: 5, cleanStart: true, ...limits })).toEqual({
       sessionPresent: false,
       previousConnectionId: conn,
       previousProtocolVersion: 5,
@@ -123,13 +136,13 @@ describe('openSession and closeSession', () => {
     const clientId = uniqueClientId('bound');
     const conn = connectionId();
     const topic = `${clientId}/status`;
-    await store.openSession({ clientId, connectionId: conn, protocolVersion: 4, cleanStart: true, endsWithConnection: true, ...limits });
+    await connect({ clientId, connectionId: conn, protocolVersion: 4, cleanStart: true, endsWithConnection: true, ...limits });
     await store.subscribe(clientId, [{ clientId, filter: topic, qos: 1 }]);
-    await store.putOutgoing([{ clientId, topic, payload: Buffer.from('x'), qos: 1, retain: false, packetId: 3 }]);
+    await inFlight(conn, [{ clientId, topic, payload: Buffer.from('x'), qos: 1, retain: false }]);
 
     const next = connectionId();
     // Clean Session 0 on the new connection: the old connection is still named, so it is closed, but its session is gone.
-    expect(await store.openSession({ clientId, connectionId: next, protocolVersion: 4, cleanStart: false, ...limits })).toEqual({
+    expect(await connect({ clientId, connectionId: next, protocolVersion: 4, cleanStart: false, ...limits })).toEqual({
       sessionPresent: false,
       previousConnectionId: conn,
       previousProtocolVersion: 4,
@@ -138,13 +151,13 @@ describe('openSession and closeSession', () => {
     expect(await store.listOutgoing(clientId)).toEqual([]);
     // the new session is the new connection's, and it is resumable
     await store.closeSession(clientId, next, false, 3600);
-    expect(await store.openSession({ clientId, connectionId: connectionId(), protocolVersion: 4, cleanStart: false, ...limits })).toEqual({ sessionPresent: true });
+    expect(await connect({ clientId, connectionId: connectionId(), protocolVersion: 4, cleanStart: false, ...limits })).toEqual({ sessionPresent: true });
   });
 
   it('closing the taken-over connection leaves the new one attached, its session and subscriptions intact', async () => {
     const { clientId, conn, topic } = await connectedWithSubscriptions();
     const next = connectionId();
-    await store.openSession({ clientId, connectionId: next, protocolVersion: 5, cleanStart: false, ...limits });
+    await connect({ clientId, connectionId: next, protocolVersion: 5, cleanStart: false, ...limits });
 
     // The old connection's disconnect arrives late (it is best-effort and unordered).
     await store.closeSession(clientId, conn, false, 60);
@@ -154,21 +167,21 @@ describe('openSession and closeSession', () => {
     expect(described(await store.findSubscriptions(topic))).toEqual([`${clientId} ${clientId}/+`, `${clientId} ${topic}`]);
     // Nor did it set an expiry on the session the new connection holds.
     expect((await fixture.storeAt(() => Date.now() + 2 * HOUR_MS).getSessions([clientId])).get(clientId)?.connectionId).toBe(next);
-    expect(await store.startDelivery(clientId, next, 10)).toBe(1);
+    expect(await inFlight(next, [{ clientId, topic, payload: Buffer.from('x'), qos: 1, retain: false }], 10)).toEqual([1]);
   });
 
   it('ending the session removes it, its subscriptions and its QoS state', async () => {
     const { clientId, conn, topic } = await connectedWithSubscriptions();
-    await store.recordIncomingQos2(clientId, 3);
+    await store.receiveQos2(clientId, 3);
     await store.closeSession(clientId, conn, true, 0);
 
     expect(await store.getSessions([clientId])).toEqual(new Map());
     expect(await store.findSubscriptions(topic)).toEqual([]);
     expect(await fixture.nodeKeys(clientId)).toEqual([]);
-    expect(await store.startDelivery(clientId, conn, 10)).toBeUndefined();
+    expect(await store.startDeliveries(clientId, conn, 10, [{ clientId, topic, payload: Buffer.from('x'), qos: 1, retain: false }])).toEqual(['queue']);
     expect(await store.enqueue({ clientId, topic, payload: Buffer.from('x'), qos: 1, retain: false })).toEqual({ queued: false });
     expect(await store.releaseIncomingQos2(clientId, 3)).toBe(false);
-    expect(await store.openSession({ clientId, connectionId: connectionId(), protocolVersion: 5, cleanStart: false, ...limits })).toEqual({
+    expect(await connect({ clientId, connectionId: connectionId(), protocolVersion: 5, cleanStart: false, ...limits })).toEqual({
       sessionPresent: false,
     });
   });
@@ -193,7 +206,7 @@ describe('openSession and closeSession', () => {
   it('[MQTT-3.1.2-6] [MQTT-3.2.2-3] an expired session is not resumed: Session Present 0 and its old subscriptions are gone', async () => {
     const clock = clockedStore();
     const { clientId, conn, topic } = await connectedWithSubscriptions(clock.store);
-    await clock.store.recordIncomingQos2(clientId, 11);
+    await clock.store.receiveQos2(clientId, 11);
     await clock.store.closeSession(clientId, conn, false, 10);
     clock.advance(11_000);
 
@@ -216,53 +229,92 @@ describe('openSession and closeSession', () => {
 });
 
 describe('QoS state', () => {
-  it('[MQTT-2.2.1-3] startDelivery hands out increasing packet ids to the connection holding the session, and none to others', async () => {
+  const message = (clientId: string, n: number, qos: 1 | 2 = 1): QueuedMessage => ({ clientId, topic: `${clientId}/t`, payload: Buffer.from(`m${n}`), qos, retain: false });
+
+  it('[MQTT-2.2.1-3] startDeliveries hands out increasing packet ids to the connection holding the session, and none to others', async () => {
     const { clientId, conn } = await connectedWithSubscriptions();
-    expect(await store.startDelivery(clientId, conn, 100)).toBe(1);
-    expect(await store.startDelivery(clientId, conn, 100)).toBe(2);
-    expect(await store.startDelivery(clientId, 'another-connection', 100)).toBeUndefined();
-    expect(await store.startDelivery(uniqueClientId('no-session'), conn, 100)).toBeUndefined();
+    expect(await inFlight(conn, [message(clientId, 1)], 100)).toEqual([1]);
+    expect(await inFlight(conn, [message(clientId, 2), message(clientId, 3)], 100)).toEqual([2, 3]);
+    expect(await store.startDeliveries(clientId, 'another-connection', 100, [message(clientId, 4)])).toEqual(['queue']);
+    const nobody = uniqueClientId('no-session');
+    expect(await store.startDeliveries(nobody, conn, 100, [message(nobody, 1)])).toEqual(['queue']);
+    // Each one started is in flight, for a reconnecting client to get again.
+    expect((await store.listOutgoing(clientId)).map((m) => [m.packetId, m.payload.toString()])).toEqual([
+      [1, 'm1'],
+      [2, 'm2'],
+      [3, 'm3'],
+    ]);
   });
 
-  it('[MQTT-4.9.0-2] startDeliveries starts several at once only when all fit under the Receive Maximum', async () => {
+  it('[MQTT-3.2.0-1] [MQTT-4.4.0-1] while a CONNECT resumes the session, new deliveries queue; its own drain may claim them', async () => {
+    const { clientId, conn } = await connectedWithSubscriptions();
+    await store.closeSession(clientId, conn, false, 3600);
+    const next = connectionId();
+    await store.openSession({ clientId, connectionId: next, protocolVersion: 5, cleanStart: false, ...limits });
+    // The connection is not offered to routing yet, and a delivery to it queues.
+    expect((await store.getSessions([clientId])).get(clientId)?.connectionId).toBeUndefined();
+    expect(await store.startDeliveries(clientId, next, 65535, [message(clientId, 1)])).toEqual(['queue']);
+    expect(await store.enqueue(message(clientId, 1))).toEqual({ queued: true });
+    // Not released while something is queued: the CONNECT drains it first.
+    expect(await store.finishResume(clientId, next)).toBe('queued');
+    expect((await store.claimQueued(clientId, next, 65535)).messages.map((m) => m.payload.toString())).toEqual(['m1']);
+    expect(await store.finishResume(clientId, next)).toBe('released');
+    expect((await store.getSessions([clientId])).get(clientId)?.connectionId).toBe(next);
+    expect(await inFlight(next, [message(clientId, 2)])).toEqual([2]);
+    // Another connection took the session over: this CONNECT holds nothing any more.
+    const third = connectionId();
+    await store.openSession({ clientId, connectionId: third, protocolVersion: 5, cleanStart: false, ...limits });
+    expect(await store.finishResume(clientId, next)).toBe('not-held');
+  });
+
+  it('[MQTT-4.9.0-2] startDeliveries starts messages while they fit under the Receive Maximum; the rest queue', async () => {
     const clientId = uniqueClientId('many');
     const conn = connectionId();
-    await store.openSession({ clientId, connectionId: conn, protocolVersion: 5, cleanStart: true, receiveMaximum: 5, topicAliasMaximum: 0 });
-    expect(await store.startDeliveries(clientId, conn, 5, 3)).toEqual([1, 2, 3]);
-    expect(await store.startDeliveries(clientId, conn, 5, 3)).toBeUndefined();
-    expect(await store.startDeliveries(clientId, conn, 5, 2)).toEqual([4, 5]);
-    expect(await store.startDelivery(clientId, conn, 5)).toBeUndefined();
-    expect(await store.startDeliveries(clientId, 'another-connection', 5, 1)).toBeUndefined();
+    await connect({ clientId, connectionId: conn, protocolVersion: 5, cleanStart: true, receiveMaximum: 5, topicAliasMaximum: 0 });
+    expect(await inFlight(conn, [1, 2, 3].map((n) => message(clientId, n)), 5)).toEqual([1, 2, 3]);
+    const starts = await store.startDeliveries(clientId, conn, 5, [4, 5, 6].map((n) => message(clientId, n)));
+    expect(starts).toEqual([{ packetId: 4 }, { packetId: 5 }, 'queue']);
   });
 
-  it('concurrent deliveries never share a packet id', async () => {
+  it('concurrent deliveries never share a packet id, and every one is recorded in flight', async () => {
     const { clientId, conn } = await connectedWithSubscriptions();
-    const ids = await Promise.all(Array.from({ length: 40 }, () => store.startDelivery(clientId, conn, 65535)));
+    const ids = (await Promise.all(Array.from({ length: 40 }, (_, n) => inFlight(conn, [message(clientId, n)])))).flat();
     expect(new Set(ids).size).toBe(40);
-    expect(ids.every((id) => id !== undefined && id >= 1 && id <= 65535)).toBe(true);
+    expect(ids.every((id) => id >= 1 && id <= 65535)).toBe(true);
+    expect((await store.listOutgoing(clientId)).map((m) => m.packetId).sort((a, b) => a - b)).toEqual([...ids].sort((a, b) => a - b));
+  });
+
+  it('[MQTT-4.3.3] a QoS 2 delivery marked exactly once is made once, however often it is tried (in flight or queued)', async () => {
+    const { clientId, conn } = await connectedWithSubscriptions();
+    const publisher = uniqueClientId('once-pub');
+    const once = (n: number) => ({ ...message(clientId, n, 2), once: { clientId: publisher, key: `${n}#x>${clientId}` } });
+    expect(await inFlight(conn, [once(1), once(2)])).toEqual([1, 2]);
+    // Routed again: 1 and 2 were made; 3 is new and starts (the messages around a duplicate still do).
+    expect(await store.startDeliveries(clientId, conn, 65535, [once(1), once(3), once(2)])).toEqual(['duplicate', { packetId: 3 }, 'duplicate']);
+    expect((await store.listOutgoing(clientId)).map((m) => m.payload.toString())).toEqual(['m1', 'm2', 'm3']);
+    await store.closeSession(clientId, conn, false, 3600);
+    expect(await store.enqueue(once(4))).toEqual({ queued: true });
+    expect(await store.enqueue(once(4))).toEqual({ queued: false });
+    expect(await store.enqueue(once(1))).toEqual({ queued: false });
   });
 
   it('[MQTT-4.9.0-2] Receive Maximum: no more in flight than the client accepts; a completion frees a slot for the queue', async () => {
     const clientId = uniqueClientId('rm');
     const conn = connectionId();
-    const topic = `${clientId}/t`;
-    await store.openSession({ clientId, connectionId: conn, protocolVersion: 5, cleanStart: true, receiveMaximum: 2, topicAliasMaximum: 0 });
-    const message = (n: number) => ({ clientId, topic, payload: Buffer.from(`m${n}`), qos: 1 as const, retain: false });
-    const first = await store.startDelivery(clientId, conn, 2);
-    const second = await store.startDelivery(clientId, conn, 2);
-    await store.putOutgoing([{ ...message(1), packetId: first! }, { ...message(2), packetId: second! }]);
-    expect(await store.startDelivery(clientId, conn, 2)).toBeUndefined();
+    await connect({ clientId, connectionId: conn, protocolVersion: 5, cleanStart: true, receiveMaximum: 2, topicAliasMaximum: 0 });
+    const [first] = await inFlight(conn, [message(clientId, 1), message(clientId, 2)], 2);
+    expect(await store.startDeliveries(clientId, conn, 2, [message(clientId, 3)])).toEqual(['queue']);
 
     // Full: queued, in order; and while anything is queued nothing overtakes it.
-    expect(await store.enqueue(message(3))).toEqual({ queued: true });
-    expect(await store.enqueue(message(4))).toEqual({ queued: true });
+    expect(await store.enqueue(message(clientId, 3))).toEqual({ queued: true });
+    expect(await store.enqueue(message(clientId, 4))).toEqual({ queued: true });
     expect((await store.completeOutgoing(clientId, first!, 2)).queued).toBe(true);
-    expect(await store.startDelivery(clientId, conn, 2)).toBeUndefined();
+    expect(await store.startDeliveries(clientId, conn, 2, [message(clientId, 5)])).toEqual(['queue']);
 
     const claimed = await store.claimQueued(clientId, conn, 2);
     expect(claimed.messages.map((m) => m.payload.toString())).toEqual(['m3']);
     expect(claimed.more).toBe(true);
-    await store.putOutgoing(claimed.messages);
+    // Claimed is in flight, recorded in the same write.
     expect((await store.listOutgoing(clientId)).map((m) => m.payload.toString())).toEqual(['m2', 'm3']);
   });
 
@@ -283,26 +335,33 @@ describe('QoS state', () => {
     expect(claimed.more).toBe(false);
   });
 
-  it('[MQTT-4.3.3-2] an incoming QoS 2 packet id is recorded once and released once', async () => {
+  it('[MQTT-4.3.3-2] an incoming QoS 2 packet id is received once until released, and marked routed', async () => {
     const clientId = uniqueClientId('qos2-in');
-    expect(await store.recordIncomingQos2(clientId, 7)).toBe(true);
-    expect(await store.recordIncomingQos2(clientId, 7)).toBe(false);
-    expect(await store.recordIncomingQos2(clientId, 8)).toBe(true);
+    const first = await store.receiveQos2(clientId, 7);
+    expect(first.routed).toBe(false);
+    // A resend before routing finished (the handler died): the same receipt, to route again.
+    expect(await store.receiveQos2(clientId, 7)).toEqual(first);
+    await store.markQos2Routed(clientId, 7);
+    expect(await store.receiveQos2(clientId, 7)).toEqual({ ...first, routed: true });
+    expect((await store.receiveQos2(clientId, 8)).id).not.toBe(first.id);
     expect(await store.releaseIncomingQos2(clientId, 7)).toBe(true);
     expect(await store.releaseIncomingQos2(clientId, 7)).toBe(false);
-    // After PUBREL the id is free for a new message.
-    expect(await store.recordIncomingQos2(clientId, 7)).toBe(true);
-    expect(await store.recordIncomingQos2(uniqueClientId('qos2-in-other'), 7)).toBe(true);
+    // After PUBREL the id is free for a new message, with a receipt of its own.
+    const again = await store.receiveQos2(clientId, 7);
+    expect(again.routed).toBe(false);
+    expect(again.id).not.toBe(first.id);
   });
 
-  it('two handlers racing on one incoming QoS 2 packet id: exactly one is first', async () => {
+  it('two handlers racing on one incoming QoS 2 packet id get the same receipt', async () => {
     const clientId = uniqueClientId('qos2-race');
-    const results = await Promise.all(Array.from({ length: 8 }, () => store.recordIncomingQos2(clientId, 42)));
-    expect(results.filter(Boolean)).toHaveLength(1);
+    const receipts = await Promise.all(Array.from({ length: 8 }, () => store.receiveQos2(clientId, 42)));
+    expect(new Set(receipts.map((r) => r.id)).size).toBe(1);
   });
 
   it('outgoing QoS 1 and 2 messages: put, PUBREC releases, PUBACK/PUBCOMP completes, each once', async () => {
     const clientId = uniqueClientId('qos-out');
+    const conn = connectionId();
+    await connect({ clientId, connectionId: conn, protocolVersion: 5, cleanStart: true, ...limits });
     const qos1: OutgoingMessage = { clientId, topic: 'out/1', payload: Buffer.from('one'), qos: 1, retain: false, packetId: 1 };
     const qos2: OutgoingMessage = {
       clientId,
@@ -316,7 +375,7 @@ describe('QoS state', () => {
     expect(await store.releaseOutgoing(clientId, 1)).toBe(false);
     expect((await store.completeOutgoing(clientId, 1, 65535)).found).toBe(false);
 
-    await store.putOutgoing([qos1, qos2]);
+    expect(await inFlight(conn, [qos1, qos2].map(({ packetId: _, ...message }) => message))).toEqual([1, 2]);
     expect(await store.listOutgoing(clientId)).toEqual([
       { ...qos1, state: 'publish' },
       { ...qos2, state: 'publish' },
