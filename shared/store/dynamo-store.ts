@@ -594,7 +594,7 @@ export class DynamoBrokerStore implements BrokerStore {
     for (let attempt = 0; ; attempt++) {
       try {
         const out = await this.client.send(new TransactWriteCommand({ TransactItems: items, ReturnConsumedCapacity: CAPACITY }));
-        this.meter.record('write', out.ConsumedCapacity);
+        this.meter.recordTransaction(out.ConsumedCapacity);
         return { ok: true };
       } catch (error) {
         if (!(error instanceof TransactionCanceledException)) throw error;
