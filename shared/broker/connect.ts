@@ -73,7 +73,7 @@ export async function handleConnect(
   }
   // A delayed will of the previous connection: a resumed session cancels it [MQTT-3.1.3-9]; a
   // clean start ended that session, and a will is published when its session ends.
-  if (endedSessionWill) await publishWill(deps, clientId, endedSessionWill);
+  if (endedSessionWill) await publishWill(deps, clientId, endedSessionWill, `ended#${connectionId}`);
   else if (sessionPresent) await deps.store.cancelWill(clientId);
 
   const keepAlive = negotiateKeepAlive(deps, connectionId, protocolVersion, packet.keepalive ?? 0);

@@ -24,16 +24,13 @@ export async function handleDisconnect(ctx: PacketContext, packet: DisconnectPac
   // The connection ends here, not when its socket closes: by the time the broker closes the
   // connection, the session is detached (or ended) and the will dropped (or published), so a
   // client that connects again right after finds the session as its DISCONNECT left it.
-  const taken = await ctx.deps.store.takeConnection(ctx.connection.connectionId);
-  if (taken) {
-    const { will, ...connection } = taken;
-    await endConnection(ctx.deps, {
-      ...connection,
-      ...(expiry !== undefined ? { sessionExpiryInterval: expiry } : {}),
-      // [MQTT-3.1.2-10] a normal DISCONNECT discards the will; 5.0 reason 0x04 keeps it
-      ...(will && reasonCode === ReasonCode.DisconnectWithWill ? { will } : {}),
-    });
-  }
+  // The changes are written with the claim, so an end redone after a crash makes them too.
+  const claimed = await ctx.deps.store.claimConnectionEnd(ctx.connection.connectionId, {
+    ...(expiry !== undefined ? { sessionExpiryInterval: expiry } : {}),
+    // [MQTT-3.1.2-10] a normal DISCONNECT discards the will; 5.0 reason 0x04 keeps it
+    dropWill: reasonCode !== ReasonCode.DisconnectWithWill,
+  });
+  if (claimed) await endConnection(ctx.deps, claimed);
   // [MQTT-3.14.4-1] after DISCONNECT the client sends nothing more; the server closes the connection.
   ctx.outbox.close(ctx.connection.connectionId);
 }

@@ -145,6 +145,15 @@ export type RetainedMessage = ApplicationMessage;
 export interface DueWill {
   readonly clientId: string;
   readonly will: WillMessage;
+  /** This scheduling of the will (its due time): what completeWill deletes, and its exactly-once marks' key. */
+  readonly id: string;
+}
+
+/** What a DISCONNECT changes on its connection before the connection ends. */
+export interface ConnectionEndChanges {
+  readonly sessionExpiryInterval?: number;
+  /** [MQTT-3.1.2-10] a normal DISCONNECT discards the will. */
+  readonly dropWill?: boolean;
 }
 
 export interface OpenSessionRequest {
@@ -183,8 +192,15 @@ export interface BrokerStore {
   getConnection(connectionId: string): Promise<ConnectionRecord | undefined>;
   putConnection(connection: ConnectionRecord): Promise<void>;
   updateConnection(connectionId: string, changes: ConnectionChanges): Promise<void>;
-  /** Delete the connection's record and return it: exactly one caller gets it (and its will). */
-  takeConnection(connectionId: string): Promise<ConnectionRecord | undefined>;
+  /**
+   * Start ending a connection: its record as it stands (with `changes` made, as a DISCONNECT
+   * makes them), for one caller at a time. The record stays until deleteConnection, so if that
+   * caller dies half way, the connection is ended again (by its close, or the sweeper) once the
+   * claim's lease has passed. Undefined: the connection is gone, or being ended.
+   */
+  claimConnectionEnd(connectionId: string, changes?: ConnectionEndChanges): Promise<ConnectionRecord | undefined>;
+  /** The connection's end is complete: forget it. */
+  deleteConnection(connectionId: string): Promise<void>;
 
   openSession(request: OpenSessionRequest): Promise<OpenSessionResult>;
   /**
@@ -250,6 +266,8 @@ export interface BrokerStore {
   cancelWill(clientId: string): Promise<void>;
   /** Wills due by `now`, each removed as it is returned so it is published once. */
   claimDueWills(now: number, limit: number): Promise<DueWill[]>;
+  /** A claimed will is published: delete it (unless a newer one replaced it). */
+  completeWill(clientId: string, id: string): Promise<void>;
 
   /** The filters the client is subscribed to now (for the subscriptions-per-client limit). */
   subscriptionFilters(clientId: string): Promise<string[]>;

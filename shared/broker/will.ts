@@ -23,14 +23,19 @@ export async function settleWill(deps: BrokerDeps, connection: ConnectionRecord,
   // Published when the delay passes or the session ends, whichever comes first.
   const wait = Math.min(delay, connection.sessionExpiryInterval);
   if (wait === 0) {
-    await publishWill(deps, connection.clientId, will);
+    await publishWill(deps, connection.clientId, will, `will#${connection.connectionId}`);
     return;
   }
   if (!(await deps.store.scheduleWill(connection.clientId, will, deps.now() + wait * 1000))) return;
   deps.log.info('will scheduled', { clientId: connection.clientId, delaySeconds: wait });
 }
 
-export async function publishWill(deps: BrokerDeps, clientId: string, will: WillMessage): Promise<void> {
+/**
+ * Publish a will. `id` names this publication of it: if the publisher dies and it is published
+ * again, its QoS 2 deliveries carry the same exactly-once marks (QueuedMessage.once), so no
+ * subscriber gets it twice; QoS 1 ones are at least once.
+ */
+export async function publishWill(deps: BrokerDeps, clientId: string, will: WillMessage, id: string): Promise<void> {
   const now = deps.now();
   const message: ApplicationMessage = {
     topic: will.topic,
@@ -43,7 +48,7 @@ export async function publishWill(deps: BrokerDeps, clientId: string, will: Will
   // [MQTT-3.1.2-17] a will with Will Retain set is published as a retained message
   if (message.retain) await deps.store.putRetained(message);
   const outbox = new Outbox();
-  await routeMessage(deps, outbox, message, clientId);
+  await routeMessage(deps, outbox, { ...message, origin: { clientId, id, routed: false } }, clientId);
   await outbox.flush(deps);
   deps.log.info('will published', { clientId, topic: will.topic });
 }
@@ -52,7 +57,10 @@ export async function publishWill(deps: BrokerDeps, clientId: string, will: Will
 export async function runDueTimers(deps: BrokerDeps, limit = 100): Promise<{ wills: number; sessions: number }> {
   // Wills first: a will due at its session's end must be claimed before the session's state goes.
   const wills = await deps.store.claimDueWills(deps.now(), limit);
-  for (const due of wills) await publishWill(deps, due.clientId, due.will);
+  for (const due of wills) {
+    await publishWill(deps, due.clientId, due.will, `will@${due.id}`);
+    await deps.store.completeWill(due.clientId, due.id);
+  }
   const sessions = await deps.store.endExpiredSessions(deps.now(), limit);
   return { wills: wills.length, sessions };
 }

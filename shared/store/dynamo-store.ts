@@ -19,6 +19,7 @@ import type {
   ClaimedMessages,
   CloseSessionResult,
   ConnectionChanges,
+  ConnectionEndChanges,
   ConnectionRecord,
   DeliveryStart,
   DueWill,
@@ -69,6 +70,8 @@ const MESSAGES_PER_TRANSACTION = 49;
 /** Attempts of a transaction that keeps losing to concurrent ones before the store reports itself busy. */
 const MAX_CONTENDED_ATTEMPTS = 30;
 const TTL_GRACE_SECONDS = 86_400;
+/** How long the end of a connection (or a due will's publication) is held by whoever started it before another may redo it. */
+const CONNECTION_END_LEASE_MS = 30_000;
 const NEVER_EXPIRES = 0xffffffff;
 const BATCH_GET_LIMIT = 100;
 const BATCH_WRITE_LIMIT = 25;
@@ -135,12 +138,33 @@ export class DynamoBrokerStore implements BrokerStore {
     );
   }
 
-  async takeConnection(connectionId: string): Promise<ConnectionRecord | undefined> {
-    const out = await this.client.send(
-      new DeleteCommand({ TableName: this.tables.connections, Key: { connectionId }, ReturnValues: 'ALL_OLD', ReturnConsumedCapacity: CAPACITY }),
+  async claimConnectionEnd(connectionId: string, changes: ConnectionEndChanges = {}): Promise<ConnectionRecord | undefined> {
+    const now = this.now();
+    const out = await this.unlessConditionFails(
+      new UpdateCommand({
+        TableName: this.tables.connections,
+        Key: { connectionId },
+        UpdateExpression: [
+          'SET endingAt = :now',
+          changes.sessionExpiryInterval !== undefined ? ', sessionExpiryInterval = :e' : '',
+          changes.dropWill ? ' REMOVE will' : '',
+        ].join(''),
+        // One end at a time; one that has not finished within the lease died, and may be taken again.
+        ConditionExpression: 'attribute_exists(connectionId) AND (attribute_not_exists(endingAt) OR endingAt < :stale)',
+        ExpressionAttributeValues: {
+          ':now': now,
+          ':stale': now - CONNECTION_END_LEASE_MS,
+          ...(changes.sessionExpiryInterval !== undefined ? { ':e': changes.sessionExpiryInterval } : {}),
+        },
+        ReturnValues: 'ALL_NEW',
+        ReturnConsumedCapacity: CAPACITY,
+      }),
     );
-    this.meter.record('write', out.ConsumedCapacity);
-    return out.Attributes ? toConnection(out.Attributes) : undefined;
+    return out?.Attributes ? toConnection(out.Attributes) : undefined;
+  }
+
+  async deleteConnection(connectionId: string): Promise<void> {
+    await this.deleteExisting(this.tables.connections, { connectionId });
   }
 
   // ---- sessions ----
@@ -210,7 +234,9 @@ export class DynamoBrokerStore implements BrokerStore {
       new UpdateCommand({
         TableName: this.tables.sessions,
         Key: { clientId, sk: SESSION_SK },
-        UpdateExpression: expires ? 'REMOVE connectionId, resuming SET expiresAt = :e, #timer = :expiry, timerAt = :at' : 'REMOVE connectionId, resuming',
+        UpdateExpression: expires
+          ? 'REMOVE connectionId, resuming SET closedConnectionId = :c, expiresAt = :e, #timer = :expiry, timerAt = :at'
+          : 'REMOVE connectionId, resuming SET closedConnectionId = :c',
         ConditionExpression: 'connectionId = :c',
         ...(expires ? { ExpressionAttributeNames: { '#timer': 'timer' } } : {}),
         ExpressionAttributeValues: {
@@ -221,9 +247,16 @@ export class DynamoBrokerStore implements BrokerStore {
         ReturnConsumedCapacity: CAPACITY,
       }),
     );
-    if (!detached) return 'taken-over';
+    // Detached by this connection's own earlier end (which died half way): what it did, done again.
+    if (!detached && !(await this.closedBy(clientId, connectionId))) return 'taken-over';
     if (endSession) await this.deleteSessionState(clientId);
     return 'closed';
+  }
+
+  /** Whether the session was last detached by `connectionId` (or has ended altogether) and no connection holds it now. */
+  private async closedBy(clientId: string, connectionId: string): Promise<boolean> {
+    const session = await this.readSession(clientId);
+    return session === undefined || (session.connectionId === undefined && session.closedConnectionId === connectionId);
   }
 
   async endExpiredSessions(now: number, limit: number): Promise<number> {
@@ -864,12 +897,27 @@ export class DynamoBrokerStore implements BrokerStore {
     const due = await this.dueTimers('will', now, limit);
     const wills: DueWill[] = [];
     for (const item of due) {
-      const claimed = await this.deleteReturning(this.tables.sessions, { clientId: item.clientId as string, sk: WILL_SK }, 'timerAt <= :now', {
-        ':now': now,
-      });
-      if (claimed) wills.push({ clientId: claimed.clientId as string, will: toWill(claimed.will as Item) });
+      // Claimed for a lease, not deleted: a publisher that dies leaves it for the next run.
+      const claimed = await this.unlessConditionFails(
+        new UpdateCommand({
+          TableName: this.tables.sessions,
+          Key: { clientId: item.clientId as string, sk: WILL_SK },
+          UpdateExpression: 'SET claimedAt = :now',
+          ConditionExpression: 'timerAt <= :now AND (attribute_not_exists(claimedAt) OR claimedAt < :stale)',
+          ExpressionAttributeValues: { ':now': now, ':stale': now - CONNECTION_END_LEASE_MS },
+          ReturnValues: 'ALL_NEW',
+          ReturnConsumedCapacity: CAPACITY,
+        }),
+      );
+      const will = claimed?.Attributes;
+      if (will) wills.push({ clientId: will.clientId as string, will: toWill(will.will as Item), id: String(will.timerAt) });
     }
     return wills;
+  }
+
+  async completeWill(clientId: string, id: string): Promise<void> {
+    // Only the will that was published: the client may have scheduled a new one since.
+    await this.conditionalDelete(this.tables.sessions, { clientId, sk: WILL_SK }, 'timerAt = :t', { ':t': Number(id) });
   }
 
   /** Items of the timer index due by `now` (the index is eventually consistent: callers claim each item). */

@@ -89,7 +89,7 @@ describe('retained messages', () => {
 });
 
 describe('timers', () => {
-  it('a delayed will is claimed once when due, and not before; cancelling removes it', async () => {
+  it('a delayed will is claimed once when due, and not before; claimed again if not completed within the lease; cancelling removes it', async () => {
     let now = Date.now();
     const store = fixture.storeAt(() => now);
     const clientId = uniqueClientId('will');
@@ -110,7 +110,13 @@ describe('timers', () => {
     now += 6_000;
     // The timer index is eventually consistent; DynamoDB Local applies it at once.
     const claimed = mine(await store.claimDueWills(now, 100));
-    expect(claimed).toEqual([{ clientId, will }]);
+    expect(claimed).toEqual([{ clientId, will, id: String(now - 1_000) }]);
+    expect(mine(await store.claimDueWills(now, 100))).toEqual([]);
+    // Its publisher died before completing it: once the lease has passed, it is claimed again.
+    now += 31_000;
+    expect(mine(await store.claimDueWills(now, 100))).toEqual(claimed);
+    await store.completeWill(clientId, claimed[0]!.id);
+    now += 31_000;
     expect(mine(await store.claimDueWills(now, 100))).toEqual([]);
   });
 

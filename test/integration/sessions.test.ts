@@ -228,6 +228,49 @@ describe('openSession and closeSession', () => {
   });
 });
 
+describe('the end of a connection', () => {
+  const record = (clientId: string, conn: string) => ({
+    connectionId: conn,
+    clientId,
+    protocolVersion: 5 as const,
+    keepalive: 60,
+    cleanStart: false,
+    sessionExpiryInterval: 3600,
+    connectedAt: Date.now(),
+    will: { topic: `${clientId}/will`, payload: Buffer.from('gone'), qos: 1 as const, retain: false },
+  });
+
+  it('is claimed by one caller at a time, again once the lease has passed, and forgotten when deleted', async () => {
+    let now = Date.now();
+    const clocked = fixture.storeAt(() => now);
+    const clientId = uniqueClientId('end');
+    const conn = connectionId();
+    await clocked.putConnection(record(clientId, conn));
+    // A DISCONNECT's changes are written with its claim, so whoever redoes the end sees them.
+    const claimed = await clocked.claimConnectionEnd(conn, { sessionExpiryInterval: 0, dropWill: true });
+    expect(claimed).toMatchObject({ clientId, sessionExpiryInterval: 0 });
+    expect(claimed?.will).toBeUndefined();
+    expect(await clocked.claimConnectionEnd(conn)).toBeUndefined();
+    // The one who claimed it died half way: after the lease, the next report (or the sweeper) redoes it.
+    now += 31_000;
+    expect(await clocked.claimConnectionEnd(conn)).toMatchObject({ clientId, sessionExpiryInterval: 0 });
+    await clocked.deleteConnection(conn);
+    now += 31_000;
+    expect(await clocked.claimConnectionEnd(conn)).toBeUndefined();
+  });
+
+  it('closeSession redone by the connection that closed the session is "closed" again; another connection still "taken-over"', async () => {
+    const { clientId, conn } = await connectedWithSubscriptions();
+    expect(await store.closeSession(clientId, conn, false, 3600)).toBe('closed');
+    expect(await store.closeSession(clientId, conn, false, 3600)).toBe('closed');
+    expect(await store.closeSession(clientId, connectionId(), false, 3600)).toBe('taken-over');
+    const next = connectionId();
+    await connect({ clientId, connectionId: next, protocolVersion: 5, cleanStart: false, ...limits });
+    expect(await store.closeSession(clientId, conn, false, 3600)).toBe('taken-over');
+    expect((await store.getSessions([clientId])).get(clientId)?.connectionId).toBe(next);
+  });
+});
+
 describe('QoS state', () => {
   const message = (clientId: string, n: number, qos: 1 | 2 = 1): QueuedMessage => ({ clientId, topic: `${clientId}/t`, payload: Buffer.from(`m${n}`), qos, retain: false });
 
