@@ -105,7 +105,7 @@ describe('timers', () => {
     }
     await store.cancelWill(other);
 
-    const mine = (wills: Array<{ clientId: string }>) => wills.filter((w) => w.clientId === clientId || w.clientId === other);
+    const mine = <W extends { clientId: string }>(wills: W[]) => wills.filter((w) => w.clientId === clientId || w.clientId === other);
     expect(mine(await store.claimDueWills(now, 100))).toEqual([]);
     now += 6_000;
     // The timer index is eventually consistent; DynamoDB Local applies it at once.
