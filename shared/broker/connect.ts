@@ -56,7 +56,7 @@ export async function handleConnect(
   if (!admission.ok) return refuse(admission.reasonCode, admission.why);
 
   const sessionExpiryInterval = sessionExpiryOf(packet, protocolVersion, cleanStart);
-  const { sessionPresent, previousConnectionId, previousProtocolVersion, endedSessionWill } = await deps.store.openSession({
+  const { sessionPresent, previousConnectionId, previousProtocolVersion, earlierTakenOver, endedSessionWill } = await deps.store.openSession({
     clientId,
     connectionId,
     protocolVersion,
@@ -70,6 +70,10 @@ export async function handleConnect(
   if (previousConnectionId && previousConnectionId !== connectionId) {
     // 5.0: DISCONNECT 0x8E Session taken over [MQTT-3.1.4-3]
     closeWithReason(outbox, previousConnectionId, previousProtocolVersion ?? 4, ReasonCode.SessionTakenOver);
+  }
+  // A takeover whose CONNECT died before closing the connection it took the session from.
+  if (earlierTakenOver && earlierTakenOver.connectionId !== connectionId && earlierTakenOver.connectionId !== previousConnectionId) {
+    closeWithReason(outbox, earlierTakenOver.connectionId, earlierTakenOver.protocolVersion, ReasonCode.SessionTakenOver);
   }
   // A delayed will of the previous connection: a resumed session cancels it [MQTT-3.1.3-9]; a
   // clean start ended that session, and a will is published when its session ends.

@@ -177,6 +177,11 @@ export interface OpenSessionResult {
   readonly previousConnectionId?: string;
   /** How that connection speaks, so it is told in its own protocol version. */
   readonly previousProtocolVersion?: ProtocolVersion;
+  /**
+   * The connection the previous claim took the session from. Its CONNECT should have closed it;
+   * if that CONNECT died first, it is still open, and this one closes it (usually it is long gone).
+   */
+  readonly earlierTakenOver?: { readonly connectionId: string; readonly protocolVersion: ProtocolVersion };
   /** A clean start ended a session whose delayed will was still pending: it is due now. */
   readonly endedSessionWill?: WillMessage;
 }

@@ -177,6 +177,8 @@ export class DynamoBrokerStore implements BrokerStore {
         Key: { clientId: request.clientId, sk: SESSION_SK },
         UpdateExpression: [
           'SET connectionId = :c, protocolVersion = :v, connectedAt = :t, receiveMaximum = :r, topicAliasMaximum = :a, endsWithConnection = :e',
+          // Whom this claim takes the session from: if this CONNECT dies before closing it, the next claim closes it.
+          ', takenOver = if_not_exists(connectionId, :none), takenOverVersion = if_not_exists(protocolVersion, :v)',
           request.maximumPacketSize === undefined ? '' : ', maximumPacketSize = :m',
           // New deliveries wait (queued) until this CONNECT has answered and resent what was in flight.
           ', resuming = :c',
@@ -193,6 +195,7 @@ export class DynamoBrokerStore implements BrokerStore {
           ':r': request.receiveMaximum,
           ':a': request.topicAliasMaximum,
           ':e': request.endsWithConnection ?? false,
+          ':none': '',
           ...(request.maximumPacketSize === undefined ? {} : { ':m': request.maximumPacketSize }),
         },
         ReturnValues: 'ALL_OLD',
@@ -217,12 +220,14 @@ export class DynamoBrokerStore implements BrokerStore {
       await this.deleteSessionState(request.clientId, { keepSessionItem: true });
       if (!request.cleanStart) await this.resetCounters(request.clientId);
     }
+    const unfinished = typeof old?.takenOver === 'string' && old.takenOver !== '' && old.takenOver !== old.connectionId ? old.takenOver : undefined;
     return {
       sessionPresent: !request.cleanStart && resumable,
       ...(endedSessionWill ? { endedSessionWill } : {}),
       ...(alive && typeof old.connectionId === 'string'
         ? { previousConnectionId: old.connectionId, previousProtocolVersion: old.protocolVersion as ProtocolVersion }
         : {}),
+      ...(unfinished ? { earlierTakenOver: { connectionId: unfinished, protocolVersion: Number(old!.takenOverVersion ?? 4) as ProtocolVersion } } : {}),
     };
   }
 

@@ -151,7 +151,21 @@ describe('openSession and closeSession', () => {
     expect(await store.listOutgoing(clientId)).toEqual([]);
     // the new session is the new connection's, and it is resumable
     await store.closeSession(clientId, next, false, 3600);
-    expect(await connect({ clientId, connectionId: connectionId(), protocolVersion: 4, cleanStart: false, ...limits })).toEqual({ sessionPresent: true });
+    expect(await connect({ clientId, connectionId: connectionId(), protocolVersion: 4, cleanStart: false, ...limits })).toMatchObject({ sessionPresent: true });
+  });
+
+  it('[MQTT-3.1.4-3] a takeover whose CONNECT died before closing the old connection: the next claim names that connection too', async () => {
+    const { clientId, conn } = await connectedWithSubscriptions();
+    const crashed = connectionId();
+    // The CONNECT on `crashed` claims the session from `conn`, then dies: `conn` was never closed,
+    // and `crashed` is detached when the door reports it closed.
+    expect((await store.openSession({ clientId, connectionId: crashed, protocolVersion: 5, cleanStart: false, ...limits })).previousConnectionId).toBe(conn);
+    await store.closeSession(clientId, crashed, false, 3600);
+    const next = connectionId();
+    expect(await connect({ clientId, connectionId: next, protocolVersion: 4, cleanStart: false, ...limits })).toEqual({
+      sessionPresent: true,
+      earlierTakenOver: { connectionId: conn, protocolVersion: 5 },
+    });
   });
 
   it('closing the taken-over connection leaves the new one attached, its session and subscriptions intact', async () => {
