@@ -111,6 +111,13 @@ export interface Harness {
   readonly meters: HarnessMeters;
   /** Faults injected so far (see HarnessOptions.faults). */
   readonly faults: { readonly injected: number };
+  /**
+   * Kills the listener as SIGKILL kills a task: every client socket and the delivery endpoint gone
+   * at once, and no close reported to the handler (the sweeper finds those connections gone).
+   */
+  killListener(): Promise<void>;
+  /** A new listener on the same MQTT, WebSocket (and TLS) ports, with a new delivery endpoint. */
+  restartListener(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -178,23 +185,28 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
         ? { cert: options.tls.cert, key: options.tls.key }
         : await generateSelfSignedCertificate(host)
       : undefined;
-    const listener = new MqttListener({
-      host,
-      mqttPort: options.mqttPort ?? 1883,
-      wsPort: options.wsPort ?? 8083,
-      deliveryPort: 0,
-      advertisedHost: host,
-      sink: inProcessSink(faulty(invocation.wrap('packets', createPacketsHandler(deps)), options.faults, faults)),
-      log,
-      ...(options.tls && certificate ? { tls: { port: options.tls.port, ...certificate } } : {}),
-      limits: {
-        maximumPacketSize: deps.config.maximumPacketSize,
-        keepAliveLimit: deps.config.keepAliveLimit.listener,
-        ...(options.connectTimeoutMs ? { connectTimeoutMs: options.connectTimeoutMs } : {}),
-      },
-    });
+    const sink = inProcessSink(faulty(invocation.wrap('packets', createPacketsHandler(deps)), options.faults, faults));
+    const newListener = ({ mqttPort, wsPort, mqttsPort }: { mqttPort: number; wsPort: number; mqttsPort?: number }) =>
+      new MqttListener({
+        host,
+        mqttPort,
+        wsPort,
+        deliveryPort: 0,
+        advertisedHost: host,
+        sink,
+        log,
+        ...(options.tls && certificate ? { tls: { port: mqttsPort ?? options.tls.port, ...certificate } } : {}),
+        limits: {
+          maximumPacketSize: deps.config.maximumPacketSize,
+          keepAliveLimit: deps.config.keepAliveLimit.listener,
+          ...(options.connectTimeoutMs ? { connectTimeoutMs: options.connectTimeoutMs } : {}),
+        },
+      });
+    let listener = newListener({ mqttPort: options.mqttPort ?? 1883, wsPort: options.wsPort ?? 8083 });
     const addresses = await listener.start();
-    stops.push(() => listener.stop());
+    let deliveryEndpoint = addresses.deliveryEndpoint;
+    let killed = false;
+    stops.push(() => (killed ? Promise.resolve() : listener.stop()));
 
     let consoleUrl: string | undefined;
     if (options.consolePort !== undefined) {
@@ -217,7 +229,9 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
       wsPort: addresses.wsPort,
       apigwPort: Number(new URL(apigw.url).port),
       dynamoDbEndpoint,
-      deliveryEndpoint: addresses.deliveryEndpoint,
+      get deliveryEndpoint() {
+        return deliveryEndpoint;
+      },
       ...(consoleUrl ? { consoleUrl } : {}),
       tables,
       store: deps.store,
@@ -229,6 +243,16 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
       sweep,
       meters,
       faults,
+      killListener: async () => {
+        killed = true;
+        await listener.kill();
+      },
+      restartListener: async () => {
+        // Same ports, as the load balancer's address stays; a new delivery endpoint, as a new task has.
+        listener = newListener(addresses);
+        deliveryEndpoint = (await listener.start()).deliveryEndpoint;
+        killed = false;
+      },
       stop,
     };
   } catch (error) {
