@@ -79,6 +79,12 @@ export interface HarnessOptions {
    */
   readonly faults?: {
     readonly handlerFailure: number;
+    /**
+     * With this probability, a store call made by the broker (handlers, fan-out, sweeper, timers)
+     * fails: half of them before the call (nothing written), half after it completed (written,
+     * then the caller dies). Read at every call, as `handlerFailure` is.
+     */
+    readonly storeFailure?: number;
     readonly random?: () => number;
     /** Fail only batches whose first packet is of these types (e.g. 'publish', 'pubrel'); any batch without it. */
     readonly packetTypes?: readonly string[];
@@ -109,8 +115,8 @@ export interface Harness {
   sweep(): Promise<SweepResult>;
   /** DynamoDB calls and units, handler invocations, `@connections` calls: for `npm run bench`. */
   readonly meters: HarnessMeters;
-  /** Faults injected so far (see HarnessOptions.faults). */
-  readonly faults: { readonly injected: number };
+  /** Faults injected so far (see HarnessOptions.faults): handler failures, and store calls failed. */
+  readonly faults: { readonly injected: number; readonly storeFailures: number };
   /**
    * Kills the listener as SIGKILL kills a task: every client socket and the delivery endpoint gone
    * at once, and no close reported to the handler (the sweeper finds those connections gone).
@@ -151,6 +157,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
 
     const security = options.security ?? { allowAnonymous: true };
     const config = { ...options.broker, ...options.config, ...(options.maximumPacketSize ? { maximumPacketSize: options.maximumPacketSize } : {}) };
+    const faults = { injected: 0, storeFailures: 0 };
     const invocations = new InvocationMeter();
     const gatewayMeter = new GatewayMeter();
     const unmetered = createBrokerDeps({
@@ -166,14 +173,16 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
       security,
       // The fan-out function, invoked in-process with the job serialized as Lambda would carry it.
       fanout: (deps) => {
-        const handler = invocations.wrap('fanout', createFanoutHandler({ ...deps, gateway: gatewayMeter.wrap(deps.gateway) }));
+        const handler = invocations.wrap(
+          'fanout',
+          createFanoutHandler({ ...deps, store: faultyStore(deps.store, options.faults, faults), gateway: gatewayMeter.wrap(deps.gateway) }),
+        );
         return { run: (job) => handler(JSON.parse(JSON.stringify(job)) as FanoutJob) };
       },
     });
     const meters: HarnessMeters = { dynamoDb: unmetered.store.meter, invocations, gateway: gatewayMeter };
-    const deps = { ...unmetered, gateway: gatewayMeter.wrap(unmetered.gateway) };
+    const deps = { ...unmetered, store: faultyStore(unmetered.store, options.faults, faults), gateway: gatewayMeter.wrap(unmetered.gateway) };
     const invocation = meters.invocations;
-    const faults = { injected: 0 };
     emulator.routes = {
       $connect: invocation.wrap('$connect', createWsConnectHandler(deps)),
       $default: invocation.wrap('$default', createWsDefaultHandler(deps, deps.inbox, options.sequencing)),
@@ -234,7 +243,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
       },
       ...(consoleUrl ? { consoleUrl } : {}),
       tables,
-      store: deps.store,
+      store: unmetered.store,
       securityStore: deps.securityStore,
       security,
       ...(addresses.mqttsPort !== undefined && certificate
@@ -309,6 +318,29 @@ function faulty(
     await handler(event);
     throw new Error('injected fault: the handler failed after it ran');
   };
+}
+
+/**
+ * The store with the injected store failures of `options` (none without them), counted in `count`.
+ * Every method of the store returns a promise (BrokerStore, shared/broker/ports.ts).
+ */
+function faultyStore<T extends object>(store: T, options: HarnessOptions['faults'], count: { storeFailures: number }): T {
+  if (!options) return store;
+  const random = options.random ?? Math.random;
+  return new Proxy(store, {
+    get(target, property) {
+      const value: unknown = Reflect.get(target, property);
+      if (typeof value !== 'function') return value;
+      return (...args: unknown[]): Promise<unknown> => {
+        if (random() >= (options.storeFailure ?? 0)) return value.apply(target, args) as Promise<unknown>;
+        count.storeFailures++;
+        if (random() < 0.5) return Promise.reject(new Error(`injected fault: store ${String(property)} failed before it ran`));
+        return (value.apply(target, args) as Promise<unknown>).then(() => {
+          throw new Error(`injected fault: store ${String(property)} failed after it ran`);
+        });
+      };
+    },
+  });
 }
 
 const PACKET_TYPES = ['reserved', 'connect', 'connack', 'publish', 'puback', 'pubrec', 'pubrel', 'pubcomp', 'subscribe', 'suback', 'unsubscribe', 'unsuback', 'pingreq', 'pingresp', 'disconnect', 'auth'];
