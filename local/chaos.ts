@@ -102,10 +102,11 @@ export async function runChaosRound(options: ChaosOptions): Promise<ChaosResult>
     return client;
   };
   try {
-    const subscribers: Array<ChaosSubscriber & { client: MqttClient }> = [];
+    const subscribers: ChaosSubscriber[] = [];
+    const subscriberClients: MqttClient[] = [];
     for (const name of ['sub-a', 'sub-b']) {
       const client = connect(name);
-      const s = { name, received: new Map<string, number[]>(), client };
+      const s: ChaosSubscriber = { name, received: new Map() };
       client.on('message', (topic, payload) => {
         const list = s.received.get(topic) ?? [];
         list.push(Number(payload.toString().split(':')[1]));
@@ -115,6 +116,7 @@ export async function runChaosRound(options: ChaosOptions): Promise<ChaosResult>
       if (!client.connected) await new Promise<void>((resolve) => client.once('connect', () => resolve()));
       await client.subscribeAsync(`chaos/${run}/#`, { qos: 2 });
       subscribers.push(s);
+      subscriberClients.push(client);
     }
     const publishers = (
       [
@@ -158,14 +160,17 @@ export async function runChaosRound(options: ChaosOptions): Promise<ChaosResult>
         }
       }
     });
-    const victims = [...publishers, ...(options.dropSubscribers ? subscribers : [])];
+    const victims = [
+      ...publishers.map((p) => ({ client: p.client, publisher: true })),
+      ...(options.dropSubscribers ? subscriberClients.map((client) => ({ client, publisher: false })) : []),
+    ];
     const dropping = (async () => {
       while (Date.now() < deadline) {
         await sleep(400 + faults.random() * 600);
         const victim = victims[Math.floor(faults.random() * victims.length)]!;
         if (!victim.client.connected) continue;
         victim.client.stream.destroy();
-        if (publishers.includes(victim as (typeof publishers)[number])) publisherSocketsDropped++;
+        if (victim.publisher) publisherSocketsDropped++;
         else subscriberSocketsDropped++;
       }
     })();

@@ -103,6 +103,7 @@ export interface Harness {
   /** The web console, when `consolePort` was given. */
   readonly consoleUrl?: string;
   readonly tables: TableNames;
+  /** The broker's store, without injected faults (for tests' own reads and writes). */
   readonly store: DynamoBrokerStore;
   /** Users, door identities and rate counters (tests add users through it). */
   readonly securityStore: DynamoSecurityStore;
@@ -332,7 +333,8 @@ function faultyStore<T extends object>(store: T, options: HarnessOptions['faults
       const value: unknown = Reflect.get(target, property);
       if (typeof value !== 'function') return value;
       return (...args: unknown[]): Promise<unknown> => {
-        if (random() >= (options.storeFailure ?? 0)) return value.apply(target, args) as Promise<unknown>;
+        const probability = options.storeFailure ?? 0;
+        if (probability === 0 || random() >= probability) return value.apply(target, args) as Promise<unknown>;
         count.storeFailures++;
         if (random() < 0.5) return Promise.reject(new Error(`injected fault: store ${String(property)} failed before it ran`));
         return (value.apply(target, args) as Promise<unknown>).then(() => {
