@@ -1,12 +1,16 @@
 /**
- * `npm run soak -- --minutes N`: the chaos mix (local/chaos.ts) in rounds for N minutes against a
- * harness of its own (its own DynamoDB Local behind a cuttable proxy), reporting after each round
- * what went through, whether anything acknowledged was lost, reordered or duplicated at QoS 2,
- * and the memory of the process that runs the listener and the handlers, so growth shows.
+ * `npm run soak -- --minutes N`: the chaos mix (local/chaos.ts), with every fault it has, in rounds
+ * for N minutes against a harness of its own (its own DynamoDB Local, keeping its tables in a
+ * temporary directory so it can be restarted, behind a cuttable proxy), reporting after each
+ * round what went through, whether anything acknowledged was lost, reordered or duplicated at
+ * QoS 2, and the memory of the process that runs the listener and the handlers, so growth shows.
  * Exits 1 if any round broke a guarantee.
  */
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { acknowledgedInOrder, chaosViolations, runChaosRound, seeded } from '../local/chaos';
+import { chaosSummary, chaosViolations, runChaosRound, seeded } from '../local/chaos';
 import { startDynamoDbLocal } from '../local/dynamodb-local';
 import { freePort } from '../local/free-port';
 import { startHarness } from '../local/harness';
@@ -23,35 +27,43 @@ if (!(minutes > 0) || !(roundMs > 0)) {
 }
 const seed = Number(values.seed ?? Date.now() % 100000);
 
-const dynamoDb = await startDynamoDbLocal(await freePort());
+const dbPath = await mkdtemp(path.join(os.tmpdir(), 'soak-dynamodb-'));
+const dynamoDb = await startDynamoDbLocal(await freePort(), '127.0.0.1', { dbPath });
 const target = new URL(dynamoDb.endpoint);
 const proxy = await new TcpProxy(target.hostname, Number(target.port)).start();
-const faults = { handlerFailure: 0, random: seeded(seed), packetTypes: ['publish', 'pubrel'] };
+const faults = { handlerFailure: 0, storeFailure: 0, random: seeded(seed) };
 const harness = await startHarness({ dynamoDbEndpoint: proxy.endpoint, mqttPort: 0, wsPort: 0, apigwPort: 0, logLevel: 'silent', faults, sweepIntervalMs: 2000 });
 
 const mb = (bytes: number) => (bytes / 1024 / 1024).toFixed(1);
 const deadline = Date.now() + minutes * 60_000;
 let failed = false;
 console.log(`soak: ${minutes} min in rounds of ${roundMs / 1000} s, seed ${seed}; memory of the listener + handlers process`);
-console.log('round  elapsed  acked  faults  dropped  reconnects  violations  rss MB  heap MB');
 try {
   for (let round = 1; Date.now() < deadline; round++) {
-    const result = await runChaosRound({ harness, proxy, faults, handlerFailure: 0.04, durationMs: roundMs, run: `soak-${seed}-${round}`, cutDynamoDb: true });
+    const result = await runChaosRound({
+      harness,
+      faults,
+      handlerFailure: 0.04,
+      storeFailure: 0.01,
+      durationMs: roundMs,
+      run: `soak-${seed}-${round}`,
+      dropSubscribers: true,
+      killListener: true,
+      restartDynamoDb: () => dynamoDb.restart(),
+      cutDynamoDb: proxy,
+    });
     globalThis.gc?.();
     const memory = process.memoryUsage();
     const violations = chaosViolations(result);
-    const acked = result.publishers.reduce((sum, p) => sum + acknowledgedInOrder(p).length, 0);
-    console.log(
-      [round, `${Math.round((Date.now() - (deadline - minutes * 60_000)) / 1000)} s`, acked, harness.faults.injected, result.droppedSockets, result.reconnects, violations.length, mb(memory.rss), mb(memory.heapUsed)]
-        .map(String)
-        .join('  '),
-    );
+    const elapsed = Math.round((Date.now() - (deadline - minutes * 60_000)) / 1000);
+    console.log(`round ${round} (${elapsed} s): ${chaosSummary(result)}; ${violations.length} violations; rss ${mb(memory.rss)} MB, heap ${mb(memory.heapUsed)} MB`);
     for (const violation of violations) console.log(`  ${violation}`);
-    if (violations.length > 0) failed = true;
+    if (violations.length > 0 || result.unsettled > 0) failed = true;
   }
 } finally {
   await harness.stop();
   await proxy.stop();
   await dynamoDb.stop();
+  await rm(dbPath, { recursive: true, force: true });
 }
 process.exit(failed ? 1 : 0);

@@ -2,9 +2,11 @@
  * The chaos mix, shared by the chaos suite (test/e2e/chaos.test.ts, one short round) and
  * `npm run soak` (rounds for N minutes): QoS 1 and QoS 2 publishers and subscribers with
  * persistent MQTT 5.0 sessions keep working while faults are injected: the packet handler failing
- * before or after it runs (the harness's `faults` option), publishers' sockets dropped, and
- * DynamoDB cut for a moment (through a TcpProxy in front of it). What the clients observed is
- * returned for the caller to check.
+ * before or after it runs and store calls failing before or after they run (the harness's
+ * `faults` option), publishers' and subscribers' sockets dropped, the listener killed and
+ * restarted, DynamoDB Local restarted, and DynamoDB cut for a moment (through a TcpProxy in front
+ * of it). Each kind is off unless asked for. What the clients observed is returned for the caller
+ * to check.
  */
 import mqtt, { type MqttClient } from 'mqtt';
 import type { Harness } from './harness';
@@ -12,20 +14,27 @@ import type { TcpProxy } from './tcp-proxy';
 
 export interface ChaosFaults {
   handlerFailure: number;
+  storeFailure?: number;
   readonly random: () => number;
 }
 
 export interface ChaosOptions {
   readonly harness: Harness;
-  readonly proxy: TcpProxy;
-  /** The switch the harness reads (HarnessOptions.faults); set to `handlerFailure` during the round. */
+  /** The switches the harness reads (HarnessOptions.faults); set to the probabilities below during the round. */
   readonly faults: ChaosFaults;
   readonly handlerFailure: number;
+  readonly storeFailure?: number;
   readonly durationMs: number;
   /** Distinguishes the round's client ids and topics. */
   readonly run: string;
-  /** Cut DynamoDB for 0.8 s half way (it closes subscribers' connections too: see the README's known gap). */
-  readonly cutDynamoDb: boolean;
+  /** Drop subscribers' sockets too, not only publishers'. */
+  readonly dropSubscribers?: boolean;
+  /** Kill the listener a third of the way in (harness.killListener()) and start a new one 1 s later. */
+  readonly killListener?: boolean;
+  /** Restarts DynamoDB (with its data); called two thirds of the way in. */
+  readonly restartDynamoDb?: () => Promise<void>;
+  /** The proxy in front of DynamoDB, to cut for 0.8 s half way. */
+  readonly cutDynamoDb?: TcpProxy;
 }
 
 export interface ChaosPublisher {
@@ -47,13 +56,23 @@ export interface ChaosSubscriber {
 export interface ChaosResult {
   readonly publishers: readonly ChaosPublisher[];
   readonly subscribers: readonly ChaosSubscriber[];
-  readonly droppedSockets: number;
+  readonly handlerFailures: number;
+  readonly storeFailures: number;
+  readonly publisherSocketsDropped: number;
+  readonly subscriberSocketsDropped: number;
+  readonly listenerKills: number;
+  readonly dynamoDbRestarts: number;
   readonly dynamoDbCuts: number;
   readonly reconnects: number;
+  /** Publishes neither acknowledged nor refused within the wait after the faults stopped. */
+  readonly unsettled: number;
   /** Every acknowledged message at every subscriber within the wait (the caller says which are missing). */
   readonly complete: boolean;
   readonly seconds: number;
 }
+
+/** How long the round waits, after the faults stop, for publishes to settle and then for deliveries. */
+const SETTLE_MS = 20_000;
 
 /** What a publisher's acknowledged messages are, in order. */
 export function acknowledgedInOrder(p: ChaosPublisher): number[] {
@@ -61,8 +80,9 @@ export function acknowledgedInOrder(p: ChaosPublisher): number[] {
 }
 
 export async function runChaosRound(options: ChaosOptions): Promise<ChaosResult> {
-  const { harness, proxy, faults, run } = options;
+  const { harness, faults, run } = options;
   const started = Date.now();
+  const injectedBefore = { ...harness.faults };
   const clients: Array<{ client: MqttClient; reconnects: number }> = [];
   const connect = (name: string) => {
     const client = mqtt.connect(harness.mqttUrl, {
@@ -83,6 +103,7 @@ export async function runChaosRound(options: ChaosOptions): Promise<ChaosResult>
   };
   try {
     const subscribers: ChaosSubscriber[] = [];
+    const subscriberClients: MqttClient[] = [];
     for (const name of ['sub-a', 'sub-b']) {
       const client = connect(name);
       const s: ChaosSubscriber = { name, received: new Map() };
@@ -95,6 +116,7 @@ export async function runChaosRound(options: ChaosOptions): Promise<ChaosResult>
       if (!client.connected) await new Promise<void>((resolve) => client.once('connect', () => resolve()));
       await client.subscribeAsync(`chaos/${run}/#`, { qos: 2 });
       subscribers.push(s);
+      subscriberClients.push(client);
     }
     const publishers = (
       [
@@ -114,7 +136,11 @@ export async function runChaosRound(options: ChaosOptions): Promise<ChaosResult>
     }));
 
     faults.handlerFailure = options.handlerFailure;
-    let droppedSockets = 0;
+    faults.storeFailure = options.storeFailure ?? 0;
+    let publisherSocketsDropped = 0;
+    let subscriberSocketsDropped = 0;
+    let listenerKills = 0;
+    let dynamoDbRestarts = 0;
     let dynamoDbCuts = 0;
     const deadline = Date.now() + options.durationMs;
     // Each publisher sends in sequence: the next message once the last one is acknowledged.
@@ -134,46 +160,90 @@ export async function runChaosRound(options: ChaosOptions): Promise<ChaosResult>
         }
       }
     });
+    const victims = [
+      ...publishers.map((p) => ({ client: p.client, publisher: true })),
+      ...(options.dropSubscribers ? subscriberClients.map((client) => ({ client, publisher: false })) : []),
+    ];
     const dropping = (async () => {
       while (Date.now() < deadline) {
         await sleep(400 + faults.random() * 600);
-        const victim = publishers[Math.floor(faults.random() * publishers.length)]!;
-        if (victim.client.connected) {
-          victim.client.stream.destroy();
-          droppedSockets++;
-        }
+        const victim = victims[Math.floor(faults.random() * victims.length)]!;
+        if (!victim.client.connected) continue;
+        victim.client.stream.destroy();
+        if (victim.publisher) publisherSocketsDropped++;
+        else subscriberSocketsDropped++;
       }
+    })();
+    const killing = (async () => {
+      if (!options.killListener) return;
+      await sleep(options.durationMs / 3);
+      await harness.killListener();
+      listenerKills++;
+      await sleep(1000);
+      await harness.restartListener();
+    })();
+    const restarting = (async () => {
+      if (!options.restartDynamoDb) return;
+      await sleep((options.durationMs * 2) / 3);
+      await options.restartDynamoDb();
+      dynamoDbRestarts++;
     })();
     const cutting = (async () => {
       if (!options.cutDynamoDb) return;
       await sleep(options.durationMs / 2);
-      await proxy.cut('refuse');
+      await options.cutDynamoDb.cut('refuse');
       dynamoDbCuts++;
       await sleep(800);
-      await proxy.restore();
+      await options.cutDynamoDb.restore();
     })();
 
-    await Promise.all([dropping, cutting]);
+    await Promise.all([dropping, killing, restarting, cutting]);
     faults.handlerFailure = 0;
-    await until(() => publishers.every((p) => p.acknowledged.size + p.unconfirmed.size === p.sent), 20_000);
-    await Promise.all(publishing);
+    faults.storeFailure = 0;
+    const unsettled = () => publishers.reduce((sum, p) => sum + p.sent - p.acknowledged.size - p.unconfirmed.size, 0);
+    // A publish still waiting is left behind (the clients end below), but a publisher that failed throws here.
+    const published = Promise.all(publishing);
+    await Promise.race([published, until(() => unsettled() === 0, SETTLE_MS)]);
     const complete = await until(
       () => subscribers.every((s) => publishers.every((p) => acknowledgedInOrder(p).every((n) => (s.received.get(p.topic) ?? []).includes(n)))),
-      20_000,
+      SETTLE_MS,
     );
     return {
       publishers,
       subscribers,
-      droppedSockets,
+      handlerFailures: harness.faults.injected - injectedBefore.injected,
+      storeFailures: harness.faults.storeFailures - injectedBefore.storeFailures,
+      publisherSocketsDropped,
+      subscriberSocketsDropped,
+      listenerKills,
+      dynamoDbRestarts,
       dynamoDbCuts,
       reconnects: clients.reduce((sum, c) => sum + c.reconnects, 0),
+      unsettled: unsettled(),
       complete,
       seconds: (Date.now() - started) / 1000,
     };
   } finally {
     faults.handlerFailure = 0;
+    faults.storeFailure = 0;
     for (const { client } of clients) client.end(true);
   }
+}
+
+/** One line of what a round went through: messages, faults of each kind, reconnects. */
+export function chaosSummary(result: ChaosResult): string {
+  const { publishers, subscribers } = result;
+  const acknowledged = publishers.reduce((sum, p) => sum + p.acknowledged.size, 0);
+  const unconfirmed = publishers.reduce((sum, p) => sum + p.unconfirmed.size, 0);
+  const duplicates = subscribers.reduce((sum, s) => sum + [...s.received.values()].reduce((d, list) => d + list.length - new Set(list).size, 0), 0);
+  return (
+    `${acknowledged} messages acknowledged (${publishers.map((p) => `${p.name} ${p.acknowledged.size}`).join(', ')}), ` +
+    `${result.handlerFailures} handler failures, ${result.storeFailures} store failures, ` +
+    `${result.publisherSocketsDropped} publisher and ${result.subscriberSocketsDropped} subscriber sockets dropped, ` +
+    `${result.listenerKills} listener kills, ${result.dynamoDbRestarts} DynamoDB restarts, ${result.dynamoDbCuts} DynamoDB cuts, ` +
+    `${result.reconnects} reconnects, ${duplicates} QoS 1 duplicates delivered, ${unconfirmed} QoS 2 PUBCOMP 0x92 on recovery, ` +
+    `${result.unsettled} publishes unsettled, ${result.seconds.toFixed(1)} s`
+  );
 }
 
 /** The faults of a round that the caller must see: missing, out of order, QoS 2 twice. */

