@@ -255,7 +255,8 @@ export function chaosViolations(result: ChaosResult): string[] {
       const missing = acknowledgedInOrder(p).filter((n) => !got.includes(n));
       if (missing.length > 0) violations.push(`${p.name} -> ${s.name}: acknowledged but never delivered: ${missing.join(', ')}`);
       const firsts = got.filter((n, i) => got.indexOf(n) === i);
-      if (firsts.some((n, i) => i > 0 && n < firsts[i - 1]!)) violations.push(`${p.name} -> ${s.name}: out of order`);
+      const inversion = firsts.findIndex((n, i) => i > 0 && n < firsts[i - 1]!);
+      if (inversion > 0) violations.push(`${p.name} -> ${s.name}: out of order (received ${got.slice(Math.max(0, got.indexOf(firsts[inversion]!) - 6), got.indexOf(firsts[inversion]!) + 3).join(', ')})`);
       if (p.qos === 2 && got.length !== firsts.length) violations.push(`${p.name} -> ${s.name}: QoS 2 delivered more than once`);
     }
   }

@@ -14,7 +14,9 @@ import { outboundPacketLimit } from '../gateway/door-limits';
 import { forEachBounded } from './concurrency';
 import type { BrokerDeps } from './context';
 import type { Outbox } from './outbox';
-import type { OutgoingMessage, QueuedMessage } from './ports';
+import { ReasonCode } from '../protocol/reason-codes';
+import { closeWithReason } from './disconnect';
+import { StoreUnavailableError, type OutgoingMessage, type QueuedMessage } from './ports';
 
 const PARALLEL_CLIENTS = 32;
 const DEFAULT_RECEIVE_MAXIMUM = 65535;
@@ -52,34 +54,58 @@ export async function deliver(deps: BrokerDeps, outbox: Outbox, deliveries: read
 
   const sends: Array<{ recipient: Recipient; message: QueuedMessage; packetId?: number }> = [];
   const drains = new Map<string, Recipient>();
+  const failures: unknown[] = [];
   // One client's messages in order, one after another; different clients in parallel.
   await forEachBounded([...byClient.values()], PARALLEL_CLIENTS, async (list) => {
     const first = list[0]!.recipient;
     const online = first.connectionId && !outbox.isClosing(first.connectionId) ? first.connectionId : undefined;
-    const acknowledged = list.filter((d) => d.message.qos > 0).map((d) => d.message);
-    // The client's QoS 1/2 messages go in flight together (recorded before a byte is sent), or queue.
-    const starts =
-      online && acknowledged.length > 0
-        ? await deps.store.startDeliveries(first.clientId, online, first.receiveMaximum ?? DEFAULT_RECEIVE_MAXIMUM, acknowledged)
-        : acknowledged.map(() => 'queue' as const);
-    for (const { recipient, message } of list) {
-      if (message.qos === 0) {
-        if (online) sends.push({ recipient, message });
-        continue;
+    const planned: typeof sends = [];
+    try {
+      const acknowledged = list.filter((d) => d.message.qos > 0).map((d) => d.message);
+      // The client's QoS 1/2 messages go in flight together (recorded before a byte is sent), or queue.
+      const starts =
+        online && acknowledged.length > 0
+          ? await deps.store.startDeliveries(first.clientId, online, first.receiveMaximum ?? DEFAULT_RECEIVE_MAXIMUM, acknowledged)
+          : acknowledged.map(() => 'queue' as const);
+      for (const { recipient, message } of list) {
+        if (message.qos === 0) {
+          if (online) planned.push({ recipient, message });
+          continue;
+        }
+        const start = starts.shift()!;
+        if (start === 'duplicate') continue;
+        if (start !== 'queue') {
+          planned.push({ recipient, message, packetId: start.packetId });
+          continue;
+        }
+        const queued = await deps.store.enqueue(message);
+        if (queued.drainOn) drains.set(recipient.clientId, { ...recipient, connectionId: queued.drainOn });
       }
-      const start = starts.shift()!;
-      if (start === 'duplicate') continue;
-      if (start !== 'queue') {
-        sends.push({ recipient, message, packetId: start.packetId });
-        continue;
-      }
-      const queued = await deps.store.enqueue(message);
-      if (queued.drainOn) drains.set(recipient.clientId, { ...recipient, connectionId: queued.drainOn });
+    } catch (error) {
+      failures.push(error);
+      // Whether the failed write took effect is unknown: a message may now be in flight that this
+      // handler cannot send, and later ones would overtake it. The client's connection closes
+      // instead; its next CONNECT resends what is in flight, in order.
+      if (online) abandon(deps, outbox, first, error);
     }
+    sends.push(...planned);
   });
 
   for (const { recipient, message, packetId } of sends) send(outbox, recipient, message, packetId, false, now);
   for (const recipient of drains.values()) await drainQueue(deps, outbox, recipient);
+  // Not all delivered (or queued): the publisher is not acknowledged, and resends.
+  if (failures.length > 0) throw failures[0];
+}
+
+/** Close a subscriber's connection whose deliveries could not be recorded or sent in order (see deliver). */
+function abandon(deps: BrokerDeps, outbox: Outbox, recipient: Recipient, error: unknown): void {
+  deps.log.warn('closing a subscriber whose deliveries failed; its session resends them when it reconnects', {
+    clientId: recipient.clientId,
+    connectionId: recipient.connectionId,
+    error: String(error),
+  });
+  const reasonCode = error instanceof StoreUnavailableError ? ReasonCode.ServerBusy : ReasonCode.UnspecifiedError;
+  closeWithReason(outbox, recipient.connectionId!, recipient.protocolVersion, reasonCode);
 }
 
 /** Move a connected client's queued messages into flight while it has room (recorded by the claim), and send them. */
@@ -87,7 +113,13 @@ export async function drainQueue(deps: BrokerDeps, outbox: Outbox, recipient: Re
   const connectionId = recipient.connectionId;
   if (!connectionId || outbox.isClosing(connectionId)) return;
   for (;;) {
-    const { messages } = await deps.store.claimQueued(recipient.clientId, connectionId, recipient.receiveMaximum ?? DEFAULT_RECEIVE_MAXIMUM);
+    let messages: OutgoingMessage[];
+    try {
+      ({ messages } = await deps.store.claimQueued(recipient.clientId, connectionId, recipient.receiveMaximum ?? DEFAULT_RECEIVE_MAXIMUM));
+    } catch (error) {
+      abandon(deps, outbox, recipient, error);
+      throw error;
+    }
     if (messages.length === 0) return;
     const now = deps.now();
     // Queued under the session's last connection, a message may be too large for this one.
