@@ -81,8 +81,10 @@ export interface HarnessOptions {
     readonly handlerFailure: number;
     /**
      * With this probability, a store call made by the broker (handlers, fan-out, sweeper, timers)
-     * fails: half of them before the call (nothing written), half after it completed (written,
-     * then the caller dies). Read at every call, as `handlerFailure` is.
+     * fails with an error: half of them before the call (nothing written), half after it
+     * completed (written, and the caller cannot tell: a timeout after the write took effect). The
+     * caller goes on from the error as it would from DynamoDB's. Read at every call, as
+     * `handlerFailure` is.
      */
     readonly storeFailure?: number;
     readonly random?: () => number;
