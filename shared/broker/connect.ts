@@ -3,7 +3,7 @@
  * open (or take over) the session, remember the connection, answer CONNACK, then give a resumed
  * session what it is owed. Steps, in order:
  *   chooseClientId -> checkWill -> admitConnection -> openSession -> closeTakenOverConnection
- *     -> settlePendingWill -> rememberConnection -> connack -> resendInFlight -> drainQueue -> flush -> finishResume
+ *     -> settlePendingWill -> rememberConnection -> connack -> resendInFlight -> drainQueue (sends, then releases the claim's hold)
  */
 import { randomUUID } from 'node:crypto';
 import { encodePacket, type ConnectPacket, type ProtocolVersion } from '../protocol/codec';
@@ -17,13 +17,11 @@ import { drainQueue, resendInFlight, type Recipient } from './deliver';
 import { serverKeepAlive } from './keep-alive';
 import { closeWithReason } from './disconnect';
 import type { Outbox } from './outbox';
-import { StoreUnavailableError, type ConnectionRecord, type MessageProperties, type WillMessage } from './ports';
+import { connectHold, StoreUnavailableError, type ConnectionRecord, type MessageProperties, type WillMessage } from './ports';
 import { publishWill } from './will';
 
 /** 5.0 default when the client sends no Session Expiry Interval: the session ends with the connection. */
 const NO_EXPIRY = 0xffffffff;
-/** Drain-and-release attempts of a resuming session whose queue keeps filling meanwhile. */
-const MAX_RESUME_ROUNDS = 20;
 
 export async function handleConnect(
   deps: BrokerDeps,
@@ -116,7 +114,7 @@ export async function handleConnect(
     // Nothing is lost: what was in flight or queued stays so, for the client's next CONNECT.
     const busy = error instanceof StoreUnavailableError;
     deps.log.warn('closing connection: resuming the session failed', { connectionId, clientId, error: String(error) });
-    closeWithReason(outbox, connectionId, protocolVersion, busy ? ReasonCode.ServerBusy : ReasonCode.UnspecifiedError);
+    if (!outbox.isClosing(connectionId)) closeWithReason(outbox, connectionId, protocolVersion, busy ? ReasonCode.ServerBusy : ReasonCode.UnspecifiedError);
   }
   return connection;
 }
@@ -124,18 +122,12 @@ export async function handleConnect(
 /**
  * From the session's claim until here, deliveries to this connection were held back (queued):
  * the client hears CONNACK first [MQTT-3.2.0-1], then what was in flight again, in order
- * [MQTT-4.4.0-1], then the queue; all of it is sent before new deliveries may start, so none
- * overtakes them. What is queued meanwhile is drained before the hold is released.
+ * [MQTT-4.4.0-1], then the queue, all sent before the claim's hold is released (drainQueue), so no
+ * new message overtakes them.
  */
 async function resume(deps: BrokerDeps, outbox: Outbox, recipient: Recipient, sessionPresent: boolean): Promise<void> {
   if (sessionPresent) await resendInFlight(deps, outbox, recipient);
-  for (let round = 0; ; round++) {
-    await drainQueue(deps, outbox, recipient);
-    await outbox.flushNow(deps, recipient.connectionId!);
-    const released = await deps.store.finishResume(recipient.clientId, recipient.connectionId!);
-    if (released !== 'queued') return;
-    if (round >= MAX_RESUME_ROUNDS) throw new Error('the queue kept growing while the session resumed');
-  }
+  await drainQueue(deps, outbox, recipient, connectHold(recipient.connectionId!));
 }
 
 /** What the client accepts from the broker (5.0 CONNECT properties; 3.1.1 has no limits to tell). */

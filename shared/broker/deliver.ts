@@ -9,6 +9,7 @@
  * resend. Otherwise they join the session's queue, which drains as acknowledgements free room and
  * when the client reconnects.
  */
+import { randomUUID } from 'node:crypto';
 import { encodePacket, type ProtocolVersion, type PublishPacket, type QoS } from '../protocol/codec';
 import { outboundPacketLimit } from '../gateway/door-limits';
 import { forEachBounded } from './concurrency';
@@ -19,6 +20,8 @@ import { closeWithReason } from './disconnect';
 import { StoreUnavailableError, type OutgoingMessage, type QueuedMessage } from './ports';
 
 const PARALLEL_CLIENTS = 32;
+/** Claim-send-release rounds of one drain whose queue keeps filling meanwhile. */
+const MAX_DRAIN_ROUNDS = 20;
 const DEFAULT_RECEIVE_MAXIMUM = 65535;
 
 /** Who receives a message and how it speaks: a session, or the connection being handled. */
@@ -108,26 +111,36 @@ function abandon(deps: BrokerDeps, outbox: Outbox, recipient: Recipient, error: 
   closeWithReason(outbox, recipient.connectionId!, recipient.protocolVersion, reasonCode);
 }
 
-/** Move a connected client's queued messages into flight while it has room (recorded by the claim), and send them. */
-export async function drainQueue(deps: BrokerDeps, outbox: Outbox, recipient: Recipient): Promise<void> {
-  const connectionId = recipient.connectionId;
+/**
+ * Move a connected client's queued messages into flight while it has room (recorded by the claim)
+ * and send them at once, holding new deliveries to the client back until they are out, so none
+ * overtakes them. `hold` is the caller's own hold (a CONNECT's, taken with its claim) or a new one.
+ * What is queued meanwhile is drained before the hold is released.
+ */
+export async function drainQueue(deps: BrokerDeps, outbox: Outbox, recipient: Recipient, hold = `drain:${randomUUID()}`): Promise<void> {
+  const { clientId, connectionId } = recipient;
   if (!connectionId || outbox.isClosing(connectionId)) return;
-  for (;;) {
+  const receiveMaximum = recipient.receiveMaximum ?? DEFAULT_RECEIVE_MAXIMUM;
+  for (let round = 0; ; round++) {
     let messages: OutgoingMessage[];
     try {
-      ({ messages } = await deps.store.claimQueued(recipient.clientId, connectionId, recipient.receiveMaximum ?? DEFAULT_RECEIVE_MAXIMUM));
+      ({ messages } = await deps.store.claimQueued(clientId, connectionId, receiveMaximum, hold));
     } catch (error) {
       abandon(deps, outbox, recipient, error);
       throw error;
     }
-    if (messages.length === 0) return;
     const now = deps.now();
     // Queued under the session's last connection, a message may be too large for this one.
     const dropped = messages.filter((message) => tooLarge({ recipient, message }, now));
     for (const message of messages) if (!dropped.includes(message)) send(outbox, recipient, message, message.packetId, false, now);
-    if (dropped.length === 0) return;
-    // [MQTT-3.1.2-25] discarded as if sent and acknowledged; the room they took is claimed again
-    await completeUnsendable(deps, recipient, dropped);
+    await outbox.flushNow(deps, connectionId);
+    if (dropped.length > 0) {
+      // [MQTT-3.1.2-25] discarded as if sent and acknowledged; the room they took is claimed again
+      await completeUnsendable(deps, recipient, dropped);
+    } else if ((await deps.store.releaseHold(clientId, connectionId, hold, receiveMaximum)) !== 'queued') {
+      return;
+    }
+    if (round >= MAX_DRAIN_ROUNDS) throw new Error('the queue kept growing while it was drained');
   }
 }
 

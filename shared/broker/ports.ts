@@ -233,14 +233,19 @@ export interface BrokerStore {
   startDeliveries(clientId: string, connectionId: string, receiveMaximum: number, messages: readonly QueuedMessage[]): Promise<DeliveryStart[]>;
   /** Queue a message for a client that cannot take it now. */
   enqueue(message: QueuedMessage): Promise<EnqueueResult>;
-  /** Move queued messages into flight, oldest first, while the client has room; each gets a packet id and is recorded in flight with it. */
-  claimQueued(clientId: string, connectionId: string, receiveMaximum: number): Promise<ClaimedMessages>;
   /**
-   * The session's CONNECT has answered, resent what was in flight and drained the queue: new
-   * deliveries to `connectionId` may start. Only with nothing queued (`queued`: drain again first);
-   * `not-held`: another connection holds the session now.
+   * Move queued messages into flight, oldest first, while the client has room; each gets a packet
+   * id and is recorded in flight with it. The claim holds the session's deliveries back (`hold`, a
+   * token of the caller's, for a lease) until releaseHold, so nothing new overtakes them before
+   * they are sent; nothing is claimed while another holds it.
    */
-  finishResume(clientId: string, connectionId: string): Promise<'released' | 'queued' | 'not-held'>;
+  claimQueued(clientId: string, connectionId: string, receiveMaximum: number, hold: string): Promise<ClaimedMessages>;
+  /**
+   * What the holder (a CONNECT: connectHold; a drain) held back is sent: deliveries may start
+   * again. Only with nothing queued, or no room for it (`queued`: drain again first); `not-held`:
+   * the caller does not hold it (never did, its lease lapsed, or another connection has the session).
+   */
+  releaseHold(clientId: string, connectionId: string, hold: string, receiveMaximum: number): Promise<'released' | 'queued' | 'not-held'>;
   /** Messages in flight to a client, oldest first: resent when it reconnects. */
   listOutgoing(clientId: string): Promise<OutgoingMessage[]>;
   /** PUBREC received: the message is now awaiting PUBCOMP. False if it was not in flight. */
@@ -391,4 +396,12 @@ export class StoreUnavailableError extends Error {
     super(message);
     this.name = 'StoreUnavailableError';
   }
+}
+
+/**
+ * The hold a CONNECT takes on its session with its claim: deliveries wait (queued) until its client
+ * has CONNACK, what was in flight and the queue [MQTT-3.2.0-1] [MQTT-4.4.0-1].
+ */
+export function connectHold(connectionId: string): string {
+  return `connect:${connectionId}`;
 }

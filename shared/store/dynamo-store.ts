@@ -36,7 +36,7 @@ import type {
   WillMessage,
 } from '../broker/ports';
 import { forEachBounded } from '../broker/concurrency';
-import { StoreUnavailableError } from '../broker/ports';
+import { connectHold, StoreUnavailableError } from '../broker/ports';
 import type { ProtocolVersion, UserProperties } from '../protocol/codec';
 import { hasWildcard } from '../protocol/topic';
 import { CapacityMeter } from './capacity-meter';
@@ -72,6 +72,8 @@ const MAX_CONTENDED_ATTEMPTS = 30;
 const TTL_GRACE_SECONDS = 86_400;
 /** How long the end of a connection (or a due will's publication) is held by whoever started it before another may redo it. */
 const CONNECTION_END_LEASE_MS = 30_000;
+/** How long a CONNECT or a drain may hold a session's deliveries back before others go on without it (it died). */
+const HOLD_LEASE_MS = 30_000;
 const NEVER_EXPIRES = 0xffffffff;
 const BATCH_GET_LIMIT = 100;
 const BATCH_WRITE_LIMIT = 25;
@@ -181,7 +183,7 @@ export class DynamoBrokerStore implements BrokerStore {
           ', takenOver = if_not_exists(connectionId, :none), takenOverVersion = if_not_exists(protocolVersion, :v)',
           request.maximumPacketSize === undefined ? '' : ', maximumPacketSize = :m',
           // New deliveries wait (queued) until this CONNECT has answered and resent what was in flight.
-          ', resuming = :c',
+          ', heldBy = :hold, heldUntil = :until',
           ' REMOVE expiresAt, #timer, timerAt',
           request.maximumPacketSize === undefined ? ', maximumPacketSize' : '',
           // A clean start begins with nothing in flight and nothing queued.
@@ -196,6 +198,8 @@ export class DynamoBrokerStore implements BrokerStore {
           ':a': request.topicAliasMaximum,
           ':e': request.endsWithConnection ?? false,
           ':none': '',
+          ':hold': connectHold(request.connectionId),
+          ':until': this.now() + HOLD_LEASE_MS,
           ...(request.maximumPacketSize === undefined ? {} : { ':m': request.maximumPacketSize }),
         },
         ReturnValues: 'ALL_OLD',
@@ -240,8 +244,8 @@ export class DynamoBrokerStore implements BrokerStore {
         TableName: this.tables.sessions,
         Key: { clientId, sk: SESSION_SK },
         UpdateExpression: expires
-          ? 'REMOVE connectionId, resuming SET closedConnectionId = :c, expiresAt = :e, #timer = :expiry, timerAt = :at'
-          : 'REMOVE connectionId, resuming SET closedConnectionId = :c',
+          ? 'REMOVE connectionId, heldBy, heldUntil SET closedConnectionId = :c, expiresAt = :e, #timer = :expiry, timerAt = :at'
+          : 'REMOVE connectionId, heldBy, heldUntil SET closedConnectionId = :c',
         ConditionExpression: 'connectionId = :c',
         ...(expires ? { ExpressionAttributeNames: { '#timer': 'timer' } } : {}),
         ExpressionAttributeValues: {
@@ -294,7 +298,7 @@ export class DynamoBrokerStore implements BrokerStore {
         protocolVersion: item.protocolVersion as ProtocolVersion,
         // Until its CONNECT has answered (and resent what was in flight), a connection takes no deliveries:
         // QoS 0 is not sent to it, QoS 1/2 queue for it [MQTT-3.2.0-1].
-        ...(typeof item.connectionId === 'string' && item.resuming === undefined ? { connectionId: item.connectionId } : {}),
+        ...(typeof item.connectionId === 'string' && !connecting(item, now) ? { connectionId: item.connectionId } : {}),
         ...(typeof item.maximumPacketSize === 'number' ? { maximumPacketSize: item.maximumPacketSize } : {}),
         receiveMaximum: typeof item.receiveMaximum === 'number' ? item.receiveMaximum : MAX_IN_FLIGHT_IDS,
         topicAliasMaximum: typeof item.topicAliasMaximum === 'number' ? item.topicAliasMaximum : 0,
@@ -497,7 +501,7 @@ export class DynamoBrokerStore implements BrokerStore {
     let pending = messages.map((_, i) => i);
     for (let attempt = 0; pending.length > 0; attempt++) {
       const session = await this.readSession(clientId);
-      if (!session || !canStart(session, connectionId) || Number(session.queued ?? 0) > 0) break;
+      if (!session || !canStart(session, connectionId, this.now()) || Number(session.queued ?? 0) > 0) break;
       const room = countsInFlight(receiveMaximum) ? receiveMaximum - Number(session.inflight ?? 0) : pending.length;
       const chunk = pending.slice(0, Math.min(room, MESSAGES_PER_TRANSACTION));
       if (chunk.length === 0) break;
@@ -537,17 +541,17 @@ export class DynamoBrokerStore implements BrokerStore {
     // Whoever queued last drains, unless the client's CONNECT is still resending (it drains after).
     const session = await this.readSession(clientId);
     const room = session !== undefined && Number(session.inflight ?? 0) < Number(session.receiveMaximum ?? MAX_IN_FLIGHT_IDS);
-    return session && typeof session.connectionId === 'string' && canStart(session, session.connectionId) && room
+    return session && typeof session.connectionId === 'string' && canStart(session, session.connectionId, this.now()) && room
       ? { queued: true, drainOn: session.connectionId }
       : { queued: true };
   }
 
-  async claimQueued(clientId: string, connectionId: string, receiveMaximum: number): Promise<ClaimedMessages> {
+  async claimQueued(clientId: string, connectionId: string, receiveMaximum: number, hold: string): Promise<ClaimedMessages> {
     const messages: OutgoingMessage[] = [];
     for (let attempt = 0; ; attempt++) {
       const session = await this.readSession(clientId);
-      // The connection's own CONNECT drains while it still holds new deliveries back.
-      if (!session || !canStart(session, connectionId, 'own-resume')) return { messages, more: Number(session?.queued ?? 0) > 0 };
+      // Another drain holds the session: it sends what is queued, in order, before letting go.
+      if (!session || !canStart(session, connectionId, this.now(), hold)) return { messages, more: Number(session?.queued ?? 0) > 0 };
       const room = countsInFlight(receiveMaximum) ? receiveMaximum - Number(session.inflight ?? 0) : CLAIM_BATCH;
       if (room <= 0) return { messages, more: Number(session.queued ?? 0) > 0 };
       const items = await this.queryPage({
@@ -557,7 +561,7 @@ export class DynamoBrokerStore implements BrokerStore {
         Limit: Math.min(room, CLAIM_BATCH),
       });
       if (items.length === 0) return { messages, more: false };
-      const outcome = await this.recordInFlight(clientId, connectionId, receiveMaximum, session, items.map(toQueued), items);
+      const outcome = await this.recordInFlight(clientId, connectionId, receiveMaximum, session, items.map(toQueued), items, hold);
       if (outcome.ok) messages.push(...outcome.claimed);
       // Another drain took some of them, or the counter moved: look again.
       else await contended(attempt);
@@ -578,6 +582,7 @@ export class DynamoBrokerStore implements BrokerStore {
     session: Item,
     messages: readonly QueuedMessage[],
     fromQueue: readonly Item[],
+    hold?: string,
   ): Promise<{ ok: true; claimed: OutgoingMessage[] } | { ok: false; duplicate?: number }> {
     const now = this.now();
     const live = fromQueue.length > 0 ? messages.filter((m) => m.expiresAtMs === undefined || m.expiresAtMs > now) : messages;
@@ -588,11 +593,12 @@ export class DynamoBrokerStore implements BrokerStore {
     const update = {
       TableName: this.tables.sessions,
       Key: { clientId, sk: SESSION_SK },
-      UpdateExpression: ['SET nextPacketId = :next', counts && live.length > 0 ? 'ADD inflight :n' : '', fromQueue.length > 0 ? (counts && live.length > 0 ? ', queued :minus' : 'ADD queued :minus') : '']
+      UpdateExpression: ['SET nextPacketId = :next', hold ? ', heldBy = :hold, heldUntil = :until' : '', counts && live.length > 0 ? 'ADD inflight :n' : '', fromQueue.length > 0 ? (counts && live.length > 0 ? ', queued :minus' : 'ADD queued :minus') : '']
         .filter(Boolean)
         .join(' '),
       ConditionExpression: [
-        fromQueue.length > 0 ? 'connectionId = :c AND (attribute_not_exists(resuming) OR resuming = :c)' : 'connectionId = :c AND attribute_not_exists(resuming)',
+        // A drain holds the session while it sends (others queue behind it); new messages start only when nobody holds it.
+        hold ? 'connectionId = :c AND (attribute_not_exists(heldUntil) OR heldUntil < :now OR heldBy = :hold)' : 'connectionId = :c AND (attribute_not_exists(heldUntil) OR heldUntil < :now)',
         counter === 0 ? 'attribute_not_exists(nextPacketId)' : 'nextPacketId = :counter',
         counts ? '(attribute_not_exists(inflight) OR inflight <= :room)' : '',
         fromQueue.length > 0 ? '' : '(attribute_not_exists(queued) OR queued <= :zero)',
@@ -602,6 +608,8 @@ export class DynamoBrokerStore implements BrokerStore {
       ExpressionAttributeValues: {
         ':next': counter + live.length,
         ':c': connectionId,
+        ':now': now,
+        ...(hold ? { ':hold': hold, ':until': now + HOLD_LEASE_MS } : {}),
         ...(counter === 0 ? {} : { ':counter': counter }),
         ...(counts && live.length > 0 ? { ':n': live.length } : {}),
         ...(counts ? { ':room': receiveMaximum - live.length } : {}),
@@ -676,21 +684,23 @@ export class DynamoBrokerStore implements BrokerStore {
     return out.Item;
   }
 
-  async finishResume(clientId: string, connectionId: string): Promise<'released' | 'queued' | 'not-held'> {
-    // Only with nothing queued: what was queued meanwhile goes first, from this CONNECT.
+  async releaseHold(clientId: string, connectionId: string, hold: string, receiveMaximum: number): Promise<'released' | 'queued' | 'not-held'> {
+    const counts = countsInFlight(receiveMaximum);
+    // Only with nothing queued (or no room for it: the next acknowledgement drains): what was
+    // queued meanwhile goes first, from this holder.
     const released = await this.conditional(
       new UpdateCommand({
         TableName: this.tables.sessions,
         Key: { clientId, sk: SESSION_SK },
-        UpdateExpression: 'REMOVE resuming',
-        ConditionExpression: 'connectionId = :c AND (attribute_not_exists(queued) OR queued <= :zero)',
-        ExpressionAttributeValues: { ':c': connectionId, ':zero': 0 },
+        UpdateExpression: 'REMOVE heldBy, heldUntil',
+        ConditionExpression: `connectionId = :c AND heldBy = :hold AND (attribute_not_exists(queued) OR queued <= :zero${counts ? ' OR inflight >= :rm' : ''})`,
+        ExpressionAttributeValues: { ':c': connectionId, ':hold': hold, ':zero': 0, ...(counts ? { ':rm': receiveMaximum } : {}) },
         ReturnConsumedCapacity: CAPACITY,
       }),
     );
     if (released) return 'released';
     const session = await this.readSession(clientId);
-    return session?.connectionId === connectionId ? 'queued' : 'not-held';
+    return session?.connectionId === connectionId && session.heldBy === hold ? 'queued' : 'not-held';
   }
 
   async setInFlight(clientId: string, count: number): Promise<void> {
@@ -1179,11 +1189,19 @@ function messageItem(message: QueuedMessage): Item {
 }
 
 /**
- * Deliveries may start on `connectionId`: it holds the session and its CONNECT has answered and
- * resent what was in flight; or (`own-resume`) that CONNECT itself drains the queue.
+ * Deliveries may start on `connectionId`: it holds the session and nobody holds the session's
+ * deliveries back (a CONNECT until its client has CONNACK and what was in flight, a drain while it
+ * sends the queue), or the hold has lapsed, or it is `hold`, the caller's own.
  */
-function canStart(session: Item, connectionId: string, own?: 'own-resume'): boolean {
-  return session.connectionId === connectionId && (session.resuming === undefined || (own !== undefined && session.resuming === connectionId));
+function canStart(session: Item, connectionId: string, now: number, hold?: string): boolean {
+  if (session.connectionId !== connectionId) return false;
+  const held = typeof session.heldUntil === 'number' && session.heldUntil >= now;
+  return !held || (hold !== undefined && session.heldBy === hold);
+}
+
+/** The session's connection is still in its CONNECT: it takes no deliveries yet, QoS 0 included [MQTT-3.2.0-1]. */
+function connecting(session: Item, now: number): boolean {
+  return typeof session.heldBy === 'string' && session.heldBy.startsWith('connect:') && typeof session.heldUntil === 'number' && session.heldUntil >= now;
 }
 
 /** A transaction lost to a concurrent one: wait a little (jittered) before reading again, within bounds. */

@@ -3,7 +3,7 @@
  * against DynamoDB Local.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { RetainedMessage } from '../../shared/broker/ports';
+import { connectHold, type RetainedMessage } from '../../shared/broker/ports';
 import { createStoreFixture, readCost, uniqueClientId, type StoreFixture } from './store-fixture';
 
 let fixture: StoreFixture;
@@ -138,6 +138,6 @@ describe('timers', () => {
     expect([...(await store.getSessions([expired, back])).keys()]).toEqual([back]);
     expect(await store.findSubscriptions(`${expired}/t`)).toEqual([]);
     expect(await store.findSubscriptions(`${back}/t`)).toHaveLength(1);
-    expect((await store.claimQueued(back, 'c-again', 10)).messages).toHaveLength(1);
+    expect((await store.claimQueued(back, 'c-again', 10, connectHold('c-again'))).messages).toHaveLength(1);
   });
 });

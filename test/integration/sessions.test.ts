@@ -4,7 +4,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { OpenSessionRequest, OutgoingMessage, QueuedMessage } from '../../shared/broker/ports';
+import { connectHold, type OpenSessionRequest, type OutgoingMessage, type QueuedMessage } from '../../shared/broker/ports';
 import type { DynamoBrokerStore } from '../../shared/store/dynamo-store';
 import { createStoreFixture, described, inChunks, uniqueClientId, type StoreFixture } from './store-fixture';
 
@@ -38,7 +38,7 @@ function clockedStore(): { store: DynamoBrokerStore; advance(ms: number): void }
 /** What a CONNECT does to the session: claim it, and once CONNACK is out let deliveries start. */
 async function connect(request: OpenSessionRequest, target = store) {
   const opened = await target.openSession(request);
-  await target.finishResume(request.clientId, request.connectionId);
+  await target.releaseHold(request.clientId, request.connectionId, connectHold(request.connectionId), request.receiveMaximum);
   return opened;
 }
 
@@ -307,21 +307,45 @@ describe('QoS state', () => {
     const { clientId, conn } = await connectedWithSubscriptions();
     await store.closeSession(clientId, conn, false, 3600);
     const next = connectionId();
+    const hold = connectHold(next);
     await store.openSession({ clientId, connectionId: next, protocolVersion: 5, cleanStart: false, ...limits });
     // The connection is not offered to routing yet, and a delivery to it queues.
     expect((await store.getSessions([clientId])).get(clientId)?.connectionId).toBeUndefined();
     expect(await store.startDeliveries(clientId, next, 65535, [message(clientId, 1)])).toEqual(['queue']);
     expect(await store.enqueue(message(clientId, 1))).toEqual({ queued: true });
-    // Not released while something is queued: the CONNECT drains it first.
-    expect(await store.finishResume(clientId, next)).toBe('queued');
-    expect((await store.claimQueued(clientId, next, 65535)).messages.map((m) => m.payload.toString())).toEqual(['m1']);
-    expect(await store.finishResume(clientId, next)).toBe('released');
+    // Nobody else may drain it; the hold is not released while something is queued: the CONNECT drains it first.
+    expect((await store.claimQueued(clientId, next, 65535, 'drain:someone-else')).messages).toEqual([]);
+    expect(await store.releaseHold(clientId, next, hold, 65535)).toBe('queued');
+    expect((await store.claimQueued(clientId, next, 65535, hold)).messages.map((m) => m.payload.toString())).toEqual(['m1']);
+    expect(await store.releaseHold(clientId, next, hold, 65535)).toBe('released');
     expect((await store.getSessions([clientId])).get(clientId)?.connectionId).toBe(next);
     expect(await inFlight(next, [message(clientId, 2)])).toEqual([2]);
     // Another connection took the session over: this CONNECT holds nothing any more.
     const third = connectionId();
     await store.openSession({ clientId, connectionId: third, protocolVersion: 5, cleanStart: false, ...limits });
-    expect(await store.finishResume(clientId, next)).toBe('not-held');
+    expect(await store.releaseHold(clientId, next, hold, 65535)).toBe('not-held');
+  });
+
+  it('a drain holds new deliveries back until it has sent what it claimed; a holder that died is outlived by its lease', async () => {
+    let now = Date.now();
+    const clocked = fixture.storeAt(() => now);
+    const clientId = uniqueClientId('drain');
+    const conn = connectionId();
+    await connect({ clientId, connectionId: conn, protocolVersion: 5, cleanStart: true, receiveMaximum: 2, topicAliasMaximum: 0 }, clocked);
+    const [first] = await clocked.startDeliveries(clientId, conn, 2, [message(clientId, 1), message(clientId, 2)]).then((s) => s.map((x) => (x as { packetId: number }).packetId));
+    expect(await clocked.enqueue(message(clientId, 3))).toEqual({ queued: true });
+    await clocked.completeOutgoing(clientId, first!, 2);
+    expect((await clocked.claimQueued(clientId, conn, 2, 'drain:a')).messages.map((m) => m.payload.toString())).toEqual(['m3']);
+    await clocked.completeOutgoing(clientId, 2, 2);
+    // m3 is claimed but maybe not sent yet: a new message waits behind it, and a second drain gets nothing.
+    expect(await clocked.startDeliveries(clientId, conn, 2, [message(clientId, 4)])).toEqual(['queue']);
+    expect(await clocked.enqueue(message(clientId, 4))).toEqual({ queued: true });
+    expect((await clocked.claimQueued(clientId, conn, 2, 'drain:b')).messages).toEqual([]);
+    // Drain a died: after the lease, drain b goes on.
+    now += 31_000;
+    expect((await clocked.claimQueued(clientId, conn, 2, 'drain:b')).messages.map((m) => m.payload.toString())).toEqual(['m4']);
+    expect(await clocked.releaseHold(clientId, conn, 'drain:a', 2)).toBe('not-held');
+    expect(await clocked.releaseHold(clientId, conn, 'drain:b', 2)).toBe('released');
   });
 
   it('[MQTT-4.9.0-2] startDeliveries starts messages while they fit under the Receive Maximum; the rest queue', async () => {
@@ -368,7 +392,7 @@ describe('QoS state', () => {
     expect((await store.completeOutgoing(clientId, first!, 2)).queued).toBe(true);
     expect(await store.startDeliveries(clientId, conn, 2, [message(clientId, 5)])).toEqual(['queue']);
 
-    const claimed = await store.claimQueued(clientId, conn, 2);
+    const claimed = await store.claimQueued(clientId, conn, 2, 'drain:test');
     expect(claimed.messages.map((m) => m.payload.toString())).toEqual(['m3']);
     expect(claimed.more).toBe(true);
     // Claimed is in flight, recorded in the same write.
@@ -379,11 +403,11 @@ describe('QoS state', () => {
     const { clientId, conn, topic } = await connectedWithSubscriptions();
     await store.closeSession(clientId, conn, false, 3600);
     for (const n of [1, 2, 3]) await store.enqueue({ clientId, topic, payload: Buffer.from(`m${n}`), qos: 2, retain: false });
-    expect((await store.claimQueued(clientId, conn, 10)).messages).toEqual([]);
+    expect((await store.claimQueued(clientId, conn, 10, 'drain:test')).messages).toEqual([]);
 
     const next = connectionId();
     await store.openSession({ clientId, connectionId: next, protocolVersion: 5, cleanStart: false, ...limits });
-    const claimed = await store.claimQueued(clientId, next, 10);
+    const claimed = await store.claimQueued(clientId, next, 10, connectHold(next));
     expect(claimed.messages.map((m) => [m.payload.toString(), m.packetId, m.qos])).toEqual([
       ['m1', 1, 2],
       ['m2', 2, 2],
