@@ -1,0 +1,154 @@
+/**
+ * A handler dying at any point and invoked again. Every store call made while a PUBLISH is handled
+ * fails in turn, once before it runs (nothing written) and once after (written, and the handler
+ * never learns it); the handler goes on from the error as it would from DynamoDB's, and the
+ * publisher, not acknowledged, reconnects and resends until it is. Then every subscriber reconnects
+ * (as its client does when its connection was closed) and what each received is counted by packet
+ * id, as a QoS 2 receiver counts: two connected subscribers and one offline one, all at QoS 2.
+ * Whatever the point, a QoS 2 message reaches each subscriber exactly once, and a QoS 1 message
+ * at least once.
+ */
+import mqttPacket, { type IPublishPacket, type Packet } from 'mqtt-packet';
+import { randomBytes } from 'node:crypto';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { beforeAll, describe, expect, inject, it } from 'vitest';
+import { createBrokerDeps } from '../../functions/runtime';
+import type { BrokerDeps } from '../../shared/broker/context';
+import { handleConnectionClosed } from '../../shared/broker/connection-closed';
+import { handlePackets } from '../../shared/broker/dispatch';
+import type { BrokerStore, ConnectionGateway, DeliveryResult } from '../../shared/broker/ports';
+import { createTables } from '../../shared/store/create-tables';
+import { localTableNames } from '../../shared/store/tables';
+import { localCredentials, LOCAL_REGION } from '../../local/local-aws';
+
+/** What the handlers sent, per connection. */
+class RecordingGateway implements ConnectionGateway {
+  readonly sent = new Map<string, Buffer[]>();
+
+  async send(connectionId: string, data: Buffer): Promise<DeliveryResult> {
+    this.sent.set(connectionId, [...(this.sent.get(connectionId) ?? []), data]);
+    return 'delivered';
+  }
+
+  async sendMany(deliveries: ReadonlyArray<readonly [string, Buffer]>): Promise<Map<string, DeliveryResult>> {
+    const results = new Map<string, DeliveryResult>();
+    for (const [connectionId, data] of deliveries) results.set(connectionId, await this.send(connectionId, data));
+    return results;
+  }
+
+  async close(): Promise<void> {}
+
+  packets(connectionId: string): Packet[] {
+    const received: Packet[] = [];
+    const parser = mqttPacket.parser({ protocolVersion: 5 });
+    parser.on('packet', (packet: Packet) => received.push(packet));
+    for (const bytes of this.sent.get(connectionId) ?? []) parser.parse(bytes);
+    return received;
+  }
+}
+
+/** The store, failing the call numbered `failAt` (0-based) before or after it runs; counts the calls. */
+function failingStore(store: BrokerStore, failAt: number, when: 'before' | 'after'): { store: BrokerStore; calls: () => number } {
+  let calls = 0;
+  const proxy = new Proxy(store, {
+    get(target, property) {
+      const value: unknown = Reflect.get(target, property);
+      if (typeof value !== 'function') return value;
+      return async (...args: unknown[]) => {
+        const n = calls++;
+        if (n === failAt && when === 'before') throw new Error(`injected: ${String(property)} failed before it ran`);
+        const result: unknown = await value.apply(target, args);
+        if (n === failAt) throw new Error(`injected: ${String(property)} failed after it ran`);
+        return result;
+      };
+    },
+  });
+  return { store: proxy, calls: () => calls };
+}
+
+const bytes = (packet: object) => mqttPacket.generate(packet as Packet, { protocolVersion: 5 });
+const connect = (clientId: string) =>
+  bytes({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 5, clientId, clean: false, keepalive: 60, properties: { sessionExpiryInterval: 600 } });
+
+let deps: BrokerDeps;
+const gateway = new RecordingGateway();
+let n = 0;
+const newConnection = (who: string) => `${who}-conn-${++n}`;
+
+beforeAll(async () => {
+  const endpoint = inject('dynamoDbEndpoint');
+  const tables = localTableNames('crash-' + randomBytes(4).toString('hex'));
+  const admin = new DynamoDBClient({ endpoint, region: LOCAL_REGION, credentials: localCredentials });
+  await createTables(admin, tables);
+  admin.destroy();
+  const silent = { info: () => undefined, warn: () => undefined, error: () => undefined };
+  deps = { ...createBrokerDeps({ tables, dynamoDb: { endpoint, region: LOCAL_REGION, credentials: localCredentials }, security: { allowAnonymous: true }, log: silent }), gateway };
+});
+
+/**
+ * One round: subscribers set up, the PUBLISH handled with the store failing at call `failAt`, the
+ * publisher resending until acknowledged, the subscribers reconnecting. Returns, per subscriber, the
+ * packet ids the message reached it with, and whether a failure was injected at all.
+ */
+async function round(qos: 1 | 2, failAt: number, when: 'before' | 'after'): Promise<{ injected: boolean; ids: number[][] }> {
+  const run = `${qos}-${when}-${failAt}-${randomBytes(3).toString('hex')}`;
+  const topic = `crash/${run}`;
+  const subscribers = ['a', 'b', 'c'].map((name) => ({ clientId: `sub-${name}-${run}`, connections: [newConnection(name)] }));
+  for (const s of subscribers) {
+    await handlePackets(deps, s.connections[0]!, [connect(s.clientId), bytes({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic, qos: 2 }] })]);
+  }
+  // The third is offline: its message waits in its session's queue.
+  await handleConnectionClosed(deps, subscribers[2]!.connections[0]!);
+
+  const publisher = `pub-${run}`;
+  let connection = newConnection('pub');
+  await handlePackets(deps, connection, [connect(publisher)]);
+  const publish = (dup: boolean) => bytes({ cmd: 'publish', topic, payload: Buffer.from(run), qos, dup, retain: false, messageId: 7 });
+  const faulty = failingStore(deps.store, failAt, when);
+  // An error the handler does not catch fails the invocation; the listener then closes the connection.
+  await handlePackets({ ...deps, store: faulty.store }, connection, [publish(false)]).catch(() => undefined);
+  const acknowledged = () => gateway.packets(connection).some((p) => p.cmd === (qos === 2 ? 'pubrec' : 'puback'));
+  for (let attempt = 0; !acknowledged(); attempt++) {
+    expect(attempt, `${run}: the publisher is acknowledged within a few resends (it got ${gateway.packets(connection).map((p) => p.cmd).join(', ')})`).toBeLessThan(3);
+    await handleConnectionClosed(deps, connection);
+    connection = newConnection('pub');
+    await handlePackets(deps, connection, [connect(publisher), publish(true)]);
+  }
+  if (qos === 2) await handlePackets(deps, connection, [bytes({ cmd: 'pubrel', messageId: 7 })]);
+
+  for (const s of subscribers) {
+    const again = newConnection('again');
+    s.connections.push(again);
+    await handlePackets(deps, again, [connect(s.clientId)]);
+  }
+  const ids = subscribers.map((s) => [
+    ...new Set(
+      s.connections.flatMap((id) =>
+        gateway.packets(id).flatMap((p) => (p.cmd === 'publish' && (p as IPublishPacket).topic === topic ? [(p as IPublishPacket).messageId!] : [])),
+      ),
+    ),
+  ]);
+  return { injected: faulty.calls() > failAt, ids };
+}
+
+describe('a PUBLISH whose handler fails at any store call, then is resent', () => {
+  for (const qos of [2, 1] as const) {
+    it(`QoS ${qos}: every subscriber gets it ${qos === 2 ? 'exactly once' : 'at least once'}, whichever call fails, before or after it ran`, async () => {
+      let points = 0;
+      for (const when of ['before', 'after'] as const) {
+        for (let failAt = 0; ; failAt++) {
+          const { injected, ids } = await round(qos, failAt, when);
+          if (!injected) break;
+          points++;
+          for (const [i, got] of ids.entries()) {
+            const where = `failing call ${failAt} ${when} it ran, subscriber ${i}`;
+            if (qos === 2) expect(got.length, where).toBe(1);
+            else expect(got.length, where).toBeGreaterThanOrEqual(1);
+          }
+        }
+      }
+      console.log(`QoS ${qos}: ${points} failure points tried`);
+      expect(points).toBeGreaterThan(10);
+    }, 120_000);
+  }
+});
