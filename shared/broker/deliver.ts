@@ -121,26 +121,26 @@ export async function drainQueue(deps: BrokerDeps, outbox: Outbox, recipient: Re
   const { clientId, connectionId } = recipient;
   if (!connectionId || outbox.isClosing(connectionId)) return;
   const receiveMaximum = recipient.receiveMaximum ?? DEFAULT_RECEIVE_MAXIMUM;
-  for (let round = 0; ; round++) {
-    let messages: OutgoingMessage[];
-    try {
-      ({ messages } = await deps.store.claimQueued(clientId, connectionId, receiveMaximum, hold));
-    } catch (error) {
-      abandon(deps, outbox, recipient, error);
-      throw error;
+  try {
+    for (let round = 0; ; round++) {
+      const { messages } = await deps.store.claimQueued(clientId, connectionId, receiveMaximum, hold);
+      const now = deps.now();
+      // Queued under the session's last connection, a message may be too large for this one.
+      const dropped = messages.filter((message) => tooLarge({ recipient, message }, now));
+      for (const message of messages) if (!dropped.includes(message)) send(outbox, recipient, message, message.packetId, false, now);
+      await outbox.flushNow(deps, connectionId);
+      if (dropped.length > 0) {
+        // [MQTT-3.1.2-25] discarded as if sent and acknowledged; the room they took is claimed again
+        await completeUnsendable(deps, recipient, dropped);
+      } else if ((await deps.store.releaseHold(clientId, connectionId, hold, receiveMaximum)) !== 'queued') {
+        return;
+      }
+      if (round >= MAX_DRAIN_ROUNDS) throw new Error('the queue kept growing while it was drained');
     }
-    const now = deps.now();
-    // Queued under the session's last connection, a message may be too large for this one.
-    const dropped = messages.filter((message) => tooLarge({ recipient, message }, now));
-    for (const message of messages) if (!dropped.includes(message)) send(outbox, recipient, message, message.packetId, false, now);
-    await outbox.flushNow(deps, connectionId);
-    if (dropped.length > 0) {
-      // [MQTT-3.1.2-25] discarded as if sent and acknowledged; the room they took is claimed again
-      await completeUnsendable(deps, recipient, dropped);
-    } else if ((await deps.store.releaseHold(clientId, connectionId, hold, receiveMaximum)) !== 'queued') {
-      return;
-    }
-    if (round >= MAX_DRAIN_ROUNDS) throw new Error('the queue kept growing while it was drained');
+  } catch (error) {
+    // Claimed messages may be unsent, or the hold kept: the client reconnects, and its CONNECT resends and drains.
+    abandon(deps, outbox, recipient, error);
+    throw error;
   }
 }
 

@@ -172,6 +172,8 @@ function failConnection(
   const fields = { connectionId, clientId: connection?.clientId, reasonCode, error: known ? error.message : String(error) };
   if (known) deps.log.warn('closing connection: protocol error', fields);
   else deps.log.error('closing connection: handler failed', fields);
+  // Closing already (a failed delivery closed it): it says goodbye once.
+  if (outbox.isClosing(connectionId)) return;
   // Before CONNECT there is no version to speak; the connection just closes.
   // The protocol error's own words go to the client; an internal failure's never do.
   closeWithReason(outbox, connectionId, connection?.protocolVersion ?? 4, reasonCode, known ? error.message : undefined);
