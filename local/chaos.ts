@@ -49,8 +49,12 @@ export interface ChaosPublisher {
 
 export interface ChaosSubscriber {
   readonly name: string;
+  readonly clientId: string;
   /** Sequence numbers received, per topic, in arrival order. */
   readonly received: Map<string, number[]>;
+  /** At the end of the round: whether its client was connected, and how often it had reconnected (for a report on what went wrong). */
+  connectedAtEnd?: boolean;
+  reconnects?: number;
 }
 
 export interface ChaosResult {
@@ -106,7 +110,7 @@ export async function runChaosRound(options: ChaosOptions): Promise<ChaosResult>
     const subscriberClients: MqttClient[] = [];
     for (const name of ['sub-a', 'sub-b']) {
       const client = connect(name);
-      const s: ChaosSubscriber = { name, received: new Map() };
+      const s: ChaosSubscriber = { name, clientId: `chaos-${name}-${run}`, received: new Map() };
       client.on('message', (topic, payload) => {
         const list = s.received.get(topic) ?? [];
         list.push(Number(payload.toString().split(':')[1]));
@@ -208,6 +212,10 @@ export async function runChaosRound(options: ChaosOptions): Promise<ChaosResult>
       () => subscribers.every((s) => publishers.every((p) => acknowledgedInOrder(p).every((n) => (s.received.get(p.topic) ?? []).includes(n)))),
       SETTLE_MS,
     );
+    subscribers.forEach((s, i) => {
+      s.connectedAtEnd = subscriberClients[i]!.connected;
+      s.reconnects = clients.find((c) => c.client === subscriberClients[i])!.reconnects;
+    });
     return {
       publishers,
       subscribers,
@@ -253,7 +261,10 @@ export function chaosViolations(result: ChaosResult): string[] {
     for (const p of result.publishers) {
       const got = s.received.get(p.topic) ?? [];
       const missing = acknowledgedInOrder(p).filter((n) => !got.includes(n));
-      if (missing.length > 0) violations.push(`${p.name} -> ${s.name}: acknowledged but never delivered: ${missing.join(', ')}`);
+      if (missing.length > 0) {
+        const client = s.connectedAtEnd === undefined ? '' : ` (its client ${s.connectedAtEnd ? 'connected' : 'not connected'} at the end, ${s.reconnects} reconnects)`;
+        violations.push(`${p.name} -> ${s.name}: acknowledged but never delivered: ${missing.join(', ')}${client}`);
+      }
       const firsts = got.filter((n, i) => got.indexOf(n) === i);
       const inversion = firsts.findIndex((n, i) => i > 0 && n < firsts[i - 1]!);
       if (inversion > 0) violations.push(`${p.name} -> ${s.name}: out of order (received ${got.slice(Math.max(0, got.indexOf(firsts[inversion]!) - 6), got.indexOf(firsts[inversion]!) + 3).join(', ')})`);
