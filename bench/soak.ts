@@ -10,7 +10,10 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { chaosSummary, chaosViolations, runChaosRound, seeded } from '../local/chaos';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DynamoDBDocumentClient, QueryCommand } from '@aws-sdk/lib-dynamodb';
+import { localCredentials, LOCAL_REGION } from '../local/local-aws';
+import { chaosBrokerConfig, chaosSummary, chaosViolations, runChaosRound, seeded } from '../local/chaos';
 import { startDynamoDbLocal } from '../local/dynamodb-local';
 import { freePort } from '../local/free-port';
 import { startHarness } from '../local/harness';
@@ -32,8 +35,9 @@ const dynamoDb = await startDynamoDbLocal(await freePort(), '127.0.0.1', { dbPat
 const target = new URL(dynamoDb.endpoint);
 const proxy = await new TcpProxy(target.hostname, Number(target.port)).start();
 const faults = { handlerFailure: 0, storeFailure: 0, random: seeded(seed) };
-const harness = await startHarness({ dynamoDbEndpoint: proxy.endpoint, mqttPort: 0, wsPort: 0, apigwPort: 0, logLevel: 'silent', faults, sweepIntervalMs: 2000 });
+const harness = await startHarness({ dynamoDbEndpoint: proxy.endpoint, mqttPort: 0, wsPort: 0, apigwPort: 0, logLevel: 'silent', faults, sweepIntervalMs: 2000, config: chaosBrokerConfig });
 
+const documents = DynamoDBDocumentClient.from(new DynamoDBClient({ endpoint: dynamoDb.endpoint, region: LOCAL_REGION, credentials: localCredentials }));
 const mb = (bytes: number) => (bytes / 1024 / 1024).toFixed(1);
 const deadline = Date.now() + minutes * 60_000;
 let failed = false;
@@ -58,6 +62,14 @@ try {
     const elapsed = Math.round((Date.now() - (deadline - minutes * 60_000)) / 1000);
     console.log(`round ${round} (${elapsed} s): ${chaosSummary(result)}; ${violations.length} violations; rss ${mb(memory.rss)} MB, heap ${mb(memory.heapUsed)} MB`);
     for (const violation of violations) console.log(`  ${violation}`);
+    // What the broker holds for a subscriber that missed messages: its session's counters and holds, its queue and what is in flight.
+    for (const s of result.subscribers.filter((sub) => violations.some((v) => v.includes(`-> ${sub.name}:`)))) {
+      const items = await documents.send(new QueryCommand({ TableName: harness.tables.sessions, KeyConditionExpression: 'clientId = :c', ExpressionAttributeValues: { ':c': s.clientId } }));
+      const session = items.Items?.find((item) => item.sk === 'session');
+      const kinds = (prefix: string) => items.Items?.filter((item) => String(item.sk).startsWith(prefix)).length ?? 0;
+      const { connectionId, heldBy, heldUntil, queued, inflight } = session ?? {};
+      console.log(`  ${s.name} session: ${JSON.stringify({ connectionId, heldBy, heldUntil, queued, inflight, now: Date.now() })}, ${kinds('q#')} queued, ${kinds('out#')} in flight`);
+    }
     if (violations.length > 0 || result.unsettled > 0) failed = true;
   }
 } finally {

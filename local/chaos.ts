@@ -12,6 +12,13 @@ import mqtt, { type MqttClient } from 'mqtt';
 import type { Harness } from './harness';
 import type { TcpProxy } from './tcp-proxy';
 
+/**
+ * Broker settings for a chaos harness. The faults make each client reconnect hundreds of times a
+ * minute, far beyond the connection rate a device is allowed (20 per client id per 60 s by
+ * default, tested in limits.test.ts), which would then lock it out for the rest of the window.
+ */
+export const chaosBrokerConfig = { connectRate: undefined } as const;
+
 export interface ChaosFaults {
   handlerFailure: number;
   storeFailure?: number;

@@ -16,7 +16,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { chaosSummary, chaosViolations, runChaosRound, seeded } from '../../local/chaos';
+import { chaosBrokerConfig, chaosSummary, chaosViolations, runChaosRound, seeded } from '../../local/chaos';
 import { startDynamoDbLocal, type RunningDynamoDb } from '../../local/dynamodb-local';
 import { freePort } from '../../local/free-port';
 import { startHarness, type Harness } from '../../local/harness';
@@ -38,6 +38,7 @@ beforeAll(async () => {
     logLevel: 'silent',
     faults,
     sweepIntervalMs: 2000,
+    config: chaosBrokerConfig,
   });
 });
 
