@@ -639,8 +639,8 @@ export class DynamoBrokerStore implements BrokerStore {
   private async transact(items: NonNullable<ConstructorParameters<typeof TransactWriteCommand>[0]['TransactItems']>): Promise<{ ok: true } | { ok: false; failed: boolean[] }> {
     for (let attempt = 0; ; attempt++) {
       try {
-        const out = await this.client.send(new TransactWriteCommand({ TransactItems: items, ReturnConsumedCapacity: CAPACITY }));
-        this.meter.recordTransaction(out.ConsumedCapacity);
+        await this.client.send(new TransactWriteCommand({ TransactItems: items }));
+        this.meter.recordTransaction(items);
         return { ok: true };
       } catch (error) {
         if (!(error instanceof TransactionCanceledException)) throw error;
