@@ -90,6 +90,17 @@ try {
     caFile = path.join(mkdtempSync(path.join(tmpdir(), 'serverless-mqtt-tls-')), 'ca.pem');
     writeFileSync(caFile, harness.tlsCertificate);
   }
+  // Ready to stop before saying it is running: whoever reads the lines below may press Ctrl-C at once.
+  let stopping = false;
+  const shutdown = (): void => {
+    if (stopping) return;
+    stopping = true;
+    process.stdout.write('stopping...\n');
+    if (caFile) rmSync(path.dirname(caFile), { recursive: true, force: true });
+    void harness.stop().then(() => process.exit(0));
+  };
+  process.on('SIGINT', shutdown);
+  process.on('SIGTERM', shutdown);
   process.stdout.write(
     [
       'Serverless MQTT broker running locally:',
@@ -107,16 +118,6 @@ try {
       '',
     ].join('\n'),
   );
-  let stopping = false;
-  const shutdown = (): void => {
-    if (stopping) return;
-    stopping = true;
-    process.stdout.write('stopping...\n');
-    if (caFile) rmSync(path.dirname(caFile), { recursive: true, force: true });
-    void harness.stop().then(() => process.exit(0));
-  };
-  process.on('SIGINT', shutdown);
-  process.on('SIGTERM', shutdown);
 } catch (error) {
   fail(withPortHint(error instanceof Error ? error.message : String(error)));
 }

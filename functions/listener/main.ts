@@ -32,16 +32,17 @@ const listener = new MqttListener({
   limits: listenerLimitsFromEnv(env),
 });
 const addresses = await listener.start();
-log.info('listener started', { ...addresses });
 
 // ECS sends SIGTERM when it stops the task (a deployment, scale-in) and SIGKILL after the task
 // definition's stopTimeout (30 s, infra/constructs/device-listener.ts). Drain well inside that:
 // clients hear the server is going and reconnect through the load balancer to another task.
+// Installed before the task says it has started, so a SIGTERM right after is drained too.
 const DRAIN_MS = 20_000;
 process.once('SIGTERM', () => {
   log.info('SIGTERM: draining connections', { drainMs: DRAIN_MS });
   void listener.stop(DRAIN_MS).then(() => process.exit(0));
 });
+log.info('listener started', { ...addresses });
 
 /** The task's private IPv4, from the ECS task metadata endpoint (v4). */
 async function taskAddress(): Promise<string> {
