@@ -1,13 +1,13 @@
 /**
  * The chaos suite: QoS 1 and QoS 2 publishers and subscribers with persistent sessions keep
  * working while the suite injects every fault local/chaos.ts has: the packet handler failing
- * before or after it runs, store calls failing before or after they run (the listener then closes
- * that connection), publishers' and subscribers' sockets dropped, the listener killed and a new
- * one started on the same ports, and DynamoDB Local restarted with its data. Afterwards, what the
- * clients observed must hold: every QoS 1 message acknowledged to its publisher reached every
- * subscriber at least once, every QoS 2 message exactly once, and each publisher's messages
- * arrived in the order it sent them (for QoS 1, the first occurrences). A subscriber reconnecting
- * while messages flow meets the known gap in the README's Reliability section.
+ * before or after it runs (the listener then closes that connection), store calls failing before
+ * or after they run (the handler goes on from the error as from DynamoDB's), publishers' and
+ * subscribers' sockets dropped, the listener killed and a new one started on the same ports, and
+ * DynamoDB Local restarted with its data. Afterwards, what the clients observed must hold: every
+ * QoS 1 message acknowledged to its publisher reached every subscriber at least once, every QoS 2
+ * message exactly once, and each publisher's messages arrived in the order it sent them (for
+ * QoS 1, the first occurrences).
  *
  * It runs its own DynamoDB Local (in a temporary directory, so it can restart it without
  * disturbing the other test files on the shared one).
