@@ -171,13 +171,13 @@ export async function runChaosRound(options: ChaosOptions): Promise<ChaosResult>
         }
       }
     });
-    const victims = [
-      ...publishers.map((p) => ({ client: p.client, publisher: true })),
-      ...(options.dropSubscribers ? subscriberClients.map((client) => ({ client, publisher: false })) : []),
-    ];
+    const publisherVictims = publishers.map((p) => ({ client: p.client, publisher: true }));
+    const subscriberVictims = subscriberClients.map((client) => ({ client, publisher: false }));
     const dropping = (async () => {
-      while (Date.now() < deadline) {
+      // Publishers and (when asked) subscribers by turns, so a round drops some of each.
+      for (let turn = 0; Date.now() < deadline; turn++) {
         await sleep(400 + faults.random() * 600);
+        const victims = options.dropSubscribers && turn % 2 === 1 ? subscriberVictims : publisherVictims;
         const victim = victims[Math.floor(faults.random() * victims.length)]!;
         if (!victim.client.connected) continue;
         victim.client.stream.destroy();
