@@ -214,8 +214,8 @@ export interface BrokerStore {
    */
   closeSession(clientId: string, connectionId: string, endSession: boolean, expiryInterval: number): Promise<CloseSessionResult>;
   getSessions(clientIds: readonly string[]): Promise<Map<string, SessionRecord>>;
-  /** Sessions whose expiry has passed: their state and routes are deleted. Returns how many. */
-  endExpiredSessions(now: number, limit: number): Promise<number>;
+  /** Sessions whose expiry has passed: their state and routes are deleted. Returns how many, and their pending delayed wills (to publish now). */
+  endExpiredSessions(now: number, limit: number): Promise<{ ended: number; wills: DueWill[] }>;
 
   /** Store the subscriptions (replacing any with the same filter); for each, whether it existed. */
   subscribe(clientId: string, subscriptions: readonly Subscription[]): Promise<boolean[]>;

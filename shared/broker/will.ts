@@ -61,6 +61,8 @@ export async function runDueTimers(deps: BrokerDeps, limit = 100): Promise<{ wil
     await publishWill(deps, due.clientId, due.will, `will@${due.id}`);
     await deps.store.completeWill(due.clientId, due.id);
   }
-  const sessions = await deps.store.endExpiredSessions(deps.now(), limit);
-  return { wills: wills.length, sessions };
+  const { ended: sessions, wills: ending } = await deps.store.endExpiredSessions(deps.now(), limit);
+  // Delayed wills whose session ended first: published now, as the session ends.
+  for (const due of ending) await publishWill(deps, due.clientId, due.will, `will@${due.id}`);
+  return { wills: wills.length + ending.length, sessions };
 }

@@ -268,9 +268,10 @@ export class DynamoBrokerStore implements BrokerStore {
     return session === undefined || (session.connectionId === undefined && session.closedConnectionId === connectionId);
   }
 
-  async endExpiredSessions(now: number, limit: number): Promise<number> {
+  async endExpiredSessions(now: number, limit: number): Promise<{ ended: number; wills: DueWill[] }> {
     const due = await this.dueTimers('expiry', now, limit);
     let ended = 0;
+    const wills: DueWill[] = [];
     for (const item of due) {
       const clientId = item.clientId as string;
       // Still expired and still without a connection: a client that came back keeps its session.
@@ -278,11 +279,18 @@ export class DynamoBrokerStore implements BrokerStore {
         ':now': now,
       });
       if (!gone) continue;
+      // A delayed will still pending is published now, as its session ends [MQTT-3.1.2-8] (unless
+      // claimDueWills has it already: its due time can fall a moment after the session's end).
+      const will = await this.deleteReturning(this.tables.sessions, { clientId, sk: WILL_SK }, 'attribute_not_exists(claimedAt) OR claimedAt < :stale', {
+        ':stale': now - CONNECTION_END_LEASE_MS,
+      });
+      if (will) wills.push({ clientId, will: toWill(will.will as Item), id: String(will.timerAt) });
       await this.deleteSessionState(clientId);
       ended++;
     }
-    return ended;
+    return { ended, wills };
   }
+
 
   async getSessions(clientIds: readonly string[]): Promise<Map<string, SessionRecord>> {
     const items = await this.batchGet(

@@ -120,6 +120,23 @@ describe('timers', () => {
     expect(mine(await store.claimDueWills(now, 100))).toEqual([]);
   });
 
+  it('[MQTT-3.1.2-8] a delayed will still pending when its session ends is handed over for publishing then, once', async () => {
+    let now = Date.now();
+    const store = fixture.storeAt(() => now);
+    const clientId = uniqueClientId('will-at-end');
+    const will = { topic: 'w/end', payload: Buffer.from('gone'), qos: 1 as const, retain: false, delayInterval: 300 };
+    await store.openSession({ clientId, connectionId: `c-${clientId}`, protocolVersion: 5, cleanStart: true, receiveMaximum: 65535, topicAliasMaximum: 0 });
+    await store.closeSession(clientId, `c-${clientId}`, false, 1);
+    // Due at the session's end, a moment after it, as settleWill computes it after closeSession.
+    expect(await store.scheduleWill(clientId, will, now + 1_005)).toBe(true);
+    now += 1_001;
+    const mine = <W extends { clientId: string }>(wills: W[]) => wills.filter((w) => w.clientId === clientId);
+    expect(mine(await store.claimDueWills(now, 100))).toEqual([]);
+    expect(mine((await store.endExpiredSessions(now, 100)).wills)).toEqual([{ clientId, will, id: String(now + 4) }]);
+    now += 10;
+    expect(mine(await store.claimDueWills(now, 100))).toEqual([]);
+  });
+
   it('an expired session is ended by the timer: state, routes and queue gone; a reconnected one is kept', async () => {
     let now = Date.now();
     const store = fixture.storeAt(() => now);
@@ -134,7 +151,7 @@ describe('timers', () => {
     }
     await store.openSession({ clientId: back, connectionId: 'c-again', protocolVersion: 5, cleanStart: false, ...limits });
     now += 11_000;
-    expect(await store.endExpiredSessions(now, 100)).toBeGreaterThanOrEqual(1);
+    expect((await store.endExpiredSessions(now, 100)).ended).toBeGreaterThanOrEqual(1);
     expect([...(await store.getSessions([expired, back])).keys()]).toEqual([back]);
     expect(await store.findSubscriptions(`${expired}/t`)).toEqual([]);
     expect(await store.findSubscriptions(`${back}/t`)).toHaveLength(1);
