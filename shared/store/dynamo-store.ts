@@ -598,15 +598,15 @@ export class DynamoBrokerStore implements BrokerStore {
     const counts = countsInFlight(receiveMaximum);
     const outgoing = live.map((message, i) => ({ ...message, packetId: packetIdOf(counter + 1 + i) }));
     const marks = fromQueue.length > 0 ? [] : this.onceMarks(messages);
+    const sets = ['nextPacketId = :next', ...(hold ? ['heldBy = :hold', 'heldUntil = :until'] : [])];
+    const adds = [...(counts && live.length > 0 ? ['inflight :n'] : []), ...(fromQueue.length > 0 ? ['queued :minus'] : [])];
     const update = {
       TableName: this.tables.sessions,
       Key: { clientId, sk: SESSION_SK },
-      UpdateExpression: ['SET nextPacketId = :next', hold ? ', heldBy = :hold, heldUntil = :until' : '', counts && live.length > 0 ? 'ADD inflight :n' : '', fromQueue.length > 0 ? (counts && live.length > 0 ? ', queued :minus' : 'ADD queued :minus') : '']
-        .filter(Boolean)
-        .join(' '),
+      UpdateExpression: `SET ${sets.join(', ')}${adds.length > 0 ? ` ADD ${adds.join(', ')}` : ''}`,
       ConditionExpression: [
         // A drain holds the session while it sends (others queue behind it); new messages start only when nobody holds it.
-        hold ? 'connectionId = :c AND (attribute_not_exists(heldUntil) OR heldUntil < :now OR heldBy = :hold)' : 'connectionId = :c AND (attribute_not_exists(heldUntil) OR heldUntil < :now)',
+        `connectionId = :c AND (attribute_not_exists(heldUntil) OR heldUntil < :now${hold ? ' OR heldBy = :hold' : ''})`,
         counter === 0 ? 'attribute_not_exists(nextPacketId)' : 'nextPacketId = :counter',
         counts ? '(attribute_not_exists(inflight) OR inflight <= :room)' : '',
         fromQueue.length > 0 ? '' : '(attribute_not_exists(queued) OR queued <= :zero)',

@@ -6,29 +6,16 @@
  * The watcher and the publisher use the API Gateway door, which the kill leaves standing.
  */
 import mqtt from 'mqtt';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { startHarness, type Harness } from '../../local/harness';
+import { describe, expect, it } from 'vitest';
+import { useHarness } from '../support/harness';
 import { collect, connectThroughApiGateway, endAll, eventually, settle } from '../support/clients';
 
-let harness: Harness;
-
-beforeAll(async () => {
-  harness = await startHarness({
-    dynamoDbEndpoint: inject('dynamoDbEndpoint'),
-    mqttPort: 0,
-    wsPort: 0,
-    apigwPort: 0,
-    logLevel: 'error',
-    sweepIntervalMs: 3_600_000, // the test runs the sweeper itself
-  });
-});
-
-afterAll(async () => {
-  await harness?.stop();
-});
+// The test runs the sweeper itself.
+const useTestHarness = useHarness({ sweepIntervalMs: 3_600_000 });
 
 describe('the listener killed and restarted on the same ports', () => {
   it('[MQTT-3.1.2-8] the will is published once the sweeper runs, and the subscriber reconnects to collect what was published while it was away', async () => {
+    const harness = useTestHarness();
     const id = `${process.pid}-${Date.now()}`;
     const willTopic = `restart/will/${id}`;
     const topic = `restart/queue/${id}`;

@@ -10,42 +10,12 @@
  */
 import mqttPacket, { type IPublishPacket, type Packet } from 'mqtt-packet';
 import { randomBytes } from 'node:crypto';
-import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { beforeAll, describe, expect, inject, it } from 'vitest';
-import { createBrokerDeps } from '../../functions/runtime';
+import { beforeAll, describe, expect, it } from 'vitest';
 import type { BrokerDeps } from '../../shared/broker/context';
 import { handleConnectionClosed } from '../../shared/broker/connection-closed';
 import { handlePackets } from '../../shared/broker/dispatch';
-import type { BrokerStore, ConnectionGateway, DeliveryResult } from '../../shared/broker/ports';
-import { createTables } from '../../shared/store/create-tables';
-import { localTableNames } from '../../shared/store/tables';
-import { localCredentials, LOCAL_REGION } from '../../local/local-aws';
-
-/** What the handlers sent, per connection. */
-class RecordingGateway implements ConnectionGateway {
-  readonly sent = new Map<string, Buffer[]>();
-
-  async send(connectionId: string, data: Buffer): Promise<DeliveryResult> {
-    this.sent.set(connectionId, [...(this.sent.get(connectionId) ?? []), data]);
-    return 'delivered';
-  }
-
-  async sendMany(deliveries: ReadonlyArray<readonly [string, Buffer]>): Promise<Map<string, DeliveryResult>> {
-    const results = new Map<string, DeliveryResult>();
-    for (const [connectionId, data] of deliveries) results.set(connectionId, await this.send(connectionId, data));
-    return results;
-  }
-
-  async close(): Promise<void> {}
-
-  packets(connectionId: string): Packet[] {
-    const received: Packet[] = [];
-    const parser = mqttPacket.parser({ protocolVersion: 5 });
-    parser.on('packet', (packet: Packet) => received.push(packet));
-    for (const bytes of this.sent.get(connectionId) ?? []) parser.parse(bytes);
-    return received;
-  }
-}
+import type { BrokerStore } from '../../shared/broker/ports';
+import { recordingDeps, RecordingGateway } from '../support/recording-gateway';
 
 /** The store, failing the call numbered `failAt` (0-based) before or after it runs; counts the calls. */
 function failingStore(store: BrokerStore, failAt: number, when: 'before' | 'after'): { store: BrokerStore; calls: () => number } {
@@ -76,13 +46,7 @@ let n = 0;
 const newConnection = (who: string) => `${who}-conn-${++n}`;
 
 beforeAll(async () => {
-  const endpoint = inject('dynamoDbEndpoint');
-  const tables = localTableNames('crash-' + randomBytes(4).toString('hex'));
-  const admin = new DynamoDBClient({ endpoint, region: LOCAL_REGION, credentials: localCredentials });
-  await createTables(admin, tables);
-  admin.destroy();
-  const silent = { info: () => undefined, warn: () => undefined, error: () => undefined };
-  deps = { ...createBrokerDeps({ tables, dynamoDb: { endpoint, region: LOCAL_REGION, credentials: localCredentials }, security: { allowAnonymous: true }, log: silent }), gateway };
+  deps = await recordingDeps('crash', gateway, { log: { info: () => undefined, warn: () => undefined, error: () => undefined } });
 });
 
 /**

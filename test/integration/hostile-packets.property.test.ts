@@ -5,26 +5,19 @@
  *   bytes) without an unexpected error: every byte it sends decodes as packets of the client's
  *   version, a DISCONNECT it sends carries an error reason code, nothing is sent after a close,
  *   and nothing fails unexpectedly (no error-level log line).
- * The gateway here records what the handler sends instead of delivering it: it is the network's
- * edge, and what it records is what a client would receive.
+ * The gateway here (test/support/recording-gateway.ts) records what the handler sends instead of
+ * delivering it: what it records is what a client would receive.
  */
 import fc from 'fast-check';
-import mqttPacket, { type Packet } from 'mqtt-packet';
-import { randomBytes } from 'node:crypto';
-import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { beforeAll, describe, expect, inject, it } from 'vitest';
-import { createBrokerDeps } from '../../functions/runtime';
+import { beforeAll, describe, expect, it } from 'vitest';
 import type { BrokerDeps } from '../../shared/broker/context';
 import { handleConnectionClosed } from '../../shared/broker/connection-closed';
 import { handlePackets } from '../../shared/broker/dispatch';
-import type { ConnectionGateway, DeliveryResult } from '../../shared/broker/ports';
 import { decodePacket } from '../../shared/protocol/codec';
 import { MqttFramer } from '../../shared/protocol/framer';
 import { MqttProtocolError } from '../../shared/protocol/reason-codes';
-import { createTables } from '../../shared/store/create-tables';
-import { localTableNames } from '../../shared/store/tables';
-import { localCredentials, LOCAL_REGION } from '../../local/local-aws';
 import { connectBytes, hostileBytes, type Version } from '../support/hostile-packets';
+import { recordingDeps, RecordingGateway } from '../support/recording-gateway';
 
 const TIME_LIMIT_MS = Number(process.env.PROPERTY_MS ?? 3_000);
 const version = fc.constantFrom<Version>(4, 5);
@@ -80,48 +73,16 @@ describe('codec and framer (pure)', () => {
   });
 });
 
-/** What the handler sent, per connection, as a client would receive it. */
-class RecordingGateway implements ConnectionGateway {
-  readonly sent = new Map<string, Buffer[]>();
-  readonly closed = new Set<string>();
-  readonly afterClose: string[] = [];
-
-  async send(connectionId: string, data: Buffer): Promise<DeliveryResult> {
-    if (this.closed.has(connectionId)) this.afterClose.push(connectionId);
-    this.sent.set(connectionId, [...(this.sent.get(connectionId) ?? []), data]);
-    return 'delivered';
-  }
-
-  async sendMany(deliveries: ReadonlyArray<readonly [string, Buffer]>): Promise<Map<string, DeliveryResult>> {
-    const results = new Map<string, DeliveryResult>();
-    for (const [connectionId, data] of deliveries) results.set(connectionId, await this.send(connectionId, data));
-    return results;
-  }
-
-  async close(connectionId: string): Promise<void> {
-    this.closed.add(connectionId);
-  }
-}
-
 describe('handlePackets over DynamoDB Local', () => {
   let deps: BrokerDeps;
   const gateway = new RecordingGateway();
   const errors: string[] = [];
 
   beforeAll(async () => {
-    const endpoint = inject('dynamoDbEndpoint');
-    const tables = localTableNames('prop-' + randomBytes(4).toString('hex'));
-    const admin = new DynamoDBClient({ endpoint, region: LOCAL_REGION, credentials: localCredentials });
-    await createTables(admin, tables);
-    admin.destroy();
-    const real = createBrokerDeps({
-      tables,
-      dynamoDb: { endpoint, region: LOCAL_REGION, credentials: localCredentials },
-      security: { allowAnonymous: true },
+    deps = await recordingDeps('prop', gateway, {
       config: { maximumPacketSize: 1024 },
       log: { info: () => undefined, warn: () => undefined, error: (message, fields) => errors.push(`${message} ${JSON.stringify(fields)}`) },
     });
-    deps = { ...real, gateway };
   });
   it('any batch after a valid CONNECT is answered with well-formed packets and closes with an error reason code', async () => {
     let n = 0;
@@ -138,13 +99,7 @@ describe('handlePackets over DynamoDB Local', () => {
       }
       await handlePackets(deps, connectionId, frames);
 
-      const received: Packet[] = [];
-      const parser = mqttPacket.parser({ protocolVersion: v });
-      parser.on('packet', (packet: Packet) => received.push(packet));
-      parser.on('error', (error: Error) => {
-        throw new Error(`the broker sent bytes a v${v} client cannot parse: ${error.message}`);
-      });
-      for (const bytes of gateway.sent.get(connectionId) ?? []) parser.parse(bytes);
+      const received = gateway.packets(connectionId, v);
       expect(received[0]).toMatchObject({ cmd: 'connack' });
       for (const packet of received.filter((p) => p.cmd === 'disconnect')) {
         expect(v).toBe(5);
