@@ -27,6 +27,7 @@ import { MqttListener } from '../shared/listener/listener';
 import { createTables } from '../shared/store/create-tables';
 import type { StoreRetryOptions } from '../shared/store/store-errors';
 import type { DynamoBrokerStore } from '../shared/store/dynamo-store';
+import type { BrokerStore } from '../shared/broker/ports';
 import { localTableNames, type TableNames } from '../shared/store/tables';
 import { ApiGatewayEmulator, type EmulatorOptions } from './apigw-emulator';
 import { ConsoleServer } from './console-server';
@@ -325,26 +326,44 @@ function faulty(
 
 /**
  * The store with the injected store failures of `options` (none without them), counted in `count`.
- * Every method of the store returns a promise (BrokerStore, shared/broker/ports.ts).
+ * Every method of every port returns a promise (shared/broker/ports/).
  */
-function faultyStore<T extends object>(store: T, options: HarnessOptions['faults'], count: { storeFailures: number }): T {
+function faultyStore(store: BrokerStore, options: HarnessOptions['faults'], count: { storeFailures: number }): BrokerStore {
   if (!options) return store;
   const random = options.random ?? Math.random;
-  return new Proxy(store, {
-    get(target, property) {
-      const value: unknown = Reflect.get(target, property);
-      if (typeof value !== 'function') return value;
-      return (...args: unknown[]): Promise<unknown> => {
-        const probability = options.storeFailure ?? 0;
-        if (probability === 0 || random() >= probability) return value.apply(target, args) as Promise<unknown>;
-        count.storeFailures++;
-        if (random() < 0.5) return Promise.reject(new Error(`injected fault: store ${String(property)} failed before it ran`));
-        return (value.apply(target, args) as Promise<unknown>).then(() => {
-          throw new Error(`injected fault: store ${String(property)} failed after it ran`);
-        });
-      };
-    },
+  return wrapEachPort(store, (_port, method, call) => {
+    const probability = options.storeFailure ?? 0;
+    if (probability === 0 || random() >= probability) return call();
+    count.storeFailures++;
+    if (random() < 0.5) return Promise.reject(new Error(`injected fault: store ${method} failed before it ran`));
+    return call().then(() => {
+      throw new Error(`injected fault: store ${method} failed after it ran`);
+    });
   });
+}
+
+/** The store with every call to every port's methods passed through `around` (fault injection). */
+export function wrapEachPort(
+  store: BrokerStore,
+  around: (port: string, method: string, call: () => Promise<unknown>) => Promise<unknown>,
+): BrokerStore {
+  const wrap = <P extends object>(name: string, port: P): P =>
+    new Proxy(port, {
+      get(target, property) {
+        const value: unknown = Reflect.get(target, property);
+        if (typeof value !== 'function') return value;
+        return (...args: unknown[]) => around(name, String(property), () => value.apply(target, args) as Promise<unknown>);
+      },
+    });
+  return {
+    connections: wrap('connections', store.connections),
+    sessions: wrap('sessions', store.sessions),
+    subscriptions: wrap('subscriptions', store.subscriptions),
+    deliveries: wrap('deliveries', store.deliveries),
+    receipts: wrap('receipts', store.receipts),
+    retained: wrap('retained', store.retained),
+    wills: wrap('wills', store.wills),
+  };
 }
 
 const PACKET_TYPES = ['reserved', 'connect', 'connack', 'publish', 'puback', 'pubrec', 'pubrel', 'pubcomp', 'subscribe', 'suback', 'unsubscribe', 'unsuback', 'pingreq', 'pingresp', 'disconnect', 'auth'];

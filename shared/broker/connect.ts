@@ -54,7 +54,7 @@ export async function handleConnect(
   if (!admission.ok) return refuse(admission.reasonCode, admission.why);
 
   const sessionExpiryInterval = sessionExpiryOf(packet, protocolVersion, cleanStart);
-  const { sessionPresent, previousConnectionId, previousProtocolVersion, earlierTakenOver, endedSessionWill } = await deps.store.openSession({
+  const { sessionPresent, previousConnectionId, previousProtocolVersion, earlierTakenOver, endedSessionWill } = await deps.store.sessions.openSession({
     clientId,
     connectionId,
     protocolVersion,
@@ -76,7 +76,7 @@ export async function handleConnect(
   // A delayed will of the previous connection: a resumed session cancels it [MQTT-3.1.3-9]; a
   // clean start ended that session, and a will is published when its session ends.
   if (endedSessionWill) await publishWill(deps, clientId, endedSessionWill, `ended#${connectionId}`);
-  else if (sessionPresent) await deps.store.cancelWill(clientId);
+  else if (sessionPresent) await deps.store.wills.cancelWill(clientId);
 
   const keepAlive = negotiateKeepAlive(deps, connectionId, protocolVersion, packet.keepalive ?? 0);
   const connection: ConnectionRecord = {
@@ -92,7 +92,7 @@ export async function handleConnect(
     ...(protocolVersion === 5 ? { requestProblemInformation: packet.properties?.requestProblemInformation !== false } : {}),
     ...admission.identity,
   };
-  await deps.store.putConnection(connection);
+  await deps.store.connections.putConnection(connection);
 
   const assigned = clientId !== packet.clientId ? clientId : undefined;
   outbox.send(

@@ -11,15 +11,15 @@ import { settleWill } from './will';
 
 /** The network connection is gone (closed by either side, or found gone on delivery). */
 export async function handleConnectionClosed(deps: BrokerDeps, connectionId: string): Promise<void> {
-  const connection = await deps.store.claimConnectionEnd(connectionId);
+  const connection = await deps.store.connections.claimConnectionEnd(connectionId);
   if (connection) await endConnection(deps, connection);
 }
 
 /** End a connection whose end the caller has claimed, as it stands now: a DISCONNECT may have changed its Session Expiry Interval and dropped its will. */
 export async function endConnection(deps: BrokerDeps, connection: ConnectionRecord): Promise<void> {
   const { connectionId, clientId, sessionExpiryInterval } = connection;
-  const closed = await deps.store.closeSession(clientId, connectionId, sessionExpiryInterval === 0, sessionExpiryInterval);
+  const closed = await deps.store.sessions.closeSession(clientId, connectionId, sessionExpiryInterval === 0, sessionExpiryInterval);
   deps.log.info('connection closed', { connectionId, clientId, session: closed });
   await settleWill(deps, connection, closed);
-  await deps.store.deleteConnection(connectionId);
+  await deps.store.connections.deleteConnection(connectionId);
 }

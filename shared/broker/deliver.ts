@@ -68,7 +68,7 @@ export async function deliver(deps: BrokerDeps, outbox: Outbox, deliveries: read
       // The client's QoS 1/2 messages go in flight together (recorded before a byte is sent), or queue.
       const starts =
         online && acknowledged.length > 0
-          ? await deps.store.startDeliveries(first.clientId, online, first.receiveMaximum ?? DEFAULT_RECEIVE_MAXIMUM, acknowledged)
+          ? await deps.store.deliveries.startDeliveries(first.clientId, online, first.receiveMaximum ?? DEFAULT_RECEIVE_MAXIMUM, acknowledged)
           : acknowledged.map(() => 'queue' as const);
       for (const { recipient, message } of list) {
         if (message.qos === 0) {
@@ -81,7 +81,7 @@ export async function deliver(deps: BrokerDeps, outbox: Outbox, deliveries: read
           planned.push({ recipient, message, packetId: start.packetId });
           continue;
         }
-        const queued = await deps.store.enqueue(message);
+        const queued = await deps.store.deliveries.enqueue(message);
         if (queued.drainOn) drains.set(recipient.clientId, { ...recipient, connectionId: queued.drainOn });
       }
     } catch (error) {
@@ -123,7 +123,7 @@ export async function drainQueue(deps: BrokerDeps, outbox: Outbox, recipient: Re
   const receiveMaximum = recipient.receiveMaximum ?? DEFAULT_RECEIVE_MAXIMUM;
   try {
     for (let round = 0; ; round++) {
-      const { messages } = await deps.store.claimQueued(clientId, connectionId, receiveMaximum, hold);
+      const { messages } = await deps.store.deliveries.claimQueued(clientId, connectionId, receiveMaximum, hold);
       const now = deps.now();
       // Queued under the session's last connection, a message may be too large for this one.
       const dropped = messages.filter((message) => tooLarge({ recipient, message }, now));
@@ -132,7 +132,7 @@ export async function drainQueue(deps: BrokerDeps, outbox: Outbox, recipient: Re
       if (dropped.length > 0) {
         // [MQTT-3.1.2-25] discarded as if sent and acknowledged; the room they took is claimed again
         await completeUnsendable(deps, recipient, dropped);
-      } else if ((await deps.store.releaseHold(clientId, connectionId, hold, receiveMaximum)) !== 'queued') {
+      } else if ((await deps.store.deliveries.releaseHold(clientId, connectionId, hold, receiveMaximum)) !== 'queued') {
         return;
       }
       if (round >= MAX_DRAIN_ROUNDS) throw new Error('the queue kept growing while it was drained');
@@ -151,9 +151,9 @@ export async function drainQueue(deps: BrokerDeps, outbox: Outbox, recipient: Re
  */
 export async function resendInFlight(deps: BrokerDeps, outbox: Outbox, recipient: Recipient): Promise<void> {
   if (!recipient.connectionId) return;
-  const messages = await deps.store.listOutgoing(recipient.clientId);
+  const messages = await deps.store.deliveries.listOutgoing(recipient.clientId);
   // The client may have a different Receive Maximum now: count what is really in flight.
-  if ((recipient.receiveMaximum ?? DEFAULT_RECEIVE_MAXIMUM) < DEFAULT_RECEIVE_MAXIMUM) await deps.store.setInFlight(recipient.clientId, messages.length);
+  if ((recipient.receiveMaximum ?? DEFAULT_RECEIVE_MAXIMUM) < DEFAULT_RECEIVE_MAXIMUM) await deps.store.deliveries.setInFlight(recipient.clientId, messages.length);
   const now = deps.now();
   const dropped: OutgoingMessage[] = [];
   for (const message of messages) {
@@ -173,7 +173,7 @@ export async function resendInFlight(deps: BrokerDeps, outbox: Outbox, recipient
 async function completeUnsendable(deps: BrokerDeps, recipient: Recipient, messages: readonly OutgoingMessage[]): Promise<void> {
   for (const message of messages) {
     deps.log.info('message larger than the subscriber accepts, not sent', { clientId: recipient.clientId, topic: message.topic });
-    await deps.store.completeOutgoing(recipient.clientId, message.packetId, recipient.receiveMaximum ?? DEFAULT_RECEIVE_MAXIMUM);
+    await deps.store.deliveries.completeOutgoing(recipient.clientId, message.packetId, recipient.receiveMaximum ?? DEFAULT_RECEIVE_MAXIMUM);
   }
 }
 

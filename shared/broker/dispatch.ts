@@ -44,7 +44,7 @@ export async function handlePackets(
   const outbox = new Outbox();
   let connection: ConnectionRecord | undefined;
   try {
-    connection = await deps.store.getConnection(connectionId);
+    connection = await deps.store.connections.getConnection(connectionId);
   } catch (error) {
     if (!(error instanceof StoreUnavailableError) || frames.length === 0) throw error;
     refuseForNow(deps, outbox, connectionId, frames[0]!, knownVersion, error);

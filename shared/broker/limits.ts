@@ -70,7 +70,7 @@ export class SubscriptionQuota {
   ) {}
 
   static async load(ctx: PacketContext): Promise<SubscriptionQuota> {
-    const filters = await ctx.deps.store.subscriptionFilters(ctx.connection.clientId);
+    const filters = await ctx.deps.store.subscriptions.subscriptionFilters(ctx.connection.clientId);
     return new SubscriptionQuota(new Set(filters), ctx.deps.config.maxSubscriptionsPerClient - filters.length);
   }
 

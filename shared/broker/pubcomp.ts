@@ -4,6 +4,6 @@ import { drainQueue } from './deliver';
 
 /** PUBCOMP from a subscriber ends a QoS 2 delivery, and frees room for a queued message. */
 export async function handlePubcomp(ctx: PacketContext, packet: PubcompPacket): Promise<void> {
-  const { queued } = await ctx.deps.store.completeOutgoing(ctx.connection.clientId, packet.messageId!, receiveMaximumOf(ctx.connection));
+  const { queued } = await ctx.deps.store.deliveries.completeOutgoing(ctx.connection.clientId, packet.messageId!, receiveMaximumOf(ctx.connection));
   if (queued) await drainQueue(ctx.deps, ctx.outbox, selfRecipient(ctx.connection));
 }

@@ -42,9 +42,9 @@ export async function handlePublish(ctx: PacketContext, packet: PublishPacket): 
     // store that fails) in between leaves it unrouted, so the client's resend routes it again, and
     // each delivery's exactly-once mark (QueuedMessage.once) keeps a subscriber that has it already
     // from getting it twice. (Not only when DUP is set: MQTT.js resends without it.)
-    const receipt = await ctx.deps.store.receiveQos2(ctx.connection.clientId, packet.messageId!);
+    const receipt = await ctx.deps.store.receipts.receiveQos2(ctx.connection.clientId, packet.messageId!);
     const matched = receipt.routed ? 1 : await accept(ctx, { ...message, origin: receipt });
-    if (!receipt.routed) await ctx.deps.store.markQos2Routed(ctx.connection.clientId, packet.messageId!);
+    if (!receipt.routed) await ctx.deps.store.receipts.markQos2Routed(ctx.connection.clientId, packet.messageId!);
     reply(ctx, { cmd: 'pubrec', messageId: packet.messageId!, ...(v5 ? { reasonCode: matchedCode(matched) } : {}) });
     return;
   }
@@ -56,7 +56,7 @@ export async function handlePublish(ctx: PacketContext, packet: PublishPacket): 
 async function accept(ctx: PacketContext, message: ApplicationMessage): Promise<number> {
   // [MQTT-3.3.1-5] a retained message is stored (an empty one removes it, [MQTT-3.3.1-6]) and
   // still delivered to the current subscribers
-  if (message.retain) await ctx.deps.store.putRetained(retainedOf(message));
+  if (message.retain) await ctx.deps.store.retained.putRetained(retainedOf(message));
   // QoS 2 is routed at once: it is marked routed only after its deliveries are made.
   const defer = message.qos < 2 ? ctx.batch.deferred : undefined;
   return routeMessage(ctx.deps, ctx.outbox, message, ctx.connection.clientId, ctx.batch.routes, defer);
@@ -79,7 +79,7 @@ async function resolveTopicAlias(ctx: PacketContext, packet: PublishPacket): Pro
   }
   if (ctx.batch.topicAliases.get(alias) !== packet.topic) {
     ctx.batch.topicAliases.set(alias, packet.topic);
-    await ctx.deps.store.updateConnection(ctx.connection.connectionId, { topicAlias: [alias, packet.topic] });
+    await ctx.deps.store.connections.updateConnection(ctx.connection.connectionId, { topicAlias: [alias, packet.topic] });
   }
   return packet.topic;
 }
@@ -94,7 +94,7 @@ async function resolveTopicAlias(ctx: PacketContext, packet: PublishPacket): Pro
 async function countUnacknowledged(ctx: PacketContext): Promise<void> {
   const limit = ctx.deps.config.receiveMaximum;
   if (!isV5(ctx.connection) || limit >= 65535) return;
-  ctx.batch.unacknowledged ??= await ctx.deps.store.countIncomingQos2(ctx.connection.clientId);
+  ctx.batch.unacknowledged ??= await ctx.deps.store.receipts.countIncomingQos2(ctx.connection.clientId);
   ctx.batch.unacknowledged += 1;
   if (ctx.batch.unacknowledged > limit) {
     throw new MqttProtocolError(ReasonCode.ReceiveMaximumExceeded, `more than ${limit} unacknowledged QoS 1/2 PUBLISHes`);

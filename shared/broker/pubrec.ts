@@ -8,11 +8,11 @@ export async function handlePubrec(ctx: PacketContext, packet: PubrecPacket): Pr
   const { clientId } = ctx.connection;
   // 5.0: a PUBREC with an error reason code ends the exchange; no PUBREL follows
   if (isV5(ctx.connection) && (packet.reasonCode ?? 0) >= 0x80) {
-    const { queued } = await ctx.deps.store.completeOutgoing(clientId, packet.messageId!, receiveMaximumOf(ctx.connection));
+    const { queued } = await ctx.deps.store.deliveries.completeOutgoing(clientId, packet.messageId!, receiveMaximumOf(ctx.connection));
     if (queued) await drainQueue(ctx.deps, ctx.outbox, selfRecipient(ctx.connection));
     return;
   }
-  const known = await ctx.deps.store.releaseOutgoing(clientId, packet.messageId!);
+  const known = await ctx.deps.store.deliveries.releaseOutgoing(clientId, packet.messageId!);
   // [MQTT-4.3.3-3] answer PUBREC with PUBREL carrying the same packet id
   reply(ctx, {
     cmd: 'pubrel',

@@ -4,7 +4,7 @@ import { isV5, reply, type PacketContext } from './context';
 
 /** PUBREL from a publisher: forget the QoS 2 packet id, answer PUBCOMP. */
 export async function handlePubrel(ctx: PacketContext, packet: PubrelPacket): Promise<void> {
-  const known = await ctx.deps.store.releaseIncomingQos2(ctx.connection.clientId, packet.messageId!);
+  const known = await ctx.deps.store.receipts.releaseIncomingQos2(ctx.connection.clientId, packet.messageId!);
   if (known && ctx.batch.unacknowledged !== undefined) ctx.batch.unacknowledged -= 1;
   // [MQTT-4.3.3-11] answer PUBREL with PUBCOMP carrying the same packet id
   reply(ctx, {

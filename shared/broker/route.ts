@@ -59,9 +59,9 @@ export async function routeMessage(
 }
 
 async function findRouting(deps: BrokerDeps, topic: string): Promise<Routing> {
-  const subscriptions = await deps.store.findSubscriptions(topic);
+  const subscriptions = await deps.store.subscriptions.findSubscriptions(topic);
   const clientIds = [...new Set(subscriptions.map((s) => s.clientId))];
-  const sessions = clientIds.length > 0 ? await deps.store.getSessions(clientIds) : new Map<string, SessionRecord>();
+  const sessions = clientIds.length > 0 ? await deps.store.sessions.getSessions(clientIds) : new Map<string, SessionRecord>();
   return { subscriptions, sessions };
 }
 

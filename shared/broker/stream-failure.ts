@@ -9,7 +9,7 @@ import { handleConnectionClosed } from './connection-closed';
 import { Outbox } from './outbox';
 
 export async function handleStreamFailure(deps: BrokerDeps, connectionId: string, reasonCode: number, reason: string): Promise<void> {
-  const connection = await deps.store.getConnection(connectionId);
+  const connection = await deps.store.connections.getConnection(connectionId);
   deps.log.warn('closing connection: protocol error', { connectionId, clientId: connection?.clientId, reasonCode, error: reason });
   const outbox = new Outbox();
   // No connection record: CONNECT was never accepted, so there is no version to speak; just close.

@@ -41,7 +41,7 @@ export async function handleSubscribe(ctx: PacketContext, packet: SubscribePacke
     return request.qos;
   });
   // [MQTT-3.8.4-3] a subscription with the same filter replaces the existing one
-  const existed = accepted.length > 0 ? await ctx.deps.store.subscribe(ctx.connection.clientId, accepted) : [];
+  const existed = accepted.length > 0 ? await ctx.deps.store.subscriptions.subscribe(ctx.connection.clientId, accepted) : [];
   ctx.batch.routes.clear();
   // [MQTT-3.8.4-1] the SUBACK carries the packet identifier of the SUBSCRIBE
   reply(ctx, { cmd: 'suback', messageId: packet.messageId!, granted });
@@ -63,7 +63,7 @@ async function replayRetained(ctx: PacketContext, accepted: readonly Subscriptio
   for (const subscription of wanted) {
     // The ACL is checked per retained topic: a wildcard may reach topics the client may not read.
     const access = ctx.deps.security.access(ctx.connection);
-    const retained = (await ctx.deps.store.findRetained(subscription.filter)).filter((message) => access.canReceive(message.topic));
+    const retained = (await ctx.deps.store.retained.findRetained(subscription.filter)).filter((message) => access.canReceive(message.topic));
     const deliveries = retained.map(
       (message): Delivery => ({
         recipient,

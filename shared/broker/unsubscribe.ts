@@ -6,7 +6,7 @@ import { isV5, reply, type PacketContext } from './context';
 
 export async function handleUnsubscribe(ctx: PacketContext, packet: UnsubscribePacket): Promise<void> {
   const isValid = packet.unsubscriptions.map((filter) => checkTopicFilter(filter).ok);
-  const removed = await ctx.deps.store.unsubscribe(ctx.connection.clientId, packet.unsubscriptions.filter((_, i) => isValid[i]));
+  const removed = await ctx.deps.store.subscriptions.unsubscribe(ctx.connection.clientId, packet.unsubscriptions.filter((_, i) => isValid[i]));
   ctx.batch.routes.clear();
   if (!isV5(ctx.connection)) {
     // [MQTT-3.10.4-4] (3.1.1) UNSUBACK even when no subscription matched

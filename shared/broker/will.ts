@@ -26,7 +26,7 @@ export async function settleWill(deps: BrokerDeps, connection: ConnectionRecord,
     await publishWill(deps, connection.clientId, will, `will#${connection.connectionId}`);
     return;
   }
-  if (!(await deps.store.scheduleWill(connection.clientId, will, deps.now() + wait * 1000))) return;
+  if (!(await deps.store.wills.scheduleWill(connection.clientId, will, deps.now() + wait * 1000))) return;
   deps.log.info('will scheduled', { clientId: connection.clientId, delaySeconds: wait });
 }
 
@@ -46,7 +46,7 @@ export async function publishWill(deps: BrokerDeps, clientId: string, will: Will
     ...(will.properties?.messageExpiryInterval !== undefined ? { expiresAtMs: now + will.properties.messageExpiryInterval * 1000 } : {}),
   };
   // [MQTT-3.1.2-17] a will with Will Retain set is published as a retained message
-  if (message.retain) await deps.store.putRetained(message);
+  if (message.retain) await deps.store.retained.putRetained(message);
   const outbox = new Outbox();
   await routeMessage(deps, outbox, { ...message, origin: { clientId, id, routed: false } }, clientId);
   await outbox.flush(deps);
@@ -56,12 +56,12 @@ export async function publishWill(deps: BrokerDeps, clientId: string, will: Will
 /** Publish the wills that are due and end the sessions that expired. Returns what it did. */
 export async function runDueTimers(deps: BrokerDeps, limit = 100): Promise<{ wills: number; sessions: number }> {
   // Wills first: a will due at its session's end must be claimed before the session's state goes.
-  const wills = await deps.store.claimDueWills(deps.now(), limit);
+  const wills = await deps.store.wills.claimDueWills(deps.now(), limit);
   for (const due of wills) {
     await publishWill(deps, due.clientId, due.will, `will@${due.id}`);
-    await deps.store.completeWill(due.clientId, due.id);
+    await deps.store.wills.completeWill(due.clientId, due.id);
   }
-  const { ended: sessions, wills: ending } = await deps.store.endExpiredSessions(deps.now(), limit);
+  const { ended: sessions, wills: ending } = await deps.store.sessions.endExpiredSessions(deps.now(), limit);
   // Delayed wills whose session ended first: published now, as the session ends.
   for (const due of ending) await publishWill(deps, due.clientId, due.will, `will@${due.id}`);
   return { wills: wills.length + ending.length, sessions };

@@ -89,7 +89,16 @@ export interface DynamoStoreOptions {
   readonly now?: () => number;
 }
 
+/** Transitional: one class serves every concern's port until the adapters are split by concern. */
 export class DynamoBrokerStore implements BrokerStore {
+  get connections(): this { return this; }
+  get sessions(): this { return this; }
+  get subscriptions(): this { return this; }
+  get deliveries(): this { return this; }
+  get receipts(): this { return this; }
+  get retained(): this { return this; }
+  get wills(): this { return this; }
+
   private readonly client: DynamoDBDocumentClient;
   private readonly tables: TableNames;
   readonly meter: CapacityMeter;

@@ -83,11 +83,11 @@ describe('listener drain', () => {
       await connectClient(harness!.mqttUrl, { protocolVersion: 5, clientId: ids[0], clean: true }),
       await connectClient(harness!.wsUrl, { protocolVersion: 4, clientId: ids[1], clean: true }),
     ];
-    expect([...(await harness!.store.getSessions(ids)).keys()].sort()).toEqual([...ids].sort());
+    expect([...(await harness!.store.sessions.getSessions(ids)).keys()].sort()).toEqual([...ids].sort());
 
     await stopListener();
 
-    expect((await harness!.store.getSessions(ids)).size).toBe(0);
+    expect((await harness!.store.sessions.getSessions(ids)).size).toBe(0);
     for (const client of clients) client.end(true);
   });
 });

@@ -35,12 +35,12 @@ describe('sweeper, run on demand', () => {
     await gone.waitClosed();
     await settle(200);
     // No $disconnect: the broker still takes the connection for open.
-    expect((await harness().store.getSessions([goneId])).get(goneId)?.connectionId).toBeDefined();
+    expect((await harness().store.sessions.getSessions([goneId])).get(goneId)?.connectionId).toBeDefined();
 
     await harness().sweep();
 
-    expect((await harness().store.getSessions([goneId])).has(goneId)).toBe(false);
-    expect((await harness().store.findSubscriptions(topic)).map((s) => s.clientId)).toEqual([liveId]);
+    expect((await harness().store.sessions.getSessions([goneId])).has(goneId)).toBe(false);
+    expect((await harness().store.subscriptions.findSubscriptions(topic)).map((s) => s.clientId)).toEqual([liveId]);
     // the live browser still gets its messages
     const device = await connectClient(harness().mqttUrl);
     await device.publishAsync(topic, 'still there', { qos: 1 });
@@ -56,8 +56,8 @@ describe('sweeper, run on demand', () => {
     const connectionId = newListenerConnectionId(`http://127.0.0.1:${await freePort()}`);
     // The client's limits as a 3.1.1 client has them (fields the store may or may not take).
     const session = { clientId, connectionId, protocolVersion: 4 as const, cleanStart: true, receiveMaximum: 65535, topicAliasMaximum: 0 };
-    await harness().store.openSession(session);
-    await harness().store.putConnection({ connectionId, clientId, protocolVersion: 4, keepalive: 60, cleanStart: true, sessionExpiryInterval: 0, connectedAt: Date.now() });
+    await harness().store.sessions.openSession(session);
+    await harness().store.connections.putConnection({ connectionId, clientId, protocolVersion: 4, keepalive: 60, cleanStart: true, sessionExpiryInterval: 0, connectedAt: Date.now() });
     const device = await connectClient(harness().mqttUrl);
     const got = collect(device);
     const topic = unique('device-alive');
@@ -65,8 +65,8 @@ describe('sweeper, run on demand', () => {
 
     await harness().sweep();
 
-    expect(await harness().store.getConnection(connectionId)).toBeUndefined();
-    expect((await harness().store.getSessions([clientId])).has(clientId)).toBe(false);
+    expect(await harness().store.connections.getConnection(connectionId)).toBeUndefined();
+    expect((await harness().store.sessions.getSessions([clientId])).has(clientId)).toBe(false);
     // the device on the running listener is untouched
     await device.publishAsync(topic, 'fine', { qos: 1 });
     await eventually(() => got.length === 1, 'the live device to keep its service');
@@ -82,7 +82,7 @@ describe('sweeper, on its schedule', () => {
     const door = await browser(harness().apigwUrl, clientId, unique('scheduled'));
     door.close();
     const deadline = Date.now() + 10_000;
-    while ((await harness().store.getSessions([clientId])).has(clientId)) {
+    while ((await harness().store.sessions.getSessions([clientId])).has(clientId)) {
       if (Date.now() > deadline) throw new Error('timed out waiting for the sweeper to end the session');
       await settle(50);
     }

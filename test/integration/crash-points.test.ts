@@ -15,25 +15,20 @@ import type { BrokerDeps } from '../../shared/broker/context';
 import { handleConnectionClosed } from '../../shared/broker/connection-closed';
 import { handlePackets } from '../../shared/broker/dispatch';
 import type { BrokerStore } from '../../shared/broker/ports';
+import { wrapEachPort } from '../../local/harness';
 import { recordingDeps, RecordingGateway } from '../support/recording-gateway';
 
 /** The store, failing the call numbered `failAt` (0-based) before or after it runs; counts the calls. */
 function failingStore(store: BrokerStore, failAt: number, when: 'before' | 'after'): { store: BrokerStore; calls: () => number } {
   let calls = 0;
-  const proxy = new Proxy(store, {
-    get(target, property) {
-      const value: unknown = Reflect.get(target, property);
-      if (typeof value !== 'function') return value;
-      return async (...args: unknown[]) => {
-        const n = calls++;
-        if (n === failAt && when === 'before') throw new Error(`injected: ${String(property)} failed before it ran`);
-        const result: unknown = await value.apply(target, args);
-        if (n === failAt) throw new Error(`injected: ${String(property)} failed after it ran`);
-        return result;
-      };
-    },
+  const wrapped = wrapEachPort(store, async (_port, method, call) => {
+    const n = calls++;
+    if (n === failAt && when === 'before') throw new Error(`injected: ${method} failed before it ran`);
+    const result = await call();
+    if (n === failAt) throw new Error(`injected: ${method} failed after it ran`);
+    return result;
   });
-  return { store: proxy, calls: () => calls };
+  return { store: wrapped, calls: () => calls };
 }
 
 const bytes = (packet: object) => mqttPacket.generate(packet as Packet, { protocolVersion: 5 });

@@ -44,7 +44,7 @@ async function connect(request: OpenSessionRequest, target = store) {
 
 /** Messages put in flight to the client on `conn` (one transaction); their packet ids. */
 async function inFlight(conn: string, messages: readonly QueuedMessage[], receiveMaximum = 65535): Promise<number[]> {
-  const starts = await store.startDeliveries(messages[0]!.clientId, conn, receiveMaximum, messages);
+  const starts = await store.deliveries.startDeliveries(messages[0]!.clientId, conn, receiveMaximum, messages);
   return starts.map((start) => (typeof start === 'object' ? start.packetId : Number.NaN));
 }
 
@@ -72,7 +72,7 @@ describe('openSession and closeSession', () => {
       sessionPresent: false,
     });
 
-    const sessions = await store.getSessions([clientId, fresh, uniqueClientId('never-connected')]);
+    const sessions = await store.sessions.getSessions([clientId, fresh, uniqueClientId('never-connected')]);
     expect([...sessions.keys()].sort()).toEqual([clientId, fresh].sort());
     expect(sessions.get(clientId)).toEqual({ clientId, connectionId: conn, protocolVersion: 5, ...limits });
     expect(sessions.get(fresh)?.protocolVersion).toBe(4);
@@ -80,31 +80,31 @@ describe('openSession and closeSession', () => {
 
   it('[MQTT-3.1.2-5] a session kept after the connection closes is resumed with its subscriptions', async () => {
     const { clientId, conn, topic } = await connectedWithSubscriptions();
-    await store.closeSession(clientId, conn, false, 3600);
+    await store.sessions.closeSession(clientId, conn, false, 3600);
     // Offline: the session is there, attached to no connection, and still routed to.
-    expect((await store.getSessions([clientId])).get(clientId)).toEqual({ clientId, protocolVersion: 5, ...limits });
-    expect(described(await store.findSubscriptions(topic))).toEqual([`${clientId} ${clientId}/+`, `${clientId} ${topic}`]);
+    expect((await store.sessions.getSessions([clientId])).get(clientId)).toEqual({ clientId, protocolVersion: 5, ...limits });
+    expect(described(await store.subscriptions.findSubscriptions(topic))).toEqual([`${clientId} ${clientId}/+`, `${clientId} ${topic}`]);
 
     const next = connectionId();
     // Nobody held the session: no connection to take over.
     expect(await connect({ clientId, connectionId: next, protocolVersion: 5, cleanStart: false, ...limits })).toEqual({ sessionPresent: true });
-    expect((await store.getSessions([clientId])).get(clientId)).toEqual({ clientId, connectionId: next, protocolVersion: 5, ...limits });
-    expect(described(await store.findSubscriptions(topic))).toEqual([`${clientId} ${clientId}/+`, `${clientId} ${topic}`]);
+    expect((await store.sessions.getSessions([clientId])).get(clientId)).toEqual({ clientId, connectionId: next, protocolVersion: 5, ...limits });
+    expect(described(await store.subscriptions.findSubscriptions(topic))).toEqual([`${clientId} ${clientId}/+`, `${clientId} ${topic}`]);
   });
 
   it('[MQTT-3.1.2-4] Clean Start discards the old session: its subscriptions, trie nodes and QoS state', async () => {
     const { clientId, conn, topic } = await connectedWithSubscriptions();
-    await store.receiveQos2(clientId, 9);
+    await store.receipts.receiveQos2(clientId, 9);
     const [packetId] = await inFlight(conn, [{ clientId, topic, payload: Buffer.from('x'), qos: 1, retain: false }]);
-    await store.closeSession(clientId, conn, false, 3600);
+    await store.sessions.closeSession(clientId, conn, false, 3600);
     expect(await fixture.nodeKeys(clientId)).toEqual([`n|${clientId}`, `n|${clientId}/+`]);
 
     expect(await connect({ clientId, connectionId: connectionId(), protocolVersion: 5, cleanStart: true, ...limits })).toEqual({ sessionPresent: false });
-    expect(await store.findSubscriptions(topic)).toEqual([]);
-    expect(await store.findSubscriptions(`${clientId}/other`)).toEqual([]);
+    expect(await store.subscriptions.findSubscriptions(topic)).toEqual([]);
+    expect(await store.subscriptions.findSubscriptions(`${clientId}/other`)).toEqual([]);
     expect(await fixture.nodeKeys(clientId)).toEqual([]);
-    expect(await store.releaseIncomingQos2(clientId, 9)).toBe(false);
-    expect((await store.completeOutgoing(clientId, packetId!, 65535)).found).toBe(false);
+    expect(await store.receipts.releaseIncomingQos2(clientId, 9)).toBe(false);
+    expect((await store.deliveries.completeOutgoing(clientId, packetId!, 65535)).found).toBe(false);
   });
 
   it('[MQTT-3.1.4-3] opening a session another connection holds names that connection (Clean Start 0)', async () => {
@@ -115,8 +115,8 @@ describe('openSession and closeSession', () => {
       previousConnectionId: conn,
       previousProtocolVersion: 5,
     });
-    expect((await store.getSessions([clientId])).get(clientId)?.connectionId).toBe(next);
-    expect(await store.findSubscriptions(topic)).toHaveLength(2);
+    expect((await store.sessions.getSessions([clientId])).get(clientId)?.connectionId).toBe(next);
+    expect(await store.subscriptions.findSubscriptions(topic)).toHaveLength(2);
   });
 
   it('[MQTT-3.1.4-3] opening a session another connection holds names that connection (Clean Start 1)', async () => {
@@ -128,8 +128,8 @@ describe('openSession and closeSession', () => {
       previousConnectionId: conn,
       previousProtocolVersion: 5,
     });
-    expect((await store.getSessions([clientId])).get(clientId)?.connectionId).toBe(next);
-    expect(await store.findSubscriptions(topic)).toEqual([]);
+    expect((await store.sessions.getSessions([clientId])).get(clientId)?.connectionId).toBe(next);
+    expect(await store.subscriptions.findSubscriptions(topic)).toEqual([]);
   });
 
   it('[MQTT-3.1.2-6] a session that ends with its connection is not resumed by a connection that takes it over', async () => {
@@ -137,7 +137,7 @@ describe('openSession and closeSession', () => {
     const conn = connectionId();
     const topic = `${clientId}/status`;
     await connect({ clientId, connectionId: conn, protocolVersion: 4, cleanStart: true, endsWithConnection: true, ...limits });
-    await store.subscribe(clientId, [{ clientId, filter: topic, qos: 1 }]);
+    await store.subscriptions.subscribe(clientId, [{ clientId, filter: topic, qos: 1 }]);
     await inFlight(conn, [{ clientId, topic, payload: Buffer.from('x'), qos: 1, retain: false }]);
 
     const next = connectionId();
@@ -147,10 +147,10 @@ describe('openSession and closeSession', () => {
       previousConnectionId: conn,
       previousProtocolVersion: 4,
     });
-    expect(await store.findSubscriptions(topic)).toEqual([]);
-    expect(await store.listOutgoing(clientId)).toEqual([]);
+    expect(await store.subscriptions.findSubscriptions(topic)).toEqual([]);
+    expect(await store.deliveries.listOutgoing(clientId)).toEqual([]);
     // the new session is the new connection's, and it is resumable
-    await store.closeSession(clientId, next, false, 3600);
+    await store.sessions.closeSession(clientId, next, false, 3600);
     expect(await connect({ clientId, connectionId: connectionId(), protocolVersion: 4, cleanStart: false, ...limits })).toMatchObject({ sessionPresent: true });
   });
 
@@ -159,8 +159,8 @@ describe('openSession and closeSession', () => {
     const crashed = connectionId();
     // The CONNECT on `crashed` claims the session from `conn`, then dies: `conn` was never closed,
     // and `crashed` is detached when the door reports it closed.
-    expect((await store.openSession({ clientId, connectionId: crashed, protocolVersion: 5, cleanStart: false, ...limits })).previousConnectionId).toBe(conn);
-    await store.closeSession(clientId, crashed, false, 3600);
+    expect((await store.sessions.openSession({ clientId, connectionId: crashed, protocolVersion: 5, cleanStart: false, ...limits })).previousConnectionId).toBe(conn);
+    await store.sessions.closeSession(clientId, crashed, false, 3600);
     const next = connectionId();
     expect(await connect({ clientId, connectionId: next, protocolVersion: 4, cleanStart: false, ...limits })).toEqual({
       sessionPresent: true,
@@ -174,11 +174,11 @@ describe('openSession and closeSession', () => {
     await connect({ clientId, connectionId: next, protocolVersion: 5, cleanStart: false, ...limits });
 
     // The old connection's disconnect arrives late (it is best-effort and unordered).
-    await store.closeSession(clientId, conn, false, 60);
-    expect((await store.getSessions([clientId])).get(clientId)).toEqual({ clientId, connectionId: next, protocolVersion: 5, ...limits });
-    await store.closeSession(clientId, conn, true, 0);
-    expect((await store.getSessions([clientId])).get(clientId)).toEqual({ clientId, connectionId: next, protocolVersion: 5, ...limits });
-    expect(described(await store.findSubscriptions(topic))).toEqual([`${clientId} ${clientId}/+`, `${clientId} ${topic}`]);
+    await store.sessions.closeSession(clientId, conn, false, 60);
+    expect((await store.sessions.getSessions([clientId])).get(clientId)).toEqual({ clientId, connectionId: next, protocolVersion: 5, ...limits });
+    await store.sessions.closeSession(clientId, conn, true, 0);
+    expect((await store.sessions.getSessions([clientId])).get(clientId)).toEqual({ clientId, connectionId: next, protocolVersion: 5, ...limits });
+    expect(described(await store.subscriptions.findSubscriptions(topic))).toEqual([`${clientId} ${clientId}/+`, `${clientId} ${topic}`]);
     // Nor did it set an expiry on the session the new connection holds.
     expect((await fixture.storeAt(() => Date.now() + 2 * HOUR_MS).getSessions([clientId])).get(clientId)?.connectionId).toBe(next);
     expect(await inFlight(next, [{ clientId, topic, payload: Buffer.from('x'), qos: 1, retain: false }], 10)).toEqual([1]);
@@ -186,15 +186,15 @@ describe('openSession and closeSession', () => {
 
   it('ending the session removes it, its subscriptions and its QoS state', async () => {
     const { clientId, conn, topic } = await connectedWithSubscriptions();
-    await store.receiveQos2(clientId, 3);
-    await store.closeSession(clientId, conn, true, 0);
+    await store.receipts.receiveQos2(clientId, 3);
+    await store.sessions.closeSession(clientId, conn, true, 0);
 
-    expect(await store.getSessions([clientId])).toEqual(new Map());
-    expect(await store.findSubscriptions(topic)).toEqual([]);
+    expect(await store.sessions.getSessions([clientId])).toEqual(new Map());
+    expect(await store.subscriptions.findSubscriptions(topic)).toEqual([]);
     expect(await fixture.nodeKeys(clientId)).toEqual([]);
-    expect(await store.startDeliveries(clientId, conn, 10, [{ clientId, topic, payload: Buffer.from('x'), qos: 1, retain: false }])).toEqual(['queue']);
-    expect(await store.enqueue({ clientId, topic, payload: Buffer.from('x'), qos: 1, retain: false })).toEqual({ queued: false });
-    expect(await store.releaseIncomingQos2(clientId, 3)).toBe(false);
+    expect(await store.deliveries.startDeliveries(clientId, conn, 10, [{ clientId, topic, payload: Buffer.from('x'), qos: 1, retain: false }])).toEqual(['queue']);
+    expect(await store.deliveries.enqueue({ clientId, topic, payload: Buffer.from('x'), qos: 1, retain: false })).toEqual({ queued: false });
+    expect(await store.receipts.releaseIncomingQos2(clientId, 3)).toBe(false);
     expect(await connect({ clientId, connectionId: connectionId(), protocolVersion: 5, cleanStart: false, ...limits })).toEqual({
       sessionPresent: false,
     });
@@ -204,40 +204,40 @@ describe('openSession and closeSession', () => {
     const clock = clockedStore();
     const short = await connectedWithSubscriptions(clock.store);
     const forever = await connectedWithSubscriptions(clock.store);
-    await clock.store.closeSession(short.clientId, short.conn, false, 10);
-    await clock.store.closeSession(forever.clientId, forever.conn, false, NEVER_EXPIRES);
+    await clock.store.sessions.closeSession(short.clientId, short.conn, false, 10);
+    await clock.store.sessions.closeSession(forever.clientId, forever.conn, false, NEVER_EXPIRES);
 
     clock.advance(5_000);
-    expect([...(await clock.store.getSessions([short.clientId, forever.clientId])).keys()].sort()).toEqual(
+    expect([...(await clock.store.sessions.getSessions([short.clientId, forever.clientId])).keys()].sort()).toEqual(
       [short.clientId, forever.clientId].sort(),
     );
     clock.advance(6_000);
-    expect([...(await clock.store.getSessions([short.clientId, forever.clientId])).keys()]).toEqual([forever.clientId]);
+    expect([...(await clock.store.sessions.getSessions([short.clientId, forever.clientId])).keys()]).toEqual([forever.clientId]);
     clock.advance(365 * 24 * HOUR_MS);
-    expect([...(await clock.store.getSessions([forever.clientId])).keys()]).toEqual([forever.clientId]);
+    expect([...(await clock.store.sessions.getSessions([forever.clientId])).keys()]).toEqual([forever.clientId]);
   });
 
   it('[MQTT-3.1.2-6] [MQTT-3.2.2-3] an expired session is not resumed: Session Present 0 and its old subscriptions are gone', async () => {
     const clock = clockedStore();
     const { clientId, conn, topic } = await connectedWithSubscriptions(clock.store);
-    await clock.store.receiveQos2(clientId, 11);
-    await clock.store.closeSession(clientId, conn, false, 10);
+    await clock.store.receipts.receiveQos2(clientId, 11);
+    await clock.store.sessions.closeSession(clientId, conn, false, 10);
     clock.advance(11_000);
 
-    expect(await clock.store.openSession({ clientId, connectionId: connectionId(), protocolVersion: 5, cleanStart: false, ...limits })).toEqual({
+    expect(await clock.store.sessions.openSession({ clientId, connectionId: connectionId(), protocolVersion: 5, cleanStart: false, ...limits })).toEqual({
       sessionPresent: false,
     });
     // The client was told it has no session, so it must not keep receiving on subscriptions it no longer knows of.
-    expect(await clock.store.findSubscriptions(topic)).toEqual([]);
-    expect(await clock.store.releaseIncomingQos2(clientId, 11)).toBe(false);
+    expect(await clock.store.subscriptions.findSubscriptions(topic)).toEqual([]);
+    expect(await clock.store.receipts.releaseIncomingQos2(clientId, 11)).toBe(false);
   });
 
   it('getSessions reads more sessions than one BatchGetItem can carry', async () => {
     const clientIds = Array.from({ length: 130 }, (_, i) => uniqueClientId(`many-${i}`));
     await inChunks(clientIds, 25, (clientId) =>
-      store.openSession({ clientId, connectionId: connectionId(), protocolVersion: 5, cleanStart: true, ...limits }),
+      store.sessions.openSession({ clientId, connectionId: connectionId(), protocolVersion: 5, cleanStart: true, ...limits }),
     );
-    const sessions = await store.getSessions(clientIds);
+    const sessions = await store.sessions.getSessions(clientIds);
     expect([...sessions.keys()].sort()).toEqual([...clientIds].sort());
   });
 });
@@ -275,13 +275,13 @@ describe('the end of a connection', () => {
 
   it('closeSession redone by the connection that closed the session is "closed" again; another connection still "taken-over"', async () => {
     const { clientId, conn } = await connectedWithSubscriptions();
-    expect(await store.closeSession(clientId, conn, false, 3600)).toBe('closed');
-    expect(await store.closeSession(clientId, conn, false, 3600)).toBe('closed');
-    expect(await store.closeSession(clientId, connectionId(), false, 3600)).toBe('taken-over');
+    expect(await store.sessions.closeSession(clientId, conn, false, 3600)).toBe('closed');
+    expect(await store.sessions.closeSession(clientId, conn, false, 3600)).toBe('closed');
+    expect(await store.sessions.closeSession(clientId, connectionId(), false, 3600)).toBe('taken-over');
     const next = connectionId();
     await connect({ clientId, connectionId: next, protocolVersion: 5, cleanStart: false, ...limits });
-    expect(await store.closeSession(clientId, conn, false, 3600)).toBe('taken-over');
-    expect((await store.getSessions([clientId])).get(clientId)?.connectionId).toBe(next);
+    expect(await store.sessions.closeSession(clientId, conn, false, 3600)).toBe('taken-over');
+    expect((await store.sessions.getSessions([clientId])).get(clientId)?.connectionId).toBe(next);
   });
 });
 
@@ -292,11 +292,11 @@ describe('QoS state', () => {
     const { clientId, conn } = await connectedWithSubscriptions();
     expect(await inFlight(conn, [message(clientId, 1)], 100)).toEqual([1]);
     expect(await inFlight(conn, [message(clientId, 2), message(clientId, 3)], 100)).toEqual([2, 3]);
-    expect(await store.startDeliveries(clientId, 'another-connection', 100, [message(clientId, 4)])).toEqual(['queue']);
+    expect(await store.deliveries.startDeliveries(clientId, 'another-connection', 100, [message(clientId, 4)])).toEqual(['queue']);
     const nobody = uniqueClientId('no-session');
-    expect(await store.startDeliveries(nobody, conn, 100, [message(nobody, 1)])).toEqual(['queue']);
+    expect(await store.deliveries.startDeliveries(nobody, conn, 100, [message(nobody, 1)])).toEqual(['queue']);
     // Each one started is in flight, for a reconnecting client to get again.
-    expect((await store.listOutgoing(clientId)).map((m) => [m.packetId, m.payload.toString()])).toEqual([
+    expect((await store.deliveries.listOutgoing(clientId)).map((m) => [m.packetId, m.payload.toString()])).toEqual([
       [1, 'm1'],
       [2, 'm2'],
       [3, 'm3'],
@@ -305,25 +305,25 @@ describe('QoS state', () => {
 
   it('[MQTT-3.2.0-1] [MQTT-4.4.0-1] while a CONNECT resumes the session, new deliveries queue; its own drain may claim them', async () => {
     const { clientId, conn } = await connectedWithSubscriptions();
-    await store.closeSession(clientId, conn, false, 3600);
+    await store.sessions.closeSession(clientId, conn, false, 3600);
     const next = connectionId();
     const hold = connectHold(next);
-    await store.openSession({ clientId, connectionId: next, protocolVersion: 5, cleanStart: false, ...limits });
+    await store.sessions.openSession({ clientId, connectionId: next, protocolVersion: 5, cleanStart: false, ...limits });
     // The connection is not offered to routing yet, and a delivery to it queues.
-    expect((await store.getSessions([clientId])).get(clientId)?.connectionId).toBeUndefined();
-    expect(await store.startDeliveries(clientId, next, 65535, [message(clientId, 1)])).toEqual(['queue']);
-    expect(await store.enqueue(message(clientId, 1))).toEqual({ queued: true });
+    expect((await store.sessions.getSessions([clientId])).get(clientId)?.connectionId).toBeUndefined();
+    expect(await store.deliveries.startDeliveries(clientId, next, 65535, [message(clientId, 1)])).toEqual(['queue']);
+    expect(await store.deliveries.enqueue(message(clientId, 1))).toEqual({ queued: true });
     // Nobody else may drain it; the hold is not released while something is queued: the CONNECT drains it first.
-    expect((await store.claimQueued(clientId, next, 65535, 'drain:someone-else')).messages).toEqual([]);
-    expect(await store.releaseHold(clientId, next, hold, 65535)).toBe('queued');
-    expect((await store.claimQueued(clientId, next, 65535, hold)).messages.map((m) => m.payload.toString())).toEqual(['m1']);
-    expect(await store.releaseHold(clientId, next, hold, 65535)).toBe('released');
-    expect((await store.getSessions([clientId])).get(clientId)?.connectionId).toBe(next);
+    expect((await store.deliveries.claimQueued(clientId, next, 65535, 'drain:someone-else')).messages).toEqual([]);
+    expect(await store.deliveries.releaseHold(clientId, next, hold, 65535)).toBe('queued');
+    expect((await store.deliveries.claimQueued(clientId, next, 65535, hold)).messages.map((m) => m.payload.toString())).toEqual(['m1']);
+    expect(await store.deliveries.releaseHold(clientId, next, hold, 65535)).toBe('released');
+    expect((await store.sessions.getSessions([clientId])).get(clientId)?.connectionId).toBe(next);
     expect(await inFlight(next, [message(clientId, 2)])).toEqual([2]);
     // Another connection took the session over: this CONNECT holds nothing any more.
     const third = connectionId();
-    await store.openSession({ clientId, connectionId: third, protocolVersion: 5, cleanStart: false, ...limits });
-    expect(await store.releaseHold(clientId, next, hold, 65535)).toBe('not-held');
+    await store.sessions.openSession({ clientId, connectionId: third, protocolVersion: 5, cleanStart: false, ...limits });
+    expect(await store.deliveries.releaseHold(clientId, next, hold, 65535)).toBe('not-held');
   });
 
   it('a drain holds new deliveries back until it has sent what it claimed; a holder that died is outlived by its lease', async () => {
@@ -353,7 +353,7 @@ describe('QoS state', () => {
     const conn = connectionId();
     await connect({ clientId, connectionId: conn, protocolVersion: 5, cleanStart: true, receiveMaximum: 5, topicAliasMaximum: 0 });
     expect(await inFlight(conn, [1, 2, 3].map((n) => message(clientId, n)), 5)).toEqual([1, 2, 3]);
-    const starts = await store.startDeliveries(clientId, conn, 5, [4, 5, 6].map((n) => message(clientId, n)));
+    const starts = await store.deliveries.startDeliveries(clientId, conn, 5, [4, 5, 6].map((n) => message(clientId, n)));
     expect(starts).toEqual([{ packetId: 4 }, { packetId: 5 }, 'queue']);
   });
 
@@ -362,7 +362,7 @@ describe('QoS state', () => {
     const ids = (await Promise.all(Array.from({ length: 40 }, (_, n) => inFlight(conn, [message(clientId, n)])))).flat();
     expect(new Set(ids).size).toBe(40);
     expect(ids.every((id) => id >= 1 && id <= 65535)).toBe(true);
-    expect((await store.listOutgoing(clientId)).map((m) => m.packetId).sort((a, b) => a - b)).toEqual([...ids].sort((a, b) => a - b));
+    expect((await store.deliveries.listOutgoing(clientId)).map((m) => m.packetId).sort((a, b) => a - b)).toEqual([...ids].sort((a, b) => a - b));
   });
 
   it('[MQTT-4.3.3] a QoS 2 delivery marked exactly once is made once, however often it is tried (in flight or queued)', async () => {
@@ -371,12 +371,12 @@ describe('QoS state', () => {
     const once = (n: number) => ({ ...message(clientId, n, 2), once: { clientId: publisher, key: `${n}#x>${clientId}` } });
     expect(await inFlight(conn, [once(1), once(2)])).toEqual([1, 2]);
     // Routed again: 1 and 2 were made; 3 is new and starts (the messages around a duplicate still do).
-    expect(await store.startDeliveries(clientId, conn, 65535, [once(1), once(3), once(2)])).toEqual(['duplicate', { packetId: 3 }, 'duplicate']);
-    expect((await store.listOutgoing(clientId)).map((m) => m.payload.toString())).toEqual(['m1', 'm2', 'm3']);
-    await store.closeSession(clientId, conn, false, 3600);
-    expect(await store.enqueue(once(4))).toEqual({ queued: true });
-    expect(await store.enqueue(once(4))).toEqual({ queued: false });
-    expect(await store.enqueue(once(1))).toEqual({ queued: false });
+    expect(await store.deliveries.startDeliveries(clientId, conn, 65535, [once(1), once(3), once(2)])).toEqual(['duplicate', { packetId: 3 }, 'duplicate']);
+    expect((await store.deliveries.listOutgoing(clientId)).map((m) => m.payload.toString())).toEqual(['m1', 'm2', 'm3']);
+    await store.sessions.closeSession(clientId, conn, false, 3600);
+    expect(await store.deliveries.enqueue(once(4))).toEqual({ queued: true });
+    expect(await store.deliveries.enqueue(once(4))).toEqual({ queued: false });
+    expect(await store.deliveries.enqueue(once(1))).toEqual({ queued: false });
   });
 
   it('[MQTT-4.9.0-2] Receive Maximum: no more in flight than the client accepts; a completion frees a slot for the queue', async () => {
@@ -384,30 +384,30 @@ describe('QoS state', () => {
     const conn = connectionId();
     await connect({ clientId, connectionId: conn, protocolVersion: 5, cleanStart: true, receiveMaximum: 2, topicAliasMaximum: 0 });
     const [first] = await inFlight(conn, [message(clientId, 1), message(clientId, 2)], 2);
-    expect(await store.startDeliveries(clientId, conn, 2, [message(clientId, 3)])).toEqual(['queue']);
+    expect(await store.deliveries.startDeliveries(clientId, conn, 2, [message(clientId, 3)])).toEqual(['queue']);
 
     // Full: queued, in order; and while anything is queued nothing overtakes it.
-    expect(await store.enqueue(message(clientId, 3))).toEqual({ queued: true });
-    expect(await store.enqueue(message(clientId, 4))).toEqual({ queued: true });
-    expect((await store.completeOutgoing(clientId, first!, 2)).queued).toBe(true);
-    expect(await store.startDeliveries(clientId, conn, 2, [message(clientId, 5)])).toEqual(['queue']);
+    expect(await store.deliveries.enqueue(message(clientId, 3))).toEqual({ queued: true });
+    expect(await store.deliveries.enqueue(message(clientId, 4))).toEqual({ queued: true });
+    expect((await store.deliveries.completeOutgoing(clientId, first!, 2)).queued).toBe(true);
+    expect(await store.deliveries.startDeliveries(clientId, conn, 2, [message(clientId, 5)])).toEqual(['queue']);
 
-    const claimed = await store.claimQueued(clientId, conn, 2, 'drain:test');
+    const claimed = await store.deliveries.claimQueued(clientId, conn, 2, 'drain:test');
     expect(claimed.messages.map((m) => m.payload.toString())).toEqual(['m3']);
     expect(claimed.more).toBe(true);
     // Claimed is in flight, recorded in the same write.
-    expect((await store.listOutgoing(clientId)).map((m) => m.payload.toString())).toEqual(['m2', 'm3']);
+    expect((await store.deliveries.listOutgoing(clientId)).map((m) => m.payload.toString())).toEqual(['m2', 'm3']);
   });
 
   it('[MQTT-3.1.2-5] messages queued for an offline session wait for it, and only a connection holding it can claim them', async () => {
     const { clientId, conn, topic } = await connectedWithSubscriptions();
-    await store.closeSession(clientId, conn, false, 3600);
-    for (const n of [1, 2, 3]) await store.enqueue({ clientId, topic, payload: Buffer.from(`m${n}`), qos: 2, retain: false });
-    expect((await store.claimQueued(clientId, conn, 10, 'drain:test')).messages).toEqual([]);
+    await store.sessions.closeSession(clientId, conn, false, 3600);
+    for (const n of [1, 2, 3]) await store.deliveries.enqueue({ clientId, topic, payload: Buffer.from(`m${n}`), qos: 2, retain: false });
+    expect((await store.deliveries.claimQueued(clientId, conn, 10, 'drain:test')).messages).toEqual([]);
 
     const next = connectionId();
-    await store.openSession({ clientId, connectionId: next, protocolVersion: 5, cleanStart: false, ...limits });
-    const claimed = await store.claimQueued(clientId, next, 10, connectHold(next));
+    await store.sessions.openSession({ clientId, connectionId: next, protocolVersion: 5, cleanStart: false, ...limits });
+    const claimed = await store.deliveries.claimQueued(clientId, next, 10, connectHold(next));
     expect(claimed.messages.map((m) => [m.payload.toString(), m.packetId, m.qos])).toEqual([
       ['m1', 1, 2],
       ['m2', 2, 2],
@@ -418,24 +418,24 @@ describe('QoS state', () => {
 
   it('[MQTT-4.3.3-2] an incoming QoS 2 packet id is received once until released, and marked routed', async () => {
     const clientId = uniqueClientId('qos2-in');
-    const first = await store.receiveQos2(clientId, 7);
+    const first = await store.receipts.receiveQos2(clientId, 7);
     expect(first.routed).toBe(false);
     // A resend before routing finished (the handler died): the same receipt, to route again.
-    expect(await store.receiveQos2(clientId, 7)).toEqual(first);
-    await store.markQos2Routed(clientId, 7);
-    expect(await store.receiveQos2(clientId, 7)).toEqual({ ...first, routed: true });
-    expect((await store.receiveQos2(clientId, 8)).id).not.toBe(first.id);
-    expect(await store.releaseIncomingQos2(clientId, 7)).toBe(true);
-    expect(await store.releaseIncomingQos2(clientId, 7)).toBe(false);
+    expect(await store.receipts.receiveQos2(clientId, 7)).toEqual(first);
+    await store.receipts.markQos2Routed(clientId, 7);
+    expect(await store.receipts.receiveQos2(clientId, 7)).toEqual({ ...first, routed: true });
+    expect((await store.receipts.receiveQos2(clientId, 8)).id).not.toBe(first.id);
+    expect(await store.receipts.releaseIncomingQos2(clientId, 7)).toBe(true);
+    expect(await store.receipts.releaseIncomingQos2(clientId, 7)).toBe(false);
     // After PUBREL the id is free for a new message, with a receipt of its own.
-    const again = await store.receiveQos2(clientId, 7);
+    const again = await store.receipts.receiveQos2(clientId, 7);
     expect(again.routed).toBe(false);
     expect(again.id).not.toBe(first.id);
   });
 
   it('two handlers racing on one incoming QoS 2 packet id get the same receipt', async () => {
     const clientId = uniqueClientId('qos2-race');
-    const receipts = await Promise.all(Array.from({ length: 8 }, () => store.receiveQos2(clientId, 42)));
+    const receipts = await Promise.all(Array.from({ length: 8 }, () => store.receipts.receiveQos2(clientId, 42)));
     expect(new Set(receipts.map((r) => r.id)).size).toBe(1);
   });
 
@@ -453,22 +453,22 @@ describe('QoS state', () => {
       packetId: 2,
       properties: { contentType: 'application/octet-stream', correlationData: Buffer.from('c'), userProperties: { k: 'v' } },
     };
-    expect(await store.releaseOutgoing(clientId, 1)).toBe(false);
-    expect((await store.completeOutgoing(clientId, 1, 65535)).found).toBe(false);
+    expect(await store.deliveries.releaseOutgoing(clientId, 1)).toBe(false);
+    expect((await store.deliveries.completeOutgoing(clientId, 1, 65535)).found).toBe(false);
 
     expect(await inFlight(conn, [qos1, qos2].map(({ packetId: _, ...message }) => message))).toEqual([1, 2]);
-    expect(await store.listOutgoing(clientId)).toEqual([
+    expect(await store.deliveries.listOutgoing(clientId)).toEqual([
       { ...qos1, state: 'publish' },
       { ...qos2, state: 'publish' },
     ]);
     // QoS 1: PUBACK
-    expect((await store.completeOutgoing(clientId, 1, 65535)).found).toBe(true);
-    expect((await store.completeOutgoing(clientId, 1, 65535)).found).toBe(false);
+    expect((await store.deliveries.completeOutgoing(clientId, 1, 65535)).found).toBe(true);
+    expect((await store.deliveries.completeOutgoing(clientId, 1, 65535)).found).toBe(false);
     // QoS 2: PUBREC, then PUBCOMP
-    expect(await store.releaseOutgoing(clientId, 2)).toBe(true);
-    expect((await store.listOutgoing(clientId)).map((m) => [m.packetId, m.state])).toEqual([[2, 'pubrel']]);
-    expect((await store.completeOutgoing(clientId, 2, 65535)).found).toBe(true);
-    expect((await store.completeOutgoing(clientId, 2, 65535)).found).toBe(false);
-    expect(await store.releaseOutgoing(clientId, 2)).toBe(false);
+    expect(await store.deliveries.releaseOutgoing(clientId, 2)).toBe(true);
+    expect((await store.deliveries.listOutgoing(clientId)).map((m) => [m.packetId, m.state])).toEqual([[2, 'pubrel']]);
+    expect((await store.deliveries.completeOutgoing(clientId, 2, 65535)).found).toBe(true);
+    expect((await store.deliveries.completeOutgoing(clientId, 2, 65535)).found).toBe(false);
+    expect(await store.deliveries.releaseOutgoing(clientId, 2)).toBe(false);
   });
 });

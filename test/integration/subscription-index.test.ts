@@ -22,14 +22,14 @@ afterEach(async () => {
 
 /** Subscribes one client to filters at QoS 0. */
 async function subscribe(clientId: string, ...filters: string[]): Promise<void> {
-  await store.subscribe(
+  await store.subscriptions.subscribe(
     clientId,
     filters.map((filter) => ({ clientId, filter, qos: 0 })),
   );
 }
 
 async function matches(topic: string): Promise<string[]> {
-  return described(await store.findSubscriptions(topic));
+  return described(await store.subscriptions.findSubscriptions(topic));
 }
 
 /** The matching rules of MQTT 5.0 section 4.7, written out independently of the code under test. */
@@ -156,9 +156,9 @@ describe('findSubscriptions', () => {
     const full: Subscription = { clientId: c, filter: 'opt/+/full', qos: 2, noLocal: true, retainAsPublished: true, retainHandling: 2 };
     const exact: Subscription = { clientId: c, filter: 'opt/x/full', qos: 1, noLocal: false, retainAsPublished: false, retainHandling: 1 };
     const bare: Subscription = { clientId: c, filter: 'opt/#', qos: 0 };
-    await store.subscribe(c, [full, exact, bare]);
+    await store.subscriptions.subscribe(c, [full, exact, bare]);
 
-    const found = await store.findSubscriptions('opt/x/full');
+    const found = await store.subscriptions.findSubscriptions('opt/x/full');
     const byFilter = Object.fromEntries(found.map((s) => [s.filter, s]));
     expect(found).toHaveLength(3);
     expect(byFilter['opt/+/full']).toEqual(full);
@@ -170,23 +170,23 @@ describe('findSubscriptions', () => {
 describe('subscribe and unsubscribe', () => {
   it('[MQTT-3.8.4-3] subscribing again to the same filter replaces the subscription', async () => {
     const c = uniqueClientId('replace');
-    await store.subscribe(c, [
+    await store.subscriptions.subscribe(c, [
       { clientId: c, filter: 'rep/+', qos: 0 },
       { clientId: c, filter: 'rep/a', qos: 0 },
     ]);
-    await store.subscribe(c, [
+    await store.subscriptions.subscribe(c, [
       { clientId: c, filter: 'rep/+', qos: 2, noLocal: true },
       { clientId: c, filter: 'rep/a', qos: 1 },
     ]);
 
-    expect(await store.findSubscriptions('rep/a')).toEqual(
+    expect(await store.subscriptions.findSubscriptions('rep/a')).toEqual(
       expect.arrayContaining([
         { clientId: c, filter: 'rep/+', qos: 2, noLocal: true },
         { clientId: c, filter: 'rep/a', qos: 1 },
       ]),
     );
-    expect(await store.findSubscriptions('rep/a')).toHaveLength(2);
-    expect(await store.findSubscriptions('rep/b')).toEqual([{ clientId: c, filter: 'rep/+', qos: 2, noLocal: true }]);
+    expect(await store.subscriptions.findSubscriptions('rep/a')).toHaveLength(2);
+    expect(await store.subscriptions.findSubscriptions('rep/b')).toEqual([{ clientId: c, filter: 'rep/+', qos: 2, noLocal: true }]);
   });
 
   it('unsubscribe reports whether each filter existed, and the filter stops matching for that client only', async () => {
@@ -195,46 +195,46 @@ describe('subscribe and unsubscribe', () => {
     await subscribe(c, 'u/+/v', 'u/w');
     await subscribe(other, 'u/+/v');
 
-    expect(await store.unsubscribe(c, ['u/+/v'])).toEqual([true]);
+    expect(await store.subscriptions.unsubscribe(c, ['u/+/v'])).toEqual([true]);
     expect(await matches('u/1/v')).toEqual([`${other} u/+/v`]);
-    expect(await store.unsubscribe(c, ['u/+/v'])).toEqual([false]);
+    expect(await store.subscriptions.unsubscribe(c, ['u/+/v'])).toEqual([false]);
     expect(await matches('u/1/v')).toEqual([`${other} u/+/v`]);
 
-    expect(await store.unsubscribe(c, ['u/w', 'never/subscribed'])).toEqual([true, false]);
+    expect(await store.subscriptions.unsubscribe(c, ['u/w', 'never/subscribed'])).toEqual([true, false]);
     expect(await matches('u/w')).toEqual([]);
-    expect(await store.unsubscribe(other, ['u/+/v'])).toEqual([true]);
+    expect(await store.subscriptions.unsubscribe(other, ['u/+/v'])).toEqual([true]);
     expect(await matches('u/1/v')).toEqual([]);
   });
 
   it('removing the last wildcard subscription under a prefix removes its trie nodes, and matching costs less again', async () => {
     const a = uniqueClientId('gone-a');
     const b = uniqueClientId('gone-b');
-    const untouched = await readCost(store, () => store.findSubscriptions('gone/a/x'));
+    const untouched = await readCost(store, () => store.subscriptions.findSubscriptions('gone/a/x'));
 
     await subscribe(a, 'gone/+/x', 'gone/a/#');
     await subscribe(b, 'gone/+/+/y', 'gone/+/x');
-    await store.subscribe(a, [{ clientId: a, filter: 'gone/+/x', qos: 2 }]); // a replacement must not count twice
+    await store.subscriptions.subscribe(a, [{ clientId: a, filter: 'gone/+/x', qos: 2 }]); // a replacement must not count twice
     expect(await fixture.nodeKeys()).toEqual(['n|gone', 'n|gone/+', 'n|gone/+/+', 'n|gone/+/+/y', 'n|gone/+/x', 'n|gone/a', 'n|gone/a/#']);
     let found: Subscription[] = [];
-    const populated = await readCost(store, async () => (found = await store.findSubscriptions('gone/a/x')));
+    const populated = await readCost(store, async () => (found = await store.subscriptions.findSubscriptions('gone/a/x')));
     expect(described(found)).toEqual([`${a} gone/+/x`, `${a} gone/a/#`, `${b} gone/+/x`].sort());
     expect(populated.calls).toBeGreaterThan(untouched.calls);
 
-    expect(await store.unsubscribe(a, ['gone/+/x', 'gone/a/#'])).toEqual([true, true]);
+    expect(await store.subscriptions.unsubscribe(a, ['gone/+/x', 'gone/a/#'])).toEqual([true, true]);
     expect(await fixture.nodeKeys()).toEqual(['n|gone', 'n|gone/+', 'n|gone/+/+', 'n|gone/+/+/y', 'n|gone/+/x']);
-    expect(await store.unsubscribe(b, ['gone/+/+/y', 'gone/+/x'])).toEqual([true, true]);
+    expect(await store.subscriptions.unsubscribe(b, ['gone/+/+/y', 'gone/+/x'])).toEqual([true, true]);
 
     expect(await fixture.nodeKeys()).toEqual([]);
-    const emptied = await readCost(store, async () => (found = await store.findSubscriptions('gone/a/x')));
+    const emptied = await readCost(store, async () => (found = await store.subscriptions.findSubscriptions('gone/a/x')));
     expect(found).toEqual([]);
     expect(emptied).toEqual(untouched);
   });
 
   it('finding subscribers reads nothing of the subscriptions that do not match: 300 more cost no more', async () => {
     const subscriber = uniqueClientId('dev7');
-    await store.subscribe(subscriber, [{ clientId: subscriber, filter: 'dev/7/#', qos: 1 }]);
+    await store.subscriptions.subscribe(subscriber, [{ clientId: subscriber, filter: 'dev/7/#', qos: 1 }]);
     let found: Subscription[] = [];
-    const alone = await readCost(store, async () => (found = await store.findSubscriptions('dev/7/temp')));
+    const alone = await readCost(store, async () => (found = await store.subscriptions.findSubscriptions('dev/7/temp')));
     expect(described(found)).toEqual([`${subscriber} dev/7/#`]);
     expect(alone.calls).toBeGreaterThan(0);
     expect(alone.readUnits).toBeGreaterThan(0); // the meter does see DynamoDB Local's consumed capacity
@@ -244,17 +244,17 @@ describe('subscribe and unsubscribe', () => {
       if (i !== 7) noise.push({ clientId: uniqueClientId(`noise-dev-${i}`), filter: `dev/${i}/#`, qos: 1 });
     }
     for (let i = 0; i < 150; i++) noise.push({ clientId: uniqueClientId(`noise-other-${i}`), filter: `other/+/x${i}`, qos: 0 });
-    await inChunks(noise, 25, (s) => store.subscribe(s.clientId, [s]));
+    await inChunks(noise, 25, (s) => store.subscriptions.subscribe(s.clientId, [s]));
 
-    const crowded = await readCost(store, async () => (found = await store.findSubscriptions('dev/7/temp')));
+    const crowded = await readCost(store, async () => (found = await store.subscriptions.findSubscriptions('dev/7/temp')));
     expect(described(found)).toEqual([`${subscriber} dev/7/#`]);
     expect(crowded.calls).toBe(alone.calls);
     expect(crowded.readUnits).toBe(alone.readUnits);
 
     // A subscription that does match is read: the measurement can tell the difference.
     const second = uniqueClientId('dev-any');
-    await store.subscribe(second, [{ clientId: second, filter: 'dev/+/temp', qos: 0 }]);
-    const matching = await readCost(store, async () => (found = await store.findSubscriptions('dev/7/temp')));
+    await store.subscriptions.subscribe(second, [{ clientId: second, filter: 'dev/+/temp', qos: 0 }]);
+    const matching = await readCost(store, async () => (found = await store.subscriptions.findSubscriptions('dev/7/temp')));
     expect(described(found)).toEqual([`${second} dev/+/temp`, `${subscriber} dev/7/#`].sort());
     expect(matching.calls).toBeGreaterThan(alone.calls);
   });

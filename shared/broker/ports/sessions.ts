@@ -1,0 +1,62 @@
+/** Sessions: the state a client id keeps across connections. */
+import type { ProtocolVersion } from '../../protocol/codec';
+import type { DueWill, WillMessage } from './messages';
+
+/** The part of a session that delivery needs: where the client is now, and how it speaks. */
+export interface SessionRecord {
+  readonly clientId: string;
+  readonly connectionId?: string;
+  readonly protocolVersion: ProtocolVersion;
+  /** 5.0: the largest packet the client accepts (CONNECT Maximum Packet Size); absent = no limit. */
+  readonly maximumPacketSize?: number;
+  /** QoS 1 and 2 messages the client accepts unacknowledged (5.0 Receive Maximum; 65535 otherwise). */
+  readonly receiveMaximum: number;
+  /** 5.0: topic aliases the client accepts from the broker; 0 = none. */
+  readonly topicAliasMaximum: number;
+}
+
+export interface OpenSessionRequest {
+  readonly clientId: string;
+  readonly connectionId: string;
+  readonly protocolVersion: ProtocolVersion;
+  readonly cleanStart: boolean;
+  /**
+   * The session lasts only as long as this connection (3.1.1 Clean Session 1, 5.0 Session Expiry
+   * Interval 0): a connection that takes the client id over must not resume it.
+   */
+  readonly endsWithConnection?: boolean;
+  readonly maximumPacketSize?: number;
+  readonly receiveMaximum: number;
+  readonly topicAliasMaximum: number;
+}
+
+export interface OpenSessionResult {
+  readonly sessionPresent: boolean;
+  /** The connection that held this client id until now, which must be closed (takeover). */
+  readonly previousConnectionId?: string;
+  /** How that connection speaks, so it is told in its own protocol version. */
+  readonly previousProtocolVersion?: ProtocolVersion;
+  /**
+   * The connection the previous claim took the session from. Its CONNECT should have closed it;
+   * if that CONNECT died first, it is still open, and this one closes it (usually it is long gone).
+   */
+  readonly earlierTakenOver?: { readonly connectionId: string; readonly protocolVersion: ProtocolVersion };
+  /** A clean start ended a session whose delayed will was still pending: it is due now. */
+  readonly endedSessionWill?: WillMessage;
+}
+
+export type CloseSessionResult = 'closed' | 'taken-over';
+
+/** Sessions: opened (or taken over) by a CONNECT, detached or ended with their connection, expired by the timers. */
+export interface SessionStore {
+
+  openSession(request: OpenSessionRequest): Promise<OpenSessionResult>;
+  /**
+   * Detach the connection from its session; `endSession` deletes the session's state too.
+   * 'taken-over': another connection holds the session now, and nothing was changed.
+   */
+  closeSession(clientId: string, connectionId: string, endSession: boolean, expiryInterval: number): Promise<CloseSessionResult>;
+  getSessions(clientIds: readonly string[]): Promise<Map<string, SessionRecord>>;
+  /** Sessions whose expiry has passed: their state and routes are deleted. Returns how many, and their pending delayed wills (to publish now). */
+  endExpiredSessions(now: number, limit: number): Promise<{ ended: number; wills: DueWill[] }>;
+}

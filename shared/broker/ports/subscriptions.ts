@@ -1,0 +1,33 @@
+/** Subscriptions and the lookup of the ones matching a topic. */
+import type { QoS } from '../../protocol/codec';
+
+export interface SubscriptionOptions {
+  readonly qos: QoS;
+  readonly noLocal?: boolean;
+  readonly retainAsPublished?: boolean;
+  readonly retainHandling?: number;
+  /** 5.0 Subscription Identifier, returned with every message the subscription matches. */
+  readonly subscriptionIdentifier?: number;
+}
+
+export interface Subscription extends SubscriptionOptions {
+  readonly clientId: string;
+  /** The topic filter without any `$share/<group>/` prefix. */
+  readonly filter: string;
+  /** The share name of a shared subscription (`$share/<group>/<filter>`). */
+  readonly shareGroup?: string;
+}
+
+/** Subscriptions, and the index that finds the ones matching a topic. */
+export interface SubscriptionStore {
+
+  /** Store the subscriptions (replacing any with the same filter); for each, whether it existed. */
+  subscribe(clientId: string, subscriptions: readonly Subscription[]): Promise<boolean[]>;
+  /** Remove subscriptions by filter as sent (`$share/g/f` included); for each, whether it existed. */
+  unsubscribe(clientId: string, filters: readonly string[]): Promise<boolean[]>;
+  /** Every subscription whose filter matches the topic name, read strongly consistently. */
+  findSubscriptions(topic: string): Promise<Subscription[]>;
+
+  /** The filters the client is subscribed to now (for the subscriptions-per-client limit). */
+  subscriptionFilters(clientId: string): Promise<string[]>;
+}
