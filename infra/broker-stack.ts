@@ -16,7 +16,7 @@ import { readDeployContext } from './deploy-context';
 /**
  * The whole broker in one stack: DynamoDB tables, the Lambda handlers, the browsers' door
  * (API Gateway WebSocket) and the devices' door (NLB + Fargate listener), alarms and a dashboard.
- * Settings come from CDK context (infra/deploy-context.ts; README "Deploy to AWS").
+ * Settings come from CDK context (infra/deploy-context.ts; docs/deploy.md).
  */
 export class BrokerStack extends Stack {
   readonly tables: BrokerTables;

@@ -188,7 +188,7 @@ export class ApiGatewayEmulator {
     return `${this.options.host}:${this.port}`;
   }
 
-  /** The event as AWS shapes it for each route (see the field list in the README's design section). */
+  /** The event as AWS shapes it for each route (see the field list in docs/design.md). */
   private async invoke(
     routeKey: keyof EmulatorRoutes,
     who: Who,

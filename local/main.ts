@@ -112,7 +112,7 @@ try {
       `  web console                 ${harness.consoleUrl}   (browser adapter: ${harness.consoleUrl}/adapter.js)`,
       `  DynamoDB                    ${harness.dynamoDbEndpoint}   tables: ${Object.values(harness.tables).join(', ')}`,
       `  security                    ${describeSecurity(security)}`,
-      '  users                       npm run users -- add <name> --password <password>   (see README, Security)',
+      '  users                       npm run users -- add <name> --password <password>   (see docs/security.md)',
       'Try: mosquitto_sub -h localhost -t "demo/#" -v   and   mosquitto_pub -h localhost -t demo/hello -m hi',
       'Ctrl-C stops everything.',
       '',
