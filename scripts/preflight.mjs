@@ -56,7 +56,7 @@ for (const { problem, why, debian } of missing) {
 const nodeMajor = Number(process.versions.node.split('.')[0]);
 const oldNode = nodeMajor < 24;
 if (oldNode) {
-  console.error(`missing: Node 24 (npm package node, a dev dependency; this runs on ${process.version} from ${process.execPath}): run  npm ci`);
+  console.error(`missing: Node 24 (npm package node, a dev dependency; this runs on ${process.version} from ${process.execPath}): run  npm ci  (allowScripts in package.json lets its install script run)`);
 }
 
 if (missing.length > 0) {
