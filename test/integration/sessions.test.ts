@@ -5,7 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectHold, type OpenSessionRequest, type OutgoingMessage, type QueuedMessage } from '../../shared/broker/ports';
-import type { DynamoBrokerStore } from '../../shared/store/dynamo-store';
+import type { DynamoStore } from '../../shared/store/create-dynamo-store';
 import { createStoreFixture, described, inChunks, uniqueClientId, type StoreFixture } from './store-fixture';
 
 const NEVER_EXPIRES = 0xffffffff;
@@ -14,7 +14,7 @@ const HOUR_MS = 3_600_000;
 const limits = { receiveMaximum: 65535, topicAliasMaximum: 0 };
 
 let fixture: StoreFixture;
-let store: DynamoBrokerStore;
+let store: DynamoStore;
 
 beforeAll(async () => {
   fixture = await createStoreFixture();
@@ -30,15 +30,15 @@ function connectionId(): string {
 }
 
 /** A store whose clock the test moves. */
-function clockedStore(): { store: DynamoBrokerStore; advance(ms: number): void } {
+function clockedStore(): { store: DynamoStore; advance(ms: number): void } {
   let now = Date.now();
   return { store: fixture.storeAt(() => now), advance: (ms) => void (now += ms) };
 }
 
 /** What a CONNECT does to the session: claim it, and once CONNACK is out let deliveries start. */
 async function connect(request: OpenSessionRequest, target = store) {
-  const opened = await target.openSession(request);
-  await target.releaseHold(request.clientId, request.connectionId, connectHold(request.connectionId), request.receiveMaximum);
+  const opened = await target.sessions.openSession(request);
+  await target.deliveries.releaseHold(request.clientId, request.connectionId, connectHold(request.connectionId), request.receiveMaximum);
   return opened;
 }
 
@@ -53,7 +53,7 @@ async function connectedWithSubscriptions(target = store): Promise<{ clientId: s
   const clientId = uniqueClientId('sess');
   const conn = connectionId();
   await connect({ clientId, connectionId: conn, protocolVersion: 5, cleanStart: true, ...limits }, target);
-  await target.subscribe(clientId, [
+  await target.subscriptions.subscribe(clientId, [
     { clientId, filter: `${clientId}/status`, qos: 1 },
     { clientId, filter: `${clientId}/+`, qos: 2 },
   ]);
@@ -180,7 +180,7 @@ describe('openSession and closeSession', () => {
     expect((await store.sessions.getSessions([clientId])).get(clientId)).toEqual({ clientId, connectionId: next, protocolVersion: 5, ...limits });
     expect(described(await store.subscriptions.findSubscriptions(topic))).toEqual([`${clientId} ${clientId}/+`, `${clientId} ${topic}`]);
     // Nor did it set an expiry on the session the new connection holds.
-    expect((await fixture.storeAt(() => Date.now() + 2 * HOUR_MS).getSessions([clientId])).get(clientId)?.connectionId).toBe(next);
+    expect((await fixture.storeAt(() => Date.now() + 2 * HOUR_MS).sessions.getSessions([clientId])).get(clientId)?.connectionId).toBe(next);
     expect(await inFlight(next, [{ clientId, topic, payload: Buffer.from('x'), qos: 1, retain: false }], 10)).toEqual([1]);
   });
 
@@ -259,18 +259,18 @@ describe('the end of a connection', () => {
     const clocked = fixture.storeAt(() => now);
     const clientId = uniqueClientId('end');
     const conn = connectionId();
-    await clocked.putConnection(record(clientId, conn));
+    await clocked.connections.putConnection(record(clientId, conn));
     // A DISCONNECT's changes are written with its claim, so whoever redoes the end sees them.
-    const claimed = await clocked.claimConnectionEnd(conn, { sessionExpiryInterval: 0, dropWill: true });
+    const claimed = await clocked.connections.claimConnectionEnd(conn, { sessionExpiryInterval: 0, dropWill: true });
     expect(claimed).toMatchObject({ clientId, sessionExpiryInterval: 0 });
     expect(claimed?.will).toBeUndefined();
-    expect(await clocked.claimConnectionEnd(conn)).toBeUndefined();
+    expect(await clocked.connections.claimConnectionEnd(conn)).toBeUndefined();
     // The one who claimed it died half way: after the lease, the next report (or the sweeper) redoes it.
     now += 31_000;
-    expect(await clocked.claimConnectionEnd(conn)).toMatchObject({ clientId, sessionExpiryInterval: 0 });
-    await clocked.deleteConnection(conn);
+    expect(await clocked.connections.claimConnectionEnd(conn)).toMatchObject({ clientId, sessionExpiryInterval: 0 });
+    await clocked.connections.deleteConnection(conn);
     now += 31_000;
-    expect(await clocked.claimConnectionEnd(conn)).toBeUndefined();
+    expect(await clocked.connections.claimConnectionEnd(conn)).toBeUndefined();
   });
 
   it('closeSession redone by the connection that closed the session is "closed" again; another connection still "taken-over"', async () => {
@@ -332,20 +332,20 @@ describe('QoS state', () => {
     const clientId = uniqueClientId('drain');
     const conn = connectionId();
     await connect({ clientId, connectionId: conn, protocolVersion: 5, cleanStart: true, receiveMaximum: 2, topicAliasMaximum: 0 }, clocked);
-    const [first] = await clocked.startDeliveries(clientId, conn, 2, [message(clientId, 1), message(clientId, 2)]).then((s) => s.map((x) => (x as { packetId: number }).packetId));
-    expect(await clocked.enqueue(message(clientId, 3))).toEqual({ queued: true });
-    await clocked.completeOutgoing(clientId, first!, 2);
-    expect((await clocked.claimQueued(clientId, conn, 2, 'drain:a')).messages.map((m) => m.payload.toString())).toEqual(['m3']);
-    await clocked.completeOutgoing(clientId, 2, 2);
+    const [first] = await clocked.deliveries.startDeliveries(clientId, conn, 2, [message(clientId, 1), message(clientId, 2)]).then((s) => s.map((x) => (x as { packetId: number }).packetId));
+    expect(await clocked.deliveries.enqueue(message(clientId, 3))).toEqual({ queued: true });
+    await clocked.deliveries.completeOutgoing(clientId, first!, 2);
+    expect((await clocked.deliveries.claimQueued(clientId, conn, 2, 'drain:a')).messages.map((m) => m.payload.toString())).toEqual(['m3']);
+    await clocked.deliveries.completeOutgoing(clientId, 2, 2);
     // m3 is claimed but maybe not sent yet: a new message waits behind it, and a second drain gets nothing.
-    expect(await clocked.startDeliveries(clientId, conn, 2, [message(clientId, 4)])).toEqual(['queue']);
-    expect(await clocked.enqueue(message(clientId, 4))).toEqual({ queued: true });
-    expect((await clocked.claimQueued(clientId, conn, 2, 'drain:b')).messages).toEqual([]);
+    expect(await clocked.deliveries.startDeliveries(clientId, conn, 2, [message(clientId, 4)])).toEqual(['queue']);
+    expect(await clocked.deliveries.enqueue(message(clientId, 4))).toEqual({ queued: true });
+    expect((await clocked.deliveries.claimQueued(clientId, conn, 2, 'drain:b')).messages).toEqual([]);
     // Drain a died: after the lease, drain b goes on.
     now += 31_000;
-    expect((await clocked.claimQueued(clientId, conn, 2, 'drain:b')).messages.map((m) => m.payload.toString())).toEqual(['m4']);
-    expect(await clocked.releaseHold(clientId, conn, 'drain:a', 2)).toBe('not-held');
-    expect(await clocked.releaseHold(clientId, conn, 'drain:b', 2)).toBe('released');
+    expect((await clocked.deliveries.claimQueued(clientId, conn, 2, 'drain:b')).messages.map((m) => m.payload.toString())).toEqual(['m4']);
+    expect(await clocked.deliveries.releaseHold(clientId, conn, 'drain:a', 2)).toBe('not-held');
+    expect(await clocked.deliveries.releaseHold(clientId, conn, 'drain:b', 2)).toBe('released');
   });
 
   it('[MQTT-4.9.0-2] startDeliveries starts messages while they fit under the Receive Maximum; the rest queue', async () => {

@@ -5,11 +5,11 @@
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Subscription } from '../../shared/broker/ports';
-import type { DynamoBrokerStore } from '../../shared/store/dynamo-store';
+import type { DynamoStore } from '../../shared/store/create-dynamo-store';
 import { createStoreFixture, described, inChunks, readCost, uniqueClientId, type StoreFixture } from './store-fixture';
 
 let fixture: StoreFixture;
-let store: DynamoBrokerStore;
+let store: DynamoStore;
 
 beforeEach(async () => {
   fixture = await createStoreFixture();
