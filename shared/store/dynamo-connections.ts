@@ -3,9 +3,6 @@ import type { ConnectionChanges, ConnectionEndChanges, ConnectionRecord, Connect
 import type { DynamoTable, Item } from './dynamo-table';
 import { toItemMessage, toWill } from './message-items';
 
-/** How long the end of a connection is held by whoever started it before another may redo it. */
-const CONNECTION_END_LEASE_MS = 30_000;
-
 export class DynamoConnectionStore implements ConnectionStore {
   constructor(
     private readonly table: DynamoTable,
@@ -32,7 +29,7 @@ export class DynamoConnectionStore implements ConnectionStore {
     });
   }
 
-  async claimConnectionEnd(connectionId: string, changes: ConnectionEndChanges = {}): Promise<ConnectionRecord | undefined> {
+  async claimConnectionEnd(connectionId: string, leaseMs: number, changes: ConnectionEndChanges = {}): Promise<ConnectionRecord | undefined> {
     const now = this.now();
     const claimed = await this.table.updateIf({
       Key: { connectionId },
@@ -45,7 +42,7 @@ export class DynamoConnectionStore implements ConnectionStore {
       ConditionExpression: 'attribute_exists(connectionId) AND (attribute_not_exists(endingAt) OR endingAt < :stale)',
       ExpressionAttributeValues: {
         ':now': now,
-        ':stale': now - CONNECTION_END_LEASE_MS,
+        ':stale': now - leaseMs,
         ...(changes.sessionExpiryInterval !== undefined ? { ':e': changes.sessionExpiryInterval } : {}),
       },
       ReturnValues: 'ALL_NEW',

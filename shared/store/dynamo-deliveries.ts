@@ -11,7 +11,7 @@
  * it to resend. The counter is read first and the transaction is conditioned on it, so concurrent
  * handlers never hand out the same packet id.
  */
-import type { ClaimedMessages, DeliveryStart, DeliveryStore, EnqueueResult, OutgoingMessage, QueuedMessage } from '../broker/ports';
+import type { ClaimedMessages, DeliveryHold, DeliveryStart, DeliveryStore, EnqueueResult, OutgoingMessage, QueueingSession, QueuedMessage } from '../broker/ports';
 import { afterContention, type DynamoTable, type Item, type TransactItem } from './dynamo-table';
 import { messageItem, toQueued } from './message-items';
 import {
@@ -27,11 +27,8 @@ import {
   type SequenceGenerator,
 } from './session-items';
 
-const CLAIM_BATCH = 25;
 /** A transaction holds 100 items: the session, and per message its record and at most one mark. */
 const MESSAGES_PER_TRANSACTION = 49;
-/** How long a drain may hold a session's deliveries back before others go on without it (it died). */
-const HOLD_LEASE_MS = 30_000;
 
 export class DynamoDeliveryStore implements DeliveryStore {
   constructor(
@@ -81,26 +78,24 @@ export class DynamoDeliveryStore implements DeliveryStore {
     ]);
     // The session is gone (or ended), or the mark says it was delivered before: nothing to keep.
     if (!written.ok) return { queued: false };
-    // Whoever queued last drains, unless the client's CONNECT is still resending (it drains after).
+    // The session as the queue left it: the broker decides by it whether to drain now.
     const session = await this.table.get(sessionKey(clientId));
-    const room = session !== undefined && Number(session.inflight ?? 0) < Number(session.receiveMaximum ?? MAX_IN_FLIGHT_IDS);
-    return session && typeof session.connectionId === 'string' && canStart(session, session.connectionId, this.now()) && room
-      ? { queued: true, drainOn: session.connectionId }
-      : { queued: true };
+    return session ? { queued: true, session: queueingSession(session) } : { queued: true };
   }
 
-  async claimQueued(clientId: string, connectionId: string, receiveMaximum: number, hold: string): Promise<ClaimedMessages> {
+  async claimQueued(clientId: string, connectionId: string, receiveMaximum: number, hold: DeliveryHold, batch: number): Promise<ClaimedMessages> {
+    const perRound = Math.max(1, Math.min(batch, MESSAGES_PER_TRANSACTION));
     const messages: OutgoingMessage[] = [];
     for (let attempt = 0; ; attempt++) {
       const session = await this.table.get(sessionKey(clientId));
       // Another drain holds the session: it sends what is queued, in order, before letting go.
-      if (!session || !canStart(session, connectionId, this.now(), hold)) return { messages, more: Number(session?.queued ?? 0) > 0 };
-      const room = countsInFlight(receiveMaximum) ? receiveMaximum - Number(session.inflight ?? 0) : CLAIM_BATCH;
+      if (!session || !canStart(session, connectionId, this.now(), hold.token)) return { messages, more: Number(session?.queued ?? 0) > 0 };
+      const room = countsInFlight(receiveMaximum) ? receiveMaximum - Number(session.inflight ?? 0) : perRound;
       if (room <= 0) return { messages, more: Number(session.queued ?? 0) > 0 };
       const items = await this.table.query({
         KeyConditionExpression: 'clientId = :c AND begins_with(sk, :q)',
         ExpressionAttributeValues: { ':c': clientId, ':q': QUEUE_PREFIX },
-        Limit: Math.min(room, CLAIM_BATCH),
+        Limit: Math.min(room, perRound),
       });
       if (items.length === 0) return { messages, more: false };
       const outcome = await this.recordInFlight(clientId, connectionId, receiveMaximum, session, items.map(toQueued), items, hold);
@@ -183,7 +178,7 @@ export class DynamoDeliveryStore implements DeliveryStore {
     session: Item,
     messages: readonly QueuedMessage[],
     fromQueue: readonly Item[],
-    hold?: string,
+    hold?: DeliveryHold,
   ): Promise<{ ok: true; claimed: OutgoingMessage[] } | { ok: false; duplicate?: number }> {
     const now = this.now();
     const live = fromQueue.length > 0 ? messages.filter((m) => m.expiresAtMs === undefined || m.expiresAtMs > now) : messages;
@@ -209,7 +204,7 @@ export class DynamoDeliveryStore implements DeliveryStore {
         ':next': counter + live.length,
         ':c': connectionId,
         ':now': now,
-        ...(hold ? { ':hold': hold, ':until': now + HOLD_LEASE_MS } : {}),
+        ...(hold ? { ':hold': hold.token, ':until': now + hold.leaseMs } : {}),
         ...(counter === 0 ? {} : { ':counter': counter }),
         ...(counts && live.length > 0 ? { ':n': live.length } : {}),
         ...(counts ? { ':room': receiveMaximum - live.length } : {}),
@@ -250,6 +245,15 @@ export class DynamoDeliveryStore implements DeliveryStore {
   private outgoingItem(message: OutgoingMessage): Item {
     return { ...messageItem(message), packetId: message.packetId, sk: outKey(message.packetId), state: 'publish', sentSeq: this.sequence.next() };
   }
+}
+
+function queueingSession(item: Item): QueueingSession {
+  return {
+    ...(typeof item.connectionId === 'string' ? { connectionId: item.connectionId } : {}),
+    inFlight: Number(item.inflight ?? 0),
+    receiveMaximum: Number(item.receiveMaximum ?? MAX_IN_FLIGHT_IDS),
+    ...(typeof item.heldUntil === 'number' ? { heldUntil: item.heldUntil } : {}),
+  };
 }
 
 /**

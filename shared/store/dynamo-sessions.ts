@@ -12,8 +12,6 @@ import type { DynamoWillStore } from './dynamo-wills';
 import { dueTimers, isExpired, MAX_IN_FLIGHT_IDS, SESSION_SK, sessionKey, SUB_PREFIX, TTL_GRACE_SECONDS } from './session-items';
 
 const NEVER_EXPIRES = 0xffffffff;
-/** How long a CONNECT may hold a session's deliveries back before others go on without it (it died). */
-const HOLD_LEASE_MS = 30_000;
 
 /** The adapters a session's end reaches into. */
 export interface SessionParts {
@@ -54,7 +52,7 @@ export class DynamoSessionStore implements SessionStore {
         ':e': request.endsWithConnection ?? false,
         ':none': '',
         ':hold': connectHold(request.connectionId),
-        ':until': this.now() + HOLD_LEASE_MS,
+        ':until': this.now() + request.holdMs,
         ...(request.maximumPacketSize === undefined ? {} : { ':m': request.maximumPacketSize }),
       },
       ReturnValues: 'ALL_OLD',
@@ -106,7 +104,7 @@ export class DynamoSessionStore implements SessionStore {
     return 'closed';
   }
 
-  async endExpiredSessions(now: number, limit: number): Promise<{ ended: number; wills: DueWill[] }> {
+  async endExpiredSessions(now: number, limit: number, willLeaseMs: number): Promise<{ ended: number; wills: DueWill[] }> {
     const due = await dueTimers(this.table, 'expiry', now, limit);
     let ended = 0;
     const wills: DueWill[] = [];
@@ -122,7 +120,7 @@ export class DynamoSessionStore implements SessionStore {
       if (!gone) continue;
       // A delayed will still pending is published now, as its session ends [MQTT-3.1.2-8] (unless
       // claimDueWills has it already: its due time can fall a moment after the session's end).
-      const will = await this.parts.wills.takeWill(clientId, now);
+      const will = await this.parts.wills.takeWill(clientId, now - willLeaseMs);
       if (will) wills.push(will);
       await this.deleteSessionState(clientId);
       ended++;

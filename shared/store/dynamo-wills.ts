@@ -7,9 +7,6 @@ import type { DynamoTable, Item } from './dynamo-table';
 import { toItemMessage, toWill } from './message-items';
 import { dueTimers, sessionKey, WILL_SK } from './session-items';
 
-/** How long a due will's publication is held by whoever claimed it before another may redo it. */
-const WILL_CLAIM_LEASE_MS = 30_000;
-
 export class DynamoWillStore implements WillStore {
   constructor(private readonly table: DynamoTable) {}
 
@@ -27,7 +24,7 @@ export class DynamoWillStore implements WillStore {
     await this.table.delete({ Key: { clientId, sk: WILL_SK }, ReturnValues: 'ALL_OLD' });
   }
 
-  async claimDueWills(now: number, limit: number): Promise<DueWill[]> {
+  async claimDueWills(now: number, limit: number, leaseMs: number): Promise<DueWill[]> {
     const due = await dueTimers(this.table, 'will', now, limit);
     const wills: DueWill[] = [];
     for (const item of due) {
@@ -36,7 +33,7 @@ export class DynamoWillStore implements WillStore {
         Key: { clientId: item.clientId as string, sk: WILL_SK },
         UpdateExpression: 'SET claimedAt = :now',
         ConditionExpression: 'timerAt <= :now AND (attribute_not_exists(claimedAt) OR claimedAt < :stale)',
-        ExpressionAttributeValues: { ':now': now, ':stale': now - WILL_CLAIM_LEASE_MS },
+        ExpressionAttributeValues: { ':now': now, ':stale': now - leaseMs },
         ReturnValues: 'ALL_NEW',
       });
       if (claimed?.attributes) wills.push(dueWill(claimed.attributes));
@@ -55,14 +52,14 @@ export class DynamoWillStore implements WillStore {
   }
 
   /**
-   * The session ends: its pending will is removed and returned, to publish now. At `now`, only
-   * one no publisher holds a claim on (claimDueWills may have it already).
+   * The session ends: its pending will is removed and returned, to publish now. With `unclaimedSince`,
+   * only if no publisher claimed it since then (claimDueWills may have it already).
    */
-  async takeWill(clientId: string, now?: number): Promise<DueWill | undefined> {
+  async takeWill(clientId: string, unclaimedSince?: number): Promise<DueWill | undefined> {
     const taken = await this.table.deleteIf({
       Key: { clientId, sk: WILL_SK },
-      ConditionExpression: now === undefined ? 'attribute_exists(sk)' : 'attribute_exists(sk) AND (attribute_not_exists(claimedAt) OR claimedAt < :stale)',
-      ...(now === undefined ? {} : { ExpressionAttributeValues: { ':stale': now - WILL_CLAIM_LEASE_MS } }),
+      ConditionExpression: unclaimedSince === undefined ? 'attribute_exists(sk)' : 'attribute_exists(sk) AND (attribute_not_exists(claimedAt) OR claimedAt < :stale)',
+      ...(unclaimedSince === undefined ? {} : { ExpressionAttributeValues: { ':stale': unclaimedSince } }),
       ReturnValues: 'ALL_OLD',
     });
     return taken?.attributes ? dueWill(taken.attributes) : undefined;

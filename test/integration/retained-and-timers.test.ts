@@ -24,6 +24,9 @@ const retained = (topic: string, payload = topic, extra: Partial<RetainedMessage
   ...extra,
 });
 
+/** The lease of holds and claims (the broker's, shared/broker/leases.ts). */
+const HOLD_MS = 30_000;
+
 const topicsOf = (messages: readonly RetainedMessage[]) => messages.map((m) => m.topic).sort();
 
 describe('retained messages', () => {
@@ -97,7 +100,7 @@ describe('timers', () => {
     const will = { topic: 'w/t', payload: Buffer.from('gone'), qos: 1 as const, retain: false, delayInterval: 5 };
     const limits = { receiveMaximum: 65535, topicAliasMaximum: 0 };
     for (const id of [clientId, other]) {
-      await store.sessions.openSession({ clientId: id, connectionId: `c-${id}`, protocolVersion: 5, cleanStart: true, ...limits });
+      await store.sessions.openSession({ clientId: id, connectionId: `c-${id}`, protocolVersion: 5, cleanStart: true, holdMs: HOLD_MS, ...limits });
       // [MQTT-3.1.3-9] while a connection holds the session, a will is not scheduled
       expect(await store.wills.scheduleWill(id, will, now + 5_000)).toBe(false);
       await store.sessions.closeSession(id, `c-${id}`, false, 60);
@@ -106,18 +109,18 @@ describe('timers', () => {
     await store.wills.cancelWill(other);
 
     const mine = <W extends { clientId: string }>(wills: W[]) => wills.filter((w) => w.clientId === clientId || w.clientId === other);
-    expect(mine(await store.wills.claimDueWills(now, 100))).toEqual([]);
+    expect(mine(await store.wills.claimDueWills(now, 100, HOLD_MS))).toEqual([]);
     now += 6_000;
     // The timer index is eventually consistent; DynamoDB Local applies it at once.
-    const claimed = mine(await store.wills.claimDueWills(now, 100));
+    const claimed = mine(await store.wills.claimDueWills(now, 100, HOLD_MS));
     expect(claimed).toEqual([{ clientId, will, id: String(now - 1_000) }]);
-    expect(mine(await store.wills.claimDueWills(now, 100))).toEqual([]);
+    expect(mine(await store.wills.claimDueWills(now, 100, HOLD_MS))).toEqual([]);
     // Its publisher died before completing it: once the lease has passed, it is claimed again.
     now += 31_000;
-    expect(mine(await store.wills.claimDueWills(now, 100))).toEqual(claimed);
+    expect(mine(await store.wills.claimDueWills(now, 100, HOLD_MS))).toEqual(claimed);
     await store.wills.completeWill(clientId, claimed[0]!.id);
     now += 31_000;
-    expect(mine(await store.wills.claimDueWills(now, 100))).toEqual([]);
+    expect(mine(await store.wills.claimDueWills(now, 100, HOLD_MS))).toEqual([]);
   });
 
   it('[MQTT-3.1.2-8] a delayed will still pending when its session ends is handed over for publishing then, once', async () => {
@@ -125,16 +128,16 @@ describe('timers', () => {
     const store = fixture.storeAt(() => now);
     const clientId = uniqueClientId('will-at-end');
     const will = { topic: 'w/end', payload: Buffer.from('gone'), qos: 1 as const, retain: false, delayInterval: 300 };
-    await store.sessions.openSession({ clientId, connectionId: `c-${clientId}`, protocolVersion: 5, cleanStart: true, receiveMaximum: 65535, topicAliasMaximum: 0 });
+    await store.sessions.openSession({ clientId, connectionId: `c-${clientId}`, protocolVersion: 5, cleanStart: true, holdMs: HOLD_MS, receiveMaximum: 65535, topicAliasMaximum: 0 });
     await store.sessions.closeSession(clientId, `c-${clientId}`, false, 1);
     // Due at the session's end, a moment after it, as settleWill computes it after closeSession.
     expect(await store.wills.scheduleWill(clientId, will, now + 1_005)).toBe(true);
     now += 1_001;
     const mine = <W extends { clientId: string }>(wills: W[]) => wills.filter((w) => w.clientId === clientId);
-    expect(mine(await store.wills.claimDueWills(now, 100))).toEqual([]);
-    expect(mine((await store.sessions.endExpiredSessions(now, 100)).wills)).toEqual([{ clientId, will, id: String(now + 4) }]);
+    expect(mine(await store.wills.claimDueWills(now, 100, HOLD_MS))).toEqual([]);
+    expect(mine((await store.sessions.endExpiredSessions(now, 100, HOLD_MS)).wills)).toEqual([{ clientId, will, id: String(now + 4) }]);
     now += 10;
-    expect(mine(await store.wills.claimDueWills(now, 100))).toEqual([]);
+    expect(mine(await store.wills.claimDueWills(now, 100, HOLD_MS))).toEqual([]);
   });
 
   it('an expired session is ended by the timer: state, routes and queue gone; a reconnected one is kept', async () => {
@@ -144,17 +147,17 @@ describe('timers', () => {
     const expired = uniqueClientId('exp');
     const back = uniqueClientId('back');
     for (const clientId of [expired, back]) {
-      await store.sessions.openSession({ clientId, connectionId: `c-${clientId}`, protocolVersion: 5, cleanStart: true, ...limits });
+      await store.sessions.openSession({ clientId, connectionId: `c-${clientId}`, protocolVersion: 5, cleanStart: true, holdMs: HOLD_MS, ...limits });
       await store.subscriptions.subscribe(clientId, [{ clientId, filter: `${clientId}/+`, qos: 1 }]);
       await store.sessions.closeSession(clientId, `c-${clientId}`, false, 10);
       await store.deliveries.enqueue({ clientId, topic: `${clientId}/t`, payload: Buffer.from('q'), qos: 1, retain: false });
     }
-    await store.sessions.openSession({ clientId: back, connectionId: 'c-again', protocolVersion: 5, cleanStart: false, ...limits });
+    await store.sessions.openSession({ clientId: back, connectionId: 'c-again', protocolVersion: 5, cleanStart: false, holdMs: HOLD_MS, ...limits });
     now += 11_000;
-    expect((await store.sessions.endExpiredSessions(now, 100)).ended).toBeGreaterThanOrEqual(1);
+    expect((await store.sessions.endExpiredSessions(now, 100, HOLD_MS)).ended).toBeGreaterThanOrEqual(1);
     expect([...(await store.sessions.getSessions([expired, back])).keys()]).toEqual([back]);
     expect(await store.subscriptions.findSubscriptions(`${expired}/t`)).toEqual([]);
     expect(await store.subscriptions.findSubscriptions(`${back}/t`)).toHaveLength(1);
-    expect((await store.deliveries.claimQueued(back, 'c-again', 10, connectHold('c-again'))).messages).toHaveLength(1);
+    expect((await store.deliveries.claimQueued(back, 'c-again', 10, { token: connectHold('c-again'), leaseMs: HOLD_MS }, 25)).messages).toHaveLength(1);
   });
 });

@@ -4,12 +4,15 @@
  */
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { connectHold, type OpenSessionRequest, type OutgoingMessage, type QueuedMessage } from '../../shared/broker/ports';
+import { drainAfterQueueing } from '../../shared/broker/delivery-policy';
+import { connectHold, type EnqueueResult, type OpenSessionRequest, type OutgoingMessage, type QueuedMessage } from '../../shared/broker/ports';
 import type { DynamoStore } from '../../shared/store/create-dynamo-store';
 import { createStoreFixture, described, inChunks, uniqueClientId, type StoreFixture } from './store-fixture';
 
 const NEVER_EXPIRES = 0xffffffff;
 const HOUR_MS = 3_600_000;
+/** The lease of holds and claims (the broker's, shared/broker/leases.ts). */
+const HOLD_MS = 30_000;
 /** What a client that sent no 5.0 limits accepts. */
 const limits = { receiveMaximum: 65535, topicAliasMaximum: 0 };
 
@@ -27,6 +30,12 @@ afterAll(async () => {
 
 function connectionId(): string {
   return `conn-${randomBytes(6).toString('hex')}`;
+}
+
+/** What enqueue answered, and the broker's decision from it: drain now, on which connection (shared/broker/delivery-policy.ts). */
+function decided(result: EnqueueResult, now = Date.now()): { queued: boolean; drainOn?: string } {
+  const drainOn = result.queued ? drainAfterQueueing(result.session, now) : undefined;
+  return { queued: result.queued, ...(drainOn ? { drainOn } : {}) };
 }
 
 /** A store whose clock the test moves. */
@@ -52,7 +61,7 @@ async function inFlight(conn: string, messages: readonly QueuedMessage[], receiv
 async function connectedWithSubscriptions(target = store): Promise<{ clientId: string; conn: string; topic: string }> {
   const clientId = uniqueClientId('sess');
   const conn = connectionId();
-  await connect({ clientId, connectionId: conn, protocolVersion: 5, cleanStart: true, ...limits }, target);
+  await connect({ clientId, connectionId: conn, protocolVersion: 5, cleanStart: true, holdMs: HOLD_MS, ...limits }, target);
   await target.subscriptions.subscribe(clientId, [
     { clientId, filter: `${clientId}/status`, qos: 1 },
     { clientId, filter: `${clientId}/+`, qos: 2 },
@@ -64,11 +73,11 @@ describe('openSession and closeSession', () => {
   it('[MQTT-3.2.2-2] a new client gets no session present, and getSessions shows its connection', async () => {
     const clientId = uniqueClientId('new');
     const conn = connectionId();
-    expect(await connect({ clientId, connectionId: conn, protocolVersion: 5, cleanStart: true, ...limits })).toEqual({ sessionPresent: false });
+    expect(await connect({ clientId, connectionId: conn, protocolVersion: 5, cleanStart: true, holdMs: HOLD_MS, ...limits })).toEqual({ sessionPresent: false });
 
     const fresh = uniqueClientId('new-resume');
     // [MQTT-3.1.2-6] Clean Start 0 without a session creates one; Session Present is 0 [MQTT-3.2.2-3]
-    expect(await connect({ clientId: fresh, connectionId: connectionId(), protocolVersion: 4, cleanStart: false, ...limits })).toEqual({
+    expect(await connect({ clientId: fresh, connectionId: connectionId(), protocolVersion: 4, cleanStart: false, holdMs: HOLD_MS, ...limits })).toEqual({
       sessionPresent: false,
     });
 
@@ -87,7 +96,7 @@ describe('openSession and closeSession', () => {
 
     const next = connectionId();
     // Nobody held the session: no connection to take over.
-    expect(await connect({ clientId, connectionId: next, protocolVersion: 5, cleanStart: false, ...limits })).toEqual({ sessionPresent: true });
+    expect(await connect({ clientId, connectionId: next, protocolVersion: 5, cleanStart: false, holdMs: HOLD_MS, ...limits })).toEqual({ sessionPresent: true });
     expect((await store.sessions.getSessions([clientId])).get(clientId)).toEqual({ clientId, connectionId: next, protocolVersion: 5, ...limits });
     expect(described(await store.subscriptions.findSubscriptions(topic))).toEqual([`${clientId} ${clientId}/+`, `${clientId} ${topic}`]);
   });
@@ -99,7 +108,7 @@ describe('openSession and closeSession', () => {
     await store.sessions.closeSession(clientId, conn, false, 3600);
     expect(await fixture.nodeKeys(clientId)).toEqual([`n|${clientId}`, `n|${clientId}/+`]);
 
-    expect(await connect({ clientId, connectionId: connectionId(), protocolVersion: 5, cleanStart: true, ...limits })).toEqual({ sessionPresent: false });
+    expect(await connect({ clientId, connectionId: connectionId(), protocolVersion: 5, cleanStart: true, holdMs: HOLD_MS, ...limits })).toEqual({ sessionPresent: false });
     expect(await store.subscriptions.findSubscriptions(topic)).toEqual([]);
     expect(await store.subscriptions.findSubscriptions(`${clientId}/other`)).toEqual([]);
     expect(await fixture.nodeKeys(clientId)).toEqual([]);
@@ -110,7 +119,7 @@ describe('openSession and closeSession', () => {
   it('[MQTT-3.1.4-3] opening a session another connection holds names that connection (Clean Start 0)', async () => {
     const { clientId, conn, topic } = await connectedWithSubscriptions();
     const next = connectionId();
-    expect(await connect({ clientId, connectionId: next, protocolVersion: 5, cleanStart: false, ...limits })).toEqual({
+    expect(await connect({ clientId, connectionId: next, protocolVersion: 5, cleanStart: false, holdMs: HOLD_MS, ...limits })).toEqual({
       sessionPresent: true,
       previousConnectionId: conn,
       previousProtocolVersion: 5,
@@ -123,7 +132,7 @@ describe('openSession and closeSession', () => {
     const { clientId, conn, topic } = await connectedWithSubscriptions();
     const next = connectionId();
     // The old connection must still be closed, even though its session state is discarded.
-    expect(await connect({ clientId, connectionId: next, protocolVersion: 5, cleanStart: true, ...limits })).toEqual({
+    expect(await connect({ clientId, connectionId: next, protocolVersion: 5, cleanStart: true, holdMs: HOLD_MS, ...limits })).toEqual({
       sessionPresent: false,
       previousConnectionId: conn,
       previousProtocolVersion: 5,
@@ -136,13 +145,13 @@ describe('openSession and closeSession', () => {
     const clientId = uniqueClientId('bound');
     const conn = connectionId();
     const topic = `${clientId}/status`;
-    await connect({ clientId, connectionId: conn, protocolVersion: 4, cleanStart: true, endsWithConnection: true, ...limits });
+    await connect({ clientId, connectionId: conn, protocolVersion: 4, cleanStart: true, holdMs: HOLD_MS, endsWithConnection: true, ...limits });
     await store.subscriptions.subscribe(clientId, [{ clientId, filter: topic, qos: 1 }]);
     await inFlight(conn, [{ clientId, topic, payload: Buffer.from('x'), qos: 1, retain: false }]);
 
     const next = connectionId();
     // Clean Session 0 on the new connection: the old connection is still named, so it is closed, but its session is gone.
-    expect(await connect({ clientId, connectionId: next, protocolVersion: 4, cleanStart: false, ...limits })).toEqual({
+    expect(await connect({ clientId, connectionId: next, protocolVersion: 4, cleanStart: false, holdMs: HOLD_MS, ...limits })).toEqual({
       sessionPresent: false,
       previousConnectionId: conn,
       previousProtocolVersion: 4,
@@ -151,7 +160,7 @@ describe('openSession and closeSession', () => {
     expect(await store.deliveries.listOutgoing(clientId)).toEqual([]);
     // the new session is the new connection's, and it is resumable
     await store.sessions.closeSession(clientId, next, false, 3600);
-    expect(await connect({ clientId, connectionId: connectionId(), protocolVersion: 4, cleanStart: false, ...limits })).toMatchObject({ sessionPresent: true });
+    expect(await connect({ clientId, connectionId: connectionId(), protocolVersion: 4, cleanStart: false, holdMs: HOLD_MS, ...limits })).toMatchObject({ sessionPresent: true });
   });
 
   it('[MQTT-3.1.4-3] a takeover whose CONNECT died before closing the old connection: the next claim names that connection too', async () => {
@@ -159,10 +168,10 @@ describe('openSession and closeSession', () => {
     const crashed = connectionId();
     // The CONNECT on `crashed` claims the session from `conn`, then dies: `conn` was never closed,
     // and `crashed` is detached when the door reports it closed.
-    expect((await store.sessions.openSession({ clientId, connectionId: crashed, protocolVersion: 5, cleanStart: false, ...limits })).previousConnectionId).toBe(conn);
+    expect((await store.sessions.openSession({ clientId, connectionId: crashed, protocolVersion: 5, cleanStart: false, holdMs: HOLD_MS, ...limits })).previousConnectionId).toBe(conn);
     await store.sessions.closeSession(clientId, crashed, false, 3600);
     const next = connectionId();
-    expect(await connect({ clientId, connectionId: next, protocolVersion: 4, cleanStart: false, ...limits })).toEqual({
+    expect(await connect({ clientId, connectionId: next, protocolVersion: 4, cleanStart: false, holdMs: HOLD_MS, ...limits })).toEqual({
       sessionPresent: true,
       earlierTakenOver: { connectionId: conn, protocolVersion: 5 },
     });
@@ -171,7 +180,7 @@ describe('openSession and closeSession', () => {
   it('closing the taken-over connection leaves the new one attached, its session and subscriptions intact', async () => {
     const { clientId, conn, topic } = await connectedWithSubscriptions();
     const next = connectionId();
-    await connect({ clientId, connectionId: next, protocolVersion: 5, cleanStart: false, ...limits });
+    await connect({ clientId, connectionId: next, protocolVersion: 5, cleanStart: false, holdMs: HOLD_MS, ...limits });
 
     // The old connection's disconnect arrives late (it is best-effort and unordered).
     await store.sessions.closeSession(clientId, conn, false, 60);
@@ -195,7 +204,7 @@ describe('openSession and closeSession', () => {
     expect(await store.deliveries.startDeliveries(clientId, conn, 10, [{ clientId, topic, payload: Buffer.from('x'), qos: 1, retain: false }])).toEqual(['queue']);
     expect(await store.deliveries.enqueue({ clientId, topic, payload: Buffer.from('x'), qos: 1, retain: false })).toEqual({ queued: false });
     expect(await store.receipts.releaseIncomingQos2(clientId, 3)).toBe(false);
-    expect(await connect({ clientId, connectionId: connectionId(), protocolVersion: 5, cleanStart: false, ...limits })).toEqual({
+    expect(await connect({ clientId, connectionId: connectionId(), protocolVersion: 5, cleanStart: false, holdMs: HOLD_MS, ...limits })).toEqual({
       sessionPresent: false,
     });
   });
@@ -224,7 +233,7 @@ describe('openSession and closeSession', () => {
     await clock.store.sessions.closeSession(clientId, conn, false, 10);
     clock.advance(11_000);
 
-    expect(await clock.store.sessions.openSession({ clientId, connectionId: connectionId(), protocolVersion: 5, cleanStart: false, ...limits })).toEqual({
+    expect(await clock.store.sessions.openSession({ clientId, connectionId: connectionId(), protocolVersion: 5, cleanStart: false, holdMs: HOLD_MS, ...limits })).toEqual({
       sessionPresent: false,
     });
     // The client was told it has no session, so it must not keep receiving on subscriptions it no longer knows of.
@@ -235,7 +244,7 @@ describe('openSession and closeSession', () => {
   it('getSessions reads more sessions than one BatchGetItem can carry', async () => {
     const clientIds = Array.from({ length: 130 }, (_, i) => uniqueClientId(`many-${i}`));
     await inChunks(clientIds, 25, (clientId) =>
-      store.sessions.openSession({ clientId, connectionId: connectionId(), protocolVersion: 5, cleanStart: true, ...limits }),
+      store.sessions.openSession({ clientId, connectionId: connectionId(), protocolVersion: 5, cleanStart: true, holdMs: HOLD_MS, ...limits }),
     );
     const sessions = await store.sessions.getSessions(clientIds);
     expect([...sessions.keys()].sort()).toEqual([...clientIds].sort());
@@ -261,16 +270,16 @@ describe('the end of a connection', () => {
     const conn = connectionId();
     await clocked.connections.putConnection(record(clientId, conn));
     // A DISCONNECT's changes are written with its claim, so whoever redoes the end sees them.
-    const claimed = await clocked.connections.claimConnectionEnd(conn, { sessionExpiryInterval: 0, dropWill: true });
+    const claimed = await clocked.connections.claimConnectionEnd(conn, HOLD_MS, { sessionExpiryInterval: 0, dropWill: true });
     expect(claimed).toMatchObject({ clientId, sessionExpiryInterval: 0 });
     expect(claimed?.will).toBeUndefined();
-    expect(await clocked.connections.claimConnectionEnd(conn)).toBeUndefined();
+    expect(await clocked.connections.claimConnectionEnd(conn, HOLD_MS)).toBeUndefined();
     // The one who claimed it died half way: after the lease, the next report (or the sweeper) redoes it.
     now += 31_000;
-    expect(await clocked.connections.claimConnectionEnd(conn)).toMatchObject({ clientId, sessionExpiryInterval: 0 });
+    expect(await clocked.connections.claimConnectionEnd(conn, HOLD_MS)).toMatchObject({ clientId, sessionExpiryInterval: 0 });
     await clocked.connections.deleteConnection(conn);
     now += 31_000;
-    expect(await clocked.connections.claimConnectionEnd(conn)).toBeUndefined();
+    expect(await clocked.connections.claimConnectionEnd(conn, HOLD_MS)).toBeUndefined();
   });
 
   it('closeSession redone by the connection that closed the session is "closed" again; another connection still "taken-over"', async () => {
@@ -279,7 +288,7 @@ describe('the end of a connection', () => {
     expect(await store.sessions.closeSession(clientId, conn, false, 3600)).toBe('closed');
     expect(await store.sessions.closeSession(clientId, connectionId(), false, 3600)).toBe('taken-over');
     const next = connectionId();
-    await connect({ clientId, connectionId: next, protocolVersion: 5, cleanStart: false, ...limits });
+    await connect({ clientId, connectionId: next, protocolVersion: 5, cleanStart: false, holdMs: HOLD_MS, ...limits });
     expect(await store.sessions.closeSession(clientId, conn, false, 3600)).toBe('taken-over');
     expect((await store.sessions.getSessions([clientId])).get(clientId)?.connectionId).toBe(next);
   });
@@ -308,21 +317,21 @@ describe('QoS state', () => {
     await store.sessions.closeSession(clientId, conn, false, 3600);
     const next = connectionId();
     const hold = connectHold(next);
-    await store.sessions.openSession({ clientId, connectionId: next, protocolVersion: 5, cleanStart: false, ...limits });
+    await store.sessions.openSession({ clientId, connectionId: next, protocolVersion: 5, cleanStart: false, holdMs: HOLD_MS, ...limits });
     // The connection is not offered to routing yet, and a delivery to it queues.
     expect((await store.sessions.getSessions([clientId])).get(clientId)?.connectionId).toBeUndefined();
     expect(await store.deliveries.startDeliveries(clientId, next, 65535, [message(clientId, 1)])).toEqual(['queue']);
-    expect(await store.deliveries.enqueue(message(clientId, 1))).toEqual({ queued: true });
+    expect(decided(await store.deliveries.enqueue(message(clientId, 1)))).toEqual({ queued: true });
     // Nobody else may drain it; the hold is not released while something is queued: the CONNECT drains it first.
-    expect((await store.deliveries.claimQueued(clientId, next, 65535, 'drain:someone-else')).messages).toEqual([]);
+    expect((await store.deliveries.claimQueued(clientId, next, 65535, { token: 'drain:someone-else', leaseMs: HOLD_MS }, 25)).messages).toEqual([]);
     expect(await store.deliveries.releaseHold(clientId, next, hold, 65535)).toBe('queued');
-    expect((await store.deliveries.claimQueued(clientId, next, 65535, hold)).messages.map((m) => m.payload.toString())).toEqual(['m1']);
+    expect((await store.deliveries.claimQueued(clientId, next, 65535, { token: hold, leaseMs: HOLD_MS }, 25)).messages.map((m) => m.payload.toString())).toEqual(['m1']);
     expect(await store.deliveries.releaseHold(clientId, next, hold, 65535)).toBe('released');
     expect((await store.sessions.getSessions([clientId])).get(clientId)?.connectionId).toBe(next);
     expect(await inFlight(next, [message(clientId, 2)])).toEqual([2]);
     // Another connection took the session over: this CONNECT holds nothing any more.
     const third = connectionId();
-    await store.sessions.openSession({ clientId, connectionId: third, protocolVersion: 5, cleanStart: false, ...limits });
+    await store.sessions.openSession({ clientId, connectionId: third, protocolVersion: 5, cleanStart: false, holdMs: HOLD_MS, ...limits });
     expect(await store.deliveries.releaseHold(clientId, next, hold, 65535)).toBe('not-held');
   });
 
@@ -331,19 +340,19 @@ describe('QoS state', () => {
     const clocked = fixture.storeAt(() => now);
     const clientId = uniqueClientId('drain');
     const conn = connectionId();
-    await connect({ clientId, connectionId: conn, protocolVersion: 5, cleanStart: true, receiveMaximum: 2, topicAliasMaximum: 0 }, clocked);
+    await connect({ clientId, connectionId: conn, protocolVersion: 5, cleanStart: true, holdMs: HOLD_MS, receiveMaximum: 2, topicAliasMaximum: 0 }, clocked);
     const [first] = await clocked.deliveries.startDeliveries(clientId, conn, 2, [message(clientId, 1), message(clientId, 2)]).then((s) => s.map((x) => (x as { packetId: number }).packetId));
-    expect(await clocked.deliveries.enqueue(message(clientId, 3))).toEqual({ queued: true });
+    expect(decided(await clocked.deliveries.enqueue(message(clientId, 3)), now)).toEqual({ queued: true });
     await clocked.deliveries.completeOutgoing(clientId, first!, 2);
-    expect((await clocked.deliveries.claimQueued(clientId, conn, 2, 'drain:a')).messages.map((m) => m.payload.toString())).toEqual(['m3']);
+    expect((await clocked.deliveries.claimQueued(clientId, conn, 2, { token: 'drain:a', leaseMs: HOLD_MS }, 25)).messages.map((m) => m.payload.toString())).toEqual(['m3']);
     await clocked.deliveries.completeOutgoing(clientId, 2, 2);
     // m3 is claimed but maybe not sent yet: a new message waits behind it, and a second drain gets nothing.
     expect(await clocked.deliveries.startDeliveries(clientId, conn, 2, [message(clientId, 4)])).toEqual(['queue']);
-    expect(await clocked.deliveries.enqueue(message(clientId, 4))).toEqual({ queued: true });
-    expect((await clocked.deliveries.claimQueued(clientId, conn, 2, 'drain:b')).messages).toEqual([]);
+    expect(decided(await clocked.deliveries.enqueue(message(clientId, 4)), now)).toEqual({ queued: true });
+    expect((await clocked.deliveries.claimQueued(clientId, conn, 2, { token: 'drain:b', leaseMs: HOLD_MS }, 25)).messages).toEqual([]);
     // Drain a died: after the lease, drain b goes on.
     now += 31_000;
-    expect((await clocked.deliveries.claimQueued(clientId, conn, 2, 'drain:b')).messages.map((m) => m.payload.toString())).toEqual(['m4']);
+    expect((await clocked.deliveries.claimQueued(clientId, conn, 2, { token: 'drain:b', leaseMs: HOLD_MS }, 25)).messages.map((m) => m.payload.toString())).toEqual(['m4']);
     expect(await clocked.deliveries.releaseHold(clientId, conn, 'drain:a', 2)).toBe('not-held');
     expect(await clocked.deliveries.releaseHold(clientId, conn, 'drain:b', 2)).toBe('released');
   });
@@ -351,7 +360,7 @@ describe('QoS state', () => {
   it('[MQTT-4.9.0-2] startDeliveries starts messages while they fit under the Receive Maximum; the rest queue', async () => {
     const clientId = uniqueClientId('many');
     const conn = connectionId();
-    await connect({ clientId, connectionId: conn, protocolVersion: 5, cleanStart: true, receiveMaximum: 5, topicAliasMaximum: 0 });
+    await connect({ clientId, connectionId: conn, protocolVersion: 5, cleanStart: true, holdMs: HOLD_MS, receiveMaximum: 5, topicAliasMaximum: 0 });
     expect(await inFlight(conn, [1, 2, 3].map((n) => message(clientId, n)), 5)).toEqual([1, 2, 3]);
     const starts = await store.deliveries.startDeliveries(clientId, conn, 5, [4, 5, 6].map((n) => message(clientId, n)));
     expect(starts).toEqual([{ packetId: 4 }, { packetId: 5 }, 'queue']);
@@ -374,7 +383,7 @@ describe('QoS state', () => {
     expect(await store.deliveries.startDeliveries(clientId, conn, 65535, [once(1), once(3), once(2)])).toEqual(['duplicate', { packetId: 3 }, 'duplicate']);
     expect((await store.deliveries.listOutgoing(clientId)).map((m) => m.payload.toString())).toEqual(['m1', 'm2', 'm3']);
     await store.sessions.closeSession(clientId, conn, false, 3600);
-    expect(await store.deliveries.enqueue(once(4))).toEqual({ queued: true });
+    expect(decided(await store.deliveries.enqueue(once(4)))).toEqual({ queued: true });
     expect(await store.deliveries.enqueue(once(4))).toEqual({ queued: false });
     expect(await store.deliveries.enqueue(once(1))).toEqual({ queued: false });
   });
@@ -382,17 +391,17 @@ describe('QoS state', () => {
   it('[MQTT-4.9.0-2] Receive Maximum: no more in flight than the client accepts; a completion frees a slot for the queue', async () => {
     const clientId = uniqueClientId('rm');
     const conn = connectionId();
-    await connect({ clientId, connectionId: conn, protocolVersion: 5, cleanStart: true, receiveMaximum: 2, topicAliasMaximum: 0 });
+    await connect({ clientId, connectionId: conn, protocolVersion: 5, cleanStart: true, holdMs: HOLD_MS, receiveMaximum: 2, topicAliasMaximum: 0 });
     const [first] = await inFlight(conn, [message(clientId, 1), message(clientId, 2)], 2);
     expect(await store.deliveries.startDeliveries(clientId, conn, 2, [message(clientId, 3)])).toEqual(['queue']);
 
     // Full: queued, in order; and while anything is queued nothing overtakes it.
-    expect(await store.deliveries.enqueue(message(clientId, 3))).toEqual({ queued: true });
-    expect(await store.deliveries.enqueue(message(clientId, 4))).toEqual({ queued: true });
+    expect(decided(await store.deliveries.enqueue(message(clientId, 3)))).toEqual({ queued: true });
+    expect(decided(await store.deliveries.enqueue(message(clientId, 4)))).toEqual({ queued: true });
     expect((await store.deliveries.completeOutgoing(clientId, first!, 2)).queued).toBe(true);
     expect(await store.deliveries.startDeliveries(clientId, conn, 2, [message(clientId, 5)])).toEqual(['queue']);
 
-    const claimed = await store.deliveries.claimQueued(clientId, conn, 2, 'drain:test');
+    const claimed = await store.deliveries.claimQueued(clientId, conn, 2, { token: 'drain:test', leaseMs: HOLD_MS }, 25);
     expect(claimed.messages.map((m) => m.payload.toString())).toEqual(['m3']);
     expect(claimed.more).toBe(true);
     // Claimed is in flight, recorded in the same write.
@@ -403,11 +412,11 @@ describe('QoS state', () => {
     const { clientId, conn, topic } = await connectedWithSubscriptions();
     await store.sessions.closeSession(clientId, conn, false, 3600);
     for (const n of [1, 2, 3]) await store.deliveries.enqueue({ clientId, topic, payload: Buffer.from(`m${n}`), qos: 2, retain: false });
-    expect((await store.deliveries.claimQueued(clientId, conn, 10, 'drain:test')).messages).toEqual([]);
+    expect((await store.deliveries.claimQueued(clientId, conn, 10, { token: 'drain:test', leaseMs: HOLD_MS }, 25)).messages).toEqual([]);
 
     const next = connectionId();
-    await store.sessions.openSession({ clientId, connectionId: next, protocolVersion: 5, cleanStart: false, ...limits });
-    const claimed = await store.deliveries.claimQueued(clientId, next, 10, connectHold(next));
+    await store.sessions.openSession({ clientId, connectionId: next, protocolVersion: 5, cleanStart: false, holdMs: HOLD_MS, ...limits });
+    const claimed = await store.deliveries.claimQueued(clientId, next, 10, { token: connectHold(next), leaseMs: HOLD_MS }, 25);
     expect(claimed.messages.map((m) => [m.payload.toString(), m.packetId, m.qos])).toEqual([
       ['m1', 1, 2],
       ['m2', 2, 2],
@@ -442,7 +451,7 @@ describe('QoS state', () => {
   it('outgoing QoS 1 and 2 messages: put, PUBREC releases, PUBACK/PUBCOMP completes, each once', async () => {
     const clientId = uniqueClientId('qos-out');
     const conn = connectionId();
-    await connect({ clientId, connectionId: conn, protocolVersion: 5, cleanStart: true, ...limits });
+    await connect({ clientId, connectionId: conn, protocolVersion: 5, cleanStart: true, holdMs: HOLD_MS, ...limits });
     const qos1: OutgoingMessage = { clientId, topic: 'out/1', payload: Buffer.from('one'), qos: 1, retain: false, packetId: 1 };
     const qos2: OutgoingMessage = {
       clientId,
