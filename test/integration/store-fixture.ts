@@ -15,6 +15,8 @@ import { localTableNames, type TableNames } from '../../shared/store/tables';
 export interface StoreFixture {
   readonly store: DynamoStore;
   readonly tables: TableNames;
+  /** The document client the store uses, for the adapters built apart (inbox, security). */
+  readonly documentClient: DynamoDBDocumentClient;
   /** Another store on the same tables whose clock is `now` (to simulate time passing). */
   storeAt(now: () => number): DynamoStore;
   /** Keys (`pk`) of the trie node items in the routing index that start with `n|<prefix>`: a test-only Scan. */
@@ -30,6 +32,7 @@ export async function createStoreFixture(): Promise<StoreFixture> {
   return {
     store: createDynamoStore({ client: doc, tables }),
     tables,
+    documentClient: doc,
     storeAt: (now) => createDynamoStore({ client: doc, tables, now }),
     nodeKeys: async (prefix = '') => {
       const keys: string[] = [];
