@@ -13,10 +13,10 @@ import { listenerEndpointOf } from '../shared/gateway/connection-id';
 import { LambdaFanoutWorkers } from '../shared/gateway/lambda-fanout';
 import { ConnectionsApi, type ConnectionsApiOptions } from '../shared/gateway/connections-api';
 import { BrokerSecurity, type SecurityPolicy } from '../shared/security/broker-security';
+import { createDynamoStore, type DynamoStore } from '../shared/store/create-dynamo-store';
 import { DynamoConnectionDirectory } from '../shared/store/dynamo-connection-directory';
 import { DynamoConnectionInbox } from '../shared/store/dynamo-inbox';
 import { DynamoSecurityStore } from '../shared/store/dynamo-security';
-import { DynamoBrokerStore } from '../shared/store/dynamo-store';
 import { defaultStoreRetry, dynamoDbClientConfig, translateStoreErrors, type StoreRetryOptions } from '../shared/store/store-errors';
 import { securityTable, tableNamesFromEnv, type TableNames } from '../shared/store/tables';
 import { describeSecurity, limitsFromEnv, securityPolicyFromEnv } from './security-config';
@@ -37,7 +37,7 @@ export interface BrokerDepsOptions {
 
 /** The broker's dependencies, and what the API Gateway door and the sweeper need besides. */
 export type RuntimeDeps = BrokerDeps & {
-  store: DynamoBrokerStore;
+  store: DynamoStore;
   securityStore: DynamoSecurityStore;
   gateway: ConnectionsApi;
   inbox: DynamoConnectionInbox;
@@ -56,7 +56,7 @@ export function createBrokerDeps(options: BrokerDepsOptions): RuntimeDeps {
     doorIdentityPossible: (connectionId) => listenerEndpointOf(connectionId) === undefined,
   };
   const deps: RuntimeDeps & { fanout?: FanoutWorkers } = {
-    store: new DynamoBrokerStore({ client, tables: options.tables }),
+    store: createDynamoStore({ client, tables: options.tables }),
     security: new BrokerSecurity(policy, securityStore),
     securityStore,
     inbox: new DynamoConnectionInbox({ client, tableName: options.tables.inbox }),

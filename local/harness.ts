@@ -26,7 +26,7 @@ import type { ListenerEvent, PacketSink } from '../shared/listener/events';
 import { MqttListener } from '../shared/listener/listener';
 import { createTables } from '../shared/store/create-tables';
 import type { StoreRetryOptions } from '../shared/store/store-errors';
-import type { DynamoBrokerStore } from '../shared/store/dynamo-store';
+import type { DynamoStore } from '../shared/store/create-dynamo-store';
 import type { BrokerStore } from '../shared/broker/ports';
 import { localTableNames, type TableNames } from '../shared/store/tables';
 import { ApiGatewayEmulator, type EmulatorOptions } from './apigw-emulator';
@@ -107,7 +107,7 @@ export interface Harness {
   readonly consoleUrl?: string;
   readonly tables: TableNames;
   /** The broker's store, without injected faults (for tests' own reads and writes). */
-  readonly store: DynamoBrokerStore;
+  readonly store: DynamoStore;
   /** Users, door identities and rate counters (tests add users through it). */
   readonly securityStore: DynamoSecurityStore;
   readonly security: SecurityPolicy;

@@ -15,6 +15,7 @@ import { admitConnection } from './admission';
 import { selfRecipient, type BrokerDeps } from './context';
 import { drainQueue, resendInFlight, type Recipient } from './deliver';
 import { serverKeepAlive } from './keep-alive';
+import { LEASES } from './leases';
 import { closeWithReason } from './disconnect';
 import type { Outbox } from './outbox';
 import { connectHold, StoreUnavailableError, type ConnectionRecord, type MessageProperties, type WillMessage } from './ports';
@@ -63,6 +64,7 @@ export async function handleConnect(
     receiveMaximum: limits.receiveMaximum,
     topicAliasMaximum: limits.topicAliasMaximum,
     ...(limits.maximumPacketSize !== undefined ? { maximumPacketSize: limits.maximumPacketSize } : {}),
+    holdMs: LEASES.deliveryHoldMs,
   });
   // [MQTT-3.1.4-2] a second connection with the same client id closes the existing one
   if (previousConnectionId && previousConnectionId !== connectionId) {

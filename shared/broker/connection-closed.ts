@@ -6,12 +6,13 @@
  * the next report or the sweeper, which redo it once the claim's lease has passed.
  */
 import type { BrokerDeps } from './context';
+import { LEASES } from './leases';
 import type { ConnectionRecord } from './ports';
 import { settleWill } from './will';
 
 /** The network connection is gone (closed by either side, or found gone on delivery). */
 export async function handleConnectionClosed(deps: BrokerDeps, connectionId: string): Promise<void> {
-  const connection = await deps.store.connections.claimConnectionEnd(connectionId);
+  const connection = await deps.store.connections.claimConnectionEnd(connectionId, LEASES.connectionEndMs);
   if (connection) await endConnection(deps, connection);
 }
 

@@ -14,6 +14,8 @@ import { encodePacket, type ProtocolVersion, type PublishPacket, type QoS } from
 import { outboundPacketLimit } from '../gateway/door-limits';
 import { forEachBounded } from './concurrency';
 import type { BrokerDeps } from './context';
+import { drainAfterQueueing, QUEUE_CLAIM_BATCH } from './delivery-policy';
+import { LEASES } from './leases';
 import type { Outbox } from './outbox';
 import { ReasonCode } from '../protocol/reason-codes';
 import { closeWithReason } from './disconnect';
@@ -82,7 +84,8 @@ export async function deliver(deps: BrokerDeps, outbox: Outbox, deliveries: read
           continue;
         }
         const queued = await deps.store.deliveries.enqueue(message);
-        if (queued.drainOn) drains.set(recipient.clientId, { ...recipient, connectionId: queued.drainOn });
+        const drainOn = queued.queued ? drainAfterQueueing(queued.session, deps.now()) : undefined;
+        if (drainOn) drains.set(recipient.clientId, { ...recipient, connectionId: drainOn });
       }
     } catch (error) {
       failures.push(error);
@@ -123,7 +126,7 @@ export async function drainQueue(deps: BrokerDeps, outbox: Outbox, recipient: Re
   const receiveMaximum = recipient.receiveMaximum ?? DEFAULT_RECEIVE_MAXIMUM;
   try {
     for (let round = 0; ; round++) {
-      const { messages } = await deps.store.deliveries.claimQueued(clientId, connectionId, receiveMaximum, hold);
+      const { messages } = await deps.store.deliveries.claimQueued(clientId, connectionId, receiveMaximum, { token: hold, leaseMs: LEASES.deliveryHoldMs }, QUEUE_CLAIM_BATCH);
       const now = deps.now();
       // Queued under the session's last connection, a message may be too large for this one.
       const dropped = messages.filter((message) => tooLarge({ recipient, message }, now));

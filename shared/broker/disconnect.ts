@@ -7,6 +7,7 @@ import { encodePacket, type DisconnectPacket, type ProtocolVersion } from '../pr
 import { MqttProtocolError, ReasonCode } from '../protocol/reason-codes';
 import { endConnection } from './connection-closed';
 import type { PacketContext } from './context';
+import { LEASES } from './leases';
 import type { Outbox } from './outbox';
 
 export async function handleDisconnect(ctx: PacketContext, packet: DisconnectPacket): Promise<void> {
@@ -25,7 +26,7 @@ export async function handleDisconnect(ctx: PacketContext, packet: DisconnectPac
   // connection, the session is detached (or ended) and the will dropped (or published), so a
   // client that connects again right after finds the session as its DISCONNECT left it.
   // The changes are written with the claim, so an end redone after a crash makes them too.
-  const claimed = await ctx.deps.store.connections.claimConnectionEnd(ctx.connection.connectionId, {
+  const claimed = await ctx.deps.store.connections.claimConnectionEnd(ctx.connection.connectionId, LEASES.connectionEndMs, {
     ...(expiry !== undefined ? { sessionExpiryInterval: expiry } : {}),
     // [MQTT-3.1.2-10] a normal DISCONNECT discards the will; 5.0 reason 0x04 keeps it
     dropWill: reasonCode !== ReasonCode.DisconnectWithWill,

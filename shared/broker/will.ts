@@ -9,6 +9,7 @@
  * runDueTimers(), run by the sweeper on a schedule, publishes the ones that are due.
  */
 import type { BrokerDeps } from './context';
+import { LEASES } from './leases';
 import { Outbox } from './outbox';
 import type { ApplicationMessage, CloseSessionResult, ConnectionRecord, WillMessage } from './ports';
 import { routeMessage } from './route';
@@ -56,12 +57,12 @@ export async function publishWill(deps: BrokerDeps, clientId: string, will: Will
 /** Publish the wills that are due and end the sessions that expired. Returns what it did. */
 export async function runDueTimers(deps: BrokerDeps, limit = 100): Promise<{ wills: number; sessions: number }> {
   // Wills first: a will due at its session's end must be claimed before the session's state goes.
-  const wills = await deps.store.wills.claimDueWills(deps.now(), limit);
+  const wills = await deps.store.wills.claimDueWills(deps.now(), limit, LEASES.willPublicationMs);
   for (const due of wills) {
     await publishWill(deps, due.clientId, due.will, `will@${due.id}`);
     await deps.store.wills.completeWill(due.clientId, due.id);
   }
-  const { ended: sessions, wills: ending } = await deps.store.sessions.endExpiredSessions(deps.now(), limit);
+  const { ended: sessions, wills: ending } = await deps.store.sessions.endExpiredSessions(deps.now(), limit, LEASES.willPublicationMs);
   // Delayed wills whose session ended first: published now, as the session ends.
   for (const due of ending) await publishWill(deps, due.clientId, due.will, `will@${due.id}`);
   return { wills: wills.length + ending.length, sessions };

@@ -2,9 +2,10 @@
  * The sweeper's view of the Connections table: a paged Scan. Scheduled jobs only; no client
  * packet ever triggers it.
  */
-import { ScanCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type { ConnectionDirectory, ConnectionRecord } from '../broker/ports';
 import { CapacityMeter } from './capacity-meter';
+import { DynamoTable } from './dynamo-table';
 
 export interface DynamoConnectionDirectoryOptions {
   readonly client: DynamoDBDocumentClient;
@@ -16,25 +17,16 @@ export interface DynamoConnectionDirectoryOptions {
 
 export class DynamoConnectionDirectory implements ConnectionDirectory {
   readonly meter: CapacityMeter;
+  private readonly table: DynamoTable;
+  private readonly pageSize: number;
 
-  constructor(private readonly options: DynamoConnectionDirectoryOptions) {
+  constructor(options: DynamoConnectionDirectoryOptions) {
     this.meter = options.meter ?? new CapacityMeter();
+    this.table = new DynamoTable(options.client, options.tableName, this.meter);
+    this.pageSize = options.pageSize ?? 200;
   }
 
   async *scanConnections(): AsyncIterable<readonly ConnectionRecord[]> {
-    let start: Record<string, unknown> | undefined;
-    do {
-      const out = await this.options.client.send(
-        new ScanCommand({
-          TableName: this.options.tableName,
-          Limit: this.options.pageSize ?? 200,
-          ExclusiveStartKey: start,
-          ReturnConsumedCapacity: 'TOTAL',
-        }),
-      );
-      this.meter.record('read', out.ConsumedCapacity);
-      yield (out.Items ?? []) as unknown as ConnectionRecord[];
-      start = out.LastEvaluatedKey;
-    } while (start);
+    for await (const items of this.table.scan({ Limit: this.pageSize })) yield items as unknown as ConnectionRecord[];
   }
 }

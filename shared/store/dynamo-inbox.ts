@@ -4,19 +4,17 @@
  * until their turn. Every write that could race is conditional on the lease item, which
  * DynamoDB serializes; reads are strongly consistent.
  */
-import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
-import { BatchWriteCommand, PutCommand, QueryCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type { ConnectionInbox, InboxLease, ParkedMessage } from '../broker/ports';
 import { FIRST_SEQUENCE } from '../gateway/sequence-prefix';
 import { CapacityMeter } from './capacity-meter';
+import { DynamoTable } from './dynamo-table';
 
 const LEASE_SK = 'lease';
 const PARKED_PREFIX = 'm#';
 const SEQUENCE_DIGITS = 15;
 /** A connection lives at most 2 hours on API Gateway; its inbox outlives it by one more. */
 const KEEP_SECONDS = 3 * 60 * 60;
-const BATCH_WRITE_LIMIT = 25;
-const CAPACITY = 'TOTAL' as const;
 const NAMES = { '#holder': 'holder', '#until': 'leaseUntil', '#next': 'next', '#expires': 'expiresAt' };
 
 export interface DynamoInboxOptions {
@@ -27,15 +25,13 @@ export interface DynamoInboxOptions {
 }
 
 export class DynamoConnectionInbox implements ConnectionInbox {
-  private readonly client: DynamoDBDocumentClient;
-  private readonly tableName: string;
+  private readonly table: DynamoTable;
   readonly meter: CapacityMeter;
   private readonly now: () => number;
 
   constructor(options: DynamoInboxOptions) {
-    this.client = options.client;
-    this.tableName = options.tableName;
     this.meter = options.meter ?? new CapacityMeter();
+    this.table = new DynamoTable(options.client, options.tableName, this.meter);
     this.now = options.now ?? Date.now;
   }
 
@@ -45,169 +41,86 @@ export class DynamoConnectionInbox implements ConnectionInbox {
     const expecting =
       onlyIfNext === undefined ? '' : onlyIfNext === FIRST_SEQUENCE ? ' AND (attribute_not_exists(#next) OR #next = :n)' : ' AND #next = :n';
     const now = this.now();
-    try {
-      const out = await this.client.send(
-        new UpdateCommand({
-          TableName: this.tableName,
-          Key: { connectionId, sk: LEASE_SK },
-          UpdateExpression: 'SET #holder = :t, #until = :until, #expires = :e, #next = if_not_exists(#next, :first)',
-          ConditionExpression: free + expecting,
-          ExpressionAttributeNames: NAMES,
-          ExpressionAttributeValues: {
-            ':t': token,
-            ':until': now + leaseMs,
-            ':now': now,
-            ':e': this.expiresAt(),
-            ':first': FIRST_SEQUENCE,
-            ...(onlyIfNext === undefined ? {} : { ':n': onlyIfNext }),
-          },
-          ReturnValues: 'ALL_NEW',
-          ReturnConsumedCapacity: CAPACITY,
-        }),
-      );
-      this.meter.record('write', out.ConsumedCapacity);
-      return { token, next: Number(out.Attributes?.next) };
-    } catch (error) {
-      if (!(error instanceof ConditionalCheckFailedException)) throw error;
-      this.meter.recordFailedWrite();
-      return undefined;
-    }
+    const taken = await this.table.updateIf({
+      Key: { connectionId, sk: LEASE_SK },
+      UpdateExpression: 'SET #holder = :t, #until = :until, #expires = :e, #next = if_not_exists(#next, :first)',
+      ConditionExpression: free + expecting,
+      ExpressionAttributeNames: NAMES,
+      ExpressionAttributeValues: {
+        ':t': token,
+        ':until': now + leaseMs,
+        ':now': now,
+        ':e': this.expiresAt(),
+        ':first': FIRST_SEQUENCE,
+        ...(onlyIfNext === undefined ? {} : { ':n': onlyIfNext }),
+      },
+      ReturnValues: 'ALL_NEW',
+    });
+    return taken ? { token, next: Number(taken.attributes?.next) } : undefined;
   }
 
   async park(connectionId: string, sequence: number, body: string): Promise<void> {
-    const out = await this.client.send(
-      new PutCommand({
-        TableName: this.tableName,
-        Item: { connectionId, sk: parkedKey(sequence), sequence, body, parkedAt: this.now(), expiresAt: this.expiresAt() },
-        ReturnConsumedCapacity: CAPACITY,
-      }),
-    );
-    this.meter.record('write', out.ConsumedCapacity);
+    await this.table.put({ Item: { connectionId, sk: parkedKey(sequence), sequence, body, parkedAt: this.now(), expiresAt: this.expiresAt() } });
   }
 
   async parked(connectionId: string, from: number, limit: number): Promise<ParkedMessage[]> {
-    const out = await this.client.send(
-      new QueryCommand({
-        TableName: this.tableName,
-        KeyConditionExpression: 'connectionId = :c AND sk BETWEEN :from AND :last',
-        ExpressionAttributeValues: { ':c': connectionId, ':from': parkedKey(from), ':last': PARKED_PREFIX + '9'.repeat(SEQUENCE_DIGITS) },
-        ConsistentRead: true,
-        Limit: limit,
-        ReturnConsumedCapacity: CAPACITY,
-      }),
-    );
-    this.meter.record('read', out.ConsumedCapacity);
-    return (out.Items ?? []).map((item) => ({ sequence: Number(item.sequence), body: String(item.body), parkedAt: Number(item.parkedAt) }));
+    const items = await this.table.query({
+      KeyConditionExpression: 'connectionId = :c AND sk BETWEEN :from AND :last',
+      ExpressionAttributeValues: { ':c': connectionId, ':from': parkedKey(from), ':last': PARKED_PREFIX + '9'.repeat(SEQUENCE_DIGITS) },
+      Limit: limit,
+    });
+    return items.map((item) => ({ sequence: Number(item.sequence), body: String(item.body), parkedAt: Number(item.parkedAt) }));
   }
 
   async markPending(connectionId: string): Promise<boolean> {
-    try {
-      const out = await this.client.send(
-        new UpdateCommand({
-          TableName: this.tableName,
-          Key: { connectionId, sk: LEASE_SK },
-          UpdateExpression: 'SET #pending = :yes',
-          // Only while someone holds it: a holder lets go after reading (and clearing) the mark.
-          ConditionExpression: 'attribute_exists(#holder) AND #until >= :now',
-          ExpressionAttributeNames: { '#pending': 'pending', '#holder': 'holder', '#until': 'leaseUntil' },
-          ExpressionAttributeValues: { ':yes': true, ':now': this.now() },
-          ReturnConsumedCapacity: CAPACITY,
-        }),
-      );
-      this.meter.record('write', out.ConsumedCapacity);
-      return true;
-    } catch (error) {
-      if (!(error instanceof ConditionalCheckFailedException)) throw error;
-      this.meter.recordFailedWrite();
-      return false;
-    }
+    const marked = await this.table.updateIf({
+      Key: { connectionId, sk: LEASE_SK },
+      UpdateExpression: 'SET #pending = :yes',
+      // Only while someone holds it: a holder lets go after reading (and clearing) the mark.
+      ConditionExpression: 'attribute_exists(#holder) AND #until >= :now',
+      ExpressionAttributeNames: { '#pending': 'pending', '#holder': 'holder', '#until': 'leaseUntil' },
+      ExpressionAttributeValues: { ':yes': true, ':now': this.now() },
+    });
+    return marked !== undefined;
   }
 
   async advance(connectionId: string, token: string, next: number, leaseMs: number): Promise<boolean> {
-    try {
-      const out = await this.client.send(
-        new UpdateCommand({
-          TableName: this.tableName,
-          Key: { connectionId, sk: LEASE_SK },
-          UpdateExpression: 'SET #next = :n, #until = :until, #expires = :e',
-          // Only the holder moves `next`: a holder whose lease ran out and was taken learns it here.
-          ConditionExpression: '#holder = :t',
-          ExpressionAttributeNames: NAMES,
-          ExpressionAttributeValues: { ':n': next, ':until': this.now() + leaseMs, ':t': token, ':e': this.expiresAt() },
-          ReturnConsumedCapacity: CAPACITY,
-        }),
-      );
-      this.meter.record('write', out.ConsumedCapacity);
-      return true;
-    } catch (error) {
-      if (!(error instanceof ConditionalCheckFailedException)) throw error;
-      this.meter.recordFailedWrite();
-      return false;
-    }
+    const advanced = await this.table.updateIf({
+      Key: { connectionId, sk: LEASE_SK },
+      UpdateExpression: 'SET #next = :n, #until = :until, #expires = :e',
+      // Only the holder moves `next`: a holder whose lease ran out and was taken learns it here.
+      ConditionExpression: '#holder = :t',
+      ExpressionAttributeNames: NAMES,
+      ExpressionAttributeValues: { ':n': next, ':until': this.now() + leaseMs, ':t': token, ':e': this.expiresAt() },
+    });
+    return advanced !== undefined;
   }
 
   async release(connectionId: string, token: string, next: number): Promise<'released' | 'pending' | 'lost'> {
-    try {
-      const out = await this.client.send(
-        new UpdateCommand({
-          TableName: this.tableName,
-          Key: { connectionId, sk: LEASE_SK },
-          // Letting go and reading the pending mark are one atomic step: a mark set before it is seen.
-          UpdateExpression: 'SET #next = :n, #expires = :e REMOVE #holder, #until, #pending',
-          ConditionExpression: '#holder = :t',
-          ExpressionAttributeNames: { ...NAMES, '#pending': 'pending' },
-          ExpressionAttributeValues: { ':n': next, ':t': token, ':e': this.expiresAt() },
-          ReturnValues: 'ALL_OLD',
-          ReturnConsumedCapacity: CAPACITY,
-        }),
-      );
-      this.meter.record('write', out.ConsumedCapacity);
-      return out.Attributes?.pending === true ? 'pending' : 'released';
-    } catch (error) {
-      if (!(error instanceof ConditionalCheckFailedException)) throw error;
-      this.meter.recordFailedWrite();
-      return 'lost';
-    }
+    const released = await this.table.updateIf({
+      Key: { connectionId, sk: LEASE_SK },
+      // Letting go and reading the pending mark are one atomic step: a mark set before it is seen.
+      UpdateExpression: 'SET #next = :n, #expires = :e REMOVE #holder, #until, #pending',
+      ConditionExpression: '#holder = :t',
+      ExpressionAttributeNames: { ...NAMES, '#pending': 'pending' },
+      ExpressionAttributeValues: { ':n': next, ':t': token, ':e': this.expiresAt() },
+      ReturnValues: 'ALL_OLD',
+    });
+    if (!released) return 'lost';
+    return released.attributes?.pending === true ? 'pending' : 'released';
   }
 
   async removeParked(connectionId: string, sequences: readonly number[]): Promise<void> {
-    await this.batchDelete(sequences.map((sequence) => ({ connectionId, sk: parkedKey(sequence) })));
+    await this.table.batchDelete(sequences.map((sequence) => ({ connectionId, sk: parkedKey(sequence) })));
   }
 
   async forget(connectionId: string): Promise<void> {
-    const keys: Array<Record<string, unknown>> = [];
-    let start: Record<string, unknown> | undefined;
-    do {
-      const out = await this.client.send(
-        new QueryCommand({
-          TableName: this.tableName,
-          KeyConditionExpression: 'connectionId = :c',
-          ExpressionAttributeValues: { ':c': connectionId },
-          ProjectionExpression: 'connectionId, sk',
-          ConsistentRead: true,
-          ExclusiveStartKey: start,
-          ReturnConsumedCapacity: CAPACITY,
-        }),
-      );
-      this.meter.record('read', out.ConsumedCapacity);
-      keys.push(...(out.Items ?? []));
-      start = out.LastEvaluatedKey;
-    } while (start);
-    await this.batchDelete(keys);
-  }
-
-  private async batchDelete(keys: ReadonlyArray<Record<string, unknown>>): Promise<void> {
-    for (let i = 0; i < keys.length; i += BATCH_WRITE_LIMIT) {
-      let pending: Array<{ DeleteRequest: { Key: Record<string, unknown> } }> | undefined = keys
-        .slice(i, i + BATCH_WRITE_LIMIT)
-        .map((Key) => ({ DeleteRequest: { Key } }));
-      for (let attempt = 0; pending && pending.length > 0; attempt++) {
-        if (attempt > 0) await new Promise((resolve) => setTimeout(resolve, Math.min(1000, 20 * 2 ** attempt)));
-        const out = await this.client.send(new BatchWriteCommand({ RequestItems: { [this.tableName]: pending }, ReturnConsumedCapacity: CAPACITY }));
-        this.meter.record('write', out.ConsumedCapacity);
-        pending = out.UnprocessedItems?.[this.tableName] as typeof pending;
-      }
-    }
+    const keys = await this.table.queryAll({
+      KeyConditionExpression: 'connectionId = :c',
+      ExpressionAttributeValues: { ':c': connectionId },
+      ProjectionExpression: 'connectionId, sk',
+    });
+    await this.table.batchDelete(keys);
   }
 
   private expiresAt(): number {

@@ -3,16 +3,14 @@
  * by API Gateway's `$connect`, and windowed counters for the rate limits. Every call reports its
  * consumed capacity to the meter. The admin methods (put, delete, list users) serve the users CLI.
  */
-import { DeleteCommand, GetCommand, PutCommand, ScanCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type { DoorIdentity, SecurityStore, UserRecord } from '../broker/ports';
 import { CapacityMeter } from './capacity-meter';
+import { DynamoTable, type Item } from './dynamo-table';
 
 const USER = 'user#';
 const DOOR = 'door#';
 const RATE = 'rate#';
-const CAPACITY = 'TOTAL' as const;
-
-type Item = Record<string, unknown>;
 
 export interface DynamoSecurityStoreOptions {
   readonly client: DynamoDBDocumentClient;
@@ -23,104 +21,64 @@ export interface DynamoSecurityStoreOptions {
 }
 
 export class DynamoSecurityStore implements SecurityStore {
-  private readonly client: DynamoDBDocumentClient;
-  private readonly table: string;
+  private readonly table: DynamoTable;
   readonly meter: CapacityMeter;
   private readonly now: () => number;
 
   constructor(options: DynamoSecurityStoreOptions) {
-    this.client = options.client;
-    this.table = options.table;
     this.meter = options.meter ?? new CapacityMeter();
+    this.table = new DynamoTable(options.client, options.table, this.meter);
     this.now = options.now ?? Date.now;
   }
 
   async getUser(username: string): Promise<UserRecord | undefined> {
-    const out = await this.client.send(
-      new GetCommand({ TableName: this.table, Key: { pk: USER + username }, ConsistentRead: true, ReturnConsumedCapacity: CAPACITY }),
-    );
-    this.meter.record('read', out.ConsumedCapacity);
-    return out.Item ? toUser(out.Item) : undefined;
+    const item = await this.table.get({ pk: USER + username });
+    return item ? toUser(item) : undefined;
   }
 
   async putDoorIdentity(connectionId: string, identity: DoorIdentity, expiresAtSeconds: number): Promise<void> {
-    const out = await this.client.send(
-      new PutCommand({
-        TableName: this.table,
-        Item: { pk: DOOR + connectionId, username: identity.username, ...(identity.acl ? { acl: [...identity.acl] } : {}), expiresAt: expiresAtSeconds },
-        ReturnConsumedCapacity: CAPACITY,
-      }),
-    );
-    this.meter.record('write', out.ConsumedCapacity);
+    await this.table.put({
+      Item: { pk: DOOR + connectionId, username: identity.username, ...(identity.acl ? { acl: [...identity.acl] } : {}), expiresAt: expiresAtSeconds },
+    });
   }
 
   async takeDoorIdentity(connectionId: string): Promise<DoorIdentity | undefined> {
-    const out = await this.client.send(
-      new DeleteCommand({ TableName: this.table, Key: { pk: DOOR + connectionId }, ReturnValues: 'ALL_OLD', ReturnConsumedCapacity: CAPACITY }),
-    );
-    this.meter.record('write', out.ConsumedCapacity);
-    const item = out.Attributes;
+    const item = await this.table.delete({ Key: { pk: DOOR + connectionId }, ReturnValues: 'ALL_OLD' });
     // TTL deletes late: an expired identity is no identity.
     if (!item || Number(item.expiresAt) * 1000 <= this.now()) return undefined;
     return { username: item.username as string, ...(Array.isArray(item.acl) ? { acl: item.acl as string[] } : {}) };
   }
 
   async countInWindow(key: string, windowStart: number, windowSeconds: number, amount: number): Promise<number> {
-    const out = await this.client.send(
-      new UpdateCommand({
-        TableName: this.table,
-        Key: { pk: `${RATE}${key}#${windowStart}` },
-        UpdateExpression: 'ADD #n :a SET expiresAt = if_not_exists(expiresAt, :e)',
-        ExpressionAttributeNames: { '#n': 'count' },
-        ExpressionAttributeValues: { ':a': amount, ':e': windowStart + windowSeconds + 60 },
-        ReturnValues: 'UPDATED_NEW',
-        ReturnConsumedCapacity: CAPACITY,
-      }),
-    );
-    this.meter.record('write', out.ConsumedCapacity);
-    return Number(out.Attributes?.count ?? amount);
+    const counted = await this.table.update({
+      Key: { pk: `${RATE}${key}#${windowStart}` },
+      UpdateExpression: 'ADD #n :a SET expiresAt = if_not_exists(expiresAt, :e)',
+      ExpressionAttributeNames: { '#n': 'count' },
+      ExpressionAttributeValues: { ':a': amount, ':e': windowStart + windowSeconds + 60 },
+      ReturnValues: 'UPDATED_NEW',
+    });
+    return Number(counted?.count ?? amount);
   }
 
-  // ---- administration (the users CLI) ----
+  // Administration (the users CLI)
 
   async putUser(user: UserRecord): Promise<void> {
-    const out = await this.client.send(
-      new PutCommand({
-        TableName: this.table,
-        Item: { pk: USER + user.username, username: user.username, passwordHash: user.passwordHash, ...(user.acl ? { acl: [...user.acl] } : {}) },
-        ReturnConsumedCapacity: CAPACITY,
-      }),
-    );
-    this.meter.record('write', out.ConsumedCapacity);
+    await this.table.put({
+      Item: { pk: USER + user.username, username: user.username, passwordHash: user.passwordHash, ...(user.acl ? { acl: [...user.acl] } : {}) },
+    });
   }
 
   /** False if there was no such user. */
   async deleteUser(username: string): Promise<boolean> {
-    const out = await this.client.send(
-      new DeleteCommand({ TableName: this.table, Key: { pk: USER + username }, ReturnValues: 'ALL_OLD', ReturnConsumedCapacity: CAPACITY }),
-    );
-    this.meter.record('write', out.ConsumedCapacity);
-    return out.Attributes !== undefined;
+    return (await this.table.delete({ Key: { pk: USER + username }, ReturnValues: 'ALL_OLD' })) !== undefined;
   }
 
   /** A Scan: for the administrator's CLI only, never on a path a client packet triggers. */
   async listUsers(): Promise<UserRecord[]> {
     const users: UserRecord[] = [];
-    let start: Item | undefined;
-    do {
-      const out = await this.client.send(
-        new ScanCommand({
-          TableName: this.table,
-          FilterExpression: 'begins_with(pk, :u)',
-          ExpressionAttributeValues: { ':u': USER },
-          ExclusiveStartKey: start,
-          ReturnConsumedCapacity: CAPACITY,
-        }),
-      );
-      this.meter.record('read', out.ConsumedCapacity);
-      users.push(...(out.Items ?? []).map(toUser));
-      start = out.LastEvaluatedKey;
-    } while (start);
+    for await (const items of this.table.scan({ FilterExpression: 'begins_with(pk, :u)', ExpressionAttributeValues: { ':u': USER } })) {
+      users.push(...items.map(toUser));
+    }
     return users.sort((a, b) => a.username.localeCompare(b.username));
   }
 }

@@ -55,7 +55,7 @@ describe('sweeper, run on demand', () => {
     // A listener task that is no more: nothing listens at its delivery endpoint.
     const connectionId = newListenerConnectionId(`http://127.0.0.1:${await freePort()}`);
     // The client's limits as a 3.1.1 client has them (fields the store may or may not take).
-    const session = { clientId, connectionId, protocolVersion: 4 as const, cleanStart: true, receiveMaximum: 65535, topicAliasMaximum: 0 };
+    const session = { clientId, connectionId, protocolVersion: 4 as const, cleanStart: true, receiveMaximum: 65535, topicAliasMaximum: 0, holdMs: 30_000 };
     await harness().store.sessions.openSession(session);
     await harness().store.connections.putConnection({ connectionId, clientId, protocolVersion: 4, keepalive: 60, cleanStart: true, sessionExpiryInterval: 0, connectedAt: Date.now() });
     const device = await connectClient(harness().mqttUrl);

@@ -1,5 +1,5 @@
 /**
- * A DynamoBrokerStore on its own freshly created tables in the shared DynamoDB Local, built the way
+ * The DynamoDB store (createDynamoStore) on its own freshly created tables in the shared DynamoDB Local, built the way
  * functions/runtime.ts builds it, plus what the integration tests need to look behind it.
  */
 import { randomBytes } from 'node:crypto';
@@ -9,14 +9,16 @@ import { inject } from 'vitest';
 import { localCredentials, LOCAL_REGION } from '../../local/local-aws';
 import type { Subscription } from '../../shared/broker/ports';
 import { createTables } from '../../shared/store/create-tables';
-import { DynamoBrokerStore } from '../../shared/store/dynamo-store';
+import { createDynamoStore, type DynamoStore } from '../../shared/store/create-dynamo-store';
 import { localTableNames, type TableNames } from '../../shared/store/tables';
 
 export interface StoreFixture {
-  readonly store: DynamoBrokerStore;
+  readonly store: DynamoStore;
   readonly tables: TableNames;
+  /** The document client the store uses, for the adapters built apart (inbox, security). */
+  readonly documentClient: DynamoDBDocumentClient;
   /** Another store on the same tables whose clock is `now` (to simulate time passing). */
-  storeAt(now: () => number): DynamoBrokerStore;
+  storeAt(now: () => number): DynamoStore;
   /** Keys (`pk`) of the trie node items in the routing index that start with `n|<prefix>`: a test-only Scan. */
   nodeKeys(prefix?: string): Promise<string[]>;
   dispose(): Promise<void>;
@@ -28,9 +30,10 @@ export async function createStoreFixture(): Promise<StoreFixture> {
   await createTables(client, tables);
   const doc = DynamoDBDocumentClient.from(client, { marshallOptions: { removeUndefinedValues: true, convertClassInstanceToMap: false } });
   return {
-    store: new DynamoBrokerStore({ client: doc, tables }),
+    store: createDynamoStore({ client: doc, tables }),
     tables,
-    storeAt: (now) => new DynamoBrokerStore({ client: doc, tables, now }),
+    documentClient: doc,
+    storeAt: (now) => createDynamoStore({ client: doc, tables, now }),
     nodeKeys: async (prefix = '') => {
       const keys: string[] = [];
       let start: Record<string, unknown> | undefined;
@@ -67,7 +70,7 @@ export function described(subscriptions: readonly Subscription[]): string[] {
 }
 
 /** Store calls and read units consumed by one operation. */
-export async function readCost(store: DynamoBrokerStore, operation: () => Promise<unknown>): Promise<{ calls: number; readUnits: number }> {
+export async function readCost(store: DynamoStore, operation: () => Promise<unknown>): Promise<{ calls: number; readUnits: number }> {
   const before = store.meter.snapshot();
   await operation();
   const after = store.meter.snapshot();

@@ -50,9 +50,9 @@ export interface ConnectionStore {
    * Start ending a connection: its record as it stands (with `changes` made, as a DISCONNECT
    * makes them), for one caller at a time. The record stays until deleteConnection, so if that
    * caller dies half way, the connection is ended again (by its close, or the sweeper) once the
-   * claim's lease has passed. Undefined: the connection is gone, or being ended.
+   * claim's lease (`leaseMs`) has passed. Undefined: the connection is gone, or being ended.
    */
-  claimConnectionEnd(connectionId: string, changes?: ConnectionEndChanges): Promise<ConnectionRecord | undefined>;
+  claimConnectionEnd(connectionId: string, leaseMs: number, changes?: ConnectionEndChanges): Promise<ConnectionRecord | undefined>;
   /** The connection's end is complete: forget it. */
   deleteConnection(connectionId: string): Promise<void>;
 }

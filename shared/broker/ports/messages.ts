@@ -29,7 +29,7 @@ export interface ApplicationMessage {
   readonly properties?: MessageProperties;
   /** Epoch ms after which the message is not delivered (from its Message Expiry Interval). */
   readonly expiresAtMs?: number;
-  /** A QoS 2 PUBLISH's receipt (see BrokerStore.receiveQos2): what makes its deliveries exactly once. */
+  /** A QoS 2 PUBLISH's receipt (see ReceiptStore.receiveQos2): what makes its deliveries exactly once. */
   readonly origin?: QoS2Receipt;
 }
 

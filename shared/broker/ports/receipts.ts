@@ -4,7 +4,10 @@ import type { QoS2Receipt } from './messages';
 /** QoS 2 PUBLISHes received from a client and not yet released by its PUBREL [MQTT-4.3.3]. */
 export interface ReceiptStore {
 
-  /** A QoS 2 PUBLISH arrived: remember its packet id until PUBREL (before routing it); the receipt, new or the one remembered. */
+  /**
+   * A QoS 2 PUBLISH arrived: remember its packet id until PUBREL (before routing it); the receipt,
+   * new or the one remembered (a resend, or a concurrent handler, gets the same receipt).
+   */
   receiveQos2(clientId: string, packetId: number): Promise<QoS2Receipt>;
   /** The QoS 2 PUBLISH with this packet id is routed. */
   markQos2Routed(clientId: string, packetId: number): Promise<void>;

@@ -28,6 +28,11 @@ export interface OpenSessionRequest {
   readonly maximumPacketSize?: number;
   readonly receiveMaximum: number;
   readonly topicAliasMaximum: number;
+  /**
+   * The claim holds the session's deliveries back (connectHold) until the CONNECT releases it;
+   * if the CONNECT dies first, the hold lapses after this long (ms).
+   */
+  readonly holdMs: number;
 }
 
 export interface OpenSessionResult {
@@ -50,13 +55,24 @@ export type CloseSessionResult = 'closed' | 'taken-over';
 /** Sessions: opened (or taken over) by a CONNECT, detached or ended with their connection, expired by the timers. */
 export interface SessionStore {
 
+  /**
+   * Claim the session for a connection (whoever held it is named, to be closed), holding its
+   * deliveries back for the CONNECT. Clean Start, a session past its expiry and one that ended
+   * with its connection start afresh: subscriptions, QoS state, queue and will gone (the will
+   * handed back to publish).
+   */
   openSession(request: OpenSessionRequest): Promise<OpenSessionResult>;
   /**
    * Detach the connection from its session; `endSession` deletes the session's state too.
-   * 'taken-over': another connection holds the session now, and nothing was changed.
+   * 'taken-over': another connection holds the session now, and nothing was changed. Redone by
+   * the connection that closed it (its caller died half way), it is 'closed' again.
    */
   closeSession(clientId: string, connectionId: string, endSession: boolean, expiryInterval: number): Promise<CloseSessionResult>;
   getSessions(clientIds: readonly string[]): Promise<Map<string, SessionRecord>>;
-  /** Sessions whose expiry has passed: their state and routes are deleted. Returns how many, and their pending delayed wills (to publish now). */
-  endExpiredSessions(now: number, limit: number): Promise<{ ended: number; wills: DueWill[] }>;
+  /**
+   * Sessions whose expiry has passed and that no connection holds again: their state and routes
+   * are deleted. Returns how many, and their pending delayed wills (to publish now), unless a
+   * publisher claimed one less than `willLeaseMs` ago (see WillStore.claimDueWills).
+   */
+  endExpiredSessions(now: number, limit: number, willLeaseMs: number): Promise<{ ended: number; wills: DueWill[] }>;
 }

@@ -1,15 +1,17 @@
 /**
- * The routing index in DynamoDB Local: which subscriptions a PUBLISH finds (MQTT 5.0 section 4.7),
- * and what finding them costs. Every test gets tables of its own, because a '#' or '+' subscription
- * would otherwise match the topics of the other tests.
+ * The SubscriptionStore's contract, against DynamoDB Local: which subscriptions a PUBLISH finds
+ * (MQTT 5.0 section 4.7), read strongly consistently, and what finding them costs (it does not
+ * grow with the subscriptions that do not match); subscribing again replaces, unsubscribing says
+ * what existed. Every test gets tables of its own, because a '#' or '+' subscription would
+ * otherwise match the topics of the other tests.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { Subscription } from '../../shared/broker/ports';
-import type { DynamoBrokerStore } from '../../shared/store/dynamo-store';
-import { createStoreFixture, described, inChunks, readCost, uniqueClientId, type StoreFixture } from './store-fixture';
+import type { Subscription } from '../../../shared/broker/ports';
+import type { DynamoStore } from '../../../shared/store/create-dynamo-store';
+import { createStoreFixture, described, inChunks, readCost, uniqueClientId, type StoreFixture } from '../store-fixture';
 
 let fixture: StoreFixture;
-let store: DynamoBrokerStore;
+let store: DynamoStore;
 
 beforeEach(async () => {
   fixture = await createStoreFixture();
@@ -257,5 +259,61 @@ describe('subscribe and unsubscribe', () => {
     const matching = await readCost(store, async () => (found = await store.subscriptions.findSubscriptions('dev/7/temp')));
     expect(described(found)).toEqual([`${second} dev/+/temp`, `${subscriber} dev/7/#`].sort());
     expect(matching.calls).toBeGreaterThan(alone.calls);
+  });
+
+  it('a filter twice in one SUBSCRIBE: the later one counts, and existed for its second mention', async () => {
+    const c = uniqueClientId('twice');
+    expect(
+      await store.subscriptions.subscribe(c, [
+        { clientId: c, filter: 'twice/+', qos: 0 },
+        { clientId: c, filter: 'twice/+', qos: 2 },
+      ]),
+    ).toEqual([false, true]);
+    expect(await store.subscriptions.findSubscriptions('twice/x')).toEqual([{ clientId: c, filter: 'twice/+', qos: 2 }]);
+    expect(await store.subscriptions.unsubscribe(c, ['twice/+', 'twice/+'])).toEqual([true, false]);
+    expect(await store.subscriptions.findSubscriptions('twice/x')).toEqual([]);
+  });
+
+  it('subscriptionFilters lists the client\'s filters as sent, shared ones included, and only its own', async () => {
+    const c = uniqueClientId('filters');
+    const other = uniqueClientId('filters-other');
+    expect(await store.subscriptions.subscriptionFilters(c)).toEqual([]);
+    await store.subscriptions.subscribe(c, [
+      { clientId: c, filter: 'f/a', qos: 0 },
+      { clientId: c, filter: 'f/+', qos: 1, shareGroup: 'g1' },
+    ]);
+    await subscribe(other, 'f/b');
+    expect((await store.subscriptions.subscriptionFilters(c)).sort()).toEqual(['$share/g1/f/+', 'f/a']);
+    await store.subscriptions.unsubscribe(c, ['f/a']);
+    expect(await store.subscriptions.subscriptionFilters(c)).toEqual(['$share/g1/f/+']);
+  });
+});
+
+describe('shared subscriptions', () => {
+  it('are found with their share name, apart from a plain subscription to the same filter, and removed by the filter as sent', async () => {
+    const a = uniqueClientId('share-a');
+    const b = uniqueClientId('share-b');
+    await store.subscriptions.subscribe(a, [
+      { clientId: a, filter: 'jobs/+', qos: 1, shareGroup: 'workers' },
+      { clientId: a, filter: 'jobs/+', qos: 0 },
+    ]);
+    await store.subscriptions.subscribe(b, [{ clientId: b, filter: 'jobs/+', qos: 2, shareGroup: 'workers' }]);
+    const found = await store.subscriptions.findSubscriptions('jobs/1');
+    expect(found).toHaveLength(3);
+    expect(found).toEqual(
+      expect.arrayContaining([
+        { clientId: a, filter: 'jobs/+', qos: 1, shareGroup: 'workers' },
+        { clientId: a, filter: 'jobs/+', qos: 0 },
+        { clientId: b, filter: 'jobs/+', qos: 2, shareGroup: 'workers' },
+      ]),
+    );
+    expect(await store.subscriptions.unsubscribe(a, ['$share/workers/jobs/+'])).toEqual([true]);
+    expect(await store.subscriptions.findSubscriptions('jobs/1')).toEqual(
+      expect.arrayContaining([
+        { clientId: a, filter: 'jobs/+', qos: 0 },
+        { clientId: b, filter: 'jobs/+', qos: 2, shareGroup: 'workers' },
+      ]),
+    );
+    expect(await store.subscriptions.findSubscriptions('jobs/1')).toHaveLength(2);
   });
 });

@@ -1,0 +1,61 @@
+/** Connection records in DynamoDB (the Connections table, see tables.ts): one item per network connection. */
+import type { ConnectionChanges, ConnectionEndChanges, ConnectionRecord, ConnectionStore } from '../broker/ports';
+import type { DynamoTable, Item } from './dynamo-table';
+import { toItemMessage, toWill } from './message-items';
+
+export class DynamoConnectionStore implements ConnectionStore {
+  constructor(
+    private readonly table: DynamoTable,
+    private readonly now: () => number,
+  ) {}
+
+  async getConnection(connectionId: string): Promise<ConnectionRecord | undefined> {
+    const item = await this.table.get({ connectionId });
+    return item ? toConnection(item) : undefined;
+  }
+
+  async putConnection(connection: ConnectionRecord): Promise<void> {
+    await this.table.put({ Item: { topicAliases: {}, ...connection, ...(connection.will ? { will: toItemMessage(connection.will) } : {}) } });
+  }
+
+  async updateConnection(connectionId: string, changes: ConnectionChanges): Promise<void> {
+    if (!changes.topicAlias) return;
+    await this.table.updateIf({
+      Key: { connectionId },
+      UpdateExpression: 'SET topicAliases.#a = :t',
+      ConditionExpression: 'attribute_exists(connectionId)',
+      ExpressionAttributeNames: { '#a': String(changes.topicAlias[0]) },
+      ExpressionAttributeValues: { ':t': changes.topicAlias[1] },
+    });
+  }
+
+  async claimConnectionEnd(connectionId: string, leaseMs: number, changes: ConnectionEndChanges = {}): Promise<ConnectionRecord | undefined> {
+    const now = this.now();
+    const claimed = await this.table.updateIf({
+      Key: { connectionId },
+      UpdateExpression: [
+        'SET endingAt = :now',
+        changes.sessionExpiryInterval !== undefined ? ', sessionExpiryInterval = :e' : '',
+        changes.dropWill ? ' REMOVE will' : '',
+      ].join(''),
+      // One end at a time; one that has not finished within the lease died, and may be taken again.
+      ConditionExpression: 'attribute_exists(connectionId) AND (attribute_not_exists(endingAt) OR endingAt < :stale)',
+      ExpressionAttributeValues: {
+        ':now': now,
+        ':stale': now - leaseMs,
+        ...(changes.sessionExpiryInterval !== undefined ? { ':e': changes.sessionExpiryInterval } : {}),
+      },
+      ReturnValues: 'ALL_NEW',
+    });
+    return claimed?.attributes ? toConnection(claimed.attributes) : undefined;
+  }
+
+  async deleteConnection(connectionId: string): Promise<void> {
+    await this.table.delete({ Key: { connectionId }, ReturnValues: 'ALL_OLD' });
+  }
+}
+
+function toConnection(item: Item): ConnectionRecord {
+  const { will, ...rest } = item;
+  return { ...(rest as unknown as ConnectionRecord), ...(will ? { will: toWill(will as Item) } : {}) };
+}

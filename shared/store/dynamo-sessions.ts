@@ -1,0 +1,174 @@
+/**
+ * Sessions in DynamoDB: the session item (`sk = "session"`) in the client's partition of the
+ * Sessions table. Opening, closing and ending a session reach across the partition (its
+ * subscriptions, QoS state, queue and will), through the subscription and will adapters.
+ */
+import type { DueWill, OpenSessionRequest, OpenSessionResult, CloseSessionResult, SessionRecord, SessionStore, WillMessage } from '../broker/ports';
+import { connectHold } from '../broker/ports';
+import type { ProtocolVersion } from '../protocol/codec';
+import type { DynamoSubscriptionStore } from './dynamo-subscriptions';
+import type { DynamoTable, Item } from './dynamo-table';
+import type { DynamoWillStore } from './dynamo-wills';
+import { dueTimers, isExpired, MAX_IN_FLIGHT_IDS, SESSION_SK, sessionKey, SUB_PREFIX, TTL_GRACE_SECONDS } from './session-items';
+
+const NEVER_EXPIRES = 0xffffffff;
+
+/** The adapters a session's end reaches into. */
+export interface SessionParts {
+  readonly subscriptions: DynamoSubscriptionStore;
+  readonly wills: DynamoWillStore;
+}
+
+export class DynamoSessionStore implements SessionStore {
+  constructor(
+    private readonly table: DynamoTable,
+    private readonly parts: SessionParts,
+    private readonly now: () => number,
+  ) {}
+
+  async openSession(request: OpenSessionRequest): Promise<OpenSessionResult> {
+    // Claim the session first: the old item tells who held it, even when it is about to be wiped.
+    const old = await this.table.update({
+      Key: sessionKey(request.clientId),
+      UpdateExpression: [
+        'SET connectionId = :c, protocolVersion = :v, connectedAt = :t, receiveMaximum = :r, topicAliasMaximum = :a, endsWithConnection = :e',
+        // Whom this claim takes the session from: if this CONNECT dies before closing it, the next claim closes it.
+        ', takenOver = if_not_exists(connectionId, :none), takenOverVersion = if_not_exists(protocolVersion, :v)',
+        request.maximumPacketSize === undefined ? '' : ', maximumPacketSize = :m',
+        // New deliveries wait (queued) until this CONNECT has answered and resent what was in flight.
+        ', heldBy = :hold, heldUntil = :until',
+        ' REMOVE expiresAt, #timer, timerAt',
+        request.maximumPacketSize === undefined ? ', maximumPacketSize' : '',
+        // A clean start begins with nothing in flight and nothing queued.
+        request.cleanStart ? ', inflight, queued' : '',
+      ].join(''),
+      ExpressionAttributeNames: { '#timer': 'timer' },
+      ExpressionAttributeValues: {
+        ':c': request.connectionId,
+        ':v': request.protocolVersion,
+        ':t': this.now(),
+        ':r': request.receiveMaximum,
+        ':a': request.topicAliasMaximum,
+        ':e': request.endsWithConnection ?? false,
+        ':none': '',
+        ':hold': connectHold(request.connectionId),
+        ':until': this.now() + request.holdMs,
+        ...(request.maximumPacketSize === undefined ? {} : { ':m': request.maximumPacketSize }),
+      },
+      ReturnValues: 'ALL_OLD',
+    });
+    const alive = old !== undefined && !isExpired(old, this.now());
+    // A session bound to its connection ends with it, also when this connection takes it over
+    // (MQTT 5.0 3.1.4; 3.1.1 [MQTT-3.1.2-6]: its state is never reused).
+    const resumable = alive && old.endsWithConnection !== true;
+    // Clean Start, or a session that expired but TTL has not deleted yet, or one that ends with
+    // its connection: nothing of it survives.
+    let endedSessionWill: WillMessage | undefined;
+    if (request.cleanStart || (old !== undefined && !resumable)) {
+      // Claimed before the wipe, so the session's pending will is published, not lost.
+      if (old !== undefined) endedSessionWill = (await this.parts.wills.takeWill(request.clientId))?.will;
+      await this.deleteSessionState(request.clientId, { keepSessionItem: true });
+      if (!request.cleanStart) await this.table.update({ Key: sessionKey(request.clientId), UpdateExpression: 'REMOVE inflight, queued' });
+    }
+    const unfinished = typeof old?.takenOver === 'string' && old.takenOver !== '' && old.takenOver !== old.connectionId ? old.takenOver : undefined;
+    return {
+      sessionPresent: !request.cleanStart && resumable,
+      ...(endedSessionWill ? { endedSessionWill } : {}),
+      ...(alive && typeof old.connectionId === 'string'
+        ? { previousConnectionId: old.connectionId, previousProtocolVersion: old.protocolVersion as ProtocolVersion }
+        : {}),
+      ...(unfinished ? { earlierTakenOver: { connectionId: unfinished, protocolVersion: Number(old!.takenOverVersion ?? 4) as ProtocolVersion } } : {}),
+    };
+  }
+
+  async closeSession(clientId: string, connectionId: string, endSession: boolean, expiryInterval: number): Promise<CloseSessionResult> {
+    const expires = !endSession && expiryInterval !== NEVER_EXPIRES;
+    const expiresAtMs = this.now() + expiryInterval * 1000;
+    // Only the connection that holds the session may detach it: after a takeover it is not ours.
+    const detached = await this.table.updateIf({
+      Key: sessionKey(clientId),
+      UpdateExpression: expires
+        ? 'REMOVE connectionId, heldBy, heldUntil SET closedConnectionId = :c, expiresAt = :e, #timer = :expiry, timerAt = :at'
+        : 'REMOVE connectionId, heldBy, heldUntil SET closedConnectionId = :c',
+      ConditionExpression: 'connectionId = :c',
+      ...(expires ? { ExpressionAttributeNames: { '#timer': 'timer' } } : {}),
+      ExpressionAttributeValues: {
+        ':c': connectionId,
+        // The sweeper ends the session at `timerAt` (its routes and queue too); TTL, a day later, only backs it up.
+        ...(expires ? { ':e': Math.ceil(expiresAtMs / 1000) + TTL_GRACE_SECONDS, ':expiry': 'expiry', ':at': expiresAtMs } : {}),
+      },
+    });
+    // Detached by this connection's own earlier end (which died half way): what it did, done again.
+    if (!detached && !(await this.closedBy(clientId, connectionId))) return 'taken-over';
+    if (endSession) await this.deleteSessionState(clientId);
+    return 'closed';
+  }
+
+  async endExpiredSessions(now: number, limit: number, willLeaseMs: number): Promise<{ ended: number; wills: DueWill[] }> {
+    const due = await dueTimers(this.table, 'expiry', now, limit);
+    let ended = 0;
+    const wills: DueWill[] = [];
+    for (const item of due) {
+      const clientId = item.clientId as string;
+      // Still expired and still without a connection: a client that came back keeps its session.
+      const gone = await this.table.deleteIf({
+        Key: sessionKey(clientId),
+        ConditionExpression: 'attribute_exists(sk) AND attribute_not_exists(connectionId) AND timerAt <= :now',
+        ExpressionAttributeValues: { ':now': now },
+        ReturnValues: 'ALL_OLD',
+      });
+      if (!gone) continue;
+      // A delayed will still pending is published now, as its session ends [MQTT-3.1.2-8] (unless
+      // claimDueWills has it already: its due time can fall a moment after the session's end).
+      const will = await this.parts.wills.takeWill(clientId, now - willLeaseMs);
+      if (will) wills.push(will);
+      await this.deleteSessionState(clientId);
+      ended++;
+    }
+    return { ended, wills };
+  }
+
+  async getSessions(clientIds: readonly string[]): Promise<Map<string, SessionRecord>> {
+    const items = await this.table.batchGet([...new Set(clientIds)].map(sessionKey));
+    const now = this.now();
+    const sessions = new Map<string, SessionRecord>();
+    for (const item of items) {
+      if (isExpired(item, now)) continue;
+      sessions.set(item.clientId as string, {
+        clientId: item.clientId as string,
+        protocolVersion: item.protocolVersion as ProtocolVersion,
+        // Until its CONNECT has answered (and resent what was in flight), a connection takes no deliveries:
+        // QoS 0 is not sent to it, QoS 1/2 queue for it [MQTT-3.2.0-1].
+        ...(typeof item.connectionId === 'string' && !connecting(item, now) ? { connectionId: item.connectionId } : {}),
+        ...(typeof item.maximumPacketSize === 'number' ? { maximumPacketSize: item.maximumPacketSize } : {}),
+        receiveMaximum: typeof item.receiveMaximum === 'number' ? item.receiveMaximum : MAX_IN_FLIGHT_IDS,
+        topicAliasMaximum: typeof item.topicAliasMaximum === 'number' ? item.topicAliasMaximum : 0,
+      });
+    }
+    return sessions;
+  }
+
+  /** Whether the session was last detached by `connectionId` (or has ended altogether) and no connection holds it now. */
+  private async closedBy(clientId: string, connectionId: string): Promise<boolean> {
+    const session = await this.table.get(sessionKey(clientId));
+    return session === undefined || (session.connectionId === undefined && session.closedConnectionId === connectionId);
+  }
+
+  /** Everything in the client's partition, and its entries in the routing index. */
+  private async deleteSessionState(clientId: string, options: { keepSessionItem?: boolean } = {}): Promise<void> {
+    const all = await this.table.queryAll({
+      KeyConditionExpression: 'clientId = :c',
+      ExpressionAttributeValues: { ':c': clientId },
+      ProjectionExpression: 'clientId, sk',
+    });
+    const items = options.keepSessionItem ? all.filter((item) => item.sk !== SESSION_SK) : all;
+    const filters = items.map((item) => item.sk as string).filter((sk) => sk.startsWith(SUB_PREFIX)).map((sk) => sk.slice(SUB_PREFIX.length));
+    await this.parts.subscriptions.removeRoutes(clientId, filters);
+    await this.table.batchDelete(items.map((item) => ({ clientId: item.clientId, sk: item.sk })));
+  }
+}
+
+/** The session's connection is still in its CONNECT: it takes no deliveries yet, QoS 0 included [MQTT-3.2.0-1]. */
+function connecting(session: Item, now: number): boolean {
+  return typeof session.heldBy === 'string' && session.heldBy.startsWith('connect:') && typeof session.heldUntil === 'number' && session.heldUntil >= now;
+}

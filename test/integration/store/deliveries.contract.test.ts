@@ -1,0 +1,361 @@
+/**
+ * The DeliveryStore's contract, against DynamoDB Local: QoS 1 and 2 messages on their way to a
+ * client. What holds atomically: a delivery starts (gets a packet id, is recorded in flight) only
+ * while the client is on the connection named, nobody holds its deliveries back, it has room under
+ * its Receive Maximum and nothing is queued ahead; packet ids are never shared; an exactly-once
+ * mark makes a second delivery 'duplicate'. The queue drains oldest first, to the holder only;
+ * what enqueue reports is what the broker decides a drain by (shared/broker/delivery-policy.ts).
+ * One set of tables for the file; every test uses its own client ids.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { connectHold, type OpenSessionRequest, type OutgoingMessage, type QueuedMessage } from '../../../shared/broker/ports';
+import type { DynamoStore } from '../../../shared/store/create-dynamo-store';
+import { createStoreFixture, uniqueClientId, type StoreFixture } from '../store-fixture';
+import {
+  CLAIM_BATCH,
+  connect as connectOn,
+  connectionId,
+  decided,
+  hold,
+  HOLD_MS,
+  inFlight as startInFlight,
+  limits,
+  message,
+  payloads,
+  subscribedClient,
+} from './support';
+
+let fixture: StoreFixture;
+let store: DynamoStore;
+
+beforeAll(async () => {
+  fixture = await createStoreFixture();
+  store = fixture.store;
+});
+
+afterAll(async () => {
+  await fixture.dispose();
+});
+
+const connect = (request: OpenSessionRequest, target: DynamoStore = store) => connectOn(target, request);
+const inFlight = (conn: string, messages: readonly QueuedMessage[], receiveMaximum = 65535) => startInFlight(store, conn, messages, receiveMaximum);
+const connectedWithSubscriptions = () => subscribedClient(store);
+
+describe('startDeliveries', () => {
+  it('[MQTT-2.2.1-3] startDeliveries hands out increasing packet ids to the connection holding the session, and none to others', async () => {
+    const { clientId, conn } = await connectedWithSubscriptions();
+    expect(await inFlight(conn, [message(clientId, 1)], 100)).toEqual([1]);
+    expect(await inFlight(conn, [message(clientId, 2), message(clientId, 3)], 100)).toEqual([2, 3]);
+    expect(await store.deliveries.startDeliveries(clientId, 'another-connection', 100, [message(clientId, 4)])).toEqual(['queue']);
+    const nobody = uniqueClientId('no-session');
+    expect(await store.deliveries.startDeliveries(nobody, conn, 100, [message(nobody, 1)])).toEqual(['queue']);
+    // Each one started is in flight, for a reconnecting client to get again.
+    expect((await store.deliveries.listOutgoing(clientId)).map((m) => [m.packetId, m.payload.toString()])).toEqual([
+      [1, 'm1'],
+      [2, 'm2'],
+      [3, 'm3'],
+    ]);
+  });
+
+  it('concurrent deliveries never share a packet id, and every one is recorded in flight', async () => {
+    const { clientId, conn } = await connectedWithSubscriptions();
+    const ids = (await Promise.all(Array.from({ length: 40 }, (_, n) => inFlight(conn, [message(clientId, n)])))).flat();
+    expect(new Set(ids).size).toBe(40);
+    expect(ids.every((id) => id >= 1 && id <= 65535)).toBe(true);
+    expect((await store.deliveries.listOutgoing(clientId)).map((m) => m.packetId).sort((a, b) => a - b)).toEqual([...ids].sort((a, b) => a - b));
+  });
+
+  it('[MQTT-4.9.0-2] startDeliveries starts messages while they fit under the Receive Maximum; the rest queue', async () => {
+    const clientId = uniqueClientId('many');
+    const conn = connectionId();
+    await connect({ clientId, connectionId: conn, protocolVersion: 5, cleanStart: true, holdMs: HOLD_MS, receiveMaximum: 5, topicAliasMaximum: 0 });
+    expect(await inFlight(conn, [1, 2, 3].map((n) => message(clientId, n)), 5)).toEqual([1, 2, 3]);
+    const starts = await store.deliveries.startDeliveries(clientId, conn, 5, [4, 5, 6].map((n) => message(clientId, n)));
+    expect(starts).toEqual([{ packetId: 4 }, { packetId: 5 }, 'queue']);
+  });
+
+  it('[MQTT-4.3.3] a QoS 2 delivery marked exactly once is made once, however often it is tried (in flight or queued)', async () => {
+    const { clientId, conn } = await connectedWithSubscriptions();
+    const publisher = uniqueClientId('once-pub');
+    const once = (n: number) => ({ ...message(clientId, n, 2), once: { clientId: publisher, key: `${n}#x>${clientId}` } });
+    expect(await inFlight(conn, [once(1), once(2)])).toEqual([1, 2]);
+    // Routed again: 1 and 2 were made; 3 is new and starts (the messages around a duplicate still do).
+    expect(await store.deliveries.startDeliveries(clientId, conn, 65535, [once(1), once(3), once(2)])).toEqual(['duplicate', { packetId: 3 }, 'duplicate']);
+    expect((await store.deliveries.listOutgoing(clientId)).map((m) => m.payload.toString())).toEqual(['m1', 'm2', 'm3']);
+    await store.sessions.closeSession(clientId, conn, false, 3600);
+    expect(decided(await store.deliveries.enqueue(once(4)))).toEqual({ queued: true });
+    expect(await store.deliveries.enqueue(once(4))).toEqual({ queued: false });
+    expect(await store.deliveries.enqueue(once(1))).toEqual({ queued: false });
+  });
+
+  it('nothing overtakes the queue: while a message is queued, new ones queue behind it', async () => {
+    const { clientId, conn } = await connectedWithSubscriptions();
+    expect(decided(await store.deliveries.enqueue(message(clientId, 1)))).toEqual({ queued: true, drainOn: conn });
+    expect(await store.deliveries.startDeliveries(clientId, conn, 65535, [message(clientId, 2)])).toEqual(['queue']);
+    expect(decided(await store.deliveries.enqueue(message(clientId, 2)))).toEqual({ queued: true, drainOn: conn });
+    expect(payloads((await store.deliveries.claimQueued(clientId, conn, 65535, hold('drain:order'), CLAIM_BATCH)).messages)).toEqual(['m1', 'm2']);
+    expect(await store.deliveries.releaseHold(clientId, conn, 'drain:order', 65535)).toBe('released');
+    expect(await inFlight(conn, [message(clientId, 3)])).toEqual([3]);
+  });
+});
+
+describe('holds', () => {
+  it('[MQTT-3.2.0-1] [MQTT-4.4.0-1] while a CONNECT resumes the session, new deliveries queue; its own drain may claim them', async () => {
+    const { clientId, conn } = await connectedWithSubscriptions();
+    await store.sessions.closeSession(clientId, conn, false, 3600);
+    const next = connectionId();
+    const hold = connectHold(next);
+    await store.sessions.openSession({ clientId, connectionId: next, protocolVersion: 5, cleanStart: false, holdMs: HOLD_MS, ...limits });
+    // The connection is not offered to routing yet, and a delivery to it queues.
+    expect((await store.sessions.getSessions([clientId])).get(clientId)?.connectionId).toBeUndefined();
+    expect(await store.deliveries.startDeliveries(clientId, next, 65535, [message(clientId, 1)])).toEqual(['queue']);
+    expect(decided(await store.deliveries.enqueue(message(clientId, 1)))).toEqual({ queued: true });
+    // Nobody else may drain it; the hold is not released while something is queued: the CONNECT drains it first.
+    expect((await store.deliveries.claimQueued(clientId, next, 65535, { token: 'drain:someone-else', leaseMs: HOLD_MS }, 25)).messages).toEqual([]);
+    expect(await store.deliveries.releaseHold(clientId, next, hold, 65535)).toBe('queued');
+    expect((await store.deliveries.claimQueued(clientId, next, 65535, { token: hold, leaseMs: HOLD_MS }, 25)).messages.map((m) => m.payload.toString())).toEqual(['m1']);
+    expect(await store.deliveries.releaseHold(clientId, next, hold, 65535)).toBe('released');
+    expect((await store.sessions.getSessions([clientId])).get(clientId)?.connectionId).toBe(next);
+    expect(await inFlight(next, [message(clientId, 2)])).toEqual([2]);
+    // Another connection took the session over: this CONNECT holds nothing any more.
+    const third = connectionId();
+    await store.sessions.openSession({ clientId, connectionId: third, protocolVersion: 5, cleanStart: false, holdMs: HOLD_MS, ...limits });
+    expect(await store.deliveries.releaseHold(clientId, next, hold, 65535)).toBe('not-held');
+  });
+
+  it('a drain holds new deliveries back until it has sent what it claimed; a holder that died is outlived by its lease', async () => {
+    let now = Date.now();
+    const clocked = fixture.storeAt(() => now);
+    const clientId = uniqueClientId('drain');
+    const conn = connectionId();
+    await connect({ clientId, connectionId: conn, protocolVersion: 5, cleanStart: true, holdMs: HOLD_MS, receiveMaximum: 2, topicAliasMaximum: 0 }, clocked);
+    const [first] = await clocked.deliveries.startDeliveries(clientId, conn, 2, [message(clientId, 1), message(clientId, 2)]).then((s) => s.map((x) => (x as { packetId: number }).packetId));
+    expect(decided(await clocked.deliveries.enqueue(message(clientId, 3)), now)).toEqual({ queued: true });
+    await clocked.deliveries.completeOutgoing(clientId, first!, 2);
+    expect((await clocked.deliveries.claimQueued(clientId, conn, 2, { token: 'drain:a', leaseMs: HOLD_MS }, 25)).messages.map((m) => m.payload.toString())).toEqual(['m3']);
+    await clocked.deliveries.completeOutgoing(clientId, 2, 2);
+    // m3 is claimed but maybe not sent yet: a new message waits behind it, and a second drain gets nothing.
+    expect(await clocked.deliveries.startDeliveries(clientId, conn, 2, [message(clientId, 4)])).toEqual(['queue']);
+    expect(decided(await clocked.deliveries.enqueue(message(clientId, 4)), now)).toEqual({ queued: true });
+    expect((await clocked.deliveries.claimQueued(clientId, conn, 2, { token: 'drain:b', leaseMs: HOLD_MS }, 25)).messages).toEqual([]);
+    // Drain a died: after the lease, drain b goes on.
+    now += 31_000;
+    expect((await clocked.deliveries.claimQueued(clientId, conn, 2, { token: 'drain:b', leaseMs: HOLD_MS }, 25)).messages.map((m) => m.payload.toString())).toEqual(['m4']);
+    expect(await clocked.deliveries.releaseHold(clientId, conn, 'drain:a', 2)).toBe('not-held');
+    expect(await clocked.deliveries.releaseHold(clientId, conn, 'drain:b', 2)).toBe('released');
+  });
+
+  it('releaseHold lets go with nothing queued, or with no room for what is queued (the acknowledgement that frees a slot drains)', async () => {
+    const clientId = uniqueClientId('release');
+    const conn = connectionId();
+    await store.sessions.openSession({ clientId, connectionId: conn, protocolVersion: 5, cleanStart: true, holdMs: HOLD_MS, receiveMaximum: 1, topicAliasMaximum: 0 });
+    expect(await store.deliveries.releaseHold(clientId, conn, 'drain:not-mine', 1)).toBe('not-held');
+    expect(await store.deliveries.releaseHold(clientId, conn, connectHold(conn), 1)).toBe('released');
+    expect(await inFlight(conn, [message(clientId, 1)], 1)).toEqual([1]);
+    expect(decided(await store.deliveries.enqueue(message(clientId, 2)))).toEqual({ queued: true });
+    expect(decided(await store.deliveries.enqueue(message(clientId, 3)))).toEqual({ queued: true });
+    // Full: a drain claims nothing, and so holds nothing.
+    expect(await store.deliveries.claimQueued(clientId, conn, 1, hold('drain:full'), CLAIM_BATCH)).toEqual({ messages: [], more: true });
+    expect(await store.deliveries.releaseHold(clientId, conn, 'drain:full', 1)).toBe('not-held');
+    expect(await store.deliveries.completeOutgoing(clientId, 1, 1)).toEqual({ found: true, queued: true });
+    // The acknowledgement's drain claims m2 and is full again: it lets go with m3 still queued.
+    const acked = await store.deliveries.claimQueued(clientId, conn, 1, hold('drain:ack'), CLAIM_BATCH);
+    expect({ messages: payloads(acked.messages), more: acked.more }).toEqual({ messages: ['m2'], more: true });
+    expect(await store.deliveries.releaseHold(clientId, conn, 'drain:ack', 1)).toBe('released');
+    expect(await store.deliveries.completeOutgoing(clientId, 2, 1)).toEqual({ found: true, queued: true });
+    expect(payloads((await store.deliveries.claimQueued(clientId, conn, 1, hold('drain:next'), CLAIM_BATCH)).messages)).toEqual(['m3']);
+    expect(await store.deliveries.releaseHold(clientId, conn, 'drain:next', 1)).toBe('released');
+  });
+
+  it('two drains at once never claim one queued message twice; while one holds the session the other claims nothing', async () => {
+    const { clientId, conn } = await connectedWithSubscriptions();
+    for (const n of [1, 2, 3, 4, 5, 6]) await store.deliveries.enqueue(message(clientId, n));
+    const [a, b] = await Promise.all([
+      store.deliveries.claimQueued(clientId, conn, 65535, hold('drain:a'), 2),
+      store.deliveries.claimQueued(clientId, conn, 65535, hold('drain:b'), 2),
+    ]);
+    const claimed = [...a.messages, ...b.messages];
+    expect(payloads(claimed).sort()).toEqual(['m1', 'm2', 'm3', 'm4', 'm5', 'm6']);
+    expect(new Set(claimed.map((m) => m.packetId)).size).toBe(6);
+    // Each drain's messages are in queue order; the one that took the hold keeps the other out.
+    for (const drain of [a, b]) expect(payloads(drain.messages)).toEqual([...payloads(drain.messages)].sort());
+    const holder = a.messages.length > 0 ? 'drain:a' : 'drain:b';
+    await store.deliveries.enqueue(message(clientId, 7));
+    expect((await store.deliveries.claimQueued(clientId, conn, 65535, hold(holder === 'drain:a' ? 'drain:b' : 'drain:a'), 2)).messages).toEqual([]);
+    expect(payloads((await store.deliveries.claimQueued(clientId, conn, 65535, hold(holder), 2)).messages)).toEqual(['m7']);
+    expect(await store.deliveries.releaseHold(clientId, conn, holder, 65535)).toBe('released');
+  });
+});
+
+describe('the queue', () => {
+  it('[MQTT-4.9.0-2] Receive Maximum: no more in flight than the client accepts; a completion frees a slot for the queue', async () => {
+    const clientId = uniqueClientId('rm');
+    const conn = connectionId();
+    await connect({ clientId, connectionId: conn, protocolVersion: 5, cleanStart: true, holdMs: HOLD_MS, receiveMaximum: 2, topicAliasMaximum: 0 });
+    const [first] = await inFlight(conn, [message(clientId, 1), message(clientId, 2)], 2);
+    expect(await store.deliveries.startDeliveries(clientId, conn, 2, [message(clientId, 3)])).toEqual(['queue']);
+
+    // Full: queued, in order; and while anything is queued nothing overtakes it.
+    expect(decided(await store.deliveries.enqueue(message(clientId, 3)))).toEqual({ queued: true });
+    expect(decided(await store.deliveries.enqueue(message(clientId, 4)))).toEqual({ queued: true });
+    expect((await store.deliveries.completeOutgoing(clientId, first!, 2)).queued).toBe(true);
+    expect(await store.deliveries.startDeliveries(clientId, conn, 2, [message(clientId, 5)])).toEqual(['queue']);
+
+    const claimed = await store.deliveries.claimQueued(clientId, conn, 2, { token: 'drain:test', leaseMs: HOLD_MS }, 25);
+    expect(claimed.messages.map((m) => m.payload.toString())).toEqual(['m3']);
+    expect(claimed.more).toBe(true);
+    // Claimed is in flight, recorded in the same write.
+    expect((await store.deliveries.listOutgoing(clientId)).map((m) => m.payload.toString())).toEqual(['m2', 'm3']);
+  });
+
+  it('[MQTT-3.1.2-5] messages queued for an offline session wait for it, and only a connection holding it can claim them', async () => {
+    const { clientId, conn, topic } = await connectedWithSubscriptions();
+    await store.sessions.closeSession(clientId, conn, false, 3600);
+    for (const n of [1, 2, 3]) await store.deliveries.enqueue({ clientId, topic, payload: Buffer.from(`m${n}`), qos: 2, retain: false });
+    expect((await store.deliveries.claimQueued(clientId, conn, 10, { token: 'drain:test', leaseMs: HOLD_MS }, 25)).messages).toEqual([]);
+
+    const next = connectionId();
+    await store.sessions.openSession({ clientId, connectionId: next, protocolVersion: 5, cleanStart: false, holdMs: HOLD_MS, ...limits });
+    const claimed = await store.deliveries.claimQueued(clientId, next, 10, { token: connectHold(next), leaseMs: HOLD_MS }, 25);
+    expect(claimed.messages.map((m) => [m.payload.toString(), m.packetId, m.qos])).toEqual([
+      ['m1', 1, 2],
+      ['m2', 2, 2],
+      ['m3', 3, 2],
+    ]);
+    expect(claimed.more).toBe(false);
+  });
+
+  it('drains oldest first, in rounds of the batch asked for, however many rounds it takes', async () => {
+    const { clientId, conn } = await connectedWithSubscriptions();
+    await store.sessions.closeSession(clientId, conn, false, 3600);
+    for (let n = 1; n <= 7; n++) await store.deliveries.enqueue(message(clientId, n));
+    const next = connectionId();
+    await store.sessions.openSession({ clientId, connectionId: next, protocolVersion: 5, cleanStart: false, holdMs: HOLD_MS, ...limits });
+    const claimed = await store.deliveries.claimQueued(clientId, next, 65535, hold(connectHold(next)), 3);
+    expect(payloads(claimed.messages)).toEqual(['m1', 'm2', 'm3', 'm4', 'm5', 'm6', 'm7']);
+    expect(claimed.messages.map((m) => m.packetId)).toEqual([1, 2, 3, 4, 5, 6, 7]);
+    expect(claimed.more).toBe(false);
+  });
+
+  it('[MQTT-3.3.2-5] a queued message past its expiry is dropped by the claim, not put in flight', async () => {
+    let now = Date.now();
+    const clocked = fixture.storeAt(() => now);
+    const clientId = uniqueClientId('expired-queued');
+    const conn = connectionId();
+    await clocked.sessions.openSession({ clientId, connectionId: conn, protocolVersion: 5, cleanStart: true, holdMs: HOLD_MS, ...limits });
+    await clocked.sessions.closeSession(clientId, conn, false, 3600);
+    await clocked.deliveries.enqueue({ ...message(clientId, 1), expiresAtMs: now + 5_000 });
+    await clocked.deliveries.enqueue(message(clientId, 2));
+    now += 6_000;
+    const next = connectionId();
+    await clocked.sessions.openSession({ clientId, connectionId: next, protocolVersion: 5, cleanStart: false, holdMs: HOLD_MS, ...limits });
+    const claimed = await clocked.deliveries.claimQueued(clientId, next, 65535, hold(connectHold(next)), CLAIM_BATCH);
+    expect(claimed.messages.map((m) => [m.payload.toString(), m.packetId])).toEqual([['m2', 1]]);
+    expect(payloads(await clocked.deliveries.listOutgoing(clientId))).toEqual(['m2']);
+    // Nothing is left queued: the hold lets go.
+    expect(await clocked.deliveries.releaseHold(clientId, next, connectHold(next), 65535)).toBe('released');
+  });
+
+  it('enqueue reports the session as the queue left it: its connection, messages in flight, Receive Maximum and hold', async () => {
+    const clientId = uniqueClientId('facts');
+    const conn = connectionId();
+    const before = Date.now();
+    await store.sessions.openSession({ clientId, connectionId: conn, protocolVersion: 5, cleanStart: true, holdMs: HOLD_MS, receiveMaximum: 3, topicAliasMaximum: 0 });
+    // The CONNECT holds the session: the broker leaves the queue to it.
+    const whileConnecting = await store.deliveries.enqueue(message(clientId, 1));
+    expect(whileConnecting).toEqual({ queued: true, session: { connectionId: conn, inFlight: 0, receiveMaximum: 3, heldUntil: expect.any(Number) } });
+    expect(whileConnecting.queued && whileConnecting.session!.heldUntil).toBeGreaterThanOrEqual(before + HOLD_MS);
+    expect(decided(whileConnecting)).toEqual({ queued: true });
+    const claimed = await store.deliveries.claimQueued(clientId, conn, 3, hold(connectHold(conn)), CLAIM_BATCH);
+    expect(payloads(claimed.messages)).toEqual(['m1']);
+    expect(await store.deliveries.releaseHold(clientId, conn, connectHold(conn), 3)).toBe('released');
+
+    // Connected, nobody holding it, room for two more: whoever queued drains.
+    expect(await store.deliveries.enqueue(message(clientId, 2))).toEqual({ queued: true, session: { connectionId: conn, inFlight: 1, receiveMaximum: 3 } });
+    // Away: nobody to drain to.
+    await store.sessions.closeSession(clientId, conn, false, 3600);
+    expect(await store.deliveries.enqueue(message(clientId, 3))).toEqual({ queued: true, session: { inFlight: 1, receiveMaximum: 3 } });
+  });
+
+  it('enqueue keeps nothing for a session that is gone or past its expiry', async () => {
+    let now = Date.now();
+    const clocked = fixture.storeAt(() => now);
+    const clientId = uniqueClientId('expired-enqueue');
+    const conn = connectionId();
+    expect(await clocked.deliveries.enqueue(message(clientId, 1))).toEqual({ queued: false });
+    await clocked.sessions.openSession({ clientId, connectionId: conn, protocolVersion: 5, cleanStart: true, holdMs: HOLD_MS, ...limits });
+    await clocked.sessions.closeSession(clientId, conn, false, 10);
+    expect(decided(await clocked.deliveries.enqueue(message(clientId, 1)), now)).toEqual({ queued: true });
+    now += 11_000;
+    expect(await clocked.deliveries.enqueue(message(clientId, 2))).toEqual({ queued: false });
+  });
+});
+
+describe('in flight', () => {
+  it('outgoing QoS 1 and 2 messages: put, PUBREC releases, PUBACK/PUBCOMP completes, each once', async () => {
+    const clientId = uniqueClientId('qos-out');
+    const conn = connectionId();
+    await connect({ clientId, connectionId: conn, protocolVersion: 5, cleanStart: true, holdMs: HOLD_MS, ...limits });
+    const qos1: OutgoingMessage = { clientId, topic: 'out/1', payload: Buffer.from('one'), qos: 1, retain: false, packetId: 1 };
+    const qos2: OutgoingMessage = {
+      clientId,
+      topic: 'out/2',
+      payload: Buffer.from([0, 1, 2, 255]),
+      qos: 2,
+      retain: true,
+      packetId: 2,
+      properties: { contentType: 'application/octet-stream', correlationData: Buffer.from('c'), userProperties: { k: 'v' } },
+    };
+    expect(await store.deliveries.releaseOutgoing(clientId, 1)).toBe(false);
+    expect((await store.deliveries.completeOutgoing(clientId, 1, 65535)).found).toBe(false);
+
+    expect(await inFlight(conn, [qos1, qos2].map(({ packetId: _, ...message }) => message))).toEqual([1, 2]);
+    expect(await store.deliveries.listOutgoing(clientId)).toEqual([
+      { ...qos1, state: 'publish' },
+      { ...qos2, state: 'publish' },
+    ]);
+    // QoS 1: PUBACK
+    expect((await store.deliveries.completeOutgoing(clientId, 1, 65535)).found).toBe(true);
+    expect((await store.deliveries.completeOutgoing(clientId, 1, 65535)).found).toBe(false);
+    // QoS 2: PUBREC, then PUBCOMP
+    expect(await store.deliveries.releaseOutgoing(clientId, 2)).toBe(true);
+    expect((await store.deliveries.listOutgoing(clientId)).map((m) => [m.packetId, m.state])).toEqual([[2, 'pubrel']]);
+    expect((await store.deliveries.completeOutgoing(clientId, 2, 65535)).found).toBe(true);
+    expect((await store.deliveries.completeOutgoing(clientId, 2, 65535)).found).toBe(false);
+    expect(await store.deliveries.releaseOutgoing(clientId, 2)).toBe(false);
+  });
+
+  it('listOutgoing gives the messages in flight in the order they went, whether started or claimed from the queue', async () => {
+    const { clientId, conn } = await connectedWithSubscriptions();
+    await store.sessions.closeSession(clientId, conn, false, 3600);
+    await store.deliveries.enqueue(message(clientId, 1));
+    const next = connectionId();
+    await store.sessions.openSession({ clientId, connectionId: next, protocolVersion: 5, cleanStart: false, holdMs: HOLD_MS, ...limits });
+    await store.deliveries.claimQueued(clientId, next, 65535, hold(connectHold(next)), CLAIM_BATCH);
+    expect(await store.deliveries.releaseHold(clientId, next, connectHold(next), 65535)).toBe('released');
+    await inFlight(next, [message(clientId, 2), message(clientId, 3)]);
+    await inFlight(next, [message(clientId, 4)]);
+    expect((await store.deliveries.listOutgoing(clientId)).map((m) => [m.payload.toString(), m.packetId])).toEqual([
+      ['m1', 1],
+      ['m2', 2],
+      ['m3', 3],
+      ['m4', 4],
+    ]);
+    // [MQTT-4.3.3] once PUBREC is in, only the PUBREL is resent: the payload is let go.
+    expect(await store.deliveries.releaseOutgoing(clientId, 2)).toBe(true);
+    const [, released] = await store.deliveries.listOutgoing(clientId);
+    expect({ state: released!.state, payload: released!.payload.length }).toEqual({ state: 'pubrel', payload: 0 });
+  });
+
+  it('[MQTT-4.9.0-2] setInFlight: a resumed session counts what it found in flight under its new Receive Maximum', async () => {
+    const { clientId, conn } = await connectedWithSubscriptions();
+    expect(await inFlight(conn, [message(clientId, 1), message(clientId, 2)])).toEqual([1, 2]);
+    await store.sessions.closeSession(clientId, conn, false, 3600);
+    const next = connectionId();
+    await connect({ clientId, connectionId: next, protocolVersion: 5, cleanStart: false, holdMs: HOLD_MS, receiveMaximum: 2, topicAliasMaximum: 0 });
+    await store.deliveries.setInFlight(clientId, (await store.deliveries.listOutgoing(clientId)).length);
+    expect(await store.deliveries.startDeliveries(clientId, next, 2, [message(clientId, 3)])).toEqual(['queue']);
+    expect(await store.deliveries.completeOutgoing(clientId, 1, 2)).toEqual({ found: true, queued: false });
+    expect(await inFlight(next, [message(clientId, 3)], 2)).toEqual([3]);
+  });
+});

@@ -1,0 +1,99 @@
+/**
+ * The RetainedStore's contract, against DynamoDB Local: one retained message per topic
+ * [MQTT-3.3.1-5], replaced by the next and removed by an empty payload; found by any filter that
+ * matches its topic, wildcards included, by walking the topic-level tree (not a Scan), unexpired.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { RetainedMessage } from '../../../shared/broker/ports';
+import { createStoreFixture, readCost, uniqueClientId, type StoreFixture } from '../store-fixture';
+
+let fixture: StoreFixture;
+
+beforeAll(async () => {
+  fixture = await createStoreFixture();
+});
+
+afterAll(async () => {
+  await fixture.dispose();
+});
+
+const retained = (topic: string, payload = topic, extra: Partial<RetainedMessage> = {}): RetainedMessage => ({
+  topic,
+  payload: Buffer.from(payload),
+  qos: 1,
+  retain: true,
+  ...extra,
+});
+
+const topicsOf = (messages: readonly RetainedMessage[]) => messages.map((m) => m.topic).sort();
+
+describe('retained messages', () => {
+  it('[MQTT-3.3.1-5] stored per topic, replaced by the next one, [MQTT-3.3.1-6] removed by an empty payload', async () => {
+    const { store } = fixture;
+    const root = uniqueClientId('ret');
+    await store.retained.putRetained(retained(`${root}/a`, 'one'));
+    expect((await store.retained.findRetained(`${root}/a`)).map((m) => m.payload.toString())).toEqual(['one']);
+    await store.retained.putRetained(retained(`${root}/a`, 'two', { properties: { contentType: 'text/plain', correlationData: Buffer.from('c') } }));
+    const [replaced] = await store.retained.findRetained(`${root}/a`);
+    expect(replaced?.payload.toString()).toBe('two');
+    expect(replaced?.properties).toEqual({ contentType: 'text/plain', correlationData: Buffer.from('c') });
+    await store.retained.putRetained(retained(`${root}/a`, ''));
+    expect(await store.retained.findRetained(`${root}/a`)).toEqual([]);
+    // Removing what was never retained is harmless.
+    await store.retained.putRetained(retained(`${root}/never`, ''));
+  });
+
+  it("[MQTT-4.7.1-2] '+' and [MQTT-4.7.1-1] '#' (parent level included) find retained messages by walking the tree", async () => {
+    const { store } = fixture;
+    const root = uniqueClientId('walk');
+    const topics = [root, `${root}/a`, `${root}/a/b`, `${root}/a/b/c`, `${root}/x/b`, `${root}//b`, `${root}/a/`];
+    for (const topic of topics) await store.retained.putRetained(retained(topic));
+
+    expect(topicsOf(await store.retained.findRetained(`${root}/#`))).toEqual([...topics].sort());
+    expect(topicsOf(await store.retained.findRetained(`${root}/+`))).toEqual([`${root}/a`]);
+    expect(topicsOf(await store.retained.findRetained(`${root}/+/b`))).toEqual([`${root}//b`, `${root}/a/b`, `${root}/x/b`].sort());
+    expect(topicsOf(await store.retained.findRetained(`${root}/a/+`))).toEqual([`${root}/a/`, `${root}/a/b`].sort());
+    expect(topicsOf(await store.retained.findRetained(`${root}/a/#`))).toEqual([`${root}/a`, `${root}/a/`, `${root}/a/b`, `${root}/a/b/c`].sort());
+    expect(topicsOf(await store.retained.findRetained(`${root}/+/b/#`))).toEqual([`${root}//b`, `${root}/a/b`, `${root}/a/b/c`, `${root}/x/b`].sort());
+    expect(await store.retained.findRetained(`${root}/nothing/#`)).toEqual([]);
+  });
+
+  it('[MQTT-4.7.2-1] a filter starting with a wildcard does not match topics starting with $', async () => {
+    const { store } = fixture;
+    const tag = uniqueClientId('dollar');
+    await store.retained.putRetained(retained(`$SYS/${tag}`));
+    await store.retained.putRetained(retained(`${tag}/plain`));
+    expect(topicsOf(await store.retained.findRetained('#')).filter((t) => t.includes(tag))).toEqual([`${tag}/plain`]);
+    expect(topicsOf(await store.retained.findRetained('+/plain')).filter((t) => t.includes(tag))).toEqual([`${tag}/plain`]);
+    expect(topicsOf(await store.retained.findRetained(`$SYS/+`)).filter((t) => t.includes(tag))).toEqual([`$SYS/${tag}`]);
+  });
+
+  it('[MQTT-3.3.2-5] an expired retained message is not returned', async () => {
+    let now = Date.now();
+    const store = fixture.storeAt(() => now);
+    const root = uniqueClientId('expiry');
+    await store.retained.putRetained(retained(`${root}/short`, 'x', { expiresAtMs: now + 10_000 }));
+    await store.retained.putRetained(retained(`${root}/long`, 'y'));
+    expect(topicsOf(await store.retained.findRetained(`${root}/#`))).toEqual([`${root}/long`, `${root}/short`]);
+    now += 11_000;
+    expect(topicsOf(await store.retained.findRetained(`${root}/#`))).toEqual([`${root}/long`]);
+  });
+
+  it('an exact filter costs one read, however many retained messages exist elsewhere', async () => {
+    const { store } = fixture;
+    const root = uniqueClientId('cost');
+    for (let i = 0; i < 30; i++) await store.retained.putRetained(retained(`${root}/other/${i}`));
+    await store.retained.putRetained(retained(`${root}/target`));
+    const cost = await readCost(store, () => store.retained.findRetained(`${root}/target`));
+    expect(cost.calls).toBe(1);
+  });
+  it('[MQTT-3.3.2-18] a retained message keeps its properties, user properties in their order', async () => {
+    const { store } = fixture;
+    const topic = `${uniqueClientId('props')}/p`;
+    const properties = { contentType: 'text/plain', responseTopic: 'r/t', payloadFormatIndicator: true, userProperties: { z: '1', a: ['2', '3'], m: '4' } };
+    await store.retained.putRetained(retained(topic, 'x', { qos: 2, properties }));
+    const [found] = await store.retained.findRetained(topic);
+    expect(found).toEqual({ topic, payload: Buffer.from('x'), qos: 2, retain: true, properties });
+    expect(Object.keys(found!.properties!.userProperties!)).toEqual(['z', 'a', 'm']);
+  });
+});
