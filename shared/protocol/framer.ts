@@ -21,12 +21,16 @@ export class MqttFramer {
   /** Size of the packet at the head of the stream, once its fixed header has been read. */
   private packetSize: number | undefined;
 
-  constructor(private maximumPacketSize: number) {}
+  private framedAny = false;
 
-  /** Packets whose header announces more than this are refused; applies from the next header read. */
-  setMaximumPacketSize(maximumPacketSize: number): void {
-    this.maximumPacketSize = maximumPacketSize;
-  }
+  /**
+   * `firstPacketMaximum` limits the stream's first packet (the CONNECT) more tightly than the
+   * rest: until it is whole, nobody is authenticated, so the stream may hold only that much.
+   */
+  constructor(
+    private readonly maximumPacketSize: number,
+    private readonly firstPacketMaximum = maximumPacketSize,
+  ) {}
 
   /** Append bytes from the stream; returns the packets they complete, in order. */
   push(chunk: Buffer): Buffer[] {
@@ -43,15 +47,17 @@ export class MqttFramer {
         const header = readFixedHeader(head);
         if (header === undefined) break;
         const total = header.headerLength + header.remainingLength;
+        const maximum = this.framedAny ? this.maximumPacketSize : Math.min(this.firstPacketMaximum, this.maximumPacketSize);
         // [MQTT-3.2.2-15]-style limit on the server side: the listener refuses what it will not carry
-        if (total > this.maximumPacketSize) {
-          throw new MqttProtocolError(ReasonCode.PacketTooLarge, `packet of ${total} bytes exceeds ${this.maximumPacketSize}`);
+        if (total > maximum) {
+          throw new MqttProtocolError(ReasonCode.PacketTooLarge, `${this.framedAny ? 'packet' : 'first packet'} of ${total} bytes exceeds ${maximum}`);
         }
         this.packetSize = total;
       }
       if (this.buffered < this.packetSize) break;
       packets.push(this.take(this.packetSize));
       this.packetSize = undefined;
+      this.framedAny = true;
     }
     return packets;
   }

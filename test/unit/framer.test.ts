@@ -210,13 +210,15 @@ describe('MqttFramer', () => {
     expect(framer.push(Buffer.concat([threeByte.subarray(3), PINGREQ]))).toEqual([threeByte, PINGREQ]);
   });
 
-  it('applies a changed maximum packet size to the next header it reads', () => {
-    const framer = new MqttFramer(PUBLISH.length - 1);
-    expectProtocolError(() => framer.push(PUBLISH), ReasonCode.PacketTooLarge);
-    const raised = new MqttFramer(4);
-    expect(raised.push(PINGREQ)).toEqual([PINGREQ]);
-    raised.setMaximumPacketSize(PUBLISH.length);
-    expect(raised.push(PUBLISH)).toEqual([PUBLISH]);
+  it('holds the first packet to its own, lower limit, and the packets after it (in the same chunk too) to the maximum', () => {
+    expectProtocolError(() => new MqttFramer(1024, 4).push(PUBLISH), ReasonCode.PacketTooLarge);
+    // Refused on the announced length, before the rest arrives
+    expectProtocolError(() => new MqttFramer(1024, 4).push(PUBLISH.subarray(0, 2)), ReasonCode.PacketTooLarge);
+    expect(new MqttFramer(1024, 4).push(Buffer.concat([PINGREQ, PUBLISH]))).toEqual([PINGREQ, PUBLISH]);
+    const framer = new MqttFramer(1024, 4);
+    expect(framer.push(PINGREQ)).toEqual([PINGREQ]);
+    expect(framer.push(SUBSCRIBE)).toEqual([SUBSCRIBE]);
+    expectProtocolError(() => new MqttFramer(8, 1024).push(PUBLISH), ReasonCode.PacketTooLarge);
   });
 
   it('[MQTT-1.5.5-1] throws Malformed Packet (0x81) for a remaining length of five bytes', () => {
