@@ -104,6 +104,11 @@ export class MqttListener {
   private readonly otherSockets = new Set<net.Socket>();
   /** The client address of each WebSocket door socket, as admitted. */
   private readonly clientAddresses = new WeakMap<net.Socket, string>();
+  /**
+   * A WebSocket door socket must complete its upgrade within the CONNECT deadline: handed over
+   * by emit('connection'), it is not one the HTTP server's own request timeouts watch.
+   */
+  private readonly upgradeDeadlines = new WeakMap<net.Socket, NodeJS.Timeout>();
   private killed = false;
   private deliveryEndpoint = '';
   private peakOutboundBytes = 0;
@@ -126,6 +131,9 @@ export class MqttListener {
       this.admit(socket, 'MQTT over WebSocket', (address) => {
         this.clientAddresses.set(socket, address);
         this.otherSockets.add(socket);
+        const deadline = setTimeout(() => socket.destroy(), this.limits.connectTimeoutMs);
+        this.upgradeDeadlines.set(socket, deadline);
+        socket.once('close', () => clearTimeout(deadline));
         this.wsHttpServer.emit('connection', socket);
       }),
     );
@@ -259,7 +267,8 @@ export class MqttListener {
   }
 
   private acceptWebSocket(ws: WebSocket, socket: net.Socket, remoteAddress: string): void {
-    // Now an MQTT connection: stop() closes it with its goodbye, not with the other sockets.
+    // Now an MQTT connection, under its own CONNECT deadline; stop() closes it with its goodbye, not with the other sockets.
+    clearTimeout(this.upgradeDeadlines.get(socket));
     this.otherSockets.delete(socket);
     const connection = this.register({
       write: (bytes) => ws.send(bytes, { binary: true }),

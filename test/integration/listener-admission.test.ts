@@ -212,6 +212,20 @@ describe('PROXY protocol v2 on the listener', () => {
   });
 });
 
+describe('the WebSocket port', () => {
+  it('a socket that never completes its upgrade is closed at the CONNECT deadline, and reaches no handler', async () => {
+    const { listener, addresses, events } = await startListener({ connectTimeoutMs: 500 });
+    const silent = tcpClient(addresses.wsPort);
+    const halfRequest = tcpClient(addresses.wsPort, Buffer.from('GET /mqtt HTTP/1.1\r\nHost: x\r\n'));
+    await Promise.all([silent.connected, halfRequest.connected]);
+    await settle(200);
+    expect(silent.closed() || halfRequest.closed()).toBe(false);
+    await eventually(() => silent.closed() && halfRequest.closed(), 'both sockets to be closed at the deadline', 5_000);
+    expect(events).toEqual([]);
+    await eventually(() => listener.stats().openSockets === 0, 'their places to be freed');
+  });
+});
+
 describe('before CONNECT', () => {
   const limits = { maxConnectPacketSize: 1024, connectTimeoutMs: 500 };
   // "At once" is long before this deadline.
