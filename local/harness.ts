@@ -23,7 +23,7 @@ import { runDueTimers } from '../shared/broker/will';
 import type { SecurityPolicy } from '../shared/security/broker-security';
 import type { DynamoSecurityStore } from '../shared/store/dynamo-security';
 import type { ListenerEvent, PacketSink } from '../shared/listener/events';
-import { MqttListener } from '../shared/listener/listener';
+import { MqttListener, type ListenerLimits, type ListenerStats } from '../shared/listener/listener';
 import { createTables } from '../shared/store/create-tables';
 import type { StoreRetryOptions } from '../shared/store/store-errors';
 import type { DynamoStore } from '../shared/store/create-dynamo-store';
@@ -67,6 +67,14 @@ export interface HarnessOptions {
   readonly config?: Partial<BrokerConfig>;
   /** How long the listener waits for a socket's CONNECT. */
   readonly connectTimeoutMs?: number;
+  /**
+   * The listener's own limits over its defaults (outbound buffer, CONNECT size, connections per
+   * task and per address; shared/listener/listener.ts), and whether its MQTT and WebSocket ports
+   * expect a PROXY protocol v2 header. Unlike the cloud's listener and `npm start`, the harness
+   * caps connections per address only when `maxConnectionsPerAddress` is given here: its
+   * clients (tests, the benchmark) all come from one address.
+   */
+  readonly listener?: Partial<ListenerLimits> & { readonly proxyProtocol?: boolean };
   /** MQTT over TLS on this port; without cert and key (PEM), a self-signed certificate is made at start. */
   readonly tls?: { readonly port: number; readonly cert?: string; readonly key?: string };
   /** Attempts and timeouts of DynamoDB calls; default: the cloud's, with a longer request timeout (DynamoDB Local is slower). */
@@ -128,6 +136,8 @@ export interface Harness {
   killListener(): Promise<void>;
   /** A new listener on the same MQTT, WebSocket (and TLS) ports, with a new delivery endpoint. */
   restartListener(): Promise<void>;
+  /** What the listener holds and has refused (outbound bytes, slow readers closed, connections refused). */
+  listenerStats(): ListenerStats;
   stop(): Promise<void>;
 }
 
@@ -198,6 +208,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
         ? { cert: options.tls.cert, key: options.tls.key }
         : await generateSelfSignedCertificate(host)
       : undefined;
+    const { proxyProtocol: listenerProxyProtocol, ...listenerLimits } = options.listener ?? {};
     const sink = inProcessSink(faulty(invocation.wrap('packets', createPacketsHandler(deps)), options.faults, faults));
     const newListener = ({ mqttPort, wsPort, mqttsPort }: { mqttPort: number; wsPort: number; mqttsPort?: number }) =>
       new MqttListener({
@@ -209,10 +220,13 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
         sink,
         log,
         ...(options.tls && certificate ? { tls: { port: mqttsPort ?? options.tls.port, ...certificate } } : {}),
+        proxyProtocol: listenerProxyProtocol ?? false,
         limits: {
           maximumPacketSize: deps.config.maximumPacketSize,
           keepAliveLimit: deps.config.keepAliveLimit.listener,
           ...(options.connectTimeoutMs ? { connectTimeoutMs: options.connectTimeoutMs } : {}),
+          maxConnectionsPerAddress: Number.MAX_SAFE_INTEGER,
+          ...listenerLimits,
         },
       });
     let listener = newListener({ mqttPort: options.mqttPort ?? 1883, wsPort: options.wsPort ?? 8083 });
@@ -266,6 +280,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
         deliveryEndpoint = (await listener.start()).deliveryEndpoint;
         killed = false;
       },
+      listenerStats: () => listener.stats(),
       stop,
     };
   } catch (error) {

@@ -8,13 +8,17 @@
  * Security: --tls / MQTT_TLS_PORT (mqtts on 8883 with a certificate made at start, or
  * MQTT_TLS_CERT + MQTT_TLS_KEY files), --no-anonymous / MQTT_ALLOW_ANONYMOUS=false,
  * --acl-file / MQTT_ACL_FILE, and the MQTT_JWT_* and limit variables of functions/security-config.ts.
+ * The listener: the variables of functions/listener/listener-settings.ts (outbound buffer, CONNECT
+ * size, connections per task and per address, MQTT_PROXY_PROTOCOL), with the cloud's defaults.
  */
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { ConfigurationError, describeSecurity, limitsFromEnv, listenerLimitsFromEnv, securityPolicyFromEnv } from '../functions/security-config';
+import { listenerSettingsFromEnv, type ListenerSettings } from '../functions/listener/listener-settings';
+import { ConfigurationError, describeSecurity, limitsFromEnv, securityPolicyFromEnv } from '../functions/security-config';
 import type { LogLevel } from '../shared/broker/logger';
+import { defaultListenerLimits } from '../shared/listener/listener';
 import { startHarness } from './harness';
 
 const { values: flags } = parseArgs({
@@ -50,7 +54,7 @@ function fail(message: string): never {
 const env = process.env;
 let security;
 let config;
-let connectTimeoutMs: number | undefined;
+let listenerSettings: ListenerSettings = { limits: {}, proxyProtocol: false };
 let tls: { port: number; cert?: string; key?: string } | undefined;
 try {
   security = securityPolicyFromEnv(
@@ -62,7 +66,7 @@ try {
     { allowAnonymous: true },
   );
   config = limitsFromEnv(env);
-  connectTimeoutMs = listenerLimitsFromEnv(env).connectTimeoutMs;
+  listenerSettings = listenerSettingsFromEnv(env);
   if (flags.tls || flags['tls-port'] || env.MQTT_TLS_PORT) {
     tls = { port: port(flags['tls-port'], env.MQTT_TLS_PORT, 8883, 'MQTT_TLS_PORT'), ...tlsFiles(env) };
   }
@@ -83,7 +87,12 @@ try {
     logLevel: (flags['log-level'] ?? env.LOG_LEVEL ?? 'info') as LogLevel,
     security,
     config,
-    ...(connectTimeoutMs ? { connectTimeoutMs } : {}),
+    // As in the cloud, clients are capped per address unless MQTT_MAX_CONNECTIONS_PER_ADDRESS says otherwise.
+    listener: {
+      maxConnectionsPerAddress: defaultListenerLimits.maxConnectionsPerAddress,
+      ...listenerSettings.limits,
+      proxyProtocol: listenerSettings.proxyProtocol,
+    },
     ...(tls ? { tls } : {}),
   });
   if (harness.tlsCertificate && !tls?.cert) {

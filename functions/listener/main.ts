@@ -3,13 +3,14 @@
  * handler Lambda, and serves the delivery endpoint on the task's private address.
  * Environment: PACKET_HANDLER_FUNCTION (required), MQTT_PORT (1883), MQTT_WS_PORT (8083),
  * DELIVERY_PORT (8090), ADVERTISED_HOST (default: the task's IPv4 from ECS metadata), LOG_LEVEL,
- * LISTEN_HOST (0.0.0.0).
+ * LISTEN_HOST (0.0.0.0), and the limits and MQTT_PROXY_PROTOCOL of ./listener-settings.ts.
  */
 import { LambdaClient } from '@aws-sdk/client-lambda';
 import { createJsonLogger, type LogLevel } from '../../shared/broker/logger';
 import { LambdaPacketSink } from '../../shared/listener/lambda-sink';
 import { MqttListener } from '../../shared/listener/listener';
-import { listenerLimitsFromEnv } from '../security-config';
+import { ConfigurationError } from '../security-config';
+import { listenerSettingsFromEnv, type ListenerSettings } from './listener-settings';
 
 const env = process.env;
 const log = createJsonLogger((env.LOG_LEVEL as LogLevel | undefined) ?? 'info');
@@ -17,6 +18,14 @@ const log = createJsonLogger((env.LOG_LEVEL as LogLevel | undefined) ?? 'info');
 const functionName = env.PACKET_HANDLER_FUNCTION;
 if (!functionName) {
   log.error('PACKET_HANDLER_FUNCTION is not set: the listener needs the packet handler Lambda to invoke');
+  process.exit(1);
+}
+
+let settings: ListenerSettings;
+try {
+  settings = listenerSettingsFromEnv(env);
+} catch (error) {
+  log.error(error instanceof ConfigurationError ? error.message : String(error));
   process.exit(1);
 }
 
@@ -28,8 +37,9 @@ const listener = new MqttListener({
   advertisedHost: env.ADVERTISED_HOST ?? (await taskAddress()),
   sink: new LambdaPacketSink(new LambdaClient({}), functionName),
   log,
-  // MQTT_MAX_PACKET_SIZE (as the handlers have it) and MQTT_CONNECT_TIMEOUT_MS
-  limits: listenerLimitsFromEnv(env),
+  // MQTT_MAX_PACKET_SIZE (as the handlers have it), MQTT_CONNECT_TIMEOUT_MS, and the listener's own
+  limits: settings.limits,
+  proxyProtocol: settings.proxyProtocol,
 });
 const addresses = await listener.start();
 
@@ -42,7 +52,7 @@ process.once('SIGTERM', () => {
   log.info('SIGTERM: draining connections', { drainMs: DRAIN_MS });
   void listener.stop(DRAIN_MS).then(() => process.exit(0));
 });
-log.info('listener started', { ...addresses });
+log.info('listener started', { ...addresses, proxyProtocol: settings.proxyProtocol, ...settings.limits });
 
 /** The task's private IPv4, from the ECS task metadata endpoint (v4). */
 async function taskAddress(): Promise<string> {

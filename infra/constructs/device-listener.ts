@@ -54,7 +54,9 @@ export interface DeviceListenerProps {
  * arm64 in the private subnets, behind an internet-facing NLB that terminates TLS: MQTT on 8883
  * to the listener's 1883, MQTT over WebSocket on 443 to its 8083, plain MQTT on 1883 only when
  * asked for. Security groups admit exactly: the NLB on the two MQTT ports, and the broker's
- * Lambdas on the delivery port.
+ * Lambdas on the delivery port. Both target groups send a PROXY protocol v2 header before each
+ * connection's bytes, and the listener requires it (MQTT_PROXY_PROTOCOL): IP targets see the
+ * client's address no other way, and the listener caps connections per client address.
  */
 export class DeviceListener extends Construct {
   readonly loadBalancer: NetworkLoadBalancer;
@@ -111,6 +113,8 @@ export class DeviceListener extends Construct {
         DELIVERY_PORT: String(listenerPorts.delivery),
         LOG_LEVEL: props.logLevel,
         AWS_REGION: Stack.of(this).region,
+        // The target groups below send the header; the listener closes a socket without it.
+        MQTT_PROXY_PROTOCOL: 'true',
       },
       portMappings: Object.values(listenerPorts).map((containerPort) => ({ containerPort })),
       logging: LogDrivers.awsLogs({ logGroup: this.logGroup, streamPrefix: 'listener' }),
@@ -172,6 +176,8 @@ export class DeviceListener extends Construct {
       // stay open meanwhile (no connection termination), so the drain can still reach them.
       deregistrationDelay: Duration.seconds(10),
       connectionTermination: false,
+      // The client's address, for the listener's per-address cap and the delivery endpoint's Identity.SourceIp.
+      proxyProtocolV2: true,
       healthCheck: { protocol: Protocol.TCP, port: String(port), interval: Duration.seconds(10), healthyThresholdCount: 2, unhealthyThresholdCount: 2 },
     });
     group.addTarget(this.service.loadBalancerTarget({ containerName: 'listener', containerPort: port }));

@@ -4,7 +4,10 @@
  * in the next batch, in order. Enforces the keep-alive (1.5x the CONNECT's value, or the Server
  * Keep Alive the broker gives a 5.0 client, [MQTT-3.1.2-22]) and a deadline for the CONNECT itself.
  * A client that sends faster than the handler keeps up is not read from until its queue drains
- * (TCP backpressure), so a flood costs the listener a bounded amount of memory.
+ * (TCP backpressure), so a flood costs the listener a bounded amount of memory. The other way, a
+ * client that does not read what it is sent is closed once its unread bytes would pass a limit,
+ * so a slow reader costs the task at most that much. Before its CONNECT, a socket may hold only a
+ * small partial packet.
  */
 import { serverKeepAlive } from '../broker/keep-alive';
 import { decodePacket, encodePacket, type ProtocolVersion } from '../protocol/codec';
@@ -17,11 +20,17 @@ import { MqttFramer } from '../protocol/framer';
 /** The two transports a device may use: a TCP socket, or a WebSocket with binary frames. */
 export interface Transport {
   write(bytes: Buffer): void;
+  /** Bytes written that the network has not taken yet (a socket's writableLength, a WebSocket's bufferedAmount). */
+  bufferedBytes(): number;
+  /** What the transport adds to each write (a WebSocket frame header), counted against the outbound limit. */
+  readonly framingBytes: number;
   /**
    * Close the network connection; the transport reports it through `onClose`. With `lastBytes`,
    * write them first and close gracefully, so the client reads them before the connection ends.
    */
   close(lastBytes?: Buffer): void;
+  /** Close at once, dropping what is unsent, the kernel's share too (a TCP reset); reported through `onClose` as well. */
+  abort(): void;
   readonly remoteAddress: string;
   /** Stop and restart reading (backpressure). */
   pause?(): void;
@@ -37,6 +46,10 @@ export interface ConnectionLimits {
   readonly keepAliveLimit: number;
   /** Bytes of framed packets waiting for the handler before the listener stops reading the socket. */
   readonly maxQueuedBytes: number;
+  /** Bytes written to the client and not yet taken by the network; a write that would pass it closes the connection. */
+  readonly maxOutboundBytes: number;
+  /** Largest first packet (the CONNECT): what a socket may hold before anyone is authenticated. */
+  readonly maxConnectPacketSize: number;
 }
 
 const CONNECT_TYPE = 1;
@@ -69,6 +82,10 @@ export class ClientConnection {
   private paused = false;
   /** The stream could not be framed; the handler is told once the packets before it are handled. */
   private failure: { reasonCode: number; reason: string } | undefined;
+  /** The most bytes this connection's client had not yet taken, right after a write. */
+  peakOutboundBytes = 0;
+  /** Closed because its client stopped reading (its outbound bytes would have passed the limit). */
+  closedAsSlowReader = false;
   private markDone: () => void = () => undefined;
   /** Settles once the handler has been told the connection closed (or failed to be told). */
   readonly done: Promise<void> = new Promise((resolve) => (this.markDone = resolve));
@@ -81,7 +98,7 @@ export class ClientConnection {
     private readonly log: Logger,
     private readonly onGone: (connection: ClientConnection) => void,
   ) {
-    this.framer = new MqttFramer(limits.maximumPacketSize);
+    this.framer = new MqttFramer(limits.maximumPacketSize, limits.maxConnectPacketSize);
     this.keepAliveTimer = setTimeout(() => this.serverClose('no CONNECT in time'), limits.connectTimeoutMs);
   }
 
@@ -98,7 +115,9 @@ export class ClientConnection {
     } catch (error) {
       const reason = error instanceof MqttProtocolError ? error.message : String(error);
       const reasonCode = error instanceof MqttProtocolError ? error.reasonCode : ReasonCode.MalformedPacket;
-      this.log.warn('closing connection: bad framing', { connectionId: this.connectionId, reason, reasonCode });
+      this.log.warn('closing connection: bad framing', { connectionId: this.connectionId, reason, reasonCode, beforeConnect: !this.sawConnect });
+      // Nothing reached the handler yet, so the broker holds nothing for this socket: just close it.
+      if (!this.sawConnect) return this.serverClose(`framing before CONNECT: ${reason}`);
       this.failure = { reasonCode, reason };
       clearTimeout(this.keepAliveTimer);
       void this.pump();
@@ -123,7 +142,30 @@ export class ClientConnection {
 
   private answeredPing(packet: Buffer): boolean {
     if (packet.length !== 2 || packet[0] !== PINGREQ_BYTE || packet[1] !== 0) return false;
-    this.transport.write(PINGRESP);
+    this.write(PINGRESP);
+    return true;
+  }
+
+  /**
+   * Writes to the client, unless its unread bytes would then pass the limit: a client that does
+   * not read is closed at once (no DISCONNECT: it could not get past the bytes ahead of it).
+   */
+  private write(bytes: Buffer): boolean {
+    if (this.serverClosed || this.networkClosed) return false;
+    const buffered = this.transport.bufferedBytes();
+    if (buffered + bytes.length + this.transport.framingBytes > this.limits.maxOutboundBytes) {
+      this.log.warn('closing connection: client is not reading', {
+        connectionId: this.connectionId,
+        unreadBytes: buffered,
+        writeBytes: bytes.length,
+        maxOutboundBytes: this.limits.maxOutboundBytes,
+      });
+      this.closedAsSlowReader = true;
+      this.closeNow('client not reading: outbound bytes over the limit', undefined, true);
+      return false;
+    }
+    this.transport.write(bytes);
+    this.peakOutboundBytes = Math.max(this.peakOutboundBytes, this.transport.bufferedBytes());
     return true;
   }
 
@@ -132,24 +174,29 @@ export class ClientConnection {
    * CONNACK: when a takeover's DISCONNECT (from another connection's handler) overtakes this
    * connection's own CONNACK (still on its way from this connection's handler), it is held, and
    * the close that follows it waits for the CONNACK (at most HELD_CLOSE_MS).
+   * False when the connection is closed (or closes now, its client not reading): the bytes did
+   * not go out, and the delivery endpoint answers as API Gateway does for a gone connection.
    */
-  deliver(bytes: Buffer): void {
+  deliver(bytes: Buffer): boolean {
+    if (this.serverClosed || this.networkClosed) return false;
     if (this.connackAccepted === undefined && bytes.length > 0 && bytes[0]! >> 4 === DISCONNECT_TYPE) {
       this.heldDisconnect = bytes;
-      return;
+      return true;
     }
     const first = this.connackAccepted === undefined;
     this.connackAccepted ??= isAcceptingConnack(bytes); // the first packet a server sends is CONNACK
-    this.transport.write(bytes);
-    if (!first || !this.heldDisconnect) return;
-    this.transport.write(this.heldDisconnect);
+    if (!this.write(bytes)) return false;
+    if (!first || !this.heldDisconnect) return true;
+    const held = this.heldDisconnect;
     this.heldDisconnect = undefined;
+    if (!this.write(held)) return true;
     if (this.heldClose) {
       clearTimeout(this.heldClose.timer);
       const { reason } = this.heldClose;
       this.heldClose = undefined;
       this.serverClose(reason);
     }
+    return true;
   }
 
   /** The handler (or the listener itself) closes the connection; queued packets are dropped. */
@@ -166,12 +213,21 @@ export class ClientConnection {
       };
       return;
     }
+    this.closeNow(reason, lastBytes);
+  }
+
+  /** `abort`: a reset rather than a close, so not even the kernel keeps sending what a client does not read. */
+  private closeNow(reason: string, lastBytes?: Buffer, abort = false): void {
+    if (this.serverClosed) return;
     clearTimeout(this.heldClose?.timer);
     this.heldClose = undefined;
     this.serverClosed = true;
     this.closeReason = reason;
     this.queue.length = 0;
-    this.transport.close(lastBytes);
+    if (abort) return this.transport.abort();
+    // Last words only when they fit within the outbound limit; else the connection just closes.
+    const fits = lastBytes && this.transport.bufferedBytes() + lastBytes.length + this.transport.framingBytes <= this.limits.maxOutboundBytes;
+    this.transport.close(fits ? lastBytes : undefined);
   }
 
   /**

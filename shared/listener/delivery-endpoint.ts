@@ -4,7 +4,8 @@
  *   POST   /@connections/{id}  body = bytes to write
  *   GET    /@connections/{id}  -> { ConnectedAt, Identity: { SourceIp }, LastActiveAt }
  *   DELETE /@connections/{id}  closes the connection
- * An unknown id answers 410 GoneException, as API Gateway does. One addition of our own:
+ * An unknown id answers 410 GoneException, as API Gateway does, and so does a POST to a
+ * connection that is closed or closes on it (its client stopped reading). One addition of our own:
  *   POST   /@connections       bytes for many connections (shared/gateway/delivery-batch.ts),
  *                              answered with the ids that are gone
  */
@@ -22,15 +23,15 @@ export function createDeliveryServer(lookup: (connectionId: string) => ClientCon
     if (path === BATCH_PATH && request.method === 'POST') return deliverBatch(request, response, lookup);
     const match = CONNECTIONS_PATH.exec(path);
     if (!match) return answer(response, 404, { message: 'Not Found' });
-    const connection = lookup(decodeURIComponent(match[1]!));
+    const connectionId = decodeURIComponent(match[1]!);
     const chunks: Buffer[] = [];
     request.on('data', (chunk: Buffer) => chunks.push(chunk));
     request.on('end', () => {
-      if (!connection) return answer(response, 410, { message: 'GoneException' }, 'GoneException');
+      const connection = lookup(connectionId);
+      if (!connection) return gone(response);
       switch (request.method) {
         case 'POST':
-          connection.deliver(Buffer.concat(chunks));
-          return answer(response, 200);
+          return connection.deliver(Buffer.concat(chunks)) ? answer(response, 200) : gone(response);
         case 'GET':
           return answer(response, 200, {
             ConnectedAt: connection.connectedAt.toISOString(),
@@ -63,12 +64,14 @@ function deliverBatch(
     }
     const gone: string[] = [];
     for (const [connectionId, data] of deliveries) {
-      const connection = lookup(connectionId);
-      if (connection) connection.deliver(data);
-      else gone.push(connectionId);
+      if (!lookup(connectionId)?.deliver(data)) gone.push(connectionId);
     }
     answer(response, 200, { gone });
   });
+}
+
+function gone(response: http.ServerResponse): void {
+  answer(response, 410, { message: 'GoneException' }, 'GoneException');
 }
 
 function answer(response: http.ServerResponse, status: number, body?: object, errorType?: string): void {

@@ -2,6 +2,12 @@
  * The device door: MQTT over TCP and MQTT over WebSocket (binary frames, path /mqtt), plus the
  * delivery endpoint through which handlers write to these connections. Holds sockets and
  * nothing else: every packet goes to the packet handler.
+ *
+ * Every device socket is admitted before anything else happens to it: a place on the task
+ * (`maxConnections`), then, once its client address is known (from the PROXY protocol v2
+ * header when `proxyProtocol` is on, as behind the NLB; else the socket's peer), a place at that
+ * address (`maxConnectionsPerAddress`). A socket refused is destroyed at once, and no handler
+ * is invoked for it.
  */
 import http from 'node:http';
 import net from 'node:net';
@@ -12,8 +18,12 @@ import { defaultBrokerConfig } from '../broker/context';
 import type { Logger } from '../broker/ports';
 import { newListenerConnectionId } from '../gateway/connection-id';
 import { ClientConnection, type ConnectionLimits, type Transport } from './client-connection';
+import { ConnectionCaps, normalizeAddress, type ConnectionCapLimits } from './connection-caps';
 import { createDeliveryServer } from './delivery-endpoint';
 import type { PacketSink } from './events';
+import { readProxyHeader } from './proxy-header-reader';
+
+export type ListenerLimits = ConnectionLimits & ConnectionCapLimits;
 
 export interface ListenerOptions {
   readonly host: string;
@@ -24,9 +34,27 @@ export interface ListenerOptions {
   readonly advertisedHost: string;
   readonly sink: PacketSink;
   readonly log: Logger;
-  readonly limits?: Partial<ConnectionLimits>;
+  readonly limits?: Partial<ListenerLimits>;
+  /**
+   * Every socket on the MQTT and MQTT over WebSocket ports begins with a PROXY protocol v2
+   * header (a Network Load Balancer's target group with proxy_protocol_v2 on); one that does not
+   * is closed. Not on the TLS port, which only the local harness serves.
+   */
+  readonly proxyProtocol?: boolean;
   /** MQTT over TLS (mqtts) on its own port, with this certificate and key (PEM). */
   readonly tls?: { readonly port: number; readonly cert: string; readonly key: string };
+}
+
+/** What the listener has held and refused, for operators and tests. */
+export interface ListenerStats {
+  /** Device sockets open now (all doors, admitted or awaiting their PROXY header). */
+  readonly openSockets: number;
+  /** The most bytes any connection's client had not yet taken, right after a write, since the start. */
+  readonly peakOutboundBytes: number;
+  /** Connections closed because their client stopped reading. */
+  readonly slowReadersClosed: number;
+  /** Sockets refused: the task full, their address full, or no valid PROXY header. */
+  readonly refused: { readonly task: number; readonly address: number; readonly proxyHeader: number };
 }
 
 export interface ListenerAddresses {
@@ -40,13 +68,20 @@ export interface ListenerAddresses {
 /** How long a graceful close waits for the client to close its side before cutting it off. */
 const GRACEFUL_CLOSE_MS = 2_000;
 
-const defaultLimits: ConnectionLimits = {
+export const defaultListenerLimits: ListenerLimits = {
   maximumPacketSize: defaultBrokerConfig.maximumPacketSize,
   connectTimeoutMs: 10_000,
   maxBatchPackets: 100,
   keepAliveLimit: defaultBrokerConfig.keepAliveLimit.listener,
   maxQueuedBytes: 1024 * 1024,
+  maxOutboundBytes: 4 * 1024 * 1024,
+  maxConnectPacketSize: 64 * 1024,
+  maxConnections: 50_000,
+  maxConnectionsPerAddress: 1_000,
 };
+
+/** A WebSocket frame header from the server is at most 10 bytes (no mask). */
+const WEBSOCKET_FRAME_HEADER_BYTES = 10;
 
 export class MqttListener {
   /** Connections that can be written to, by id. */
@@ -55,25 +90,53 @@ export class MqttListener {
   private readonly unfinished = new Set<ClientConnection>();
   private readonly tcpServer: net.Server;
   private readonly tlsServer: tls.Server | undefined;
+  /** Accepts the WebSocket door's sockets, admits them, then hands them to wsHttpServer (which does not listen itself). */
+  private readonly wsTcpServer: net.Server;
   private readonly wsHttpServer: http.Server;
   private readonly wsServer: WebSocketServer;
   private readonly deliveryServer: http.Server;
-  private readonly limits: ConnectionLimits;
+  private readonly limits: ListenerLimits;
   private readonly sink: PacketSink;
-  /** The device sockets (TCP and TLS), for kill(); WebSockets are in wsServer.clients. */
+  private readonly caps: ConnectionCaps;
+  /** Every device socket, for kill(). */
   private readonly sockets = new Set<net.Socket>();
+  /** Sockets not (yet) holding an MQTT over TCP connection: awaiting a PROXY header, or on the WebSocket door. */
+  private readonly otherSockets = new Set<net.Socket>();
+  /** The client address of each WebSocket door socket, as admitted. */
+  private readonly clientAddresses = new WeakMap<net.Socket, string>();
+  /**
+   * A WebSocket door socket must complete its upgrade within the CONNECT deadline: handed over
+   * by emit('connection'), it is not one the HTTP server's own request timeouts watch.
+   */
+  private readonly upgradeDeadlines = new WeakMap<net.Socket, NodeJS.Timeout>();
   private killed = false;
   private deliveryEndpoint = '';
+  private peakOutboundBytes = 0;
+  private slowReadersClosed = 0;
+  private readonly refused = { task: 0, address: 0, proxyHeader: 0 };
 
   constructor(private readonly options: ListenerOptions) {
-    this.limits = { ...defaultLimits, ...options.limits };
+    this.limits = { ...defaultListenerLimits, ...options.limits };
+    this.caps = new ConnectionCaps(this.limits);
     // Once killed, nothing more reaches the handler (what was already handed to it still runs, as a Lambda would).
     this.sink = { invoke: (event) => (this.killed ? Promise.resolve() : options.sink.invoke(event)) };
-    this.tcpServer = net.createServer({ noDelay: true }, (socket) => this.acceptTcp(socket));
+    this.tcpServer = net.createServer({ noDelay: true }, (socket) => this.admit(socket, 'MQTT', (address) => this.acceptTcp(socket, address)));
     // A TLS handshake that never finishes is held no longer than a CONNECT that never comes.
     this.tlsServer = options.tls
-      ? tls.createServer({ cert: options.tls.cert, key: options.tls.key, handshakeTimeout: this.limits.connectTimeoutMs }, (socket) => this.acceptTcp(socket))
+      ? tls.createServer({ cert: options.tls.cert, key: options.tls.key, handshakeTimeout: this.limits.connectTimeoutMs }, (socket) =>
+          this.admit(socket, 'MQTT over TLS', (address) => this.acceptTcp(socket, address)),
+        )
       : undefined;
+    this.wsTcpServer = net.createServer({ noDelay: true }, (socket) =>
+      this.admit(socket, 'MQTT over WebSocket', (address) => {
+        this.clientAddresses.set(socket, address);
+        this.otherSockets.add(socket);
+        const deadline = setTimeout(() => socket.destroy(), this.limits.connectTimeoutMs);
+        this.upgradeDeadlines.set(socket, deadline);
+        socket.once('close', () => clearTimeout(deadline));
+        this.wsHttpServer.emit('connection', socket);
+      }),
+    );
     this.tlsServer?.on('tlsClientError', (error) => options.log.info('TLS handshake failed', { error: error.message }));
     this.wsHttpServer = http.createServer((_request, response) => response.writeHead(426).end('MQTT over WebSocket: use path /mqtt\n'));
     this.wsServer = new WebSocketServer({
@@ -85,8 +148,16 @@ export class MqttListener {
       // [MQTT-6.0.0-3]/[MQTT-6.0.0-4]: the subprotocol is "mqtt" (or "mqttv3.1" for old clients)
       handleProtocols: (protocols) => (protocols.has('mqtt') ? 'mqtt' : protocols.has('mqttv3.1') ? 'mqttv3.1' : false),
     });
-    this.wsServer.on('connection', (ws, request) => this.acceptWebSocket(ws, request.socket.remoteAddress ?? ''));
+    this.wsServer.on('connection', (ws, request) =>
+      this.acceptWebSocket(ws, request.socket, this.clientAddresses.get(request.socket) ?? normalizeAddress(request.socket.remoteAddress ?? '')),
+    );
     this.deliveryServer = createDeliveryServer((id) => this.connections.get(id));
+  }
+
+  stats(): ListenerStats {
+    let peak = this.peakOutboundBytes;
+    for (const connection of this.connections.values()) peak = Math.max(peak, connection.peakOutboundBytes);
+    return { openSockets: this.caps.open, peakOutboundBytes: peak, slowReadersClosed: this.slowReadersClosed, refused: { ...this.refused } };
   }
 
   async start(): Promise<ListenerAddresses> {
@@ -94,7 +165,7 @@ export class MqttListener {
     const deliveryPort = await listen(this.deliveryServer, this.options.deliveryPort, host, 'delivery endpoint');
     this.deliveryEndpoint = `http://${this.options.advertisedHost}:${deliveryPort}`;
     const mqttPort = await listen(this.tcpServer, this.options.mqttPort, host, 'MQTT');
-    const wsPort = await listen(this.wsHttpServer, this.options.wsPort, host, 'MQTT over WebSocket');
+    const wsPort = await listen(this.wsTcpServer, this.options.wsPort, host, 'MQTT over WebSocket');
     const mqttsPort = this.tlsServer ? await listen(this.tlsServer, this.options.tls!.port, host, 'MQTT over TLS') : undefined;
     return { mqttPort, wsPort, ...(mqttsPort !== undefined ? { mqttsPort } : {}), deliveryEndpoint: this.deliveryEndpoint };
   }
@@ -106,7 +177,7 @@ export class MqttListener {
    * the local harness; the task, on Fargate) is not pulled from under it.
    */
   async stop(drainMs = 5_000): Promise<void> {
-    const serversClosed = Promise.all([close(this.tcpServer), close(this.wsHttpServer), ...(this.tlsServer ? [close(this.tlsServer)] : [])]);
+    const serversClosed = Promise.all([close(this.tcpServer), close(this.wsTcpServer), ...(this.tlsServer ? [close(this.tlsServer)] : [])]);
     for (const connection of this.connections.values()) connection.shutdown();
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([
@@ -115,6 +186,8 @@ export class MqttListener {
     ]);
     clearTimeout(timer);
     for (const client of this.wsServer.clients) client.terminate();
+    // Plain HTTP requests on the WebSocket port, sockets still owing their PROXY header.
+    for (const socket of this.otherSockets) socket.destroy();
     await serversClosed;
     await close(this.deliveryServer);
   }
@@ -128,40 +201,86 @@ export class MqttListener {
     this.killed = true;
     for (const socket of this.sockets) socket.destroy();
     for (const client of this.wsServer.clients) client.terminate();
-    for (const server of [this.wsHttpServer, this.deliveryServer]) server.closeAllConnections();
-    await Promise.all([this.tcpServer, this.wsHttpServer, this.deliveryServer, ...(this.tlsServer ? [this.tlsServer] : [])].map(close));
+    this.deliveryServer.closeAllConnections();
+    await Promise.all([this.tcpServer, this.wsTcpServer, this.deliveryServer, ...(this.tlsServer ? [this.tlsServer] : [])].map(close));
   }
 
-  private acceptTcp(socket: net.Socket): void {
-    socket.setNoDelay(true);
+  /**
+   * A new device socket: a place on the task, its client address (after the PROXY header, when
+   * required), a place at that address; then `accepted`. Refused: destroyed at once, one line logged.
+   */
+  private admit(socket: net.Socket, door: string, accepted: (address: string) => void): void {
+    const refuse = (why: keyof typeof this.refused, fields: Record<string, unknown>): void => {
+      this.refused[why]++;
+      this.options.log.warn('connection refused', { door, why, ...fields });
+      socket.destroy();
+    };
+    socket.on('error', (error) => this.options.log.info('socket error', { door, error: error.message }));
+    if (!this.caps.enterTask()) return refuse('task', { maxConnections: this.limits.maxConnections });
     this.sockets.add(socket);
-    socket.on('close', () => this.sockets.delete(socket));
+    let address: string | undefined;
+    socket.once('close', () => {
+      this.sockets.delete(socket);
+      this.otherSockets.delete(socket);
+      this.caps.leave(address);
+    });
+    const withAddress = (clientAddress: string): void => {
+      if (socket.destroyed) return;
+      if (!this.caps.enterAddress(clientAddress)) {
+        return refuse('address', { address: clientAddress, maxConnectionsPerAddress: this.limits.maxConnectionsPerAddress });
+      }
+      address = clientAddress;
+      accepted(clientAddress);
+    };
+    if (!this.options.proxyProtocol || socket instanceof tls.TLSSocket) return withAddress(normalizeAddress(socket.remoteAddress ?? ''));
+    this.otherSockets.add(socket);
+    readProxyHeader(socket, this.limits.connectTimeoutMs).then(
+      (clientAddress) => {
+        if (clientAddress === undefined) return; // closed without a byte: nothing to refuse
+        this.otherSockets.delete(socket);
+        withAddress(normalizeAddress(clientAddress));
+        socket.resume();
+      },
+      (error: Error) => refuse('proxyHeader', { peer: socket.remoteAddress, error: error.message }),
+    );
+  }
+
+  private acceptTcp(socket: net.Socket, remoteAddress: string): void {
+    socket.setNoDelay(true);
     const connection = this.register({
       write: (bytes) => socket.write(bytes),
+      bufferedBytes: () => socket.writableLength,
+      framingBytes: 0,
       close: (lastBytes) => {
         if (!lastBytes) return void socket.destroy();
         // FIN after the bytes; a client that never closes its side is cut off a little later.
         socket.end(lastBytes);
         setTimeout(() => socket.destroy(), GRACEFUL_CLOSE_MS).unref();
       },
-      remoteAddress: socket.remoteAddress ?? '',
+      abort: () => resetAndDestroy(socket),
+      remoteAddress,
       pause: () => socket.pause(),
       resume: () => socket.resume(),
     });
     socket.on('data', (chunk: Buffer) => connection.receive(chunk));
-    socket.on('error', (error) => this.options.log.info('socket error', { connectionId: connection.connectionId, error: error.message }));
     socket.on('close', () => connection.networkClosedBy('socket closed'));
   }
 
-  private acceptWebSocket(ws: WebSocket, remoteAddress: string): void {
+  private acceptWebSocket(ws: WebSocket, socket: net.Socket, remoteAddress: string): void {
+    // Now an MQTT connection, under its own CONNECT deadline; stop() closes it with its goodbye, not with the other sockets.
+    clearTimeout(this.upgradeDeadlines.get(socket));
+    this.otherSockets.delete(socket);
     const connection = this.register({
       write: (bytes) => ws.send(bytes, { binary: true }),
+      bufferedBytes: () => ws.bufferedAmount,
+      framingBytes: WEBSOCKET_FRAME_HEADER_BYTES,
       close: (lastBytes) => {
         if (!lastBytes) return ws.terminate();
         ws.send(lastBytes, { binary: true });
         ws.close(1001); // Going Away
         setTimeout(() => ws.terminate(), GRACEFUL_CLOSE_MS).unref();
       },
+      abort: () => resetAndDestroy(socket),
       remoteAddress,
       pause: () => ws.pause(),
       resume: () => ws.resume(),
@@ -182,7 +301,11 @@ export class MqttListener {
       this.sink,
       this.limits,
       this.options.log,
-      (gone) => this.connections.delete(gone.connectionId),
+      (gone) => {
+        this.connections.delete(gone.connectionId);
+        this.peakOutboundBytes = Math.max(this.peakOutboundBytes, gone.peakOutboundBytes);
+        if (gone.closedAsSlowReader) this.slowReadersClosed++;
+      },
     );
     this.connections.set(connection.connectionId, connection);
     this.unfinished.add(connection);
@@ -207,6 +330,13 @@ export function listen(server: net.Server | http.Server | tls.Server, port: numb
       resolve((server.address() as AddressInfo).port);
     });
   });
+}
+
+/** A TCP reset: the kernel drops what it has not sent instead of holding it for a client that does not read. */
+function resetAndDestroy(socket: net.Socket): void {
+  // A TLS socket's handle is not TCP's, so it cannot be reset; only the local harness serves TLS.
+  if (socket instanceof tls.TLSSocket || socket.destroyed) socket.destroy();
+  else socket.resetAndDestroy();
 }
 
 function close(server: net.Server | http.Server | tls.Server): Promise<void> {

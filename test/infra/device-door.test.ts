@@ -57,6 +57,15 @@ describe('load balancer', () => {
     }
   });
 
+  it('both target groups send a PROXY protocol v2 header, which the listener is told to require', () => {
+    for (const group of Object.values(template.findResources('AWS::ElasticLoadBalancingV2::TargetGroup'))) {
+      expect(group.Properties.TargetGroupAttributes).toEqual(expect.arrayContaining([{ Key: 'proxy_protocol_v2.enabled', Value: 'true' }]));
+    }
+    template.hasResourceProperties('AWS::ECS::TaskDefinition', {
+      ContainerDefinitions: [Match.objectLike({ Environment: Match.arrayWith([{ Name: 'MQTT_PROXY_PROTOCOL', Value: 'true' }]) })],
+    });
+  });
+
   it('adds plain MQTT on TCP 1883 only with context plainMqtt=true', () => {
     const plain = listeners({ plainMqtt: 'true' }).find((l) => l.Port === 1883);
     expect(plain).toMatchObject({ Protocol: 'TCP', DefaultActions: [{ Type: 'forward', TargetGroupArn: { Ref: mqttTargets } }] });

@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { readFixedHeader } from '../../shared/protocol/fixed-header';
 import { MqttFramer } from '../../shared/protocol/framer';
 import { ReasonCode } from '../../shared/protocol/reason-codes';
@@ -168,6 +168,57 @@ describe('MqttFramer', () => {
   it('throws Packet Too Large (0x95) for an oversized packet behind whole packets in the same chunk', () => {
     const framer = new MqttFramer(1024);
     expectProtocolError(() => framer.push(Buffer.concat([PINGREQ, Buffer.from([0x30, 0x80, 0x80, 0x80, 0x01])])), ReasonCode.PacketTooLarge);
+  });
+
+  it('frames a 256 KiB packet pushed one byte at a time, whole, and holds every byte until then', () => {
+    const big = packetWithRemainingLength(256 * 1024 - 4);
+    const framer = new MqttFramer(big.length);
+    for (let i = 0; i < big.length - 1; i++) {
+      if (framer.push(big.subarray(i, i + 1)).length > 0) throw new Error(`a packet after ${i + 1} bytes`);
+    }
+    expect(framer.pendingBytes).toBe(big.length - 1);
+    const [packet, ...more] = framer.push(big.subarray(big.length - 1));
+    expect(packet?.equals(big)).toBe(true);
+    expect(more).toHaveLength(0);
+    expect(framer.pendingBytes).toBe(0);
+  });
+
+  it('copies a packet that arrives in many small chunks once, not once per chunk', () => {
+    const big = packetWithRemainingLength(256 * 1024 - 4);
+    const stream = Buffer.concat([big, PINGREQ, big]);
+    const framer = new MqttFramer(big.length);
+    const concat = vi.spyOn(Buffer, 'concat');
+    try {
+      const out: Buffer[] = [];
+      for (let i = 0; i < stream.length; i += 100) out.push(...framer.push(stream.subarray(i, i + 100)));
+      expect(out.map((packet) => packet.length)).toEqual([big.length, PINGREQ.length, big.length]);
+      expect(out[0]!.equals(big) && out[1]!.equals(PINGREQ) && out[2]!.equals(big)).toBe(true);
+      // Each joined packet is copied once; reading a fixed header split across chunks copies at most 5 bytes.
+      const copied = concat.mock.results.reduce((sum, result) => sum + (result.value as Buffer).length, 0);
+      expect(copied).toBeLessThanOrEqual(2 * big.length + 2 * 5);
+    } finally {
+      concat.mockRestore();
+    }
+  });
+
+  it('frames a packet whose fixed header is split across several chunks', () => {
+    const threeByte = packetWithRemainingLength(16384);
+    const framer = new MqttFramer(1 << 20);
+    expect(framer.push(threeByte.subarray(0, 1))).toEqual([]);
+    expect(framer.push(threeByte.subarray(1, 2))).toEqual([]);
+    expect(framer.push(threeByte.subarray(2, 3))).toEqual([]);
+    expect(framer.push(Buffer.concat([threeByte.subarray(3), PINGREQ]))).toEqual([threeByte, PINGREQ]);
+  });
+
+  it('holds the first packet to its own, lower limit, and the packets after it (in the same chunk too) to the maximum', () => {
+    expectProtocolError(() => new MqttFramer(1024, 4).push(PUBLISH), ReasonCode.PacketTooLarge);
+    // Refused on the announced length, before the rest arrives
+    expectProtocolError(() => new MqttFramer(1024, 4).push(PUBLISH.subarray(0, 2)), ReasonCode.PacketTooLarge);
+    expect(new MqttFramer(1024, 4).push(Buffer.concat([PINGREQ, PUBLISH]))).toEqual([PINGREQ, PUBLISH]);
+    const framer = new MqttFramer(1024, 4);
+    expect(framer.push(PINGREQ)).toEqual([PINGREQ]);
+    expect(framer.push(SUBSCRIBE)).toEqual([SUBSCRIBE]);
+    expectProtocolError(() => new MqttFramer(8, 1024).push(PUBLISH), ReasonCode.PacketTooLarge);
   });
 
   it('[MQTT-1.5.5-1] throws Malformed Packet (0x81) for a remaining length of five bytes', () => {

@@ -16,10 +16,13 @@ function connection() {
       if (lastBytes) written.push(kind(lastBytes));
       closed = true;
     },
+    abort: () => void (closed = true),
     remoteAddress: '127.0.0.1',
+    bufferedBytes: () => 0,
+    framingBytes: 0,
   };
   const silent = { info: () => undefined, warn: () => undefined, error: () => undefined };
-  const limits = { maximumPacketSize: 1024, connectTimeoutMs: 60_000, maxBatchPackets: 10, keepAliveLimit: 300, maxQueuedBytes: 1 << 20 };
+  const limits = { maximumPacketSize: 1024, connectTimeoutMs: 60_000, maxBatchPackets: 10, keepAliveLimit: 300, maxQueuedBytes: 1 << 20, maxOutboundBytes: 1 << 20, maxConnectPacketSize: 1024 };
   const client = new ClientConnection('c1', transport, { invoke: async () => undefined }, limits, silent, () => undefined);
   return { client, written, isClosed: () => closed };
 }
