@@ -1,7 +1,8 @@
 import { Rule, Schedule } from 'aws-cdk-lib/aws-events';
 import { LambdaFunction } from 'aws-cdk-lib/aws-events-targets';
-import { CfnOutput, Duration, Stack, type StackProps } from 'aws-cdk-lib';
+import { CfnOutput, Duration, RemovalPolicy, Stack, Validations, type StackProps } from 'aws-cdk-lib';
 import { PolicyStatement } from 'aws-cdk-lib/aws-iam';
+import { Secret } from 'aws-cdk-lib/aws-secretsmanager';
 import type { NodejsFunction } from 'aws-cdk-lib/aws-lambda-nodejs';
 import type { Construct } from 'constructs';
 import { BrokerFunctions } from './constructs/broker-functions';
@@ -30,6 +31,8 @@ export class BrokerStack extends Stack {
   readonly sweeper: NodejsFunction;
   readonly browserDoor: BrowserDoor;
   readonly deviceListener: DeviceListener;
+  /** Signs the functions' requests to the listener tasks' delivery endpoint. */
+  readonly deliverySecret: Secret;
   readonly monitoring: BrokerMonitoring;
 
   constructor(scope: Construct, id: string, props?: StackProps) {
@@ -40,10 +43,22 @@ export class BrokerStack extends Stack {
     this.tables = new BrokerTables(this, 'Tables', { removalPolicy });
     const network = (this.network = new BrokerNetwork(this, 'Network', { natGateways: settings.natGateways, logRetention, removalPolicy }));
     this.browserDoor = new BrowserDoor(this, 'BrowserDoor', { logRetention, removalPolicy });
+    // Only the functions that deliver and the listener tasks can read it (grants below and in the constructs).
+    this.deliverySecret = new Secret(this, 'DeliverySecret', {
+      description: "Signs the broker functions' requests to the device listener's delivery endpoint",
+      generateSecretString: { passwordLength: 64, excludePunctuation: true },
+      // Holds no data: a new stack makes a new one.
+      removalPolicy: RemovalPolicy.DESTROY,
+    });
+    Validations.of(this.deliverySecret).acknowledge({
+      id: 'AwsSolutions-SMG4',
+      reason: 'Rotation would need a rotation function and a listener restart; the secret never leaves the stack: the functions and the tasks read it, and the delivery port admits only the functions',
+    });
     this.functions = new BrokerFunctions(this, 'Functions', {
       network,
       tables: this.tables,
       connections: this.browserDoor,
+      deliverySecret: this.deliverySecret,
       logRetention,
       removalPolicy,
       logLevel,
@@ -89,6 +104,7 @@ export class BrokerStack extends Stack {
     this.deviceListener = new DeviceListener(this, 'DeviceListener', {
       network,
       packetHandler: this.handlers.packets,
+      deliverySecret: this.deliverySecret,
       certificate: settings.certificate,
       plainMqtt: settings.plainMqtt,
       minTasks: settings.minListenerTasks,

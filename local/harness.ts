@@ -164,6 +164,8 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     const faults = { injected: 0, storeFailures: 0 };
     const invocations = new InvocationMeter();
     const gatewayMeter = new GatewayMeter();
+    // Signs the handlers' requests to the listener's delivery endpoint; never leaves this process.
+    const deliverySecret = randomBytes(32).toString('base64url');
     const unmetered = createBrokerDeps({
       tables,
       dynamoDb: { endpoint: dynamoDbEndpoint, region: LOCAL_REGION, credentials: localCredentials },
@@ -171,6 +173,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
       connections: {
         apiGatewayEndpoint: apigw.managementEndpoint,
         clientConfig: { region: LOCAL_REGION, credentials: localCredentials },
+        listenerSecret: () => Promise.resolve(deliverySecret),
       },
       log,
       config,
@@ -206,6 +209,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
         wsPort,
         deliveryPort: 0,
         advertisedHost: host,
+        deliverySecret,
         sink,
         log,
         ...(options.tls && certificate ? { tls: { port: mqttsPort ?? options.tls.port, ...certificate } } : {}),

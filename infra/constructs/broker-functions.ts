@@ -4,6 +4,7 @@ import { Architecture, Runtime } from 'aws-cdk-lib/aws-lambda';
 import { NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
 import { LogGroup, type RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { IGrantable } from 'aws-cdk-lib/aws-iam';
+import type { ISecret } from 'aws-cdk-lib/aws-secretsmanager';
 import { Construct } from 'constructs';
 import type { BrokerNetwork } from './broker-network';
 import type { BrokerTables } from './broker-tables';
@@ -21,6 +22,8 @@ export interface BrokerFunctionsProps {
   readonly network: BrokerNetwork;
   readonly tables: BrokerTables;
   readonly connections: ConnectionsManagement;
+  /** Signs the requests to the listener tasks' delivery endpoint (shared/gateway/delivery-signature.ts). */
+  readonly deliverySecret: ISecret;
   readonly logRetention: RetentionDays;
   readonly removalPolicy: RemovalPolicy;
   readonly logLevel: string;
@@ -32,8 +35,9 @@ export interface BrokerFunctionOptions {
   readonly description: string;
   /**
    * A handler of broker state (default): it gets the table names and read/write access, the
-   * `@connections` endpoint and the right to use it, and a place in the VPC with the security
-   * group the listener's delivery port admits. False for a function that needs none of it.
+   * `@connections` endpoint and the right to use it, the delivery secret (read, fetched at its
+   * first delivery to a device), and a place in the VPC with the security group the listener's
+   * delivery port admits. False for a function that needs none of it.
    */
   readonly broker?: boolean;
   readonly timeout?: Duration;
@@ -62,7 +66,7 @@ export class BrokerFunctions extends Construct {
   }
 
   add(id: string, options: BrokerFunctionOptions): NodejsFunction {
-    const { network, tables, connections } = this.props;
+    const { network, tables, connections, deliverySecret } = this.props;
     const broker = options.broker ?? true;
     const fn = new NodejsFunction(this, id, {
       entry: `${repositoryRoot}${options.entry}`,
@@ -78,7 +82,7 @@ export class BrokerFunctions extends Construct {
       environment: {
         LOG_LEVEL: this.props.logLevel,
         NODE_OPTIONS: '--enable-source-maps',
-        ...(broker ? { ...tables.environment(), APIGW_MANAGEMENT_ENDPOINT: connections.managementEndpoint } : {}),
+        ...(broker ? { ...tables.environment(), APIGW_MANAGEMENT_ENDPOINT: connections.managementEndpoint, DELIVERY_SECRET_ARN: deliverySecret.secretArn } : {}),
       },
       ...(broker ? { vpc: network.vpc, vpcSubnets: network.privateSubnets, securityGroups: [network.deliveryClients] } : {}),
       bundling: {
@@ -95,6 +99,7 @@ export class BrokerFunctions extends Construct {
     if (broker) {
       tables.grantReadWriteData(fn);
       connections.grantManageConnections(fn);
+      deliverySecret.grantRead(fn);
       for (const id of tables.indexGrantFindings()) {
         Validations.of(fn).acknowledge({
           id,

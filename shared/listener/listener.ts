@@ -22,6 +22,8 @@ export interface ListenerOptions {
   readonly deliveryPort: number;
   /** The host handlers use to reach the delivery endpoint (the task's private address in the cloud). */
   readonly advertisedHost: string;
+  /** The secret the delivery endpoint's requests are signed with (shared/gateway/delivery-signature.ts). */
+  readonly deliverySecret: string;
   readonly sink: PacketSink;
   readonly log: Logger;
   readonly limits?: Partial<ConnectionLimits>;
@@ -86,7 +88,7 @@ export class MqttListener {
       handleProtocols: (protocols) => (protocols.has('mqtt') ? 'mqtt' : protocols.has('mqttv3.1') ? 'mqttv3.1' : false),
     });
     this.wsServer.on('connection', (ws, request) => this.acceptWebSocket(ws, request.socket.remoteAddress ?? ''));
-    this.deliveryServer = createDeliveryServer((id) => this.connections.get(id));
+    this.deliveryServer = createDeliveryServer((id) => this.connections.get(id), { secret: options.deliverySecret });
   }
 
   async start(): Promise<ListenerAddresses> {

@@ -79,6 +79,24 @@ describe('IAM', () => {
     }
   });
 
+  it('the delivery secret is readable by the functions that deliver and the listener tasks (at start, through the execution role), by no one else', () => {
+    const secret = id(stack.deliverySecret);
+    const readers = Object.values(template.findResources('AWS::IAM::Policy'))
+      .filter((p) => (p.Properties.PolicyDocument.Statement as Statement[]).some((s) => actions(s).some((a) => a.startsWith('secretsmanager:'))))
+      .flatMap((p) => (p.Properties.Roles as Array<{ Ref: string }>).map((r) => r.Ref));
+    const deliverers = [...Object.values(deliveringFunctions), stack.sweeper];
+    expect(readers.sort()).toEqual([...deliverers.map((fn) => id(fn.role!)), id(stack.deviceListener.taskDefinition.obtainExecutionRole())].sort());
+    for (const role of readers) {
+      const statements = statementsOf(template, role).filter((s) => actions(s).some((a) => a.startsWith('secretsmanager:')));
+      expect(statements).toEqual([{ Action: ['secretsmanager:GetSecretValue', 'secretsmanager:DescribeSecret'], Effect: 'Allow', Resource: { Ref: secret } }]);
+    }
+    const functions = template.findResources('AWS::Lambda::Function');
+    for (const fn of deliverers) expect(functions[id(fn)]!.Properties.Environment.Variables.DELIVERY_SECRET_ARN).toEqual({ Ref: secret });
+    expect(functions[id(wsConnect)]!.Properties.Environment.Variables.DELIVERY_SECRET_ARN).toBeUndefined();
+    const [container] = Object.values(template.findResources('AWS::ECS::TaskDefinition'))[0]!.Properties.ContainerDefinitions as Array<Record<string, unknown>>;
+    expect(container!.Secrets).toEqual([{ Name: 'DELIVERY_SECRET', ValueFrom: { Ref: secret } }]);
+  });
+
   it('$connect reaches the Security table (identities from tokens) and nothing else: no other table, no connections, no VPC', () => {
     const statements = statementsOf(template, id(wsConnect.role!));
     expect(statements.length).toBeGreaterThan(0);
