@@ -37,6 +37,7 @@ import { localCredentials, LOCAL_REGION } from './local-aws';
 import { GatewayMeter, InvocationMeter, type HarnessMeters } from './meters';
 
 export interface HarnessOptions {
+  /** The address the MQTT doors, the delivery endpoint, the API Gateway emulator and the console bind (loopback by default); DynamoDB Local always binds loopback. */
   readonly host?: string;
   readonly mqttPort?: number;
   readonly wsPort?: number;
@@ -141,7 +142,9 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
   try {
     let dynamoDb: RunningDynamoDb | undefined;
     if (!options.dynamoDbEndpoint) {
-      dynamoDb = await startDynamoDbLocal(options.dynamoDbPort ?? 8000, host);
+      // Loopback whatever `host` is: DynamoDB Local checks no credentials, and only this process
+      // and the users CLI on this machine need it.
+      dynamoDb = await startDynamoDbLocal(options.dynamoDbPort ?? 8000, '127.0.0.1');
       stops.push(() => dynamoDb!.stop());
     }
     const dynamoDbEndpoint = options.dynamoDbEndpoint ?? dynamoDb!.endpoint;
