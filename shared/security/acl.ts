@@ -62,23 +62,23 @@ export function parseAcl(text: string): AclRule[] {
  * The rule's filter for this subject, or undefined when the rule cannot apply to it: the subject
  * has no user name for `%u`, or its user name or client id holds `+`, `#` or `/`, which would
  * turn the placeholder into a wildcard or reach into another client's subtree (the hole behind
- * mosquitto's CVE-2017-7650).
+ * mosquitto's CVE-2017-7650), or starts with `$`, which would reach the server's own topics
+ * (`%u/#` as `$SYS/#`). Both placeholders are replaced in one pass over the rule, so a value that
+ * itself contains `%c` or `%u` stays literal: a user named `x%c` cannot hand the rule to its
+ * client id.
  */
 export function substitute(filter: string, subject: AclSubject): string | undefined {
-  let out = filter;
-  if (out.includes('%u')) {
-    if (subject.username === undefined || !safeLevel(subject.username)) return undefined;
-    out = out.replaceAll('%u', subject.username);
-  }
-  if (out.includes('%c')) {
-    if (!safeLevel(subject.clientId)) return undefined;
-    out = out.replaceAll('%c', subject.clientId);
-  }
-  return out;
+  let applies = true;
+  const out = filter.replace(/%[uc]/g, (placeholder) => {
+    const value = placeholder === '%u' ? subject.username : subject.clientId;
+    if (value === undefined || !safeLevel(value)) applies = false;
+    return value ?? '';
+  });
+  return applies ? out : undefined;
 }
 
 function safeLevel(value: string): boolean {
-  return value !== '' && !/[+#/\u0000]/.test(value);
+  return value !== '' && !value.startsWith('$') && !/[+#/\u0000]/.test(value);
 }
 
 /** The rules as they apply to one subject. */

@@ -27,6 +27,30 @@ describe('ACL rules', () => {
     }
   });
 
+  it('substitutes %u and %c in one pass: a user name or client id holding a placeholder stays literal', () => {
+    expect(substitute('users/%u/#', { username: '%c', clientId: 'bob' })).toBe('users/%c/#');
+    expect(substitute('d/%u/%c', { username: 'x%c', clientId: 'y%u' })).toBe('d/x%c/y%u');
+    expect(substitute('d/%c/%u', { username: 'u', clientId: '%u' })).toBe('d/%u/u');
+    // a user named %c cannot reach bob's tree by connecting with client id bob
+    const acl = new SubjectAcl(parseAcl('readwrite users/%u/#'), { username: '%c', clientId: 'bob' });
+    expect(acl.canSubscribe('users/bob/#')).toBe(false);
+    expect(acl.canPublish('users/bob/x')).toBe(false);
+    expect(acl.canPublish('users/%c/x')).toBe(true);
+  });
+
+  it("a value starting with '$' does not apply (a grant) or denies everything (a deny): %u/# never becomes $SYS/#", () => {
+    expect(substitute('%u/#', { username: '$SYS', clientId: 'c' })).toBeUndefined();
+    expect(substitute('d/%c', { username: 'u', clientId: '$x' })).toBeUndefined();
+    const acl = new SubjectAcl(parseAcl('readwrite %u/#\nreadwrite %c/#'), { username: '$SYS', clientId: '$share' });
+    expect(acl.canSubscribe('$SYS/#')).toBe(false);
+    expect(acl.canReceive('$SYS/broker/load')).toBe(false);
+    expect(acl.canPublish('$share/x')).toBe(false);
+    const denied = new SubjectAcl(parseAcl('readwrite #\ndeny private/%c/#'), { clientId: '$x' });
+    expect(denied.canPublish('a')).toBe(false);
+    // a '$' further in is an ordinary character
+    expect(substitute('d/%u', { username: 'a$b', clientId: 'c' })).toBe('d/a$b');
+  });
+
   it('grants write for publish, read for subscribe; deny wins whatever the order', () => {
     const acl = new SubjectAcl(parseAcl('deny public/secret/#\nreadwrite devices/%u/#\nread public/#'), { username: 'alice', clientId: 'c1' });
     expect(acl.canPublish('devices/alice/temp')).toBe(true);
