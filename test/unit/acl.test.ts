@@ -67,6 +67,44 @@ describe('ACL rules', () => {
     expect(acl.canSubscribe('devices/+/temp')).toBe(false);
   });
 
+  it('shared subscriptions need a $share rule naming the share: a plain read rule grants none', () => {
+    const rules = parseAcl(['read jobs/#', 'read $share/workers/jobs/#', 'read $share/%u/reports/#', 'read $share/+/public/#', 'deny $share/+/public/secret/#'].join('\n'));
+    const backend = new SubjectAcl(rules, { username: 'backend', clientId: 'b1' });
+    expect(backend.canSubscribe('$share/workers/jobs/#')).toBe(true);
+    expect(backend.canSubscribe('$share/workers/jobs/+/urgent')).toBe(true);
+    expect(backend.canSubscribe('$share/others/jobs/#')).toBe(false);
+    expect(backend.canSubscribe('$share/workers/#')).toBe(false);
+    expect(backend.canSubscribe('$share/backend/reports/#')).toBe(true);
+    expect(backend.canSubscribe('$share/alice/reports/#')).toBe(false);
+    expect(backend.canSubscribe('$share/anyone/public/x')).toBe(true);
+    // a $share deny overlapping the filter, for that share name or any
+    expect(backend.canSubscribe('$share/anyone/public/secret/x')).toBe(false);
+    expect(backend.canSubscribe('$share/anyone/public/#')).toBe(false);
+    // $share rules grant nothing outside shared subscriptions
+    expect(backend.canSubscribe('public/x')).toBe(false);
+    expect(backend.canReceive('public/x')).toBe(false);
+    expect(backend.canPublish('$share/workers/jobs/1')).toBe(false);
+
+    const reader = new SubjectAcl(parseAcl('read jobs/#'), { username: 'reader', clientId: 'r1' });
+    expect(reader.canSubscribe('jobs/#')).toBe(true);
+    expect(reader.canSubscribe('$share/workers/jobs/#')).toBe(false);
+    expect(reader.canSubscribe('$share/reader/jobs/#')).toBe(false);
+    // a plain deny applies to the filter of a shared subscription too
+    const denied = new SubjectAcl(parseAcl('read $share/+/jobs/#\ndeny jobs/hr/#'), { clientId: 'c' });
+    expect(denied.canSubscribe('$share/w/jobs/x/+')).toBe(true);
+    expect(denied.canSubscribe('$share/w/jobs/#')).toBe(false);
+  });
+
+  it('refuses $share rules that say write, lack a filter, or have a wildcard for part of a share name', () => {
+    expect(() => parseAclRule('write $share/workers/jobs/#')).toThrow(/read or deny, not write/);
+    expect(() => parseAclRule('read $share/workers')).toThrow(/\$share\/<share name>\/<filter>/);
+    expect(() => parseAclRule('read $share//jobs')).toThrow(/\$share\/<share name>\/<filter>/);
+    expect(() => parseAclRule('read $share/#')).toThrow(/\$share\/<share name>\/<filter>/);
+    expect(() => parseAclRule('read $share/a+/jobs')).toThrow(/the share name is a name, %u, %c or \+/);
+    expect(() => parseAclRule('read $share/w/jobs/#/x')).toThrow(AclSyntaxError);
+    expect(parseAclRule('$share/%c/jobs/#')).toEqual({ access: 'readwrite', filter: '$share/%c/jobs/#' });
+  });
+
   it("[MQTT-4.7.2-1] a rule starting with a wildcard does not grant '$' topics", () => {
     const acl = new SubjectAcl(parseAcl('readwrite #'), { clientId: 'c' });
     expect(acl.canPublish('$SYS/x')).toBe(false);
