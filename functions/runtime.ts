@@ -19,6 +19,7 @@ import { DynamoConnectionInbox } from '../shared/store/dynamo-inbox';
 import { DynamoSecurityStore } from '../shared/store/dynamo-security';
 import { defaultStoreRetry, dynamoDbClientConfig, translateStoreErrors, type StoreRetryOptions } from '../shared/store/store-errors';
 import { securityTable, tableNamesFromEnv, type TableNames } from '../shared/store/tables';
+import { deliverySecretFromSecretsManager } from './delivery-secret';
 import { describeSecurity, limitsFromEnv, securityPolicyFromEnv } from './security-config';
 
 export interface BrokerDepsOptions {
@@ -73,7 +74,8 @@ export function createBrokerDeps(options: BrokerDepsOptions): RuntimeDeps {
 /**
  * Environment: the table names (see shared/store/tables.ts), APIGW_MANAGEMENT_ENDPOINT, LOG_LEVEL,
  * FANOUT_FUNCTION (the fan-out worker's name; without it a handler delivers every part itself),
- * and the security settings and limits (functions/security-config.ts). In the cloud,
+ * DELIVERY_SECRET_ARN (the secret that signs deliveries to the listener tasks; without it they
+ * fail), and the security settings and limits (functions/security-config.ts). In the cloud,
  * authentication is required unless MQTT_ALLOW_ANONYMOUS=true.
  */
 export function brokerDepsFromEnv(env: NodeJS.ProcessEnv): RuntimeDeps {
@@ -84,7 +86,10 @@ export function brokerDepsFromEnv(env: NodeJS.ProcessEnv): RuntimeDeps {
   return createBrokerDeps({
     tables: tableNamesFromEnv(env),
     ...(fanoutFunction ? { fanout: () => new LambdaFanoutWorkers(new LambdaClient({}), fanoutFunction) } : {}),
-    ...(env.APIGW_MANAGEMENT_ENDPOINT ? { connections: { apiGatewayEndpoint: env.APIGW_MANAGEMENT_ENDPOINT } } : {}),
+    connections: {
+      ...(env.APIGW_MANAGEMENT_ENDPOINT ? { apiGatewayEndpoint: env.APIGW_MANAGEMENT_ENDPOINT } : {}),
+      ...(env.DELIVERY_SECRET_ARN ? { listenerSecret: deliverySecretFromSecretsManager(env.DELIVERY_SECRET_ARN) } : {}),
+    },
     log,
     config: limitsFromEnv(env),
     security,

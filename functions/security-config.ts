@@ -5,7 +5,9 @@
  *
  *   MQTT_ALLOW_ANONYMOUS     true | false (the cloud's default: false; npm start's: true)
  *   MQTT_JWT_SECRET | MQTT_JWT_PUBLIC_KEY | MQTT_JWT_JWKS_URL   one key source turns JWTs on
- *   MQTT_JWT_ISSUER, MQTT_JWT_AUDIENCE, MQTT_JWT_USERNAME_CLAIM (sub), MQTT_JWT_ACL_CLAIM (acl)
+ *                            (the JWKS URL https, or http on loopback)
+ *   MQTT_JWT_AUDIENCE        required with JWT; MQTT_JWT_ISSUER required with a JWKS URL
+ *   MQTT_JWT_USERNAME_CLAIM (sub), MQTT_JWT_ACL_CLAIM (acl)
  *   MQTT_ACL                 ACL rules, one per line (or MQTT_ACL_FILE: a file of them)
  *   MQTT_MAX_PACKET_SIZE, MQTT_MAX_TOPIC_LENGTH, MQTT_MAX_TOPIC_LEVELS, MQTT_MAX_SUBSCRIPTIONS,
  *   MQTT_MAX_INFLIGHT, MQTT_MAX_CLIENT_ID_LENGTH        positive integers
@@ -15,7 +17,7 @@
 import { readFileSync } from 'node:fs';
 import type { BrokerConfig, RateLimit } from '../shared/broker/context';
 import { AclSyntaxError, parseAcl, type AclRule } from '../shared/security/acl';
-import { createJwtVerifier, type JwtOptions } from '../shared/security/jwt';
+import { createJwtVerifier, JwtOptionsError, type JwtOptions } from '../shared/security/jwt';
 import type { SecurityPolicy } from '../shared/security/broker-security';
 
 export class ConfigurationError extends Error {
@@ -104,18 +106,19 @@ export function aclFromEnv(env: Env): AclRule[] | undefined {
   }
 }
 
+const JWT_SETTINGS: Record<keyof JwtOptions, string> = {
+  secret: 'MQTT_JWT_SECRET',
+  publicKey: 'MQTT_JWT_PUBLIC_KEY',
+  jwksUrl: 'MQTT_JWT_JWKS_URL',
+  issuer: 'MQTT_JWT_ISSUER',
+  audience: 'MQTT_JWT_AUDIENCE',
+  usernameClaim: 'MQTT_JWT_USERNAME_CLAIM',
+  aclClaim: 'MQTT_JWT_ACL_CLAIM',
+};
+
 export function jwtOptionsFromEnv(env: Env): JwtOptions | undefined {
   const options: Record<string, string> = {};
-  const names: Array<[keyof JwtOptions, string]> = [
-    ['secret', 'MQTT_JWT_SECRET'],
-    ['publicKey', 'MQTT_JWT_PUBLIC_KEY'],
-    ['jwksUrl', 'MQTT_JWT_JWKS_URL'],
-    ['issuer', 'MQTT_JWT_ISSUER'],
-    ['audience', 'MQTT_JWT_AUDIENCE'],
-    ['usernameClaim', 'MQTT_JWT_USERNAME_CLAIM'],
-    ['aclClaim', 'MQTT_JWT_ACL_CLAIM'],
-  ];
-  for (const [key, name] of names) if (set(env[name])) options[key] = env[name]!;
+  for (const [key, name] of Object.entries(JWT_SETTINGS)) if (set(env[name])) options[key] = env[name]!;
   if (!options.secret && !options.publicKey && !options.jwksUrl) return undefined;
   return options;
 }
@@ -127,6 +130,7 @@ export function securityPolicyFromEnv(env: Env, defaults: { allowAnonymous: bool
   try {
     jwt = jwtOptions ? createJwtVerifier(jwtOptions) : undefined;
   } catch (error) {
+    if (error instanceof JwtOptionsError) throw new ConfigurationError(`${JWT_SETTINGS[error.option]} ${error.problem}`);
     throw new ConfigurationError(`MQTT_JWT_*: ${(error as Error).message}`);
   }
   const acl = aclFromEnv(env);

@@ -1,13 +1,14 @@
 import { Rule, Schedule } from 'aws-cdk-lib/aws-events';
 import { LambdaFunction } from 'aws-cdk-lib/aws-events-targets';
-import { CfnOutput, Duration, Stack, type StackProps } from 'aws-cdk-lib';
+import { CfnOutput, Duration, RemovalPolicy, Stack, Validations, type StackProps } from 'aws-cdk-lib';
 import { PolicyStatement } from 'aws-cdk-lib/aws-iam';
+import { Secret } from 'aws-cdk-lib/aws-secretsmanager';
 import type { NodejsFunction } from 'aws-cdk-lib/aws-lambda-nodejs';
 import type { Construct } from 'constructs';
 import { BrokerFunctions } from './constructs/broker-functions';
 import { BrokerMonitoring } from './constructs/broker-monitoring';
 import { BrokerNetwork } from './constructs/broker-network';
-import { BrokerTables } from './constructs/broker-tables';
+import { BrokerTables, type SecurityUse } from './constructs/broker-tables';
 import { BrowserDoor } from './constructs/browser-door';
 import { DeviceListener, publicPorts } from './constructs/device-listener';
 import { securityTable as securityTableDefinition } from '../shared/store/tables';
@@ -30,6 +31,8 @@ export class BrokerStack extends Stack {
   readonly sweeper: NodejsFunction;
   readonly browserDoor: BrowserDoor;
   readonly deviceListener: DeviceListener;
+  /** Signs the functions' requests to the listener tasks' delivery endpoint. */
+  readonly deliverySecret: Secret;
   readonly monitoring: BrokerMonitoring;
 
   constructor(scope: Construct, id: string, props?: StackProps) {
@@ -40,26 +43,59 @@ export class BrokerStack extends Stack {
     this.tables = new BrokerTables(this, 'Tables', { removalPolicy });
     const network = (this.network = new BrokerNetwork(this, 'Network', { natGateways: settings.natGateways, logRetention, removalPolicy }));
     this.browserDoor = new BrowserDoor(this, 'BrowserDoor', { logRetention, removalPolicy });
+    // Only the functions that deliver and the listener tasks can read it (grants below and in the constructs).
+    this.deliverySecret = new Secret(this, 'DeliverySecret', {
+      description: "Signs the broker functions' requests to the device listener's delivery endpoint",
+      generateSecretString: { passwordLength: 64, excludePunctuation: true },
+      // Holds no data: a new stack makes a new one.
+      removalPolicy: RemovalPolicy.DESTROY,
+    });
+    Validations.of(this.deliverySecret).acknowledge({
+      id: 'AwsSolutions-SMG4',
+      reason: 'Rotation would need a rotation function and a listener restart; the secret never leaves the stack: the functions and the tasks read it, and the delivery port admits only the functions',
+    });
     this.functions = new BrokerFunctions(this, 'Functions', {
       network,
       tables: this.tables,
       connections: this.browserDoor,
+      deliverySecret: this.deliverySecret,
       logRetention,
       removalPolicy,
       logLevel,
     });
 
+    // Each function's tables, from what its code path touches (functions/*.ts through
+    // functions/runtime.ts): a CONNECT reads users (password hashes: read only; only the users
+    // CLI writes them) and counts connection rates, a PUBLISH counts publish rates; only the
+    // API Gateway door's CONNECT takes the identity `$connect` remembered; only `$default`,
+    // `$disconnect` and the sweeper use the door's inbox.
+    const handlesPackets: SecurityUse[] = ['read users', 'count rates'];
     this.handlers = {
       packets: this.functions.add('PacketHandler', {
         entry: 'functions/packets.ts',
         description: "MQTT packets from the device listener: one connection's batch, in order, or its close",
+        security: handlesPackets,
       }),
-      // Agrees the MQTT subprotocol and nothing else: no state, so no VPC and no grants.
+      // Agrees the MQTT subprotocol and checks a `?token=`: no broker state, so no VPC; the
+      // Security table's door identities only (below).
       wsConnect: this.functions.add('WsConnect', { entry: 'functions/ws-connect.ts', description: 'WebSocket $connect', broker: false, memorySize: 256 }),
       // API Gateway stops waiting for a route's integration after 29 s.
-      wsDefault: this.functions.add('WsDefault', { entry: 'functions/ws-default.ts', description: 'WebSocket $default: MQTT packets from browsers', timeout: Duration.seconds(29) }),
-      wsDisconnect: this.functions.add('WsDisconnect', { entry: 'functions/ws-disconnect.ts', description: 'WebSocket $disconnect' }),
+      wsDefault: this.functions.add('WsDefault', {
+        entry: 'functions/ws-default.ts',
+        description: 'WebSocket $default: MQTT packets from browsers',
+        timeout: Duration.seconds(29),
+        inbox: true,
+        security: [...handlesPackets, 'take door identities'],
+      }),
+      // Handles what waits in the inbox (a CONNECT among it) before ending the connection.
+      wsDisconnect: this.functions.add('WsDisconnect', {
+        entry: 'functions/ws-disconnect.ts',
+        description: 'WebSocket $disconnect',
+        inbox: true,
+        security: [...handlesPackets, 'take door identities'],
+      }),
     };
+    // Delivers and ends gone connections: broker state only.
     this.fanout = this.functions.add('Fanout', {
       entry: 'functions/fanout.ts',
       description: 'One part of a large fan-out, split off by the handler that routes the message',
@@ -70,17 +106,23 @@ export class BrokerStack extends Stack {
       router.addEnvironment('FANOUT_FUNCTION', this.fanout.functionName);
       router.addToRolePolicy(new PolicyStatement({ actions: ['lambda:InvokeFunction'], resources: [this.fanout.functionArn] }));
     }
-    // $connect checks a browser's `?token=` and remembers the identity for its CONNECT: the
-    // Security table, and nothing else of the broker's state.
+    // $connect checks a browser's `?token=` and remembers the identity for its CONNECT: it may
+    // put door identities in the Security table, and nothing else (no user, no other state).
     const securityTable = this.tables.table(securityTableDefinition.id);
     this.handlers.wsConnect.addEnvironment(securityTableDefinition.envVar, securityTable.tableName);
-    securityTable.grantReadWriteData(this.handlers.wsConnect);
+    this.tables.grantSecurity(this.handlers.wsConnect, ['remember door identities']);
     this.browserDoor.route('$connect', this.handlers.wsConnect);
     this.browserDoor.route('$default', this.handlers.wsDefault);
     this.browserDoor.route('$disconnect', this.handlers.wsDisconnect);
 
-    // Ends connections whose $disconnect never came, expires sessions and publishes delayed wills.
-    this.sweeper = this.functions.add('Sweeper', { entry: 'functions/sweeper.ts', description: 'Sweeps stale connections, sessions and delayed wills', timeout: Duration.minutes(1) });
+    // Ends connections whose $disconnect never came (and forgets their inbox), expires sessions
+    // and publishes delayed wills.
+    this.sweeper = this.functions.add('Sweeper', {
+      entry: 'functions/sweeper.ts',
+      description: 'Sweeps stale connections, sessions and delayed wills',
+      timeout: Duration.minutes(1),
+      inbox: true,
+    });
     new Rule(this, 'SweepEveryMinute', { schedule: Schedule.rate(Duration.minutes(1)), targets: [new LambdaFunction(this.sweeper)] });
     // The sweeper publishes wills, so it may split a large fan-out too.
     this.sweeper.addEnvironment('FANOUT_FUNCTION', this.fanout.functionName);
@@ -89,6 +131,7 @@ export class BrokerStack extends Stack {
     this.deviceListener = new DeviceListener(this, 'DeviceListener', {
       network,
       packetHandler: this.handlers.packets,
+      deliverySecret: this.deliverySecret,
       certificate: settings.certificate,
       plainMqtt: settings.plainMqtt,
       minTasks: settings.minListenerTasks,

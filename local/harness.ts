@@ -37,6 +37,7 @@ import { localCredentials, LOCAL_REGION } from './local-aws';
 import { GatewayMeter, InvocationMeter, type HarnessMeters } from './meters';
 
 export interface HarnessOptions {
+  /** The address the MQTT doors, the delivery endpoint, the API Gateway emulator and the console bind (loopback by default); DynamoDB Local always binds loopback. */
   readonly host?: string;
   readonly mqttPort?: number;
   readonly wsPort?: number;
@@ -111,6 +112,8 @@ export interface Harness {
   readonly apigwPort: number;
   readonly dynamoDbEndpoint: string;
   readonly deliveryEndpoint: string;
+  /** The secret the delivery endpoint's requests are signed with (shared/gateway/delivery-signature.ts). */
+  readonly deliverySecret: string;
   /** The web console, when `consolePort` was given. */
   readonly consoleUrl?: string;
   readonly tables: TableNames;
@@ -151,7 +154,9 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
   try {
     let dynamoDb: RunningDynamoDb | undefined;
     if (!options.dynamoDbEndpoint) {
-      dynamoDb = await startDynamoDbLocal(options.dynamoDbPort ?? 8000, host);
+      // Loopback whatever `host` is: DynamoDB Local checks no credentials, and only this process
+      // and the users CLI on this machine need it.
+      dynamoDb = await startDynamoDbLocal(options.dynamoDbPort ?? 8000, '127.0.0.1');
       stops.push(() => dynamoDb!.stop());
     }
     const dynamoDbEndpoint = options.dynamoDbEndpoint ?? dynamoDb!.endpoint;
@@ -174,6 +179,8 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     const faults = { injected: 0, storeFailures: 0 };
     const invocations = new InvocationMeter();
     const gatewayMeter = new GatewayMeter();
+    // Signs the handlers' requests to the listener's delivery endpoint; never leaves this process.
+    const deliverySecret = randomBytes(32).toString('base64url');
     const unmetered = createBrokerDeps({
       tables,
       dynamoDb: { endpoint: dynamoDbEndpoint, region: LOCAL_REGION, credentials: localCredentials },
@@ -181,6 +188,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
       connections: {
         apiGatewayEndpoint: apigw.managementEndpoint,
         clientConfig: { region: LOCAL_REGION, credentials: localCredentials },
+        listenerSecret: () => Promise.resolve(deliverySecret),
       },
       log,
       config,
@@ -217,6 +225,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
         wsPort,
         deliveryPort: 0,
         advertisedHost: host,
+        deliverySecret,
         sink,
         log,
         ...(options.tls && certificate ? { tls: { port: mqttsPort ?? options.tls.port, ...certificate } } : {}),
@@ -259,6 +268,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
       get deliveryEndpoint() {
         return deliveryEndpoint;
       },
+      deliverySecret,
       ...(consoleUrl ? { consoleUrl } : {}),
       tables,
       store: unmetered.store,

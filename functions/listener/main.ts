@@ -2,11 +2,14 @@
  * The Fargate container: the device listener. Holds sockets, frames packets, invokes the packet
  * handler Lambda, and serves the delivery endpoint on the task's private address.
  * Environment: PACKET_HANDLER_FUNCTION (required), MQTT_PORT (1883), MQTT_WS_PORT (8083),
- * DELIVERY_PORT (8090), ADVERTISED_HOST (default: the task's IPv4 from ECS metadata), LOG_LEVEL,
- * LISTEN_HOST (0.0.0.0), and the limits and MQTT_PROXY_PROTOCOL of ./listener-settings.ts.
+ * DELIVERY_PORT (8090), DELIVERY_SECRET (required: the secret the handlers sign deliveries with,
+ * injected by ECS from Secrets Manager), ADVERTISED_HOST (default: the task's IPv4 from ECS
+ * metadata), LOG_LEVEL, LISTEN_HOST (0.0.0.0), and the limits and MQTT_PROXY_PROTOCOL of
+ * ./listener-settings.ts.
  */
 import { LambdaClient } from '@aws-sdk/client-lambda';
 import { createJsonLogger, type LogLevel } from '../../shared/broker/logger';
+import { MIN_DELIVERY_SECRET_LENGTH } from '../../shared/gateway/delivery-signature';
 import { LambdaPacketSink } from '../../shared/listener/lambda-sink';
 import { MqttListener } from '../../shared/listener/listener';
 import { ConfigurationError } from '../security-config';
@@ -18,6 +21,11 @@ const log = createJsonLogger((env.LOG_LEVEL as LogLevel | undefined) ?? 'info');
 const functionName = env.PACKET_HANDLER_FUNCTION;
 if (!functionName) {
   log.error('PACKET_HANDLER_FUNCTION is not set: the listener needs the packet handler Lambda to invoke');
+  process.exit(1);
+}
+const deliverySecret = env.DELIVERY_SECRET ?? '';
+if (deliverySecret.length < MIN_DELIVERY_SECRET_LENGTH) {
+  log.error(`DELIVERY_SECRET must hold the delivery secret (at least ${MIN_DELIVERY_SECRET_LENGTH} characters): the delivery endpoint accepts only requests signed with it`);
   process.exit(1);
 }
 
@@ -35,6 +43,7 @@ const listener = new MqttListener({
   wsPort: Number(env.MQTT_WS_PORT ?? 8083),
   deliveryPort: Number(env.DELIVERY_PORT ?? 8090),
   advertisedHost: env.ADVERTISED_HOST ?? (await taskAddress()),
+  deliverySecret,
   sink: new LambdaPacketSink(new LambdaClient({}), functionName),
   log,
   // MQTT_MAX_PACKET_SIZE (as the handlers have it), MQTT_CONNECT_TIMEOUT_MS, and the listener's own

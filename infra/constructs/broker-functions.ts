@@ -4,9 +4,10 @@ import { Architecture, Runtime } from 'aws-cdk-lib/aws-lambda';
 import { NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
 import { LogGroup, type RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { IGrantable } from 'aws-cdk-lib/aws-iam';
+import type { ISecret } from 'aws-cdk-lib/aws-secretsmanager';
 import { Construct } from 'constructs';
 import type { BrokerNetwork } from './broker-network';
-import type { BrokerTables } from './broker-tables';
+import type { BrokerTables, SecurityUse } from './broker-tables';
 
 /** The repository root: entry points are named relative to it, and esbuild bundles from it. */
 export const repositoryRoot = fileURLToPath(new URL('../..', import.meta.url));
@@ -21,6 +22,8 @@ export interface BrokerFunctionsProps {
   readonly network: BrokerNetwork;
   readonly tables: BrokerTables;
   readonly connections: ConnectionsManagement;
+  /** Signs the requests to the listener tasks' delivery endpoint (shared/gateway/delivery-signature.ts). */
+  readonly deliverySecret: ISecret;
   readonly logRetention: RetentionDays;
   readonly removalPolicy: RemovalPolicy;
   readonly logLevel: string;
@@ -31,11 +34,17 @@ export interface BrokerFunctionOptions {
   readonly entry: string;
   readonly description: string;
   /**
-   * A handler of broker state (default): it gets the table names and read/write access, the
-   * `@connections` endpoint and the right to use it, and a place in the VPC with the security
-   * group the listener's delivery port admits. False for a function that needs none of it.
+   * A handler of broker state (default): it gets the table names, read/write access to the
+   * broker's state (Connections, Sessions, Subscriptions, Retained), the `@connections` endpoint
+   * and the right to use it, the delivery secret (read, fetched at its first delivery to a
+   * device), and a place in the VPC with the security group the listener's delivery port admits.
+   * False for a function that needs none of it.
    */
   readonly broker?: boolean;
+  /** The API Gateway door's inbox, read and written (a broker function only). */
+  readonly inbox?: boolean;
+  /** What it may do with the Security table's items; nothing when absent. */
+  readonly security?: readonly SecurityUse[];
   readonly timeout?: Duration;
   readonly memorySize?: number;
 }
@@ -62,7 +71,7 @@ export class BrokerFunctions extends Construct {
   }
 
   add(id: string, options: BrokerFunctionOptions): NodejsFunction {
-    const { network, tables, connections } = this.props;
+    const { network, tables, connections, deliverySecret } = this.props;
     const broker = options.broker ?? true;
     const fn = new NodejsFunction(this, id, {
       entry: `${repositoryRoot}${options.entry}`,
@@ -78,7 +87,7 @@ export class BrokerFunctions extends Construct {
       environment: {
         LOG_LEVEL: this.props.logLevel,
         NODE_OPTIONS: '--enable-source-maps',
-        ...(broker ? { ...tables.environment(), APIGW_MANAGEMENT_ENDPOINT: connections.managementEndpoint } : {}),
+        ...(broker ? { ...tables.environment(), APIGW_MANAGEMENT_ENDPOINT: connections.managementEndpoint, DELIVERY_SECRET_ARN: deliverySecret.secretArn } : {}),
       },
       ...(broker ? { vpc: network.vpc, vpcSubnets: network.privateSubnets, securityGroups: [network.deliveryClients] } : {}),
       bundling: {
@@ -92,9 +101,12 @@ export class BrokerFunctions extends Construct {
         banner: "import { createRequire } from 'node:module'; const require = createRequire(import.meta.url);",
       },
     });
+    tables.grantSecurity(fn, options.security ?? []);
     if (broker) {
-      tables.grantReadWriteData(fn);
+      tables.grantState(fn);
+      if (options.inbox) tables.grantInbox(fn);
       connections.grantManageConnections(fn);
+      deliverySecret.grantRead(fn);
       for (const id of tables.indexGrantFindings()) {
         Validations.of(fn).acknowledge({
           id,

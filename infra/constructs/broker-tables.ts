@@ -1,8 +1,34 @@
 import { Stack, type CfnElement, type RemovalPolicy } from 'aws-cdk-lib';
 import { AttributeType, BillingMode, Table, TableEncryption } from 'aws-cdk-lib/aws-dynamodb';
-import type { IGrantable } from 'aws-cdk-lib/aws-iam';
+import { Grant, type IGrantable } from 'aws-cdk-lib/aws-iam';
 import { Construct } from 'constructs';
-import { brokerTables, type KeyAttribute } from '../../shared/store/tables';
+import {
+  brokerTables,
+  connectionsTable,
+  inboxTable,
+  retainedTable,
+  securityTable,
+  sessionsTable,
+  subscriptionsTable,
+  type KeyAttribute,
+} from '../../shared/store/tables';
+
+/**
+ * What a function may do with the Security table, by item: each use is one action on the items
+ * whose key starts with its prefix (shared/store/dynamo-security.ts). Nothing here writes a user:
+ * the users CLI does, with the deployer's own credentials.
+ */
+export type SecurityUse = 'read users' | 'count rates' | 'take door identities' | 'remember door identities';
+
+const securityUses: Record<SecurityUse, { action: string; keyPrefix: string }> = {
+  'read users': { action: 'dynamodb:GetItem', keyPrefix: 'user#' },
+  'count rates': { action: 'dynamodb:UpdateItem', keyPrefix: 'rate#' },
+  'take door identities': { action: 'dynamodb:DeleteItem', keyPrefix: 'door#' },
+  'remember door identities': { action: 'dynamodb:PutItem', keyPrefix: 'door#' },
+};
+
+/** The broker's state proper: sessions, routes, retained messages and the connections' items. */
+const stateTables = [connectionsTable, sessionsTable, subscriptionsTable, retainedTable];
 
 export interface BrokerTablesProps {
   readonly removalPolicy: RemovalPolicy;
@@ -58,13 +84,33 @@ export class BrokerTables extends Construct {
     return Object.fromEntries(brokerTables.map((def) => [def.envVar, this.table(def.id).tableName]));
   }
 
-  grantReadWriteData(grantee: IGrantable): void {
-    for (const table of this.tables.values()) table.grantReadWriteData(grantee);
+  /** Read and write the broker's state (Connections, Sessions and its timer index, Subscriptions, Retained). */
+  grantState(grantee: IGrantable): void {
+    for (const def of stateTables) this.table(def.id).grantReadWriteData(grantee);
   }
 
-  /** The cdk-nag findings a grant raises for the tables' indexes (`<table>/index/*`), by finding id. */
+  /** Read and write the API Gateway door's inbox (the `$default` ordering). */
+  grantInbox(grantee: IGrantable): void {
+    this.table(inboxTable.id).grantReadWriteData(grantee);
+  }
+
+  /** The Security table's items, for these uses only (IAM's dynamodb:LeadingKeys holds each action to its key prefix). */
+  grantSecurity(grantee: IGrantable, uses: readonly SecurityUse[]): void {
+    const table = this.table(securityTable.id);
+    for (const use of uses) {
+      const { action, keyPrefix } = securityUses[use];
+      Grant.addToPrincipal({
+        grantee,
+        actions: [action],
+        resourceArns: [table.tableArn],
+        conditions: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': [`${keyPrefix}*`] } },
+      });
+    }
+  }
+
+  /** The cdk-nag findings a state grant raises for the tables' indexes (`<table>/index/*`), by finding id. */
   indexGrantFindings(): string[] {
-    return brokerTables
+    return stateTables
       .filter((def) => (def.globalIndexes ?? []).length > 0)
       .map((def) => {
         const table = this.table(def.id);

@@ -11,6 +11,7 @@ import {
   FargateTaskDefinition,
   LogDrivers,
   OperatingSystemFamily,
+  Secret as EcsSecret,
 } from 'aws-cdk-lib/aws-ecs';
 import {
   ListenerCertificate,
@@ -23,6 +24,7 @@ import {
 import { PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import type { IFunction } from 'aws-cdk-lib/aws-lambda';
 import { LogGroup, type RetentionDays } from 'aws-cdk-lib/aws-logs';
+import type { ISecret } from 'aws-cdk-lib/aws-secretsmanager';
 import { ARecord, HostedZone, RecordTarget } from 'aws-cdk-lib/aws-route53';
 import { LoadBalancerTarget } from 'aws-cdk-lib/aws-route53-targets';
 import { Construct } from 'constructs';
@@ -40,6 +42,8 @@ const STOP_TIMEOUT = Duration.seconds(30);
 export interface DeviceListenerProps {
   readonly network: BrokerNetwork;
   readonly packetHandler: IFunction;
+  /** The secret deliveries are signed with: ECS puts it in the container's DELIVERY_SECRET at start. */
+  readonly deliverySecret: ISecret;
   readonly certificate: CertificateSource;
   readonly plainMqtt: boolean;
   readonly minTasks: number;
@@ -116,6 +120,8 @@ export class DeviceListener extends Construct {
         // The target groups below send the header; the listener closes a socket without it.
         MQTT_PROXY_PROTOCOL: 'true',
       },
+      // Read by the task's execution role when the task starts; the task role cannot read it.
+      secrets: { DELIVERY_SECRET: EcsSecret.fromSecretsManager(props.deliverySecret) },
       portMappings: Object.values(listenerPorts).map((containerPort) => ({ containerPort })),
       logging: LogDrivers.awsLogs({ logGroup: this.logGroup, streamPrefix: 'listener' }),
       readonlyRootFilesystem: true,
@@ -228,7 +234,7 @@ export class DeviceListener extends Construct {
     });
     Validations.of(this.taskDefinition).acknowledge({
       id: 'AwsSolutions-ECS2',
-      reason: 'The environment holds configuration only (the packet handler ARN, ports, log level, region), no secrets',
+      reason: 'The environment holds configuration only (the packet handler ARN, ports, log level, region); the delivery secret comes from Secrets Manager',
     });
   }
 }

@@ -33,14 +33,15 @@ export function refusePublish(ctx: PacketContext, packet: PublishPacket, reasonC
 /**
  * For one filter of a SUBSCRIBE: limits, access, then the client's subscription quota. `filter` is
  * the topic filter (without a `$share/<group>/` prefix); `sent` the filter as subscribed, which
- * the quota counts.
+ * the ACL checks and the quota counts.
  */
 export function subscriptionRefusal(ctx: PacketContext, filter: string, quota: SubscriptionQuota, sent = filter): number | undefined {
   // 5.0 SUBACK 0x8F: "the Topic Filter is correctly formed but is not allowed for this Client"
   const limit = topicOverLimit(ctx.deps.config, filter, ReasonCode.TopicFilterInvalid);
   if (limit !== undefined) return limit;
-  if (!ctx.deps.security.access(ctx.connection).canSubscribe(filter)) {
-    ctx.deps.log.info('SUBSCRIBE refused', { connectionId: ctx.connection.connectionId, clientId: ctx.connection.clientId, filter });
+  // The ACL sees a shared subscription whole: it governs who may join which share.
+  if (!ctx.deps.security.access(ctx.connection).canSubscribe(sent)) {
+    ctx.deps.log.info('SUBSCRIBE refused', { connectionId: ctx.connection.connectionId, clientId: ctx.connection.clientId, filter: sent });
     return ReasonCode.NotAuthorized;
   }
   if (!quota.admit(sent)) return ReasonCode.QuotaExceeded;

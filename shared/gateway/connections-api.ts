@@ -2,7 +2,9 @@
  * Delivers to either door through the same `@connections` API: API Gateway's management
  * endpoint for browsers, and a listener task's delivery endpoint for devices. On the API
  * Gateway door MQTT travels base64-encoded in text messages, since API Gateway rejects binary
- * frames from clients and the browser adapter speaks the same encoding both ways.
+ * frames from clients and the browser adapter speaks the same encoding both ways. Requests to a
+ * listener are signed with the delivery secret (delivery-signature.ts); API Gateway's are signed
+ * by the SDK (SigV4), as ever.
  */
 import {
   ApiGatewayManagementApiClient,
@@ -15,7 +17,8 @@ import {
 } from '@aws-sdk/client-apigatewaymanagementapi';
 import { forEachBounded } from '../broker/concurrency';
 import type { ConnectionGateway, ConnectionProbe, DeliveryResult } from '../broker/ports';
-import { encodeDeliveryBatch, parseGoneList } from './delivery-batch';
+import { encodeDeliveryBatches, MAX_DELIVERY_REQUEST_BYTES, parseGoneList } from './delivery-batch';
+import { DeliverySigningError, signatureHeaders } from './delivery-signature';
 import { listenerEndpointOf } from './connection-id';
 import { API_GATEWAY_OUTBOUND_PACKET_BYTES } from './door-limits';
 import { encodeTextMessage, groupPackets } from './text-frames';
@@ -28,6 +31,11 @@ export interface ConnectionsApiOptions {
   readonly apiGatewayEndpoint?: string;
   /** Region, credentials and the like, shared by every endpoint's client. */
   readonly clientConfig?: Omit<ApiGatewayManagementApiClientConfig, 'endpoint'>;
+  /**
+   * The secret that signs requests to the listener tasks' delivery endpoints (fetched once and
+   * kept by whoever provides it). Without it, a delivery to a device fails.
+   */
+  readonly listenerSecret?: () => Promise<string>;
 }
 
 const PARALLEL_POSTS = 32;
@@ -39,8 +47,9 @@ export class ConnectionsApi implements ConnectionGateway, ConnectionProbe {
 
   async send(connectionId: string, data: Buffer): Promise<DeliveryResult> {
     const listener = listenerEndpointOf(connectionId);
-    // API Gateway carries at most 128 KB per message: whole packets, several messages if need be.
-    const messages = listener ? [data] : groupPackets(data, API_GATEWAY_OUTBOUND_PACKET_BYTES).map(encodeTextMessage);
+    // API Gateway carries at most 128 KB per message, a listener 8 MB per request: whole packets,
+    // several messages if need be.
+    const messages = listener ? groupPackets(data, MAX_DELIVERY_REQUEST_BYTES) : groupPackets(data, API_GATEWAY_OUTBOUND_PACKET_BYTES).map(encodeTextMessage);
     try {
       for (const Data of messages) await this.clientFor(connectionId).send(new PostToConnectionCommand({ ConnectionId: connectionId, Data }));
       return 'delivered';
@@ -56,6 +65,8 @@ export class ConnectionsApi implements ConnectionGateway, ConnectionProbe {
       return 'connected';
     } catch (error) {
       if (error instanceof GoneException) return 'gone';
+      // Not asked at all: that says nothing about the connection.
+      if (error instanceof DeliverySigningError) throw error;
       // No answer at all from a listener task: the task, and every socket it held, is gone.
       if (listenerEndpointOf(connectionId) && !(error instanceof ApiGatewayManagementApiServiceException)) return 'gone';
       throw error;
@@ -89,15 +100,32 @@ export class ConnectionsApi implements ConnectionGateway, ConnectionProbe {
     return results;
   }
 
-  /** One request to a listener task for all of its connections (its delivery endpoint's batch route). */
+  /**
+   * A listener task's connections through its delivery endpoint's batch route: one request, or
+   * several in order when the bytes exceed what one request may carry.
+   */
   private async postBatch(endpoint: string, batch: ReadonlyArray<readonly [string, Buffer]>): Promise<Set<string>> {
-    const response = await fetch(`${endpoint}/@connections`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/octet-stream' },
-      body: encodeDeliveryBatch(batch),
-    });
-    if (!response.ok) throw new Error(`listener ${endpoint} answered ${response.status} to a delivery batch`);
-    return parseGoneList(await response.text());
+    const secret = await this.listenerSecretValue();
+    const gone = new Set<string>();
+    for (const body of encodeDeliveryBatches(batch)) {
+      const response = await fetch(`${endpoint}${BATCH_PATH}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/octet-stream', ...signatureHeaders(secret, 'POST', BATCH_PATH, body, Date.now()) },
+        body,
+      });
+      if (!response.ok) throw new Error(`listener ${endpoint} answered ${response.status} to a delivery batch`);
+      for (const id of parseGoneList(await response.text())) gone.add(id);
+    }
+    return gone;
+  }
+
+  private async listenerSecretValue(): Promise<string> {
+    if (!this.options.listenerSecret) throw new DeliverySigningError('no delivery secret configured: deliveries to listener connections cannot be signed');
+    try {
+      return await this.options.listenerSecret();
+    } catch (error) {
+      throw new DeliverySigningError(`the delivery secret is unavailable: ${String(error)}`);
+    }
   }
 
   async close(connectionId: string): Promise<void> {
@@ -119,10 +147,33 @@ export class ConnectionsApi implements ConnectionGateway, ConnectionProbe {
         ...this.options.clientConfig,
         endpoint,
       });
+      if (listener) this.signListenerRequests(client);
       this.clients.set(endpoint, client);
     }
     return client;
   }
+
+  /** Signs each attempt (after the SDK's retry step, so a retried request gets a fresh timestamp). */
+  private signListenerRequests(client: ApiGatewayManagementApiClient): void {
+    client.middlewareStack.add(
+      (next) => async (args) => {
+        const request = args.request as { method: string; path: string; body?: unknown; headers: Record<string, string> };
+        const secret = await this.listenerSecretValue();
+        Object.assign(request.headers, signatureHeaders(secret, request.method, request.path, bodyBytes(request.body), Date.now()));
+        return next(args);
+      },
+      { step: 'finalizeRequest', name: 'listenerDeliverySignature' },
+    );
+  }
+}
+
+const BATCH_PATH = '/@connections';
+
+function bodyBytes(body: unknown): Uint8Array | undefined {
+  if (body === undefined || body === null) return undefined;
+  if (typeof body === 'string') return Buffer.from(body);
+  if (body instanceof Uint8Array) return body;
+  throw new DeliverySigningError('a request body that cannot be signed');
 }
 
 function isConnectionRefused(error: unknown): boolean {

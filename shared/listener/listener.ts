@@ -32,6 +32,8 @@ export interface ListenerOptions {
   readonly deliveryPort: number;
   /** The host handlers use to reach the delivery endpoint (the task's private address in the cloud). */
   readonly advertisedHost: string;
+  /** The secret the delivery endpoint's requests are signed with (shared/gateway/delivery-signature.ts). */
+  readonly deliverySecret: string;
   readonly sink: PacketSink;
   readonly log: Logger;
   readonly limits?: Partial<ListenerLimits>;
@@ -151,7 +153,7 @@ export class MqttListener {
     this.wsServer.on('connection', (ws, request) =>
       this.acceptWebSocket(ws, request.socket, this.clientAddresses.get(request.socket) ?? normalizeAddress(request.socket.remoteAddress ?? '')),
     );
-    this.deliveryServer = createDeliveryServer((id) => this.connections.get(id));
+    this.deliveryServer = createDeliveryServer((id) => this.connections.get(id), { secret: options.deliverySecret });
   }
 
   stats(): ListenerStats {

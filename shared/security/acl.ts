@@ -11,6 +11,17 @@
  * A decision: publishing to a topic needs a write rule matching it; subscribing to a filter needs
  * a read rule covering every topic the filter can match; and no deny rule may match the topic
  * or overlap the filter. Deny wins over any grant, whatever the order.
+ *
+ * Shared subscriptions are governed by rules of their own, `$share/<share name>/<filter>`, whose
+ * share name is a name, `%u`, `%c` or `+` (any):
+ *
+ *   read $share/workers/jobs/#  (may join share `workers` on filters within jobs/#)
+ *   read $share/%u/reports/#    (may join a share named after its own user name)
+ *
+ * Joining `$share/<name>/<filter>` needs such a read rule whose share name matches and whose
+ * filter covers the filter, and no deny rule, shared or plain, that overlaps it. A plain read
+ * rule grants no shared subscription: a reader of `jobs/#` cannot take a share of the work of
+ * the backend's `$share/workers/jobs/#`.
  */
 import { checkTopicFilter, topicMatches } from '../protocol/topic';
 
@@ -34,6 +45,17 @@ export class AclSyntaxError extends Error {
 
 const ACCESS_WORDS: readonly AclAccess[] = ['read', 'write', 'readwrite', 'deny'];
 
+const SHARE_PREFIX = '$share/';
+
+/** A shared subscription (or a rule about them) split: `$share/<share name>/<filter>`; undefined if it is none. */
+export function splitShared(filter: string): { shareName: string; filter: string } | undefined {
+  if (!filter.startsWith(SHARE_PREFIX)) return undefined;
+  const rest = filter.slice(SHARE_PREFIX.length);
+  const slash = rest.indexOf('/');
+  if (slash <= 0) return { shareName: rest, filter: '' };
+  return { shareName: rest.slice(0, slash), filter: rest.slice(slash + 1) };
+}
+
 /** One rule, e.g. `readwrite devices/%u/#`. */
 export function parseAclRule(line: string): AclRule {
   let words = line.trim().split(/\s+/);
@@ -44,9 +66,19 @@ export function parseAclRule(line: string): AclRule {
   // A filter may contain spaces: everything after the access word is the filter.
   const filter = (hasAccess ? rest : words).join(' ');
   if (filter === '') throw new AclSyntaxError(`ACL rule "${line}" has no topic filter`);
-  const check = checkTopicFilter(filter.replaceAll('%u', 'u').replaceAll('%c', 'c'));
+  const shared = splitShared(filter);
+  if (shared) checkShareRule(line, access, shared);
+  const check = checkTopicFilter((shared?.filter ?? filter).replaceAll('%u', 'u').replaceAll('%c', 'c'));
   if (!check.ok) throw new AclSyntaxError(`ACL rule "${line}": ${check.reason}`);
   return { access, filter };
+}
+
+function checkShareRule(line: string, access: AclAccess, shared: { shareName: string; filter: string }): void {
+  if (access === 'write') throw new AclSyntaxError(`ACL rule "${line}": a $share rule governs subscriptions: read or deny, not write`);
+  if (shared.filter === '') throw new AclSyntaxError(`ACL rule "${line}": a $share rule is $share/<share name>/<filter>`);
+  if (shared.shareName !== '+' && /[+#]/.test(shared.shareName)) {
+    throw new AclSyntaxError(`ACL rule "${line}": the share name is a name, %u, %c or + (any share)`);
+  }
 }
 
 /** Rules one per line; blank lines and lines starting with '#' followed by a space (comments) are skipped. */
@@ -62,29 +94,37 @@ export function parseAcl(text: string): AclRule[] {
  * The rule's filter for this subject, or undefined when the rule cannot apply to it: the subject
  * has no user name for `%u`, or its user name or client id holds `+`, `#` or `/`, which would
  * turn the placeholder into a wildcard or reach into another client's subtree (the hole behind
- * mosquitto's CVE-2017-7650).
+ * mosquitto's CVE-2017-7650), or starts with `$`, which would reach the server's own topics
+ * (`%u/#` as `$SYS/#`). Both placeholders are replaced in one pass over the rule, so a value that
+ * itself contains `%c` or `%u` stays literal: a user named `x%c` cannot hand the rule to its
+ * client id.
  */
 export function substitute(filter: string, subject: AclSubject): string | undefined {
-  let out = filter;
-  if (out.includes('%u')) {
-    if (subject.username === undefined || !safeLevel(subject.username)) return undefined;
-    out = out.replaceAll('%u', subject.username);
-  }
-  if (out.includes('%c')) {
-    if (!safeLevel(subject.clientId)) return undefined;
-    out = out.replaceAll('%c', subject.clientId);
-  }
-  return out;
+  let applies = true;
+  const out = filter.replace(/%[uc]/g, (placeholder) => {
+    const value = placeholder === '%u' ? subject.username : subject.clientId;
+    if (value === undefined || !safeLevel(value)) applies = false;
+    return value ?? '';
+  });
+  return applies ? out : undefined;
 }
 
 function safeLevel(value: string): boolean {
-  return value !== '' && !/[+#/\u0000]/.test(value);
+  return value !== '' && !value.startsWith('$') && !/[+#/\u0000]/.test(value);
+}
+
+/** A rule about shared subscriptions, substituted: share name (`+`: any) and filter. */
+interface ShareRule {
+  readonly shareName: string;
+  readonly filter: string;
 }
 
 /** The rules as they apply to one subject. */
 export class SubjectAcl {
   private readonly grants: { read: string[]; write: string[] } = { read: [], write: [] };
   private readonly denies: string[] = [];
+  private readonly shareGrants: ShareRule[] = [];
+  private readonly shareDenies: ShareRule[] = [];
   /** A deny rule that could not be substituted denies everything: fail closed. */
   private readonly denyAll: boolean;
 
@@ -92,12 +132,19 @@ export class SubjectAcl {
     let denyAll = false;
     for (const rule of rules) {
       const filter = substitute(rule.filter, subject);
-      if (rule.access === 'deny') {
-        if (filter === undefined) denyAll = true;
-        else this.denies.push(filter);
+      if (filter === undefined) {
+        if (rule.access === 'deny') denyAll = true;
         continue;
       }
-      if (filter === undefined) continue;
+      const shared = splitShared(filter);
+      if (shared) {
+        (rule.access === 'deny' ? this.shareDenies : this.shareGrants).push(shared);
+        continue;
+      }
+      if (rule.access === 'deny') {
+        this.denies.push(filter);
+        continue;
+      }
       if (rule.access !== 'write') this.grants.read.push(filter);
       if (rule.access !== 'read') this.grants.write.push(filter);
     }
@@ -108,15 +155,23 @@ export class SubjectAcl {
     return this.grants.write.some((f) => topicMatches(f, topic)) && !this.denied(topic);
   }
 
-  /** A message on this topic may be delivered to the subject. */
+  /** A message on this topic may be delivered to the subject (outside shared subscriptions). */
   canReceive(topic: string): boolean {
     return this.grants.read.some((f) => topicMatches(f, topic)) && !this.denied(topic);
   }
 
-  /** Every topic the filter can match must be readable, so no later delivery needs a check. */
-  canSubscribe(filter: string): boolean {
+  /**
+   * The filter as the client sent it (`$share/<share name>/<filter>` for a shared subscription).
+   * Every topic the filter can match must be readable, so no later delivery needs a check.
+   */
+  canSubscribe(sent: string): boolean {
+    const shared = splitShared(sent);
+    const filter = shared ? shared.filter : sent;
     if (this.denyAll || this.denies.some((d) => filtersOverlap(d, filter))) return false;
-    return this.grants.read.some((rule) => filterCovers(rule, filter));
+    if (!shared) return this.grants.read.some((rule) => filterCovers(rule, filter));
+    const names = (rule: ShareRule) => rule.shareName === '+' || rule.shareName === shared.shareName;
+    if (this.shareDenies.some((rule) => names(rule) && filtersOverlap(rule.filter, filter))) return false;
+    return this.shareGrants.some((rule) => names(rule) && filterCovers(rule.filter, filter));
   }
 
   private denied(topic: string): boolean {

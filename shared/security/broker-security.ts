@@ -47,6 +47,7 @@ export interface TopicAccess {
   canPublish(topic: string): boolean;
   /** A message on this topic may be delivered to the client (retained-message replay checks this). */
   canReceive(topic: string): boolean;
+  /** `filter` as the client sent it: `$share/<share name>/<filter>` for a shared subscription (acl.ts). */
   canSubscribe(filter: string): boolean;
 }
 

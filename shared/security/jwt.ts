@@ -2,6 +2,11 @@
  * JWT bearer tokens (jose): signed with a shared secret (HS*), a public key (PEM), or keys
  * published at a JWKS URL. The token names the user (claim `sub` unless configured) and may carry
  * the user's own ACL rules (claim `acl`: an array of rule strings, see acl.ts).
+ *
+ * An audience is required, so a token the issuer made for another service is refused; with a
+ * JWKS URL an issuer too (an identity provider's keys sign tokens for other issuers and tenants),
+ * and the URL must be https (keys fetched in the clear could be swapped on the way; plain http
+ * is accepted on loopback only, for tests).
  */
 import { createPublicKey, type KeyObject } from 'node:crypto';
 import { createRemoteJWKSet, errors, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
@@ -13,7 +18,9 @@ export interface JwtOptions {
   readonly publicKey?: string;
   /** Where the issuer publishes its keys, fetched and cached. */
   readonly jwksUrl?: string;
+  /** Required with a JWKS URL. */
   readonly issuer?: string;
+  /** Required: the `aud` the broker's tokens carry. */
   readonly audience?: string;
   /** The claim that holds the user name; default `sub`. */
   readonly usernameClaim?: string;
@@ -42,10 +49,46 @@ export function looksLikeJwt(value: string): boolean {
   return /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/.test(value);
 }
 
-/** Throws, with what to fix, when the options name no key or cannot be read. */
+/** An option that is missing or unsafe: `option` names it, `problem` says what to fix. */
+export class JwtOptionsError extends Error {
+  override readonly name = 'JwtOptionsError';
+  constructor(
+    readonly option: keyof JwtOptions,
+    readonly problem: string,
+  ) {
+    super(`JWT ${option} ${problem}`);
+  }
+}
+
+const LOOPBACK_HOSTS = new Set(['127.0.0.1', '[::1]', 'localhost']);
+
+/** The first option that is missing or unsafe, if any (once a key source is chosen). */
+export function jwtOptionsProblem(options: JwtOptions): JwtOptionsError | undefined {
+  if (!options.audience) {
+    return new JwtOptionsError('audience', 'must be set when JWT authentication is on: it is the "aud" your tokens carry; without it a token the issuer made for another service would be accepted');
+  }
+  if (!options.jwksUrl) return undefined;
+  let url: URL;
+  try {
+    url = new URL(options.jwksUrl);
+  } catch {
+    return new JwtOptionsError('jwksUrl', `"${options.jwksUrl}" is not a URL`);
+  }
+  if (url.protocol !== 'https:' && !(url.protocol === 'http:' && LOOPBACK_HOSTS.has(url.hostname))) {
+    return new JwtOptionsError('jwksUrl', `must be an https:// URL (plain http only on loopback), got "${options.jwksUrl}"`);
+  }
+  if (!options.issuer) {
+    return new JwtOptionsError('issuer', 'must be set with a JWKS URL: it is the "iss" your tokens carry; an identity provider\'s keys sign tokens for other issuers and tenants too');
+  }
+  return undefined;
+}
+
+/** Throws, with what to fix, when the options name no key, cannot be read, or leave out what a safe check needs. */
 export function createJwtVerifier(options: JwtOptions): JwtVerifier {
   const sources = [options.secret, options.publicKey, options.jwksUrl].filter((s) => s !== undefined && s !== '');
   if (sources.length !== 1) throw new Error('JWT authentication needs exactly one of a secret, a public key (PEM) or a JWKS URL');
+  const problem = jwtOptionsProblem(options);
+  if (problem) throw problem;
   let key: Uint8Array | KeyObject | JWTVerifyGetKey;
   let algorithms: string[];
   if (options.secret) {
@@ -59,13 +102,7 @@ export function createJwtVerifier(options: JwtOptions): JwtVerifier {
     }
     algorithms = ASYMMETRIC;
   } else {
-    let url: URL;
-    try {
-      url = new URL(options.jwksUrl!);
-    } catch {
-      throw new Error(`the JWKS URL "${options.jwksUrl}" is not a URL`);
-    }
-    key = createRemoteJWKSet(url);
+    key = createRemoteJWKSet(new URL(options.jwksUrl!));
     algorithms = ASYMMETRIC;
   }
   const usernameClaim = options.usernameClaim ?? 'sub';
@@ -80,7 +117,7 @@ export function createJwtVerifier(options: JwtOptions): JwtVerifier {
           // A token without an expiry would be a password that can never be changed.
           requiredClaims: ['exp'],
           ...(options.issuer ? { issuer: options.issuer } : {}),
-          ...(options.audience ? { audience: options.audience } : {}),
+          audience: options.audience!,
         };
         // Two overloads of jwtVerify: a key, or a function that finds one (JWKS).
         ({ payload } = typeof key === 'function' ? await jwtVerify(token, key, verifyOptions) : await jwtVerify(token, key, verifyOptions));

@@ -18,7 +18,7 @@ const jwtSecret = 'auth-test secret, at least 32 bytes long';
 const harness = useHarness({
   security: {
     allowAnonymous: false,
-    jwt: createJwtVerifier({ secret: jwtSecret }),
+    jwt: createJwtVerifier({ secret: jwtSecret, audience: 'mqtt-broker' }),
     acl: parseAcl(['readwrite devices/%u/#', 'read public/#', 'write public/%u/#', 'readwrite clients/%c/#'].join('\n')),
   },
 });
@@ -27,6 +27,7 @@ const token = (sub: string, options: { expiresIn?: string | number; acl?: string
   new SignJWT(options.acl ? { acl: options.acl } : {})
     .setProtectedHeader({ alg: 'HS256' })
     .setSubject(sub)
+    .setAudience('mqtt-broker')
     .setExpirationTime(options.expiresIn ?? '5m')
     .sign(new TextEncoder().encode(jwtSecret));
 
@@ -109,11 +110,13 @@ describe('authentication', () => {
     await expect(c.publishAsync('devices/alice/x', 'not as alice', { qos: 1 })).rejects.toMatchObject({ code: 0x87 });
   });
 
-  it('refuses a JWT that expired or was signed with another key (0x86)', async () => {
-    const forged = await new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setSubject('bob').setExpirationTime('5m').sign(new TextEncoder().encode('not the secret, but long enough too'));
+  it('refuses a JWT that expired, was signed with another key, or was made for another audience (0x86)', async () => {
+    const elsewhere = await new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setSubject('bob').setAudience('another-service').setExpirationTime('5m').sign(new TextEncoder().encode(jwtSecret));
+    const forged = await new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setSubject('bob').setAudience('mqtt-broker').setExpirationTime('5m').sign(new TextEncoder().encode('not the secret, but long enough too'));
     for (const fields of [
       { username: 'jwt', password: Buffer.from(await token('bob', { expiresIn: Math.floor(Date.now() / 1000) - 10 })) },
       { username: 'jwt', password: Buffer.from(forged) },
+      { username: 'jwt', password: Buffer.from(elsewhere) },
     ]) {
       const { raw, code } = await rawConnect(5, fields);
       expect(code).toBe(0x86);

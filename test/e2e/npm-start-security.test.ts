@@ -72,7 +72,9 @@ describe('npm start: security', () => {
     const cases: Array<[NodeJS.ProcessEnv, string]> = [
       [{ MQTT_PUBLISH_RATE: 'fast' }, 'error: MQTT_PUBLISH_RATE must look like 100/1s (count per seconds) or be "off", got "fast"'],
       [{ MQTT_ACL: 'readwrite a/#/b' }, 'error: MQTT_ACL: ACL rule "readwrite a/#/b": \'#\' must be the whole last level'],
-      [{ MQTT_JWT_PUBLIC_KEY: 'not a key' }, 'error: MQTT_JWT_*: the JWT public key is not a PEM public key'],
+      [{ MQTT_JWT_PUBLIC_KEY: 'not a key', MQTT_JWT_AUDIENCE: 'mqtt' }, 'error: MQTT_JWT_*: the JWT public key is not a PEM public key'],
+      [{ MQTT_JWT_SECRET: 'a secret long enough for HS256 tokens' }, 'error: MQTT_JWT_AUDIENCE must be set when JWT authentication is on'],
+      [{ MQTT_JWT_JWKS_URL: 'http://id.example/jwks.json', MQTT_JWT_AUDIENCE: 'mqtt', MQTT_JWT_ISSUER: 'https://id.example' }, 'error: MQTT_JWT_JWKS_URL must be an https:// URL'],
       [{ MQTT_ALLOW_ANONYMOUS: 'maybe' }, 'error: MQTT_ALLOW_ANONYMOUS must be true or false, got "maybe"'],
     ];
     for (const [env, expected] of cases) {

@@ -10,6 +10,7 @@ import net from 'node:net';
 import { afterAll, describe, expect, it } from 'vitest';
 import { collect, connectClient, endAll, eventually } from '../support/clients';
 import { useHarness } from '../support/harness';
+import { signedFetch } from '../support/signed-fetch';
 
 const harness = useHarness({ listener: { proxyProtocol: true, maxConnectionsPerAddress: 2 } });
 const clients: MqttClient[] = [];
@@ -47,7 +48,7 @@ async function connectFrom(source: string, options: IClientOptions = {}): Promis
 
 async function sourceIpOf(clientId: string): Promise<string> {
   const session = (await harness().store.sessions.getSessions([clientId])).get(clientId);
-  const response = await fetch(`${harness().deliveryEndpoint}/@connections/${encodeURIComponent(session!.connectionId!)}`);
+  const response = await signedFetch(harness().deliverySecret, `${harness().deliveryEndpoint}/@connections/${encodeURIComponent(session!.connectionId!)}`);
   return ((await response.json()) as { Identity: { SourceIp: string } }).Identity.SourceIp;
 }
 

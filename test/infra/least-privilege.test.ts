@@ -64,29 +64,83 @@ describe('IAM', () => {
     }
   });
 
-  it("the delivering functions reach DynamoDB on the broker's tables only", () => {
-    const tableArns = brokerTables.flatMap((def) => {
-      const arn = { 'Fn::GetAtt': [id(stack.tables.table(def.id)), 'Arn'] };
-      // A table with secondary indexes is granted on them too, and only them.
-      const indexes = def.globalIndexes?.length ? [{ 'Fn::Join': ['', [arn, '/index/*']] }] : [];
-      return [arn, ...indexes].map((r) => JSON.stringify(r));
+  describe('DynamoDB: each function the tables its code path touches, and no more', () => {
+    const state = ['Connections', 'Sessions', 'Subscriptions', 'Retained'];
+    const handlesPackets = ['dynamodb:GetItem on user#*', 'dynamodb:UpdateItem on rate#*'];
+    const expected: Record<string, { readWrite: string[]; security: string[] }> = {
+      PacketHandler: { readWrite: state, security: handlesPackets },
+      WsDefault: { readWrite: [...state, 'Inbox'], security: [...handlesPackets, 'dynamodb:DeleteItem on door#*'] },
+      WsDisconnect: { readWrite: [...state, 'Inbox'], security: [...handlesPackets, 'dynamodb:DeleteItem on door#*'] },
+      Fanout: { readWrite: state, security: [] },
+      Sweeper: { readWrite: [...state, 'Inbox'], security: [] },
+      WsConnect: { readWrite: [], security: ['dynamodb:PutItem on door#*'] },
+    };
+    const functionsById = { PacketHandler: packetHandler, WsDefault: wsDefault, WsDisconnect: wsDisconnect, Fanout: stack.fanout, Sweeper: stack.sweeper, WsConnect: wsConnect };
+    const tableArn = (tableId: string) => ({ 'Fn::GetAtt': [id(stack.tables.table(tableId)), 'Arn'] });
+    const tableOf = (resource: unknown): string => {
+      const def = brokerTables.find((d) => [tableArn(d.id), { 'Fn::Join': ['', [tableArn(d.id), '/index/*']] }].some((r) => JSON.stringify(r) === JSON.stringify(resource)));
+      if (!def) throw new Error(`not a broker table: ${JSON.stringify(resource)}`);
+      return def.id;
+    };
+    const conditionOf = (s: Statement) => (s as Statement & { Condition?: Record<string, Record<string, string[]>> }).Condition;
+
+    it('covers every function of the stack', () => {
+      expect(Object.keys(functionsById).sort()).toEqual(stack.functions.all.map((fn) => fn.node.id).sort());
     });
-    for (const fn of Object.values(deliveringFunctions)) {
-      const resources = statementsOf(template, id(fn.role!))
-        .filter((s) => actions(s).some((a) => a.startsWith('dynamodb:')))
-        .flatMap((s) => [s.Resource].flat().map((r) => JSON.stringify(r)));
-      expect(new Set(resources)).toEqual(new Set(tableArns));
+
+    for (const [name, want] of Object.entries(expected)) {
+      it(`${name}: read/write on ${want.readWrite.join(', ') || 'no table'}; Security: ${want.security.join(', ') || 'nothing'}`, () => {
+        const dynamo = statementsOf(template, id(functionsById[name as keyof typeof functionsById].role!)).filter((s) => actions(s).some((a) => a.startsWith('dynamodb:')));
+        const whole = dynamo.filter((s) => !conditionOf(s));
+        expect(new Set(whole.flatMap((s) => [s.Resource].flat().map(tableOf)))).toEqual(new Set(want.readWrite));
+        if (want.readWrite.length > 0) {
+          expect(whole.flatMap(actions)).toEqual(expect.arrayContaining(['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem', 'dynamodb:Query']));
+        }
+        // The timer index only where its table is granted (a grant on Sessions carries it).
+        const indexes = whole.flatMap((s) => [s.Resource].flat()).filter((r) => JSON.stringify(r).includes('/index/*'));
+        expect([...new Set(indexes.map(tableOf))]).toEqual(want.readWrite.includes('Sessions') ? ['Sessions'] : []);
+        const items = dynamo.filter((s) => conditionOf(s)).map((s) => {
+          expect(s.Resource).toEqual(tableArn('Security'));
+          const condition = conditionOf(s)!;
+          expect(Object.keys(condition)).toEqual(['ForAllValues:StringLike']);
+          return `${actions(s).join(',')} on ${condition['ForAllValues:StringLike']!['dynamodb:LeadingKeys']!.join(',')}`;
+        });
+        expect(items.sort()).toEqual([...want.security].sort());
+      });
     }
+
+    it('no function may write a user or read the Security table but item by item: password hashes are read one user at a time, by the functions that authenticate', () => {
+      for (const fn of Object.values(functionsById)) {
+        const onSecurity = statementsOf(template, id(fn.role!)).filter((s) => JSON.stringify(s.Resource).includes(id(stack.tables.table('Security'))));
+        for (const s of onSecurity) {
+          expect(conditionOf(s)).toBeDefined();
+          if (JSON.stringify(conditionOf(s)).includes('user#')) expect(actions(s)).toEqual(['dynamodb:GetItem']);
+        }
+      }
+    });
   });
 
-  it('$connect reaches the Security table (identities from tokens) and nothing else: no other table, no connections, no VPC', () => {
-    const statements = statementsOf(template, id(wsConnect.role!));
-    expect(statements.length).toBeGreaterThan(0);
-    for (const statement of statements) {
-      expect(actions(statement).every((a) => a.startsWith('dynamodb:'))).toBe(true);
-      expect([statement.Resource].flat()).toEqual([{ 'Fn::GetAtt': [id(stack.tables.table('Security')), 'Arn'] }]);
+  it('the delivery secret is readable by the functions that deliver and the listener tasks (at start, through the execution role), by no one else', () => {
+    const secret = id(stack.deliverySecret);
+    const readers = Object.values(template.findResources('AWS::IAM::Policy'))
+      .filter((p) => (p.Properties.PolicyDocument.Statement as Statement[]).some((s) => actions(s).some((a) => a.startsWith('secretsmanager:'))))
+      .flatMap((p) => (p.Properties.Roles as Array<{ Ref: string }>).map((r) => r.Ref));
+    const deliverers = [...Object.values(deliveringFunctions), stack.sweeper];
+    expect(readers.sort()).toEqual([...deliverers.map((fn) => id(fn.role!)), id(stack.deviceListener.taskDefinition.obtainExecutionRole())].sort());
+    for (const role of readers) {
+      const statements = statementsOf(template, role).filter((s) => actions(s).some((a) => a.startsWith('secretsmanager:')));
+      expect(statements).toEqual([{ Action: ['secretsmanager:GetSecretValue', 'secretsmanager:DescribeSecret'], Effect: 'Allow', Resource: { Ref: secret } }]);
     }
+    const functions = template.findResources('AWS::Lambda::Function');
+    for (const fn of deliverers) expect(functions[id(fn)]!.Properties.Environment.Variables.DELIVERY_SECRET_ARN).toEqual({ Ref: secret });
+    expect(functions[id(wsConnect)]!.Properties.Environment.Variables.DELIVERY_SECRET_ARN).toBeUndefined();
+    const [container] = Object.values(template.findResources('AWS::ECS::TaskDefinition'))[0]!.Properties.ContainerDefinitions as Array<Record<string, unknown>>;
+    expect(container!.Secrets).toEqual([{ Name: 'DELIVERY_SECRET', ValueFrom: { Ref: secret } }]);
+  });
+
+  it('$connect runs outside the VPC, and its only permissions are on the Security table (above)', () => {
     expect(template.findResources('AWS::Lambda::Function')[id(wsConnect)]!.Properties.VpcConfig).toBeUndefined();
+    expect(statementsOf(template, id(wsConnect.role!)).filter((s) => !actions(s).every((a) => a.startsWith('dynamodb:')))).toEqual([]);
   });
 
   it('API Gateway may invoke exactly the three route handlers, from this API only; the schedule only the sweeper', () => {

@@ -24,6 +24,7 @@ describe('listener container', () => {
         MQTT_PORT: '0',
         MQTT_WS_PORT: '0',
         DELIVERY_PORT: '0',
+        DELIVERY_SECRET: 'a-delivery-secret-as-ecs-injects-it-0123456789',
       },
       stdio: ['ignore', 'ignore', 'pipe'],
     });
@@ -49,6 +50,22 @@ describe('listener container', () => {
       expect(lines.map((l) => l.message)).toEqual(['listener started', 'SIGTERM: draining connections']);
     } finally {
       child.kill('SIGKILL');
+    }
+  });
+
+  it('refuses to start without the delivery secret, in one line that names it', { timeout: 60_000 }, async () => {
+    await run('npm', ['run', 'build:listener'], { cwd: process.cwd() });
+    const base = { PATH: process.env.PATH, PACKET_HANDLER_FUNCTION: 'packet-handler', AWS_REGION: 'us-east-1', LISTEN_HOST: '127.0.0.1', ADVERTISED_HOST: '127.0.0.1', MQTT_PORT: '0', MQTT_WS_PORT: '0', DELIVERY_PORT: '0' };
+    for (const env of [base, { ...base, DELIVERY_SECRET: 'too-short' }]) {
+      const failed = await run(process.execPath, ['dist/listener/main.mjs'], { env }).then(
+        () => undefined,
+        (error: { code: number; stderr: string }) => error,
+      );
+      expect(failed?.code).toBe(1);
+      const lines = failed!.stderr.split('\n').filter((l) => l.startsWith('{'));
+      expect(lines.map((l) => (JSON.parse(l) as { message: string }).message)).toEqual([
+        'DELIVERY_SECRET must hold the delivery secret (at least 32 characters): the delivery endpoint accepts only requests signed with it',
+      ]);
     }
   });
 });

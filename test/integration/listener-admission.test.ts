@@ -12,6 +12,9 @@ import { createJsonLogger } from '../../shared/broker/logger';
 import type { ListenerEvent } from '../../shared/listener/events';
 import { MqttListener, type ListenerAddresses, type ListenerLimits } from '../../shared/listener/listener';
 import { eventually, settle } from '../support/clients';
+import { signedFetch, testDeliverySecret } from '../support/signed-fetch';
+
+const deliverySecret = testDeliverySecret();
 
 const stops: Array<() => Promise<void>> = [];
 afterAll(async () => {
@@ -26,6 +29,7 @@ async function startListener(limits: Partial<ListenerLimits>, proxyProtocol = fa
     wsPort: 0,
     deliveryPort: 0,
     advertisedHost: '127.0.0.1',
+    deliverySecret,
     sink: { invoke: async (event) => void events.push(event) },
     log: createJsonLogger('silent'),
     limits,
@@ -69,7 +73,7 @@ function proxyHeader(source: string): Buffer {
 const LOCAL_HEADER = Buffer.from('0d0a0d0a000d0a515549540a20000000', 'hex');
 
 async function sourceIp(deliveryEndpoint: string, connectionId: string): Promise<string> {
-  const response = await fetch(`${deliveryEndpoint}/@connections/${encodeURIComponent(connectionId)}`);
+  const response = await signedFetch(deliverySecret, `${deliveryEndpoint}/@connections/${encodeURIComponent(connectionId)}`);
   return ((await response.json()) as { Identity: { SourceIp: string } }).Identity.SourceIp;
 }
 

@@ -16,6 +16,7 @@ const listener = new MqttListener({
   wsPort: 0,
   deliveryPort: 0,
   advertisedHost: '127.0.0.1',
+  deliverySecret: 'a-test-delivery-secret-of-32-characters',
   // The listener's port to the packet handler: here it records what would go to Lambda.
   sink: { invoke: async (event) => void events.push(event) },
   log: createJsonLogger('silent'),

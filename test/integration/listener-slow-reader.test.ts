@@ -14,6 +14,9 @@ import { encodeDeliveryBatch } from '../../shared/gateway/delivery-batch';
 import type { ListenerEvent } from '../../shared/listener/events';
 import { MqttListener } from '../../shared/listener/listener';
 import { eventually } from '../support/clients';
+import { signedFetch, testDeliverySecret } from '../support/signed-fetch';
+
+const deliverySecret = testDeliverySecret();
 
 const MAX_OUTBOUND = 1024 * 1024;
 const PAYLOAD = 256 * 1000;
@@ -26,6 +29,7 @@ const listener = new MqttListener({
   wsPort: 0,
   deliveryPort: 0,
   advertisedHost: '127.0.0.1',
+  deliverySecret,
   sink: { invoke: async (event) => void events.push(event) },
   log: createJsonLogger('silent'),
   limits: { maxOutboundBytes: MAX_OUTBOUND },
@@ -82,7 +86,7 @@ async function connect(door: 'tcp' | 'websocket'): Promise<TestClient> {
 }
 
 async function post(connectionId: string, body: Buffer): Promise<number> {
-  const response = await fetch(`${ports.deliveryEndpoint}/@connections/${encodeURIComponent(connectionId)}`, { method: 'POST', body });
+  const response = await signedFetch(deliverySecret, `${ports.deliveryEndpoint}/@connections/${encodeURIComponent(connectionId)}`, { method: 'POST', body });
   await response.arrayBuffer();
   return response.status;
 }
@@ -116,8 +120,8 @@ describe('a client that stops reading', () => {
       await eventually(() => events.some((e) => e.type === 'closed' && e.connectionId === slow.connectionId), 'the close report');
       expect(events.find((e) => e.type === 'closed' && e.connectionId === slow.connectionId)).toMatchObject({ reason: expect.stringMatching(/not reading/) });
       const at = `${ports.deliveryEndpoint}/@connections/${encodeURIComponent(slow.connectionId)}`;
-      expect((await fetch(at)).status).toBe(410);
-      const batch = await fetch(`${ports.deliveryEndpoint}/@connections`, {
+      expect((await signedFetch(deliverySecret, at)).status).toBe(410);
+      const batch = await signedFetch(deliverySecret, `${ports.deliveryEndpoint}/@connections`, {
         method: 'POST',
         body: encodeDeliveryBatch([[slow.connectionId, Buffer.from([0xd0, 0])]]),
       });

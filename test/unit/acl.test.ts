@@ -27,6 +27,30 @@ describe('ACL rules', () => {
     }
   });
 
+  it('substitutes %u and %c in one pass: a user name or client id holding a placeholder stays literal', () => {
+    expect(substitute('users/%u/#', { username: '%c', clientId: 'bob' })).toBe('users/%c/#');
+    expect(substitute('d/%u/%c', { username: 'x%c', clientId: 'y%u' })).toBe('d/x%c/y%u');
+    expect(substitute('d/%c/%u', { username: 'u', clientId: '%u' })).toBe('d/%u/u');
+    // a user named %c cannot reach bob's tree by connecting with client id bob
+    const acl = new SubjectAcl(parseAcl('readwrite users/%u/#'), { username: '%c', clientId: 'bob' });
+    expect(acl.canSubscribe('users/bob/#')).toBe(false);
+    expect(acl.canPublish('users/bob/x')).toBe(false);
+    expect(acl.canPublish('users/%c/x')).toBe(true);
+  });
+
+  it("a value starting with '$' does not apply (a grant) or denies everything (a deny): %u/# never becomes $SYS/#", () => {
+    expect(substitute('%u/#', { username: '$SYS', clientId: 'c' })).toBeUndefined();
+    expect(substitute('d/%c', { username: 'u', clientId: '$x' })).toBeUndefined();
+    const acl = new SubjectAcl(parseAcl('readwrite %u/#\nreadwrite %c/#'), { username: '$SYS', clientId: '$share' });
+    expect(acl.canSubscribe('$SYS/#')).toBe(false);
+    expect(acl.canReceive('$SYS/broker/load')).toBe(false);
+    expect(acl.canPublish('$share/x')).toBe(false);
+    const denied = new SubjectAcl(parseAcl('readwrite #\ndeny private/%c/#'), { clientId: '$x' });
+    expect(denied.canPublish('a')).toBe(false);
+    // a '$' further in is an ordinary character
+    expect(substitute('d/%u', { username: 'a$b', clientId: 'c' })).toBe('d/a$b');
+  });
+
   it('grants write for publish, read for subscribe; deny wins whatever the order', () => {
     const acl = new SubjectAcl(parseAcl('deny public/secret/#\nreadwrite devices/%u/#\nread public/#'), { username: 'alice', clientId: 'c1' });
     expect(acl.canPublish('devices/alice/temp')).toBe(true);
@@ -41,6 +65,44 @@ describe('ACL rules', () => {
     expect(acl.canSubscribe('public/#')).toBe(false);
     expect(acl.canSubscribe('devices/alice/#')).toBe(true);
     expect(acl.canSubscribe('devices/+/temp')).toBe(false);
+  });
+
+  it('shared subscriptions need a $share rule naming the share: a plain read rule grants none', () => {
+    const rules = parseAcl(['read jobs/#', 'read $share/workers/jobs/#', 'read $share/%u/reports/#', 'read $share/+/public/#', 'deny $share/+/public/secret/#'].join('\n'));
+    const backend = new SubjectAcl(rules, { username: 'backend', clientId: 'b1' });
+    expect(backend.canSubscribe('$share/workers/jobs/#')).toBe(true);
+    expect(backend.canSubscribe('$share/workers/jobs/+/urgent')).toBe(true);
+    expect(backend.canSubscribe('$share/others/jobs/#')).toBe(false);
+    expect(backend.canSubscribe('$share/workers/#')).toBe(false);
+    expect(backend.canSubscribe('$share/backend/reports/#')).toBe(true);
+    expect(backend.canSubscribe('$share/alice/reports/#')).toBe(false);
+    expect(backend.canSubscribe('$share/anyone/public/x')).toBe(true);
+    // a $share deny overlapping the filter, for that share name or any
+    expect(backend.canSubscribe('$share/anyone/public/secret/x')).toBe(false);
+    expect(backend.canSubscribe('$share/anyone/public/#')).toBe(false);
+    // $share rules grant nothing outside shared subscriptions
+    expect(backend.canSubscribe('public/x')).toBe(false);
+    expect(backend.canReceive('public/x')).toBe(false);
+    expect(backend.canPublish('$share/workers/jobs/1')).toBe(false);
+
+    const reader = new SubjectAcl(parseAcl('read jobs/#'), { username: 'reader', clientId: 'r1' });
+    expect(reader.canSubscribe('jobs/#')).toBe(true);
+    expect(reader.canSubscribe('$share/workers/jobs/#')).toBe(false);
+    expect(reader.canSubscribe('$share/reader/jobs/#')).toBe(false);
+    // a plain deny applies to the filter of a shared subscription too
+    const denied = new SubjectAcl(parseAcl('read $share/+/jobs/#\ndeny jobs/hr/#'), { clientId: 'c' });
+    expect(denied.canSubscribe('$share/w/jobs/x/+')).toBe(true);
+    expect(denied.canSubscribe('$share/w/jobs/#')).toBe(false);
+  });
+
+  it('refuses $share rules that say write, lack a filter, or have a wildcard for part of a share name', () => {
+    expect(() => parseAclRule('write $share/workers/jobs/#')).toThrow(/read or deny, not write/);
+    expect(() => parseAclRule('read $share/workers')).toThrow(/\$share\/<share name>\/<filter>/);
+    expect(() => parseAclRule('read $share//jobs')).toThrow(/\$share\/<share name>\/<filter>/);
+    expect(() => parseAclRule('read $share/#')).toThrow(/\$share\/<share name>\/<filter>/);
+    expect(() => parseAclRule('read $share/a+/jobs')).toThrow(/the share name is a name, %u, %c or \+/);
+    expect(() => parseAclRule('read $share/w/jobs/#/x')).toThrow(AclSyntaxError);
+    expect(parseAclRule('$share/%c/jobs/#')).toEqual({ access: 'readwrite', filter: '$share/%c/jobs/#' });
   });
 
   it("[MQTT-4.7.2-1] a rule starting with a wildcard does not grant '$' topics", () => {

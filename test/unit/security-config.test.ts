@@ -24,7 +24,30 @@ describe('security configuration from the environment', () => {
     expect(securityPolicyFromEnv({ MQTT_ACL: '' }, { allowAnonymous: true }).acl).toEqual([]);
     expect(securityPolicyFromEnv({}, { allowAnonymous: true }).acl).toBeUndefined();
     expect(securityPolicyFromEnv({ MQTT_JWT_ISSUER: 'x' }, { allowAnonymous: true }).jwt).toBeUndefined();
-    expect(securityPolicyFromEnv({ MQTT_JWT_SECRET: 's'.repeat(32) }, { allowAnonymous: true }).jwt).toBeDefined();
+    expect(securityPolicyFromEnv({ MQTT_JWT_SECRET: 's'.repeat(32), MQTT_JWT_AUDIENCE: 'mqtt' }, { allowAnonymous: true }).jwt).toBeDefined();
     expect(() => securityPolicyFromEnv({ MQTT_ACL_FILE: '/nonexistent/acl' }, { allowAnonymous: true })).toThrow(/cannot read the ACL file \/nonexistent\/acl: ENOENT/);
+  });
+
+  it('JWT: one line naming the setting when the audience is missing, a JWKS URL is not https or comes without an issuer', () => {
+    const error = (env: Record<string, string | undefined>): string => {
+      try {
+        securityPolicyFromEnv(env, { allowAnonymous: false });
+        return 'no error';
+      } catch (e) {
+        expect(e).toBeInstanceOf(ConfigurationError);
+        return (e as Error).message;
+      }
+    };
+    for (const source of [{ MQTT_JWT_SECRET: 's'.repeat(32) }, { MQTT_JWT_PUBLIC_KEY: 'pem' }, { MQTT_JWT_JWKS_URL: 'https://id.example/jwks.json', MQTT_JWT_ISSUER: 'https://id.example' }]) {
+      expect(error(source)).toMatch(/^MQTT_JWT_AUDIENCE must be set when JWT authentication is on: /);
+    }
+    expect(error({ MQTT_JWT_JWKS_URL: 'http://id.example/jwks.json', MQTT_JWT_AUDIENCE: 'mqtt', MQTT_JWT_ISSUER: 'https://id.example' })).toBe(
+      'MQTT_JWT_JWKS_URL must be an https:// URL (plain http only on loopback), got "http://id.example/jwks.json"',
+    );
+    expect(error({ MQTT_JWT_JWKS_URL: 'https://id.example/jwks.json', MQTT_JWT_AUDIENCE: 'mqtt' })).toMatch(/^MQTT_JWT_ISSUER must be set with a JWKS URL: /);
+    expect(error({ MQTT_JWT_JWKS_URL: 'https://id.example/jwks.json', MQTT_JWT_AUDIENCE: 'mqtt', MQTT_JWT_ISSUER: 'https://id.example' })).toBe('no error');
+    for (const message of [error({ MQTT_JWT_SECRET: 's'.repeat(32) }), error({ MQTT_JWT_JWKS_URL: 'http://id.example/k', MQTT_JWT_AUDIENCE: 'a', MQTT_JWT_ISSUER: 'i' })]) {
+      expect(message).not.toContain('\n');
+    }
   });
 });
