@@ -10,7 +10,8 @@ import type {
 import type { BrokerDeps } from '../shared/broker/context';
 import { handleConnectionClosed } from '../shared/broker/connection-closed';
 import { handlePackets } from '../shared/broker/dispatch';
-import { runFanoutJob, type FanoutJob } from '../shared/broker/fanout';
+import { runFanoutJob } from '../shared/broker/fanout';
+import type { FanoutJob } from '../shared/broker/ports';
 import { handleStreamFailure } from '../shared/broker/stream-failure';
 import type { ConnectionDirectory, ConnectionInbox, ConnectionProbe } from '../shared/broker/ports';
 import { Sequencer, type HandleMessages, type SequencerOptions } from '../shared/broker/sequencer';

@@ -6,11 +6,11 @@ import { DynamoDBClient, type DynamoDBClientConfig } from '@aws-sdk/client-dynam
 import { LambdaClient } from '@aws-sdk/client-lambda';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { defaultBrokerConfig, type BrokerConfig, type BrokerDeps } from '../shared/broker/context';
-import { createJsonLogger, type LogLevel } from '../shared/broker/logger';
-import type { FanoutWorkers } from '../shared/broker/fanout';
+import { createJsonLogger, type LogLevel } from '../shared/util/logger';
+import type { FanoutWorkers } from '../shared/broker/ports';
 import type { Logger } from '../shared/broker/ports';
 import { listenerEndpointOf } from '../shared/gateway/connection-id';
-import { LambdaFanoutWorkers } from '../shared/gateway/lambda-fanout';
+import { LambdaFanoutWorkers } from '../shared/lambda/lambda-fanout';
 import { ConnectionsApi, type ConnectionsApiOptions } from '../shared/gateway/connections-api';
 import { BrokerSecurity, type SecurityPolicy } from '../shared/security/broker-security';
 import { DynamoConnectionDirectory } from '../shared/store/dynamo-connection-directory';

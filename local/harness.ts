@@ -17,8 +17,8 @@ import {
 import type { SequencerOptions } from '../shared/broker/sequencer';
 import type { SweepResult } from '../shared/broker/sweeper';
 import type { BrokerConfig, BrokerDeps } from '../shared/broker/context';
-import type { FanoutJob } from '../shared/broker/fanout';
-import { createJsonLogger, type LogLevel } from '../shared/broker/logger';
+import type { FanoutJob } from '../shared/broker/ports';
+import { createJsonLogger, type LogLevel } from '../shared/util/logger';
 import { runDueTimers } from '../shared/broker/will';
 import type { SecurityPolicy } from '../shared/security/broker-security';
 import type { DynamoSecurityStore } from '../shared/store/dynamo-security';

@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { ConfigurationError, describeSecurity, limitsFromEnv, listenerLimitsFromEnv, securityPolicyFromEnv } from '../functions/security-config';
-import type { LogLevel } from '../shared/broker/logger';
+import type { LogLevel } from '../shared/util/logger';
 import { startHarness } from './harness';
 
 const { values: flags } = parseArgs({

@@ -6,7 +6,7 @@
  * LISTEN_HOST (0.0.0.0).
  */
 import { LambdaClient } from '@aws-sdk/client-lambda';
-import { createJsonLogger, type LogLevel } from '../../shared/broker/logger';
+import { createJsonLogger, type LogLevel } from '../../shared/util/logger';
 import { LambdaPacketSink } from '../../shared/listener/lambda-sink';
 import { MqttListener } from '../../shared/listener/listener';
 import { listenerLimitsFromEnv } from '../security-config';

@@ -13,11 +13,11 @@ import { inboundPacketLimit } from '../gateway/door-limits';
 import { listenerEndpointOf } from '../gateway/connection-id';
 import { admitConnection } from './admission';
 import { selfRecipient, type BrokerDeps } from './context';
-import { drainQueue, resendInFlight, type Recipient } from './deliver';
+import { drainQueue, resendInFlight } from './deliver';
 import { serverKeepAlive } from './keep-alive';
 import { closeWithReason } from './disconnect';
 import type { Outbox } from './outbox';
-import { connectHold, StoreUnavailableError, type ConnectionRecord, type MessageProperties, type WillMessage } from './ports';
+import { connectHold, StoreUnavailableError, type ConnectionRecord, type MessageProperties, type Recipient, type WillMessage } from './ports';
 import { publishWill } from './will';
 
 /** 5.0 default when the client sends no Session Expiry Interval: the session ends with the connection. */

@@ -1,7 +1,7 @@
 import { encodePacket, type Packet } from '../protocol/codec';
 import type { Outbox } from './outbox';
 import type { Delivery } from './deliver';
-import type { FanoutWorkers } from './fanout';
+import type { FanoutWorkers } from './ports';
 import type { RoutingCache } from './route';
 import type { BrokerSecurity } from '../security/broker-security';
 import type { BrokerStore, ConnectionGateway, ConnectionRecord, Logger, SecurityStore } from './ports';

@@ -12,27 +12,17 @@
 import { randomUUID } from 'node:crypto';
 import { encodePacket, type ProtocolVersion, type PublishPacket, type QoS } from '../protocol/codec';
 import { outboundPacketLimit } from '../gateway/door-limits';
-import { forEachBounded } from './concurrency';
+import { forEachBounded } from '../util/concurrency';
 import type { BrokerDeps } from './context';
 import type { Outbox } from './outbox';
 import { ReasonCode } from '../protocol/reason-codes';
 import { closeWithReason } from './disconnect';
-import { StoreUnavailableError, type OutgoingMessage, type QueuedMessage } from './ports';
+import { StoreUnavailableError, type OutgoingMessage, type QueuedMessage, type Recipient } from './ports';
 
 const PARALLEL_CLIENTS = 32;
 /** Claim-send-release rounds of one drain whose queue keeps filling meanwhile. */
 const MAX_DRAIN_ROUNDS = 20;
 const DEFAULT_RECEIVE_MAXIMUM = 65535;
-
-/** Who receives a message and how it speaks: a session, or the connection being handled. */
-export interface Recipient {
-  readonly clientId: string;
-  readonly connectionId?: string;
-  readonly protocolVersion: ProtocolVersion;
-  readonly maximumPacketSize?: number;
-  readonly receiveMaximum?: number;
-  readonly topicAliasMaximum?: number;
-}
 
 export interface Delivery {
   readonly recipient: Recipient;

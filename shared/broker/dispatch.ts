@@ -14,7 +14,7 @@ import { handleAuth } from './auth';
 import { handleConnect } from './connect';
 import { handleConnectionClosed } from './connection-closed';
 import { newBatchState, type BrokerDeps, type PacketContext } from './context';
-import { forEachBounded } from './concurrency';
+import { forEachBounded } from '../util/concurrency';
 import { deliverSplit } from './fanout';
 import { BatchLimits } from './limits';
 import { closeWithReason, handleDisconnect } from './disconnect';

@@ -6,25 +6,10 @@
  * is in flight or queued. In the cloud a worker is a synchronous Lambda invoke of the fan-out
  * function; the local harness invokes the same handler in-process through the same JSON.
  */
-import { deliver, type Delivery, type Recipient } from './deliver';
+import { deliver, type Delivery } from './deliver';
 import type { BrokerDeps } from './context';
 import { Outbox } from './outbox';
-import type { MessageProperties, QueuedMessage } from './ports';
-
-/** A part of one fan-out, as JSON (the Lambda event of the fan-out function). */
-export interface FanoutJob {
-  readonly deliveries: ReadonlyArray<{ readonly recipient: Recipient; readonly message: SerializedMessage }>;
-}
-
-type SerializedMessage = Omit<QueuedMessage, 'payload' | 'properties'> & {
-  readonly payload: string;
-  readonly properties?: Omit<MessageProperties, 'correlationData'> & { correlationData?: string };
-};
-
-/** Runs a fan-out part somewhere else and resolves when it is done. */
-export interface FanoutWorkers {
-  run(job: FanoutJob): Promise<void>;
-}
+import type { FanoutJob, QueuedMessage, SerializedMessage } from './ports';
 
 /**
  * Deliver, splitting beyond `config.fanoutPartSize` deliveries when workers are configured. A

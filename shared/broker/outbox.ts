@@ -11,7 +11,7 @@
  * client never sees an alias it was not told first. No alias state lives between flushes.
  */
 import { encodePacket, type PublishPacket } from '../protocol/codec';
-import { forEachBounded } from './concurrency';
+import { forEachBounded } from '../util/concurrency';
 import type { ConnectionGateway, DeliveryResult, Logger } from './ports';
 
 interface PendingPublish {

@@ -13,7 +13,7 @@ import {
   PostToConnectionCommand,
   type ApiGatewayManagementApiClientConfig,
 } from '@aws-sdk/client-apigatewaymanagementapi';
-import { forEachBounded } from '../broker/concurrency';
+import { forEachBounded } from '../util/concurrency';
 import type { ConnectionGateway, ConnectionProbe, DeliveryResult } from '../broker/ports';
 import { encodeDeliveryBatch, parseGoneList } from './delivery-batch';
 import { listenerEndpointOf } from './connection-id';

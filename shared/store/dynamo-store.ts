@@ -35,7 +35,7 @@ import type {
   Subscription,
   WillMessage,
 } from '../broker/ports';
-import { forEachBounded } from '../broker/concurrency';
+import { forEachBounded } from '../util/concurrency';
 import { connectHold, StoreUnavailableError } from '../broker/ports';
 import type { ProtocolVersion, UserProperties } from '../protocol/codec';
 import { hasWildcard } from '../protocol/topic';

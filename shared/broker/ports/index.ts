@@ -34,3 +34,4 @@ export interface BrokerStore {
   readonly retained: RetainedStore;
   readonly wills: WillStore;
 }
+export * from './fanout';
