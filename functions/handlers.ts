@@ -18,6 +18,7 @@ import { Sequencer, type HandleMessages, type SequencerOptions } from '../shared
 import { sweepConnections, type SweepResult } from '../shared/broker/sweeper';
 import { runDueTimers } from '../shared/broker/will';
 import type { ListenerEvent } from '../shared/listener/events';
+import type { BrokerSecurity } from '../shared/security/broker-security';
 import { parseSequenced } from '../shared/gateway/sequence-prefix';
 import { decodeTextMessage } from '../shared/gateway/text-frames';
 
@@ -49,6 +50,11 @@ export type WebSocketConnectEvent = APIGatewayProxyWebsocketEventV2 & {
   queryStringParameters?: Record<string, string | undefined>;
 };
 
+/** What `$connect` needs: the token check and where it remembers the identity for the CONNECT. */
+export interface DoorSecurityDeps extends Pick<BrokerDeps, 'log' | 'now'> {
+  readonly security: Pick<BrokerSecurity, 'verifyToken' | 'rememberDoorIdentity'>;
+}
+
 /** API Gateway closes a WebSocket connection after two hours at most. */
 const MAX_CONNECTION_SECONDS = 2 * 60 * 60;
 
@@ -62,7 +68,7 @@ const SUBPROTOCOLS = ['mqtt', 'mqttv3.1'];
  * refuses the handshake (401) before any MQTT is spoken; a valid one is remembered for this
  * connection, and a CONNECT that then carries no credentials is that token's user.
  */
-export function createWsConnectHandler(deps: Pick<BrokerDeps, 'security' | 'log' | 'now'>) {
+export function createWsConnectHandler(deps: DoorSecurityDeps) {
   return async (event: WebSocketConnectEvent): Promise<APIGatewayProxyResultV2> => {
     const offered = headerValue(event.headers, 'sec-websocket-protocol')
       ?.split(',')

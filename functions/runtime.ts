@@ -13,6 +13,7 @@ import { listenerEndpointOf } from '../shared/gateway/connection-id';
 import { LambdaFanoutWorkers } from '../shared/lambda/lambda-fanout';
 import { ConnectionsApi, type ConnectionsApiOptions } from '../shared/gateway/connections-api';
 import { BrokerSecurity, type SecurityPolicy } from '../shared/security/broker-security';
+import type { DoorSecurityDeps } from './handlers';
 import { DynamoConnectionDirectory } from '../shared/store/dynamo-connection-directory';
 import { DynamoConnectionInbox } from '../shared/store/dynamo-inbox';
 import { DynamoSecurityStore } from '../shared/store/dynamo-security';
@@ -37,6 +38,7 @@ export interface BrokerDepsOptions {
 
 /** The broker's dependencies, and what the API Gateway door and the sweeper need besides. */
 export type RuntimeDeps = BrokerDeps & {
+  security: BrokerSecurity;
   store: DynamoBrokerStore;
   securityStore: DynamoSecurityStore;
   gateway: ConnectionsApi;
@@ -95,7 +97,7 @@ export function brokerDepsFromEnv(env: NodeJS.ProcessEnv): RuntimeDeps {
  * What `$connect` needs, and no more: the token check and the Security table where it remembers
  * the identity (SECURITY_TABLE), with the security settings from the environment.
  */
-export function securityDepsFromEnv(env: NodeJS.ProcessEnv): Pick<BrokerDeps, 'security' | 'log' | 'now'> {
+export function securityDepsFromEnv(env: NodeJS.ProcessEnv): DoorSecurityDeps {
   const log = createJsonLogger((env.LOG_LEVEL as LogLevel | undefined) ?? 'info');
   const table = env[securityTable.envVar];
   if (!table) throw new Error(`${securityTable.envVar} is not set: the deployment must pass the Security table name`);

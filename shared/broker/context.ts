@@ -3,8 +3,7 @@ import type { Outbox } from './outbox';
 import type { Delivery } from './deliver';
 import type { FanoutWorkers } from './ports';
 import type { RoutingCache } from './route';
-import type { BrokerSecurity } from '../security/broker-security';
-import type { BrokerStore, ConnectionGateway, ConnectionRecord, Logger, SecurityStore } from './ports';
+import type { BrokerStore, ConnectionGateway, ConnectionRecord, Logger, Security, SecurityStore } from './ports';
 
 export interface BrokerConfig {
   /** Largest packet the broker accepts, announced to 5.0 clients in CONNACK. */
@@ -62,8 +61,8 @@ export interface BrokerDeps {
   readonly now: () => number;
   /** Where large fan-outs send their further parts; without it one handler delivers everything. */
   readonly fanout?: FanoutWorkers;
-  /** Authentication and topic access (shared/security/). */
-  readonly security: BrokerSecurity;
+  /** Authentication and topic access (a port; shared/security/ implements it). */
+  readonly security: Security;
   /** Users, door identities and rate counters. */
   readonly securityStore: SecurityStore;
 }
