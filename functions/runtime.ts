@@ -9,9 +9,9 @@ import { defaultBrokerConfig, type BrokerConfig, type BrokerDeps } from '../shar
 import { createJsonLogger, type LogLevel } from '../shared/util/logger';
 import type { FanoutWorkers } from '../shared/broker/ports';
 import type { Logger } from '../shared/broker/ports';
-import { listenerEndpointOf } from '../shared/gateway/connection-id';
 import { LambdaFanoutWorkers } from '../shared/lambda/lambda-fanout';
 import { ConnectionsApi, type ConnectionsApiOptions } from '../shared/gateway/connections-api';
+import { DoorLimits, type DoorOptions } from '../shared/gateway/door-limits';
 import { BrokerSecurity, type SecurityPolicy } from '../shared/security/broker-security';
 import type { DoorSecurityDeps } from './handlers';
 import { DynamoConnectionDirectory } from '../shared/store/dynamo-connection-directory';
@@ -30,6 +30,8 @@ export interface BrokerDepsOptions {
   readonly connections?: ConnectionsApiOptions;
   readonly log?: Logger;
   readonly config?: Partial<BrokerConfig>;
+  /** What the doors carry (keep-alive limits); the cloud's by default. */
+  readonly doors?: Partial<DoorOptions>;
   /** Large fan-outs are split across these; built from the deps (the local harness runs them in-process). */
   readonly fanout?: (deps: BrokerDeps) => FanoutWorkers;
   /** Authentication and ACL; default: authentication required, no ACL. */
@@ -42,6 +44,7 @@ export type RuntimeDeps = BrokerDeps & {
   store: DynamoBrokerStore;
   securityStore: DynamoSecurityStore;
   gateway: ConnectionsApi;
+  doors: DoorLimits;
   inbox: DynamoConnectionInbox;
   directory: DynamoConnectionDirectory;
 };
@@ -52,10 +55,11 @@ export function createBrokerDeps(options: BrokerDepsOptions): RuntimeDeps {
     marshallOptions: { removeUndefinedValues: true, convertClassInstanceToMap: false },
   });
   const securityStore = new DynamoSecurityStore({ client, table: options.tables.security });
+  const doors = new DoorLimits(options.doors);
   const policy: SecurityPolicy = {
     ...(options.security ?? { allowAnonymous: false }),
     // Only API Gateway's connections pass through a `$connect` that may have checked a token.
-    doorIdentityPossible: (connectionId) => listenerEndpointOf(connectionId) === undefined,
+    doorIdentityPossible: (connectionId) => doors.passesConnectRoute(connectionId),
   };
   const deps: RuntimeDeps & { fanout?: FanoutWorkers } = {
     store: new DynamoBrokerStore({ client, tables: options.tables }),
@@ -64,6 +68,7 @@ export function createBrokerDeps(options: BrokerDepsOptions): RuntimeDeps {
     inbox: new DynamoConnectionInbox({ client, tableName: options.tables.inbox }),
     directory: new DynamoConnectionDirectory({ client, tableName: options.tables.connections }),
     gateway: new ConnectionsApi(options.connections ?? {}),
+    doors,
     log: options.log ?? createJsonLogger(),
     config: { ...defaultBrokerConfig, ...options.config },
     now: Date.now,

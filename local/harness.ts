@@ -22,6 +22,7 @@ import { createJsonLogger, type LogLevel } from '../shared/util/logger';
 import { runDueTimers } from '../shared/broker/will';
 import type { SecurityPolicy } from '../shared/security/broker-security';
 import type { DynamoSecurityStore } from '../shared/store/dynamo-security';
+import type { DoorOptions } from '../shared/gateway/door-limits';
 import type { ListenerEvent, PacketSink } from '../shared/listener/events';
 import { MqttListener } from '../shared/listener/listener';
 import { createTables } from '../shared/store/create-tables';
@@ -57,7 +58,7 @@ export interface HarnessOptions {
   readonly sweepIntervalMs?: number;
   /** Serve the web console on this port (0: any free one); no console when absent. */
   readonly consolePort?: number;
-  /** Broker settings over the defaults (Receive Maximum, Topic Alias Maximum, keep-alive limits...); same as `config`. */
+  /** Broker settings over the defaults (Receive Maximum, Topic Alias Maximum...); same as `config`. */
   readonly broker?: Partial<BrokerConfig>;
   /** How often due wills are published and expired sessions ended (the cloud's scheduled sweeper). */
   readonly timerIntervalMs?: number;
@@ -65,6 +66,8 @@ export interface HarnessOptions {
   readonly security?: SecurityPolicy;
   /** Limits (shared/broker/context.ts BrokerConfig) over the defaults. */
   readonly config?: Partial<BrokerConfig>;
+  /** What the doors carry (keep-alive limits, shared/gateway/door-limits.ts) over the cloud's. */
+  readonly doors?: Partial<DoorOptions>;
   /** How long the listener waits for a socket's CONNECT. */
   readonly connectTimeoutMs?: number;
   /** MQTT over TLS on this port; without cert and key (PEM), a self-signed certificate is made at start. */
@@ -174,6 +177,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
       },
       log,
       config,
+      ...(options.doors ? { doors: options.doors } : {}),
       security,
       // The fan-out function, invoked in-process with the job serialized as Lambda would carry it.
       fanout: (deps) => {
@@ -211,7 +215,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
         ...(options.tls && certificate ? { tls: { port: mqttsPort ?? options.tls.port, ...certificate } } : {}),
         limits: {
           maximumPacketSize: deps.config.maximumPacketSize,
-          keepAliveLimit: deps.config.keepAliveLimit.listener,
+          keepAliveLimit: deps.doors.keepAlive.listener,
           ...(options.connectTimeoutMs ? { connectTimeoutMs: options.connectTimeoutMs } : {}),
         },
       });

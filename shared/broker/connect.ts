@@ -9,8 +9,6 @@ import { randomUUID } from 'node:crypto';
 import { encodePacket, type ConnectPacket, type ProtocolVersion } from '../protocol/codec';
 import { connackReturnCodeFor, MqttProtocolError, ReasonCode } from '../protocol/reason-codes';
 import { checkTopicName } from '../protocol/topic';
-import { inboundPacketLimit } from '../gateway/door-limits';
-import { listenerEndpointOf } from '../gateway/connection-id';
 import { admitConnection } from './admission';
 import { selfRecipient, type BrokerDeps } from './context';
 import { drainQueue, resendInFlight } from './deliver';
@@ -100,7 +98,7 @@ export async function handleConnect(
     connack(protocolVersion, ReasonCode.Success, sessionPresent, {
       deps,
       // what the client's door carries (the API Gateway door: one 32 KB frame)
-      maximumPacketSize: inboundPacketLimit(connectionId, deps.config.maximumPacketSize),
+      maximumPacketSize: deps.doors.inboundPacketLimit(connectionId, deps.config.maximumPacketSize),
       assignedClientIdentifier: assigned,
       serverKeepAlive: keepAlive.server,
       responseInformation: packet.properties?.requestResponseInformation ? `response/${clientId}` : undefined,
@@ -146,8 +144,7 @@ function clientLimits(packet: ConnectPacket, version: ProtocolVersion) {
 
 /** The keep-alive this connection lives by, and the Server Keep Alive that tells a 5.0 client so. */
 function negotiateKeepAlive(deps: BrokerDeps, connectionId: string, version: ProtocolVersion, requested: number) {
-  const limit = listenerEndpointOf(connectionId) !== undefined ? deps.config.keepAliveLimit.listener : deps.config.keepAliveLimit.apiGateway;
-  const server = serverKeepAlive(version, requested, limit);
+  const server = serverKeepAlive(version, requested, deps.doors.keepAliveLimit(connectionId));
   return { effective: server ?? requested, server };
 }
 

@@ -3,7 +3,7 @@ import type { Outbox } from './outbox';
 import type { Delivery } from './deliver';
 import type { FanoutWorkers } from './ports';
 import type { RoutingCache } from './route';
-import type { BrokerStore, ConnectionGateway, ConnectionRecord, Logger, Security, SecurityStore } from './ports';
+import type { BrokerStore, ConnectionGateway, ConnectionRecord, Doors, Logger, Security, SecurityStore } from './ports';
 
 export interface BrokerConfig {
   /** Largest packet the broker accepts, announced to 5.0 clients in CONNACK. */
@@ -12,12 +12,6 @@ export interface BrokerConfig {
   readonly receiveMaximum: number;
   /** Topic aliases a 5.0 client may set on its PUBLISHes. */
   readonly topicAliasMaximum: number;
-  /**
-   * The longest keep-alive each door carries: the NLB closes idle TLS flows after 350 s and API
-   * Gateway idle connections after 10 minutes. 5.0 clients asking for more (or none) are given
-   * this as Server Keep Alive.
-   */
-  readonly keepAliveLimit: { readonly listener: number; readonly apiGateway: number };
   /** Recipients one handler delivers to itself; a larger fan-out is split across workers. */
   readonly fanoutPartSize: number;
   /** Longest topic name or filter, in UTF-8 bytes (they become DynamoDB keys, which hold 2,048). */
@@ -43,7 +37,6 @@ export const defaultBrokerConfig: BrokerConfig = {
   maximumPacketSize: 256 * 1024,
   receiveMaximum: 65535,
   topicAliasMaximum: 32,
-  keepAliveLimit: { listener: 300, apiGateway: 540 },
   fanoutPartSize: 250,
   maxTopicLength: 1024,
   maxTopicLevels: 32,
@@ -56,6 +49,8 @@ export const defaultBrokerConfig: BrokerConfig = {
 export interface BrokerDeps {
   readonly store: BrokerStore;
   readonly gateway: ConnectionGateway;
+  /** What each connection's door carries: keep-alive, packet sizes in and out (shared/gateway/ knows the doors). */
+  readonly doors: Doors;
   readonly log: Logger;
   readonly config: BrokerConfig;
   readonly now: () => number;

@@ -11,7 +11,6 @@
  */
 import { randomUUID } from 'node:crypto';
 import { encodePacket, type ProtocolVersion, type PublishPacket, type QoS } from '../protocol/codec';
-import { outboundPacketLimit } from '../gateway/door-limits';
 import { forEachBounded } from '../util/concurrency';
 import type { BrokerDeps } from './context';
 import type { Outbox } from './outbox';
@@ -36,7 +35,7 @@ export async function deliver(deps: BrokerDeps, outbox: Outbox, deliveries: read
   for (const delivery of deliveries) {
     // [MQTT-3.3.2-5] a message whose expiry interval has passed is not delivered
     if (isExpired(delivery.message, now)) continue;
-    if (tooLarge(delivery, now)) {
+    if (tooLarge(deps, delivery, now)) {
       deps.log.warn('message larger than the subscriber or its door accepts, not sent', { clientId: delivery.recipient.clientId, topic: delivery.message.topic });
       continue;
     }
@@ -116,7 +115,7 @@ export async function drainQueue(deps: BrokerDeps, outbox: Outbox, recipient: Re
       const { messages } = await deps.store.deliveries.claimQueued(clientId, connectionId, receiveMaximum, hold);
       const now = deps.now();
       // Queued under the session's last connection, a message may be too large for this one.
-      const dropped = messages.filter((message) => tooLarge({ recipient, message }, now));
+      const dropped = messages.filter((message) => tooLarge(deps, { recipient, message }, now));
       for (const message of messages) if (!dropped.includes(message)) send(outbox, recipient, message, message.packetId, false, now);
       await outbox.flushNow(deps, connectionId);
       if (dropped.length > 0) {
@@ -149,7 +148,7 @@ export async function resendInFlight(deps: BrokerDeps, outbox: Outbox, recipient
   for (const message of messages) {
     if (message.state === 'pubrel') {
       outbox.send(recipient.connectionId, encodePacket({ cmd: 'pubrel', messageId: message.packetId }, recipient.protocolVersion));
-    } else if (tooLarge({ recipient, message }, now)) {
+    } else if (tooLarge(deps, { recipient, message }, now)) {
       // [MQTT-3.1.2-24] this connection's Maximum Packet Size may be smaller than the last one's
       dropped.push(message);
     } else {
@@ -206,8 +205,8 @@ function isExpired(message: QueuedMessage, now: number): boolean {
 }
 
 /** [MQTT-3.1.2-25] a packet larger than the client's Maximum Packet Size (or its door's) is not sent to it. */
-function tooLarge({ recipient, message }: Delivery, now: number): boolean {
-  const limit = outboundPacketLimit(recipient.connectionId, recipient.maximumPacketSize);
+function tooLarge(deps: BrokerDeps, { recipient, message }: Delivery, now: number): boolean {
+  const limit = deps.doors.outboundPacketLimit(recipient.connectionId, recipient.maximumPacketSize);
   if (limit === undefined) return false;
   // The packet id's value does not change the size; a placeholder stands in.
   const packet = publishPacket(recipient.protocolVersion, message, message.qos > 0 ? 1 : undefined, false, now);

@@ -11,6 +11,7 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import { defaultBrokerConfig } from '../broker/context';
 import type { Logger } from '../broker/ports';
 import { newListenerConnectionId } from '../gateway/connection-id';
+import { defaultDoorOptions } from '../gateway/door-limits';
 import { ClientConnection, type ConnectionLimits, type Transport } from './client-connection';
 import { createDeliveryServer } from './delivery-endpoint';
 import type { PacketSink } from './events';
@@ -44,7 +45,7 @@ const defaultLimits: ConnectionLimits = {
   maximumPacketSize: defaultBrokerConfig.maximumPacketSize,
   connectTimeoutMs: 10_000,
   maxBatchPackets: 100,
-  keepAliveLimit: defaultBrokerConfig.keepAliveLimit.listener,
+  keepAliveLimit: defaultDoorOptions.keepAliveLimit.listener,
   maxQueuedBytes: 1024 * 1024,
 };
 

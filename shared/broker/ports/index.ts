@@ -35,3 +35,4 @@ export interface BrokerStore {
   readonly wills: WillStore;
 }
 export * from './fanout';
+export * from './doors';
