@@ -9,8 +9,8 @@ import type {
 } from 'aws-lambda';
 import type { BrokerDeps } from '../shared/broker/context';
 import { handleConnectionClosed } from '../shared/broker/connection-closed';
-import { handlePackets } from '../shared/broker/dispatch';
-import { runFanoutJob } from '../shared/broker/fanout';
+import { handlePackets } from '../shared/broker/packets';
+import { runFanoutJob } from '../shared/broker/fanout-worker';
 import type { FanoutJob } from '../shared/broker/ports';
 import { handleStreamFailure } from '../shared/broker/stream-failure';
 import type { ConnectionDirectory, ConnectionInbox, ConnectionProbe } from '../shared/broker/ports';
@@ -26,12 +26,14 @@ import { decodeTextMessage } from '../shared/gateway/text-frames';
 export function createPacketsHandler(deps: BrokerDeps) {
   return async (event: ListenerEvent): Promise<void> => {
     switch (event.type) {
-      case 'packets':
-        return handlePackets(deps, event.connectionId, event.packets.map((p) => Buffer.from(p, 'base64')), event.protocolVersion);
+      case 'packets': {
+        const { gone } = await handlePackets(deps, event.connectionId, event.packets.map((p) => Buffer.from(p, 'base64')), event.protocolVersion);
+        return endGone(deps, gone);
+      }
       case 'closed':
         return handleConnectionClosed(deps, event.connectionId);
       case 'failed':
-        return handleStreamFailure(deps, event.connectionId, event.reasonCode, event.reason);
+        return endGone(deps, await handleStreamFailure(deps, event.connectionId, event.reasonCode, event.reason));
     }
   };
 }
@@ -39,8 +41,7 @@ export function createPacketsHandler(deps: BrokerDeps) {
 /** A part of a large fan-out, from the packet handler that split it. */
 export function createFanoutHandler(deps: BrokerDeps) {
   return async (job: FanoutJob): Promise<void> => {
-    const gone = await runFanoutJob(deps, job);
-    await Promise.all(gone.map((id) => handleConnectionClosed(deps, id)));
+    await endGone(deps, await runFanoutJob(deps, job));
   };
 }
 
@@ -146,7 +147,15 @@ export function createSweeperHandler(deps: BrokerDeps, directory: ConnectionDire
 }
 
 function packetHandler(deps: BrokerDeps, connectionId: string): HandleMessages {
-  return (bodies) => handlePackets(deps, connectionId, bodies.flatMap((body) => decodeTextMessage(body, deps.config.maximumPacketSize)));
+  return async (bodies) => {
+    const { gone } = await handlePackets(deps, connectionId, bodies.flatMap((body) => decodeTextMessage(body, deps.config.maximumPacketSize)));
+    await endGone(deps, gone);
+  };
+}
+
+/** Connections found gone while delivering end as a close would end them (their wills published). */
+async function endGone(deps: BrokerDeps, gone: readonly string[]): Promise<void> {
+  await Promise.all(gone.map((connectionId) => handleConnectionClosed(deps, connectionId)));
 }
 
 function headerValue(headers: Record<string, string | undefined> | undefined, name: string): string | undefined {

@@ -1,9 +1,23 @@
-import { encodePacket, type Packet } from '../protocol/codec';
-import type { Outbox } from './outbox';
-import type { Delivery } from './deliver';
-import type { FanoutWorkers } from './ports';
-import type { RoutingCache } from './route';
-import type { BrokerStore, ConnectionGateway, ConnectionRecord, Doors, Logger, Security, SecurityStore } from './ports';
+/**
+ * What every handler works with: the broker's dependencies and configuration, the packet's
+ * context, and the one type every packet handler has.
+ */
+import type { Packet } from '../protocol/codec';
+import { MqttProtocolError, ReasonCode } from '../protocol/reason-codes';
+import { send, type Action, type Send } from './actions';
+import type {
+  BrokerStore,
+  ConnectionGateway,
+  ConnectionRecord,
+  Doors,
+  FanoutWorkers,
+  Logger,
+  Recipient,
+  Security,
+  SecurityStore,
+  SessionRecord,
+  Subscription,
+} from './ports';
 
 export interface BrokerConfig {
   /** Largest packet the broker accepts, announced to 5.0 clients in CONNACK. */
@@ -62,12 +76,31 @@ export interface BrokerDeps {
   readonly securityStore: SecurityStore;
 }
 
-/** One packet from one connected client, and where its answers go. */
+/** One packet from one client: who sent it, and what its batch has learned so far. */
 export interface PacketContext {
   readonly deps: BrokerDeps;
-  readonly connection: ConnectionRecord;
-  readonly outbox: Outbox;
+  readonly connectionId: string;
+  /** The connection's record, from its CONNECT on; undefined while its CONNECT is handled. */
+  readonly connection: ConnectionRecord | undefined;
   readonly batch: BatchState;
+}
+
+/** Every packet handler: the packet in, what must happen out (the dispatcher carries it out, in order). */
+export type PacketHandler<P extends Packet> = (ctx: PacketContext, packet: P) => Promise<Action[]>;
+
+/** The context of a packet that comes after CONNECT. */
+export interface ConnectedContext extends PacketContext {
+  readonly connection: ConnectionRecord;
+}
+
+/** The handler of a packet only a connected client may send. */
+export function afterConnect<P extends Packet>(handle: (ctx: ConnectedContext, packet: P) => Promise<Action[]>): PacketHandler<P> {
+  return (ctx, packet) => {
+    const { connection } = ctx;
+    // [MQTT-3.1.0-1] the first packet from the client must be CONNECT; otherwise close, no CONNACK
+    if (!connection) throw new MqttProtocolError(ReasonCode.ProtocolError, `${packet.cmd} before CONNECT`);
+    return handle({ ...ctx, connection }, packet);
+  };
 }
 
 /** What a batch of one connection's packets learns as it goes. */
@@ -78,16 +111,28 @@ export interface BatchState {
   unacknowledged?: number;
   /** Subscribers by topic, read once per batch (see RoutingCache). */
   readonly routes: RoutingCache;
-  /** Deliveries of this run of PUBLISHes, made when the run ends (see dispatch.ts). */
-  readonly deferred: Delivery[];
 }
 
+/** A topic's subscriptions and their sessions, as read once for a batch. */
+export interface Routing {
+  readonly subscriptions: readonly Subscription[];
+  readonly sessions: ReadonlyMap<string, SessionRecord>;
+}
+
+/**
+ * Lookups made during one batch of one connection's packets, by topic. Every packet of a batch
+ * had arrived before the batch's first read, so a read made for an earlier packet is as fresh for
+ * a later one: a subscriber whose SUBACK went out before a PUBLISH was sent is in it. The batch's
+ * own SUBSCRIBE/UNSUBSCRIBE clears it.
+ */
+export type RoutingCache = Map<string, Promise<Routing>>;
+
 export function newBatchState(connection: ConnectionRecord | undefined): BatchState {
-  return { routes: new Map(), deferred: [], topicAliases: new Map(Object.entries(connection?.topicAliases ?? {}).map(([alias, topic]) => [Number(alias), topic])) };
+  return { routes: new Map(), topicAliases: new Map(Object.entries(connection?.topicAliases ?? {}).map(([alias, topic]) => [Number(alias), topic])) };
 }
 
 /** The connection being handled, as a recipient of deliveries. */
-export function selfRecipient(connection: ConnectionRecord) {
+export function selfRecipient(connection: ConnectionRecord): Recipient {
   return {
     clientId: connection.clientId,
     connectionId: connection.connectionId,
@@ -98,9 +143,9 @@ export function selfRecipient(connection: ConnectionRecord) {
   };
 }
 
-/** Queue a packet to the connection that sent the one being handled. */
-export function reply(ctx: PacketContext, packet: Packet): void {
-  ctx.outbox.send(ctx.connection.connectionId, encodePacket(packet, ctx.connection.protocolVersion));
+/** A packet to the connection that sent the one being handled. */
+export function reply(ctx: ConnectedContext, packet: Packet): Send {
+  return send(ctx.connection.connectionId, ctx.connection.protocolVersion, packet);
 }
 
 export function isV5(connection: Pick<ConnectionRecord, 'protocolVersion'>): boolean {
