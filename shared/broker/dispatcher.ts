@@ -39,7 +39,9 @@ export class Dispatcher {
   private async performOne(action: Action): Promise<void> {
     switch (action.type) {
       case 'send':
-        return this.outbox.add(action);
+        // A connection that said goodbye hears nothing after it.
+        if (!this.isClosing(action.connectionId)) this.outbox.add(action);
+        return;
       case 'deliver':
         return this.deliver(action.deliveries);
       case 'drain':
@@ -88,7 +90,8 @@ export class Dispatcher {
 
   private sendPublish(recipient: Recipient, message: QueuedMessage, packetId: number | undefined): void {
     const { connectionId, protocolVersion, topicAliasMaximum } = recipient;
-    this.outbox.add(send(connectionId!, protocolVersion, publishPacket(protocolVersion, message, packetId, false, this.deps.now()), topicAliasMaximum));
+    if (!connectionId || this.isClosing(connectionId)) return;
+    this.outbox.add(send(connectionId, protocolVersion, publishPacket(protocolVersion, message, packetId, false, this.deps.now()), topicAliasMaximum));
   }
 
   /** A connection says goodbye once: the first close wins. */
