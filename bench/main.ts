@@ -21,7 +21,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import type { LogLevel } from '../shared/broker/logger';
+import type { LogLevel } from '../shared/util/logger';
 import { DEFAULT_DEPLOYMENT, type Deployment } from './cost-model';
 import { newReport, renderReport } from './report';
 import { runScenario, type ScenarioResult } from './run';

@@ -9,14 +9,16 @@ import type {
 } from 'aws-lambda';
 import type { BrokerDeps } from '../shared/broker/context';
 import { handleConnectionClosed } from '../shared/broker/connection-closed';
-import { handlePackets } from '../shared/broker/dispatch';
-import { runFanoutJob, type FanoutJob } from '../shared/broker/fanout';
+import { handlePackets } from '../shared/broker/packets';
+import { runFanoutJob } from '../shared/broker/fanout-worker';
+import type { FanoutJob } from '../shared/broker/ports';
 import { handleStreamFailure } from '../shared/broker/stream-failure';
 import type { ConnectionDirectory, ConnectionInbox, ConnectionProbe } from '../shared/broker/ports';
 import { Sequencer, type HandleMessages, type SequencerOptions } from '../shared/broker/sequencer';
 import { sweepConnections, type SweepResult } from '../shared/broker/sweeper';
 import { runDueTimers } from '../shared/broker/will';
 import type { ListenerEvent } from '../shared/listener/events';
+import type { BrokerSecurity } from '../shared/security/broker-security';
 import { parseSequenced } from '../shared/gateway/sequence-prefix';
 import { decodeTextMessage } from '../shared/gateway/text-frames';
 
@@ -24,12 +26,14 @@ import { decodeTextMessage } from '../shared/gateway/text-frames';
 export function createPacketsHandler(deps: BrokerDeps) {
   return async (event: ListenerEvent): Promise<void> => {
     switch (event.type) {
-      case 'packets':
-        return handlePackets(deps, event.connectionId, event.packets.map((p) => Buffer.from(p, 'base64')), event.protocolVersion);
+      case 'packets': {
+        const { gone } = await handlePackets(deps, event.connectionId, event.packets.map((p) => Buffer.from(p, 'base64')), event.protocolVersion);
+        return endGone(deps, gone);
+      }
       case 'closed':
         return handleConnectionClosed(deps, event.connectionId);
       case 'failed':
-        return handleStreamFailure(deps, event.connectionId, event.reasonCode, event.reason);
+        return endGone(deps, await handleStreamFailure(deps, event.connectionId, event.reasonCode, event.reason));
     }
   };
 }
@@ -37,8 +41,7 @@ export function createPacketsHandler(deps: BrokerDeps) {
 /** A part of a large fan-out, from the packet handler that split it. */
 export function createFanoutHandler(deps: BrokerDeps) {
   return async (job: FanoutJob): Promise<void> => {
-    const gone = await runFanoutJob(deps, job);
-    await Promise.all(gone.map((id) => handleConnectionClosed(deps, id)));
+    await endGone(deps, await runFanoutJob(deps, job));
   };
 }
 
@@ -47,6 +50,11 @@ export type WebSocketConnectEvent = APIGatewayProxyWebsocketEventV2 & {
   headers?: Record<string, string | undefined>;
   queryStringParameters?: Record<string, string | undefined>;
 };
+
+/** What `$connect` needs: the token check and where it remembers the identity for the CONNECT. */
+export interface DoorSecurityDeps extends Pick<BrokerDeps, 'log' | 'now'> {
+  readonly security: Pick<BrokerSecurity, 'verifyToken' | 'rememberDoorIdentity'>;
+}
 
 /** API Gateway closes a WebSocket connection after two hours at most. */
 const MAX_CONNECTION_SECONDS = 2 * 60 * 60;
@@ -61,7 +69,7 @@ const SUBPROTOCOLS = ['mqtt', 'mqttv3.1'];
  * refuses the handshake (401) before any MQTT is spoken; a valid one is remembered for this
  * connection, and a CONNECT that then carries no credentials is that token's user.
  */
-export function createWsConnectHandler(deps: Pick<BrokerDeps, 'security' | 'log' | 'now'>) {
+export function createWsConnectHandler(deps: DoorSecurityDeps) {
   return async (event: WebSocketConnectEvent): Promise<APIGatewayProxyResultV2> => {
     const offered = headerValue(event.headers, 'sec-websocket-protocol')
       ?.split(',')
@@ -139,7 +147,15 @@ export function createSweeperHandler(deps: BrokerDeps, directory: ConnectionDire
 }
 
 function packetHandler(deps: BrokerDeps, connectionId: string): HandleMessages {
-  return (bodies) => handlePackets(deps, connectionId, bodies.flatMap((body) => decodeTextMessage(body, deps.config.maximumPacketSize)));
+  return async (bodies) => {
+    const { gone } = await handlePackets(deps, connectionId, bodies.flatMap((body) => decodeTextMessage(body, deps.config.maximumPacketSize)));
+    await endGone(deps, gone);
+  };
+}
+
+/** Connections found gone while delivering end as a close would end them (their wills published). */
+async function endGone(deps: BrokerDeps, gone: readonly string[]): Promise<void> {
+  await Promise.all(gone.map((connectionId) => handleConnectionClosed(deps, connectionId)));
 }
 
 function headerValue(headers: Record<string, string | undefined> | undefined, name: string): string | undefined {

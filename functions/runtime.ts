@@ -6,14 +6,15 @@ import { DynamoDBClient, type DynamoDBClientConfig } from '@aws-sdk/client-dynam
 import { LambdaClient } from '@aws-sdk/client-lambda';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { defaultBrokerConfig, type BrokerConfig, type BrokerDeps } from '../shared/broker/context';
-import { createJsonLogger, type LogLevel } from '../shared/broker/logger';
-import type { FanoutWorkers } from '../shared/broker/fanout';
+import { createJsonLogger, type LogLevel } from '../shared/util/logger';
+import type { FanoutWorkers } from '../shared/broker/ports';
 import type { Logger } from '../shared/broker/ports';
-import { listenerEndpointOf } from '../shared/gateway/connection-id';
-import { LambdaFanoutWorkers } from '../shared/gateway/lambda-fanout';
+import { LambdaFanoutWorkers } from '../shared/lambda/lambda-fanout';
 import { ConnectionsApi, type ConnectionsApiOptions } from '../shared/gateway/connections-api';
+import { DoorLimits, type DoorOptions } from '../shared/gateway/door-limits';
 import { BrokerSecurity, type SecurityPolicy } from '../shared/security/broker-security';
 import { createDynamoStore, type DynamoStore } from '../shared/store/create-dynamo-store';
+import type { DoorSecurityDeps } from './handlers';
 import { DynamoConnectionDirectory } from '../shared/store/dynamo-connection-directory';
 import { DynamoConnectionInbox } from '../shared/store/dynamo-inbox';
 import { DynamoSecurityStore } from '../shared/store/dynamo-security';
@@ -30,6 +31,8 @@ export interface BrokerDepsOptions {
   readonly connections?: ConnectionsApiOptions;
   readonly log?: Logger;
   readonly config?: Partial<BrokerConfig>;
+  /** What the doors carry (keep-alive limits); the cloud's by default. */
+  readonly doors?: Partial<DoorOptions>;
   /** Large fan-outs are split across these; built from the deps (the local harness runs them in-process). */
   readonly fanout?: (deps: BrokerDeps) => FanoutWorkers;
   /** Authentication and ACL; default: authentication required, no ACL. */
@@ -38,9 +41,11 @@ export interface BrokerDepsOptions {
 
 /** The broker's dependencies, and what the API Gateway door and the sweeper need besides. */
 export type RuntimeDeps = BrokerDeps & {
+  security: BrokerSecurity;
   store: DynamoStore;
   securityStore: DynamoSecurityStore;
   gateway: ConnectionsApi;
+  doors: DoorLimits;
   inbox: DynamoConnectionInbox;
   directory: DynamoConnectionDirectory;
 };
@@ -51,10 +56,11 @@ export function createBrokerDeps(options: BrokerDepsOptions): RuntimeDeps {
     marshallOptions: { removeUndefinedValues: true, convertClassInstanceToMap: false },
   });
   const securityStore = new DynamoSecurityStore({ client, table: options.tables.security });
+  const doors = new DoorLimits(options.doors);
   const policy: SecurityPolicy = {
     ...(options.security ?? { allowAnonymous: false }),
     // Only API Gateway's connections pass through a `$connect` that may have checked a token.
-    doorIdentityPossible: (connectionId) => listenerEndpointOf(connectionId) === undefined,
+    doorIdentityPossible: (connectionId) => doors.passesConnectRoute(connectionId),
   };
   const deps: RuntimeDeps & { fanout?: FanoutWorkers } = {
     store: createDynamoStore({ client, tables: options.tables }),
@@ -63,6 +69,7 @@ export function createBrokerDeps(options: BrokerDepsOptions): RuntimeDeps {
     inbox: new DynamoConnectionInbox({ client, tableName: options.tables.inbox }),
     directory: new DynamoConnectionDirectory({ client, tableName: options.tables.connections }),
     gateway: new ConnectionsApi(options.connections ?? {}),
+    doors,
     log: options.log ?? createJsonLogger(),
     config: { ...defaultBrokerConfig, ...options.config },
     now: Date.now,
@@ -100,7 +107,7 @@ export function brokerDepsFromEnv(env: NodeJS.ProcessEnv): RuntimeDeps {
  * What `$connect` needs, and no more: the token check and the Security table where it remembers
  * the identity (SECURITY_TABLE), with the security settings from the environment.
  */
-export function securityDepsFromEnv(env: NodeJS.ProcessEnv): Pick<BrokerDeps, 'security' | 'log' | 'now'> {
+export function securityDepsFromEnv(env: NodeJS.ProcessEnv): DoorSecurityDeps {
   const log = createJsonLogger((env.LOG_LEVEL as LogLevel | undefined) ?? 'info');
   const table = env[securityTable.envVar];
   if (!table) throw new Error(`${securityTable.envVar} is not set: the deployment must pass the Security table name`);

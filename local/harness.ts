@@ -17,11 +17,12 @@ import {
 import type { SequencerOptions } from '../shared/broker/sequencer';
 import type { SweepResult } from '../shared/broker/sweeper';
 import type { BrokerConfig, BrokerDeps } from '../shared/broker/context';
-import type { FanoutJob } from '../shared/broker/fanout';
-import { createJsonLogger, type LogLevel } from '../shared/broker/logger';
+import type { FanoutJob } from '../shared/broker/ports';
+import { createJsonLogger, type LogLevel } from '../shared/util/logger';
 import { runDueTimers } from '../shared/broker/will';
 import type { SecurityPolicy } from '../shared/security/broker-security';
 import type { DynamoSecurityStore } from '../shared/store/dynamo-security';
+import type { DoorOptions } from '../shared/gateway/door-limits';
 import type { ListenerEvent, PacketSink } from '../shared/listener/events';
 import { MqttListener, type ListenerLimits, type ListenerStats } from '../shared/listener/listener';
 import { createTables } from '../shared/store/create-tables';
@@ -58,7 +59,7 @@ export interface HarnessOptions {
   readonly sweepIntervalMs?: number;
   /** Serve the web console on this port (0: any free one); no console when absent. */
   readonly consolePort?: number;
-  /** Broker settings over the defaults (Receive Maximum, Topic Alias Maximum, keep-alive limits...); same as `config`. */
+  /** Broker settings over the defaults (Receive Maximum, Topic Alias Maximum...); same as `config`. */
   readonly broker?: Partial<BrokerConfig>;
   /** How often due wills are published and expired sessions ended (the cloud's scheduled sweeper). */
   readonly timerIntervalMs?: number;
@@ -66,6 +67,8 @@ export interface HarnessOptions {
   readonly security?: SecurityPolicy;
   /** Limits (shared/broker/context.ts BrokerConfig) over the defaults. */
   readonly config?: Partial<BrokerConfig>;
+  /** What the doors carry (keep-alive limits, shared/gateway/door-limits.ts) over the cloud's. */
+  readonly doors?: Partial<DoorOptions>;
   /** How long the listener waits for a socket's CONNECT. */
   readonly connectTimeoutMs?: number;
   /**
@@ -192,6 +195,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
       },
       log,
       config,
+      ...(options.doors ? { doors: options.doors } : {}),
       security,
       // The fan-out function, invoked in-process with the job serialized as Lambda would carry it.
       fanout: (deps) => {
@@ -232,7 +236,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
         proxyProtocol: listenerProxyProtocol ?? false,
         limits: {
           maximumPacketSize: deps.config.maximumPacketSize,
-          keepAliveLimit: deps.config.keepAliveLimit.listener,
+          keepAliveLimit: deps.doors.keepAlive.listener,
           ...(options.connectTimeoutMs ? { connectTimeoutMs: options.connectTimeoutMs } : {}),
           maxConnectionsPerAddress: Number.MAX_SAFE_INTEGER,
           ...listenerLimits,

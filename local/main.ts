@@ -17,7 +17,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { listenerSettingsFromEnv, type ListenerSettings } from '../functions/listener/listener-settings';
 import { ConfigurationError, describeSecurity, limitsFromEnv, securityPolicyFromEnv } from '../functions/security-config';
-import type { LogLevel } from '../shared/broker/logger';
+import type { LogLevel } from '../shared/util/logger';
 import { defaultListenerLimits } from '../shared/listener/listener';
 import { startHarness } from './harness';
 

@@ -1,6 +1,6 @@
 /** Many clients at once, a bounded number of handshakes in flight so the broker is not flooded. */
 import type { QoS } from 'mqtt-packet';
-import { forEachBounded } from '../../shared/broker/concurrency';
+import { forEachBounded } from '../../shared/util/concurrency';
 import { BenchClient, type ConnectOptions, type Endpoint, type TrafficCounters } from './client';
 
 const PARALLEL_HANDSHAKES = 100;

@@ -6,7 +6,7 @@
  * a sample of them, the measured phase, gives what keeping a connection alive costs.
  */
 import { performance } from 'node:perf_hooks';
-import { forEachBounded } from '../../shared/broker/concurrency';
+import { forEachBounded } from '../../shared/util/concurrency';
 import type { ConnectOptions } from '../load/client';
 import { connectMany, disconnectAll } from '../load/fleet';
 import { n, type Scenario, type Size } from './scenario';

@@ -4,7 +4,7 @@
  * Run with --expose-gc so memory can be read after a collection.
  */
 import { startHarness, type Harness } from '../../local/harness';
-import type { LogLevel } from '../../shared/broker/logger';
+import type { LogLevel } from '../../shared/util/logger';
 import { readCounters, waitIdle } from './harness-counters';
 import type { BrokerSnapshot } from './target';
 

@@ -5,7 +5,7 @@
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import type { LogLevel } from '../../shared/broker/logger';
+import type { LogLevel } from '../../shared/util/logger';
 import type { Door } from '../load/pipes';
 import type { ChildCommand, ChildMessage, ChildOptions, ChildRequest } from './harness-child';
 import { childrenOf, commandOf, cpuMs, rssBytes } from './proc';

@@ -8,7 +8,7 @@
  * ./listener-settings.ts.
  */
 import { LambdaClient } from '@aws-sdk/client-lambda';
-import { createJsonLogger, type LogLevel } from '../../shared/broker/logger';
+import { createJsonLogger, type LogLevel } from '../../shared/util/logger';
 import { MIN_DELIVERY_SECRET_LENGTH } from '../../shared/gateway/delivery-signature';
 import { LambdaPacketSink } from '../../shared/listener/lambda-sink';
 import { MqttListener } from '../../shared/listener/listener';

@@ -5,9 +5,9 @@
  */
 import type { ConnectPacket } from '../protocol/codec';
 import { ReasonCode } from '../protocol/reason-codes';
-import type { Identity } from '../security/broker-security';
 import type { BrokerDeps } from './context';
 import { clientIdOverLimit, topicOverLimit, withinRate } from './limits';
+import type { Identity } from './ports';
 
 export type Admission = { ok: true; identity: Identity } | { ok: false; reasonCode: number; why: string };
 

@@ -4,10 +4,11 @@
  */
 import type { PublishPacket } from '../protocol/codec';
 import { ReasonCode } from '../protocol/reason-codes';
-import { isV5, reply, type PacketContext } from './context';
+import type { Action } from './actions';
+import { isV5, reply, type ConnectedContext } from './context';
 import { topicOverLimit, type SubscriptionQuota } from './limits';
 
-export function publishRefusal(ctx: PacketContext, topic: string): number | undefined {
+export function publishRefusal(ctx: ConnectedContext, topic: string): number | undefined {
   // 5.0 PUBACK 0x90: "the Topic Name is not malformed, but is not accepted by this Server"
   const limit = topicOverLimit(ctx.deps.config, topic, ReasonCode.TopicNameInvalid);
   if (limit !== undefined) return limit;
@@ -22,12 +23,13 @@ export function publishRefusal(ctx: PacketContext, topic: string): number | unde
  * at QoS 1 and 2, acknowledged as usual ([MQTT-3.3.5-2] allows acknowledging or closing; closing
  * would make the client resend it forever).
  */
-export function refusePublish(ctx: PacketContext, packet: PublishPacket, reasonCode: number): void {
+export function refusePublish(ctx: ConnectedContext, packet: PublishPacket, reasonCode: number): Action[] {
   const { connectionId, clientId, username } = ctx.connection;
   ctx.deps.log.info('PUBLISH refused', { connectionId, clientId, username, topic: packet.topic, reasonCode });
   const v5 = isV5(ctx.connection);
-  if (packet.qos === 1) reply(ctx, { cmd: 'puback', messageId: packet.messageId!, ...(v5 ? { reasonCode } : {}) });
-  if (packet.qos === 2) reply(ctx, { cmd: 'pubrec', messageId: packet.messageId!, ...(v5 ? { reasonCode } : {}) });
+  if (packet.qos === 1) return [reply(ctx, { cmd: 'puback', messageId: packet.messageId!, ...(v5 ? { reasonCode } : {}) })];
+  if (packet.qos === 2) return [reply(ctx, { cmd: 'pubrec', messageId: packet.messageId!, ...(v5 ? { reasonCode } : {}) })];
+  return [];
 }
 
 /**
@@ -35,7 +37,7 @@ export function refusePublish(ctx: PacketContext, packet: PublishPacket, reasonC
  * the topic filter (without a `$share/<group>/` prefix); `sent` the filter as subscribed, which
  * the ACL checks and the quota counts.
  */
-export function subscriptionRefusal(ctx: PacketContext, filter: string, quota: SubscriptionQuota, sent = filter): number | undefined {
+export function subscriptionRefusal(ctx: ConnectedContext, filter: string, quota: SubscriptionQuota, sent = filter): number | undefined {
   // 5.0 SUBACK 0x8F: "the Topic Filter is correctly formed but is not allowed for this Client"
   const limit = topicOverLimit(ctx.deps.config, filter, ReasonCode.TopicFilterInvalid);
   if (limit !== undefined) return limit;

@@ -1,227 +1,214 @@
 /**
- * CONNECT: validate, pick the client identifier, admit (authenticate, authorize the will, limits),
- * open (or take over) the session, remember the connection, answer CONNACK, then give a resumed
- * session what it is owed. Steps, in order:
- *   chooseClientId -> checkWill -> admitConnection -> openSession -> closeTakenOverConnection
- *     -> settlePendingWill -> rememberConnection -> connack -> resendInFlight -> drainQueue (sends, then releases the claim's hold)
+ * CONNECT: steps over one shared state, in order. A step that refuses the connection (CONNACK
+ * with the reason code, then close) ends the list.
+ *   chooseClientId -> checkWill -> admit -> openSession -> closeTakenOver -> settlePendingWill
+ *     -> rememberConnection -> connack -> resendInFlight -> drainQueue
+ * From openSession's claim until drainQueue's action is done, deliveries to this client are held
+ * back (queued): the client hears CONNACK first [MQTT-3.2.0-1], then what was in flight again, in
+ * order [MQTT-4.4.0-1], then its queue, all sent before the hold is released, so nothing new
+ * overtakes them.
  */
 import { randomUUID } from 'node:crypto';
-import { encodePacket, type ConnectPacket, type ProtocolVersion } from '../protocol/codec';
-import { connackReturnCodeFor, MqttProtocolError, ReasonCode } from '../protocol/reason-codes';
+import type { ConnectPacket, ProtocolVersion } from '../protocol/codec';
+import { MqttProtocolError, ReasonCode } from '../protocol/reason-codes';
 import { checkTopicName } from '../protocol/topic';
-import { inboundPacketLimit } from '../gateway/door-limits';
-import { listenerEndpointOf } from '../gateway/connection-id';
+import { close, closeWithReason, connected, drain, PartlyHandled, send, type Action } from './actions';
 import { admitConnection } from './admission';
-import { selfRecipient, type BrokerDeps } from './context';
-import { drainQueue, resendInFlight, type Recipient } from './deliver';
+import { connackPacket } from './connack';
+import { clientLimits, sessionExpiryOf, willOf, type ClientLimits } from './connect-request';
+import { selfRecipient, type BrokerDeps, type PacketHandler } from './context';
+import { inFlightResends } from './drain';
 import { serverKeepAlive } from './keep-alive';
-import { LEASES } from './leases';
-import { closeWithReason } from './disconnect';
-import type { Outbox } from './outbox';
-import { connectHold, StoreUnavailableError, type ConnectionRecord, type MessageProperties, type WillMessage } from './ports';
+import { connectHold, StoreUnavailableError, type ConnectionRecord, type Identity, type OpenSessionResult } from './ports';
 import { publishWill } from './will';
+import { LEASES } from './leases';
 
-/** 5.0 default when the client sends no Session Expiry Interval: the session ends with the connection. */
-const NO_EXPIRY = 0xffffffff;
+/** What the steps learn and decide, in the order they run. */
+interface ConnectState {
+  readonly deps: BrokerDeps;
+  readonly connectionId: string;
+  readonly packet: ConnectPacket;
+  readonly version: ProtocolVersion;
+  readonly cleanStart: boolean;
+  clientId?: string;
+  limits?: ClientLimits;
+  identity?: Identity;
+  session?: OpenSessionResult;
+  /** The 5.0 Server Keep Alive the client is told, if any. */
+  serverKeepAlive?: number;
+  connection?: ConnectionRecord;
+  /** What must happen, in order: the handler's result. */
+  readonly actions: Action[];
+  /** Refused or closed: no step runs after this one. */
+  done: boolean;
+}
 
-export async function handleConnect(
-  deps: BrokerDeps,
-  connectionId: string,
-  packet: ConnectPacket,
-  outbox: Outbox,
-): Promise<ConnectionRecord | undefined> {
-  const protocolVersion = (packet.protocolVersion ?? 4) as ProtocolVersion;
-  const cleanStart = packet.clean ?? true;
-  const refuse = (reasonCode: number, why: string): undefined => {
-    deps.log.info('CONNECT refused', { connectionId, clientId: packet.clientId, reasonCode, why });
-    outbox.send(connectionId, connack(protocolVersion, reasonCode, false, undefined, why));
-    outbox.close(connectionId);
-    return undefined;
+type ConnectStep = (state: ConnectState) => void | Promise<void>;
+
+const steps: readonly ConnectStep[] = [
+  chooseClientId,
+  checkWill,
+  admit,
+  openSession,
+  closeTakenOver,
+  settlePendingWill,
+  rememberConnection,
+  connack,
+  resendInFlight,
+  drainQueue,
+];
+
+export const handleConnect: PacketHandler<ConnectPacket> = async (ctx, packet) => {
+  // [MQTT-3.1.0-2] a second CONNECT is a protocol error
+  if (ctx.connection) throw new MqttProtocolError(ReasonCode.ProtocolError, 'second CONNECT');
+  const state: ConnectState = {
+    deps: ctx.deps,
+    connectionId: ctx.connectionId,
+    packet,
+    version: (packet.protocolVersion ?? 4) as ProtocolVersion,
+    cleanStart: packet.clean ?? true,
+    actions: [],
+    done: false,
   };
-
-  const clientId = chooseClientId(packet, protocolVersion, cleanStart);
-  // [MQTT-3.1.3-8] (3.1.1) an empty client id with clean session 0 is rejected with 0x02
-  if (clientId === undefined) return refuse(ReasonCode.ClientIdentifierNotValid, 'empty client id needs clean start');
-  const willTopic = packet.will ? checkTopicName(packet.will.topic) : { ok: true as const };
-  if (!willTopic.ok) {
-    // The will topic is a topic name like any other; 3.1.1 has no CONNACK code for it, so it just closes.
-    if (protocolVersion === 5) return refuse(ReasonCode.TopicNameInvalid, `will ${willTopic.reason}`);
-    throw new MqttProtocolError(ReasonCode.TopicNameInvalid, `will ${willTopic.reason}`);
+  for (const step of steps) {
+    try {
+      await step(state);
+    } catch (error) {
+      // The connections this CONNECT took the session from are closed all the same.
+      if (state.actions.length === 0) throw error;
+      throw new PartlyHandled(state.actions, error);
+    }
+    if (state.done) break;
   }
+  return state.actions;
+};
 
-  const limits = clientLimits(packet, protocolVersion);
-  // [MQTT-3.1.4-2] (5.0) authentication and authorization checks; a failure refuses with CONNACK and closes
-  const admission = await admitConnection(deps, connectionId, packet, clientId);
-  if (!admission.ok) return refuse(admission.reasonCode, admission.why);
+function chooseClientId(state: ConnectState): void {
+  const { packet, version, cleanStart } = state;
+  if (packet.clientId.length > 0) state.clientId = packet.clientId;
+  // [MQTT-3.1.3-6] the server may assign an id to a client that sent none
+  else if (version === 5 || (version === 4 && cleanStart)) state.clientId = `auto-${randomUUID()}`;
+  // [MQTT-3.1.3-8] (3.1.1) an empty client id with clean session 0 is rejected with 0x02
+  else refuse(state, ReasonCode.ClientIdentifierNotValid, 'empty client id needs clean start');
+}
 
-  const sessionExpiryInterval = sessionExpiryOf(packet, protocolVersion, cleanStart);
-  const { sessionPresent, previousConnectionId, previousProtocolVersion, earlierTakenOver, endedSessionWill } = await deps.store.sessions.openSession({
-    clientId,
-    connectionId,
-    protocolVersion,
-    cleanStart,
-    endsWithConnection: sessionExpiryInterval === 0,
+/** The will topic is a topic name like any other; 3.1.1 has no CONNACK code for it, so it just closes. */
+function checkWill(state: ConnectState): void {
+  const will = state.packet.will;
+  const topic = will ? checkTopicName(will.topic) : { ok: true as const };
+  if (topic.ok) return;
+  if (state.version !== 5) throw new MqttProtocolError(ReasonCode.TopicNameInvalid, `will ${topic.reason}`);
+  refuse(state, ReasonCode.TopicNameInvalid, `will ${topic.reason}`);
+}
+
+/** [MQTT-3.1.4-2] (5.0) authentication and authorization checks; a failure refuses with CONNACK and closes. */
+async function admit(state: ConnectState): Promise<void> {
+  state.limits = clientLimits(state.packet, state.version);
+  const admission = await admitConnection(state.deps, state.connectionId, state.packet, state.clientId!);
+  if (admission.ok) state.identity = admission.identity;
+  else refuse(state, admission.reasonCode, admission.why);
+}
+
+/** Claim the session (a new one, or the one kept for this client id), holding its deliveries back. */
+async function openSession(state: ConnectState): Promise<void> {
+  const limits = state.limits!;
+  state.session = await state.deps.store.sessions.openSession({
+    clientId: state.clientId!,
+    connectionId: state.connectionId,
+    protocolVersion: state.version,
+    cleanStart: state.cleanStart,
+    endsWithConnection: sessionExpiryOf(state.packet, state.version, state.cleanStart) === 0,
     receiveMaximum: limits.receiveMaximum,
     topicAliasMaximum: limits.topicAliasMaximum,
     ...(limits.maximumPacketSize !== undefined ? { maximumPacketSize: limits.maximumPacketSize } : {}),
     holdMs: LEASES.deliveryHoldMs,
   });
-  // [MQTT-3.1.4-2] a second connection with the same client id closes the existing one
-  if (previousConnectionId && previousConnectionId !== connectionId) {
-    // 5.0: DISCONNECT 0x8E Session taken over [MQTT-3.1.4-3]
-    closeWithReason(outbox, previousConnectionId, previousProtocolVersion ?? 4, ReasonCode.SessionTakenOver);
+}
+
+/** [MQTT-3.1.4-2] a second connection with the same client id closes the existing one; 5.0: DISCONNECT 0x8E Session taken over [MQTT-3.1.4-3]. */
+function closeTakenOver(state: ConnectState): void {
+  const { previousConnectionId, previousProtocolVersion, earlierTakenOver } = state.session!;
+  if (previousConnectionId && previousConnectionId !== state.connectionId) {
+    state.actions.push(closeWithReason(previousConnectionId, previousProtocolVersion ?? 4, ReasonCode.SessionTakenOver));
   }
   // A takeover whose CONNECT died before closing the connection it took the session from.
-  if (earlierTakenOver && earlierTakenOver.connectionId !== connectionId && earlierTakenOver.connectionId !== previousConnectionId) {
-    closeWithReason(outbox, earlierTakenOver.connectionId, earlierTakenOver.protocolVersion, ReasonCode.SessionTakenOver);
+  if (earlierTakenOver && earlierTakenOver.connectionId !== state.connectionId && earlierTakenOver.connectionId !== previousConnectionId) {
+    state.actions.push(closeWithReason(earlierTakenOver.connectionId, earlierTakenOver.protocolVersion, ReasonCode.SessionTakenOver));
   }
-  // A delayed will of the previous connection: a resumed session cancels it [MQTT-3.1.3-9]; a
-  // clean start ended that session, and a will is published when its session ends.
-  if (endedSessionWill) await publishWill(deps, clientId, endedSessionWill, `ended#${connectionId}`);
-  else if (sessionPresent) await deps.store.wills.cancelWill(clientId);
-
-  const keepAlive = negotiateKeepAlive(deps, connectionId, protocolVersion, packet.keepalive ?? 0);
-  const connection: ConnectionRecord = {
-    connectionId,
-    clientId,
-    protocolVersion,
-    keepalive: keepAlive.effective,
-    cleanStart,
-    sessionExpiryInterval,
-    connectedAt: deps.now(),
-    ...(packet.will ? { will: willOf(packet.will, protocolVersion) } : {}),
-    ...limits,
-    ...(protocolVersion === 5 ? { requestProblemInformation: packet.properties?.requestProblemInformation !== false } : {}),
-    ...admission.identity,
-  };
-  await deps.store.connections.putConnection(connection);
-
-  const assigned = clientId !== packet.clientId ? clientId : undefined;
-  outbox.send(
-    connectionId,
-    connack(protocolVersion, ReasonCode.Success, sessionPresent, {
-      deps,
-      // what the client's door carries (the API Gateway door: one 32 KB frame)
-      maximumPacketSize: inboundPacketLimit(connectionId, deps.config.maximumPacketSize),
-      assignedClientIdentifier: assigned,
-      serverKeepAlive: keepAlive.server,
-      responseInformation: packet.properties?.requestResponseInformation ? `response/${clientId}` : undefined,
-    }),
-  );
-  deps.log.info('connected', { connectionId, clientId, protocolVersion, cleanStart, sessionPresent, username: connection.username });
-  try {
-    await resume(deps, outbox, selfRecipient(connection), sessionPresent);
-  } catch (error) {
-    // CONNACK may be out already: the connection was accepted, so it closes as an accepted one does.
-    // Nothing is lost: what was in flight or queued stays so, for the client's next CONNECT.
-    const busy = error instanceof StoreUnavailableError;
-    deps.log.warn('closing connection: resuming the session failed', { connectionId, clientId, error: String(error) });
-    if (!outbox.isClosing(connectionId)) closeWithReason(outbox, connectionId, protocolVersion, busy ? ReasonCode.ServerBusy : ReasonCode.UnspecifiedError);
-  }
-  return connection;
 }
 
 /**
- * From the session's claim until here, deliveries to this connection were held back (queued):
- * the client hears CONNACK first [MQTT-3.2.0-1], then what was in flight again, in order
- * [MQTT-4.4.0-1], then the queue, all sent before the claim's hold is released (drainQueue), so no
- * new message overtakes them.
+ * A delayed will of the previous connection: a resumed session cancels it [MQTT-3.1.3-9]; a clean
+ * start ended that session, and a will is published when its session ends.
  */
-async function resume(deps: BrokerDeps, outbox: Outbox, recipient: Recipient, sessionPresent: boolean): Promise<void> {
-  if (sessionPresent) await resendInFlight(deps, outbox, recipient);
-  await drainQueue(deps, outbox, recipient, connectHold(recipient.connectionId!));
+async function settlePendingWill(state: ConnectState): Promise<void> {
+  const { endedSessionWill, sessionPresent } = state.session!;
+  if (endedSessionWill) await publishWill(state.deps, state.clientId!, endedSessionWill, `ended#${state.connectionId}`);
+  else if (sessionPresent) await state.deps.store.wills.cancelWill(state.clientId!);
 }
 
-/** What the client accepts from the broker (5.0 CONNECT properties; 3.1.1 has no limits to tell). */
-function clientLimits(packet: ConnectPacket, version: ProtocolVersion) {
-  if (version !== 5) return { receiveMaximum: 65535, topicAliasMaximum: 0 };
-  const properties = packet.properties ?? {};
-  // MQTT 5.0 section 3.1.2.11: a Receive Maximum or Maximum Packet Size of 0 is a protocol error
-  if (properties.receiveMaximum === 0) throw new MqttProtocolError(ReasonCode.ProtocolError, 'Receive Maximum 0');
-  if (properties.maximumPacketSize === 0) throw new MqttProtocolError(ReasonCode.ProtocolError, 'Maximum Packet Size 0');
-  return {
-    receiveMaximum: properties.receiveMaximum ?? 65535,
-    topicAliasMaximum: properties.topicAliasMaximum ?? 0,
-    ...(properties.maximumPacketSize !== undefined ? { maximumPacketSize: properties.maximumPacketSize } : {}),
+/** The connection's record, which the packets after CONNECT are handled with. */
+async function rememberConnection(state: ConnectState): Promise<void> {
+  const { deps, connectionId, packet, version } = state;
+  const requested = packet.keepalive ?? 0;
+  // [MQTT-3.2.2-21] a 5.0 client asking for more than its door carries (or none) is told the door's limit
+  state.serverKeepAlive = serverKeepAlive(version, requested, deps.doors.keepAliveLimit(connectionId));
+  const connection: ConnectionRecord = {
+    connectionId,
+    clientId: state.clientId!,
+    protocolVersion: version,
+    keepalive: state.serverKeepAlive ?? requested,
+    cleanStart: state.cleanStart,
+    sessionExpiryInterval: sessionExpiryOf(packet, version, state.cleanStart),
+    connectedAt: deps.now(),
+    ...(packet.will ? { will: willOf(packet.will, version) } : {}),
+    ...state.limits!,
+    ...(version === 5 ? { requestProblemInformation: packet.properties?.requestProblemInformation !== false } : {}),
+    ...state.identity!,
   };
+  await deps.store.connections.putConnection(connection);
+  state.connection = connection;
+  state.actions.push(connected(connection));
 }
 
-/** The keep-alive this connection lives by, and the Server Keep Alive that tells a 5.0 client so. */
-function negotiateKeepAlive(deps: BrokerDeps, connectionId: string, version: ProtocolVersion, requested: number) {
-  const limit = listenerEndpointOf(connectionId) !== undefined ? deps.config.keepAliveLimit.listener : deps.config.keepAliveLimit.apiGateway;
-  const server = serverKeepAlive(version, requested, limit);
-  return { effective: server ?? requested, server };
-}
-
-
-function chooseClientId(packet: ConnectPacket, version: ProtocolVersion, cleanStart: boolean): string | undefined {
-  if (packet.clientId.length > 0) return packet.clientId;
-  // [MQTT-3.1.3-6] (3.1.1) / [MQTT-3.1.3-6] (5.0): the server may assign an id to a client that sent none
-  if (version === 5 || (version === 4 && cleanStart)) return `auto-${randomUUID()}`;
-  return undefined;
-}
-
-function sessionExpiryOf(packet: ConnectPacket, version: ProtocolVersion, cleanStart: boolean): number {
-  // 3.1.1: Clean Session 0 keeps the session with no time limit; 1 ends it with the connection.
-  if (version !== 5) return cleanStart ? 0 : NO_EXPIRY;
-  // [MQTT-3.1.2-11]: absent means 0, the session ends when the network connection closes
-  return packet.properties?.sessionExpiryInterval ?? 0;
-}
-
-function willOf(will: NonNullable<ConnectPacket['will']>, version: ProtocolVersion): WillMessage {
-  const { willDelayInterval, ...rest } = (version === 5 ? will.properties : undefined) ?? {};
-  const properties = Object.fromEntries(Object.entries(rest).filter(([, value]) => value !== undefined)) as MessageProperties;
-  return {
-    topic: will.topic,
-    payload: Buffer.isBuffer(will.payload) ? will.payload : Buffer.from(will.payload),
-    qos: will.qos ?? 0,
-    retain: will.retain ?? false,
-    ...(Object.keys(properties).length > 0 ? { properties } : {}),
-    ...(willDelayInterval ? { delayInterval: willDelayInterval } : {}),
+function connack(state: ConnectState): void {
+  const { deps, connectionId, packet, version } = state;
+  const connection = state.connection!;
+  const { sessionPresent } = state.session!;
+  const offer = {
+    config: deps.config,
+    maximumPacketSize: deps.doors.inboundPacketLimit(connectionId, deps.config.maximumPacketSize),
+    assignedClientIdentifier: connection.clientId !== packet.clientId ? connection.clientId : undefined,
+    serverKeepAlive: state.serverKeepAlive,
+    responseInformation: packet.properties?.requestResponseInformation ? `response/${connection.clientId}` : undefined,
   };
+  state.actions.push(send(connectionId, version, connackPacket(version, ReasonCode.Success, sessionPresent, offer)));
+  deps.log.info('connected', { connectionId, clientId: connection.clientId, protocolVersion: version, cleanStart: state.cleanStart, sessionPresent, username: connection.username });
 }
 
-interface ConnackDetails {
-  readonly deps: BrokerDeps;
-  readonly maximumPacketSize: number;
-  readonly assignedClientIdentifier?: string | undefined;
-  readonly serverKeepAlive?: number | undefined;
-  readonly responseInformation?: string | undefined;
-}
-
-function connack(version: ProtocolVersion, reasonCode: number, sessionPresent: boolean, details?: ConnackDetails, reasonString?: string): Buffer {
-  if (version !== 5) {
-    // [MQTT-3.2.2-4] (3.1.1) session present is 0 when the connection is refused
-    return encodePacket(
-      { cmd: 'connack', returnCode: connackReturnCodeFor(reasonCode), sessionPresent: reasonCode === 0 && sessionPresent },
-      version,
-    );
+/** A resumed session: what was in flight goes again, before anything new [MQTT-4.4.0-1]. */
+async function resendInFlight(state: ConnectState): Promise<void> {
+  if (!state.session!.sessionPresent) return;
+  try {
+    state.actions.push(...(await inFlightResends(state.deps, { ...selfRecipient(state.connection!), connectionId: state.connectionId })));
+  } catch (error) {
+    // The connection was accepted (CONNACK is on its way), so it closes as an accepted one does.
+    // Nothing is lost: what was in flight or queued stays so, for the client's next CONNECT.
+    const busy = error instanceof StoreUnavailableError;
+    state.deps.log.warn('closing connection: resuming the session failed', { connectionId: state.connectionId, clientId: state.clientId, error: String(error) });
+    state.actions.push(closeWithReason(state.connectionId, state.version, busy ? ReasonCode.ServerBusy : ReasonCode.UnspecifiedError));
+    state.done = true;
   }
-  return encodePacket(
-    {
-      cmd: 'connack',
-      reasonCode,
-      sessionPresent: reasonCode === 0 && sessionPresent,
-      ...(reasonCode === 0 && details
-        ? {
-            properties: {
-              // [MQTT-3.2.2-16] the id the server chose for a client that sent an empty one
-              ...(details.assignedClientIdentifier ? { assignedClientIdentifier: details.assignedClientIdentifier } : {}),
-              ...(details.serverKeepAlive !== undefined ? { serverKeepAlive: details.serverKeepAlive } : {}),
-              ...(details.responseInformation ? { responseInformation: details.responseInformation } : {}),
-              maximumPacketSize: details.maximumPacketSize,
-              // Absent means 65535, the protocol's own limit.
-              ...(details.deps.config.receiveMaximum < 65535 ? { receiveMaximum: details.deps.config.receiveMaximum } : {}),
-              topicAliasMaximum: details.deps.config.topicAliasMaximum,
-              retainAvailable: true,
-              sharedSubscriptionAvailable: true,
-              subscriptionIdentifiersAvailable: true,
-              wildcardSubscriptionAvailable: true,
-            },
-          }
-        : {}),
-      ...(reasonCode !== 0 && reasonString ? { properties: { reasonString } } : {}),
-    },
-    5,
-  );
+}
+
+/** The queue, then the hold openSession took is released (a failed drain closes the connection: the dispatcher's). */
+function drainQueue(state: ConnectState): void {
+  state.actions.push(drain(selfRecipient(state.connection!), connectHold(state.connectionId)));
+}
+
+function refuse(state: ConnectState, reasonCode: number, why: string): void {
+  const { deps, connectionId, packet, version } = state;
+  deps.log.info('CONNECT refused', { connectionId, clientId: packet.clientId, reasonCode, why });
+  state.actions.push(send(connectionId, version, connackPacket(version, reasonCode, false, undefined, why)), close(connectionId));
+  state.done = true;
 }

@@ -1,10 +1,23 @@
-import { encodePacket, type Packet } from '../protocol/codec';
-import type { Outbox } from './outbox';
-import type { Delivery } from './deliver';
-import type { FanoutWorkers } from './fanout';
-import type { RoutingCache } from './route';
-import type { BrokerSecurity } from '../security/broker-security';
-import type { BrokerStore, ConnectionGateway, ConnectionRecord, Logger, SecurityStore } from './ports';
+/**
+ * What every handler works with: the broker's dependencies and configuration, the packet's
+ * context, and the one type every packet handler has.
+ */
+import type { Packet } from '../protocol/codec';
+import { MqttProtocolError, ReasonCode } from '../protocol/reason-codes';
+import { send, type Action, type Send } from './actions';
+import type {
+  BrokerStore,
+  ConnectionGateway,
+  ConnectionRecord,
+  Doors,
+  FanoutWorkers,
+  Logger,
+  Recipient,
+  Security,
+  SecurityStore,
+  SessionRecord,
+  Subscription,
+} from './ports';
 
 export interface BrokerConfig {
   /** Largest packet the broker accepts, announced to 5.0 clients in CONNACK. */
@@ -13,12 +26,6 @@ export interface BrokerConfig {
   readonly receiveMaximum: number;
   /** Topic aliases a 5.0 client may set on its PUBLISHes. */
   readonly topicAliasMaximum: number;
-  /**
-   * The longest keep-alive each door carries: the NLB closes idle TLS flows after 350 s and API
-   * Gateway idle connections after 10 minutes. 5.0 clients asking for more (or none) are given
-   * this as Server Keep Alive.
-   */
-  readonly keepAliveLimit: { readonly listener: number; readonly apiGateway: number };
   /** Recipients one handler delivers to itself; a larger fan-out is split across workers. */
   readonly fanoutPartSize: number;
   /** Longest topic name or filter, in UTF-8 bytes (they become DynamoDB keys, which hold 2,048). */
@@ -44,7 +51,6 @@ export const defaultBrokerConfig: BrokerConfig = {
   maximumPacketSize: 256 * 1024,
   receiveMaximum: 65535,
   topicAliasMaximum: 32,
-  keepAliveLimit: { listener: 300, apiGateway: 540 },
   fanoutPartSize: 250,
   maxTopicLength: 1024,
   maxTopicLevels: 32,
@@ -57,23 +63,44 @@ export const defaultBrokerConfig: BrokerConfig = {
 export interface BrokerDeps {
   readonly store: BrokerStore;
   readonly gateway: ConnectionGateway;
+  /** What each connection's door carries: keep-alive, packet sizes in and out (shared/gateway/ knows the doors). */
+  readonly doors: Doors;
   readonly log: Logger;
   readonly config: BrokerConfig;
   readonly now: () => number;
   /** Where large fan-outs send their further parts; without it one handler delivers everything. */
   readonly fanout?: FanoutWorkers;
-  /** Authentication and topic access (shared/security/). */
-  readonly security: BrokerSecurity;
+  /** Authentication and topic access (a port; shared/security/ implements it). */
+  readonly security: Security;
   /** Users, door identities and rate counters. */
   readonly securityStore: SecurityStore;
 }
 
-/** One packet from one connected client, and where its answers go. */
+/** One packet from one client: who sent it, and what its batch has learned so far. */
 export interface PacketContext {
   readonly deps: BrokerDeps;
-  readonly connection: ConnectionRecord;
-  readonly outbox: Outbox;
+  readonly connectionId: string;
+  /** The connection's record, from its CONNECT on; undefined while its CONNECT is handled. */
+  readonly connection: ConnectionRecord | undefined;
   readonly batch: BatchState;
+}
+
+/** Every packet handler: the packet in, what must happen out (the dispatcher carries it out, in order). */
+export type PacketHandler<P extends Packet> = (ctx: PacketContext, packet: P) => Promise<Action[]>;
+
+/** The context of a packet that comes after CONNECT. */
+export interface ConnectedContext extends PacketContext {
+  readonly connection: ConnectionRecord;
+}
+
+/** The handler of a packet only a connected client may send. */
+export function afterConnect<P extends Packet>(handle: (ctx: ConnectedContext, packet: P) => Promise<Action[]>): PacketHandler<P> {
+  return (ctx, packet) => {
+    const { connection } = ctx;
+    // [MQTT-3.1.0-1] the first packet from the client must be CONNECT; otherwise close, no CONNACK
+    if (!connection) throw new MqttProtocolError(ReasonCode.ProtocolError, `${packet.cmd} before CONNECT`);
+    return handle({ ...ctx, connection }, packet);
+  };
 }
 
 /** What a batch of one connection's packets learns as it goes. */
@@ -84,16 +111,28 @@ export interface BatchState {
   unacknowledged?: number;
   /** Subscribers by topic, read once per batch (see RoutingCache). */
   readonly routes: RoutingCache;
-  /** Deliveries of this run of PUBLISHes, made when the run ends (see dispatch.ts). */
-  readonly deferred: Delivery[];
 }
 
+/** A topic's subscriptions and their sessions, as read once for a batch. */
+export interface Routing {
+  readonly subscriptions: readonly Subscription[];
+  readonly sessions: ReadonlyMap<string, SessionRecord>;
+}
+
+/**
+ * Lookups made during one batch of one connection's packets, by topic. Every packet of a batch
+ * had arrived before the batch's first read, so a read made for an earlier packet is as fresh for
+ * a later one: a subscriber whose SUBACK went out before a PUBLISH was sent is in it. The batch's
+ * own SUBSCRIBE/UNSUBSCRIBE clears it.
+ */
+export type RoutingCache = Map<string, Promise<Routing>>;
+
 export function newBatchState(connection: ConnectionRecord | undefined): BatchState {
-  return { routes: new Map(), deferred: [], topicAliases: new Map(Object.entries(connection?.topicAliases ?? {}).map(([alias, topic]) => [Number(alias), topic])) };
+  return { routes: new Map(), topicAliases: new Map(Object.entries(connection?.topicAliases ?? {}).map(([alias, topic]) => [Number(alias), topic])) };
 }
 
 /** The connection being handled, as a recipient of deliveries. */
-export function selfRecipient(connection: ConnectionRecord) {
+export function selfRecipient(connection: ConnectionRecord): Recipient {
   return {
     clientId: connection.clientId,
     connectionId: connection.connectionId,
@@ -104,9 +143,9 @@ export function selfRecipient(connection: ConnectionRecord) {
   };
 }
 
-/** Queue a packet to the connection that sent the one being handled. */
-export function reply(ctx: PacketContext, packet: Packet): void {
-  ctx.outbox.send(ctx.connection.connectionId, encodePacket(packet, ctx.connection.protocolVersion));
+/** A packet to the connection that sent the one being handled. */
+export function reply(ctx: ConnectedContext, packet: Packet): Send {
+  return send(ctx.connection.connectionId, ctx.connection.protocolVersion, packet);
 }
 
 export function isV5(connection: Pick<ConnectionRecord, 'protocolVersion'>): boolean {

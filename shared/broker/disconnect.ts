@@ -1,16 +1,12 @@
-/**
- * DISCONNECT from a client, and the server closing a connection (with a 5.0 DISCONNECT that
- * carries the reason code: MQTT 5.0 section 4.13 asks for it before closing on a malformed packet
- * or protocol error).
- */
-import { encodePacket, type DisconnectPacket, type ProtocolVersion } from '../protocol/codec';
+/** DISCONNECT from a client: the connection ends as its DISCONNECT says, then the server closes it. */
+import type { DisconnectPacket } from '../protocol/codec';
 import { MqttProtocolError, ReasonCode } from '../protocol/reason-codes';
+import { close } from './actions';
 import { endConnection } from './connection-closed';
-import type { PacketContext } from './context';
+import { afterConnect } from './context';
 import { LEASES } from './leases';
-import type { Outbox } from './outbox';
 
-export async function handleDisconnect(ctx: PacketContext, packet: DisconnectPacket): Promise<void> {
+export const handleDisconnect = afterConnect<DisconnectPacket>(async (ctx, packet) => {
   const reasonCode = packet.reasonCode ?? 0;
   const expiry = packet.properties?.sessionExpiryInterval;
   // MQTT 5.0 3.14.2.2.2: a session that was to end with the connection cannot be given an expiry now
@@ -33,13 +29,5 @@ export async function handleDisconnect(ctx: PacketContext, packet: DisconnectPac
   });
   if (claimed) await endConnection(ctx.deps, claimed);
   // [MQTT-3.14.4-1] after DISCONNECT the client sends nothing more; the server closes the connection.
-  ctx.outbox.close(ctx.connection.connectionId);
-}
-
-/** Close a connection; a 5.0 client first learns why (a Reason String may say more, MQTT 5.0 3.14.2.2.3). */
-export function closeWithReason(outbox: Outbox, connectionId: string, version: ProtocolVersion, reasonCode: number, reasonString?: string): void {
-  if (version === 5) {
-    outbox.send(connectionId, encodePacket({ cmd: 'disconnect', reasonCode, ...(reasonString ? { properties: { reasonString } } : {}) }, 5));
-  }
-  outbox.close(connectionId);
-}
+  return [close(ctx.connection.connectionId)];
+});

@@ -6,34 +6,18 @@
  * is in flight or queued. In the cloud a worker is a synchronous Lambda invoke of the fan-out
  * function; the local harness invokes the same handler in-process through the same JSON.
  */
-import { deliver, type Delivery, type Recipient } from './deliver';
+import type { Delivery } from './actions';
 import type { BrokerDeps } from './context';
-import { Outbox } from './outbox';
-import type { MessageProperties, QueuedMessage } from './ports';
-
-/** A part of one fan-out, as JSON (the Lambda event of the fan-out function). */
-export interface FanoutJob {
-  readonly deliveries: ReadonlyArray<{ readonly recipient: Recipient; readonly message: SerializedMessage }>;
-}
-
-type SerializedMessage = Omit<QueuedMessage, 'payload' | 'properties'> & {
-  readonly payload: string;
-  readonly properties?: Omit<MessageProperties, 'correlationData'> & { correlationData?: string };
-};
-
-/** Runs a fan-out part somewhere else and resolves when it is done. */
-export interface FanoutWorkers {
-  run(job: FanoutJob): Promise<void>;
-}
+import type { FanoutJob, QueuedMessage, SerializedMessage } from './ports';
 
 /**
- * Deliver, splitting beyond `config.fanoutPartSize` deliveries when workers are configured. A
- * client's deliveries all stay in one part, in order, so parts running side by side never
- * reorder the messages of one subscriber.
+ * The deliveries split beyond `config.fanoutPartSize` when workers are configured: the part this
+ * handler delivers itself, and a job for each further part. A client's deliveries all stay in one
+ * part, in order, so parts running side by side never reorder the messages of one subscriber.
  */
-export async function deliverSplit(deps: BrokerDeps, outbox: Outbox, deliveries: readonly Delivery[]): Promise<void> {
+export function splitFanout(deps: Pick<BrokerDeps, 'config' | 'fanout'>, deliveries: readonly Delivery[]): { own: readonly Delivery[]; jobs: FanoutJob[] } {
   const size = deps.config.fanoutPartSize;
-  if (!deps.fanout || deliveries.length <= size) return deliver(deps, outbox, deliveries);
+  if (!deps.fanout || deliveries.length <= size) return { own: deliveries, jobs: [] };
   const byClient = new Map<string, Delivery[]>();
   for (const delivery of deliveries) {
     const list = byClient.get(delivery.recipient.clientId);
@@ -46,14 +30,7 @@ export async function deliverSplit(deps: BrokerDeps, outbox: Outbox, deliveries:
     parts[parts.length - 1]!.push(...list);
   }
   const [own, ...others] = parts;
-  await Promise.all([deliver(deps, outbox, own!), ...others.map((part) => deps.fanout!.run(toJob(part)))]);
-}
-
-/** The fan-out function: deliver one part, and flush it. Returns the connections found gone. */
-export async function runFanoutJob(deps: BrokerDeps, job: FanoutJob): Promise<string[]> {
-  const outbox = new Outbox();
-  await deliver(deps, outbox, job.deliveries.map(fromJob));
-  return outbox.flush(deps);
+  return { own: own!, jobs: others.map(toJob) };
 }
 
 function toJob(deliveries: readonly Delivery[]): FanoutJob {
@@ -71,7 +48,7 @@ function toJob(deliveries: readonly Delivery[]): FanoutJob {
   };
 }
 
-function fromJob({ recipient, message }: FanoutJob['deliveries'][number]): Delivery {
+export function fromJob({ recipient, message }: FanoutJob['deliveries'][number]): Delivery {
   const { payload, properties, ...rest } = message;
   const { correlationData, ...others } = properties ?? {};
   const queued: QueuedMessage = {

@@ -4,7 +4,7 @@
  */
 import { createHash } from 'node:crypto';
 import { MqttProtocolError, ReasonCode } from '../protocol/reason-codes';
-import type { BrokerConfig, BrokerDeps, PacketContext, RateLimit } from './context';
+import type { BrokerConfig, BrokerDeps, ConnectedContext, RateLimit } from './context';
 import type { ConnectionRecord } from './ports';
 
 const PUBLISH_TYPE = 3;
@@ -69,7 +69,7 @@ export class SubscriptionQuota {
     private room: number,
   ) {}
 
-  static async load(ctx: PacketContext): Promise<SubscriptionQuota> {
+  static async load(ctx: ConnectedContext): Promise<SubscriptionQuota> {
     const filters = await ctx.deps.store.subscriptions.subscriptionFilters(ctx.connection.clientId);
     return new SubscriptionQuota(new Set(filters), ctx.deps.config.maxSubscriptionsPerClient - filters.length);
   }

@@ -1,8 +1,8 @@
 /**
- * What one packet batch sends: bytes per connection, in order, and connections to close.
- * Flushed once at the end of the batch: one @connections call per connection instead of one
- * per packet. Other connections are flushed before the sender's own, so an acknowledgement
- * never goes out ahead of the deliveries it confirms.
+ * The dispatcher's buffer: bytes per connection, in order, and connections to close. Flushed
+ * once at the end of the batch: one @connections call per connection instead of one per packet.
+ * Other connections are flushed before the sender's own, so an acknowledgement never goes out
+ * ahead of the deliveries it confirms. A drain sends one connection's bytes at once (sendNow).
  *
  * PUBLISH packets are encoded at flush, where topic aliases are chosen (5.0, within the client's
  * Topic Alias Maximum). An alias is set, with its topic, by the first packet that uses it in a
@@ -11,7 +11,8 @@
  * client never sees an alias it was not told first. No alias state lives between flushes.
  */
 import { encodePacket, type PublishPacket } from '../protocol/codec';
-import { forEachBounded } from './concurrency';
+import type { Send } from './actions';
+import { forEachBounded } from '../util/concurrency';
 import type { ConnectionGateway, DeliveryResult, Logger } from './ports';
 
 interface PendingPublish {
@@ -30,24 +31,11 @@ export class Outbox {
   private readonly pending = new Map<string, Pending>();
   private readonly gone = new Set<string>();
 
-  send(connectionId: string, bytes: Buffer): void {
-    this.entry(connectionId).chunks.push(bytes);
-  }
-
-  /** A 5.0 PUBLISH that may travel with a topic alias (3.1.1 ones are sent as bytes). */
-  sendPublish(connectionId: string, packet: PublishPacket, topicAliasMaximum: number): void {
-    this.entry(connectionId).chunks.push({ packet, topicAliasMaximum });
-  }
-
-  /** How much is queued to a connection so far (see truncate). */
-  mark(connectionId: string): number {
-    return this.pending.get(connectionId)?.chunks.length ?? 0;
-  }
-
-  /** Withdraw what was queued to a connection after `mark`. */
-  truncate(connectionId: string, mark: number): void {
-    const entry = this.pending.get(connectionId);
-    if (entry) entry.chunks.length = Math.min(entry.chunks.length, mark);
+  /** A packet, after what is pending to its connection. A 5.0 PUBLISH may travel with a topic alias, chosen at flush. */
+  add({ connectionId, version, packet, topicAliasMaximum }: Send): void {
+    const chunks = this.entry(connectionId).chunks;
+    if (packet.cmd === 'publish' && version === 5 && (topicAliasMaximum ?? 0) > 0) chunks.push({ packet, topicAliasMaximum: topicAliasMaximum! });
+    else chunks.push(encodePacket(packet, version));
   }
 
   close(connectionId: string): void {
@@ -62,7 +50,7 @@ export class Outbox {
    * Send what is pending to one connection now (its close stays pending), ahead of the flush at
    * the end of the batch; a connection found gone is reported by that flush.
    */
-  async flushNow({ gateway }: { gateway: ConnectionGateway }, connectionId: string): Promise<void> {
+  async sendNow(gateway: ConnectionGateway, connectionId: string): Promise<void> {
     const entry = this.pending.get(connectionId);
     if (!entry || entry.chunks.length === 0) return;
     const chunks = entry.chunks.splice(0);
@@ -70,10 +58,7 @@ export class Outbox {
   }
 
   /** Connections found gone while flushing. */
-  async flush(
-    { gateway, log }: { gateway: ConnectionGateway; log: Logger },
-    selfConnectionId?: string,
-  ): Promise<string[]> {
+  async flush(gateway: ConnectionGateway, log: Logger, selfConnectionId?: string): Promise<string[]> {
     const gone: string[] = [...this.gone];
     this.gone.clear();
     const deliver = async (connectionId: string, entry: Pending): Promise<void> => {

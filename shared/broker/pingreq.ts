@@ -1,6 +1,5 @@
-import { reply, type PacketContext } from './context';
+import type { Packet } from '../protocol/codec';
+import { afterConnect, reply } from './context';
 
 /** [MQTT-3.12.4-1] the server answers PINGREQ with PINGRESP. */
-export function handlePingreq(ctx: PacketContext): void {
-  reply(ctx, { cmd: 'pingresp' });
-}
+export const handlePingreq = afterConnect<Extract<Packet, { cmd: 'pingreq' }>>(async (ctx) => [reply(ctx, { cmd: 'pingresp' })]);

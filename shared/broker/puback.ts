@@ -1,9 +1,9 @@
 import type { PubackPacket } from '../protocol/codec';
-import { receiveMaximumOf, selfRecipient, type PacketContext } from './context';
-import { drainQueue } from './deliver';
+import { drain } from './actions';
+import { afterConnect, receiveMaximumOf, selfRecipient } from './context';
 
 /** PUBACK from a subscriber ends a QoS 1 delivery [MQTT-4.3.2-3], and frees room for a queued message. */
-export async function handlePuback(ctx: PacketContext, packet: PubackPacket): Promise<void> {
+export const handlePuback = afterConnect<PubackPacket>(async (ctx, packet) => {
   const { queued } = await ctx.deps.store.deliveries.completeOutgoing(ctx.connection.clientId, packet.messageId!, receiveMaximumOf(ctx.connection));
-  if (queued) await drainQueue(ctx.deps, ctx.outbox, selfRecipient(ctx.connection));
-}
+  return queued ? [drain(selfRecipient(ctx.connection))] : [];
+});

@@ -1,9 +1,9 @@
 import type { PubcompPacket } from '../protocol/codec';
-import { receiveMaximumOf, selfRecipient, type PacketContext } from './context';
-import { drainQueue } from './deliver';
+import { drain } from './actions';
+import { afterConnect, receiveMaximumOf, selfRecipient } from './context';
 
 /** PUBCOMP from a subscriber ends a QoS 2 delivery, and frees room for a queued message. */
-export async function handlePubcomp(ctx: PacketContext, packet: PubcompPacket): Promise<void> {
+export const handlePubcomp = afterConnect<PubcompPacket>(async (ctx, packet) => {
   const { queued } = await ctx.deps.store.deliveries.completeOutgoing(ctx.connection.clientId, packet.messageId!, receiveMaximumOf(ctx.connection));
-  if (queued) await drainQueue(ctx.deps, ctx.outbox, selfRecipient(ctx.connection));
-}
+  return queued ? [drain(selfRecipient(ctx.connection))] : [];
+});

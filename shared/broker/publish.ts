@@ -1,19 +1,20 @@
 /**
  * PUBLISH from a client. Steps, in order:
  *   resolveTopicAlias -> checkPacket -> countUnacknowledged -> (QoS 2) receive
- *     -> storeRetained -> route -> (QoS 2) markRouted -> acknowledge
- * The acknowledgement goes out only after the message is stored or routed, so nothing
- * acknowledged is lost.
+ *     -> storeRetained -> route; then the actions: deliver -> (QoS 2) routed -> acknowledge
+ * The acknowledgement comes after the deliveries in the actions, so it goes out only once they
+ * are in flight or queued: nothing acknowledged is lost, and nothing is acknowledged that failed.
  */
 import type { PublishPacket } from '../protocol/codec';
 import { MqttProtocolError, ReasonCode } from '../protocol/reason-codes';
 import { checkTopicName } from '../protocol/topic';
+import { deliver, routed } from './actions';
 import { publishRefusal, refusePublish } from './authorization';
-import { isV5, reply, type PacketContext } from './context';
+import { afterConnect, isV5, reply, type ConnectedContext } from './context';
 import type { ApplicationMessage, MessageProperties } from './ports';
-import { routeMessage } from './route';
+import { routeMessage, type Routed } from './route';
 
-export async function handlePublish(ctx: PacketContext, packet: PublishPacket): Promise<void> {
+export const handlePublish = afterConnect<PublishPacket>(async (ctx, packet) => {
   const v5 = isV5(ctx.connection);
   const topicName = await resolveTopicAlias(ctx, packet);
   // [MQTT-3.3.1-2] DUP must be 0 on a QoS 0 message
@@ -43,23 +44,22 @@ export async function handlePublish(ctx: PacketContext, packet: PublishPacket): 
     // each delivery's exactly-once mark (QueuedMessage.once) keeps a subscriber that has it already
     // from getting it twice. (Not only when DUP is set: MQTT.js resends without it.)
     const receipt = await ctx.deps.store.receipts.receiveQos2(ctx.connection.clientId, packet.messageId!);
-    const matched = receipt.routed ? 1 : await accept(ctx, { ...message, origin: receipt });
-    if (!receipt.routed) await ctx.deps.store.receipts.markQos2Routed(ctx.connection.clientId, packet.messageId!);
-    reply(ctx, { cmd: 'pubrec', messageId: packet.messageId!, ...(v5 ? { reasonCode: matchedCode(matched) } : {}) });
-    return;
+    const pubrec = (matched: number) => reply(ctx, { cmd: 'pubrec', messageId: packet.messageId!, ...(v5 ? { reasonCode: matchedCode(matched) } : {}) });
+    if (receipt.routed) return [pubrec(1)];
+    const { deliveries, matched } = await accept(ctx, { ...message, origin: receipt });
+    return [deliver(deliveries), routed(ctx.connection.clientId, packet.messageId!), pubrec(matched)];
   }
-  const matched = await accept(ctx, message);
+  const { deliveries, matched } = await accept(ctx, message);
+  if (packet.qos === 0) return [deliver(deliveries)];
   // [MQTT-4.3.2-2] PUBACK carries the packet id, after the message is accepted
-  if (packet.qos === 1) reply(ctx, { cmd: 'puback', messageId: packet.messageId!, ...(v5 ? { reasonCode: matchedCode(matched) } : {}) });
-}
+  return [deliver(deliveries), reply(ctx, { cmd: 'puback', messageId: packet.messageId!, ...(v5 ? { reasonCode: matchedCode(matched) } : {}) })];
+});
 
-async function accept(ctx: PacketContext, message: ApplicationMessage): Promise<number> {
+async function accept(ctx: ConnectedContext, message: ApplicationMessage): Promise<Routed> {
   // [MQTT-3.3.1-5] a retained message is stored (an empty one removes it, [MQTT-3.3.1-6]) and
   // still delivered to the current subscribers
   if (message.retain) await ctx.deps.store.retained.putRetained(retainedOf(message));
-  // QoS 2 is routed at once: it is marked routed only after its deliveries are made.
-  const defer = message.qos < 2 ? ctx.batch.deferred : undefined;
-  return routeMessage(ctx.deps, ctx.outbox, message, ctx.connection.clientId, ctx.batch.routes, defer);
+  return routeMessage(ctx.deps, message, ctx.connection.clientId, ctx.batch.routes);
 }
 
 /**
@@ -67,7 +67,7 @@ async function accept(ctx: PacketContext, message: ApplicationMessage): Promise<
  * [MQTT-3.3.2-12] the broker accepts 1..maximum; 0 or above it is a protocol error (0x94, MQTT 5.0
  * 3.3.4); an alias with an empty topic name must have been set before (0x82).
  */
-async function resolveTopicAlias(ctx: PacketContext, packet: PublishPacket): Promise<string> {
+async function resolveTopicAlias(ctx: ConnectedContext, packet: PublishPacket): Promise<string> {
   const alias = packet.properties?.topicAlias;
   if (alias === undefined) return packet.topic;
   const maximum = isV5(ctx.connection) ? ctx.deps.config.topicAliasMaximum : 0;
@@ -87,11 +87,11 @@ async function resolveTopicAlias(ctx: PacketContext, packet: PublishPacket): Pro
 /**
  * [MQTT-3.3.4-9] (5.0) a client sending more QoS 1/2 PUBLISHes than the broker's Receive Maximum
  * without waiting for acknowledgements is disconnected with 0x93. QoS 1 PUBLISHes are
- * acknowledged at the end of their batch; QoS 2 ones stay unacknowledged until PUBREL, so those
+ * acknowledged at the end of their run; QoS 2 ones stay unacknowledged until PUBREL, so those
  * are read from the store once per batch. With the protocol's own limit (65535) nothing can
  * exceed it, and nothing is read.
  */
-async function countUnacknowledged(ctx: PacketContext): Promise<void> {
+async function countUnacknowledged(ctx: ConnectedContext): Promise<void> {
   const limit = ctx.deps.config.receiveMaximum;
   if (!isV5(ctx.connection) || limit >= 65535) return;
   ctx.batch.unacknowledged ??= await ctx.deps.store.receipts.countIncomingQos2(ctx.connection.clientId);

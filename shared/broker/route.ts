@@ -1,39 +1,20 @@
 /**
- * Fan-out: find the subscriptions that match a message's topic, decide what each subscriber
- * receives (QoS, RETAIN, subscription identifiers), pick one member of each shared-subscription
- * group, and hand the deliveries to deliver().
+ * Routing: find the subscriptions that match a message's topic, decide what each subscriber
+ * receives (QoS, RETAIN, subscription identifiers), and pick one member of each
+ * shared-subscription group. The deliveries it returns are made by the dispatcher.
  */
 import type { QoS } from '../protocol/codec';
-import type { BrokerDeps } from './context';
-import type { Delivery } from './deliver';
-import { deliverSplit } from './fanout';
-import type { Outbox } from './outbox';
+import type { Delivery } from './actions';
+import type { BrokerDeps, Routing, RoutingCache } from './context';
 import type { ApplicationMessage, SessionRecord, Subscription } from './ports';
 
-/** A topic's subscriptions and their sessions, as read once for a batch. */
-export interface Routing {
-  readonly subscriptions: readonly Subscription[];
-  readonly sessions: ReadonlyMap<string, SessionRecord>;
+export interface Routed {
+  readonly deliveries: Delivery[];
+  /** How many subscriptions matched, a shared group counting once. */
+  readonly matched: number;
 }
 
-/**
- * Lookups made during one batch of one connection's packets, by topic. Every packet of a batch
- * had arrived before the batch's first read, so a read made for an earlier packet is as fresh for
- * a later one: a subscriber whose SUBACK went out before a PUBLISH was sent is in it. The batch's
- * own SUBSCRIBE/UNSUBSCRIBE clears it.
- */
-export type RoutingCache = Map<string, Promise<Routing>>;
-
-/** Returns how many subscriptions (a shared group counting once) matched. */
-export async function routeMessage(
-  deps: BrokerDeps,
-  outbox: Outbox,
-  message: ApplicationMessage,
-  publisherClientId: string,
-  cache?: RoutingCache,
-  /** Collect the deliveries here instead of making them now (a run of PUBLISHes, see dispatch.ts). */
-  defer?: Delivery[],
-): Promise<number> {
+export async function routeMessage(deps: BrokerDeps, message: ApplicationMessage, publisherClientId: string, cache?: RoutingCache): Promise<Routed> {
   let lookup = cache?.get(message.topic);
   if (!lookup) {
     lookup = findRouting(deps, message.topic);
@@ -41,7 +22,7 @@ export async function routeMessage(
   }
   const { subscriptions, sessions } = await lookup;
   const { perClient, groups } = groupSubscriptions(subscriptions, publisherClientId);
-  if (perClient.size + groups.size === 0) return 0;
+  if (perClient.size + groups.size === 0) return { deliveries: [], matched: 0 };
 
   const deliveries: Delivery[] = [];
   for (const [clientId, matched] of perClient) {
@@ -53,9 +34,7 @@ export async function routeMessage(
     // A QoS 2 PUBLISH routed again goes to the group once, whichever member is chosen this time.
     if (chosen) deliveries.push(deliveryFor(chosen.session, message, [chosen.subscription], `$share/${chosen.subscription.shareGroup}/${chosen.subscription.filter}`));
   }
-  if (defer) defer.push(...deliveries);
-  else await deliverSplit(deps, outbox, deliveries);
-  return perClient.size + groups.size;
+  return { deliveries, matched: perClient.size + groups.size };
 }
 
 async function findRouting(deps: BrokerDeps, topic: string): Promise<Routing> {

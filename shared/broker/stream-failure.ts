@@ -3,17 +3,16 @@
  * bytes ([MQTT-1.5.5-1], 0x81) or a packet over the Maximum Packet Size (0x95). The connection
  * closes; a 5.0 client that got its CONNACK learns why in a DISCONNECT first (MQTT 5.0, 4.13).
  */
+import { closeWithReason } from './actions';
 import type { BrokerDeps } from './context';
-import { closeWithReason } from './disconnect';
-import { handleConnectionClosed } from './connection-closed';
-import { Outbox } from './outbox';
+import { Dispatcher } from './dispatcher';
 
-export async function handleStreamFailure(deps: BrokerDeps, connectionId: string, reasonCode: number, reason: string): Promise<void> {
+/** Returns the connections found gone, for the entry point to end. */
+export async function handleStreamFailure(deps: BrokerDeps, connectionId: string, reasonCode: number, reason: string): Promise<string[]> {
   const connection = await deps.store.connections.getConnection(connectionId);
   deps.log.warn('closing connection: protocol error', { connectionId, clientId: connection?.clientId, reasonCode, error: reason });
-  const outbox = new Outbox();
+  const dispatcher = new Dispatcher(deps);
   // No connection record: CONNECT was never accepted, so there is no version to speak; just close.
-  closeWithReason(outbox, connectionId, connection?.protocolVersion ?? 4, reasonCode);
-  const gone = await outbox.flush(deps, connectionId);
-  await Promise.all(gone.map((id) => handleConnectionClosed(deps, id)));
+  await dispatcher.perform([closeWithReason(connectionId, connection?.protocolVersion ?? 4, reasonCode)]);
+  return dispatcher.flush(connectionId);
 }

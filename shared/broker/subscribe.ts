@@ -8,15 +8,15 @@ import type { QoS, SubscribePacket } from '../protocol/codec';
 import { MqttProtocolError, ReasonCode } from '../protocol/reason-codes';
 import { checkTopicFilter } from '../protocol/topic';
 import { subscriptionRefusal } from './authorization';
-import { isV5, reply, selfRecipient, type PacketContext } from './context';
-import { deliver, type Delivery } from './deliver';
+import { deliver, type Action, type Delivery } from './actions';
+import { afterConnect, isV5, reply, selfRecipient, type ConnectedContext } from './context';
 import { SubscriptionQuota } from './limits';
 import type { Subscription } from './ports';
 
 const SHARED_PREFIX = '$share/';
 const MAX_SUBSCRIPTION_IDENTIFIER = 268_435_455;
 
-export async function handleSubscribe(ctx: PacketContext, packet: SubscribePacket): Promise<void> {
+export const handleSubscribe = afterConnect<SubscribePacket>(async (ctx, packet) => {
   const v5 = isV5(ctx.connection);
   const subscriptionIdentifier = checkSubscriptionIdentifier(packet);
   const quota = await SubscriptionQuota.load(ctx);
@@ -44,22 +44,22 @@ export async function handleSubscribe(ctx: PacketContext, packet: SubscribePacke
   const existed = accepted.length > 0 ? await ctx.deps.store.subscriptions.subscribe(ctx.connection.clientId, accepted) : [];
   ctx.batch.routes.clear();
   // [MQTT-3.8.4-1] the SUBACK carries the packet identifier of the SUBSCRIBE
-  reply(ctx, { cmd: 'suback', messageId: packet.messageId!, granted });
-  await replayRetained(ctx, accepted, existed);
-}
+  return [reply(ctx, { cmd: 'suback', messageId: packet.messageId!, granted }), ...(await replayRetained(ctx, accepted, existed))];
+});
 
 /**
  * [MQTT-3.3.1-9] (5.0: Retain Handling) retained messages matching a new subscription are sent
  * with RETAIN set: always (0), only if the subscription is new (1), or never (2); never to a
  * shared subscription (MQTT 5.0 section 3.3.1.3).
  */
-async function replayRetained(ctx: PacketContext, accepted: readonly Subscription[], existed: readonly boolean[]): Promise<void> {
+async function replayRetained(ctx: ConnectedContext, accepted: readonly Subscription[], existed: readonly boolean[]): Promise<Action[]> {
   const recipient = selfRecipient(ctx.connection);
   const wanted = accepted.filter((s, i) => {
     if (s.shareGroup !== undefined) return false;
     const handling = s.retainHandling ?? 0;
     return handling === 0 || (handling === 1 && !existed[i]);
   });
+  const replays: Action[] = [];
   for (const subscription of wanted) {
     // The ACL is checked per retained topic: a wildcard may reach topics the client may not read.
     const access = ctx.deps.security.access(ctx.connection);
@@ -77,8 +77,9 @@ async function replayRetained(ctx: PacketContext, accepted: readonly Subscriptio
         },
       }),
     );
-    await deliver(ctx.deps, ctx.outbox, deliveries);
+    replays.push(deliver(deliveries));
   }
+  return replays;
 }
 
 /** A Subscription Identifier is 1..268,435,455; 0 is a protocol error (MQTT 5.0 section 3.8.2.1.2). */

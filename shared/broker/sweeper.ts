@@ -6,7 +6,7 @@
  * whether the connection still exists (`GET @connections/{id}`) and ends those that do not,
  * through the same path as a close (`handleConnectionClosed`).
  */
-import { forEachBounded } from './concurrency';
+import { forEachBounded } from '../util/concurrency';
 import type { BrokerDeps } from './context';
 import { handleConnectionClosed } from './connection-closed';
 import type { ConnectionDirectory, ConnectionProbe } from './ports';

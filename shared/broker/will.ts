@@ -8,11 +8,12 @@
  * A delayed will is an item in the session's partition with a due time in the timer index;
  * runDueTimers(), run by the sweeper on a schedule, publishes the ones that are due.
  */
+import { deliver } from './actions';
 import type { BrokerDeps } from './context';
-import { LEASES } from './leases';
-import { Outbox } from './outbox';
+import { Dispatcher } from './dispatcher';
 import type { ApplicationMessage, CloseSessionResult, ConnectionRecord, WillMessage } from './ports';
 import { routeMessage } from './route';
+import { LEASES } from './leases';
 
 /** The connection ended; `closed` is what happened to its session. */
 export async function settleWill(deps: BrokerDeps, connection: ConnectionRecord, closed: CloseSessionResult): Promise<void> {
@@ -48,9 +49,11 @@ export async function publishWill(deps: BrokerDeps, clientId: string, will: Will
   };
   // [MQTT-3.1.2-17] a will with Will Retain set is published as a retained message
   if (message.retain) await deps.store.retained.putRetained(message);
-  const outbox = new Outbox();
-  await routeMessage(deps, outbox, { ...message, origin: { clientId, id, routed: false } }, clientId);
-  await outbox.flush(deps);
+  const { deliveries } = await routeMessage(deps, { ...message, origin: { clientId, id, routed: false } }, clientId);
+  const dispatcher = new Dispatcher(deps);
+  await dispatcher.perform([deliver(deliveries)]);
+  // Subscribers found gone here are ended by their own close, or the sweeper.
+  await dispatcher.flush();
   deps.log.info('will published', { clientId, topic: will.topic });
 }
 

@@ -15,7 +15,7 @@ import {
   PostToConnectionCommand,
   type ApiGatewayManagementApiClientConfig,
 } from '@aws-sdk/client-apigatewaymanagementapi';
-import { forEachBounded } from '../broker/concurrency';
+import { forEachBounded } from '../util/concurrency';
 import type { ConnectionGateway, ConnectionProbe, DeliveryResult } from '../broker/ports';
 import { encodeDeliveryBatches, MAX_DELIVERY_REQUEST_BYTES, parseGoneList } from './delivery-batch';
 import { DeliverySigningError, signatureHeaders } from './delivery-signature';

@@ -1,5 +1,6 @@
 /**
- * What each door can carry, from the connection id alone (see connection-id.ts).
+ * What each door can carry, from the connection id alone (see connection-id.ts): the broker's
+ * Doors port.
  *
  * API Gateway closes a connection with 1009 on a frame over 32 KB or a message over 128 KB. A
  * browser sends each message as one frame, so a client on this door can send at most 32 KB of
@@ -7,6 +8,7 @@
  * 128 KB (API Gateway splits them into frames). Base64 carries 3 bytes in 4 characters.
  * The listener's door carries any size; the broker's own limits apply there.
  */
+import type { Doors } from '../broker/ports';
 import { listenerEndpointOf } from './connection-id';
 import { MAX_SEQUENCE_PREFIX_LENGTH } from './sequence-prefix';
 
@@ -23,21 +25,44 @@ export const API_GATEWAY_INBOUND_PACKET_BYTES = base64Capacity(API_GATEWAY_FRAME
 /** Largest packet the API Gateway door can carry to a client in one message: 98,304 bytes. */
 export const API_GATEWAY_OUTBOUND_PACKET_BYTES = base64Capacity(API_GATEWAY_MESSAGE_BYTES);
 
-export function isApiGatewayConnection(connectionId: string): boolean {
+export interface DoorOptions {
+  /**
+   * The longest keep-alive each door carries: the NLB closes idle TLS flows after 350 s and API
+   * Gateway idle connections after 10 minutes. 5.0 clients asking for more (or none) are given
+   * this as Server Keep Alive.
+   */
+  readonly keepAliveLimit: { readonly listener: number; readonly apiGateway: number };
+}
+
+export const defaultDoorOptions: DoorOptions = { keepAliveLimit: { listener: 300, apiGateway: 540 } };
+
+export class DoorLimits implements Doors {
+  readonly keepAlive: DoorOptions['keepAliveLimit'];
+
+  constructor(options: Partial<DoorOptions> = {}) {
+    this.keepAlive = options.keepAliveLimit ?? defaultDoorOptions.keepAliveLimit;
+  }
+
+  keepAliveLimit(connectionId: string): number {
+    return isApiGatewayConnection(connectionId) ? this.keepAlive.apiGateway : this.keepAlive.listener;
+  }
+
+  /** The Maximum Packet Size the broker announces in CONNACK: its own, or less if the door carries less. */
+  inboundPacketLimit(connectionId: string, brokerLimit: number): number {
+    return isApiGatewayConnection(connectionId) ? Math.min(brokerLimit, API_GATEWAY_INBOUND_PACKET_BYTES) : brokerLimit;
+  }
+
+  outboundPacketLimit(connectionId: string | undefined, clientLimit: number | undefined): number | undefined {
+    if (connectionId === undefined || !isApiGatewayConnection(connectionId)) return clientLimit;
+    return Math.min(clientLimit ?? Infinity, API_GATEWAY_OUTBOUND_PACKET_BYTES);
+  }
+
+  /** API Gateway's connections pass through `$connect`, which may have checked a token (the listener has none). */
+  passesConnectRoute(connectionId: string): boolean {
+    return isApiGatewayConnection(connectionId);
+  }
+}
+
+function isApiGatewayConnection(connectionId: string): boolean {
   return listenerEndpointOf(connectionId) === undefined;
-}
-
-/** The Maximum Packet Size the broker announces in CONNACK: its own, or less if the door carries less. */
-export function inboundPacketLimit(connectionId: string, brokerLimit: number): number {
-  return isApiGatewayConnection(connectionId) ? Math.min(brokerLimit, API_GATEWAY_INBOUND_PACKET_BYTES) : brokerLimit;
-}
-
-/**
- * The largest packet a subscriber may be sent: its own Maximum Packet Size, or less if its door
- * carries less. No connection (a message queued for an offline client): the client's own; the
- * door's applies when the message is sent.
- */
-export function outboundPacketLimit(connectionId: string | undefined, clientLimit: number | undefined): number | undefined {
-  if (connectionId === undefined || !isApiGatewayConnection(connectionId)) return clientLimit;
-  return Math.min(clientLimit ?? Infinity, API_GATEWAY_OUTBOUND_PACKET_BYTES);
 }

@@ -42,7 +42,7 @@ export interface ConnectionLimits {
   readonly connectTimeoutMs: number;
   /** Most packets handed to one invocation. */
   readonly maxBatchPackets: number;
-  /** The longest keep-alive this door carries (seconds); the broker's BrokerConfig.keepAliveLimit.listener. */
+  /** The longest keep-alive this door carries (seconds); the listener's DoorOptions.keepAliveLimit (shared/gateway/door-limits.ts). */
   readonly keepAliveLimit: number;
   /** Bytes of framed packets waiting for the handler before the listener stops reading the socket. */
   readonly maxQueuedBytes: number;

@@ -1,6 +1,6 @@
 /** The cloud PacketSink: a synchronous Lambda invoke of the packet handler per batch. */
 import type { LambdaClient } from '@aws-sdk/client-lambda';
-import { invokeSync } from '../gateway/invoke-sync';
+import { invokeSync } from '../lambda/invoke-sync';
 import type { ListenerEvent, PacketSink } from './events';
 
 export class LambdaPacketSink implements PacketSink {

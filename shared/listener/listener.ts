@@ -17,6 +17,7 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import { defaultBrokerConfig } from '../broker/context';
 import type { Logger } from '../broker/ports';
 import { newListenerConnectionId } from '../gateway/connection-id';
+import { defaultDoorOptions } from '../gateway/door-limits';
 import { ClientConnection, type ConnectionLimits, type Transport } from './client-connection';
 import { ConnectionCaps, normalizeAddress, type ConnectionCapLimits } from './connection-caps';
 import { createDeliveryServer } from './delivery-endpoint';
@@ -74,7 +75,7 @@ export const defaultListenerLimits: ListenerLimits = {
   maximumPacketSize: defaultBrokerConfig.maximumPacketSize,
   connectTimeoutMs: 10_000,
   maxBatchPackets: 100,
-  keepAliveLimit: defaultBrokerConfig.keepAliveLimit.listener,
+  keepAliveLimit: defaultDoorOptions.keepAliveLimit.listener,
   maxQueuedBytes: 1024 * 1024,
   maxOutboundBytes: 4 * 1024 * 1024,
   maxConnectPacketSize: 64 * 1024,

@@ -3,7 +3,7 @@
  * checked against the Security table, a JWT, an identity API Gateway's `$connect` established,
  * or anonymous), and what that identity may publish, subscribe to and receive.
  */
-import type { ConnectionRecord, DoorIdentity, SecurityStore } from '../broker/ports';
+import type { Authentication, AuthenticationRequest, ConnectionRecord, DoorIdentity, Identity, Security, SecurityStore, TopicAccess } from '../broker/ports';
 import { ReasonCode } from '../protocol/reason-codes';
 import { parseAclRule, SubjectAcl, type AclRule } from './acl';
 import { looksLikeJwt, type JwtVerifier, type TokenCheck } from './jwt';
@@ -26,38 +26,14 @@ export interface SecurityPolicy {
   readonly doorIdentityPossible?: (connectionId: string) => boolean;
 }
 
-/** Who connected: absent user name = anonymous. */
-export interface Identity {
-  readonly username?: string;
-  readonly acl?: readonly string[];
-}
-
-export interface AuthenticationRequest {
-  readonly connectionId: string;
-  readonly username?: string;
-  readonly password?: Buffer;
-  /** 5.0 enhanced authentication, which this broker does not offer. */
-  readonly authenticationMethod?: string;
-}
-
-export type Authentication = { ok: true; identity: Identity } | { ok: false; reasonCode: number; why: string };
-
-/** What one connected client may do with topics. */
-export interface TopicAccess {
-  canPublish(topic: string): boolean;
-  /** A message on this topic may be delivered to the client (retained-message replay checks this). */
-  canReceive(topic: string): boolean;
-  /** `filter` as the client sent it: `$share/<share name>/<filter>` for a shared subscription (acl.ts). */
-  canSubscribe(filter: string): boolean;
-}
-
 /** Longer user names are never stored (and would not fit a DynamoDB key). */
 export const MAX_USERNAME_BYTES = 256;
 
 const unrestricted: TopicAccess = { canPublish: () => true, canReceive: () => true, canSubscribe: () => true };
 const nothing: TopicAccess = { canPublish: () => false, canReceive: () => false, canSubscribe: () => false };
 
-export class BrokerSecurity {
+/** The broker's Security port, and what API Gateway's `$connect` needs besides (token check, door identity). */
+export class BrokerSecurity implements Security {
   constructor(
     readonly policy: SecurityPolicy,
     private readonly store: SecurityStore,

@@ -8,7 +8,7 @@ import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { ApiGatewayEmulator, type EmulatorOptions } from '../../local/apigw-emulator';
-import { createJsonLogger } from '../../shared/broker/logger';
+import { createJsonLogger } from '../../shared/util/logger';
 import { eventually, settle } from '../support/clients';
 
 interface Recorded {

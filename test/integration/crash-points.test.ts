@@ -13,7 +13,7 @@ import { randomBytes } from 'node:crypto';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { BrokerDeps } from '../../shared/broker/context';
 import { handleConnectionClosed } from '../../shared/broker/connection-closed';
-import { handlePackets } from '../../shared/broker/dispatch';
+import { handlePackets } from '../../shared/broker/packets';
 import type { BrokerStore } from '../../shared/broker/ports';
 import { wrapEachPort } from '../../local/harness';
 import { recordingDeps, RecordingGateway } from '../support/recording-gateway';

@@ -12,7 +12,7 @@ import fc from 'fast-check';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { BrokerDeps } from '../../shared/broker/context';
 import { handleConnectionClosed } from '../../shared/broker/connection-closed';
-import { handlePackets } from '../../shared/broker/dispatch';
+import { handlePackets } from '../../shared/broker/packets';
 import { decodePacket } from '../../shared/protocol/codec';
 import { MqttFramer } from '../../shared/protocol/framer';
 import { MqttProtocolError } from '../../shared/protocol/reason-codes';

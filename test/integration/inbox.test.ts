@@ -7,7 +7,7 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it, inject } from 'vitest';
 import { localCredentials, LOCAL_REGION } from '../../local/local-aws';
-import { createJsonLogger } from '../../shared/broker/logger';
+import { createJsonLogger } from '../../shared/util/logger';
 import { Sequencer, type HandleMessages, type SequencerOptions } from '../../shared/broker/sequencer';
 import { ConnectionsApi } from '../../shared/gateway/connections-api';
 import { DynamoConnectionInbox } from '../../shared/store/dynamo-inbox';

@@ -8,7 +8,7 @@ import mqttPacket from 'mqtt-packet';
 import net from 'node:net';
 import { afterAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { createJsonLogger } from '../../shared/broker/logger';
+import { createJsonLogger } from '../../shared/util/logger';
 import type { ListenerEvent } from '../../shared/listener/events';
 import { MqttListener, type ListenerAddresses, type ListenerLimits } from '../../shared/listener/listener';
 import { eventually, settle } from '../support/clients';

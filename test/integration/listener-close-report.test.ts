@@ -4,7 +4,7 @@
  * health check, a port scan) costs no invocation, as the broker holds nothing for it.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createJsonLogger } from '../../shared/broker/logger';
+import { createJsonLogger } from '../../shared/util/logger';
 import type { ListenerEvent } from '../../shared/listener/events';
 import { MqttListener } from '../../shared/listener/listener';
 import { eventually, RawConnection, settle } from '../support/clients';

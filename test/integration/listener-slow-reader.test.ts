@@ -9,7 +9,7 @@ import mqttPacket from 'mqtt-packet';
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { createJsonLogger } from '../../shared/broker/logger';
+import { createJsonLogger } from '../../shared/util/logger';
 import { encodeDeliveryBatch } from '../../shared/gateway/delivery-batch';
 import type { ListenerEvent } from '../../shared/listener/events';
 import { MqttListener } from '../../shared/listener/listener';

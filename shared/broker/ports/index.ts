@@ -34,3 +34,5 @@ export interface BrokerStore {
   readonly retained: RetainedStore;
   readonly wills: WillStore;
 }
+export * from './fanout';
+export * from './doors';

@@ -1,7 +1,2 @@
-/** Where the broker writes what happened. */
-
-export interface Logger {
-  info(message: string, fields?: Record<string, unknown>): void;
-  warn(message: string, fields?: Record<string, unknown>): void;
-  error(message: string, fields?: Record<string, unknown>): void;
-}
+/** Where the broker writes what happened (shared/util/logger.ts writes JSON lines). */
+export type { Logger } from '../../util/logger';

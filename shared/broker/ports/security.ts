@@ -1,4 +1,5 @@
-/** State that authentication and the limits keep. */
+/** Who a client is and what it may do (the Security port), and the state that authentication and the limits keep. */
+import type { ConnectionRecord } from './connections';
 
 /** A user who may connect with a password; managed with `npm run users`. */
 export interface UserRecord {
@@ -26,4 +27,39 @@ export interface SecurityStore {
    * seconds) and lasts `windowSeconds`; returns the window's new total.
    */
   countInWindow(key: string, windowStart: number, windowSeconds: number, amount: number): Promise<number>;
+}
+
+/** Who connected: absent user name = anonymous. */
+export interface Identity {
+  readonly username?: string;
+  readonly acl?: readonly string[];
+}
+
+export interface AuthenticationRequest {
+  readonly connectionId: string;
+  readonly username?: string;
+  readonly password?: Buffer;
+  /** 5.0 enhanced authentication, which this broker does not offer. */
+  readonly authenticationMethod?: string;
+}
+
+export type Authentication = { ok: true; identity: Identity } | { ok: false; reasonCode: number; why: string };
+
+/** What one connected client may do with topics. */
+export interface TopicAccess {
+  canPublish(topic: string): boolean;
+  /** A message on this topic may be delivered to the client (retained-message replay checks this). */
+  canReceive(topic: string): boolean;
+  /** `filter` as the client sent it: `$share/<share name>/<filter>` for a shared subscription (acl.ts). */
+  canSubscribe(filter: string): boolean;
+}
+
+/**
+ * Authentication and topic access, as the handlers consult them: who a CONNECT is, and what a
+ * connected client may publish, subscribe to and receive. Implemented by shared/security/.
+ */
+export interface Security {
+  authenticate(request: AuthenticationRequest): Promise<Authentication>;
+  /** What the client of this connection may do; its identity came from its CONNECT. */
+  access(connection: Pick<ConnectionRecord, 'clientId' | 'username' | 'acl'>): TopicAccess;
 }

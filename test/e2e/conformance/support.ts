@@ -59,10 +59,8 @@ export const mainHarnessOptions: HarnessOptions = { timerIntervalMs: TIMER_INTER
 export const limitsHarnessOptions: HarnessOptions = {
   timerIntervalMs: TIMER_INTERVAL_MS,
   maximumPacketSize: LIMITS.maximumPacketSize,
-  broker: {
-    receiveMaximum: LIMITS.receiveMaximum,
-    keepAliveLimit: { listener: LIMITS.keepAlive, apiGateway: 540 },
-  },
+  broker: { receiveMaximum: LIMITS.receiveMaximum },
+  doors: { keepAliveLimit: { listener: LIMITS.keepAlive, apiGateway: 540 } },
 };
 
 let counter = 0;

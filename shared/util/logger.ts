@@ -1,4 +1,10 @@
-import type { Logger } from './ports';
+/** Where the broker, the listener and the harness write what happened: one JSON line per event. */
+
+export interface Logger {
+  info(message: string, fields?: Record<string, unknown>): void;
+  warn(message: string, fields?: Record<string, unknown>): void;
+  error(message: string, fields?: Record<string, unknown>): void;
+}
 
 export type LogLevel = 'info' | 'warn' | 'error' | 'silent';
 

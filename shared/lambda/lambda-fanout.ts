@@ -1,6 +1,6 @@
 /** The cloud's fan-out workers: a synchronous invoke of the fan-out function per part. */
 import type { LambdaClient } from '@aws-sdk/client-lambda';
-import type { FanoutJob, FanoutWorkers } from '../broker/fanout';
+import type { FanoutJob, FanoutWorkers } from '../broker/ports';
 import { invokeSync } from './invoke-sync';
 
 export class LambdaFanoutWorkers implements FanoutWorkers {

@@ -1,0 +1,120 @@
+/**
+ * The dispatcher carries out what handlers return (actions.ts), in order, and stops at the first
+ * action that fails: what comes after a failed delivery (its acknowledgement) never happens.
+ * Packets wait in the outbox and go out once, when the batch is flushed, except a drain's, which
+ * must be out before its hold is released: claim, send (what the client is owed so far, then the
+ * claimed messages), release, all one action. Connections found gone are the flush's result, for
+ * the entry point to end.
+ */
+import { ReasonCode } from '../protocol/reason-codes';
+import { send, type Action, type Close, type Delivery } from './actions';
+import type { BrokerDeps } from './context';
+import { recordDeliveries } from './deliver';
+import { drainQueue, newDrainHold } from './drain';
+import { splitFanout } from './fanout';
+import { publishPacket } from './outgoing';
+import { Outbox } from './outbox';
+import { StoreUnavailableError, type QueuedMessage, type Recipient } from './ports';
+
+export class Dispatcher {
+  private readonly outbox = new Outbox();
+
+  constructor(private readonly deps: BrokerDeps) {}
+
+  /** Carries out the actions in order; the first that fails ends it, with its error. */
+  async perform(actions: readonly Action[]): Promise<void> {
+    for (const action of actions) await this.performOne(action);
+  }
+
+  /** A connection closed by an action already: it is sent nothing more. */
+  isClosing(connectionId: string): boolean {
+    return this.outbox.isClosing(connectionId);
+  }
+
+  /** Sends what is pending (other connections before `self`) and closes what is to close; returns the connections found gone. */
+  flush(self?: string): Promise<string[]> {
+    return this.outbox.flush(this.deps.gateway, this.deps.log, self);
+  }
+
+  private async performOne(action: Action): Promise<void> {
+    switch (action.type) {
+      case 'send':
+        // A connection that said goodbye hears nothing after it.
+        if (!this.isClosing(action.connectionId)) this.outbox.add(action);
+        return;
+      case 'deliver':
+        return this.deliver(action.deliveries);
+      case 'drain':
+        return this.drain(action.recipient, action.hold);
+      case 'routed':
+        return this.deps.store.receipts.markQos2Routed(action.clientId, action.packetId);
+      case 'close':
+        return this.close(action);
+      case 'connected':
+        // The packet loop's to read (packets.ts): nothing to send.
+        return;
+      default:
+        return assertNever(action);
+    }
+  }
+
+  /** Deliveries: split across fan-out workers when many, recorded, sent; then the queues they filled are drained. */
+  private async deliver(deliveries: readonly Delivery[]): Promise<void> {
+    const { own, jobs } = splitFanout(this.deps, deliveries);
+    await Promise.all([this.deliverHere(own), ...jobs.map((job) => this.deps.fanout!.run(job))]);
+  }
+
+  private async deliverHere(deliveries: readonly Delivery[]): Promise<void> {
+    if (deliveries.length === 0) return;
+    const { sends, drains, failed } = await recordDeliveries(this.deps, deliveries, (id) => this.isClosing(id));
+    for (const { recipient, connectionId, error } of failed) if (connectionId) this.abandon({ ...recipient, connectionId }, error);
+    for (const { recipient, message, packetId } of sends) this.sendPublish(recipient, message, packetId);
+    for (const recipient of drains) await this.drain(recipient);
+    // Not all delivered (or queued): whatever was to follow (the publisher's acknowledgement) does not happen.
+    if (failed.length > 0) throw failed[0]!.error;
+  }
+
+  private async drain(recipient: Recipient, hold = newDrainHold()): Promise<void> {
+    const { connectionId } = recipient;
+    if (!connectionId || this.isClosing(connectionId)) return;
+    try {
+      await drainQueue(this.deps, { ...recipient, connectionId }, hold, async (messages) => {
+        for (const message of messages) this.sendPublish(recipient, message, message.packetId);
+        await this.outbox.sendNow(this.deps.gateway, connectionId);
+      });
+    } catch (error) {
+      this.abandon({ ...recipient, connectionId }, error);
+      throw error;
+    }
+  }
+
+  private sendPublish(recipient: Recipient, message: QueuedMessage, packetId: number | undefined): void {
+    const { connectionId, protocolVersion, topicAliasMaximum } = recipient;
+    if (!connectionId || this.isClosing(connectionId)) return;
+    this.outbox.add(send(connectionId, protocolVersion, publishPacket(protocolVersion, message, packetId, false, this.deps.now()), topicAliasMaximum));
+  }
+
+  /** A connection says goodbye once: the first close wins. */
+  private close({ connectionId, version, reasonCode, reasonString }: Close): void {
+    if (this.isClosing(connectionId)) return;
+    if (version === 5 && reasonCode !== undefined) {
+      this.outbox.add(send(connectionId, 5, { cmd: 'disconnect', reasonCode, ...(reasonString ? { properties: { reasonString } } : {}) }));
+    }
+    this.outbox.close(connectionId);
+  }
+
+  /** A subscriber whose deliveries could not be recorded or sent in order is closed: its session resends them when it reconnects. */
+  private abandon(recipient: Recipient & { readonly connectionId: string }, error: unknown): void {
+    this.deps.log.warn('closing a subscriber whose deliveries failed; its session resends them when it reconnects', {
+      clientId: recipient.clientId,
+      connectionId: recipient.connectionId,
+      error: String(error),
+    });
+    const reasonCode = error instanceof StoreUnavailableError ? ReasonCode.ServerBusy : ReasonCode.UnspecifiedError;
+    this.close({ type: 'close', connectionId: recipient.connectionId, version: recipient.protocolVersion, reasonCode });
+  }
+}
+
+function assertNever(action: never): never {
+  throw new Error(`unknown action ${JSON.stringify(action)}`);
+}

@@ -1,0 +1,15 @@
+/** The fan-out function's work: one part of a large fan-out (see fanout.ts), delivered here. */
+import { deliver } from './actions';
+import type { BrokerDeps } from './context';
+import { Dispatcher } from './dispatcher';
+import { fromJob } from './fanout';
+import type { FanoutJob } from './ports';
+
+/** Deliver one part and send it; returns the connections found gone, for the entry point to end. */
+export async function runFanoutJob(deps: BrokerDeps, job: FanoutJob): Promise<string[]> {
+  // A part is delivered here, never split again.
+  const { fanout: _workers, ...here } = deps;
+  const dispatcher = new Dispatcher(here);
+  await dispatcher.perform([deliver(job.deliveries.map(fromJob))]);
+  return dispatcher.flush();
+}
