@@ -28,7 +28,6 @@ import { MqttListener, type ListenerLimits, type ListenerStats } from '../shared
 import { createTables } from '../shared/store/create-tables';
 import type { StoreRetryOptions } from '../shared/store/store-errors';
 import type { DynamoStore } from '../shared/store/create-dynamo-store';
-import type { BrokerStore } from '../shared/broker/ports';
 import { localTableNames, type TableNames } from '../shared/store/tables';
 import { ApiGatewayEmulator, type EmulatorOptions } from './apigw-emulator';
 import { ConsoleServer } from './console-server';
@@ -36,6 +35,7 @@ import { startDynamoDbLocal, type RunningDynamoDb } from './dynamodb-local';
 import { generateSelfSignedCertificate } from './tls-certificate';
 import { localCredentials, LOCAL_REGION } from './local-aws';
 import { GatewayMeter, InvocationMeter, type HarnessMeters } from './meters';
+import { faulty, faultyStore, type FaultOptions } from './faults';
 
 export interface HarnessOptions {
   /** The address the MQTT doors, the delivery endpoint, the API Gateway emulator and the console bind (loopback by default); DynamoDB Local always binds loopback. */
@@ -90,20 +90,7 @@ export interface HarnessOptions {
    * listener then closes that connection, as it does when a Lambda invoke fails. The probability
    * is read at every invocation, so a test may change it as it goes.
    */
-  readonly faults?: {
-    readonly handlerFailure: number;
-    /**
-     * With this probability, a store call made by the broker (handlers, fan-out, sweeper, timers)
-     * fails with an error: half of them before the call (nothing written), half after it
-     * completed (written, and the caller cannot tell: a timeout after the write took effect). The
-     * caller goes on from the error as it would from DynamoDB's. Read at every call, as
-     * `handlerFailure` is.
-     */
-    readonly storeFailure?: number;
-    readonly random?: () => number;
-    /** Fail only batches whose first packet is of these types (e.g. 'publish', 'pubrel'); any batch without it. */
-    readonly packetTypes?: readonly string[];
-  };
+  readonly faults?: FaultOptions;
 }
 
 export interface Harness {
@@ -333,73 +320,6 @@ function startTimerLoop(deps: BrokerDeps, intervalMs: number): { stop(): Promise
       await running;
     },
   };
-}
-
-/** The packet handler with the injected faults of `options` (none without them), counted in `count`. */
-function faulty(
-  handler: (event: ListenerEvent) => Promise<void>,
-  options: HarnessOptions['faults'],
-  count: { injected: number },
-): (event: ListenerEvent) => Promise<void> {
-  if (!options) return handler;
-  const random = options.random ?? Math.random;
-  return async (event) => {
-    if (event.type !== 'packets' || random() >= options.handlerFailure) return handler(event);
-    if (options.packetTypes && !options.packetTypes.includes(firstPacketType(event.packets[0]))) return handler(event);
-    count.injected++;
-    if (random() < 0.5) throw new Error('injected fault: the handler failed before it ran');
-    await handler(event);
-    throw new Error('injected fault: the handler failed after it ran');
-  };
-}
-
-/**
- * The store with the injected store failures of `options` (none without them), counted in `count`.
- * Every method of every port returns a promise (shared/broker/ports/).
- */
-function faultyStore(store: BrokerStore, options: HarnessOptions['faults'], count: { storeFailures: number }): BrokerStore {
-  if (!options) return store;
-  const random = options.random ?? Math.random;
-  return wrapEachPort(store, (_port, method, call) => {
-    const probability = options.storeFailure ?? 0;
-    if (probability === 0 || random() >= probability) return call();
-    count.storeFailures++;
-    if (random() < 0.5) return Promise.reject(new Error(`injected fault: store ${method} failed before it ran`));
-    return call().then(() => {
-      throw new Error(`injected fault: store ${method} failed after it ran`);
-    });
-  });
-}
-
-/** The store with every call to every port's methods passed through `around` (fault injection). */
-export function wrapEachPort(
-  store: BrokerStore,
-  around: (port: string, method: string, call: () => Promise<unknown>) => Promise<unknown>,
-): BrokerStore {
-  const wrap = <P extends object>(name: string, port: P): P =>
-    new Proxy(port, {
-      get(target, property) {
-        const value: unknown = Reflect.get(target, property);
-        if (typeof value !== 'function') return value;
-        return (...args: unknown[]) => around(name, String(property), () => value.apply(target, args) as Promise<unknown>);
-      },
-    });
-  return {
-    connections: wrap('connections', store.connections),
-    sessions: wrap('sessions', store.sessions),
-    subscriptions: wrap('subscriptions', store.subscriptions),
-    deliveries: wrap('deliveries', store.deliveries),
-    receipts: wrap('receipts', store.receipts),
-    retained: wrap('retained', store.retained),
-    wills: wrap('wills', store.wills),
-  };
-}
-
-const PACKET_TYPES = ['reserved', 'connect', 'connack', 'publish', 'puback', 'pubrec', 'pubrel', 'pubcomp', 'subscribe', 'suback', 'unsubscribe', 'unsuback', 'pingreq', 'pingresp', 'disconnect', 'auth'];
-
-function firstPacketType(base64: string | undefined): string {
-  const first = base64 ? Buffer.from(base64.slice(0, 4), 'base64')[0] : undefined;
-  return first === undefined ? 'none' : PACKET_TYPES[first >> 4]!;
 }
 
 /** Invokes the packet handler in this process, with the event serialized and parsed as Lambda would. */

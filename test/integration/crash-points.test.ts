@@ -15,7 +15,7 @@ import type { BrokerDeps } from '../../shared/broker/context';
 import { handleConnectionClosed } from '../../shared/broker/connection-closed';
 import { handlePackets } from '../../shared/broker/packets';
 import type { BrokerStore } from '../../shared/broker/ports';
-import { wrapEachPort } from '../../local/harness';
+import { wrapEachPort } from '../../local/faults';
 import { recordingDeps, RecordingGateway } from '../support/recording-gateway';
 
 /** The store, failing the call numbered `failAt` (0-based) before or after it runs; counts the calls. */

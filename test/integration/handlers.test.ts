@@ -7,7 +7,7 @@
 import mqttPacket, { type IConnackPacket, type IDisconnectPacket, type IPublishPacket, type Packet } from 'mqtt-packet';
 import { randomBytes } from 'node:crypto';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { wrapEachPort } from '../../local/harness';
+import { wrapEachPort } from '../../local/faults';
 import { handleConnectionClosed } from '../../shared/broker/connection-closed';
 import type { BrokerDeps } from '../../shared/broker/context';
 import { handlePackets } from '../../shared/broker/packets';
