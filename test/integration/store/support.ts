@@ -1,13 +1,14 @@
 /** What the store's contract suites share: the broker's leases, and the steps of a CONNECT as the store sees them. */
 import { randomBytes } from 'node:crypto';
 import { uniqueClientId } from '../store-fixture';
-import { drainAfterQueueing } from '../../../shared/broker/delivery-policy';
+import { drainAfterQueueing, QUEUE_CLAIM_BATCH } from '../../../shared/broker/delivery-policy';
+import { LEASES } from '../../../shared/broker/leases';
 import { connectHold, type BrokerStore, type EnqueueResult, type OpenSessionRequest, type QueuedMessage } from '../../../shared/broker/ports';
 
-/** The lease of holds and claims, as the broker passes it (shared/broker/leases.ts). */
-export const HOLD_MS = 30_000;
-/** Queued messages claimed per round, as the broker asks (shared/broker/delivery-policy.ts). */
-export const CLAIM_BATCH = 25;
+/** The lease of holds and claims, as the broker passes it. */
+export const HOLD_MS = LEASES.deliveryHoldMs;
+/** Queued messages claimed per round, as the broker asks. */
+export const CLAIM_BATCH = QUEUE_CLAIM_BATCH;
 export const NEVER_EXPIRES = 0xffffffff;
 export const HOUR_MS = 3_600_000;
 /** What a client that sent no 5.0 limits accepts. */
