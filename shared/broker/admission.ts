@@ -32,9 +32,10 @@ export async function admitConnection(deps: BrokerDeps, connectionId: string, pa
     }
   }
 
-  // Counted only once authenticated: nobody can spend another client's budget.
+  // Counted only once authenticated, per (identity, client id): another identity's attempts with
+  // this client id spend their own budget, never its owner's.
   const rate = deps.config.connectRate;
-  if (rate && !(await withinRate(deps, 'connect', clientId, rate, 1))) {
+  if (rate && !(await withinRate(deps, 'connect', `${identity.username ?? ''}\u0000${clientId}`, rate, 1))) {
     return { ok: false, reasonCode: ReasonCode.ConnectionRateExceeded, why: `more than ${rate.count} connections in ${rate.perSeconds} s` };
   }
   return { ok: true, identity };

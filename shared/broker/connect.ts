@@ -109,12 +109,13 @@ async function admit(state: ConnectState): Promise<void> {
   else refuse(state, admission.reasonCode, admission.why);
 }
 
-/** Claim the session (a new one, or the one kept for this client id), holding its deliveries back. */
+/** Claim the session (a new one, or the one kept for this client id, if this identity owns it), holding its deliveries back. */
 async function openSession(state: ConnectState): Promise<void> {
   const limits = state.limits!;
-  state.session = await state.deps.store.sessions.openSession({
+  const opened = await state.deps.store.sessions.openSession({
     clientId: state.clientId!,
     connectionId: state.connectionId,
+    ...(state.identity!.username !== undefined ? { owner: state.identity!.username } : {}),
     protocolVersion: state.version,
     cleanStart: state.cleanStart,
     endsWithConnection: sessionExpiryOf(state.packet, state.version, state.cleanStart) === 0,
@@ -123,6 +124,10 @@ async function openSession(state: ConnectState): Promise<void> {
     ...(limits.maximumPacketSize !== undefined ? { maximumPacketSize: limits.maximumPacketSize } : {}),
     holdMs: LEASES.deliveryHoldMs,
   });
+  // Another identity's session: refused before anything of it is touched (no takeover, no wipe,
+  // no will cancelled or published). 5.0 0x85 / 3.1.1 return code 2: the id is not allowed.
+  if (opened === 'owned-by-another') refuse(state, ReasonCode.ClientIdentifierNotValid, 'client id belongs to another identity');
+  else state.session = opened;
 }
 
 /** [MQTT-3.1.4-2] a second connection with the same client id closes the existing one; 5.0: DISCONNECT 0x8E Session taken over [MQTT-3.1.4-3]. */
