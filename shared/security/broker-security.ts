@@ -103,12 +103,16 @@ export class BrokerSecurity implements Security {
     if (!check.ok) return refused(check.unavailable ? ReasonCode.ServerUnavailable : ReasonCode.BadUserNameOrPassword, check.reason);
     const bad = invalidRule(check.identity.acl);
     if (bad) return refused(ReasonCode.NotAuthorized, `the token's ACL rule "${bad}" is not valid`);
-    return { ok: true, identity: identityOf(check.identity) };
+    return { ok: true, identity: identityOf({ ...check.identity, tokenExpiresAt: check.identity.expiresAt * 1000 }) };
   }
 }
 
-function identityOf(source: { username: string; acl?: readonly string[] }): Identity {
-  return { username: source.username, ...(source.acl !== undefined ? { acl: source.acl } : {}) };
+function identityOf(source: { username: string; acl?: readonly string[]; tokenExpiresAt?: number }): Identity {
+  return {
+    username: source.username,
+    ...(source.acl !== undefined ? { acl: source.acl } : {}),
+    ...(source.tokenExpiresAt !== undefined ? { tokenExpiresAt: source.tokenExpiresAt } : {}),
+  };
 }
 
 function invalidRule(rules: readonly string[] | undefined): string | undefined {

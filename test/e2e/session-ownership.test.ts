@@ -7,13 +7,16 @@
 import mqtt, { type IClientOptions, type IConnackPacket, type MqttClient } from 'mqtt';
 import type { IConnectPacket } from 'mqtt-packet';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { SignJWT } from 'jose';
 import { parseAcl } from '../../shared/security/acl';
+import { createJwtVerifier } from '../../shared/security/jwt';
 import { hashPassword } from '../../shared/security/password';
 import { collect, endAll, eventually, RawConnection, settle, type ReceivedMessage } from '../support/clients';
 import { useHarness } from '../support/harness';
 
+const jwtSecret = 'session-ownership secret, at least 32 bytes long';
 const harness = useHarness({
-  security: { allowAnonymous: false, acl: parseAcl('readwrite devices/%u/#') },
+  security: { allowAnonymous: false, jwt: createJwtVerifier({ secret: jwtSecret, audience: 'mqtt-broker' }), acl: parseAcl('readwrite devices/%u/#') },
   config: { connectRate: { count: 4, perSeconds: 60 } },
 });
 
@@ -123,5 +126,22 @@ describe('a session belongs to the identity that created it', () => {
     // mallory spends her own budget (4 a minute), then is refused for her rate.
     expect(codes).toEqual([0x85, 0x85, 0x85, 0x85, 0x9f, 0x9f]);
     expect((await alice(clientId)).connack.sessionPresent).toBe(true);
+  });
+});
+
+describe('a token lasts no longer than its expiry', () => {
+  it('[MQTT-3.14.2-1] a connection whose JWT has expired is closed at its next packet: 5.0 DISCONNECT 0xA0 Maximum connect time', async () => {
+    const expiresAt = Math.floor(Date.now() / 1000) + 2;
+    const token = await new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setSubject('alice').setAudience('mqtt-broker').setExpirationTime(expiresAt).sign(new TextEncoder().encode(jwtSecret));
+    const raw = await RawConnection.tcp(harness().mqttPort, 5);
+    raw.send({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 5, clean: true, keepalive: 30, clientId: id('alice-token'), username: 'alice', password: Buffer.from(token) } as IConnectPacket);
+    expect(((await raw.next('connack')) as { reasonCode?: number }).reasonCode ?? 0).toBe(0);
+    raw.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'devices/alice/#', qos: 0 }] });
+    await raw.next('suback');
+
+    await eventually(() => Date.now() > expiresAt * 1000, 'the token to expire', 5000);
+    raw.send({ cmd: 'publish', topic: 'devices/alice/x', payload: Buffer.from('late'), qos: 0, retain: false, dup: false });
+    expect(((await raw.next('disconnect')) as { reasonCode?: number }).reasonCode).toBe(0xa0);
+    await raw.waitClosed();
   });
 });

@@ -14,6 +14,8 @@ export interface UserRecord {
 export interface DoorIdentity {
   readonly username: string;
   readonly acl?: readonly string[];
+  /** When the token expires (epoch ms). */
+  readonly tokenExpiresAt?: number;
 }
 
 /** State that authentication and the limits keep: users, door identities, windowed counters. */
@@ -33,6 +35,8 @@ export interface SecurityStore {
 export interface Identity {
   readonly username?: string;
   readonly acl?: readonly string[];
+  /** A token's identity lasts until the token expires (epoch ms); absent = for the whole connection. */
+  readonly tokenExpiresAt?: number;
 }
 
 export interface AuthenticationRequest {
