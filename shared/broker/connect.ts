@@ -2,7 +2,7 @@
  * CONNECT: steps over one shared state, in order. A step that refuses the connection (CONNACK
  * with the reason code, then close) ends the list.
  *   chooseClientId -> checkWill -> admit -> openSession -> closeTakenOver -> settlePendingWill
- *     -> rememberConnection -> connack -> resendInFlight -> drainQueue
+ *     -> reauthorizeSubscriptions -> rememberConnection -> connack -> resendInFlight -> drainQueue
  * From openSession's claim until drainQueue's action is done, deliveries to this client are held
  * back (queued): the client hears CONNACK first [MQTT-3.2.0-1], then what was in flight again, in
  * order [MQTT-4.4.0-1], then its queue, all sent before the hold is released, so nothing new
@@ -52,6 +52,7 @@ const steps: readonly ConnectStep[] = [
   openSession,
   closeTakenOver,
   settlePendingWill,
+  reauthorizeSubscriptions,
   rememberConnection,
   connack,
   resendInFlight,
@@ -150,6 +151,23 @@ async function settlePendingWill(state: ConnectState): Promise<void> {
   const { endedSessionWill, sessionPresent } = state.session!;
   if (endedSessionWill) await publishWill(state.deps, state.clientId!, endedSessionWill, `ended#${state.connectionId}`);
   else if (sessionPresent) await state.deps.store.wills.cancelWill(state.clientId!);
+}
+
+/**
+ * A resumed session's subscriptions were granted under the rules of their time: each is checked
+ * against the identity's rules now, and the ones no longer allowed are dropped (and logged)
+ * before anything is delivered on them (deliveries are held until drainQueue). One Query, on
+ * resume only.
+ */
+async function reauthorizeSubscriptions(state: ConnectState): Promise<void> {
+  if (!state.session!.sessionPresent) return;
+  const { deps, connectionId } = state;
+  const clientId = state.clientId!;
+  const access = deps.security.access({ clientId, ...state.identity! });
+  const dropped = (await deps.store.subscriptions.subscriptionFilters(clientId)).filter((filter) => !access.canSubscribe(filter));
+  if (dropped.length === 0) return;
+  await deps.store.subscriptions.unsubscribe(clientId, dropped);
+  deps.log.info('resumed session: subscriptions no longer allowed were dropped', { connectionId, clientId, username: state.identity!.username, dropped });
 }
 
 /** The connection's record, which the packets after CONNECT are handled with. */

@@ -129,6 +129,30 @@ describe('a session belongs to the identity that created it', () => {
   });
 });
 
+describe("a resumed session's subscriptions follow the identity's current rules", () => {
+  it('a filter the user may no longer read is dropped when its session resumes; the others still deliver', async () => {
+    const store = harness().securityStore;
+    const passwordHash = await hashPassword('carol-password', { logN: 12, r: 8, p: 1 });
+    await store.putUser({ username: 'carol', passwordHash, acl: ['read extra/#'] });
+    const clientId = id('carol-sensor');
+    const carol = () => client({ protocolVersion: 5, clientId, clean: false, properties: { sessionExpiryInterval: 3600 }, username: 'carol', password: 'carol-password' });
+    const first = await carol();
+    expect((await first.client.subscribeAsync(['extra/#', 'devices/carol/#'], { qos: 1 })).map((g) => g.qos)).toEqual([1, 1]);
+    await first.client.endAsync();
+
+    // The operator takes the extra rule away while carol is offline.
+    await store.putUser({ username: 'carol', passwordHash });
+    const back = await carol();
+    expect(back.connack.sessionPresent).toBe(true);
+    const admin = await client({ protocolVersion: 5, username: 'admin', password: 'admin-password' });
+    await admin.client.publishAsync('extra/news', 'not for carol any more', { qos: 1 });
+    await admin.client.publishAsync('devices/carol/cmd', 'still hers', { qos: 1 });
+    await eventually(() => back.messages.some((m) => m.payload === 'still hers'), 'delivery on the filter still allowed');
+    await settle();
+    expect(back.messages.map((m) => m.topic)).toEqual(['devices/carol/cmd']);
+  });
+});
+
 describe('a token lasts no longer than its expiry', () => {
   it('[MQTT-3.14.2-1] a connection whose JWT has expired is closed at its next packet: 5.0 DISCONNECT 0xA0 Maximum connect time', async () => {
     const expiresAt = Math.floor(Date.now() / 1000) + 2;
