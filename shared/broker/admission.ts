@@ -23,11 +23,14 @@ export async function admitConnection(deps: BrokerDeps, connectionId: string, pa
   });
   if (!authentication.ok) return authentication;
   const { identity } = authentication;
+  const access = deps.security.access({ clientId, ...identity });
+  // The operator's connect rules bind client ids to identities (0x85 / 3.1.1 CONNACK 2, as above).
+  if (!access.canConnect()) return { ok: false, reasonCode: ReasonCode.ClientIdentifierNotValid, why: 'client id not allowed for this identity' };
 
   if (packet.will) {
     const limit = topicOverLimit(deps.config, packet.will.topic, ReasonCode.TopicNameInvalid);
     if (limit !== undefined) return { ok: false, reasonCode: limit, why: 'will topic over the topic limits' };
-    if (!deps.security.access({ clientId, ...identity }).canPublish(packet.will.topic)) {
+    if (!access.canPublish(packet.will.topic)) {
       return { ok: false, reasonCode: ReasonCode.NotAuthorized, why: 'not authorized to publish the will topic' };
     }
   }

@@ -129,6 +129,16 @@ describe('a session belongs to the identity that created it', () => {
   });
 });
 
+describe('connect rules bind client ids to identities', () => {
+  it('a user whose rules name client ids connects with those only; another is refused with 0x85', async () => {
+    const passwordHash = await hashPassword('dave-password', { logN: 12, r: 8, p: 1 });
+    await harness().securityStore.putUser({ username: 'dave', passwordHash, acl: ['connect %u-*'] });
+    const dave = (clientId: string) => client({ protocolVersion: 5, clientId, username: 'dave', password: 'dave-password' });
+    expect((await dave(id('dave'))).connack.reasonCode ?? 0).toBe(0);
+    await expect(dave(id('alice-sensor'))).rejects.toMatchObject({ code: 0x85 });
+  });
+});
+
 describe("a resumed session's subscriptions follow the identity's current rules", () => {
   it('a filter the user may no longer read is dropped when its session resumes; the others still deliver', async () => {
     const store = harness().securityStore;

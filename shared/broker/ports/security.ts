@@ -51,6 +51,8 @@ export type Authentication = { ok: true; identity: Identity } | { ok: false; rea
 
 /** What one connected client may do with topics. */
 export interface TopicAccess {
+  /** The client id may be used by this identity (the ACL's connect rules). */
+  canConnect(): boolean;
   canPublish(topic: string): boolean;
   /** A message on this topic may be delivered to the client (retained-message replay checks this). */
   canReceive(topic: string): boolean;
