@@ -178,4 +178,19 @@ describe('a token lasts no longer than its expiry', () => {
     expect(((await raw.next('disconnect')) as { reasonCode?: number }).reasonCode).toBe(0xa0);
     await raw.waitClosed();
   });
+
+  it('[MQTT-3.14.2-1] a connection that only pings is closed by the sweeper once its JWT has expired: DISCONNECT 0xA0', async () => {
+    const expiresAt = Math.floor(Date.now() / 1000) + 2;
+    const token = await new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setSubject('alice').setAudience('mqtt-broker').setExpirationTime(expiresAt).sign(new TextEncoder().encode(jwtSecret));
+    const raw = await RawConnection.tcp(harness().mqttPort, 5);
+    raw.send({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 5, clean: true, keepalive: 30, clientId: id('alice-idle'), username: 'alice', password: Buffer.from(token) } as IConnectPacket);
+    expect(((await raw.next('connack')) as { reasonCode?: number }).reasonCode ?? 0).toBe(0);
+
+    await eventually(() => Date.now() > expiresAt * 1000, 'the token to expire', 5000);
+    raw.send({ cmd: 'pingreq' });
+    await raw.next('pingresp');
+    await harness().sweep();
+    expect(((await raw.next('disconnect')) as { reasonCode?: number }).reasonCode).toBe(0xa0);
+    await raw.waitClosed();
+  });
 });
