@@ -84,8 +84,10 @@ export function createWsConnectHandler(deps: DoorSecurityDeps) {
         deps.log.info('$connect refused: token', { connectionId, why: check.reason });
         return { statusCode: check.unavailable ? 503 : 401, body: 'invalid token' };
       }
-      const expiresAt = Math.ceil(deps.now() / 1000) + MAX_CONNECTION_SECONDS;
-      await deps.security.rememberDoorIdentity(connectionId, check.identity, expiresAt);
+      // Kept no longer than the token is valid, nor than API Gateway keeps the connection.
+      const { expiresAt: tokenExpiresAt, ...identity } = check.identity;
+      const expiresAt = Math.min(Math.ceil(deps.now() / 1000) + MAX_CONNECTION_SECONDS, tokenExpiresAt);
+      await deps.security.rememberDoorIdentity(connectionId, { ...identity, tokenExpiresAt: tokenExpiresAt * 1000 }, expiresAt);
     }
     return { statusCode: 200, ...(chosen ? { headers: { 'Sec-WebSocket-Protocol': chosen } } : {}) };
   };

@@ -23,18 +23,22 @@ export async function admitConnection(deps: BrokerDeps, connectionId: string, pa
   });
   if (!authentication.ok) return authentication;
   const { identity } = authentication;
+  const access = deps.security.access({ clientId, ...identity });
+  // The operator's connect rules bind client ids to identities (0x85 / 3.1.1 CONNACK 2, as above).
+  if (!access.canConnect()) return { ok: false, reasonCode: ReasonCode.ClientIdentifierNotValid, why: 'client id not allowed for this identity' };
 
   if (packet.will) {
     const limit = topicOverLimit(deps.config, packet.will.topic, ReasonCode.TopicNameInvalid);
     if (limit !== undefined) return { ok: false, reasonCode: limit, why: 'will topic over the topic limits' };
-    if (!deps.security.access({ clientId, ...identity }).canPublish(packet.will.topic)) {
+    if (!access.canPublish(packet.will.topic)) {
       return { ok: false, reasonCode: ReasonCode.NotAuthorized, why: 'not authorized to publish the will topic' };
     }
   }
 
-  // Counted only once authenticated: nobody can spend another client's budget.
+  // Counted only once authenticated, per (identity, client id): another identity's attempts with
+  // this client id spend their own budget, never its owner's.
   const rate = deps.config.connectRate;
-  if (rate && !(await withinRate(deps, 'connect', clientId, rate, 1))) {
+  if (rate && !(await withinRate(deps, 'connect', `${identity.username ?? ''}\u0000${clientId}`, rate, 1))) {
     return { ok: false, reasonCode: ReasonCode.ConnectionRateExceeded, why: `more than ${rate.count} connections in ${rate.perSeconds} s` };
   }
   return { ok: true, identity };

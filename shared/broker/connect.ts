@@ -2,7 +2,7 @@
  * CONNECT: steps over one shared state, in order. A step that refuses the connection (CONNACK
  * with the reason code, then close) ends the list.
  *   chooseClientId -> checkWill -> admit -> openSession -> closeTakenOver -> settlePendingWill
- *     -> rememberConnection -> connack -> resendInFlight -> drainQueue
+ *     -> reauthorizeSubscriptions -> rememberConnection -> connack -> resendInFlight -> drainQueue
  * From openSession's claim until drainQueue's action is done, deliveries to this client are held
  * back (queued): the client hears CONNACK first [MQTT-3.2.0-1], then what was in flight again, in
  * order [MQTT-4.4.0-1], then its queue, all sent before the hold is released, so nothing new
@@ -52,6 +52,7 @@ const steps: readonly ConnectStep[] = [
   openSession,
   closeTakenOver,
   settlePendingWill,
+  reauthorizeSubscriptions,
   rememberConnection,
   connack,
   resendInFlight,
@@ -109,12 +110,13 @@ async function admit(state: ConnectState): Promise<void> {
   else refuse(state, admission.reasonCode, admission.why);
 }
 
-/** Claim the session (a new one, or the one kept for this client id), holding its deliveries back. */
+/** Claim the session (a new one, or the one kept for this client id, if this identity owns it), holding its deliveries back. */
 async function openSession(state: ConnectState): Promise<void> {
   const limits = state.limits!;
-  state.session = await state.deps.store.sessions.openSession({
+  const opened = await state.deps.store.sessions.openSession({
     clientId: state.clientId!,
     connectionId: state.connectionId,
+    ...(state.identity!.username !== undefined ? { owner: state.identity!.username } : {}),
     protocolVersion: state.version,
     cleanStart: state.cleanStart,
     endsWithConnection: sessionExpiryOf(state.packet, state.version, state.cleanStart) === 0,
@@ -123,6 +125,10 @@ async function openSession(state: ConnectState): Promise<void> {
     ...(limits.maximumPacketSize !== undefined ? { maximumPacketSize: limits.maximumPacketSize } : {}),
     holdMs: LEASES.deliveryHoldMs,
   });
+  // Another identity's session: refused before anything of it is touched (no takeover, no wipe,
+  // no will cancelled or published). 5.0 0x85 / 3.1.1 return code 2: the id is not allowed.
+  if (opened === 'owned-by-another') refuse(state, ReasonCode.ClientIdentifierNotValid, 'client id belongs to another identity');
+  else state.session = opened;
 }
 
 /** [MQTT-3.1.4-2] a second connection with the same client id closes the existing one; 5.0: DISCONNECT 0x8E Session taken over [MQTT-3.1.4-3]. */
@@ -145,6 +151,23 @@ async function settlePendingWill(state: ConnectState): Promise<void> {
   const { endedSessionWill, sessionPresent } = state.session!;
   if (endedSessionWill) await publishWill(state.deps, state.clientId!, endedSessionWill, `ended#${state.connectionId}`);
   else if (sessionPresent) await state.deps.store.wills.cancelWill(state.clientId!);
+}
+
+/**
+ * A resumed session's subscriptions were granted under the rules of their time: each is checked
+ * against the identity's rules now, and the ones no longer allowed are dropped (and logged)
+ * before anything is delivered on them (deliveries are held until drainQueue). One Query, on
+ * resume only.
+ */
+async function reauthorizeSubscriptions(state: ConnectState): Promise<void> {
+  if (!state.session!.sessionPresent) return;
+  const { deps, connectionId } = state;
+  const clientId = state.clientId!;
+  const access = deps.security.access({ clientId, ...state.identity! });
+  const dropped = (await deps.store.subscriptions.subscriptionFilters(clientId)).filter((filter) => !access.canSubscribe(filter));
+  if (dropped.length === 0) return;
+  await deps.store.subscriptions.unsubscribe(clientId, dropped);
+  deps.log.info('resumed session: subscriptions no longer allowed were dropped', { connectionId, clientId, username: state.identity!.username, dropped });
 }
 
 /** The connection's record, which the packets after CONNECT are handled with. */

@@ -12,7 +12,8 @@
  * now (refusals.ts), and nothing the store did not keep is acknowledged.
  */
 import { decodePacket, type Packet, type ProtocolVersion, type PubackPacket, type PubcompPacket } from '../protocol/codec';
-import { deliver, PartlyHandled, type Action, type Connected } from './actions';
+import { ReasonCode } from '../protocol/reason-codes';
+import { closeWithReason, deliver, PartlyHandled, type Action, type Connected } from './actions';
 import { newBatchState, type BrokerDeps, type PacketContext } from './context';
 import { Dispatcher } from './dispatcher';
 import { handlePacket } from './handlers';
@@ -63,6 +64,12 @@ export async function handlePackets(
 
   for (const [index, frame] of frames.entries()) {
     if (dispatcher.isClosing(connectionId)) break;
+    if (connection?.tokenExpiresAt !== undefined && connection.tokenExpiresAt <= deps.now()) {
+      // The token the connection was opened with has expired: 5.0 DISCONNECT 0xA0 Maximum connect time, then the close.
+      deps.log.info('closing connection: its token expired', { connectionId, clientId: connection.clientId, username: connection.username });
+      await dispatcher.perform([closeWithReason(connectionId, connection.protocolVersion, ReasonCode.MaximumConnectTime, 'token expired')]);
+      break;
+    }
     try {
       // Packet size and publish rate (5.0: DISCONNECT 0x95 / 0x96)
       await limits.admit(connection, index);

@@ -38,6 +38,7 @@ export const ReasonCode = {
   SubscriptionIdentifiersNotSupported: 0xa1,
   WildcardSubscriptionsNotSupported: 0xa2,
   ConnectionRateExceeded: 0x9f,
+  MaximumConnectTime: 0xa0,
 } as const;
 
 export type ReasonCodeValue = (typeof ReasonCode)[keyof typeof ReasonCode];

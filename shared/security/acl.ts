@@ -25,7 +25,8 @@
  */
 import { checkTopicFilter, topicMatches } from '../protocol/topic';
 
-export type AclAccess = 'read' | 'write' | 'readwrite' | 'deny';
+/** `connect`: not about topics; the rule's pattern is a client id this identity may connect with. */
+export type AclAccess = 'read' | 'write' | 'readwrite' | 'deny' | 'connect';
 
 export interface AclRule {
   readonly access: AclAccess;
@@ -56,9 +57,10 @@ export function splitShared(filter: string): { shareName: string; filter: string
   return { shareName: rest.slice(0, slash), filter: rest.slice(slash + 1) };
 }
 
-/** One rule, e.g. `readwrite devices/%u/#`. */
+/** One rule, e.g. `readwrite devices/%u/#`, or `connect %u-*` (a client id pattern). */
 export function parseAclRule(line: string): AclRule {
   let words = line.trim().split(/\s+/);
+  if (words[0] === 'connect' && words.length > 1) return parseConnectRule(line, words.slice(1).join(' '));
   if (words[0] === 'pattern' || words[0] === 'topic') words = words.slice(1);
   const [first, ...rest] = words;
   const hasAccess = ACCESS_WORDS.includes(first as AclAccess) && rest.length > 0;
@@ -71,6 +73,21 @@ export function parseAclRule(line: string): AclRule {
   const check = checkTopicFilter((shared?.filter ?? filter).replaceAll('%u', 'u').replaceAll('%c', 'c'));
   if (!check.ok) throw new AclSyntaxError(`ACL rule "${line}": ${check.reason}`);
   return { access, filter };
+}
+
+/**
+ * `connect <client id pattern>`: once any connect rule is configured, a client may connect only
+ * with a client id that one of its rules matches (AWS IoT Core's iot:Connect on client/<id>).
+ * `%u` is the user name; `*` matches any run of characters. `%c` would match every client id.
+ */
+function parseConnectRule(line: string, pattern: string): AclRule {
+  if (pattern.includes('%c')) throw new AclSyntaxError(`ACL rule "${line}": a connect rule cannot use %c`);
+  return { access: 'connect', filter: pattern };
+}
+
+/** A connect rule's pattern (substituted) as a matcher of client ids. */
+function clientIdMatcher(pattern: string): RegExp {
+  return new RegExp(`^${pattern.split('*').map((part) => part.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('.*')}$`, 'su');
 }
 
 function checkShareRule(line: string, access: AclAccess, shared: { shareName: string; filter: string }): void {
@@ -127,10 +144,21 @@ export class SubjectAcl {
   private readonly shareDenies: ShareRule[] = [];
   /** A deny rule that could not be substituted denies everything: fail closed. */
   private readonly denyAll: boolean;
+  /** Whether any connect rule is configured, and whether one lets this subject use its client id. */
+  private readonly connectRules: { readonly any: boolean; readonly allowed: boolean };
 
   constructor(rules: readonly AclRule[], subject: AclSubject) {
     let denyAll = false;
+    const connectRules = rules.filter((rule) => rule.access === 'connect');
+    this.connectRules = {
+      any: connectRules.length > 0,
+      allowed: connectRules.some((rule) => {
+        const pattern = substitute(rule.filter, subject);
+        return pattern !== undefined && clientIdMatcher(pattern).test(subject.clientId);
+      }),
+    };
     for (const rule of rules) {
+      if (rule.access === 'connect') continue;
       const filter = substitute(rule.filter, subject);
       if (filter === undefined) {
         if (rule.access === 'deny') denyAll = true;
@@ -149,6 +177,11 @@ export class SubjectAcl {
       if (rule.access !== 'read') this.grants.write.push(filter);
     }
     this.denyAll = denyAll;
+  }
+
+  /** The subject's client id is one it may connect with: no connect rule is configured, or one matches. */
+  canConnect(): boolean {
+    return !this.connectRules.any || this.connectRules.allowed;
   }
 
   canPublish(topic: string): boolean {

@@ -29,8 +29,8 @@ export interface SecurityPolicy {
 /** Longer user names are never stored (and would not fit a DynamoDB key). */
 export const MAX_USERNAME_BYTES = 256;
 
-const unrestricted: TopicAccess = { canPublish: () => true, canReceive: () => true, canSubscribe: () => true };
-const nothing: TopicAccess = { canPublish: () => false, canReceive: () => false, canSubscribe: () => false };
+const unrestricted: TopicAccess = { canConnect: () => true, canPublish: () => true, canReceive: () => true, canSubscribe: () => true };
+const nothing: TopicAccess = { canConnect: () => false, canPublish: () => false, canReceive: () => false, canSubscribe: () => false };
 
 /** The broker's Security port, and what API Gateway's `$connect` needs besides (token check, door identity). */
 export class BrokerSecurity implements Security {
@@ -103,12 +103,16 @@ export class BrokerSecurity implements Security {
     if (!check.ok) return refused(check.unavailable ? ReasonCode.ServerUnavailable : ReasonCode.BadUserNameOrPassword, check.reason);
     const bad = invalidRule(check.identity.acl);
     if (bad) return refused(ReasonCode.NotAuthorized, `the token's ACL rule "${bad}" is not valid`);
-    return { ok: true, identity: identityOf(check.identity) };
+    return { ok: true, identity: identityOf({ ...check.identity, tokenExpiresAt: check.identity.expiresAt * 1000 }) };
   }
 }
 
-function identityOf(source: { username: string; acl?: readonly string[] }): Identity {
-  return { username: source.username, ...(source.acl !== undefined ? { acl: source.acl } : {}) };
+function identityOf(source: { username: string; acl?: readonly string[]; tokenExpiresAt?: number }): Identity {
+  return {
+    username: source.username,
+    ...(source.acl !== undefined ? { acl: source.acl } : {}),
+    ...(source.tokenExpiresAt !== undefined ? { tokenExpiresAt: source.tokenExpiresAt } : {}),
+  };
 }
 
 function invalidRule(rules: readonly string[] | undefined): string | undefined {

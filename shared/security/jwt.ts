@@ -32,6 +32,8 @@ export interface TokenIdentity {
   readonly username: string;
   /** The token's own ACL rules, when it carries any. */
   readonly acl?: readonly string[];
+  /** The token's `exp` (epoch seconds): a connection it opened is closed once it passes. */
+  readonly expiresAt: number;
 }
 
 /** `unavailable`: the keys could not be fetched, which says nothing about the token. */
@@ -133,7 +135,7 @@ export function createJwtVerifier(options: JwtOptions): JwtVerifier {
       if (acl !== undefined && !(Array.isArray(acl) && acl.every((rule) => typeof rule === 'string'))) {
         return { ok: false, reason: `claim "${aclClaim}" is not an array of ACL rules` };
       }
-      return { ok: true, identity: { username, ...(acl !== undefined ? { acl: acl as string[] } : {}) } };
+      return { ok: true, identity: { username, ...(acl !== undefined ? { acl: acl as string[] } : {}), expiresAt: payload.exp! } };
     },
   };
 }

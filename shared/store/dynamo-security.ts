@@ -38,7 +38,13 @@ export class DynamoSecurityStore implements SecurityStore {
 
   async putDoorIdentity(connectionId: string, identity: DoorIdentity, expiresAtSeconds: number): Promise<void> {
     await this.table.put({
-      Item: { pk: DOOR + connectionId, username: identity.username, ...(identity.acl ? { acl: [...identity.acl] } : {}), expiresAt: expiresAtSeconds },
+      Item: {
+        pk: DOOR + connectionId,
+        username: identity.username,
+        ...(identity.acl ? { acl: [...identity.acl] } : {}),
+        ...(identity.tokenExpiresAt !== undefined ? { tokenExpiresAt: identity.tokenExpiresAt } : {}),
+        expiresAt: expiresAtSeconds,
+      },
     });
   }
 
@@ -46,7 +52,11 @@ export class DynamoSecurityStore implements SecurityStore {
     const item = await this.table.delete({ Key: { pk: DOOR + connectionId }, ReturnValues: 'ALL_OLD' });
     // TTL deletes late: an expired identity is no identity.
     if (!item || Number(item.expiresAt) * 1000 <= this.now()) return undefined;
-    return { username: item.username as string, ...(Array.isArray(item.acl) ? { acl: item.acl as string[] } : {}) };
+    return {
+      username: item.username as string,
+      ...(Array.isArray(item.acl) ? { acl: item.acl as string[] } : {}),
+      ...(typeof item.tokenExpiresAt === 'number' ? { tokenExpiresAt: item.tokenExpiresAt } : {}),
+    };
   }
 
   async countInWindow(key: string, windowStart: number, windowSeconds: number, amount: number): Promise<number> {

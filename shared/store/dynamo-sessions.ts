@@ -26,12 +26,15 @@ export class DynamoSessionStore implements SessionStore {
     private readonly now: () => number,
   ) {}
 
-  async openSession(request: OpenSessionRequest): Promise<OpenSessionResult> {
+  async openSession(request: OpenSessionRequest): Promise<OpenSessionResult | 'owned-by-another'> {
+    const now = this.now();
     // Claim the session first: the old item tells who held it, even when it is about to be wiped.
-    const old = await this.table.update({
+    // Only its owner claims a live session: another identity's claim changes nothing (no extra call:
+    // the condition rides on the claim). A session that has expired belongs to nobody any more.
+    const claimed = await this.table.updateIf({
       Key: sessionKey(request.clientId),
       UpdateExpression: [
-        'SET connectionId = :c, protocolVersion = :v, connectedAt = :t, receiveMaximum = :r, topicAliasMaximum = :a, endsWithConnection = :e',
+        'SET #owner = :owner, connectionId = :c, protocolVersion = :v, connectedAt = :t, receiveMaximum = :r, topicAliasMaximum = :a, endsWithConnection = :e',
         // Whom this claim takes the session from: if this CONNECT dies before closing it, the next claim closes it.
         ', takenOver = if_not_exists(connectionId, :none), takenOverVersion = if_not_exists(protocolVersion, :v)',
         request.maximumPacketSize === undefined ? '' : ', maximumPacketSize = :m',
@@ -42,8 +45,14 @@ export class DynamoSessionStore implements SessionStore {
         // A clean start begins with nothing in flight and nothing queued.
         request.cleanStart ? ', inflight, queued' : '',
       ].join(''),
-      ExpressionAttributeNames: { '#timer': 'timer' },
+      ConditionExpression:
+        'attribute_not_exists(#owner) OR #owner = :owner OR (#timer = :expiry AND timerAt <= :nowMs) OR (attribute_not_exists(#timer) AND expiresAt <= :nowS)',
+      ExpressionAttributeNames: { '#timer': 'timer', '#owner': 'owner' },
       ExpressionAttributeValues: {
+        ':owner': sessionOwner(request.owner),
+        ':expiry': 'expiry',
+        ':nowMs': now,
+        ':nowS': Math.floor(now / 1000),
         ':c': request.connectionId,
         ':v': request.protocolVersion,
         ':t': this.now(),
@@ -57,6 +66,8 @@ export class DynamoSessionStore implements SessionStore {
       },
       ReturnValues: 'ALL_OLD',
     });
+    if (claimed === undefined) return 'owned-by-another';
+    const old = claimed.attributes;
     const alive = old !== undefined && !isExpired(old, this.now());
     // A session bound to its connection ends with it, also when this connection takes it over
     // (MQTT 5.0 3.1.4; 3.1.1 [MQTT-3.1.2-6]: its state is never reused).
@@ -166,6 +177,14 @@ export class DynamoSessionStore implements SessionStore {
     await this.parts.subscriptions.removeRoutes(clientId, filters);
     await this.table.batchDelete(items.map((item) => ({ clientId: item.clientId, sk: item.sk })));
   }
+}
+
+/**
+ * Who owns a session: the user name of the identity that created it; '' for an anonymous one.
+ * Anonymous clients cannot be told apart, so one can take over another's session (as before).
+ */
+function sessionOwner(username: string | undefined): string {
+  return username ?? '';
 }
 
 /** The session's connection is still in its CONNECT: it takes no deliveries yet, QoS 0 included [MQTT-3.2.0-1]. */

@@ -278,6 +278,20 @@ describe('API Gateway door: a browser passes its JWT as ?token= (or as the MQTT 
     door.ws.close();
   });
 
+  it("[MQTT-3.14.2-1] the ?token= identity lasts no longer than the token: once it expires, the next packet gets DISCONNECT 0xA0 Maximum connect time", async () => {
+    const expiresAt = Math.floor(Date.now() / 1000) + 2;
+    const door = await textDoor(`/?token=${await token('gina', { expiresIn: expiresAt })}`);
+    if (!('ws' in door)) throw new Error(`handshake refused: ${door.status}`);
+    door.send(connect());
+    await eventually(() => door.packets.some((p) => p.cmd === 'connack'), 'CONNACK');
+    expect(door.packets[0]).toMatchObject({ cmd: 'connack', reasonCode: 0 });
+    await eventually(() => Date.now() > expiresAt * 1000, 'the token to expire', 5000);
+    door.send({ cmd: 'publish', topic: 'devices/gina/x', payload: Buffer.from('late'), qos: 1, dup: false, retain: false, messageId: 1 });
+    await eventually(() => door.packets.some((p) => p.cmd === 'disconnect'), 'DISCONNECT');
+    expect(door.packets.find((p) => p.cmd === 'disconnect')).toMatchObject({ reasonCode: 0xa0 });
+    expect(door.packets.some((p) => p.cmd === 'puback')).toBe(false);
+  });
+
   it('without a token or credentials, the CONNECT is refused with 0x87; the token as the password works', async () => {
     const anonymous = await textDoor();
     if (!('ws' in anonymous)) throw new Error('handshake refused');

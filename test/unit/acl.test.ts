@@ -138,6 +138,26 @@ const allTopics = (() => {
   return out;
 })();
 
+describe('connect rules: client ids bound to identities', () => {
+  it('parse as connect rules; %c is refused (it would match every client id)', () => {
+    expect(parseAclRule('connect %u-*')).toEqual({ access: 'connect', filter: '%u-*' });
+    expect(() => parseAclRule('connect %c')).toThrow(AclSyntaxError);
+  });
+
+  it('without connect rules any client id may connect; with them, only a matching one (%u, * for any run)', () => {
+    expect(new SubjectAcl(parseAcl('readwrite devices/%u/#'), { username: 'alice', clientId: 'anything' }).canConnect()).toBe(true);
+    const rules = parseAcl('connect %u-*\nconnect gateway-1\nreadwrite devices/%u/#');
+    expect(new SubjectAcl(rules, { username: 'alice', clientId: 'alice-sensor' }).canConnect()).toBe(true);
+    expect(new SubjectAcl(rules, { username: 'alice', clientId: 'gateway-1' }).canConnect()).toBe(true);
+    expect(new SubjectAcl(rules, { username: 'mallory', clientId: 'alice-sensor' }).canConnect()).toBe(false);
+    expect(new SubjectAcl(rules, { username: 'alice', clientId: 'alice.x' }).canConnect()).toBe(false);
+    // Anonymous clients have no %u: only a rule without it can admit them.
+    expect(new SubjectAcl(rules, { clientId: '-sensor' }).canConnect()).toBe(false);
+    // Connect rules grant no topics.
+    expect(new SubjectAcl(parseAcl('connect #'), { username: 'alice', clientId: '#' }).canSubscribe('#')).toBe(false);
+  });
+});
+
 describe('filter algebra (fast-check, checked against topicMatches over every small topic)', () => {
   it('filterCovers(rule, f) holds exactly when every topic f matches, rule matches', () => {
     let runs = 0;

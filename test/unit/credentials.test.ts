@@ -39,7 +39,7 @@ describe('JWT', () => {
     const verifier = createJwtVerifier({ secret, audience });
     expect(await verifier.verify(await sign({ sub: 'alice', acl: ['readwrite a/#'] }))).toEqual({
       ok: true,
-      identity: { username: 'alice', acl: ['readwrite a/#'] },
+      identity: { username: 'alice', acl: ['readwrite a/#'], expiresAt: expect.any(Number) },
     });
     expect((await verifier.verify(await sign({}, '5m', new TextEncoder().encode('another secret, also long enough')))).ok).toBe(false);
     expect((await verifier.verify(await sign({}, Math.floor(Date.now() / 1000) - 60))).ok).toBe(false);
@@ -63,7 +63,7 @@ describe('JWT', () => {
       .setAudience('mqtt')
       .setExpirationTime('5m')
       .sign(new TextEncoder().encode(secret));
-    expect(await verifier.verify(good)).toEqual({ ok: true, identity: { username: 'bob' } });
+    expect(await verifier.verify(good)).toEqual({ ok: true, identity: { username: 'bob', expiresAt: expect.any(Number) } });
     // the right audience, but no issuer
     expect((await verifier.verify(await sign({ preferred_username: 'bob' }, '5m', undefined, 'mqtt'))).ok).toBe(false);
   });
@@ -125,7 +125,7 @@ describe('JWT', () => {
     it('verifies a token signed with a published key', async () => {
       const token = await jwksToken().sign(privateKey);
       const verifier = createJwtVerifier({ jwksUrl: url, audience, issuer: 'https://issuer.example' });
-      expect(await verifier.verify(token)).toEqual({ ok: true, identity: { username: 'carol' } });
+      expect(await verifier.verify(token)).toEqual({ ok: true, identity: { username: 'carol', expiresAt: expect.any(Number) } });
       // signed with the published key, but for another issuer (a tenant of the same provider)
       expect((await verifier.verify(await jwksToken().setIssuer('https://issuer.example/other-tenant').sign(privateKey))).ok).toBe(false);
     });

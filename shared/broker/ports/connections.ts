@@ -27,6 +27,8 @@ export interface ConnectionRecord {
   readonly username?: string;
   /** The user's own ACL rules, from its user record or token; absent = none of its own. */
   readonly acl?: readonly string[];
+  /** The connection's token expires then (epoch ms): its next packet is answered with DISCONNECT 0xA0 and the close. */
+  readonly tokenExpiresAt?: number;
 }
 
 export interface ConnectionChanges {

@@ -14,6 +14,8 @@ export interface UserRecord {
 export interface DoorIdentity {
   readonly username: string;
   readonly acl?: readonly string[];
+  /** When the token expires (epoch ms). */
+  readonly tokenExpiresAt?: number;
 }
 
 /** State that authentication and the limits keep: users, door identities, windowed counters. */
@@ -33,6 +35,8 @@ export interface SecurityStore {
 export interface Identity {
   readonly username?: string;
   readonly acl?: readonly string[];
+  /** A token's identity lasts until the token expires (epoch ms); absent = for the whole connection. */
+  readonly tokenExpiresAt?: number;
 }
 
 export interface AuthenticationRequest {
@@ -47,6 +51,8 @@ export type Authentication = { ok: true; identity: Identity } | { ok: false; rea
 
 /** What one connected client may do with topics. */
 export interface TopicAccess {
+  /** The client id may be used by this identity (the ACL's connect rules). */
+  canConnect(): boolean;
   canPublish(topic: string): boolean;
   /** A message on this topic may be delivered to the client (retained-message replay checks this). */
   canReceive(topic: string): boolean;

@@ -18,6 +18,11 @@ export interface SessionRecord {
 export interface OpenSessionRequest {
   readonly clientId: string;
   readonly connectionId: string;
+  /**
+   * The user name of the identity connecting; absent = anonymous. A session belongs to the
+   * identity that created it: only that identity claims it while it lives.
+   */
+  readonly owner?: string;
   readonly protocolVersion: ProtocolVersion;
   readonly cleanStart: boolean;
   /**
@@ -60,8 +65,10 @@ export interface SessionStore {
    * deliveries back for the CONNECT. Clean Start, a session past its expiry and one that ended
    * with its connection start afresh: subscriptions, QoS state, queue and will gone (the will
    * handed back to publish).
+   * 'owned-by-another': a live session created by another identity; nothing was changed (not its
+   * connection, queue, subscriptions nor will; a clean start wipes nothing).
    */
-  openSession(request: OpenSessionRequest): Promise<OpenSessionResult>;
+  openSession(request: OpenSessionRequest): Promise<OpenSessionResult | 'owned-by-another'>;
   /**
    * Detach the connection from its session; `endSession` deletes the session's state too.
    * 'taken-over': another connection holds the session now, and nothing was changed. Redone by

@@ -50,6 +50,12 @@ describe('door identities', () => {
     expect(await security.takeDoorIdentity(connectionId)).toBeUndefined();
   });
 
+  it("keep when the identity's token expires", async () => {
+    const connectionId = unique('conn');
+    await security.putDoorIdentity(connectionId, { username: 'erin', tokenExpiresAt: now + 30_000 }, Math.ceil(now / 1000) + 30);
+    expect(await security.takeDoorIdentity(connectionId)).toEqual({ username: 'erin', tokenExpiresAt: now + 30_000 });
+  });
+
   it('are no identity once expired, though TTL has not deleted them yet', async () => {
     const connectionId = unique('conn');
     await security.putDoorIdentity(connectionId, { username: 'dave' }, Math.ceil(now / 1000) + 10);

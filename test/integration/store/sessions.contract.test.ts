@@ -132,7 +132,9 @@ describe('openSession and closeSession', () => {
     const crashed = connectionId();
     // The CONNECT on `crashed` claims the session from `conn`, then dies: `conn` was never closed,
     // and `crashed` is detached when the door reports it closed.
-    expect((await store.sessions.openSession({ clientId, connectionId: crashed, protocolVersion: 5, cleanStart: false, holdMs: HOLD_MS, ...limits })).previousConnectionId).toBe(conn);
+    expect(await store.sessions.openSession({ clientId, connectionId: crashed, protocolVersion: 5, cleanStart: false, holdMs: HOLD_MS, ...limits })).toMatchObject({
+      previousConnectionId: conn,
+    });
     await store.sessions.closeSession(clientId, crashed, false, 3600);
     const next = connectionId();
     expect(await connect({ clientId, connectionId: next, protocolVersion: 4, cleanStart: false, holdMs: HOLD_MS, ...limits })).toEqual({
@@ -246,6 +248,65 @@ describe('openSession and closeSession', () => {
     expect((await clocked.sessions.getSessions([clientId])).get(clientId)?.connectionId).toBeUndefined();
     now += HOLD_MS + 1_000;
     expect((await clocked.sessions.getSessions([clientId])).get(clientId)?.connectionId).toBe(died);
+  });
+});
+
+describe('session ownership', () => {
+  const owned = async (owner: string) => {
+    const clientId = uniqueClientId('owned');
+    const conn = connectionId();
+    await connect({ clientId, connectionId: conn, owner, protocolVersion: 5, cleanStart: true, holdMs: HOLD_MS, ...limits });
+    await store.subscriptions.subscribe(clientId, [{ clientId, filter: `${clientId}/status`, qos: 1 }]);
+    return { clientId, conn, topic: `${clientId}/status` };
+  };
+
+  it('a live session is claimed by its owner only: another identity (Clean Start 0 or 1) changes nothing', async () => {
+    const { clientId, conn, topic } = await owned('alice');
+    const will = { topic: `${clientId}/will`, payload: Buffer.from('gone'), qos: 1 as const, retain: false, delayInterval: 300 };
+    await store.sessions.closeSession(clientId, conn, false, 3600);
+    expect(await store.wills.scheduleWill(clientId, will, Date.now() + 300_000)).toBe(true);
+
+    for (const cleanStart of [false, true]) {
+      expect(await store.sessions.openSession({ clientId, connectionId: connectionId(), owner: 'mallory', protocolVersion: 5, cleanStart, holdMs: HOLD_MS, ...limits })).toBe(
+        'owned-by-another',
+      );
+    }
+    // Anonymous is another identity too.
+    expect(await store.sessions.openSession({ clientId, connectionId: connectionId(), protocolVersion: 5, cleanStart: true, holdMs: HOLD_MS, ...limits })).toBe('owned-by-another');
+
+    // Untouched: still detached, still routed to; its owner resumes it.
+    expect((await store.sessions.getSessions([clientId])).get(clientId)).toEqual({ clientId, protocolVersion: 5, ...limits });
+    expect(described(await store.subscriptions.findSubscriptions(topic))).toEqual([`${clientId} ${topic}`]);
+    expect(await connect({ clientId, connectionId: connectionId(), owner: 'alice', protocolVersion: 5, cleanStart: false, holdMs: HOLD_MS, ...limits })).toEqual({ sessionPresent: true });
+  });
+
+  it('a connected session is not taken over by another identity: its connection keeps it', async () => {
+    const { clientId, conn } = await owned('alice');
+    expect(await store.sessions.openSession({ clientId, connectionId: connectionId(), owner: 'mallory', protocolVersion: 5, cleanStart: false, holdMs: HOLD_MS, ...limits })).toBe(
+      'owned-by-another',
+    );
+    expect((await store.sessions.getSessions([clientId])).get(clientId)?.connectionId).toBe(conn);
+    expect(await store.sessions.closeSession(clientId, conn, false, 3600)).toBe('closed');
+  });
+
+  it('anonymous sessions cannot be told apart: another anonymous client resumes one', async () => {
+    const clientId = uniqueClientId('anon');
+    const conn = connectionId();
+    await connect({ clientId, connectionId: conn, protocolVersion: 5, cleanStart: false, holdMs: HOLD_MS, ...limits });
+    await store.sessions.closeSession(clientId, conn, false, 3600);
+    expect(await connect({ clientId, connectionId: connectionId(), protocolVersion: 5, cleanStart: false, holdMs: HOLD_MS, ...limits })).toEqual({ sessionPresent: true });
+  });
+
+  it('an expired session belongs to nobody: another identity starts afresh with the client id', async () => {
+    const clock = clockedStore();
+    const clientId = uniqueClientId('owned-expired');
+    const conn = connectionId();
+    await connect({ clientId, connectionId: conn, owner: 'alice', protocolVersion: 5, cleanStart: true, holdMs: HOLD_MS, ...limits }, clock.store);
+    await clock.store.sessions.closeSession(clientId, conn, false, 10);
+    clock.advance(11_000);
+    expect(await clock.store.sessions.openSession({ clientId, connectionId: connectionId(), owner: 'mallory', protocolVersion: 5, cleanStart: false, holdMs: HOLD_MS, ...limits })).toEqual({
+      sessionPresent: false,
+    });
   });
 });
 
