@@ -37,6 +37,8 @@ export interface BrokerConfig {
   readonly maxClientIdLength: number;
   /** Longest Session Expiry Interval, in seconds; a 5.0 client asking for more is told this one in CONNACK. */
   readonly maxSessionExpiry: number;
+  /** QoS 1/2 messages one session's queue holds; beyond it a message is dropped for that session (logged). */
+  readonly maxQueuedMessages: number;
   /** PUBLISH packets one client may send; absent = no limit. Over it: DISCONNECT 0x96. */
   readonly publishRate?: RateLimit;
   /** CONNECTs per client id that pass authentication; absent = no limit. Over it: CONNACK 0x9F. */
@@ -59,6 +61,7 @@ export const defaultBrokerConfig: BrokerConfig = {
   maxSubscriptionsPerClient: 100,
   maxClientIdLength: 256,
   maxSessionExpiry: 7 * 24 * 60 * 60,
+  maxQueuedMessages: 1000,
   connectRate: { count: 20, perSeconds: 60 },
 };
 

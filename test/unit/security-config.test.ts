@@ -18,7 +18,7 @@ describe('security configuration from the environment', () => {
     });
     expect(brokerDepsFromEnv({ ...tables, MQTT_CONNECT_RATE: 'off' }).config.connectRate).toBeUndefined();
     expect(() => limitsFromEnv({ MQTT_MAX_SUBSCRIPTIONS: '-1' })).toThrow(ConfigurationError);
-    expect(limitsFromEnv({ MQTT_MAX_SESSION_EXPIRY: '3600' })).toEqual({ maxSessionExpiry: 3600 });
+    expect(limitsFromEnv({ MQTT_MAX_SESSION_EXPIRY: '3600', MQTT_MAX_QUEUED_MESSAGES: '50' })).toEqual({ maxSessionExpiry: 3600, maxQueuedMessages: 50 });
   });
 
   it('an ACL set to nothing still turns authorization on; JWT needs a key source', () => {
