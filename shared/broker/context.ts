@@ -39,6 +39,8 @@ export interface BrokerConfig {
   readonly maxSessionExpiry: number;
   /** QoS 1/2 messages one session's queue holds; beyond it a message is dropped for that session (logged). */
   readonly maxQueuedMessages: number;
+  /** Retained-tree nodes one subscription's replay reads below its wildcards; the rest is not replayed (logged). */
+  readonly maxRetainedReplay: number;
   /** PUBLISH packets one client may send; absent = no limit. Over it: DISCONNECT 0x96. */
   readonly publishRate?: RateLimit;
   /** CONNECTs per client id that pass authentication; absent = no limit. Over it: CONNACK 0x9F. */
@@ -62,6 +64,7 @@ export const defaultBrokerConfig: BrokerConfig = {
   maxClientIdLength: 256,
   maxSessionExpiry: 7 * 24 * 60 * 60,
   maxQueuedMessages: 1000,
+  maxRetainedReplay: 1000,
   connectRate: { count: 20, perSeconds: 60 },
 };
 

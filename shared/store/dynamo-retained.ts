@@ -1,5 +1,5 @@
 /** Retained messages in DynamoDB (the Retained table): a tree of topic levels, see retained-index.ts. */
-import type { RetainedMessage, RetainedStore } from '../broker/ports';
+import type { FoundRetained, RetainedMessage, RetainedStore } from '../broker/ports';
 import type { DynamoTable, Item } from './dynamo-table';
 import { toItemMessage, toMessage } from './message-items';
 import { childrenKey, levelsOf, matchingRetainedNodes, nodeId, retainedKey, type RetainedKey } from './retained-index';
@@ -40,24 +40,25 @@ export class DynamoRetainedStore implements RetainedStore {
     await this.table.put({ Item: { ...key, createdAt: this.now(), message: stored } });
   }
 
-  async findRetained(filter: string): Promise<RetainedMessage[]> {
-    const nodes = await matchingRetainedNodes<Item>(filter, {
+  async findRetained(filter: string, limit?: number): Promise<FoundRetained> {
+    const { nodes, truncated } = await matchingRetainedNodes<Item>(filter, {
       nodes: async (keys) => {
         const items = await this.table.batchGet(keys.map((key) => ({ ...key })));
         return new Map(items.map((item) => [nodeId(levelsOf(item as unknown as RetainedKey)), item]));
       },
-      children: async (levels) => {
-        const items = await this.table.queryAll({ KeyConditionExpression: 'pk = :p', ExpressionAttributeValues: { ':p': childrenKey(levels) } });
+      children: async (levels, max) => {
+        const items = await this.table.queryAll({ KeyConditionExpression: 'pk = :p', ExpressionAttributeValues: { ':p': childrenKey(levels) } }, max);
         return items.map((item) => ({ levels: levelsOf(item as unknown as RetainedKey), item }));
       },
-    });
+    }, limit);
     const now = this.now();
-    return nodes.flatMap((node): RetainedMessage[] => {
+    const messages = nodes.flatMap((node): RetainedMessage[] => {
       const message = node.item?.message as Item | undefined;
       if (!message) return [];
       const retained = toMessage(message);
       // [MQTT-3.3.2-5] an expired retained message is not delivered
       return retained.expiresAtMs !== undefined && retained.expiresAtMs <= now ? [] : [retained];
     });
+    return { messages, truncated };
   }
 }

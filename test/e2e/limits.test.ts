@@ -14,6 +14,7 @@ const harness = useHarness({
     maxSubscriptionsPerClient: 3,
     maxClientIdLength: 32,
     maxSessionExpiry: 1,
+    maxRetainedReplay: 3,
     publishRate: { count: 10, perSeconds: 60 },
     connectRate: { count: 3, perSeconds: 60 },
   },
@@ -144,6 +145,26 @@ describe('session expiry', () => {
     const later = await connectedWithConnack({ protocolVersion: 4, clientId, clean: false });
     expect(later.connack.sessionPresent).toBe(false);
     await later.client.endAsync();
+  });
+});
+
+describe('retained replay', () => {
+  it('a SUBSCRIBE replays at most the bound of retained messages below its wildcards; an exact filter still gets its own', async () => {
+    const root = id('ret');
+    const publisher = await connectClient(harness().mqttUrl, { protocolVersion: 5, clientId: id('ret-pub') });
+    for (let n = 1; n <= 5; n++) await publisher.publishAsync(`${root}/${n}`, `r${n}`, { qos: 1, retain: true });
+    const subscriber = await connectClient(harness().mqttUrl, { protocolVersion: 5 });
+    const got = collect(subscriber);
+    await subscriber.subscribeAsync(`${root}/#`, { qos: 1 });
+    await eventually(() => got.length >= 3, 'the bounded replay');
+    await settle(300);
+    expect(got.length).toBe(3);
+    expect(got.every((m) => m.topic.startsWith(`${root}/`))).toBe(true);
+    await subscriber.subscribeAsync(`${root}/5`, { qos: 1 });
+    await eventually(() => got.some((m) => m.payload === 'r5' && got.length === 4), 'the exact topic replayed');
+    // clear what this test retained
+    for (let n = 1; n <= 5; n++) await publisher.publishAsync(`${root}/${n}`, '', { qos: 1, retain: true });
+    await endAll(publisher, subscriber);
   });
 });
 
