@@ -3,6 +3,7 @@
  * [MQTT-3.3.1-5], replaced by the next and removed by an empty payload; found by any filter that
  * matches its topic, wildcards included, by walking the topic-level tree (not a Scan), unexpired.
  */
+import { QueryCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RetainedMessage } from '../../../shared/broker/ports';
 import { createStoreFixture, readCost, uniqueClientId, type StoreFixture } from '../store-fixture';
@@ -116,5 +117,45 @@ describe('a bounded replay', () => {
     expect(topicsOf(whole.messages)).toEqual(Array.from({ length: 8 }, (_, i) => `${root}/${i}`).sort());
     // An exact filter reads no children: the bound does not apply to it.
     expect((await store.retained.findRetained(`${root}/3`, 1)).messages.length).toBe(1);
+  });
+});
+
+describe('pruning', () => {
+  /** The tree nodes below a prefix (test-only reads of the table). */
+  const childrenOf = async (prefix: string[]): Promise<string[]> => {
+    const out = await fixture.documentClient.send(
+      new QueryCommand({ TableName: fixture.tables.retained, KeyConditionExpression: 'pk = :p', ExpressionAttributeValues: { ':p': `${prefix.length}|${prefix.join('/')}` } }),
+    );
+    return (out.Items ?? []).map((item) => String(item.sk).slice(1)).sort();
+  };
+
+  it('a cleared topic leaves no node behind, nor ancestors without message or children; nodes still in use stay', async () => {
+    const { store } = fixture;
+    const root = uniqueClientId('prune');
+    await store.retained.putRetained(retained(`${root}/a/b/c`));
+    await store.retained.putRetained(retained(`${root}/a/x`));
+    await store.retained.putRetained(retained(`${root}/a/b/c`, ''));
+    // c and b are gone; a stays (it has x)
+    expect(await childrenOf([root, 'a'])).toEqual(['x']);
+    expect(await childrenOf([root])).toEqual(['a']);
+    await store.retained.putRetained(retained(`${root}/a/x`, ''));
+    expect(await childrenOf([])).not.toContain(root);
+    // A node that holds a message itself is kept when a topic below it is cleared.
+    await store.retained.putRetained(retained(`${root}/m`));
+    await store.retained.putRetained(retained(`${root}/m/n`));
+    await store.retained.putRetained(retained(`${root}/m/n`, ''));
+    expect(await childrenOf([root])).toEqual(['m']);
+    expect((await store.retained.findRetained(`${root}/#`)).messages.map((m) => m.topic)).toEqual([`${root}/m`]);
+  });
+
+  it('a topic stored while its cleared sibling is pruned keeps its ancestors (a walk finds it)', async () => {
+    const { store } = fixture;
+    const root = uniqueClientId('prune-race');
+    for (let round = 0; round < 10; round++) {
+      await store.retained.putRetained(retained(`${root}/${round}/old`));
+      await Promise.all([store.retained.putRetained(retained(`${root}/${round}/old`, '')), store.retained.putRetained(retained(`${root}/${round}/new`))]);
+      expect(topicsOf((await store.retained.findRetained(`${root}/${round}/#`)).messages)).toEqual([`${root}/${round}/new`]);
+      expect(topicsOf((await store.retained.findRetained(`${root}/+/new`)).messages)).toContain(`${root}/${round}/new`);
+    }
   });
 });
