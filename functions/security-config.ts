@@ -10,7 +10,9 @@
  *   MQTT_JWT_USERNAME_CLAIM (sub), MQTT_JWT_ACL_CLAIM (acl)
  *   MQTT_ACL                 ACL rules, one per line (or MQTT_ACL_FILE: a file of them)
  *   MQTT_MAX_PACKET_SIZE, MQTT_MAX_TOPIC_LENGTH, MQTT_MAX_TOPIC_LEVELS, MQTT_MAX_SUBSCRIPTIONS,
- *   MQTT_MAX_INFLIGHT, MQTT_MAX_CLIENT_ID_LENGTH        positive integers
+ *   MQTT_MAX_INFLIGHT, MQTT_MAX_CLIENT_ID_LENGTH,
+ *   MQTT_MAX_SESSION_EXPIRY (seconds), MQTT_MAX_QUEUED_MESSAGES,
+ *   MQTT_MAX_RETAINED_REPLAY                           positive integers
  *   MQTT_PUBLISH_RATE, MQTT_CONNECT_RATE               <count>/<seconds>s (e.g. 100/1s) or off
  *   MQTT_CONNECT_TIMEOUT_MS  the listener's deadline for a socket's CONNECT (10000)
  */
@@ -67,6 +69,9 @@ export function limitsFromEnv(env: Env): Partial<BrokerConfig> {
     ['maxSubscriptionsPerClient', positiveInteger(env, 'MQTT_MAX_SUBSCRIPTIONS')],
     ['receiveMaximum', positiveInteger(env, 'MQTT_MAX_INFLIGHT')],
     ['maxClientIdLength', positiveInteger(env, 'MQTT_MAX_CLIENT_ID_LENGTH')],
+    ['maxSessionExpiry', positiveInteger(env, 'MQTT_MAX_SESSION_EXPIRY')],
+    ['maxQueuedMessages', positiveInteger(env, 'MQTT_MAX_QUEUED_MESSAGES')],
+    ['maxRetainedReplay', positiveInteger(env, 'MQTT_MAX_RETAINED_REPLAY')],
   ];
   const config: Record<string, unknown> = Object.fromEntries(entries.filter(([, v]) => v !== undefined));
   // `off` removes a limit that is on by default.

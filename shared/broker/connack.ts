@@ -10,6 +10,8 @@ export interface Offer {
   readonly assignedClientIdentifier?: string | undefined;
   readonly serverKeepAlive?: number | undefined;
   readonly responseInformation?: string | undefined;
+  /** The Session Expiry Interval the broker grants, when it is not the one the client asked for. */
+  readonly sessionExpiryInterval?: number | undefined;
 }
 
 export function connackPacket(version: ProtocolVersion, reasonCode: number, sessionPresent: boolean, offer?: Offer, reasonString?: string): ConnackPacket {
@@ -28,6 +30,8 @@ export function connackPacket(version: ProtocolVersion, reasonCode: number, sess
             ...(offer.assignedClientIdentifier ? { assignedClientIdentifier: offer.assignedClientIdentifier } : {}),
             ...(offer.serverKeepAlive !== undefined ? { serverKeepAlive: offer.serverKeepAlive } : {}),
             ...(offer.responseInformation ? { responseInformation: offer.responseInformation } : {}),
+            // MQTT 5.0 3.2.2.3.2: the server's own Session Expiry Interval, which the client then uses
+            ...(offer.sessionExpiryInterval !== undefined ? { sessionExpiryInterval: offer.sessionExpiryInterval } : {}),
             maximumPacketSize: offer.maximumPacketSize,
             // Absent means 65535, the protocol's own limit.
             ...(offer.config.receiveMaximum < 65535 ? { receiveMaximum: offer.config.receiveMaximum } : {}),

@@ -3,9 +3,6 @@ import type { ConnectPacket, ProtocolVersion } from '../protocol/codec';
 import { MqttProtocolError, ReasonCode } from '../protocol/reason-codes';
 import type { MessageProperties, WillMessage } from './ports';
 
-/** 5.0 default when the client sends no Session Expiry Interval: the session ends with the connection. */
-const NO_EXPIRY = 0xffffffff;
-
 export interface ClientLimits {
   readonly receiveMaximum: number;
   readonly topicAliasMaximum: number;
@@ -26,11 +23,15 @@ export function clientLimits(packet: ConnectPacket, version: ProtocolVersion): C
   };
 }
 
-export function sessionExpiryOf(packet: ConnectPacket, version: ProtocolVersion, cleanStart: boolean): number {
-  // 3.1.1: Clean Session 0 keeps the session with no time limit; 1 ends it with the connection.
-  if (version !== 5) return cleanStart ? 0 : NO_EXPIRY;
+/**
+ * The session's expiry in seconds, at most the broker's maximum (BrokerConfig.maxSessionExpiry):
+ * no client keeps a session forever. A 5.0 client given less than it asked is told so in CONNACK.
+ */
+export function sessionExpiryOf(packet: ConnectPacket, version: ProtocolVersion, cleanStart: boolean, maximum = Infinity): number {
+  // 3.1.1: Clean Session 0 keeps the session (for the broker's maximum); 1 ends it with the connection.
+  if (version !== 5) return cleanStart ? 0 : maximum;
   // [MQTT-3.1.2-11]: absent means 0, the session ends when the network connection closes
-  return packet.properties?.sessionExpiryInterval ?? 0;
+  return Math.min(packet.properties?.sessionExpiryInterval ?? 0, maximum);
 }
 
 export function willOf(will: NonNullable<ConnectPacket['will']>, version: ProtocolVersion): WillMessage {

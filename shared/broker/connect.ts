@@ -182,7 +182,7 @@ async function rememberConnection(state: ConnectState): Promise<void> {
     protocolVersion: version,
     keepalive: state.serverKeepAlive ?? requested,
     cleanStart: state.cleanStart,
-    sessionExpiryInterval: sessionExpiryOf(packet, version, state.cleanStart),
+    sessionExpiryInterval: sessionExpiryOf(packet, version, state.cleanStart, deps.config.maxSessionExpiry),
     connectedAt: deps.now(),
     ...(packet.will ? { will: willOf(packet.will, version) } : {}),
     ...state.limits!,
@@ -204,6 +204,7 @@ function connack(state: ConnectState): void {
     assignedClientIdentifier: connection.clientId !== packet.clientId ? connection.clientId : undefined,
     serverKeepAlive: state.serverKeepAlive,
     responseInformation: packet.properties?.requestResponseInformation ? `response/${connection.clientId}` : undefined,
+    sessionExpiryInterval: connection.sessionExpiryInterval !== (packet.properties?.sessionExpiryInterval ?? 0) ? connection.sessionExpiryInterval : undefined,
   };
   state.actions.push(send(connectionId, version, connackPacket(version, ReasonCode.Success, sessionPresent, offer)));
   deps.log.info('connected', { connectionId, clientId: connection.clientId, protocolVersion: version, cleanStart: state.cleanStart, sessionPresent, username: connection.username });

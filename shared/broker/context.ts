@@ -35,6 +35,12 @@ export interface BrokerConfig {
   readonly maxSubscriptionsPerClient: number;
   /** Longest client identifier, in UTF-8 bytes (it becomes a DynamoDB key). */
   readonly maxClientIdLength: number;
+  /** Longest Session Expiry Interval, in seconds; a 5.0 client asking for more is told this one in CONNACK. */
+  readonly maxSessionExpiry: number;
+  /** QoS 1/2 messages one session's queue holds; beyond it a message is dropped for that session (logged). */
+  readonly maxQueuedMessages: number;
+  /** Retained-tree nodes one subscription's replay reads below its wildcards; the rest is not replayed (logged). */
+  readonly maxRetainedReplay: number;
   /** PUBLISH packets one client may send; absent = no limit. Over it: DISCONNECT 0x96. */
   readonly publishRate?: RateLimit;
   /** CONNECTs per client id that pass authentication; absent = no limit. Over it: CONNACK 0x9F. */
@@ -56,6 +62,9 @@ export const defaultBrokerConfig: BrokerConfig = {
   maxTopicLevels: 32,
   maxSubscriptionsPerClient: 100,
   maxClientIdLength: 256,
+  maxSessionExpiry: 7 * 24 * 60 * 60,
+  maxQueuedMessages: 1000,
+  maxRetainedReplay: 1000,
   connectRate: { count: 20, perSeconds: 60 },
 };
 

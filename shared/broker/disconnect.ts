@@ -8,7 +8,8 @@ import { LEASES } from './leases';
 
 export const handleDisconnect = afterConnect<DisconnectPacket>(async (ctx, packet) => {
   const reasonCode = packet.reasonCode ?? 0;
-  const expiry = packet.properties?.sessionExpiryInterval;
+  const asked = packet.properties?.sessionExpiryInterval;
+  const expiry = asked === undefined ? undefined : Math.min(asked, ctx.deps.config.maxSessionExpiry);
   // MQTT 5.0 3.14.2.2.2: a session that was to end with the connection cannot be given an expiry now
   if (expiry !== undefined && expiry !== 0 && ctx.connection.sessionExpiryInterval === 0) {
     throw new MqttProtocolError(ReasonCode.ProtocolError, 'Session Expiry Interval set on DISCONNECT after 0 on CONNECT');

@@ -63,7 +63,10 @@ async function replayRetained(ctx: ConnectedContext, accepted: readonly Subscrip
   for (const subscription of wanted) {
     // The ACL is checked per retained topic: a wildcard may reach topics the client may not read.
     const access = ctx.deps.security.access(ctx.connection);
-    const retained = (await ctx.deps.store.retained.findRetained(subscription.filter)).filter((message) => access.canReceive(message.topic));
+    const found = await ctx.deps.store.retained.findRetained(subscription.filter, ctx.deps.config.maxRetainedReplay);
+    // A bounded walk per filter: a `#` over a large tree replays its first part only.
+    if (found.truncated) ctx.deps.log.warn('retained replay stopped at its bound', { clientId: ctx.connection.clientId, filter: subscription.filter, bound: ctx.deps.config.maxRetainedReplay });
+    const retained = found.messages.filter((message) => access.canReceive(message.topic));
     const deliveries = retained.map(
       (message): Delivery => ({
         recipient,

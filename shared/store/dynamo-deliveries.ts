@@ -62,22 +62,28 @@ export class DynamoDeliveryStore implements DeliveryStore {
     return answers;
   }
 
-  async enqueue(message: QueuedMessage): Promise<EnqueueResult> {
+  async enqueue(message: QueuedMessage, maxQueued?: number): Promise<EnqueueResult> {
     const { clientId } = message;
+    // The queue's bound is a condition on the session's own count, in the same transaction.
+    const bounded = maxQueued !== undefined && Number.isFinite(maxQueued);
     const written = await this.table.transact([
       {
         Update: {
           Key: sessionKey(clientId),
           UpdateExpression: 'ADD queued :one',
-          ConditionExpression: 'attribute_exists(clientId) AND (attribute_not_exists(timerAt) OR timerAt > :now)',
-          ExpressionAttributeValues: { ':one': 1, ':now': this.now() },
+          ConditionExpression: `attribute_exists(clientId) AND (attribute_not_exists(timerAt) OR timerAt > :now)${bounded ? ' AND (attribute_not_exists(queued) OR queued < :max)' : ''}`,
+          ExpressionAttributeValues: { ':one': 1, ':now': this.now(), ...(bounded ? { ':max': maxQueued } : {}) },
         },
       },
       { Put: { Item: { ...messageItem(message), sk: QUEUE_PREFIX + this.sequence.next() } } },
       ...this.onceMarks([message]),
     ]);
-    // The session is gone (or ended), or the mark says it was delivered before: nothing to keep.
-    if (!written.ok) return { queued: false };
+    // The session is gone (or ended), its queue is full, or the mark says it was delivered before: nothing to keep.
+    if (!written.ok) {
+      if (!bounded || !written.failed[0]) return { queued: false };
+      const session = await this.table.get(sessionKey(clientId));
+      return session && Number(session.queued ?? 0) >= maxQueued ? { queued: false, full: true } : { queued: false };
+    }
     // The session as the queue left it: the broker decides by it whether to drain now.
     const session = await this.table.get(sessionKey(clientId));
     return session ? { queued: true, session: queueingSession(session) } : { queued: true };

@@ -121,16 +121,17 @@ export class DynamoTable {
     return out.Items ?? [];
   }
 
-  /** Every page of a Query, strongly consistent on the table. */
-  async queryAll(input: QueryInput): Promise<Item[]> {
+  /** Every page of a Query, strongly consistent on the table; at most `max` items when given. */
+  async queryAll(input: QueryInput, max = Infinity): Promise<Item[]> {
     const items: Item[] = [];
     let start: Item | undefined;
     do {
-      const out = await this.client.send(new QueryCommand({ ...this.queryInput(input), ExclusiveStartKey: start }));
+      const limit = Number.isFinite(max) ? { Limit: max - items.length } : {};
+      const out = await this.client.send(new QueryCommand({ ...this.queryInput(input), ...limit, ExclusiveStartKey: start }));
       this.meter.record('read', out.ConsumedCapacity);
       items.push(...(out.Items ?? []));
       start = out.LastEvaluatedKey;
-    } while (start);
+    } while (start && items.length < max);
     return items;
   }
 

@@ -43,19 +43,28 @@ export interface WalkNode<T> {
 export interface RetainedReads<T> {
   /** The items of these nodes, where they exist. */
   nodes(keys: readonly RetainedKey[]): Promise<Map<string, T>>;
-  /** The child items of a node. */
-  children(levels: readonly string[]): Promise<Array<{ levels: string[]; item: T }>>;
+  /** The child items of a node, at most `max` of them. */
+  children(levels: readonly string[], max: number): Promise<Array<{ levels: string[]; item: T }>>;
+}
+
+/** The nodes a walk found, and whether it stopped at its bound with more to read. */
+export interface RetainedWalk<T> {
+  readonly nodes: Array<WalkNode<T>>;
+  readonly truncated: boolean;
 }
 
 const keyString = (levels: readonly string[]): string => JSON.stringify(levels);
 
 /**
- * Every node whose topic matches the filter, with its item. Reads: a Query per node matched by
- * `+` or below `#`, and one batch read for the nodes reached by literal levels.
- * [MQTT-4.7.2-1] a filter starting with a wildcard does not match topics starting with `$`.
+ * Every node whose topic matches the filter, with its item; at most `limit` nodes read by
+ * queries (the `+` and `#` levels), so one filter costs a bounded walk. Reads: a Query per node
+ * matched by `+` or below `#` (one after another while bounded), and one batch read for the
+ * nodes reached by literal levels. [MQTT-4.7.2-1] a filter starting with a wildcard does not
+ * match topics starting with `$`.
  */
-export async function matchingRetainedNodes<T>(filter: string, reads: RetainedReads<T>): Promise<Array<WalkNode<T>>> {
+export async function matchingRetainedNodes<T>(filter: string, reads: RetainedReads<T>, limit = Infinity): Promise<RetainedWalk<T>> {
   const levels = filter.split('/');
+  const budget = new WalkBudget(limit);
   let frontier: Array<WalkNode<T>> = [{ levels: [] }];
   const found: Array<WalkNode<T>> = [];
   for (let depth = 0; depth < levels.length && frontier.length > 0; depth++) {
@@ -64,33 +73,60 @@ export async function matchingRetainedNodes<T>(filter: string, reads: RetainedRe
     if (level === '#') {
       // [MQTT-4.7.1-2] `#` also matches the parent level itself: `a/#` matches `a`
       found.push(...frontier.filter((node) => node.levels.length > 0));
-      found.push(...(await descendants(frontier, reads, hidesDollar)));
+      found.push(...(await descendants(frontier, reads, hidesDollar, budget)));
       frontier = [];
       break;
     }
     if (level === '+') {
-      const children = await Promise.all(frontier.map((node) => reads.children(node.levels)));
-      frontier = children.flat().filter((child) => !(hidesDollar && child.levels[0]!.startsWith('$')));
+      const children = await budget.childrenOf(frontier.map((node) => node.levels), reads);
+      frontier = children.filter((child) => !(hidesDollar && child.levels[0]!.startsWith('$')));
     } else {
       frontier = frontier.map((node) => ({ levels: [...node.levels, level] }));
     }
   }
   found.push(...frontier);
   const unread = found.filter((node) => node.item === undefined);
-  if (unread.length === 0) return found;
+  if (unread.length === 0) return { nodes: found, truncated: budget.truncated };
   const items = await reads.nodes(unread.map((node) => retainedKey(node.levels)));
-  return found.flatMap((node) => {
+  const nodes = found.flatMap((node) => {
     if (node.item !== undefined) return [node];
     const item = items.get(keyString(node.levels));
     return item === undefined ? [] : [{ levels: node.levels, item }];
   });
+  return { nodes, truncated: budget.truncated };
 }
 
-async function descendants<T>(roots: Array<WalkNode<T>>, reads: RetainedReads<T>, hidesDollar: boolean): Promise<Array<WalkNode<T>>> {
+/** How many more nodes a walk may read by queries. */
+class WalkBudget {
+  truncated = false;
+
+  constructor(private left: number) {}
+
+  /** The children of these nodes, in order, while the budget lasts (unbounded: all at once). */
+  async childrenOf<T>(parents: ReadonlyArray<readonly string[]>, reads: RetainedReads<T>): Promise<Array<{ levels: string[]; item: T }>> {
+    if (!Number.isFinite(this.left)) return (await Promise.all(parents.map((levels) => reads.children(levels, Infinity)))).flat();
+    const all: Array<{ levels: string[]; item: T }> = [];
+    for (const levels of parents) {
+      if (this.left <= 0) {
+        this.truncated = true;
+        break;
+      }
+      // One more than the budget tells whether there was more.
+      const children = await reads.children(levels, this.left + 1);
+      if (children.length > this.left) this.truncated = true;
+      const taken = children.slice(0, this.left);
+      this.left -= taken.length;
+      all.push(...taken);
+    }
+    return all;
+  }
+}
+
+async function descendants<T>(roots: Array<WalkNode<T>>, reads: RetainedReads<T>, hidesDollar: boolean, budget: WalkBudget): Promise<Array<WalkNode<T>>> {
   const all: Array<WalkNode<T>> = [];
   let frontier = roots.map((node) => node.levels);
   while (frontier.length > 0) {
-    const children = (await Promise.all(frontier.map((levels) => reads.children(levels)))).flat();
+    const children = await budget.childrenOf(frontier, reads);
     const visible = children.filter((child) => !(hidesDollar && child.levels.length === 1 && child.levels[0]!.startsWith('$')));
     all.push(...visible);
     frontier = visible.map((child) => child.levels);

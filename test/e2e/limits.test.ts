@@ -2,7 +2,7 @@
 import mqttPacket, { type IConnectPacket, type Packet } from 'mqtt-packet';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import type { MqttClient } from 'mqtt';
+import mqtt, { type IConnackPacket, type IClientOptions, type MqttClient } from 'mqtt';
 import { collect, connectClient, endAll, eventually, RawConnection, settle } from '../support/clients';
 import { useHarness } from '../support/harness';
 
@@ -13,6 +13,8 @@ const harness = useHarness({
     maxTopicLevels: 4,
     maxSubscriptionsPerClient: 3,
     maxClientIdLength: 32,
+    maxSessionExpiry: 1,
+    maxRetainedReplay: 3,
     publishRate: { count: 10, perSeconds: 60 },
     connectRate: { count: 3, perSeconds: 60 },
   },
@@ -98,6 +100,71 @@ describe('subscriptions per client', () => {
     raw.send({ cmd: 'subscribe', messageId: 1, subscriptions: ['a', 'b', 'c', 'd'].map((topic) => ({ topic, qos: 1 })) } as Packet);
     expect(await raw.next('suback')).toMatchObject({ granted: [1, 1, 1, 0x80] });
     raw.close();
+  });
+});
+
+/** MQTT.js connected, with the CONNACK it got. */
+async function connectedWithConnack(options: IClientOptions): Promise<{ client: MqttClient; connack: IConnackPacket }> {
+  const client = mqtt.connect(harness().mqttUrl, { reconnectPeriod: 0, connectTimeout: 10_000, ...options });
+  const connack = await new Promise<IConnackPacket>((resolve, reject) => {
+    client.once('connect', resolve);
+    client.once('error', reject);
+  });
+  return { client, connack };
+}
+
+describe('session expiry', () => {
+  it('5.0: a client asking for more than the maximum is told the maximum in CONNACK (MQTT 5.0 3.2.2.3.2), and its session ends after it', async () => {
+    const clientId = id('long');
+    const first = await connectedWithConnack({ protocolVersion: 5, clientId, clean: false, properties: { sessionExpiryInterval: 3600 } });
+    expect(first.connack.properties?.sessionExpiryInterval).toBe(1);
+    await first.client.subscribeAsync(id('kept'), { qos: 1 });
+    await first.client.endAsync();
+    // past the 1 s maximum, whole seconds included
+    await settle(2_100);
+    const again = await connectedWithConnack({ protocolVersion: 5, clientId, clean: false, properties: { sessionExpiryInterval: 3600 } });
+    expect(again.connack.sessionPresent).toBe(false);
+    await again.client.endAsync();
+  });
+
+  it('5.0: a client asking for no more than the maximum gets no Session Expiry Interval in CONNACK', async () => {
+    const { client, connack } = await connectedWithConnack({ protocolVersion: 5, clientId: id('short'), clean: false, properties: { sessionExpiryInterval: 1 } });
+    expect(connack.properties?.sessionExpiryInterval).toBeUndefined();
+    await client.endAsync();
+  });
+
+  it('3.1.1: a Clean Session 0 session is kept for the maximum, then ends', async () => {
+    const clientId = id('old');
+    const first = await connectedWithConnack({ protocolVersion: 4, clientId, clean: false });
+    await first.client.subscribeAsync(id('kept'), { qos: 1 });
+    await first.client.endAsync();
+    const soon = await connectedWithConnack({ protocolVersion: 4, clientId, clean: false });
+    expect(soon.connack.sessionPresent).toBe(true);
+    await soon.client.endAsync();
+    await settle(2_100);
+    const later = await connectedWithConnack({ protocolVersion: 4, clientId, clean: false });
+    expect(later.connack.sessionPresent).toBe(false);
+    await later.client.endAsync();
+  });
+});
+
+describe('retained replay', () => {
+  it('a SUBSCRIBE replays at most the bound of retained messages below its wildcards; an exact filter still gets its own', async () => {
+    const root = id('ret');
+    const publisher = await connectClient(harness().mqttUrl, { protocolVersion: 5, clientId: id('ret-pub') });
+    for (let n = 1; n <= 5; n++) await publisher.publishAsync(`${root}/${n}`, `r${n}`, { qos: 1, retain: true });
+    const subscriber = await connectClient(harness().mqttUrl, { protocolVersion: 5 });
+    const got = collect(subscriber);
+    await subscriber.subscribeAsync(`${root}/#`, { qos: 1 });
+    await eventually(() => got.length >= 3, 'the bounded replay');
+    await settle(300);
+    expect(got.length).toBe(3);
+    expect(got.every((m) => m.topic.startsWith(`${root}/`))).toBe(true);
+    await subscriber.subscribeAsync(`${root}/5`, { qos: 1 });
+    await eventually(() => got.some((m) => m.payload === 'r5' && got.length === 4), 'the exact topic replayed');
+    // clear what this test retained
+    for (let n = 1; n <= 5; n++) await publisher.publishAsync(`${root}/${n}`, '', { qos: 1, retain: true });
+    await endAll(publisher, subscriber);
   });
 });
 

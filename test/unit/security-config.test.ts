@@ -18,6 +18,11 @@ describe('security configuration from the environment', () => {
     });
     expect(brokerDepsFromEnv({ ...tables, MQTT_CONNECT_RATE: 'off' }).config.connectRate).toBeUndefined();
     expect(() => limitsFromEnv({ MQTT_MAX_SUBSCRIPTIONS: '-1' })).toThrow(ConfigurationError);
+    expect(limitsFromEnv({ MQTT_MAX_SESSION_EXPIRY: '3600', MQTT_MAX_QUEUED_MESSAGES: '50', MQTT_MAX_RETAINED_REPLAY: '20' })).toEqual({
+      maxSessionExpiry: 3600,
+      maxQueuedMessages: 50,
+      maxRetainedReplay: 20,
+    });
   });
 
   it('an ACL set to nothing still turns authorization on; JWT needs a key source', () => {

@@ -20,7 +20,7 @@ export interface QueueingSession {
 }
 
 /** Queued (with the session's state just after), or not: the session is gone, or the message was delivered before. */
-export type EnqueueResult = { readonly queued: false } | { readonly queued: true; readonly session?: QueueingSession };
+export type EnqueueResult = { readonly queued: false; readonly full?: true } | { readonly queued: true; readonly session?: QueueingSession };
 
 /**
  * A hold on a session's deliveries: while it stands, no new delivery starts and no one else
@@ -67,9 +67,10 @@ export interface DeliveryStore {
   startDeliveries(clientId: string, connectionId: string, receiveMaximum: number, messages: readonly QueuedMessage[]): Promise<DeliveryStart[]>;
   /**
    * Queue a message for a client that cannot take it now, behind the ones queued before. Not
-   * queued: the session is gone or past its expiry, or the message's exactly-once mark exists.
+   * queued: the session is gone or past its expiry, the message's exactly-once mark exists, or
+   * `maxQueued` messages are queued already (`full`: the queue keeps its oldest).
    */
-  enqueue(message: QueuedMessage): Promise<EnqueueResult>;
+  enqueue(message: QueuedMessage, maxQueued?: number): Promise<EnqueueResult>;
   /**
    * Move queued messages into flight, oldest first, while the client has room; each gets a packet
    * id and is recorded in flight with it, in rounds of at most `batch` messages; expired ones are

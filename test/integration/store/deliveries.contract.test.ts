@@ -99,6 +99,24 @@ describe('startDeliveries', () => {
   });
 });
 
+describe('queue bound', () => {
+  it('enqueue takes no more once maxQueued messages are queued (full), keeping the oldest; a claimed message makes room', async () => {
+    const { clientId, conn } = await connectedWithSubscriptions();
+    await store.sessions.closeSession(clientId, conn, false, 3600);
+    for (const n of [1, 2, 3]) expect(decided(await store.deliveries.enqueue(message(clientId, n), 3))).toEqual({ queued: true });
+    expect(await store.deliveries.enqueue(message(clientId, 4), 3)).toEqual({ queued: false, full: true });
+    // Without a bound the same queue takes it (the bound is the caller's).
+    expect(decided(await store.deliveries.enqueue(message(clientId, 5)))).toEqual({ queued: true });
+    // A session that is gone is not 'full'.
+    const nobody = uniqueClientId('no-session');
+    expect(await store.deliveries.enqueue(message(nobody, 1), 3)).toEqual({ queued: false });
+    const next = connectionId();
+    await store.sessions.openSession({ clientId, connectionId: next, protocolVersion: 5, cleanStart: false, holdMs: HOLD_MS, ...limits });
+    expect(payloads((await store.deliveries.claimQueued(clientId, next, 65535, { token: connectHold(next), leaseMs: HOLD_MS }, CLAIM_BATCH)).messages)).toEqual(['m1', 'm2', 'm3', 'm5']);
+    expect((await store.deliveries.enqueue(message(clientId, 6), 3)).queued).toBe(true);
+  });
+});
+
 describe('holds', () => {
   it('[MQTT-3.2.0-1] [MQTT-4.4.0-1] while a CONNECT resumes the session, new deliveries queue; its own drain may claim them', async () => {
     const { clientId, conn } = await connectedWithSubscriptions();
