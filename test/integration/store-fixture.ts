@@ -5,7 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import { DeleteTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient, ScanCommand } from '@aws-sdk/lib-dynamodb';
-import { inject } from 'vitest';
+import { afterAll, inject } from 'vitest';
 import { localCredentials, LOCAL_REGION } from '../../local/local-aws';
 import type { Subscription } from '../../shared/broker/ports';
 import { createTables } from '../../shared/store/create-tables';
@@ -22,6 +22,13 @@ export interface StoreFixture {
   /** Keys (`pk`) of the trie node items in the routing index that start with `n|<prefix>`: a test-only Scan. */
   nodeKeys(prefix?: string): Promise<string[]>;
   dispose(): Promise<void>;
+}
+
+/** A fixture for one test file: created as the file loads, disposed after its tests. */
+export async function storeFixtureForFile(): Promise<StoreFixture> {
+  const fixture = await createStoreFixture();
+  afterAll(() => fixture.dispose());
+  return fixture;
 }
 
 export async function createStoreFixture(): Promise<StoreFixture> {

@@ -4,23 +4,13 @@
  * written in the claim), again by another once the claim's lease has passed; the record goes when
  * the end is complete.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { ConnectionRecord } from '../../../shared/broker/ports';
-import type { DynamoStore } from '../../../shared/store/create-dynamo-store';
-import { createStoreFixture, uniqueClientId, type StoreFixture } from '../store-fixture';
+import { uniqueClientId, storeFixtureForFile } from '../store-fixture';
 import { connectionId, HOLD_MS } from './support';
 
-let fixture: StoreFixture;
-let store: DynamoStore;
-
-beforeAll(async () => {
-  fixture = await createStoreFixture();
-  store = fixture.store;
-});
-
-afterAll(async () => {
-  await fixture.dispose();
-});
+const fixture = await storeFixtureForFile();
+const store = fixture.store;
 
 describe('connection records', () => {
   it('[MQTT-3.1.3-10] a record is read back as written, its will\'s user properties in their order', async () => {

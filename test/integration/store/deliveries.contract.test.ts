@@ -7,10 +7,10 @@
  * what enqueue reports is what the broker decides a drain by (shared/broker/delivery-policy.ts).
  * One set of tables for the file; every test uses its own client ids.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { connectHold, type OpenSessionRequest, type OutgoingMessage, type QueuedMessage } from '../../../shared/broker/ports';
 import type { DynamoStore } from '../../../shared/store/create-dynamo-store';
-import { createStoreFixture, uniqueClientId, type StoreFixture } from '../store-fixture';
+import { uniqueClientId, storeFixtureForFile } from '../store-fixture';
 import {
   CLAIM_BATCH,
   connect as connectOn,
@@ -25,17 +25,8 @@ import {
   subscribedClient,
 } from './support';
 
-let fixture: StoreFixture;
-let store: DynamoStore;
-
-beforeAll(async () => {
-  fixture = await createStoreFixture();
-  store = fixture.store;
-});
-
-afterAll(async () => {
-  await fixture.dispose();
-});
+const fixture = await storeFixtureForFile();
+const store = fixture.store;
 
 const connect = (request: OpenSessionRequest, target: DynamoStore = store) => connectOn(target, request);
 const inFlight = (conn: string, messages: readonly QueuedMessage[], receiveMaximum = 65535) => startInFlight(store, conn, messages, receiveMaximum);

@@ -6,22 +6,13 @@
  * it lets go; parked messages come back in sequence order.
  */
 import { randomBytes } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { DynamoConnectionInbox } from '../../../shared/store/dynamo-inbox';
-import { createStoreFixture, type StoreFixture } from '../store-fixture';
+import { storeFixtureForFile } from '../store-fixture';
 
-let fixture: StoreFixture;
 let now = Date.now();
-let inbox: DynamoConnectionInbox;
-
-beforeAll(async () => {
-  fixture = await createStoreFixture();
-  inbox = new DynamoConnectionInbox({ client: fixture.documentClient, tableName: fixture.tables.inbox, now: () => now });
-});
-
-afterAll(async () => {
-  await fixture.dispose();
-});
+const fixture = await storeFixtureForFile();
+const inbox = new DynamoConnectionInbox({ client: fixture.documentClient, tableName: fixture.tables.inbox, now: () => now });
 
 const connectionId = () => randomBytes(8).toString('base64');
 const sequences = (parked: ReadonlyArray<{ sequence: number }>) => parked.map((m) => m.sequence);

@@ -3,21 +3,11 @@
  * remembered until PUBREL [MQTT-4.3.3]. A packet id is received once (a resend, or a handler racing
  * another, gets the same receipt) until it is released; after PUBREL it is free for a new message.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { DynamoStore } from '../../../shared/store/create-dynamo-store';
-import { createStoreFixture, uniqueClientId, type StoreFixture } from '../store-fixture';
+import { describe, expect, it } from 'vitest';
+import { uniqueClientId, storeFixtureForFile } from '../store-fixture';
 
-let fixture: StoreFixture;
-let store: DynamoStore;
-
-beforeAll(async () => {
-  fixture = await createStoreFixture();
-  store = fixture.store;
-});
-
-afterAll(async () => {
-  await fixture.dispose();
-});
+const fixture = await storeFixtureForFile();
+const store = fixture.store;
 
 describe('QoS 2 receipts', () => {
   it('[MQTT-4.3.3-2] an incoming QoS 2 packet id is received once until released, and marked routed', async () => {

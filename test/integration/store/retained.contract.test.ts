@@ -4,19 +4,11 @@
  * matches its topic, wildcards included, by walking the topic-level tree (not a Scan), unexpired.
  */
 import { QueryCommand } from '@aws-sdk/lib-dynamodb';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { RetainedMessage } from '../../../shared/broker/ports';
-import { createStoreFixture, readCost, uniqueClientId, type StoreFixture } from '../store-fixture';
+import { readCost, uniqueClientId, storeFixtureForFile } from '../store-fixture';
 
-let fixture: StoreFixture;
-
-beforeAll(async () => {
-  fixture = await createStoreFixture();
-});
-
-afterAll(async () => {
-  await fixture.dispose();
-});
+const fixture = await storeFixtureForFile();
 
 const retained = (topic: string, payload = topic, extra: Partial<RetainedMessage> = {}): RetainedMessage => ({
   topic,

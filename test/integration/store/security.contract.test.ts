@@ -4,22 +4,13 @@
  * expired; a windowed counter adds up within its window only.
  */
 import { randomBytes } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { DynamoSecurityStore } from '../../../shared/store/dynamo-security';
-import { createStoreFixture, type StoreFixture } from '../store-fixture';
+import { storeFixtureForFile } from '../store-fixture';
 
-let fixture: StoreFixture;
 let now = Date.now();
-let security: DynamoSecurityStore;
-
-beforeAll(async () => {
-  fixture = await createStoreFixture();
-  security = new DynamoSecurityStore({ client: fixture.documentClient, table: fixture.tables.security, now: () => now });
-});
-
-afterAll(async () => {
-  await fixture.dispose();
-});
+const fixture = await storeFixtureForFile();
+const security = new DynamoSecurityStore({ client: fixture.documentClient, table: fixture.tables.security, now: () => now });
 
 const unique = (name: string) => `${name}-${randomBytes(4).toString('hex')}`;
 

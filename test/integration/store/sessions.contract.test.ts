@@ -5,23 +5,14 @@
  * session detaches it, and doing so again is harmless; a session ends at its expiry unless a
  * connection holds it again. One set of tables for the file; every test uses its own client ids.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { connectHold, type BrokerStore, type OpenSessionRequest, type QueuedMessage } from '../../../shared/broker/ports';
 import type { DynamoStore } from '../../../shared/store/create-dynamo-store';
-import { createStoreFixture, described, inChunks, uniqueClientId, type StoreFixture } from '../store-fixture';
+import { described, inChunks, uniqueClientId, storeFixtureForFile } from '../store-fixture';
 import { connect as connectOn, connectionId, HOLD_MS, HOUR_MS, inFlight as startInFlight, limits, NEVER_EXPIRES, subscribedClient } from './support';
 
-let fixture: StoreFixture;
-let store: DynamoStore;
-
-beforeAll(async () => {
-  fixture = await createStoreFixture();
-  store = fixture.store;
-});
-
-afterAll(async () => {
-  await fixture.dispose();
-});
+const fixture = await storeFixtureForFile();
+const store = fixture.store;
 
 /** A store whose clock the test moves. */
 function clockedStore(): { store: DynamoStore; advance(ms: number): void } {

@@ -4,19 +4,11 @@
  * claimed by one publisher at a time, again once the claim's lease has passed, and deleted when
  * published (only that one: a newer will stays).
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createStoreFixture, uniqueClientId, type StoreFixture } from '../store-fixture';
+import { describe, expect, it } from 'vitest';
+import { uniqueClientId, storeFixtureForFile } from '../store-fixture';
 import { HOLD_MS } from './support';
 
-let fixture: StoreFixture;
-
-beforeAll(async () => {
-  fixture = await createStoreFixture();
-});
-
-afterAll(async () => {
-  await fixture.dispose();
-});
+const fixture = await storeFixtureForFile();
 
 describe('delayed wills', () => {
   it('a delayed will is claimed once when due, and not before; claimed again if not completed within the lease; cancelling removes it', async () => {
