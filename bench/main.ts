@@ -10,6 +10,9 @@
  *   npm run bench -- --door apigw                 through the API Gateway emulator (base64 text frames) instead of the listener
  *   npm run bench -- --json out.json              where the JSON goes (default bench/results/<time>.json)
  *   npm run bench -- --list                       the scenarios
+ * Fleets (fleet-qos0, fleet-qos1, fleet-qos0-depth7, fleet-qos1-depth7, fleet, connect-storm): --devices <n>,
+ * --interval <s> between one device's publishes, --qos 0|1 and --depth 5|7 (`fleet` only), --subscribers <n>,
+ * --[no-]persistent subscriber sessions, --parallel <n> handshakes in flight.
  * Tuning: --time-limit <s> per measured phase, --count <n> at most n publishes per scenario,
  * --payload <bytes>, --lambda-memory-mb <MB>,
  * --rate <deliveries/s> the cost model spreads hourly costs over, --dynamodb-endpoint <url>,
@@ -25,8 +28,8 @@ import type { LogLevel } from '../shared/util/logger';
 import { DEFAULT_DEPLOYMENT, type Deployment } from './cost-model';
 import { newReport, renderReport } from './report';
 import { runScenario, type ScenarioResult } from './run';
-import { SCENARIOS } from './scenarios';
-import type { Size } from './scenarios/scenario';
+import { EXTRA_SCENARIOS, SCENARIOS } from './scenarios';
+import type { FleetFlags, Scenario, Size } from './scenarios/scenario';
 import { externalTarget } from './targets/external';
 import { freePort } from '../local/free-port';
 import { startHarnessProcess } from './targets/harness-process';
@@ -50,7 +53,15 @@ const { values: flags } = parseArgs({
     'log-level': { type: 'string', default: 'error' },
     list: { type: 'boolean', default: false },
     help: { type: 'boolean', default: false },
+    devices: { type: 'string' },
+    interval: { type: 'string' },
+    qos: { type: 'string' },
+    depth: { type: 'string' },
+    subscribers: { type: 'string' },
+    persistent: { type: 'boolean' },
+    parallel: { type: 'string' },
   },
+  allowNegative: true,
 });
 
 function fail(message: string): never {
@@ -65,17 +76,43 @@ function positive(raw: string | undefined, name: string, fallback: number): numb
   return value;
 }
 
+function whole(raw: string | undefined, name: string): number | undefined {
+  if (raw === undefined) return undefined;
+  const value = positive(raw, name, 0);
+  if (!Number.isInteger(value)) fail(`${name} must be a whole number, got "${raw}"`);
+  return value;
+}
+
+function oneOf<T extends number>(raw: string | undefined, name: string, allowed: readonly T[]): T | undefined {
+  if (raw === undefined) return undefined;
+  const value = allowed.find((a) => String(a) === raw);
+  if (value === undefined) fail(`${name} must be ${allowed.join(' or ')}, got "${raw}"`);
+  return value;
+}
+
+const fleetFlags: FleetFlags = dropUndefined({
+  devices: whole(flags.devices, '--devices'),
+  intervalSeconds: flags.interval === undefined ? undefined : positive(flags.interval, '--interval', 0),
+  qos: oneOf(flags.qos, '--qos', [0, 1] as const),
+  depth: oneOf(flags.depth, '--depth', [5, 7] as const),
+  subscribers: whole(flags.subscribers, '--subscribers'),
+  persistent: flags.persistent,
+  parallel: whole(flags.parallel, '--parallel'),
+});
+
 const size: Size = flags.quick ? 'quick' : 'full';
+const ALL = [...SCENARIOS, ...EXTRA_SCENARIOS];
 if (flags.help || flags.list) {
   if (flags.help) process.stdout.write(`${readUsage()}\n\n`);
-  process.stdout.write(`Scenarios (${size}):\n${SCENARIOS.map((s) => `  ${s.name.padEnd(18)} ${s.describe(size)}`).join('\n')}\n`);
+  const line = (s: Scenario): string => `  ${s.name.padEnd(18)} ${s.describe(size, fleetFlags)}`;
+  process.stdout.write(`Scenarios (${size}):\n${SCENARIOS.map(line).join('\n')}\nOnly when named:\n${EXTRA_SCENARIOS.map(line).join('\n')}\n`);
   process.exit(0);
 }
 
 const chosen = flags.scenario ?? [];
-const unknown = chosen.filter((name) => !SCENARIOS.some((s) => s.name === name));
-if (unknown.length > 0) fail(`unknown scenario ${unknown.join(', ')}; the scenarios are ${SCENARIOS.map((s) => s.name).join(', ')}`);
-const scenarios = chosen.length === 0 ? SCENARIOS : SCENARIOS.filter((s) => chosen.includes(s.name));
+const unknown = chosen.filter((name) => !ALL.some((s) => s.name === name));
+if (unknown.length > 0) fail(`unknown scenario ${unknown.join(', ')}; the scenarios are ${ALL.map((s) => s.name).join(', ')}`);
+const scenarios = chosen.length === 0 ? SCENARIOS : ALL.filter((s) => chosen.includes(s.name));
 
 const deployment: Deployment = {
   ...DEFAULT_DEPLOYMENT,
@@ -83,6 +120,9 @@ const deployment: Deployment = {
   deliveriesPerSecond: positive(flags.rate, '--rate', DEFAULT_DEPLOYMENT.deliveriesPerSecond),
 };
 const timeLimitMs = positive(flags['time-limit'], '--time-limit', size === 'quick' ? 5 : 20) * 1000;
+/** A scenario's own time limit (the fleets'), unless `--time-limit` was given. */
+const timeLimitFor = (scenario: Scenario): number =>
+  flags['time-limit'] === undefined && scenario.timeLimitSeconds ? scenario.timeLimitSeconds[size] * 1000 : timeLimitMs;
 /**
  * A phase in which nothing arrives for this long has ended: longer than the harness takes over
  * one batch of packets (its deliveries leave together at the end of the batch) on a busy machine.
@@ -123,7 +163,7 @@ if (flags['compare-mosquitto']) {
 }
 
 const report = newReport(
-  { size, door, scenarios: scenarios.map((s) => s.name), maxPublishes, timeLimitMs, stallMs: STALL_MS, payloadBytes, targets: plans.map((p) => p.label) },
+  { size, door, scenarios: scenarios.map((s) => s.name), maxPublishes, timeLimitMs, stallMs: STALL_MS, payloadBytes, targets: plans.map((p) => p.label), fleet: fleetFlags },
   deployment,
 );
 const runId = `${Date.now().toString(36)}${randomBytes(3).toString('hex')}`;
@@ -155,17 +195,19 @@ for (const plan of plans) {
         target = await plan.start();
         current = target;
       }
-      process.stderr.write(`  ${scenario.name}: ${scenario.describe(size)}...\n`);
+      process.stderr.write(`  ${scenario.name}: ${scenario.describe(size, fleetFlags)}...\n`);
       const started = Date.now();
       const result = await runScenario(target, scenario, {
         size,
-        timeLimitMs,
+        timeLimitMs: timeLimitFor(scenario),
         stallMs: STALL_MS,
         payloadBytes,
         ...(maxPublishes === undefined ? {} : { maxPublishes }),
         deployment,
         runId,
         ownsBroker: plan.owned,
+        fleet: fleetFlags,
+        rateGiven: flags.rate !== undefined,
       });
       report.results.push(result);
       process.stderr.write(`    ${summary(result)} (${((Date.now() - started) / 1000).toFixed(1)} s)\n`);
@@ -187,6 +229,16 @@ process.stdout.write(`\nJSON: ${shown.startsWith('..') ? jsonPath : shown}\n`);
 
 function summary(result: ScenarioResult): string {
   if (result.error) return `error: ${result.error}`;
+  if (result.connectStorm) {
+    return result.connectStorm.rounds
+      .map((r) => `${r.parallel} in flight: ${r.connected} of ${r.devices} connected, ${Math.round((r.connected * 1000) / r.connectMs)} connects/s, CONNACK p50 ${r.connackMs.p50.toFixed(1)} ms`)
+      .join('; ');
+  }
+  if (result.messages && result.fleet) {
+    const m = result.messages;
+    const f = result.fleet;
+    return `${f.connected} of ${f.devices} devices, ${Math.round(f.offeredPerSecond)} msg/s offered, ${Math.round(m.deliveriesPerSecond)} delivered/s, p50 ${m.latencyMs.p50.toFixed(1)} ms, ${m.received} of ${m.expected} received`;
+  }
   if (result.messages) {
     const m = result.messages;
     return `${Math.round(m.deliveriesPerSecond)} msg/s, p50 ${m.latencyMs.p50.toFixed(2)} ms, ${m.received} of ${m.expected} received`;
@@ -197,5 +249,10 @@ function summary(result: ScenarioResult): string {
 
 function readUsage(): string {
   return 'npm run bench -- [--quick] [--scenario <name>]... [--compare-mosquitto | --target host:port] [--door tcp|apigw] [--json <path>]\n' +
-    '  [--time-limit <s>] [--count <n>] [--payload <bytes>] [--lambda-memory-mb <MB>] [--rate <deliveries/s>] [--dynamodb-endpoint <url>] [--log-level <level>]';
+    '  [--time-limit <s>] [--count <n>] [--payload <bytes>] [--lambda-memory-mb <MB>] [--rate <deliveries/s>] [--dynamodb-endpoint <url>] [--log-level <level>]\n' +
+    '  fleets: [--devices <n>] [--interval <s>] [--qos 0|1] [--depth 5|7] [--subscribers <n>] [--[no-]persistent] [--parallel <n>]';
+}
+
+function dropUndefined<T extends object>(value: T): T {
+  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as T;
 }

@@ -84,7 +84,7 @@ function table(headers: readonly string[], rows: ReadonlyArray<readonly string[]
 
 export function messagesTable(results: readonly ScenarioResult[]): string {
   const rows = results
-    .filter((r) => r.messages || (r.error && !r.connections))
+    .filter((r) => (r.messages && !r.fleet) || (r.error && !r.connections && !isFleet(r)))
     .map((r) => {
       const m = r.messages;
       if (!m) return [r.scenario, r.broker, `error: ${r.error}`, ...Array(14).fill('')];
@@ -112,6 +112,120 @@ export function messagesTable(results: readonly ScenarioResult[]): string {
     ['scenario', 'broker', 'sent', 'received', 'missing', 'dup', 'reordered', 'msg/s', 'p50 ms', 'p99 ms', 'DDB calls', 'RCU', 'WCU', 'invocations', 'CPU %', '$/M ours', '$/M IoT Core'],
     rows,
   );
+}
+
+/** Fleet and connect-storm scenarios report in tables of their own. */
+function isFleet(result: ScenarioResult): boolean {
+  return result.fleet !== undefined || result.connectStorm !== undefined || result.scenario.startsWith('fleet') || result.scenario === 'connect-storm';
+}
+
+function sum(counts: Readonly<Record<string, number>>): number {
+  return Object.values(counts).reduce((a, b) => a + b, 0);
+}
+
+function rate(n: number, ms: number): string {
+  return ms > 0 ? count((n * 1000) / ms) : DASH;
+}
+
+export function fleetTable(results: readonly ScenarioResult[]): string {
+  const rows = results
+    .filter((r) => r.fleet || (r.error && r.scenario.startsWith('fleet')))
+    .map((r) => {
+      const m = r.messages;
+      const f = r.fleet;
+      if (!m || !f) return [r.scenario, r.broker, `error: ${r.error}`, ...Array(19).fill('')];
+      return [
+        r.scenario,
+        r.broker,
+        `${count(f.connected)}/${count(f.devices)}`,
+        rate(f.connected, f.connectMs),
+        count(sum(f.refused) + sum(f.failed)),
+        count(sum(f.closedByBroker)),
+        count(f.offeredPerSecond),
+        count(m.deliveriesPerSecond),
+        ms(m.latencyMs.p50),
+        ms(m.latencyMs.p99),
+        count(m.lost),
+        f.acknowledgedLost === undefined ? DASH : count(f.acknowledgedLost),
+        count(m.duplicates),
+        count(m.outOfOrder),
+        small(r.per?.invocations),
+        small(r.per?.dynamoDbCalls),
+        small(f.perConnect?.dynamoDbCalls),
+        small(r.per?.readUnits),
+        small(r.per?.writeUnits),
+        cpuColumn(r),
+        dollars(r.cost?.serverless?.total),
+        dollars(r.cost?.iotCore.total),
+      ];
+    });
+  return table(
+    [
+      'scenario',
+      'broker',
+      'devices',
+      'connects/s',
+      'refused',
+      'closed',
+      'offered/s',
+      'delivered/s',
+      'p50 ms',
+      'p99 ms',
+      'missing',
+      'acked lost',
+      'dup',
+      'reordered',
+      'invocations',
+      'DDB calls',
+      'DDB/CONNECT',
+      'RCU',
+      'WCU',
+      'CPU %',
+      '$/M ours',
+      '$/M IoT Core',
+    ],
+    rows,
+  );
+}
+
+export function connectStormTable(results: readonly ScenarioResult[]): string {
+  const rows = results
+    .filter((r) => r.connectStorm || (r.error && r.scenario === 'connect-storm'))
+    .flatMap((r) => {
+      if (!r.connectStorm) return [[r.scenario, r.broker, `error: ${r.error}`, ...Array(11).fill('')]];
+      return r.connectStorm.rounds.map((round) => [
+        r.scenario,
+        r.broker,
+        count(round.parallel),
+        `${count(round.connected)}/${count(round.devices)}`,
+        rate(round.connected, round.connectMs),
+        ms(round.connackMs.p50),
+        ms(round.connackMs.p99),
+        count(sum(round.refused) + sum(round.failed)),
+        small(round.perConnect?.dynamoDbCalls),
+        small(round.perConnect?.writeUnits),
+        small(round.perConnect?.invocations),
+        small(round.perDisconnect?.dynamoDbCalls),
+        small(round.perDisconnect?.writeUnits),
+        small(round.perDisconnect?.invocations),
+      ]);
+    });
+  return table(
+    ['scenario', 'broker', 'in flight', 'connected', 'connects/s', 'CONNACK p50 ms', 'p99 ms', 'refused', 'DDB/CONNECT', 'WCU', 'invocations', 'DDB/DISCONNECT', 'WCU', 'invocations'],
+    rows,
+  );
+}
+
+/** Refusals by code, other failures and the broker's closes, for the notes. */
+function fleetNotes(result: ScenarioResult): string[] {
+  const counts = (what: string, c: Readonly<Record<string, number>>): string[] =>
+    sum(c) === 0 ? [] : [`${what}: ${Object.entries(c).map(([reason, k]) => `${k} × ${reason}`).join(', ')}`];
+  const f = result.fleet;
+  const rounds = result.connectStorm?.rounds ?? [];
+  return [
+    ...(f ? [...counts('CONNACK refused', f.refused), ...counts('connection failed', f.failed), ...counts('closed by the broker', f.closedByBroker)] : []),
+    ...rounds.flatMap((r) => [...counts(`${r.parallel} in flight, CONNACK refused`, r.refused), ...counts(`${r.parallel} in flight, connection failed`, r.failed)]),
+  ];
 }
 
 export function connectionsTable(results: readonly ScenarioResult[]): string {
@@ -144,8 +258,12 @@ export function connectionsTable(results: readonly ScenarioResult[]): string {
 export function renderReport(report: BenchReport): string {
   const { machine, deployment, results } = report;
   const l = deployment.listener;
-  const notes = results.flatMap((r) => [...(r.error ? [`error: ${r.error}`] : []), ...r.notes].map((note) => `  ${r.scenario} (${r.broker}): ${note}`));
-  const hasMessages = results.some((r) => r.messages || (r.error && !r.connections));
+  const notes = results.flatMap((r) =>
+    [...(r.error ? [`error: ${r.error}`] : []), ...fleetNotes(r), ...r.notes].map((note) => `  ${r.scenario} (${r.broker}): ${note}`),
+  );
+  const hasMessages = results.some((r) => (r.messages && !r.fleet) || (r.error && !r.connections && !isFleet(r)));
+  const hasFleet = results.some((r) => r.fleet || (r.error && r.scenario.startsWith('fleet')));
+  const hasStorm = results.some((r) => r.connectStorm || (r.error && r.scenario === 'connect-storm'));
   const hasConnections = results.some((r) => r.connections);
   return [
     `Machine: ${machine.cpu}, ${machine.cores} cores, ${machine.memoryGb} GB, Node ${machine.node}; load average ${machine.loadAverage.start.toFixed(2)} at start${
@@ -163,6 +281,29 @@ export function renderReport(report: BenchReport): string {
           '',
         ]
       : []),
+    ...(hasFleet
+      ? [
+          'Fleets: devices connected of those tried; connects/s while the devices connected (--parallel handshakes in flight); refused =',
+          'CONNACKs refused and connections failed (codes in the notes); closed = devices and subscribers the broker closed; offered/s =',
+          'publishes per second the connected devices were scheduled to send; delivered/s = deliveries per second; missing = deliveries',
+          'that never arrived; acked lost (QoS 1) = deliveries of PUBACKed publishes that never arrived, after the drain; invocations,',
+          'DDB calls, RCU and WCU per delivered message, DDB/CONNECT per device CONNECT (its own phase); $ per million delivered,',
+          'hourly costs spread over the fleet\'s offered deliveries/s (unless --rate), IoT Core = a publish and a delivery per message.',
+          '',
+          fleetTable(results),
+          '',
+        ]
+      : []),
+    ...(hasStorm
+      ? [
+          'Connect storm: each round connects every device (Clean Session, no will) with that many handshakes in flight, then disconnects',
+          'them; connects/s over the connecting; CONNACK latency from opening the socket; DynamoDB calls, write units and invocations',
+          'per CONNECT and per DISCONNECT (each counted once the broker finished the phase).',
+          '',
+          connectStormTable(results),
+          '',
+        ]
+      : []),
     ...(hasConnections
       ? [
           'Connections: memory per connection from the broker\'s RSS and V8 heap before and after connecting (after a GC);',
@@ -174,7 +315,9 @@ export function renderReport(report: BenchReport): string {
       : []),
     `Cost model: AWS list prices (us-east-1, arm64). Lambda at ${deployment.lambdaMemoryMb} MB, billed per invocation for the smaller of the handler`,
     `wall time measured here (inflated by queueing in one local process under saturation) and a model (every DynamoDB call in turn`,
-    `at ${deployment.dynamoDbLatencyMs} ms, plus all of the broker's CPU time). Hourly costs spread over ${whole.format(deployment.deliveriesPerSecond)} deliveries/s steady; listener: at least`,
+    `at ${deployment.dynamoDbLatencyMs} ms, plus all of the broker's CPU time). Hourly costs spread over ${whole.format(deployment.deliveriesPerSecond)} deliveries/s steady${
+      hasFleet ? ' (fleets: their own rate, unless --rate)' : ''
+    }; listener: at least`,
     `${l.minTasks} Fargate tasks of ${l.vcpuPerTask} vCPU / ${l.gbPerTask} GB, each vCPU assumed to relay ${whole.format(l.packetsPerVcpuSecond)} packets/s; NLB with TLS capacity units;`,
     `keep-alive every ${deployment.keepAliveSeconds} s. Line items per scenario are in the JSON.`,
     ...(notes.length > 0 ? ['', 'Notes:', ...notes] : []),

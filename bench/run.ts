@@ -21,7 +21,18 @@ import {
 import type { TrafficCounters } from './load/client';
 import type { Door } from './load/pipes';
 import type { LatencySummary } from './load/deliveries';
-import type { ConnectionsOutcome, MessagesOutcome, Scenario, ScenarioContext, Size } from './scenarios/scenario';
+import type {
+  ConnectionsOutcome,
+  ConnectStormOutcome,
+  ConnectStormRound,
+  FleetFlags,
+  FleetOutcome,
+  MessagesOutcome,
+  MeteredWork,
+  Scenario,
+  ScenarioContext,
+  Size,
+} from './scenarios/scenario';
 import type { BrokerSnapshot, BrokerTarget, HarnessCounters } from './targets/target';
 
 export interface RunSettings {
@@ -36,7 +47,33 @@ export interface RunSettings {
   readonly runId: string;
   /** False for a broker the bench did not start. */
   readonly ownsBroker: boolean;
+  /** The fleet scenarios' flags; none given by default. */
+  readonly fleet?: FleetFlags;
+  /**
+   * `--rate` was given: the cost model spreads hourly costs over it. Otherwise a fleet's costs are
+   * spread over the fleet's own offered deliveries per second.
+   */
+  readonly rateGiven?: boolean;
 }
+
+/** Billable work divided by a count of something (CONNECTs, DISCONNECTs). */
+export interface WorkPer {
+  readonly dynamoDbCalls: number;
+  readonly readUnits: number;
+  readonly writeUnits: number;
+  readonly invocations: number;
+}
+
+export type FleetFigures = Omit<FleetOutcome, 'connectWork'> & {
+  readonly perConnect?: WorkPer;
+  /** The steady rate the cost model spread hourly costs over for this fleet. */
+  readonly costDeliveriesPerSecond: number;
+};
+
+export type ConnectStormFigures = Omit<ConnectStormRound, 'connectWork' | 'disconnectWork'> & {
+  readonly perConnect?: WorkPer;
+  readonly perDisconnect?: WorkPer;
+};
 
 /** The harness's counters over the measured phase. */
 export interface HarnessWork {
@@ -81,6 +118,10 @@ export interface ScenarioResult {
     readonly pings: number;
     readonly pingMs: number;
   };
+  /** The fleet scenarios: connecting, refusals, closes, the offered rate, QoS 1 acknowledged losses. */
+  readonly fleet?: FleetFigures;
+  /** The connect storm, one entry per round. */
+  readonly connectStorm?: { readonly rounds: readonly ConnectStormFigures[] };
   /** The clients' packets and bytes, both ways, over the measured phase. */
   readonly traffic?: { readonly packets: number; readonly bytes: number };
   readonly harness?: HarnessWork;
@@ -155,15 +196,32 @@ export async function runScenario(target: BrokerTarget, scenario: Scenario, sett
       return result;
     },
     memory: async () => (await target.snapshot({ gc: true })).memory,
+    meter: async (work) => {
+      const before = await target.snapshot();
+      const value = await work();
+      await target.quiesce();
+      const after = await target.snapshot();
+      const counted = before.counters && after.counters ? difference(before.counters, after.counters) : undefined;
+      return { value, ...(counted ? { work: counted } : {}) };
+    },
+    fleet: settings.fleet ?? {},
   };
 
   try {
     const outcome = await scenario.run(ctx);
     if (!measured) throw new Error(`${scenario.name} never measured`);
     const door = target.endpoint.door ?? 'tcp';
-    return outcome.kind === 'messages'
-      ? messagesResult(base, outcome, measured, settings.deployment, door)
-      : connectionsResult(base, outcome, measured, settings.deployment, door);
+    switch (outcome.kind) {
+      case 'messages': {
+        const fleetRate = outcome.fleet && !settings.rateGiven ? outcome.fleet.offeredPerSecond * outcome.fleet.subscribers : 0;
+        const deployment = fleetRate > 0 ? { ...settings.deployment, deliveriesPerSecond: fleetRate } : settings.deployment;
+        return messagesResult(base, outcome, measured, deployment, door);
+      }
+      case 'connections':
+        return connectionsResult(base, outcome, measured, settings.deployment, door);
+      case 'connect-storm':
+        return connectStormResult(base, outcome, measured);
+    }
   } catch (error) {
     return { ...base, notes: [], error: error instanceof Error ? error.message : String(error) };
   } finally {
@@ -208,6 +266,7 @@ function messagesResult(base: Base, outcome: MessagesOutcome, measured: Measured
     traffic,
     ...(harness && lambda ? { harness, lambda, ...(received > 0 ? { per: per('delivery', harness, received) } : {}) } : {}),
     cpu: cpuTime,
+    ...(outcome.fleet ? { fleet: fleetFigures(outcome.fleet, deployment) } : {}),
     ...(received > 0
       ? {
           cost: {
@@ -268,6 +327,35 @@ function connectionsResult(base: Base, outcome: ConnectionsOutcome, measured: Me
     },
     notes: outcome.notes,
   };
+}
+
+function fleetFigures(fleet: FleetOutcome, deployment: Deployment): FleetFigures {
+  const { connectWork, ...figures } = fleet;
+  return {
+    ...figures,
+    ...(connectWork && fleet.connected > 0 ? { perConnect: workPer(connectWork, fleet.connected) } : {}),
+    costDeliveriesPerSecond: deployment.deliveriesPerSecond,
+  };
+}
+
+function connectStormResult(base: Base, outcome: ConnectStormOutcome, measured: Measured): ScenarioResult {
+  return {
+    ...base,
+    connectStorm: {
+      rounds: outcome.rounds.map(({ connectWork, disconnectWork, ...round }) => ({
+        ...round,
+        ...(connectWork && round.connected > 0 ? { perConnect: workPer(connectWork, round.connected) } : {}),
+        ...(disconnectWork && round.connected > 0 ? { perDisconnect: workPer(disconnectWork, round.connected) } : {}),
+      })),
+    },
+    traffic: { packets: measured.traffic.packetsIn + measured.traffic.packetsOut, bytes: measured.traffic.bytesIn + measured.traffic.bytesOut },
+    cpu: cpu(measured),
+    notes: outcome.notes,
+  };
+}
+
+function workPer(work: MeteredWork, n: number): WorkPer {
+  return { dynamoDbCalls: work.dynamoDbCalls / n, readUnits: work.readUnits / n, writeUnits: work.writeUnits / n, invocations: work.invocations / n };
 }
 
 function lambdaFor(harness: HarnessWork, cpuTime: NonNullable<ScenarioResult['cpu']>, deployment: Deployment): LambdaDuration {

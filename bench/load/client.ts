@@ -34,6 +34,14 @@ export interface TrafficCounters {
 
 export class ConnectionRefused extends Error {
   override name = 'ConnectionRefused';
+
+  /** The CONNACK's return code (3.1.1) or reason code (5.0). */
+  constructor(
+    message: string,
+    readonly code: number,
+  ) {
+    super(message);
+  }
 }
 
 interface Waiter {
@@ -97,7 +105,7 @@ export class BenchClient {
     const code = protocolVersion === 5 ? connack.reasonCode : connack.returnCode;
     if (code !== 0) {
       client.destroy();
-      throw new ConnectionRefused(`CONNACK refused ${options.clientId} with code ${code}`);
+      throw new ConnectionRefused(`CONNACK refused ${options.clientId} with code ${code}`, code ?? -1);
     }
     client.receiveMaximum = connack.properties?.receiveMaximum ?? MAX_PACKET_ID;
     return client;

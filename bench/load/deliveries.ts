@@ -16,7 +16,7 @@ export function stampedPayload(size: number, seq: number): Buffer {
   return payload;
 }
 
-function readStamp(payload: Buffer): { sentAt: number; seq: number } | undefined {
+export function readStamp(payload: Buffer): { sentAt: number; seq: number } | undefined {
   if (payload.length < STAMP_BYTES) return undefined;
   return { sentAt: payload.readDoubleLE(0), seq: payload.readUInt32LE(8) };
 }

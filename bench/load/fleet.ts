@@ -1,7 +1,8 @@
 /** Many clients at once, a bounded number of handshakes in flight so the broker is not flooded. */
+import { performance } from 'node:perf_hooks';
 import type { QoS } from 'mqtt-packet';
 import { forEachBounded } from '../../shared/util/concurrency';
-import { BenchClient, type ConnectOptions, type Endpoint, type TrafficCounters } from './client';
+import { BenchClient, ConnectionRefused, type ConnectOptions, type Endpoint, type TrafficCounters } from './client';
 
 const PARALLEL_HANDSHAKES = 100;
 
@@ -38,4 +39,68 @@ export async function disconnectAll(clients: readonly BenchClient[]): Promise<vo
 
 export function closeNow(clients: readonly BenchClient[]): void {
   for (const client of clients) client.destroy();
+}
+
+/** A fleet's connecting: who got in, who was refused (by CONNACK code) or failed, and how long each took. */
+export interface FleetConnects {
+  /** By device index; undefined for a device that did not get in. */
+  readonly clients: ReadonlyArray<BenchClient | undefined>;
+  readonly connected: number;
+  /** Indexes not even tried before the deadline. */
+  readonly untried: number;
+  readonly refused: Record<string, number>;
+  readonly failed: Record<string, number>;
+  /** Socket opened to CONNACK, per accepted connection, in milliseconds. */
+  readonly connackMs: number[];
+}
+
+/**
+ * Connects `count` devices, `parallel` handshakes at a time, without giving up on a refusal: a
+ * refused or failed device is counted and left out. Starts no handshake after `deadline`
+ * (a `performance.now()` instant).
+ */
+export async function connectFleet(
+  endpoint: Endpoint,
+  count: number,
+  parallel: number,
+  options: (index: number) => ConnectOptions,
+  counters: TrafficCounters,
+  deadline = Number.POSITIVE_INFINITY,
+): Promise<FleetConnects> {
+  const clients: Array<BenchClient | undefined> = new Array(count).fill(undefined);
+  const refused: Record<string, number> = {};
+  const failed: Record<string, number> = {};
+  const connackMs: number[] = [];
+  let connected = 0;
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < count && performance.now() < deadline) {
+      const i = next++;
+      const started = performance.now();
+      try {
+        clients[i] = await BenchClient.connect(endpoint, options(i), counters);
+        connackMs.push(performance.now() - started);
+        connected += 1;
+      } catch (error) {
+        if (error instanceof ConnectionRefused) refused[`code ${error.code}`] = (refused[`code ${error.code}`] ?? 0) + 1;
+        else {
+          // The client id is in the message: leave it out so that reasons group.
+          const reason = (error instanceof Error ? error.message : String(error)).replace(/^\S+: /, '');
+          failed[reason] = (failed[reason] ?? 0) + 1;
+        }
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(parallel, count) }, worker));
+  return { clients, connected, untried: count - next, refused, failed, connackMs };
+}
+
+/** Clients the broker closed, by `role` and reason. */
+export function closedByBroker(clients: ReadonlyArray<BenchClient | undefined>, role: string, closed: Record<string, number> = {}): Record<string, number> {
+  for (const client of clients) {
+    if (!client?.closed) continue;
+    const reason = `${role} ${client.closeReason || 'connection closed'}`;
+    closed[reason] = (closed[reason] ?? 0) + 1;
+  }
+  return closed;
 }

@@ -1,4 +1,6 @@
+import { connectStorm } from './connect-storm';
 import { fanOut100, fanOut1000 } from './fan-out';
+import { fleetQos0, fleetQos0Depth7, fleetQos1, fleetQos1Depth7, fleetScenario } from './fleet';
 import { idleConnections } from './idle-connections';
 import { qos0OneToOne, qos0Paced, qos1OneToOne, qos1Persistent } from './one-to-one';
 import { retainedReplay } from './retained';
@@ -15,5 +17,11 @@ export const SCENARIOS: readonly Scenario[] = [
   fanOut1000,
   wildcards,
   retainedReplay,
+  fleetQos0,
+  fleetQos1,
+  connectStorm,
   idleConnections,
 ];
+
+/** Run only when named with `--scenario`: the deeper topics, and `fleet`, which takes its QoS and depth from the flags. */
+export const EXTRA_SCENARIOS: readonly Scenario[] = [fleetQos0Depth7, fleetQos1Depth7, fleetScenario];

@@ -1,6 +1,6 @@
 /** What a benchmark scenario is given, and what it hands back to be reported. */
 import type { Endpoint, TrafficCounters } from '../load/client';
-import type { DeliveryLog } from '../load/deliveries';
+import type { DeliveryLog, LatencySummary } from '../load/deliveries';
 import type { MemorySample } from '../targets/target';
 
 export type Size = 'quick' | 'full';
@@ -27,6 +27,32 @@ export interface ScenarioContext {
   measure<T>(work: () => Promise<T>): Promise<T>;
   /** The broker's memory now, after a garbage collection where the broker allows one. */
   memory(): Promise<MemorySample | undefined>;
+  /**
+   * Runs `work` and counts what the broker did for it, once it finished (the harness only; no
+   * `work` for another broker). For a phase besides the measured one: a fleet's CONNECTs.
+   */
+  meter<T>(work: () => Promise<T>): Promise<{ readonly value: T; readonly work?: MeteredWork }>;
+  /** The fleet flags, each undefined when not given. */
+  readonly fleet: FleetFlags;
+}
+
+/** The harness's billable work over a phase. */
+export interface MeteredWork {
+  readonly dynamoDbCalls: number;
+  readonly readUnits: number;
+  readonly writeUnits: number;
+  readonly invocations: number;
+}
+
+/** `--devices`, `--interval`, `--qos`, `--depth`, `--subscribers`, `--persistent`, `--parallel`. */
+export interface FleetFlags {
+  readonly devices?: number;
+  readonly intervalSeconds?: number;
+  readonly qos?: 0 | 1;
+  readonly depth?: 5 | 7;
+  readonly subscribers?: number;
+  readonly persistent?: boolean;
+  readonly parallel?: number;
 }
 
 /** Messages from publishers to subscribers, checked and timed. */
@@ -44,6 +70,8 @@ export interface MessagesOutcome {
   readonly connections: number;
   /** One message's PUBLISH packet, in bytes (what IoT Core and API Gateway meter). */
   readonly messageBytes: number;
+  /** The fleet scenarios only. */
+  readonly fleet?: FleetOutcome;
   readonly notes: readonly string[];
 }
 
@@ -62,7 +90,50 @@ export interface ConnectionsOutcome {
   readonly notes: readonly string[];
 }
 
-export type ScenarioOutcome = MessagesOutcome | ConnectionsOutcome;
+/** What a fleet of devices saw besides its messages: connecting, refusals, closes, the rate offered. */
+export interface FleetOutcome {
+  readonly devices: number;
+  readonly connected: number;
+  readonly connectMs: number;
+  /** CONNACKs that refused, by return code, and connections that failed otherwise, by reason. */
+  readonly refused: Readonly<Record<string, number>>;
+  readonly failed: Readonly<Record<string, number>>;
+  /** Devices (or subscribers) the broker closed during the measured phase and its drain, by reason. */
+  readonly closedByBroker: Readonly<Record<string, number>>;
+  /** The harness's work over the devices' CONNECTs. */
+  readonly connectWork?: MeteredWork;
+  /** Publishes per second the devices were scheduled to send, and sent. */
+  readonly offeredPerSecond: number;
+  readonly sentPerSecond: number;
+  readonly qos: 0 | 1;
+  readonly subscribers: number;
+  /** QoS 1: publishes the broker acknowledged, and deliveries of those that never arrived at a subscriber. */
+  readonly acknowledged?: number;
+  readonly acknowledgedLost?: number;
+}
+
+/** Devices connecting all at once: how fast, and what each CONNECT and DISCONNECT costs. */
+export interface ConnectStormOutcome {
+  readonly kind: 'connect-storm';
+  readonly rounds: readonly ConnectStormRound[];
+  readonly notes: readonly string[];
+}
+
+export interface ConnectStormRound {
+  readonly devices: number;
+  readonly parallel: number;
+  readonly connected: number;
+  readonly connectMs: number;
+  /** From opening the socket to the CONNACK, per connection that was accepted. */
+  readonly connackMs: LatencySummary;
+  readonly refused: Readonly<Record<string, number>>;
+  readonly failed: Readonly<Record<string, number>>;
+  readonly disconnectMs: number;
+  readonly connectWork?: MeteredWork;
+  readonly disconnectWork?: MeteredWork;
+}
+
+export type ScenarioOutcome = MessagesOutcome | ConnectionsOutcome | ConnectStormOutcome;
 
 export interface Scenario {
   readonly name: string;
@@ -71,7 +142,9 @@ export interface Scenario {
    * connections left to the allocator would otherwise hide what new connections take.
    */
   readonly freshBroker?: boolean;
-  describe(size: Size): string;
+  /** The measured phase's time limit when `--time-limit` is not given, if not the bench's default. */
+  readonly timeLimitSeconds?: Readonly<Record<Size, number>>;
+  describe(size: Size, fleet?: FleetFlags): string;
   run(ctx: ScenarioContext): Promise<ScenarioOutcome>;
 }
 
