@@ -7,7 +7,7 @@
 import { performance } from 'node:perf_hooks';
 import { summarize } from '../load/deliveries';
 import { closeNow, connectFleet, disconnectAll } from '../load/fleet';
-import { FLEET_DEFAULTS } from './fleet';
+import { CONNACK_TIMEOUT_MS, FLEET_DEFAULTS } from './fleet';
 import { n, type ConnectStormRound, type FleetFlags, type Scenario } from './scenario';
 
 const ROUNDS = [FLEET_DEFAULTS.parallel, 200];
@@ -35,7 +35,7 @@ export const connectStorm: Scenario = {
         let connectMs = 0;
         const { value: connects, work: connectWork } = await ctx.meter(async () => {
           const started = performance.now();
-          const result = await connectFleet(ctx.endpoint, devices, parallel, (i) => ({ clientId: ctx.clientId(`storm${round}`, i), clean: true }), ctx.counters, started + ctx.timeLimitMs * CONNECT_TIME_LIMITS);
+          const result = await connectFleet(ctx.endpoint, devices, parallel, (i) => ({ clientId: ctx.clientId(`storm${round}`, i), clean: true, timeoutMs: CONNACK_TIMEOUT_MS }), ctx.counters, started + ctx.timeLimitMs * CONNECT_TIME_LIMITS);
           connectMs = performance.now() - started;
           return result;
         });
