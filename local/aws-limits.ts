@@ -106,7 +106,7 @@ export function describeAwsLimits(limits: AwsLimits): string[] {
   const scaled = limits.scale === 1 ? '' : ` (AWS_LIMITS_SCALE=${limits.scale})`;
   return [
     `DynamoDB: ${count.format(limits.dynamoDb.readUnitsPerSecond)} RCU/s and ${count.format(limits.dynamoDb.writeUnitsPerSecond)} WCU/s per partition key${scaled}; items 400 KB, transactions 100 items / 4 MB, batches 100 gets / 25 writes`,
-    `Lambda: ${count.format(limits.lambda.concurrency)} concurrent invocations, ${count.format(limits.lambda.payloadBytes)}-byte request and response`,
+    `Lambda: ${count.format(limits.lambda.concurrency)} concurrent invocations, ${limits.lambda.payloadBytes.toLocaleString('en-US')}-byte request and response`,
     `API Gateway: ${count.format(limits.apiGateway.connectionsRequestsPerSecond)} @connections requests/s${scaled}; frames 32 KB, messages 128 KB`,
   ];
 }

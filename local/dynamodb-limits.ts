@@ -73,8 +73,9 @@ export function enforceDynamoDbLimits(client: DynamoDBClient, options: DynamoDbL
   const keys = new TableKeys(options.tables);
   const windows = new PartitionWindows(options.now ?? Date.now);
   const { readUnitsPerSecond, writeUnitsPerSecond } = options.limits.dynamoDb;
-  const over = (touch: Touch): boolean => windows.used(touch.key) >= (touch.kind === 'read' ? readUnitsPerSecond : writeUnitsPerSecond);
-  const charge = (charges: readonly Charge[]): void => charges.forEach((c) => windows.add(c.key, c.units));
+  // Reads and writes have their own units: one window each per partition.
+  const over = (touch: Touch): boolean => windows.used(`${touch.kind}\n${touch.key}`) >= (touch.kind === 'read' ? readUnitsPerSecond : writeUnitsPerSecond);
+  const charge = (charges: readonly Charge[]): void => charges.forEach((c) => windows.add(`${c.kind}\n${c.key}`, c.units));
   /** What the outer middleware decided for a call, read by the inner one on every attempt. */
   const gates = new WeakMap<object, { touches: Touch[]; batch: boolean }>();
 

@@ -55,7 +55,7 @@ export interface HarnessOptions {
   readonly logLevel?: LogLevel;
   readonly maximumPacketSize?: number;
   /** The API Gateway emulator's switches: `$default` jitter, lost `$disconnect`s, idle and maximum lifetimes. */
-  readonly apigw?: Pick<EmulatorOptions, 'jitterMs' | 'random' | 'dropDisconnect' | 'idleTimeoutMs' | 'maxConnectionMs'>;
+  readonly apigw?: Pick<EmulatorOptions, 'jitterMs' | 'random' | 'dropDisconnect' | 'idleTimeoutMs' | 'maxConnectionMs' | 'connectionsRequestsPerSecond'>;
   /** The API Gateway door's inbound ordering (lease and gap timeouts). */
   readonly sequencing?: Partial<SequencerOptions>;
   /** How often the sweeper runs (the cloud schedules it every minute). */
