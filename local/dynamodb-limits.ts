@@ -38,6 +38,7 @@ const BATCHES = new Set(['BatchGetItemCommand', 'BatchWriteItemCommand']);
 /** Units consumed per partition over the last second. */
 export class PartitionWindows {
   private readonly windows = new Map<string, { at: number[]; units: number[]; sum: number }>();
+  private sweptAt = 0;
 
   constructor(private readonly now: () => number) {}
 
@@ -54,7 +55,11 @@ export class PartitionWindows {
     window.at.push(this.now());
     window.units.push(units);
     window.sum += units;
-    if (this.windows.size > 10_000) for (const [other, w] of this.windows) this.slide(other, w);
+    // Partitions not touched again are dropped once a second, when there are many.
+    if (this.windows.size > 10_000 && this.now() - this.sweptAt > WINDOW_MS) {
+      this.sweptAt = this.now();
+      for (const [other, w] of this.windows) this.slide(other, w);
+    }
   }
 
   private slide(key: string, window: { at: number[]; units: number[]; sum: number }): void {

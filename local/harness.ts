@@ -54,7 +54,7 @@ export interface HarnessOptions {
   readonly tablePrefix?: string;
   readonly logLevel?: LogLevel;
   readonly maximumPacketSize?: number;
-  /** The API Gateway emulator's switches: `$default` jitter, lost `$disconnect`s, idle and maximum lifetimes. */
+  /** The API Gateway emulator's switches: `$default` jitter, lost `$disconnect`s, idle and maximum lifetimes, the `@connections` rate (else the cloud limits'). */
   readonly apigw?: Pick<EmulatorOptions, 'jitterMs' | 'random' | 'dropDisconnect' | 'idleTimeoutMs' | 'maxConnectionMs' | 'connectionsRequestsPerSecond'>;
   /** The API Gateway door's inbound ordering (lease and gap timeouts). */
   readonly sequencing?: Partial<SequencerOptions>;
@@ -116,7 +116,7 @@ export interface Harness {
   /** The web console, when `consolePort` was given. */
   readonly consoleUrl?: string;
   readonly tables: TableNames;
-  /** The broker's store, without injected faults (for tests' own reads and writes). */
+  /** The broker's store, without injected faults (for tests' own reads and writes; the cloud limits apply to it too). */
   readonly store: DynamoStore;
   /** Users, door identities and rate counters (tests add users through it). */
   readonly securityStore: DynamoSecurityStore;
