@@ -37,7 +37,7 @@ import { localCredentials, LOCAL_REGION } from './local-aws';
 import { GatewayMeter, InvocationMeter, LimitMeter, type HarnessMeters } from './meters';
 import { awsLimits, awsLimitSettingsFromEnv, type AwsLimits, type AwsLimitSettings } from './aws-limits';
 import { enforceDynamoDbLimits } from './dynamodb-limits';
-import { LambdaLimits } from './lambda-limits';
+import { LambdaLimits, withSdkRetry } from './lambda-limits';
 import { faulty, faultyStore, type FaultOptions } from './faults';
 
 export interface HarnessOptions {
@@ -209,10 +209,12 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
       instrumentDynamoDb: (client) => enforceDynamoDbLimits(client, { limits, tables, meter: limitMeter }),
       // The fan-out function, invoked in-process with the job serialized as Lambda would carry it.
       fanout: (deps) => {
-        const handler = lambda.wrap(
-          invocations.wrap(
-            'fanout',
-            createFanoutHandler({ ...deps, store: faultyStore(deps.store, options.faults, faults), gateway: gatewayMeter.wrap(deps.gateway) }),
+        const handler = withSdkRetry(
+          lambda.wrap(
+            invocations.wrap(
+              'fanout',
+              createFanoutHandler({ ...deps, store: faultyStore(deps.store, options.faults, faults), gateway: gatewayMeter.wrap(deps.gateway) }),
+            ),
           ),
         );
         return { run: (job: FanoutJob) => handler(job) };
@@ -234,7 +236,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
       : undefined;
     const { proxyProtocol: listenerProxyProtocol, ...listenerLimits } = options.listener ?? {};
     // Invoked in this process, with the event serialized and parsed as Lambda would.
-    const sink: PacketSink = { invoke: lambda.wrap(faulty(invocation.wrap('packets', createPacketsHandler(deps)), options.faults, faults)) };
+    const sink: PacketSink = { invoke: withSdkRetry(lambda.wrap(faulty(invocation.wrap('packets', createPacketsHandler(deps)), options.faults, faults))) };
     const newListener = ({ mqttPort, wsPort, mqttsPort }: { mqttPort: number; wsPort: number; mqttsPort?: number }) =>
       new MqttListener({
         host,

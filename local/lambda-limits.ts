@@ -3,7 +3,10 @@
  * invocation crosses as JSON, as Lambda carries it; a request over 6 MB is refused with
  * RequestEntityTooLargeException (413) and a response over 6 MB fails as Lambda fails it
  * (Function.ResponseSizeTooLarge); over the account's concurrency, an invocation is refused with
- * TooManyRequestsException (429), as the Lambda client and API Gateway's integration would see it.
+ * TooManyRequestsException (429). What the cloud invokes through the Lambda client (the
+ * listener's packet handler, the fan-out workers: `new LambdaClient({})`, the SDK's standard
+ * retry) is retried as that client retries a throttle; API Gateway's routes and the schedule are
+ * not retried here.
  */
 import { LambdaServiceException, TooManyRequestsException } from '@aws-sdk/client-lambda';
 import type { AwsLimits } from './aws-limits';
@@ -46,6 +49,24 @@ export class LambdaLimits {
       return JSON.parse(response) as R;
     };
   }
+}
+
+/** The SDK's standard retry mode: 3 attempts, a throttle waiting a random part of 500 ms x 2^retry. */
+const SDK_MAX_ATTEMPTS = 3;
+const SDK_THROTTLING_DELAY_MS = 500;
+
+/** `invoke` as a LambdaClient with default settings sends it: a TooManyRequestsException is retried with backoff. */
+export function withSdkRetry<E, R>(invoke: (event: E) => Promise<R>): (event: E) => Promise<R> {
+  return async (event) => {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await invoke(event);
+      } catch (error) {
+        if (!(error instanceof TooManyRequestsException) || attempt >= SDK_MAX_ATTEMPTS) throw error;
+        await new Promise((resolve) => setTimeout(resolve, Math.random() * SDK_THROTTLING_DELAY_MS * 2 ** attempt));
+      }
+    }
+  };
 }
 
 function requestTooLarge(limit: number): LambdaServiceException {
