@@ -266,7 +266,7 @@ describe('npm start', () => {
 
 /** What the broker does today when the limits bite: what a client observes. */
 describe('the broker under the limits', () => {
-  const harness = useHarness({ config: { fanoutPartSize: 20 }, apigw: { connectionsRequestsPerSecond: 4 } });
+  const harness = useHarness({ config: { fanoutPartSize: 20 }, apigw: { connectionsRequestsPerSecond: 2 } });
   const clients: MqttClient[] = [];
   afterAll(async () => {
     await Promise.all(clients.map((client) => client.endAsync(true)));
@@ -299,26 +299,31 @@ describe('the broker under the limits', () => {
 
   it('a throttled @connections delivery does not close the client; it is counted', async () => {
     const topic = `rate/${randomBytes(3).toString('hex')}`;
-    const subscriber = await connectThroughApiGateway(harness().apigwUrl);
-    clients.push(subscriber);
-    const got = collect(subscriber);
-    let closed = false;
-    subscriber.on('close', () => (closed = true));
-    await new Promise((resolve) => setTimeout(resolve, 1100));
-    await subscriber.subscribeAsync(topic);
-    await new Promise((resolve) => setTimeout(resolve, 1100));
+    const pause = (): Promise<void> => new Promise((resolve) => setTimeout(resolve, 1100));
+    // Three browsers, each connected and subscribed within its own second (CONNACK and SUBACK are @connections calls too).
+    const subscribers: Array<{ got: ReturnType<typeof collect>; closed: () => boolean }> = [];
+    for (let i = 0; i < 3; i++) {
+      const subscriber = await connectThroughApiGateway(harness().apigwUrl);
+      clients.push(subscriber);
+      let closed = false;
+      subscriber.on('close', () => (closed = true));
+      const got = collect(subscriber);
+      await subscriber.subscribeAsync(topic);
+      subscribers.push({ got, closed: () => closed });
+      await pause();
+    }
     const before = harness().meters.limits.snapshot().refused['apigw.throttled'] ?? 0;
     const publisher = await connectClient(harness().mqttUrl);
     clients.push(publisher);
-    // At QoS 1 each PUBLISH is its own invocation, so each delivery its own @connections call.
-    for (let i = 0; i < 12; i++) await publisher.publishAsync(topic, `m${i}`, { qos: 1 });
+    // Three deliveries at once, two calls a second allowed.
+    await publisher.publishAsync(topic, 'm', { qos: 0 });
     await eventually(() => (harness().meters.limits.snapshot().refused['apigw.throttled'] ?? 0) > before, 'a throttled delivery');
-    await new Promise((resolve) => setTimeout(resolve, 1100));
-    await publisher.publishAsync(topic, 'after', { qos: 0 });
-    await eventually(() => got.some((message) => message.payload === 'after'), 'the message after the throttled second');
-    expect(closed).toBe(false);
-    // What the subscriber lost is reported, not asserted: QoS 0 deliveries are not retried today.
-    console.info(`@connections throttling: ${got.length - 1} of 12 QoS 0 messages delivered`);
+    // Long enough for the SDK's retries (3 attempts) to end either way.
+    await new Promise((resolve) => setTimeout(resolve, 4000));
+    expect(subscribers.map(({ closed }) => closed())).toEqual([false, false, false]);
+    // What arrived is reported, not asserted: the SDK retries the 429, and a delivery that still fails is dropped.
+    const throttled = (harness().meters.limits.snapshot().refused['apigw.throttled'] ?? 0) - before;
+    console.info(`@connections throttling: ${subscribers.filter(({ got }) => got.length > 0).length} of 3 subscribers got the message, ${throttled} calls throttled`);
   }, 60_000);
 });
 
