@@ -284,7 +284,7 @@ function messagesResult(base: Base, outcome: MessagesOutcome, measured: Measured
           },
         }
       : {}),
-    notes: outcome.notes,
+    notes: [...outcome.notes, ...limitNotes(measured)],
   };
 }
 
@@ -325,7 +325,7 @@ function connectionsResult(base: Base, outcome: ConnectionsOutcome, measured: Me
         : {}),
       iotCore: iotCoreIdleCost(),
     },
-    notes: outcome.notes,
+    notes: [...outcome.notes, ...limitNotes(measured)],
   };
 }
 
@@ -376,6 +376,16 @@ function gatewayMessages(measured: Measured): GatewayMessages {
 
 function billed(harness: HarnessWork, lambda: LambdaDuration): BrokerWork {
   return { invocations: harness.invocations, billedMs: lambda.billedMs, readUnits: harness.readUnits, writeUnits: harness.writeUnits };
+}
+
+/** One note when AWS's limits refused or throttled anything in the measured phase (local/aws-limits.ts). */
+function limitNotes(measured: Measured): string[] {
+  const a = measured.after.counters?.limits?.refused ?? {};
+  const b = measured.before.counters?.limits?.refused ?? {};
+  const refused = Object.entries(a)
+    .map(([kind, n]) => [kind, (n ?? 0) - (b[kind as keyof typeof b] ?? 0)] as const)
+    .filter(([, n]) => n > 0);
+  return refused.length > 0 ? [`AWS limits refused or throttled: ${refused.map(([kind, n]) => `${kind} ${n}`).join(', ')}`] : [];
 }
 
 function harnessWork(measured: Measured): HarnessWork | undefined {

@@ -37,6 +37,8 @@ export interface BrokerDepsOptions {
   readonly fanout?: (deps: BrokerDeps) => FanoutWorkers;
   /** Authentication and ACL; default: authentication required, no ACL. */
   readonly security?: SecurityPolicy;
+  /** Adds middleware to the DynamoDB client before it is used (the local harness enforces AWS's limits there). */
+  readonly instrumentDynamoDb?: (client: DynamoDBClient) => void;
 }
 
 /** The broker's dependencies, and what the API Gateway door and the sweeper need besides. */
@@ -52,7 +54,9 @@ export type RuntimeDeps = BrokerDeps & {
 
 export function createBrokerDeps(options: BrokerDepsOptions): RuntimeDeps {
   const retry = { ...defaultStoreRetry, ...options.storeRetry };
-  const client = DynamoDBDocumentClient.from(translateStoreErrors(new DynamoDBClient(dynamoDbClientConfig(options.dynamoDb ?? {}, retry))), {
+  const dynamoDb = new DynamoDBClient(dynamoDbClientConfig(options.dynamoDb ?? {}, retry));
+  options.instrumentDynamoDb?.(dynamoDb);
+  const client = DynamoDBDocumentClient.from(translateStoreErrors(dynamoDb), {
     marshallOptions: { removeUndefinedValues: true, convertClassInstanceToMap: false },
   });
   const securityStore = new DynamoSecurityStore({ client, table: options.tables.security });

@@ -10,7 +10,8 @@
  *   starts after a random delay, so messages overtake each other (the switch for ordering tests);
  * - `@connections/{id}` POST/GET/DELETE on the same port, 410 GoneException for a gone id, 413
  *   PayloadTooLargeException for a message over 128 KB; a message over 32 KB goes out in
- *   32 KB frames;
+ *   32 KB frames; over the account's request rate (`connectionsRequestsPerSecond`, API Gateway's
+ *   10,000 a second by default, local/aws-limits.ts), 429 LimitExceededException;
  * - a `$default` invocation that fails sends the client API Gateway's JSON error message;
  * - `$disconnect` is invoked best-effort with the close status (`dropDisconnect` never invokes
  *   it, as when AWS loses one); idle and maximum lifetimes.
@@ -24,7 +25,9 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import type { Logger } from '../shared/broker/ports';
 import { API_GATEWAY_FRAME_BYTES, API_GATEWAY_MESSAGE_BYTES } from '../shared/gateway/door-limits';
 import { listen } from '../shared/listener/listener';
+import { API_GATEWAY_ACCOUNT_REQUESTS_PER_SECOND } from './aws-limits';
 import { FrameSizeGuard } from './frame-size-guard';
+import type { LimitMeter } from './meters';
 
 /** A route's handler; each declares the AWS event type it expects, which the emulator builds. */
 export type RouteHandler = (event: never) => Promise<APIGatewayProxyResultV2 | void>;
@@ -48,6 +51,10 @@ export interface EmulatorOptions {
   readonly random?: () => number;
   /** Never invoke `$disconnect`, as when API Gateway's best effort fails. */
   readonly dropDisconnect?: boolean;
+  /** `@connections` requests a second before 429 LimitExceededException (the account's rate). */
+  readonly connectionsRequestsPerSecond?: number;
+  /** Where the requests refused over that rate are counted. */
+  readonly limitMeter?: LimitMeter;
 }
 
 interface EmulatedConnection {
@@ -75,6 +82,9 @@ export class ApiGatewayEmulator {
   private readonly connections = new Map<string, EmulatedConnection>();
   private readonly stage: string;
   private port = 0;
+  /** When the `@connections` requests of the last second were admitted. */
+  private readonly admitted: number[] = [];
+  private admittedHead = 0;
 
   constructor(private readonly options: EmulatorOptions) {
     this.stage = options.stage ?? 'local';
@@ -231,6 +241,11 @@ export class ApiGatewayEmulator {
     const match = CONNECTIONS_PATH.exec((request.url ?? '').split('?')[0]!);
     if (!match) return void response.writeHead(404).end();
     const connectionId = decodeURIComponent(match[1]!);
+    if (!this.admit()) {
+      this.options.limitMeter?.count('apigw.throttled');
+      request.resume();
+      return awsError(response, 429, 'LimitExceededException', 'Too Many Requests');
+    }
     const chunks: Buffer[] = [];
     request.on('data', (chunk: Buffer) => chunks.push(chunk));
     request.on('end', () => {
@@ -261,6 +276,19 @@ export class ApiGatewayEmulator {
           return void response.writeHead(405).end();
       }
     });
+  }
+
+  /** The account's request rate over a sliding second: whether one more request is admitted now. */
+  private admit(): boolean {
+    const now = Date.now();
+    while (this.admittedHead < this.admitted.length && this.admitted[this.admittedHead]! <= now - 1000) this.admittedHead++;
+    if (this.admittedHead > 1024) {
+      this.admitted.splice(0, this.admittedHead);
+      this.admittedHead = 0;
+    }
+    if (this.admitted.length - this.admittedHead >= (this.options.connectionsRequestsPerSecond ?? API_GATEWAY_ACCOUNT_REQUESTS_PER_SECOND)) return false;
+    this.admitted.push(now);
+    return true;
   }
 }
 

@@ -23,7 +23,7 @@ import { runDueTimers } from '../shared/broker/will';
 import type { SecurityPolicy } from '../shared/security/broker-security';
 import type { DynamoSecurityStore } from '../shared/store/dynamo-security';
 import type { DoorOptions } from '../shared/gateway/door-limits';
-import type { ListenerEvent, PacketSink } from '../shared/listener/events';
+import type { PacketSink } from '../shared/listener/events';
 import { MqttListener, type ListenerLimits, type ListenerStats } from '../shared/listener/listener';
 import { createTables } from '../shared/store/create-tables';
 import type { StoreRetryOptions } from '../shared/store/store-errors';
@@ -34,7 +34,10 @@ import { ConsoleServer } from './console-server';
 import { startDynamoDbLocal, type RunningDynamoDb } from './dynamodb-local';
 import { generateSelfSignedCertificate } from './tls-certificate';
 import { localCredentials, LOCAL_REGION } from './local-aws';
-import { GatewayMeter, InvocationMeter, type HarnessMeters } from './meters';
+import { GatewayMeter, InvocationMeter, LimitMeter, type HarnessMeters } from './meters';
+import { awsLimits, awsLimitSettingsFromEnv, type AwsLimits, type AwsLimitSettings } from './aws-limits';
+import { enforceDynamoDbLimits } from './dynamodb-limits';
+import { LambdaLimits, withSdkRetry } from './lambda-limits';
 import { faulty, faultyStore, type FaultOptions } from './faults';
 
 export interface HarnessOptions {
@@ -51,8 +54,8 @@ export interface HarnessOptions {
   readonly tablePrefix?: string;
   readonly logLevel?: LogLevel;
   readonly maximumPacketSize?: number;
-  /** The API Gateway emulator's switches: `$default` jitter, lost `$disconnect`s, idle and maximum lifetimes. */
-  readonly apigw?: Pick<EmulatorOptions, 'jitterMs' | 'random' | 'dropDisconnect' | 'idleTimeoutMs' | 'maxConnectionMs'>;
+  /** The API Gateway emulator's switches: `$default` jitter, lost `$disconnect`s, idle and maximum lifetimes, the `@connections` rate (else the cloud limits'). */
+  readonly apigw?: Pick<EmulatorOptions, 'jitterMs' | 'random' | 'dropDisconnect' | 'idleTimeoutMs' | 'maxConnectionMs' | 'connectionsRequestsPerSecond'>;
   /** The API Gateway door's inbound ordering (lease and gap timeouts). */
   readonly sequencing?: Partial<SequencerOptions>;
   /** How often the sweeper runs (the cloud schedules it every minute). */
@@ -91,6 +94,12 @@ export interface HarnessOptions {
    * is read at every invocation, so a test may change it as it goes.
    */
   readonly faults?: FaultOptions;
+  /**
+   * AWS's quotas the harness enforces (local/aws-limits.ts): the scale of the per-second quotas
+   * and Lambda's concurrency. Default: AWS_LIMITS_SCALE and LAMBDA_CONCURRENCY from the
+   * environment, else AWS's own (scale 1, 1,000).
+   */
+  readonly awsLimits?: AwsLimitSettings;
 }
 
 export interface Harness {
@@ -107,7 +116,7 @@ export interface Harness {
   /** The web console, when `consolePort` was given. */
   readonly consoleUrl?: string;
   readonly tables: TableNames;
-  /** The broker's store, without injected faults (for tests' own reads and writes). */
+  /** The broker's store, without injected faults (for tests' own reads and writes; the cloud limits apply to it too). */
   readonly store: DynamoStore;
   /** Users, door identities and rate counters (tests add users through it). */
   readonly securityStore: DynamoSecurityStore;
@@ -118,8 +127,10 @@ export interface Harness {
   readonly tlsCertificate?: string;
   /** Runs the sweeper once, now (it also runs every `sweepIntervalMs`). */
   sweep(): Promise<SweepResult>;
-  /** DynamoDB calls and units, handler invocations, `@connections` calls: for `npm run bench`. */
+  /** DynamoDB calls and units, handler invocations, `@connections` calls, what AWS's limits refused: for `npm run bench`. */
   readonly meters: HarnessMeters;
+  /** The AWS quotas in force (local/aws-limits.ts). */
+  readonly awsLimits: AwsLimits;
   /** Faults injected so far (see HarnessOptions.faults): handler failures, and store calls failed. */
   readonly faults: { readonly injected: number; readonly storeFailures: number };
   /**
@@ -160,7 +171,18 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
       admin.destroy();
     }
 
-    const emulator = new ApiGatewayEmulator({ host, port: options.apigwPort ?? 3001, log, ...options.apigw });
+    const limits = awsLimits(options.awsLimits ?? awsLimitSettingsFromEnv(process.env));
+    const limitMeter = new LimitMeter();
+    // Every handler the harness invokes is one Lambda invocation: serialized, and limited as Lambda limits it.
+    const lambda = new LambdaLimits(limits.lambda, limitMeter);
+    const emulator = new ApiGatewayEmulator({
+      host,
+      port: options.apigwPort ?? 3001,
+      log,
+      connectionsRequestsPerSecond: limits.apiGateway.connectionsRequestsPerSecond,
+      limitMeter,
+      ...options.apigw,
+    });
     const apigw = await emulator.start();
     stops.push(() => emulator.stop());
 
@@ -184,22 +206,27 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
       config,
       ...(options.doors ? { doors: options.doors } : {}),
       security,
+      instrumentDynamoDb: (client) => enforceDynamoDbLimits(client, { limits, tables, meter: limitMeter }),
       // The fan-out function, invoked in-process with the job serialized as Lambda would carry it.
       fanout: (deps) => {
-        const handler = invocations.wrap(
-          'fanout',
-          createFanoutHandler({ ...deps, store: faultyStore(deps.store, options.faults, faults), gateway: gatewayMeter.wrap(deps.gateway) }),
+        const handler = withSdkRetry(
+          lambda.wrap(
+            invocations.wrap(
+              'fanout',
+              createFanoutHandler({ ...deps, store: faultyStore(deps.store, options.faults, faults), gateway: gatewayMeter.wrap(deps.gateway) }),
+            ),
+          ),
         );
-        return { run: (job) => handler(JSON.parse(JSON.stringify(job)) as FanoutJob) };
+        return { run: (job: FanoutJob) => handler(job) };
       },
     });
-    const meters: HarnessMeters = { dynamoDb: unmetered.store.meter, invocations, gateway: gatewayMeter };
+    const meters: HarnessMeters = { dynamoDb: unmetered.store.meter, invocations, gateway: gatewayMeter, limits: limitMeter };
     const deps = { ...unmetered, store: faultyStore(unmetered.store, options.faults, faults), gateway: gatewayMeter.wrap(unmetered.gateway) };
     const invocation = meters.invocations;
     emulator.routes = {
-      $connect: invocation.wrap('$connect', createWsConnectHandler(deps)),
-      $default: invocation.wrap('$default', createWsDefaultHandler(deps, deps.inbox, options.sequencing)),
-      $disconnect: invocation.wrap('$disconnect', createWsDisconnectHandler(deps, deps.inbox, options.sequencing)),
+      $connect: lambda.wrap(invocation.wrap('$connect', createWsConnectHandler(deps))),
+      $default: lambda.wrap(invocation.wrap('$default', createWsDefaultHandler(deps, deps.inbox, options.sequencing))),
+      $disconnect: lambda.wrap(invocation.wrap('$disconnect', createWsDisconnectHandler(deps, deps.inbox, options.sequencing))),
     };
 
     const certificate = options.tls
@@ -208,7 +235,8 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
         : await generateSelfSignedCertificate(host)
       : undefined;
     const { proxyProtocol: listenerProxyProtocol, ...listenerLimits } = options.listener ?? {};
-    const sink = inProcessSink(faulty(invocation.wrap('packets', createPacketsHandler(deps)), options.faults, faults));
+    // Invoked in this process, with the event serialized and parsed as Lambda would.
+    const sink: PacketSink = { invoke: withSdkRetry(lambda.wrap(faulty(invocation.wrap('packets', createPacketsHandler(deps)), options.faults, faults))) };
     const newListener = ({ mqttPort, wsPort, mqttsPort }: { mqttPort: number; wsPort: number; mqttsPort?: number }) =>
       new MqttListener({
         host,
@@ -242,7 +270,8 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
       stops.push(() => consoleServer.stop());
     }
 
-    const sweep = createSweeperHandler(deps, deps.directory, deps.gateway, deps.inbox);
+    const sweeperFunction = lambda.wrap(createSweeperHandler(deps, deps.directory, deps.gateway, deps.inbox));
+    const sweep = (): Promise<SweepResult> => sweeperFunction(undefined);
     const sweeper = every(options.sweepIntervalMs ?? 60_000, sweep, log);
     stops.push(sweeper.stop);
     const timers = startTimerLoop(deps, options.timerIntervalMs ?? 1000);
@@ -270,6 +299,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
         : {}),
       sweep,
       meters,
+      awsLimits: limits,
       faults,
       killListener: async () => {
         killed = true;
@@ -320,9 +350,4 @@ function startTimerLoop(deps: BrokerDeps, intervalMs: number): { stop(): Promise
       await running;
     },
   };
-}
-
-/** Invokes the packet handler in this process, with the event serialized and parsed as Lambda would. */
-function inProcessSink(handler: (event: ListenerEvent) => Promise<void>): PacketSink {
-  return { invoke: (event) => handler(JSON.parse(JSON.stringify(event)) as ListenerEvent) };
 }

@@ -8,6 +8,7 @@
  * Security: --tls / MQTT_TLS_PORT (mqtts on 8883 with a certificate made at start, or
  * MQTT_TLS_CERT + MQTT_TLS_KEY files), --no-anonymous / MQTT_ALLOW_ANONYMOUS=false,
  * --acl-file / MQTT_ACL_FILE, and the MQTT_JWT_* and limit variables of functions/security-config.ts.
+ * AWS's quotas, enforced and printed: AWS_LIMITS_SCALE, LAMBDA_CONCURRENCY (local/aws-limits.ts).
  * The listener: the variables of functions/listener/listener-settings.ts (outbound buffer, CONNECT
  * size, connections per task and per address, MQTT_PROXY_PROTOCOL), with the cloud's defaults.
  */
@@ -19,6 +20,7 @@ import { listenerSettingsFromEnv, type ListenerSettings } from '../functions/lis
 import { ConfigurationError, describeSecurity, limitsFromEnv, securityPolicyFromEnv } from '../functions/security-config';
 import type { LogLevel } from '../shared/util/logger';
 import { defaultListenerLimits } from '../shared/listener/listener';
+import { awsLimitSettingsFromEnv, describeAwsLimits, type AwsLimitSettings } from './aws-limits';
 import { startHarness } from './harness';
 
 const { values: flags } = parseArgs({
@@ -56,7 +58,9 @@ let security;
 let config;
 let listenerSettings: ListenerSettings = { limits: {}, proxyProtocol: false };
 let tls: { port: number; cert?: string; key?: string } | undefined;
+let awsLimits: AwsLimitSettings = {};
 try {
+  awsLimits = awsLimitSettingsFromEnv(env);
   security = securityPolicyFromEnv(
     {
       ...env,
@@ -94,6 +98,7 @@ try {
       proxyProtocol: listenerSettings.proxyProtocol,
     },
     ...(tls ? { tls } : {}),
+    awsLimits,
   });
   if (harness.tlsCertificate && !tls?.cert) {
     caFile = path.join(mkdtempSync(path.join(tmpdir(), 'serverless-mqtt-tls-')), 'ca.pem');
@@ -122,6 +127,7 @@ try {
       `  DynamoDB                    ${harness.dynamoDbEndpoint}   tables: ${Object.values(harness.tables).join(', ')}`,
       `  security                    ${describeSecurity(security)}`,
       '  users                       npm run users -- add <name> --password <password>   (see docs/security.md)',
+      `  AWS limits                  ${describeAwsLimits(harness.awsLimits).join('\n                              ')}`,
       'Try: mosquitto_sub -h localhost -t "demo/#" -v   and   mosquitto_pub -h localhost -t demo/hello -m hi',
       'Ctrl-C stops everything.',
       '',

@@ -80,9 +80,36 @@ export class GatewayMeter {
   }
 }
 
+/** What AWS would have refused or throttled (local/aws-limits.ts), by kind. */
+export type LimitKind =
+  | 'dynamodb.throttled'
+  | 'dynamodb.unprocessed'
+  | 'dynamodb.refused'
+  | 'lambda.throttled'
+  | 'lambda.payloadTooLarge'
+  | 'apigw.throttled';
+
+export interface LimitSnapshot {
+  /** Calls refused or throttled, by kind (a batch's unprocessed keys count once per key). */
+  readonly refused: Readonly<Partial<Record<LimitKind, number>>>;
+}
+
+export class LimitMeter {
+  private readonly refused: Partial<Record<LimitKind, number>> = {};
+
+  count(kind: LimitKind, n = 1): void {
+    this.refused[kind] = (this.refused[kind] ?? 0) + n;
+  }
+
+  snapshot(): LimitSnapshot {
+    return { refused: { ...this.refused } };
+  }
+}
+
 /** Everything the harness counts, read by `npm run bench`. */
 export interface HarnessMeters {
   readonly dynamoDb: CapacityMeter;
   readonly invocations: InvocationMeter;
   readonly gateway: GatewayMeter;
+  readonly limits: LimitMeter;
 }

@@ -7,6 +7,7 @@ export function readCounters(harness: Harness): HarnessCounters {
     dynamoDb: harness.meters.dynamoDb.snapshot(),
     invocations: harness.meters.invocations.snapshot(),
     gateway: harness.meters.gateway.snapshot(),
+    limits: harness.meters.limits.snapshot(),
   };
 }
 

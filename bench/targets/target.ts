@@ -1,6 +1,6 @@
 /** A broker the load generator drives: the local harness, Mosquitto, or anything on host:port. */
 import type { Endpoint } from '../load/client';
-import type { GatewaySnapshot, InvocationSnapshot } from '../../local/meters';
+import type { GatewaySnapshot, InvocationSnapshot, LimitSnapshot } from '../../local/meters';
 
 export interface MemorySample {
   readonly rssBytes: number;
@@ -13,6 +13,8 @@ export interface HarnessCounters {
   readonly dynamoDb: { readonly calls: number; readonly readUnits: number; readonly writeUnits: number };
   readonly invocations: InvocationSnapshot;
   readonly gateway: GatewaySnapshot;
+  /** What AWS's limits (local/aws-limits.ts) refused or throttled. */
+  readonly limits?: LimitSnapshot;
 }
 
 export interface BrokerSnapshot {
