@@ -5,6 +5,7 @@
 import type { Packet } from '../protocol/codec';
 import { MqttProtocolError, ReasonCode } from '../protocol/reason-codes';
 import { send, type Action, type Send } from './actions';
+import { newRoutingCache, type RoutingCache } from './routing-cache';
 import type {
   BrokerStore,
   ConnectionGateway,
@@ -15,9 +16,9 @@ import type {
   Recipient,
   Security,
   SecurityStore,
-  SessionRecord,
-  Subscription,
 } from './ports';
+
+export { newRoutingCache, RoutingCache, type Routing } from './routing-cache';
 
 export interface BrokerConfig {
   /** Largest packet the broker accepts, announced to 5.0 clients in CONNACK. */
@@ -118,26 +119,12 @@ export interface BatchState {
   readonly topicAliases: Map<number, string>;
   /** QoS 1 and 2 PUBLISHes the client has unacknowledged: stored QoS 2 receipts, and this batch's. */
   unacknowledged?: number;
-  /** Subscribers by topic, read once per batch (see RoutingCache). */
+  /** Subscribers by topic, read once per batch, lookups of the same turn together (see RoutingCache). */
   readonly routes: RoutingCache;
 }
 
-/** A topic's subscriptions and their sessions, as read once for a batch. */
-export interface Routing {
-  readonly subscriptions: readonly Subscription[];
-  readonly sessions: ReadonlyMap<string, SessionRecord>;
-}
-
-/**
- * Lookups made during one batch of one connection's packets, by topic. Every packet of a batch
- * had arrived before the batch's first read, so a read made for an earlier packet is as fresh for
- * a later one: a subscriber whose SUBACK went out before a PUBLISH was sent is in it. The batch's
- * own SUBSCRIBE/UNSUBSCRIBE clears it.
- */
-export type RoutingCache = Map<string, Promise<Routing>>;
-
 export function newBatchState(connection: ConnectionRecord | undefined): BatchState {
-  return { routes: new Map(), topicAliases: new Map(Object.entries(connection?.topicAliases ?? {}).map(([alias, topic]) => [Number(alias), topic])) };
+  return { routes: newRoutingCache(), topicAliases: new Map(Object.entries(connection?.topicAliases ?? {}).map(([alias, topic]) => [Number(alias), topic])) };
 }
 
 /** The connection being handled, as a recipient of deliveries. */

@@ -5,8 +5,9 @@
  */
 import type { QoS } from '../protocol/codec';
 import type { Delivery } from './actions';
-import type { BrokerDeps, Routing, RoutingCache } from './context';
+import type { BrokerDeps } from './context';
 import type { ApplicationMessage, SessionRecord, Subscription } from './ports';
+import { newRoutingCache, type RoutingCache } from './routing-cache';
 
 export interface Routed {
   readonly deliveries: Delivery[];
@@ -15,12 +16,8 @@ export interface Routed {
 }
 
 export async function routeMessage(deps: BrokerDeps, message: ApplicationMessage, publisherClientId: string, cache?: RoutingCache): Promise<Routed> {
-  let lookup = cache?.get(message.topic);
-  if (!lookup) {
-    lookup = findRouting(deps, message.topic);
-    cache?.set(message.topic, lookup);
-  }
-  const { subscriptions, sessions } = await lookup;
+  // Without a batch's cache (a will), a cache of its own: the lookup still joins any made in the same turn.
+  const { subscriptions, sessions } = await (cache ?? newRoutingCache()).get(deps.store, message.topic);
   const { perClient, groups } = groupSubscriptions(subscriptions, publisherClientId);
   if (perClient.size + groups.size === 0) return { deliveries: [], matched: 0 };
 
@@ -35,13 +32,6 @@ export async function routeMessage(deps: BrokerDeps, message: ApplicationMessage
     if (chosen) deliveries.push(deliveryFor(chosen.session, message, [chosen.subscription], `$share/${chosen.subscription.shareGroup}/${chosen.subscription.filter}`));
   }
   return { deliveries, matched: perClient.size + groups.size };
-}
-
-async function findRouting(deps: BrokerDeps, topic: string): Promise<Routing> {
-  const subscriptions = await deps.store.subscriptions.findSubscriptions(topic);
-  const clientIds = [...new Set(subscriptions.map((s) => s.clientId))];
-  const sessions = clientIds.length > 0 ? await deps.store.sessions.getSessions(clientIds) : new Map<string, SessionRecord>();
-  return { subscriptions, sessions };
 }
 
 function groupSubscriptions(subscriptions: readonly Subscription[], publisherClientId: string) {

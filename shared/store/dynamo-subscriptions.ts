@@ -1,22 +1,42 @@
 /**
  * Subscriptions in DynamoDB: each client's own list in its session partition (`sub#<filter as
  * sent>`), and the routing index that PUBLISH reads (the Subscriptions table: a subscription per
- * filter and client, and the trie of wildcard filters, see subscription-index.ts).
+ * filter and client, a marker per filter, and the shapes of the wildcard filters, see
+ * subscription-index.ts).
  */
 import type { Subscription, SubscriptionStore } from '../broker/ports';
 import { hasWildcard } from '../protocol/topic';
 import type { DynamoTable, Item } from './dynamo-table';
 import { SUB_PREFIX } from './session-items';
-import { filterKey, filterPrefixes, FILTER_PREFIX, matchingWildcardFilters, nodeKey, NODE_PREFIX, NODE_SORT_KEY, type TrieNode } from './subscription-index';
+import {
+  candidateFilters,
+  filterKey,
+  FILTER_PREFIX,
+  groupOf,
+  groupsForTopic,
+  markerKey,
+  MARKER_PREFIX,
+  MARKER_SORT_KEY,
+  SHAPE_ATTRIBUTE_PREFIX,
+  SHAPE_COPIES,
+  SHAPE_SORT_KEY,
+  shapeKey,
+  shapeOf,
+  shapesIn,
+} from './subscription-index';
 
 const CLIENT_ROUTE = 'c|';
 const SHARED_ROUTE = 's|';
 const SHARE_PREFIX = '$share/';
+/** Keys of one BatchGetItem call. */
+const BATCH_GET_KEYS = 100;
 
 export class DynamoSubscriptionStore implements SubscriptionStore {
   constructor(
     private readonly sessions: DynamoTable,
     private readonly routes: DynamoTable,
+    /** Copies of each group's shape item: must stay the same for the life of the table. */
+    private readonly shapeCopies: number = SHAPE_COPIES,
   ) {}
 
   async subscribe(clientId: string, subscriptions: readonly Subscription[]): Promise<boolean[]> {
@@ -57,18 +77,25 @@ export class DynamoSubscriptionStore implements SubscriptionStore {
     return items.map((item) => (item.sk as string).slice(SUB_PREFIX.length));
   }
 
+  /** Every subscription matching the topic: a lookup of one topic (see findSubscriptionsForTopics). */
+  async findSubscriptions(topic: string): Promise<Subscription[]> {
+    return (await this.findSubscriptionsForTopics([topic])).get(topic) ?? [];
+  }
+
   /**
    * Strongly consistent throughout, so a subscription whose SUBACK went out is always found.
-   * Round trips: one per topic level (the trie walk, exact filters read alongside the first),
-   * then one Query per matching wildcard filter, in parallel.
+   * Three rounds, whatever the topics' depth or number: one BatchGetItem of the shape items of
+   * the topics' groups (one random copy each); one BatchGetItem per 100 candidate filters'
+   * markers, in parallel; one Query per candidate filter that has subscribers, in parallel, each
+   * filter once for all the topics it matches.
    */
-  async findSubscriptions(topic: string): Promise<Subscription[]> {
-    const [exact, wildcardFilters] = await Promise.all([
-      this.subscriptionsOf(topic),
-      matchingWildcardFilters(topic, (prefixes) => this.readNodes(prefixes)),
-    ]);
-    const wildcard = await Promise.all(wildcardFilters.map((filter) => this.subscriptionsOf(filter)));
-    return exact.concat(...wildcard);
+  async findSubscriptionsForTopics(topics: readonly string[]): Promise<Map<string, Subscription[]>> {
+    const unique = [...new Set(topics)];
+    const shapes = await this.readShapes([...new Set(unique.flatMap(groupsForTopic))]);
+    const candidates = new Map(unique.map((topic) => [topic, candidateFilters(topic, shapes)]));
+    const existing = await this.existingFilters([...new Set([...candidates.values()].flat())]);
+    const subscribers = new Map(await Promise.all([...existing].map(async (filter) => [filter, await this.subscriptionsOf(filter)] as const)));
+    return new Map(unique.map((topic) => [topic, candidates.get(topic)!.flatMap((filter) => subscribers.get(filter) ?? [])]));
   }
 
   /**
@@ -79,14 +106,21 @@ export class DynamoSubscriptionStore implements SubscriptionStore {
     return Promise.all(filters.map((filter) => this.removeRoute(clientId, parseFilter(filter))));
   }
 
-  private async readNodes(prefixes: readonly string[]): Promise<Map<string, TrieNode>> {
-    const items = await this.routes.batchGet(prefixes.map((prefix) => ({ pk: nodeKey(prefix), sk: NODE_SORT_KEY })));
-    const nodes = new Map<string, TrieNode>();
-    for (const item of items) {
-      const refs = Number(item.refs ?? 0);
-      if (refs > 0) nodes.set((item.pk as string).slice(NODE_PREFIX.length), { refs, ends: Number(item.ends ?? 0) });
-    }
-    return nodes;
+  /** The shapes in use in each group, from one copy of each group's item picked at random: one call. */
+  private async readShapes(groups: readonly string[]): Promise<Map<string, string[]>> {
+    const keys = groups.map((group) => ({ pk: shapeKey(group, Math.floor(Math.random() * this.shapeCopies)), sk: SHAPE_SORT_KEY }));
+    const byKey = new Map(keys.map((key, i) => [key.pk, groups[i]!]));
+    const shapes = new Map<string, string[]>();
+    for (const item of await this.routes.batchGet(keys)) shapes.set(byKey.get(item.pk as string)!, shapesIn(item));
+    return shapes;
+  }
+
+  /** The filters among these that have subscribers (their marker counts more than zero): 100 per call, in parallel. */
+  private async existingFilters(filters: readonly string[]): Promise<Set<string>> {
+    const chunks: string[][] = [];
+    for (let i = 0; i < filters.length; i += BATCH_GET_KEYS) chunks.push(filters.slice(i, i + BATCH_GET_KEYS));
+    const found = await Promise.all(chunks.map((chunk) => this.routes.batchGet(chunk.map((filter) => ({ pk: markerKey(filter), sk: MARKER_SORT_KEY })))));
+    return new Set(found.flat().flatMap((item) => (Number(item.refs ?? 0) > 0 ? [(item.pk as string).slice(MARKER_PREFIX.length)] : [])));
   }
 
   private async subscriptionsOf(filter: string): Promise<Subscription[]> {
@@ -94,41 +128,57 @@ export class DynamoSubscriptionStore implements SubscriptionStore {
     return items.map(toSubscription);
   }
 
-  /** Trie nodes are counted up first, so a crash between the two writes over-counts (harmless) rather than hides. */
+  /**
+   * The marker (and, for a wildcard filter, its shape in every copy) is counted up first, so a
+   * crash between the writes over-counts (an extra read, harmless) rather than hides a subscriber.
+   */
   private async addRoute(subscription: Subscription): Promise<boolean> {
     const { clientId, filter, shareGroup, ...options } = subscription;
-    const wildcard = hasWildcard(filter);
-    if (wildcard) await this.countNodes(filter, 1);
+    await this.count(filter, 1);
     const old = await this.routes.put({ Item: { pk: filterKey(filter), sk: routeSortKey(clientId, shareGroup), ...options }, ReturnValues: 'ALL_OLD' });
     // A replaced subscription was already counted.
-    if (wildcard && old) await this.countNodes(filter, -1);
+    if (old) await this.count(filter, -1);
     return old !== undefined;
   }
 
   private async removeRoute(clientId: string, { filter, shareGroup }: ParsedFilter): Promise<boolean> {
     const old = await this.routes.delete({ Key: { pk: filterKey(filter), sk: routeSortKey(clientId, shareGroup) }, ReturnValues: 'ALL_OLD' });
     if (!old) return false;
-    if (hasWildcard(filter)) await this.countNodes(filter, -1);
+    await this.count(filter, -1);
     return true;
   }
 
-  private async countNodes(filter: string, delta: 1 | -1): Promise<void> {
-    const prefixes = filterPrefixes(filter);
-    await Promise.all(
-      prefixes.map(async (prefix, i) => {
-        const last = i === prefixes.length - 1;
-        const counted = await this.routes.update({
-          Key: { pk: nodeKey(prefix), sk: NODE_SORT_KEY },
-          UpdateExpression: last ? 'ADD refs :d, ends :d' : 'ADD refs :d',
-          ExpressionAttributeValues: { ':d': delta },
-          ReturnValues: 'UPDATED_NEW',
-        });
-        // Unless a subscribe counted it up again meanwhile (then the condition fails and the node stays).
-        if (delta < 0 && Number(counted?.refs ?? 0) <= 0) {
-          await this.routes.deleteIf({ Key: { pk: nodeKey(prefix), sk: NODE_SORT_KEY }, ConditionExpression: 'refs <= :zero', ExpressionAttributeValues: { ':zero': 0 } });
-        }
-      }),
-    );
+  /** One subscription more or less to a filter: its marker, and its shape in every copy of its group's item. */
+  private async count(filter: string, delta: 1 | -1): Promise<void> {
+    const shape = hasWildcard(filter) ? SHAPE_ATTRIBUTE_PREFIX + shapeOf(filter) : undefined;
+    const copies = shape === undefined ? [] : Array.from({ length: this.shapeCopies }, (_, copy) => shapeKey(groupOf(filter), copy));
+    await Promise.all([
+      this.countMarker(filter, delta),
+      ...copies.map((pk) => this.countShape({ pk, sk: SHAPE_SORT_KEY }, shape!, delta)),
+    ]);
+  }
+
+  private async countMarker(filter: string, delta: 1 | -1): Promise<void> {
+    const Key = { pk: markerKey(filter), sk: MARKER_SORT_KEY };
+    const counted = await this.routes.update({ Key, UpdateExpression: 'ADD refs :d', ExpressionAttributeValues: { ':d': delta }, ReturnValues: 'UPDATED_NEW' });
+    // Unless a subscribe counted it up again meanwhile (then the condition fails and the marker stays).
+    if (delta < 0 && Number(counted?.refs ?? 0) <= 0) {
+      await this.routes.deleteIf({ Key, ConditionExpression: 'refs <= :zero', ExpressionAttributeValues: { ':zero': 0 } });
+    }
+  }
+
+  private async countShape(Key: Item, attribute: string, delta: 1 | -1): Promise<void> {
+    const names = { '#s': attribute };
+    const counted = await this.routes.update({
+      Key,
+      UpdateExpression: 'ADD #s :d',
+      ExpressionAttributeNames: names,
+      ExpressionAttributeValues: { ':d': delta },
+      ReturnValues: 'UPDATED_NEW',
+    });
+    if (delta < 0 && Number(counted?.[attribute] ?? 0) <= 0) {
+      await this.routes.updateIf({ Key, UpdateExpression: 'REMOVE #s', ConditionExpression: '#s <= :zero', ExpressionAttributeNames: names, ExpressionAttributeValues: { ':zero': 0 } });
+    }
   }
 }
 

@@ -70,13 +70,14 @@ export const sessionsTable: TableDefinition = {
 };
 
 /**
- * The routing index that PUBLISH reads. Two kinds of item share it:
+ * The routing index that PUBLISH reads. Three kinds of item share it:
  * - `pk = "f|<filter>"`, `sk = "c|<client id>"` (or `"s|<share name>/<client id>"` for a shared
  *   subscription): one subscription; a topic's subscribers under one filter are one strongly
  *   consistent Query.
- * - `pk = "n|<prefix>"`, `sk = "node"`: a node of the trie of wildcard filters, counting the
- *   wildcard subscriptions that pass through (`refs`) or end at (`ends`) that prefix.
- * See shared/store/subscription-index.ts for the walk.
+ * - `pk = "m|<filter>"`, `sk = "marker"`: the filter's marker, counting its subscriptions (`refs`).
+ * - `pk = "shape|<copy>|<group>"`, `sk = "shapes"`: the shapes of a group's wildcard filters,
+ *   with a count each, in several identical copies.
+ * See shared/store/subscription-index.ts for the lookup.
  */
 export const subscriptionsTable: TableDefinition = {
   id: 'Subscriptions',
@@ -84,7 +85,7 @@ export const subscriptionsTable: TableDefinition = {
   envVar: 'SUBSCRIPTIONS_TABLE',
   partitionKey: { name: 'pk', type: 'S' },
   sortKey: { name: 'sk', type: 'S' },
-  purpose: 'routing index: subscriptions by filter, and the trie of wildcard filters',
+  purpose: 'routing index: subscriptions by filter, a marker per filter, and the shapes of the wildcard filters',
 };
 
 /**

@@ -10,6 +10,7 @@ import { localCredentials, LOCAL_REGION } from '../../local/local-aws';
 import type { Subscription } from '../../shared/broker/ports';
 import { createTables } from '../../shared/store/create-tables';
 import { createDynamoStore, type DynamoStore } from '../../shared/store/create-dynamo-store';
+import { SHAPE_COPIES } from '../../shared/store/subscription-index';
 import { localTableNames, type TableNames } from '../../shared/store/tables';
 
 export interface StoreFixture {
@@ -19,8 +20,12 @@ export interface StoreFixture {
   readonly documentClient: DynamoDBDocumentClient;
   /** Another store on the same tables whose clock is `now` (to simulate time passing). */
   storeAt(now: () => number): DynamoStore;
-  /** Keys (`pk`) of the trie node items in the routing index that start with `n|<prefix>`: a test-only Scan. */
-  nodeKeys(prefix?: string): Promise<string[]>;
+  /**
+   * What the routing index counts for filters starting with `prefix`, sorted (a test-only Scan):
+   * `m|<filter>=<refs>` per marker, and `<group> <shape>=<count>` per shape counted above zero in
+   * the group's items, the count of every copy (`=[2,1,…]` when the copies disagree).
+   */
+  indexEntries(prefix?: string): Promise<string[]>;
   dispose(): Promise<void>;
 }
 
@@ -41,23 +46,32 @@ export async function createStoreFixture(): Promise<StoreFixture> {
     tables,
     documentClient: doc,
     storeAt: (now) => createDynamoStore({ client: doc, tables, now }),
-    nodeKeys: async (prefix = '') => {
-      const keys: string[] = [];
+    indexEntries: async (prefix = '') => {
+      const items: Record<string, unknown>[] = [];
       let start: Record<string, unknown> | undefined;
       do {
-        const out = await doc.send(
-          new ScanCommand({
-            TableName: tables.subscriptions,
-            FilterExpression: 'begins_with(pk, :p)',
-            ExpressionAttributeValues: { ':p': 'n|' + prefix },
-            ConsistentRead: true,
-            ExclusiveStartKey: start,
-          }),
-        );
-        keys.push(...(out.Items ?? []).map((item) => item.pk as string));
+        const out = await doc.send(new ScanCommand({ TableName: tables.subscriptions, ConsistentRead: true, ExclusiveStartKey: start }));
+        items.push(...(out.Items ?? []));
         start = out.LastEvaluatedKey;
       } while (start);
-      return keys.sort();
+      const entries: string[] = [];
+      const shapes = new Map<string, number[]>();
+      for (const item of items) {
+        const pk = item.pk as string;
+        if (pk.startsWith('m|' + prefix)) entries.push(`${pk}=${String(item.refs)}`);
+        const shapeItem = /^shape\|(\d+)\|(.*)$/.exec(pk);
+        if (!shapeItem || !(shapeItem[2] === '*' ? '' : shapeItem[2]!.slice(1)).startsWith(prefix)) continue;
+        for (const [name, count] of Object.entries(item)) {
+          if (name === 'pk' || name === 'sk' || Number(count) <= 0) continue;
+          const key = `${shapeItem[2]} ${name.slice(1)}`;
+          shapes.set(key, [...(shapes.get(key) ?? []), Number(count)]);
+        }
+      }
+      for (const [key, counts] of shapes) {
+        const same = counts.length === SHAPE_COPIES && counts.every((count) => count === counts[0]);
+        entries.push(same ? `${key}=${counts[0]}` : `${key}=[${counts.join(',')}]`);
+      }
+      return entries.sort();
     },
     dispose: async () => {
       await Promise.all(Object.values(tables).map((TableName) => client.send(new DeleteTableCommand({ TableName }))));

@@ -1,178 +1,161 @@
 import { describe, expect, it } from 'vitest';
 import {
   FILTER_PREFIX,
-  NODE_PREFIX,
-  candidatesAt,
-  childOf,
-  endsWithMultiLevel,
+  MARKER_PREFIX,
+  WILDCARD_GROUP,
+  candidateFilter,
+  candidateFilters,
   filterKey,
-  filterPrefixes,
-  matchingWildcardFilters,
-  nodeKey,
-  type TrieNode,
+  groupOf,
+  groupsForTopic,
+  markerKey,
+  shapeKey,
+  shapeOf,
+  shapesIn,
 } from '../../shared/store/subscription-index';
-import { topicMatches } from '../../shared/protocol/topic';
+import { hasWildcard, topicMatches } from '../../shared/protocol/topic';
 
-describe('filterKey and nodeKey', () => {
-  it('put exact filters and trie nodes in separate key spaces', () => {
+describe('filterKey, markerKey and shapeKey', () => {
+  it('put subscriptions, markers and shape items in separate key spaces', () => {
     expect(filterKey('a/b')).toBe('f|a/b');
-    expect(nodeKey('a/b')).toBe('n|a/b');
-    expect(filterKey('a/b')).not.toBe(nodeKey('a/b'));
+    expect(markerKey('a/b')).toBe('m|a/b');
+    expect(shapeKey('=a', 3)).toBe('shape|3|=a');
+    expect(new Set([filterKey('a'), markerKey('a'), shapeKey('=a', 0)]).size).toBe(3);
   });
 
-  it('keep the filter or prefix whole after the key prefix', () => {
-    for (const filter of ['a/+/c', '#', '/', '$SYS/#', 'f|x', 'n|y']) {
+  it('keep the filter whole after the key prefix', () => {
+    for (const filter of ['a/+/c', '#', '/', '$SYS/#', 'f|x', 'm|y']) {
       expect(filterKey(filter).slice(FILTER_PREFIX.length)).toBe(filter);
-      expect(nodeKey(filter).slice(NODE_PREFIX.length)).toBe(filter);
+      expect(markerKey(filter).slice(MARKER_PREFIX.length)).toBe(filter);
     }
+  });
+
+  it('give each copy of a group its own key', () => {
+    const keys = Array.from({ length: 8 }, (_, copy) => shapeKey('=dev', copy));
+    expect(new Set(keys).size).toBe(8);
   });
 });
 
-describe('filterPrefixes', () => {
+describe('groupOf', () => {
   it.each([
-    ['a/+/c', ['a', 'a/+', 'a/+/c']],
-    ['#', ['#']],
-    ['+', ['+']],
-    ['sport/#', ['sport', 'sport/#']],
-    ['+/tennis/#', ['+', '+/tennis', '+/tennis/#']],
-    ['$SYS/+', ['$SYS', '$SYS/+']],
-    // empty levels are levels: the walk reaches them through childOf the same way
-    ['/+', ['', '/+']],
-    ['a//#', ['a', 'a/', 'a//#']],
-  ] as const)('%j -> %j', (filter, prefixes) => {
-    expect(filterPrefixes(filter)).toEqual(prefixes);
-  });
-
-  it('has one prefix per level, the last being the filter itself', () => {
-    const filter = 'a/b/+/d/#';
-    const prefixes = filterPrefixes(filter);
-    expect(prefixes).toHaveLength(5);
-    expect(prefixes.at(-1)).toBe(filter);
+    ['dev/+/temp', '=dev'],
+    ['dev', '=dev'],
+    ['+/x', WILDCARD_GROUP],
+    ['#', WILDCARD_GROUP],
+    ['+', WILDCARD_GROUP],
+    ['/+', '='],
+    ['$SYS/#', '=$SYS'],
+    ['*/+', '=*'], // a literal '*' level is not the wildcard group
+  ] as const)('%j -> %j', (filter, group) => {
+    expect(groupOf(filter)).toBe(group);
   });
 });
 
-describe('childOf', () => {
-  it('is the level itself under the root', () => {
-    expect(childOf(undefined, 'a')).toBe('a');
-    expect(childOf(undefined, '+')).toBe('+');
-    expect(childOf(undefined, '')).toBe('');
+describe('groupsForTopic', () => {
+  it('is the first level and the wildcard group', () => {
+    expect(groupsForTopic('dev/7/temp')).toEqual(['=dev', WILDCARD_GROUP]);
+    expect(groupsForTopic('/x')).toEqual(['=', WILDCARD_GROUP]);
   });
 
-  it('joins a prefix and a level with /', () => {
-    expect(childOf('a', 'b')).toBe('a/b');
-    expect(childOf('a/+', '#')).toBe('a/+/#');
-    expect(childOf('', 'finance')).toBe('/finance');
-    expect(childOf('a', '')).toBe('a/');
-  });
-
-  it('rebuilds the prefixes of a filter level by level', () => {
-    for (const filter of ['a/+/c', '/+', 'a//#', '$SYS/monitor/+']) {
-      const walked: string[] = [];
-      let prefix: string | undefined;
-      for (const level of filter.split('/')) {
-        prefix = childOf(prefix, level);
-        walked.push(prefix);
-      }
-      expect(walked).toEqual(filterPrefixes(filter));
-    }
+  it('[MQTT-4.7.2-1] is the first level only for a topic starting with $', () => {
+    expect(groupsForTopic('$SYS/uptime')).toEqual(['=$SYS']);
   });
 });
 
-describe('candidatesAt', () => {
-  it('reads the literal, + and # children of the root at depth 0', () => {
-    expect(candidatesAt([undefined], 'sport', 0)).toEqual(['sport', '+', '#']);
+describe('shapeOf', () => {
+  it.each([
+    ['a/+/c', 'L+L'],
+    ['#', '#'],
+    ['+', '+'],
+    ['sport/#', 'L#'],
+    ['+/tennis/#', '+L#'],
+    ['/+', 'L+'],
+    ['a//#', 'LL#'],
+    ['bench/r1/fleet/+/telemetry', 'LLL+L'],
+  ] as const)('%j -> %j', (filter, shape) => {
+    expect(shapeOf(filter)).toBe(shape);
   });
 
-  it('[MQTT-4.7.2-1] reads no + or # children of the root for a first level starting with $', () => {
-    expect(candidatesAt([undefined], '$SYS', 0)).toEqual(['$SYS']);
-    expect(candidatesAt([undefined], '$share', 0)).toEqual(['$share']);
+  it('is the same for filters that differ only in their literal levels', () => {
+    expect(new Set(Array.from({ length: 300 }, (_, i) => shapeOf(`dev/${i}/#`)))).toEqual(new Set(['LL#']));
+  });
+});
+
+describe('candidateFilter', () => {
+  it('takes the literal levels from the topic', () => {
+    expect(candidateFilter('L+L', ['dev', '7', 'temp'])).toBe('dev/+/temp');
+    expect(candidateFilter('+L', ['dev', '7'])).toBe('+/7');
+    expect(candidateFilter('LLL+L', 'bench/r1/fleet/42/telemetry'.split('/'))).toBe('bench/r1/fleet/+/telemetry');
   });
 
-  it('[MQTT-4.7.2-1] reads + and # children below a $ first level', () => {
-    expect(candidatesAt(['$SYS'], 'monitor', 1)).toEqual(['$SYS/monitor', '$SYS/+', '$SYS/#']);
+  it('fits only a topic of its depth, unless it ends in #', () => {
+    expect(candidateFilter('L+', ['a'])).toBeUndefined();
+    expect(candidateFilter('L+', ['a', 'b', 'c'])).toBeUndefined();
+    expect(candidateFilter('L#', ['a', 'b', 'c'])).toBe('a/#');
   });
 
-  it('reads + and # children for a $ that is not on the first level', () => {
-    expect(candidatesAt(['a'], '$b', 1)).toEqual(['a/$b', 'a/+', 'a/#']);
+  it('# matches the parent level too', () => {
+    expect(candidateFilter('L#', ['a'])).toBe('a/#');
+    expect(candidateFilter('LL#', ['a'])).toBeUndefined();
+    expect(candidateFilter('#', ['a'])).toBe('#');
   });
 
-  it('reads the literal, + and # children of every prefix in the frontier', () => {
-    expect(candidatesAt(['sport', '+'], 'tennis', 1)).toEqual(['sport/tennis', 'sport/+', 'sport/#', '+/tennis', '+/+', '+/#']);
+  it('keeps empty levels', () => {
+    expect(candidateFilter('L+', ['', 'finance'])).toBe('/+');
+    expect(candidateFilter('++', ['', ''])).toBe('+/+');
   });
+});
 
-  it('reads each node once when the frontier repeats a prefix', () => {
-    const candidates = candidatesAt(['a', 'b', 'a'], 'c', 1);
-    expect(candidates).toEqual(['a/c', 'a/+', 'a/#', 'b/c', 'b/+', 'b/#']);
+describe('shapesIn', () => {
+  it('lists the shapes counted above zero, nothing else of the item', () => {
+    expect(shapesIn({ pk: 'shape|0|=a', sk: 'shapes', 'sL+': 2, 'sL#': 0, 'sLL': -1, 's+L': 1 }).sort()).toEqual(['+L', 'L+']);
   });
+});
 
-  it('produces no duplicates over a wide frontier', () => {
-    const frontier = ['a/b', 'a/+', '+/b', '+/+', '', '/'];
-    const candidates = candidatesAt(frontier, 'c', 2);
-    expect(new Set(candidates).size).toBe(candidates.length);
-    expect(candidates).toHaveLength(frontier.length * 3);
-  });
-
-  it('handles an empty level', () => {
-    expect(candidatesAt([undefined], '', 0)).toEqual(['', '+', '#']);
-    expect(candidatesAt([''], 'finance', 1)).toEqual(['/finance', '/+', '/#']);
-  });
-
-  it('reads nothing for an empty frontier', () => {
-    expect(candidatesAt([], 'a', 3)).toEqual([]);
-  });
-
-  /** The store's walk over an in-memory trie of wildcard filters, counting its reads. */
-  async function walk(filters: readonly string[], topic: string): Promise<{ matched: string[]; reads: number }> {
-    const nodes = new Map<string, TrieNode>();
-    for (const filter of filters) {
-      for (const prefix of filterPrefixes(filter)) {
-        const node = nodes.get(prefix) ?? { refs: 0, ends: 0 };
-        nodes.set(prefix, { refs: node.refs + 1, ends: node.ends + (prefix === filter ? 1 : 0) });
-      }
+describe('candidateFilters', () => {
+  /** The shapes of a set of filters, by group, as the shape items hold them. */
+  function shapesFor(filters: readonly string[]): Map<string, string[]> {
+    const byGroup = new Map<string, Set<string>>();
+    for (const filter of filters.filter(hasWildcard)) {
+      const group = byGroup.get(groupOf(filter)) ?? new Set();
+      group.add(shapeOf(filter));
+      byGroup.set(groupOf(filter), group);
     }
-    let reads = 0;
-    const matched = await matchingWildcardFilters(topic, async (prefixes) => {
-      reads += 1;
-      return new Map(prefixes.flatMap((prefix) => (nodes.has(prefix) ? [[prefix, nodes.get(prefix)!] as const] : [])));
-    });
-    return { matched: matched.sort(), reads };
+    return new Map([...byGroup].map(([group, shapes]) => [group, [...shapes]]));
   }
 
-  const filters = ['#', '+', '+/+', '/+', 'sport/#', 'sport/+', 'sport/tennis/+', '+/tennis/#', '$SYS/#', '+/monitor/Clients', 'a//#', 'a/+/c'];
+  const filters = [
+    '#', '+', '+/+', '/+', 'sport/#', 'sport/+', 'sport/tennis/+', '+/tennis/#', '$SYS/#', '$SYS/+', '+/monitor/Clients',
+    'a//#', 'a/+/c', 'a/b/c', 'sport', '$SYS/uptime', 'x/+/+/+/+/+/z',
+  ];
+  const topics = [
+    'sport', 'sport/tennis', 'sport/tennis/player1', '/finance', 'finance', '$SYS/monitor/Clients', '$SYS', '$SYS/uptime', 'a//x',
+    'a/b/c', 'x/monitor/Clients', 'x/1/2/3/4/5/z', '/', 'a',
+  ];
 
-  it.each(['sport', 'sport/tennis', 'sport/tennis/player1', '/finance', 'finance', '$SYS/monitor/Clients', '$SYS', 'a//x', 'a/b/c', 'x/monitor/Clients'])(
-    'finds, walking the prefixes of %j, the filters topicMatches accepts',
-    async (topic) => {
-      const expected = filters.filter((filter) => topicMatches(filter, topic)).sort();
-      expect((await walk(filters, topic)).matched).toEqual(expected);
-    },
-  );
-
-  it('reads once per topic level plus once for parent-level # filters, whatever else is subscribed', async () => {
-    const unrelated = Array.from({ length: 200 }, (_, i) => `dev/${i + 100}/#`);
-    const few = await walk(['dev/+/temp'], 'dev/7/temp');
-    const many = await walk(['dev/+/temp', ...unrelated], 'dev/7/temp');
-    expect(many).toEqual(few);
-    expect(few).toEqual({ matched: ['dev/+/temp'], reads: 4 });
+  it.each(topics)('include every filter topicMatches accepts for %j, and the topic itself', (topic) => {
+    const candidates = new Set(candidateFilters(topic, shapesFor(filters)));
+    const matching = filters.filter((filter) => topicMatches(filter, topic));
+    for (const filter of matching) expect(candidates).toContain(filter);
+    expect(candidates).toContain(topic);
+    // Every candidate is a filter that would match the topic: the markers read are all relevant.
+    for (const candidate of candidates) expect(topicMatches(candidate, topic)).toBe(true);
   });
 
-  it('stops reading as soon as nothing can match', async () => {
-    expect(await walk(['other/+/x'], 'dev/7/temp/deep/topic')).toEqual({ matched: [], reads: 1 });
+  it('are as many whatever the number of subscriptions of the same shapes', () => {
+    const few = candidateFilters('dev/7/temp', shapesFor(['dev/+/temp']));
+    const many = candidateFilters('dev/7/temp', shapesFor(['dev/+/temp', ...Array.from({ length: 300 }, (_, i) => `dev/${i + 100}/#`), 'dev/+/humidity']));
+    expect(few.sort()).toEqual(['dev/+/temp', 'dev/7/temp']);
+    expect(many.sort()).toEqual(['dev/+/temp', 'dev/7/#', 'dev/7/temp']);
   });
-});
 
-describe('endsWithMultiLevel', () => {
-  it.each([
-    ['#', true],
-    ['a/#', true],
-    ['/#', true],
-    ['+/#', true],
-    ['a', false],
-    ['a/+', false],
-    ['+', false],
-    ['a/b', false],
-    ['', false],
-  ] as const)('%j -> %s', (prefix, expected) => {
-    expect(endsWithMultiLevel(prefix)).toBe(expected);
+  it('do not grow with the depth of the topic', () => {
+    const deep = 'a/b/c/d/e/f/g';
+    expect(candidateFilters(deep, shapesFor(['a/+/c/d/e/f/g', 'a/#']))).toHaveLength(3);
+    expect(candidateFilters('a/b/c', shapesFor(['a/+/c', 'a/#']))).toHaveLength(3);
+  });
+
+  it("[MQTT-4.7.2-1] take no wildcard-first filter for a '$' topic", () => {
+    expect(candidateFilters('$SYS/x', shapesFor(['#', '+/x', '$SYS/+'])).sort()).toEqual(['$SYS/+', '$SYS/x']);
   });
 });

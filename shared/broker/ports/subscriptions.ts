@@ -27,6 +27,12 @@ export interface SubscriptionStore {
   unsubscribe(clientId: string, filters: readonly string[]): Promise<boolean[]>;
   /** Every subscription whose filter matches the topic name, read strongly consistently. */
   findSubscriptions(topic: string): Promise<Subscription[]>;
+  /**
+   * The same for many topics at once (a key per distinct topic, each with its subscriptions), in a
+   * number of DynamoDB rounds that grows neither with the topics' depth nor with their number;
+   * a filter matching many of the topics is read once.
+   */
+  findSubscriptionsForTopics(topics: readonly string[]): Promise<Map<string, Subscription[]>>;
 
   /** The filters the client is subscribed to now (for the subscriptions-per-client limit). */
   subscriptionFilters(clientId: string): Promise<string[]>;

@@ -36,6 +36,21 @@ export function describeSubscriptions(doors: Doors): void {
     });
   }
 
+  describe(`${doors.main.name}: a new subscription is in effect from its SUBACK`, () => {
+    it('a message published by another client right after the SUBACK of a new wildcard shape is delivered', async (ctx) => {
+      const c = clients(ctx);
+      // A first level of its own: the filters are the first of their shapes in their group.
+      const root = unique('suback');
+      const { client: pub } = await c.mqtt({ protocolVersion: 5 });
+      const sub = await c.mqtt({ protocolVersion: 5 });
+      await sub.client.subscribeAsync({ [`${root}/a/b/+/d/e/f`]: { qos: 1 }, [`${root}/x`]: { qos: 1 } });
+      await pub.publishAsync(`${root}/a/b/c/d/e/f`, 'deep', { qos: 0 });
+      await pub.publishAsync(`${root}/x`, 'exact', { qos: 0 });
+      await eventually(() => sub.messages.length >= 2, 'both messages');
+      expect(sub.messages.map((m) => m.topic).sort()).toEqual([`${root}/a/b/c/d/e/f`, `${root}/x`]);
+    });
+  });
+
   describe(`${doors.main.name}, MQTT 5.0: subscription options`, () => {
     it('[MQTT-3.3.4-3] [MQTT-3.3.4-4] a delivery carries the Subscription Identifiers of every matching subscription, retained replays included', async (ctx) => {
       const c = clients(ctx);

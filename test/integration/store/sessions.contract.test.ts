@@ -56,17 +56,17 @@ describe('openSession and closeSession', () => {
     expect(described(await store.subscriptions.findSubscriptions(topic))).toEqual([`${clientId} ${clientId}/+`, `${clientId} ${topic}`]);
   });
 
-  it('[MQTT-3.1.2-4] Clean Start discards the old session: its subscriptions, trie nodes and QoS state', async () => {
+  it('[MQTT-3.1.2-4] Clean Start discards the old session: its subscriptions, routing index entries and QoS state', async () => {
     const { clientId, conn, topic } = await connectedWithSubscriptions();
     await store.receipts.receiveQos2(clientId, 9);
     const [packetId] = await inFlight(conn, [{ clientId, topic, payload: Buffer.from('x'), qos: 1, retain: false }]);
     await store.sessions.closeSession(clientId, conn, false, 3600);
-    expect(await fixture.nodeKeys(clientId)).toEqual([`n|${clientId}`, `n|${clientId}/+`]);
+    expect(await fixture.indexEntries(clientId)).toEqual([`=${clientId} L+=1`, `m|${clientId}/+=1`, `m|${topic}=1`]);
 
     expect(await connect({ clientId, connectionId: connectionId(), protocolVersion: 5, cleanStart: true, holdMs: HOLD_MS, ...limits })).toEqual({ sessionPresent: false });
     expect(await store.subscriptions.findSubscriptions(topic)).toEqual([]);
     expect(await store.subscriptions.findSubscriptions(`${clientId}/other`)).toEqual([]);
-    expect(await fixture.nodeKeys(clientId)).toEqual([]);
+    expect(await fixture.indexEntries(clientId)).toEqual([]);
     expect(await store.receipts.releaseIncomingQos2(clientId, 9)).toBe(false);
     expect((await store.deliveries.completeOutgoing(clientId, packetId!, 65535)).found).toBe(false);
   });
@@ -157,7 +157,7 @@ describe('openSession and closeSession', () => {
 
     expect(await store.sessions.getSessions([clientId])).toEqual(new Map());
     expect(await store.subscriptions.findSubscriptions(topic)).toEqual([]);
-    expect(await fixture.nodeKeys(clientId)).toEqual([]);
+    expect(await fixture.indexEntries(clientId)).toEqual([]);
     expect(await store.deliveries.startDeliveries(clientId, conn, 10, [{ clientId, topic, payload: Buffer.from('x'), qos: 1, retain: false }])).toEqual(['queue']);
     expect(await store.deliveries.enqueue({ clientId, topic, payload: Buffer.from('x'), qos: 1, retain: false })).toEqual({ queued: false });
     expect(await store.receipts.releaseIncomingQos2(clientId, 3)).toBe(false);

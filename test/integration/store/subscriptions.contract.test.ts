@@ -1,7 +1,8 @@
 /**
  * The SubscriptionStore's contract, against DynamoDB Local: which subscriptions a PUBLISH finds
  * (MQTT 5.0 section 4.7), read strongly consistently, and what finding them costs (it does not
- * grow with the subscriptions that do not match); subscribing again replaces, unsubscribing says
+ * grow with the subscriptions that do not match, nor with the topic's depth, nor with the topics
+ * of a batch matching one filter); subscribing again replaces, unsubscribing says
  * what existed. Every test gets tables of its own, because a '#' or '+' subscription would
  * otherwise match the topics of the other tests.
  */
@@ -208,28 +209,30 @@ describe('subscribe and unsubscribe', () => {
     expect(await matches('u/1/v')).toEqual([]);
   });
 
-  it('removing the last wildcard subscription under a prefix removes its trie nodes, and matching costs less again', async () => {
+  it('counts each filter in its marker and each wildcard shape in every copy of its group; removing the last subscription removes them', async () => {
     const a = uniqueClientId('gone-a');
     const b = uniqueClientId('gone-b');
+    let found: Subscription[] = [];
     const untouched = await readCost(store, () => store.subscriptions.findSubscriptions('gone/a/x'));
 
-    await subscribe(a, 'gone/+/x', 'gone/a/#');
+    await subscribe(a, 'gone/+/x', 'gone/a/#', 'gone/a/x');
     await subscribe(b, 'gone/+/+/y', 'gone/+/x');
     await store.subscriptions.subscribe(a, [{ clientId: a, filter: 'gone/+/x', qos: 2 }]); // a replacement must not count twice
-    expect(await fixture.nodeKeys()).toEqual(['n|gone', 'n|gone/+', 'n|gone/+/+', 'n|gone/+/+/y', 'n|gone/+/x', 'n|gone/a', 'n|gone/a/#']);
-    let found: Subscription[] = [];
+    expect(await fixture.indexEntries('gone')).toEqual(
+      ['=gone L++L=1', '=gone L+L=2', '=gone LL#=1', 'm|gone/+/+/y=1', 'm|gone/+/x=2', 'm|gone/a/#=1', 'm|gone/a/x=1'].sort(),
+    );
     const populated = await readCost(store, async () => (found = await store.subscriptions.findSubscriptions('gone/a/x')));
-    expect(described(found)).toEqual([`${a} gone/+/x`, `${a} gone/a/#`, `${b} gone/+/x`].sort());
+    expect(described(found)).toEqual([`${a} gone/+/x`, `${a} gone/a/#`, `${a} gone/a/x`, `${b} gone/+/x`].sort());
     expect(populated.calls).toBeGreaterThan(untouched.calls);
 
-    expect(await store.subscriptions.unsubscribe(a, ['gone/+/x', 'gone/a/#'])).toEqual([true, true]);
-    expect(await fixture.nodeKeys()).toEqual(['n|gone', 'n|gone/+', 'n|gone/+/+', 'n|gone/+/+/y', 'n|gone/+/x']);
+    expect(await store.subscriptions.unsubscribe(a, ['gone/+/x', 'gone/a/#', 'gone/a/x'])).toEqual([true, true, true]);
+    expect(await fixture.indexEntries('gone')).toEqual(['=gone L++L=1', '=gone L+L=1', 'm|gone/+/+/y=1', 'm|gone/+/x=1'].sort());
     expect(await store.subscriptions.unsubscribe(b, ['gone/+/+/y', 'gone/+/x'])).toEqual([true, true]);
 
-    expect(await fixture.nodeKeys()).toEqual([]);
+    expect(await fixture.indexEntries('gone')).toEqual([]);
     const emptied = await readCost(store, async () => (found = await store.subscriptions.findSubscriptions('gone/a/x')));
     expect(found).toEqual([]);
-    expect(emptied).toEqual(untouched);
+    expect(emptied.calls).toBe(untouched.calls);
   });
 
   it('finding subscribers reads nothing of the subscriptions that do not match: 300 more cost no more', async () => {
@@ -259,6 +262,55 @@ describe('subscribe and unsubscribe', () => {
     const matching = await readCost(store, async () => (found = await store.subscriptions.findSubscriptions('dev/7/temp')));
     expect(described(found)).toEqual([`${second} dev/+/temp`, `${subscriber} dev/7/#`].sort());
     expect(matching.calls).toBeGreaterThan(alone.calls);
+  }, 300_000); // setting up 300 wildcard subscriptions writes ten items each (slow on a shared DynamoDB Local)
+
+  it('a 7-level topic costs as many calls as a 3-level one: shapes, markers, one Query per matching filter', async () => {
+    const c = uniqueClientId('depth');
+    await subscribe(c, 'd3/+/c', 'd3/#', 'd7/b/c/d/e/+/g', 'd7/b/c/#');
+    let found: Subscription[] = [];
+    const shallow = await readCost(store, async () => (found = await store.subscriptions.findSubscriptions('d3/x/c')));
+    expect(described(found)).toEqual([`${c} d3/#`, `${c} d3/+/c`]);
+    const deep = await readCost(store, async () => (found = await store.subscriptions.findSubscriptions('d7/b/c/d/e/x/g')));
+    expect(described(found)).toEqual([`${c} d7/b/c/#`, `${c} d7/b/c/d/e/+/g`]);
+    // One BatchGetItem of shapes, one of markers, two Queries (the two matching filters), in three rounds.
+    expect(shallow.calls).toBe(4);
+    expect(deep.calls).toBe(shallow.calls);
+  });
+
+  it('a batch of 100 device topics matching one wildcard filter costs four calls: the filter is Queried once for all', async () => {
+    const backend = uniqueClientId('backend');
+    const run = uniqueClientId('run');
+    await store.subscriptions.subscribe(backend, [{ clientId: backend, filter: `bench/${run}/fleet/+/telemetry`, qos: 1 }]);
+    const topics = Array.from({ length: 100 }, (_, i) => `bench/${run}/fleet/${i}/telemetry`);
+    let found = new Map<string, Subscription[]>();
+    const batch = await readCost(store, async () => (found = await store.subscriptions.findSubscriptionsForTopics(topics)));
+    expect([...found.keys()].sort()).toEqual([...topics].sort());
+    for (const topic of topics) expect(described(found.get(topic)!)).toEqual([`${backend} bench/${run}/fleet/+/telemetry`]);
+    // Shapes: 1 BatchGetItem; markers: 101 keys (each topic and the one wildcard filter), 2 BatchGetItems; 1 Query.
+    expect(batch.calls).toBe(4);
+    const one = await readCost(store, () => store.subscriptions.findSubscriptions(topics[0]!));
+    expect(one.calls).toBe(3);
+  });
+
+  it('findSubscriptionsForTopics answers each topic apart, $ rule included, and a topic asked twice once', async () => {
+    const c = uniqueClientId('many');
+    await subscribe(c, '#', 'm1/+', '$SYS/#', 'm2/x');
+    const found = await store.subscriptions.findSubscriptionsForTopics(['m1/a', 'm2/x', '$SYS/up', 'm3', 'm1/a']);
+    expect(Object.fromEntries([...found].map(([topic, subs]) => [topic, described(subs)]))).toEqual({
+      'm1/a': [`${c} #`, `${c} m1/+`],
+      'm2/x': [`${c} #`, `${c} m2/x`],
+      '$SYS/up': [`${c} $SYS/#`],
+      m3: [`${c} #`],
+    });
+  });
+
+  it('a subscription whose subscribe returned is found at once, from any copy of the shapes', async () => {
+    // Each lookup reads one of the copies at random; every one of them must already hold the new shape.
+    for (let i = 0; i < 12; i++) {
+      const c = uniqueClientId(`fresh-${i}`);
+      await subscribe(c, `fresh${i}/+/x/#`);
+      for (let read = 0; read < 4; read++) expect(described(await store.subscriptions.findSubscriptions(`fresh${i}/a/x/b`))).toEqual([`${c} fresh${i}/+/x/#`]);
+    }
   });
 
   it('a filter twice in one SUBSCRIBE: the later one counts, and existed for its second mention', async () => {
