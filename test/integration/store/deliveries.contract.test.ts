@@ -7,7 +7,11 @@
  * what enqueue reports is what the broker decides a drain by (shared/broker/delivery-policy.ts).
  * One set of tables for the file; every test uses its own client ids.
  */
-import { describe, expect, it } from 'vitest';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DynamoDBDocumentClient, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { describe, expect, inject, it } from 'vitest';
+import { localCredentials, LOCAL_REGION } from '../../../local/local-aws';
+import { createDynamoStore } from '../../../shared/store/create-dynamo-store';
 import { connectHold, type OpenSessionRequest, type OutgoingMessage, type QueuedMessage } from '../../../shared/broker/ports';
 import type { DynamoStore } from '../../../shared/store/create-dynamo-store';
 import { uniqueClientId, storeFixtureForFile } from '../store-fixture';
@@ -70,9 +74,16 @@ describe('startDeliveries', () => {
     const publisher = uniqueClientId('once-pub');
     const once = (n: number) => ({ ...message(clientId, n, 2), once: { clientId: publisher, key: `${n}#x>${clientId}` } });
     expect(await inFlight(conn, [once(1), once(2)])).toEqual([1, 2]);
-    // Routed again: 1 and 2 were made; 3 is new and starts (the messages around a duplicate still do).
-    expect(await store.deliveries.startDeliveries(clientId, conn, 65535, [once(1), once(3), once(2)])).toEqual(['duplicate', { packetId: 3 }, 'duplicate']);
-    expect((await store.deliveries.listOutgoing(clientId)).map((m) => m.payload.toString())).toEqual(['m1', 'm2', 'm3']);
+    // Routed again: 1 and 2 were made; 3 is new and starts (the messages around a duplicate still do),
+    // with an id of its own (the ids claimed for the duplicates are left unused).
+    const again = await store.deliveries.startDeliveries(clientId, conn, 65535, [once(1), once(3), once(2)]);
+    expect(again).toEqual(['duplicate', { packetId: expect.any(Number) }, 'duplicate']);
+    expect((await store.deliveries.listOutgoing(clientId)).map((m) => [m.payload.toString(), m.packetId])).toEqual([
+      ['m1', 1],
+      ['m2', 2],
+      ['m3', (again[1] as { packetId: number }).packetId],
+    ]);
+    expect([1, 2]).not.toContain((again[1] as { packetId: number }).packetId);
     await store.sessions.closeSession(clientId, conn, false, 3600);
     expect(decided(await store.deliveries.enqueue(once(4)))).toEqual({ queued: true });
     expect(await store.deliveries.enqueue(once(4))).toEqual({ queued: false });
@@ -366,5 +377,108 @@ describe('in flight', () => {
     expect(await store.deliveries.startDeliveries(clientId, next, 2, [message(clientId, 3)])).toEqual(['queue']);
     expect(await store.deliveries.completeOutgoing(clientId, 1, 2)).toEqual({ found: true, queued: false });
     expect(await inFlight(next, [message(clientId, 3)], 2)).toEqual([3]);
+  });
+});
+
+describe('fan-in: many deliverers at once', () => {
+  it('concurrent deliverers under a Receive Maximum: exactly as many start as fit, with distinct ids; the rest queue; none fails', async () => {
+    const clientId = uniqueClientId('fanin');
+    const conn = connectionId();
+    await connect({ clientId, connectionId: conn, protocolVersion: 5, cleanStart: true, holdMs: HOLD_MS, receiveMaximum: 20, topicAliasMaximum: 0 });
+    const starts = (await Promise.all(Array.from({ length: 60 }, (_, n) => store.deliveries.startDeliveries(clientId, conn, 20, [message(clientId, n)])))).flat();
+    const ids = starts.flatMap((start) => (typeof start === 'object' ? [start.packetId] : []));
+    expect(ids.length).toBe(20);
+    expect(starts.filter((start) => start === 'queue').length).toBe(40);
+    expect(new Set(ids).size).toBe(20);
+    expect((await store.deliveries.listOutgoing(clientId)).map((m) => m.packetId).sort((a, b) => a - b)).toEqual([...ids].sort((a, b) => a - b));
+    // The count is exact: one completion frees exactly one slot.
+    await store.deliveries.completeOutgoing(clientId, ids[0]!, 20);
+    expect(await inFlight(conn, [message(clientId, 100), message(clientId, 101)], 20)).toEqual([expect.any(Number), Number.NaN]);
+  });
+
+  it("a run of messages to one client costs one claim and one batch write on the client's partition, no read; a refused claim costs one call", async () => {
+    const { clientId, conn } = await connectedWithSubscriptions();
+    const before = store.meter.snapshot();
+    const ids = await inFlight(conn, Array.from({ length: 20 }, (_, n) => message(clientId, n)), 1000);
+    const after = store.meter.snapshot();
+    expect(ids).toEqual(Array.from({ length: 20 }, (_, n) => n + 1));
+    expect(after.calls - before.calls).toBe(2);
+    expect(after.readUnits - before.readUnits).toBe(0);
+    // Refused (another connection holds the session): why is in the refusal itself.
+    const refused = store.meter.snapshot();
+    expect(await store.deliveries.startDeliveries(clientId, 'another-connection', 1000, [message(clientId, 21)])).toEqual(['queue']);
+    expect(store.meter.snapshot().calls - refused.calls).toBe(1);
+  });
+
+  it('[MQTT-2.2.1-3] after the packet counter wraps, an id still in flight is skipped, and its message kept', async () => {
+    const { clientId, conn } = await connectedWithSubscriptions();
+    expect(await inFlight(conn, [message(clientId, 1)])).toEqual([1]);
+    await fixture.documentClient.send(
+      new UpdateCommand({ TableName: fixture.tables.sessions, Key: { clientId, sk: 'session' }, UpdateExpression: 'SET nextPacketId = :n', ExpressionAttributeValues: { ':n': 65533 } }),
+    );
+    expect(await inFlight(conn, [message(clientId, 2), message(clientId, 3), message(clientId, 4)])).toEqual([65534, 65535, 2]);
+    expect((await store.deliveries.listOutgoing(clientId)).map((m) => [m.payload.toString(), m.packetId])).toEqual([
+      ['m1', 1],
+      ['m2', 65534],
+      ['m3', 65535],
+      ['m4', 2],
+    ]);
+    // A drain wraps the same way.
+    await store.deliveries.completeOutgoing(clientId, 65534, 65535);
+    await store.sessions.closeSession(clientId, conn, false, 3600);
+    await fixture.documentClient.send(
+      new UpdateCommand({ TableName: fixture.tables.sessions, Key: { clientId, sk: 'session' }, UpdateExpression: 'SET nextPacketId = :n', ExpressionAttributeValues: { ':n': 65535 } }),
+    );
+    await store.deliveries.enqueue(message(clientId, 5));
+    await store.deliveries.enqueue(message(clientId, 6));
+    const next = connectionId();
+    await store.sessions.openSession({ clientId, connectionId: next, protocolVersion: 5, cleanStart: false, holdMs: HOLD_MS, ...limits });
+    const claimed = await store.deliveries.claimQueued(clientId, next, 65535, hold(connectHold(next)), CLAIM_BATCH);
+    expect(claimed.messages.map((m) => [m.payload.toString(), m.packetId])).toEqual([
+      ['m5', 3],
+      ['m6', 4],
+    ]);
+  });
+
+  it('a deliverer that dies between its claim and its records: the count it left too high is recounted once claims settle, and on reconnect', async () => {
+    let now = Date.now();
+    let failBatchWrite = false;
+    const client = new DynamoDBClient({ endpoint: inject('dynamoDbEndpoint'), region: LOCAL_REGION, credentials: localCredentials });
+    client.middlewareStack.add(
+      (next, context) => async (args) => {
+        if (failBatchWrite && context.commandName === 'BatchWriteItemCommand') {
+          failBatchWrite = false;
+          throw new Error('injected: the handler died before its records');
+        }
+        return next(args);
+      },
+      { step: 'initialize', name: 'crashBeforeRecords' },
+    );
+    const crashing = createDynamoStore({ client: DynamoDBDocumentClient.from(client), tables: fixture.tables, now: () => now });
+    const clientId = uniqueClientId('crash-claim');
+    const conn = connectionId();
+    await connect({ clientId, connectionId: conn, protocolVersion: 5, cleanStart: true, holdMs: HOLD_MS, receiveMaximum: 2, topicAliasMaximum: 0 }, crashing);
+    failBatchWrite = true;
+    await expect(crashing.deliveries.startDeliveries(clientId, conn, 2, [message(clientId, 1), message(clientId, 2)])).rejects.toThrow(/injected/);
+    // Claimed, not recorded: nothing in flight, but the count says full.
+    expect(await crashing.deliveries.listOutgoing(clientId)).toEqual([]);
+    expect(await crashing.deliveries.startDeliveries(clientId, conn, 2, [message(clientId, 3)])).toEqual(['queue']);
+    // Once no claim has been made for a while, a refused claim recounts the records and goes on.
+    now += 31_000;
+    expect(await crashing.deliveries.startDeliveries(clientId, conn, 2, [message(clientId, 3), message(clientId, 4), message(clientId, 5)])).toEqual([
+      { packetId: 3 },
+      { packetId: 4 },
+      'queue',
+    ]);
+    // And a reconnect counts what it finds in flight.
+    failBatchWrite = true;
+    await crashing.deliveries.completeOutgoing(clientId, 3, 2);
+    await expect(crashing.deliveries.startDeliveries(clientId, conn, 2, [message(clientId, 6)])).rejects.toThrow(/injected/);
+    await crashing.sessions.closeSession(clientId, conn, false, 3600);
+    const next = connectionId();
+    await connect({ clientId, connectionId: next, protocolVersion: 5, cleanStart: false, holdMs: HOLD_MS, receiveMaximum: 2, topicAliasMaximum: 0 }, crashing);
+    await crashing.deliveries.setInFlight(clientId, (await crashing.deliveries.listOutgoing(clientId)).length);
+    expect(await crashing.deliveries.startDeliveries(clientId, next, 2, [message(clientId, 7)])).toEqual([{ packetId: 6 }]);
+    client.destroy();
   });
 });
