@@ -396,6 +396,15 @@ describe('fan-in: many deliverers at once', () => {
     expect(await inFlight(conn, [message(clientId, 100), message(clientId, 101)], 20)).toEqual([expect.any(Number), Number.NaN]);
   });
 
+  it('concurrent deliverers never make one another retry: 40 at once cost one claim and one batch write each', async () => {
+    const { clientId, conn } = await connectedWithSubscriptions();
+    const before = store.meter.snapshot();
+    const ids = (await Promise.all(Array.from({ length: 40 }, (_, n) => inFlight(conn, [message(clientId, n)], 1000)))).flat();
+    const after = store.meter.snapshot();
+    expect(new Set(ids).size).toBe(40);
+    expect(after.calls - before.calls).toBe(80);
+  });
+
   it("a run of messages to one client costs one claim and one batch write on the client's partition, no read; a refused claim costs one call", async () => {
     const { clientId, conn } = await connectedWithSubscriptions();
     const before = store.meter.snapshot();
