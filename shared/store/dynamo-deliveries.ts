@@ -40,7 +40,16 @@ const CLAIMS_SETTLE_MS = 30_000;
 /** Claims of one startDeliveries refused while the session kept changing (room freed, taken) before its messages queue. */
 const MAX_CLAIM_ATTEMPTS = 8;
 
+interface PendingCompletions {
+  readonly clientId: string;
+  readonly receiveMaximum: number;
+  readonly packetIds: Set<number>;
+  readonly waiters: Array<{ resolve: (result: { queued: boolean }) => void; reject: (error: unknown) => void }>;
+}
+
 export class DynamoDeliveryStore implements DeliveryStore {
+  private readonly completions = new Map<string, PendingCompletions>();
+
   constructor(
     private readonly table: DynamoTable,
     private readonly sequence: SequenceGenerator,
@@ -319,18 +328,57 @@ export class DynamoDeliveryStore implements DeliveryStore {
     return released !== undefined;
   }
 
-  async completeOutgoing(clientId: string, packetId: number, receiveMaximum: number): Promise<{ found: boolean; queued: boolean }> {
-    const found = (await this.table.delete({ Key: { clientId, sk: outKey(packetId) }, ReturnValues: 'ALL_OLD' })) !== undefined;
+  completeOutgoing(clientId: string, packetId: number, receiveMaximum: number): Promise<{ queued: boolean }> {
+    // Completions of one client that arrive together (a run of PUBACKs handled concurrently) are written together.
+    const key = `${receiveMaximum}\u0000${clientId}`;
+    let batch = this.completions.get(key);
+    if (!batch) {
+      const created: PendingCompletions = { clientId, receiveMaximum, packetIds: new Set(), waiters: [] };
+      this.completions.set(key, created);
+      setImmediate(() => {
+        this.completions.delete(key);
+        this.completeMany(created).then(
+          (result) => created.waiters.forEach((waiter) => waiter.resolve(result)),
+          (error: unknown) => created.waiters.forEach((waiter) => waiter.reject(error)),
+        );
+      });
+      batch = created;
+    }
+    batch.packetIds.add(packetId);
+    const waiting = batch;
+    return new Promise((resolve, reject) => waiting.waiters.push({ resolve, reject }));
+  }
+
+  /**
+   * PUBACKs/PUBCOMPs of one client, together: their `out#` records deleted (BatchWriteItem) and,
+   * when the client's Receive Maximum is counted, the count lowered once by the number of records
+   * that were there (read first, so an acknowledgement repeated in a later batch frees no second
+   * slot; one alone is a delete that returns what it deleted).
+   */
+  private async completeMany({ clientId, receiveMaximum, packetIds }: PendingCompletions): Promise<{ queued: boolean }> {
+    const keys = [...packetIds].map((id) => ({ clientId, sk: outKey(id) }));
     // Without a count in flight nothing waits for room: a queue only forms while the client is away.
-    if (!found || !countsInFlight(receiveMaximum)) return { found, queued: false };
+    if (!countsInFlight(receiveMaximum)) {
+      await this.table.batchDelete(keys);
+      return { queued: false };
+    }
+    let found: number;
+    if (keys.length === 1) {
+      found = (await this.table.delete({ Key: keys[0]!, ReturnValues: 'ALL_OLD' })) !== undefined ? 1 : 0;
+    } else {
+      const existing = await this.table.batchGet(keys);
+      if (existing.length > 0) await this.table.batchDelete(existing.map((item) => ({ clientId, sk: item.sk })));
+      found = existing.length;
+    }
+    if (found === 0) return { queued: false };
     const session = await this.table.updateIf({
       Key: sessionKey(clientId),
-      UpdateExpression: 'ADD inflight :d0',
+      UpdateExpression: 'ADD inflight :d',
       ConditionExpression: 'attribute_exists(clientId)',
-      ExpressionAttributeValues: { ':d0': -1 },
+      ExpressionAttributeValues: { ':d': -found },
       ReturnValues: 'ALL_NEW',
     });
-    return { found, queued: Number(session?.attributes?.queued ?? 0) > 0 };
+    return { queued: Number(session?.attributes?.queued ?? 0) > 0 };
   }
 
   /**

@@ -89,8 +89,13 @@ export interface DeliveryStore {
   listOutgoing(clientId: string): Promise<OutgoingMessage[]>;
   /** PUBREC received: the message is now awaiting PUBCOMP (its payload is let go). False if it was not in flight. */
   releaseOutgoing(clientId: string, packetId: number): Promise<boolean>;
-  /** PUBACK or PUBCOMP received. `found`: it was in flight (once only); `queued`: messages wait for the slot this frees. */
-  completeOutgoing(clientId: string, packetId: number, receiveMaximum: number): Promise<{ found: boolean; queued: boolean }>;
+  /**
+   * PUBACK or PUBCOMP received: the message is no longer in flight, and its slot under the Receive
+   * Maximum (counted when below 65535) is free; an acknowledgement repeated later frees none.
+   * `queued`: messages wait for the room this frees. Completions of one client made at the same
+   * time may be written together.
+   */
+  completeOutgoing(clientId: string, packetId: number, receiveMaximum: number): Promise<{ queued: boolean }>;
   /** A resumed session's count of messages in flight, as found on reconnect (its Receive Maximum may differ now). */
   setInFlight(clientId: string, count: number): Promise<void>;
 }

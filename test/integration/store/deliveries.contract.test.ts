@@ -177,12 +177,12 @@ describe('holds', () => {
     // Full: a drain claims nothing, and so holds nothing.
     expect(await store.deliveries.claimQueued(clientId, conn, 1, hold('drain:full'), CLAIM_BATCH)).toEqual({ messages: [], more: true });
     expect(await store.deliveries.releaseHold(clientId, conn, 'drain:full', 1)).toBe('not-held');
-    expect(await store.deliveries.completeOutgoing(clientId, 1, 1)).toEqual({ found: true, queued: true });
+    expect(await store.deliveries.completeOutgoing(clientId, 1, 1)).toEqual({ queued: true });
     // The acknowledgement's drain claims m2 and is full again: it lets go with m3 still queued.
     const acked = await store.deliveries.claimQueued(clientId, conn, 1, hold('drain:ack'), CLAIM_BATCH);
     expect({ messages: payloads(acked.messages), more: acked.more }).toEqual({ messages: ['m2'], more: true });
     expect(await store.deliveries.releaseHold(clientId, conn, 'drain:ack', 1)).toBe('released');
-    expect(await store.deliveries.completeOutgoing(clientId, 2, 1)).toEqual({ found: true, queued: true });
+    expect(await store.deliveries.completeOutgoing(clientId, 2, 1)).toEqual({ queued: true });
     expect(payloads((await store.deliveries.claimQueued(clientId, conn, 1, hold('drain:next'), CLAIM_BATCH)).messages)).toEqual(['m3']);
     expect(await store.deliveries.releaseHold(clientId, conn, 'drain:next', 1)).toBe('released');
   });
@@ -327,21 +327,23 @@ describe('in flight', () => {
       properties: { contentType: 'application/octet-stream', correlationData: Buffer.from('c'), userProperties: { k: 'v' } },
     };
     expect(await store.deliveries.releaseOutgoing(clientId, 1)).toBe(false);
-    expect((await store.deliveries.completeOutgoing(clientId, 1, 65535)).found).toBe(false);
+    expect(await store.deliveries.completeOutgoing(clientId, 1, 65535)).toEqual({ queued: false });
 
     expect(await inFlight(conn, [qos1, qos2].map(({ packetId: _, ...message }) => message))).toEqual([1, 2]);
     expect(await store.deliveries.listOutgoing(clientId)).toEqual([
       { ...qos1, state: 'publish' },
       { ...qos2, state: 'publish' },
     ]);
-    // QoS 1: PUBACK
-    expect((await store.deliveries.completeOutgoing(clientId, 1, 65535)).found).toBe(true);
-    expect((await store.deliveries.completeOutgoing(clientId, 1, 65535)).found).toBe(false);
+    // QoS 1: PUBACK (again: nothing changes)
+    await store.deliveries.completeOutgoing(clientId, 1, 65535);
+    await store.deliveries.completeOutgoing(clientId, 1, 65535);
+    expect((await store.deliveries.listOutgoing(clientId)).map((m) => [m.packetId, m.state])).toEqual([[2, 'publish']]);
     // QoS 2: PUBREC, then PUBCOMP
     expect(await store.deliveries.releaseOutgoing(clientId, 2)).toBe(true);
     expect((await store.deliveries.listOutgoing(clientId)).map((m) => [m.packetId, m.state])).toEqual([[2, 'pubrel']]);
-    expect((await store.deliveries.completeOutgoing(clientId, 2, 65535)).found).toBe(true);
-    expect((await store.deliveries.completeOutgoing(clientId, 2, 65535)).found).toBe(false);
+    await store.deliveries.completeOutgoing(clientId, 2, 65535);
+    expect(await store.deliveries.listOutgoing(clientId)).toEqual([]);
+    await store.deliveries.completeOutgoing(clientId, 2, 65535);
     expect(await store.deliveries.releaseOutgoing(clientId, 2)).toBe(false);
   });
 
@@ -375,7 +377,7 @@ describe('in flight', () => {
     await connect({ clientId, connectionId: next, protocolVersion: 5, cleanStart: false, holdMs: HOLD_MS, receiveMaximum: 2, topicAliasMaximum: 0 });
     await store.deliveries.setInFlight(clientId, (await store.deliveries.listOutgoing(clientId)).length);
     expect(await store.deliveries.startDeliveries(clientId, next, 2, [message(clientId, 3)])).toEqual(['queue']);
-    expect(await store.deliveries.completeOutgoing(clientId, 1, 2)).toEqual({ found: true, queued: false });
+    expect(await store.deliveries.completeOutgoing(clientId, 1, 2)).toEqual({ queued: false });
     expect(await inFlight(next, [message(clientId, 3)], 2)).toEqual([3]);
   });
 });
@@ -447,6 +449,34 @@ describe('fan-in: many deliverers at once', () => {
       ['m5', 3],
       ['m6', 4],
     ]);
+  });
+
+  it('[MQTT-4.9.0-2] completions arriving together are written together, and free exactly the slots of the messages that were in flight', async () => {
+    const clientId = uniqueClientId('completions');
+    const conn = connectionId();
+    await connect({ clientId, connectionId: conn, protocolVersion: 5, cleanStart: true, holdMs: HOLD_MS, receiveMaximum: 5, topicAliasMaximum: 0 });
+    expect(await inFlight(conn, [1, 2, 3, 4, 5].map((n) => message(clientId, n)), 5)).toEqual([1, 2, 3, 4, 5]);
+    const before = store.meter.snapshot();
+    // A run of PUBACKs, one repeated and one for an id never used: one read, one batch delete, one count update.
+    const results = await Promise.all([1, 2, 3, 3, 99].map((id) => store.deliveries.completeOutgoing(clientId, id, 5)));
+    expect(results).toEqual(Array.from({ length: 5 }, () => ({ queued: false })));
+    expect(store.meter.snapshot().calls - before.calls).toBe(3);
+    expect(payloads(await store.deliveries.listOutgoing(clientId))).toEqual(['m4', 'm5']);
+    // Acknowledged again later: no slot freed twice.
+    await store.deliveries.completeOutgoing(clientId, 1, 5);
+    expect(await store.deliveries.startDeliveries(clientId, conn, 5, [6, 7, 8, 9].map((n) => message(clientId, n)))).toEqual([
+      { packetId: 6 },
+      { packetId: 7 },
+      { packetId: 8 },
+      'queue',
+    ]);
+    // Without a count (Receive Maximum 65535): the run is one batch delete.
+    const open = await connectedWithSubscriptions();
+    await inFlight(open.conn, [1, 2, 3].map((n) => message(open.clientId, n)));
+    const uncounted = store.meter.snapshot();
+    await Promise.all([1, 2, 3].map((id) => store.deliveries.completeOutgoing(open.clientId, id, 65535)));
+    expect(store.meter.snapshot().calls - uncounted.calls).toBe(1);
+    expect(await store.deliveries.listOutgoing(open.clientId)).toEqual([]);
   });
 
   it('a deliverer that dies between its claim and its records: the count it left too high is recounted once claims settle, and on reconnect', async () => {
