@@ -59,7 +59,8 @@ export class DynamoDeliveryStore implements DeliveryStore {
   async startDeliveries(clientId: string, connectionId: string, receiveMaximum: number, messages: readonly QueuedMessage[]): Promise<DeliveryStart[]> {
     const answers: DeliveryStart[] = messages.map(() => 'queue');
     const counts = countsInFlight(receiveMaximum);
-    let want = messages.length;
+    // No more than the Receive Maximum in one claim (its condition holds for any n while no count exists yet).
+    let want = counts ? Math.min(messages.length, receiveMaximum) : messages.length;
     for (let attempt = 0, repaired = false; want > 0 && attempt < MAX_CLAIM_ATTEMPTS; attempt++) {
       const claim = await this.claimIds(clientId, connectionId, receiveMaximum, want);
       if (claim.ok) {

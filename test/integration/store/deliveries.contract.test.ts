@@ -67,6 +67,11 @@ describe('startDeliveries', () => {
     expect(await inFlight(conn, [1, 2, 3].map((n) => message(clientId, n)), 5)).toEqual([1, 2, 3]);
     const starts = await store.deliveries.startDeliveries(clientId, conn, 5, [4, 5, 6].map((n) => message(clientId, n)));
     expect(starts).toEqual([{ packetId: 4 }, { packetId: 5 }, 'queue']);
+    // A first delivery of more than the Receive Maximum, before any count exists.
+    const fresh = uniqueClientId('many-first');
+    const freshConn = connectionId();
+    await connect({ clientId: fresh, connectionId: freshConn, protocolVersion: 5, cleanStart: true, holdMs: HOLD_MS, receiveMaximum: 2, topicAliasMaximum: 0 });
+    expect(await store.deliveries.startDeliveries(fresh, freshConn, 2, [1, 2, 3].map((n) => message(fresh, n)))).toEqual([{ packetId: 1 }, { packetId: 2 }, 'queue']);
   });
 
   it('[MQTT-4.3.3] a QoS 2 delivery marked exactly once is made once, however often it is tried (in flight or queued)', async () => {
