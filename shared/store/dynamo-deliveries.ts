@@ -1,15 +1,20 @@
 /**
  * QoS 1 and 2 deliveries in DynamoDB, in the client's session partition: messages in flight
  * (`out#<packet id>`), the queue (`q#<sequence>`), the session item's counters (`nextPacketId`,
- * `inflight`, `queued`) and hold (`heldBy`, `heldUntil`), and exactly-once marks (`d#<key>`) in
- * the publisher's partition.
+ * `inflight`, `queued`), the time of its last claim (`claimedAt`) and hold (`heldBy`,
+ * `heldUntil`), and exactly-once marks (`d#<key>`) in the publisher's partition.
  *
- * A message goes in flight in one transaction: its packet id (the session's counter), the count
- * of messages in flight (under the client's Receive Maximum), the message itself under `out#<id>`
- * and, for a QoS 2 delivery of a QoS 2 PUBLISH, its exactly-once mark. A handler that dies before
- * it leaves nothing; after it, the message is in flight and any later CONNECT of the client finds
- * it to resend. The counter is read first and the transaction is conditioned on it, so concurrent
- * handlers never hand out the same packet id.
+ * A run of messages goes in flight in two steps, both before any is sent. The claim: one
+ * single-item update of the session item, no read before it and no transaction, takes the packet
+ * ids (`ADD nextPacketId :n`, the ids being the n values below the counter it returns) and the
+ * room under the client's Receive Maximum (`ADD inflight :n`), conditioned on the client still on
+ * the connection, nobody holding its deliveries, nothing queued and room; DynamoDB applies updates
+ * of one item one after another, so concurrent deliverers never conflict. Then the records, in
+ * batched writes (a QoS 2 delivery of a QoS 2 PUBLISH in a transaction with its exactly-once mark).
+ * A handler that dies between the two leaves ids unused and the count too high: the count is set
+ * from the records on reconnect (setInFlight), and by a claim that finds the client full once
+ * claims have settled (recountInFlight). A drain moves queued messages into flight in transactions
+ * (queue items deleted, records put) while it holds the session.
  */
 import type { ClaimedMessages, DeliveryHold, DeliveryStart, DeliveryStore, EnqueueResult, OutgoingMessage, QueueingSession, QueuedMessage } from '../broker/ports';
 import { afterContention, type DynamoTable, type Item, type TransactItem } from './dynamo-table';

@@ -57,12 +57,14 @@ export interface DeliveryStore {
 
   /**
    * Start QoS 1/2 deliveries to a connected client, in order: each message gets a packet id and is
-   * recorded in flight in the same write. Only while the client is still on `connectionId`, no one
-   * holds its deliveries (or the hold lapsed), it has room under `receiveMaximum` (counted when
+   * recorded in flight before this returns. Only while the client is still on `connectionId`, no
+   * one holds its deliveries (or the hold lapsed), it has room under `receiveMaximum` (counted when
    * below 65535) and nothing is queued ahead; otherwise 'queue'. Once one must queue, so do the
-   * rest. Packet ids come from the session's counter, as read (so concurrent callers never share
-   * one), 1..65535 and wrapping [MQTT-2.2.1-3]. A message whose exactly-once mark exists is
-   * 'duplicate' and not delivered again; the others still start.
+   * rest. Packet ids are claimed atomically from the session's counter (concurrent callers never
+   * share one, nor make one another retry), 1..65535 and wrapping, skipping ids still in flight
+   * [MQTT-2.2.1-3]; they need not be consecutive. A message whose exactly-once mark exists is
+   * 'duplicate' and not delivered again; the others still start. A caller that dies part way may
+   * leave ids unused and the count of messages in flight too high for a while (setInFlight).
    */
   startDeliveries(clientId: string, connectionId: string, receiveMaximum: number, messages: readonly QueuedMessage[]): Promise<DeliveryStart[]>;
   /**
