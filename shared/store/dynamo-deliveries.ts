@@ -241,6 +241,39 @@ export class DynamoDeliveryStore implements DeliveryStore {
   }
 
   async enqueue(message: QueuedMessage, maxQueued?: number): Promise<EnqueueResult> {
+    return message.once ? this.enqueueMarked(message, maxQueued) : this.enqueuePlain(message, maxQueued);
+  }
+
+  /**
+   * A message without an exactly-once mark joins the queue in two single-item writes, so that
+   * many handlers queueing for one client at once never conflict: its `q#` item first, then
+   * `ADD queued :one` on the session (conditioned on the session existing, not past its expiry, and
+   * the queue's bound), which returns the session as the queue left it. The count never says more
+   * than there is: a drain between the two claims the item and counts it down, the `ADD` then
+   * evens it out; a handler that dies between them leaves an item uncounted, which the next drain
+   * still claims (and the count, below zero after it, is set back to zero by a drain that finds
+   * the queue empty). Not counted (gone, ended, full): the item is deleted again.
+   */
+  private async enqueuePlain(message: QueuedMessage, maxQueued?: number): Promise<EnqueueResult> {
+    const { clientId } = message;
+    const bounded = maxQueued !== undefined && Number.isFinite(maxQueued);
+    const key = { clientId, sk: QUEUE_PREFIX + this.sequence.next() };
+    await this.table.put({ Item: { ...messageItem(message), ...key } });
+    const counted = await this.table.updateOrOld({
+      Key: sessionKey(clientId),
+      UpdateExpression: 'ADD queued :one',
+      ConditionExpression: `attribute_exists(clientId) AND (attribute_not_exists(timerAt) OR timerAt > :now)${bounded ? ' AND (attribute_not_exists(queued) OR queued < :max)' : ''}`,
+      ExpressionAttributeValues: { ':one': 1, ':now': this.now(), ...(bounded ? { ':max': maxQueued } : {}) },
+      ReturnValues: 'ALL_NEW',
+    });
+    if (counted.ok) return counted.attributes ? { queued: true, session: queueingSession(counted.attributes) } : { queued: true };
+    await this.table.delete({ Key: key });
+    const session = counted.old ?? (bounded ? await this.table.get(sessionKey(clientId)) : undefined);
+    return bounded && session && !isExpiredSession(session, this.now()) && Number(session.queued ?? 0) >= maxQueued ? { queued: false, full: true } : { queued: false };
+  }
+
+  /** A message with an exactly-once mark joins the queue in one transaction with its mark (and the count). */
+  private async enqueueMarked(message: QueuedMessage, maxQueued?: number): Promise<EnqueueResult> {
     const { clientId } = message;
     // The queue's bound is a condition on the session's own count, in the same transaction.
     const bounded = maxQueued !== undefined && Number.isFinite(maxQueued);
@@ -281,7 +314,19 @@ export class DynamoDeliveryStore implements DeliveryStore {
         ExpressionAttributeValues: { ':c': clientId, ':q': QUEUE_PREFIX },
         Limit: Math.min(room, perRound),
       });
-      if (items.length === 0) return { messages, more: false };
+      if (items.length === 0) {
+        // A count below zero (a handler died between a queue item and its count, and a drain took the item): back to zero.
+        const queued = Number(session.queued ?? 0);
+        if (queued < 0) {
+          await this.table.updateIf({
+            Key: sessionKey(clientId),
+            UpdateExpression: 'SET queued = :zero',
+            ConditionExpression: 'queued = :read',
+            ExpressionAttributeValues: { ':zero': 0, ':read': queued },
+          });
+        }
+        return { messages, more: false };
+      }
       const claimed = await this.claimIntoFlight(clientId, connectionId, receiveMaximum, session, items, hold);
       if (claimed) messages.push(...claimed);
       // Another drain took some of them, or the counter moved: look again.
@@ -457,6 +502,11 @@ export class DynamoDeliveryStore implements DeliveryStore {
 /** The `n` packet ids the counter's last `n` values stand for, oldest first. */
 function idsBelow(counter: number, n: number): number[] {
   return Array.from({ length: n }, (_, i) => packetIdOf(counter - n + 1 + i));
+}
+
+/** A session item past the expiry its timer set (while its client is away). */
+function isExpiredSession(session: Item, now: number): boolean {
+  return typeof session.timerAt === 'number' && session.timerAt <= now;
 }
 
 function queueingSession(item: Item): QueueingSession {
