@@ -456,6 +456,19 @@ describe('fan-in: many deliverers at once', () => {
     ]);
   });
 
+  it('many handlers queueing for one client at once: all queued, none fails; a drain takes them all and the count comes back to zero', async () => {
+    const { clientId, conn } = await connectedWithSubscriptions();
+    await store.sessions.closeSession(clientId, conn, false, 3600);
+    const results = await Promise.all(Array.from({ length: 30 }, (_, n) => store.deliveries.enqueue(message(clientId, n), 1000)));
+    expect(results.every((r) => r.queued)).toBe(true);
+    const next = connectionId();
+    await store.sessions.openSession({ clientId, connectionId: next, protocolVersion: 5, cleanStart: false, holdMs: HOLD_MS, ...limits });
+    const claimed = await store.deliveries.claimQueued(clientId, next, 65535, hold(connectHold(next)), CLAIM_BATCH);
+    expect(payloads(claimed.messages).sort()).toEqual(Array.from({ length: 30 }, (_, n) => `m${n}`).sort());
+    expect(await store.deliveries.releaseHold(clientId, next, connectHold(next), 65535)).toBe('released');
+    expect(await inFlight(next, [message(clientId, 99)])).toEqual([31]);
+  });
+
   it('[MQTT-4.9.0-2] completions arriving together are written together, and free exactly the slots of the messages that were in flight', async () => {
     const clientId = uniqueClientId('completions');
     const conn = connectionId();
