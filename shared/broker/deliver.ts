@@ -3,10 +3,10 @@
  * from a PUBLISH, a will, a retained-message replay or a fan-out worker.
  *
  * QoS 0 goes to connected clients only. QoS 1 and 2 start in flight when the client is
- * connected, has room under its Receive Maximum and nothing queued ahead: one transaction per
- * client takes their packet ids and records them in flight, before a byte is sent, so an
- * acknowledgement always finds its message and a reconnecting client's CONNECT always finds it to
- * resend. Otherwise they join the session's queue, which drains as acknowledgements free room and
+ * connected, has room under its Receive Maximum and nothing queued ahead: per client, one
+ * single-item update claims their packet ids and one batched write records them in flight, before
+ * a byte is sent, so an acknowledgement always finds its message and a reconnecting client's
+ * CONNECT always finds it to resend. Otherwise they join the session's queue, which drains as acknowledgements free room and
  * when the client reconnects; a queue holding BrokerConfig.maxQueuedMessages takes no more. This records; the dispatcher sends what it says (dispatcher.ts).
  */
 import type { Delivery } from './actions';

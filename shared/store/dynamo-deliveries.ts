@@ -1,15 +1,20 @@
 /**
  * QoS 1 and 2 deliveries in DynamoDB, in the client's session partition: messages in flight
  * (`out#<packet id>`), the queue (`q#<sequence>`), the session item's counters (`nextPacketId`,
- * `inflight`, `queued`) and hold (`heldBy`, `heldUntil`), and exactly-once marks (`d#<key>`) in
- * the publisher's partition.
+ * `inflight`, `queued`), the time of its last claim (`claimedAt`) and hold (`heldBy`,
+ * `heldUntil`), and exactly-once marks (`d#<key>`) in the publisher's partition.
  *
- * A message goes in flight in one transaction: its packet id (the session's counter), the count
- * of messages in flight (under the client's Receive Maximum), the message itself under `out#<id>`
- * and, for a QoS 2 delivery of a QoS 2 PUBLISH, its exactly-once mark. A handler that dies before
- * it leaves nothing; after it, the message is in flight and any later CONNECT of the client finds
- * it to resend. The counter is read first and the transaction is conditioned on it, so concurrent
- * handlers never hand out the same packet id.
+ * A run of messages goes in flight in two steps, both before any is sent. The claim: one
+ * single-item update of the session item, no read before it and no transaction, takes the packet
+ * ids (`ADD nextPacketId :n`, the ids being the n values below the counter it returns) and the
+ * room under the client's Receive Maximum (`ADD inflight :n`), conditioned on the client still on
+ * the connection, nobody holding its deliveries, nothing queued and room; DynamoDB applies updates
+ * of one item one after another, so concurrent deliverers never conflict. Then the records, in
+ * batched writes (a QoS 2 delivery of a QoS 2 PUBLISH in a transaction with its exactly-once mark).
+ * A handler that dies between the two leaves ids unused and the count too high: the count is set
+ * from the records on reconnect (setInFlight), and by a claim that finds the client full once
+ * claims have settled (recountInFlight). A drain moves queued messages into flight in transactions
+ * (queue items deleted, records put) while it holds the session.
  */
 import type { ClaimedMessages, DeliveryHold, DeliveryStart, DeliveryStore, EnqueueResult, OutgoingMessage, QueueingSession, QueuedMessage } from '../broker/ports';
 import { afterContention, type DynamoTable, type Item, type TransactItem } from './dynamo-table';
@@ -27,10 +32,29 @@ import {
   type SequenceGenerator,
 } from './session-items';
 
-/** A transaction holds 100 items: the session, and per message its record and at most one mark. */
+/** A drain's transaction holds 100 items: the session, and per message its queue item and its record. */
 const MESSAGES_PER_TRANSACTION = 49;
+/** A transaction holds 100 items: per marked message its record and its mark. */
+const MARKED_PER_TRANSACTION = 50;
+/**
+ * A handler writes its records within a few seconds of its claim (or has died): a session whose
+ * last claim is older than this, and whose count says it is full, has its count checked against
+ * its records.
+ */
+const CLAIMS_SETTLE_MS = 30_000;
+/** Claims of one startDeliveries refused while the session kept changing (room freed, taken) before its messages queue. */
+const MAX_CLAIM_ATTEMPTS = 8;
+
+interface PendingCompletions {
+  readonly clientId: string;
+  readonly receiveMaximum: number;
+  readonly packetIds: Set<number>;
+  readonly waiters: Array<{ resolve: (result: { queued: boolean }) => void; reject: (error: unknown) => void }>;
+}
 
 export class DynamoDeliveryStore implements DeliveryStore {
+  private readonly completions = new Map<string, PendingCompletions>();
+
   constructor(
     private readonly table: DynamoTable,
     private readonly sequence: SequenceGenerator,
@@ -39,30 +63,217 @@ export class DynamoDeliveryStore implements DeliveryStore {
 
   async startDeliveries(clientId: string, connectionId: string, receiveMaximum: number, messages: readonly QueuedMessage[]): Promise<DeliveryStart[]> {
     const answers: DeliveryStart[] = messages.map(() => 'queue');
-    let pending = messages.map((_, i) => i);
-    for (let attempt = 0; pending.length > 0; attempt++) {
-      const session = await this.table.get(sessionKey(clientId));
-      if (!session || !canStart(session, connectionId, this.now()) || Number(session.queued ?? 0) > 0) break;
-      const room = countsInFlight(receiveMaximum) ? receiveMaximum - Number(session.inflight ?? 0) : pending.length;
-      const chunk = pending.slice(0, Math.min(room, MESSAGES_PER_TRANSACTION));
-      if (chunk.length === 0) break;
-      const outcome = await this.recordInFlight(clientId, connectionId, receiveMaximum, session, chunk.map((i) => messages[i]!), []);
-      if (outcome.ok) {
-        chunk.forEach((i, k) => (answers[i] = { packetId: outcome.claimed[k]!.packetId }));
-        pending = pending.slice(chunk.length);
-      } else if (outcome.duplicate !== undefined) {
-        // Delivered before (by an earlier run of the same PUBLISH): done; the others try again.
-        const done = chunk[outcome.duplicate]!;
-        answers[done] = 'duplicate';
-        pending = pending.filter((i) => i !== done);
-      } else {
-        await afterContention(attempt);
+    const counts = countsInFlight(receiveMaximum);
+    // No more than the Receive Maximum in one claim (its condition holds for any n while no count exists yet).
+    let want = counts ? Math.min(messages.length, receiveMaximum) : messages.length;
+    for (let attempt = 0, repaired = false; want > 0 && attempt < MAX_CLAIM_ATTEMPTS; attempt++) {
+      const claim = await this.claimIds(clientId, connectionId, receiveMaximum, want);
+      if (claim.ok) {
+        const started = await this.recordClaimed(clientId, counts, messages.slice(0, want), claim.counter);
+        started.forEach((start, i) => (answers[i] = start));
+        // The rest (no room for them when claimed) queue behind these.
+        break;
       }
+      // Refused: why, from the session as it was. Gone, another connection's, held, or queued ahead: queue.
+      const session = claim.old ?? (await this.table.get(sessionKey(clientId)));
+      if (!session || !canStart(session, connectionId, this.now())) break;
+      const inflight = Number(session.inflight ?? 0);
+      if (counts && inflight >= receiveMaximum && !repaired && this.claimsSettled(session)) {
+        // Full, and no claim for a while: a handler that died between its claim and its records may have left the count too high.
+        repaired = true;
+        if (await this.recountInFlight(clientId, session)) continue;
+      }
+      if (Number(session.queued ?? 0) > 0) break;
+      // Full for all of them: as many as fit start, in order; the rest queue.
+      const room = counts ? receiveMaximum - inflight : want;
+      if (room <= 0) break;
+      // Room for fewer than asked: those start; room for all (it freed up meanwhile): try again.
+      want = Math.min(want, room);
     }
     return answers;
   }
 
+  /**
+   * Packet ids (and room under the Receive Maximum, when counted) for `n` messages, in one
+   * single-item update of the session: no read before it and no transaction, so concurrent
+   * deliverers never fail each other; DynamoDB applies them one after another. Refused: the session
+   * as it was (when DynamoDB returns it).
+   */
+  private async claimIds(clientId: string, connectionId: string, receiveMaximum: number, n: number): Promise<{ ok: true; counter: number } | { ok: false; old?: Item }> {
+    const counts = countsInFlight(receiveMaximum);
+    const now = this.now();
+    const claimed = await this.table.updateOrOld({
+      Key: sessionKey(clientId),
+      UpdateExpression: `SET claimedAt = :now ADD nextPacketId :n${counts ? ', inflight :n' : ''}`,
+      ConditionExpression: [
+        'connectionId = :c',
+        // A CONNECT or a drain holds the session while it sends (new messages queue behind it) until its hold lapses.
+        '(attribute_not_exists(heldUntil) OR heldUntil < :now)',
+        '(attribute_not_exists(queued) OR queued <= :zero)',
+        counts ? '(attribute_not_exists(inflight) OR inflight <= :room)' : '',
+      ]
+        .filter(Boolean)
+        .join(' AND '),
+      ExpressionAttributeValues: { ':c': connectionId, ':now': now, ':n': n, ':zero': 0, ...(counts ? { ':room': receiveMaximum - n } : {}) },
+      ReturnValues: 'UPDATED_NEW',
+    });
+    if (!claimed.ok) return claimed;
+    return { ok: true, counter: Number(claimed.attributes?.nextPacketId) };
+  }
+
+  /**
+   * Claimed messages recorded in flight (`out#<id>`), before any is sent: unmarked ones in
+   * BatchWriteItem calls, those with an exactly-once mark in transactions with their marks. Once the
+   * session's counter has wrapped, ids still in flight are skipped first. A message whose mark exists
+   * is 'duplicate' and gives its room back.
+   */
+  private async recordClaimed(clientId: string, counts: boolean, messages: readonly QueuedMessage[], counter: number): Promise<DeliveryStart[]> {
+    const ids = await this.skipInFlight(clientId, idsBelow(counter, messages.length), counter);
+    const outgoing = messages.map((message, i) => ({ ...message, packetId: ids[i]! }));
+    const items = outgoing.map((message) => this.outgoingItem(message));
+    const plain = items.filter((_, i) => !messages[i]!.once);
+    const marked = outgoing.flatMap((message, i) => (message.once ? [i] : []));
+    const [, duplicates] = await Promise.all([
+      plain.length > 0 ? this.table.batchWrite(plain.map((Item) => ({ PutRequest: { Item } }))) : undefined,
+      this.recordMarked(marked.map((i) => ({ index: i, item: items[i]!, message: messages[i]! }))),
+    ]);
+    if (counts && duplicates.size > 0) {
+      await this.table.updateIf({
+        Key: sessionKey(clientId),
+        UpdateExpression: 'ADD inflight :d',
+        ConditionExpression: 'attribute_exists(clientId)',
+        ExpressionAttributeValues: { ':d': -duplicates.size },
+      });
+    }
+    return outgoing.map((message, i) => (duplicates.has(i) ? 'duplicate' : { packetId: message.packetId }));
+  }
+
+  /**
+   * Messages with an exactly-once mark: each recorded in flight in one transaction with its mark
+   * (put only if absent), so a message is either delivered and marked, or neither. Returns the
+   * indexes of those whose mark existed: delivered before.
+   */
+  private async recordMarked(entries: ReadonlyArray<{ index: number; item: Item; message: QueuedMessage }>): Promise<Set<number>> {
+    const duplicates = new Set<number>();
+    for (let i = 0; i < entries.length; i += MARKED_PER_TRANSACTION) {
+      let chunk = entries.slice(i, i + MARKED_PER_TRANSACTION);
+      while (chunk.length > 0) {
+        const written = await this.table.transact(chunk.flatMap(({ item, message }) => [{ Put: { Item: item } }, ...this.onceMarks([message])]));
+        if (written.ok) break;
+        const failed = chunk.filter((_, k) => written.failed[2 * k + 1]);
+        // Nothing was written: try again without those delivered before.
+        if (failed.length === 0) throw new Error('recording marked deliveries failed without a failed condition');
+        for (const entry of failed) duplicates.add(entry.index);
+        chunk = chunk.filter((entry) => !failed.includes(entry));
+      }
+    }
+    return duplicates;
+  }
+
+  /**
+   * [MQTT-2.2.1-3] a packet id is not reused while its message is in flight. Only after the
+   * session's counter has gone past 65535 can a claimed id still be in flight (a message left
+   * unacknowledged across 65535 later ones): then the claimed ids' records are read first (one
+   * BatchGetItem per 100), and each one found is replaced by a further id from the counter (its room
+   * under the Receive Maximum was claimed already).
+   */
+  private async skipInFlight(clientId: string, claimed: readonly number[], counter: number): Promise<number[]> {
+    if (counter <= MAX_IN_FLIGHT_IDS) return [...claimed];
+    let ids = [...claimed];
+    for (let round = 0; ; round++) {
+      const found = new Set((await this.table.batchGet(ids.map((id) => ({ clientId, sk: outKey(id) })))).map((item) => Number(item.packetId)));
+      if (found.size === 0) return ids;
+      if (round >= MAX_IN_FLIGHT_IDS) throw new Error('no packet id free');
+      const more = await this.table.updateIf({
+        Key: sessionKey(clientId),
+        UpdateExpression: 'ADD nextPacketId :k',
+        ConditionExpression: 'attribute_exists(clientId)',
+        ExpressionAttributeValues: { ':k': found.size },
+        ReturnValues: 'UPDATED_NEW',
+      });
+      if (!more) throw new Error('the session ended while its deliveries were recorded');
+      const fresh = idsBelow(Number(more.attributes?.nextPacketId), found.size);
+      ids = ids.map((id) => (found.has(id) ? fresh.shift()! : id));
+    }
+  }
+
+  /** `n` packet ids after the counter's value `counter`, skipping any still in flight (see skipInFlight); `last`: the counter's value after them. */
+  private async freeIdsAfter(clientId: string, counter: number, n: number): Promise<{ ids: number[]; last: number }> {
+    if (counter + n <= MAX_IN_FLIGHT_IDS) return { ids: idsBelow(counter + n, n), last: counter + n };
+    const ids: number[] = [];
+    let last = counter;
+    while (ids.length < n) {
+      if (last - counter > MAX_IN_FLIGHT_IDS) throw new Error('no packet id free');
+      const candidates = idsBelow(last + n - ids.length, n - ids.length);
+      last += candidates.length;
+      const found = new Set((await this.table.batchGet(candidates.map((id) => ({ clientId, sk: outKey(id) })))).map((item) => Number(item.packetId)));
+      ids.push(...candidates.filter((id) => !found.has(id)));
+    }
+    return { ids, last };
+  }
+
+  /** No claim for a while: any claim's handler has written its records or died. */
+  private claimsSettled(session: Item): boolean {
+    return typeof session.claimedAt !== 'number' || session.claimedAt < this.now() - CLAIMS_SETTLE_MS;
+  }
+
+  /**
+   * The count of messages in flight set to the `out#` records there are, if nothing was claimed or
+   * completed since `session` was read (the count as read, the counter as read). True when that
+   * freed room.
+   */
+  private async recountInFlight(clientId: string, session: Item): Promise<boolean> {
+    const records = await this.table.queryAll({
+      KeyConditionExpression: 'clientId = :c AND begins_with(sk, :o)',
+      ExpressionAttributeValues: { ':c': clientId, ':o': OUT_PREFIX },
+      ProjectionExpression: 'sk',
+    });
+    const counted = Number(session.inflight ?? 0);
+    if (records.length >= counted) return false;
+    const counter = session.nextPacketId;
+    const repaired = await this.table.updateIf({
+      Key: sessionKey(clientId),
+      UpdateExpression: 'SET inflight = :n',
+      ConditionExpression: `inflight = :old AND ${typeof counter === 'number' ? 'nextPacketId = :counter' : 'attribute_not_exists(nextPacketId)'}`,
+      ExpressionAttributeValues: { ':n': records.length, ':old': counted, ...(typeof counter === 'number' ? { ':counter': counter } : {}) },
+    });
+    return repaired !== undefined;
+  }
+
   async enqueue(message: QueuedMessage, maxQueued?: number): Promise<EnqueueResult> {
+    return message.once ? this.enqueueMarked(message, maxQueued) : this.enqueuePlain(message, maxQueued);
+  }
+
+  /**
+   * A message without an exactly-once mark joins the queue in two single-item writes, so that
+   * many handlers queueing for one client at once never conflict: its `q#` item first, then
+   * `ADD queued :one` on the session (conditioned on the session existing, not past its expiry, and
+   * the queue's bound), which returns the session as the queue left it. The count never says more
+   * than there is: a drain between the two claims the item and counts it down, the `ADD` then
+   * evens it out; a handler that dies between them leaves an item uncounted, which the next drain
+   * still claims (and the count, below zero after it, is set back to zero by a drain that finds
+   * the queue empty). Not counted (gone, ended, full): the item is deleted again.
+   */
+  private async enqueuePlain(message: QueuedMessage, maxQueued?: number): Promise<EnqueueResult> {
+    const { clientId } = message;
+    const bounded = maxQueued !== undefined && Number.isFinite(maxQueued);
+    const key = { clientId, sk: QUEUE_PREFIX + this.sequence.next() };
+    await this.table.put({ Item: { ...messageItem(message), ...key } });
+    const counted = await this.table.updateOrOld({
+      Key: sessionKey(clientId),
+      UpdateExpression: 'ADD queued :one',
+      ConditionExpression: `attribute_exists(clientId) AND (attribute_not_exists(timerAt) OR timerAt > :now)${bounded ? ' AND (attribute_not_exists(queued) OR queued < :max)' : ''}`,
+      ExpressionAttributeValues: { ':one': 1, ':now': this.now(), ...(bounded ? { ':max': maxQueued } : {}) },
+      ReturnValues: 'ALL_NEW',
+    });
+    if (counted.ok) return counted.attributes ? { queued: true, session: queueingSession(counted.attributes) } : { queued: true };
+    await this.table.delete({ Key: key });
+    const session = counted.old ?? (bounded ? await this.table.get(sessionKey(clientId)) : undefined);
+    return bounded && session && !isExpiredSession(session, this.now()) && Number(session.queued ?? 0) >= maxQueued ? { queued: false, full: true } : { queued: false };
+  }
+
+  /** A message with an exactly-once mark joins the queue in one transaction with its mark (and the count). */
+  private async enqueueMarked(message: QueuedMessage, maxQueued?: number): Promise<EnqueueResult> {
     const { clientId } = message;
     // The queue's bound is a condition on the session's own count, in the same transaction.
     const bounded = maxQueued !== undefined && Number.isFinite(maxQueued);
@@ -103,9 +314,21 @@ export class DynamoDeliveryStore implements DeliveryStore {
         ExpressionAttributeValues: { ':c': clientId, ':q': QUEUE_PREFIX },
         Limit: Math.min(room, perRound),
       });
-      if (items.length === 0) return { messages, more: false };
-      const outcome = await this.recordInFlight(clientId, connectionId, receiveMaximum, session, items.map(toQueued), items, hold);
-      if (outcome.ok) messages.push(...outcome.claimed);
+      if (items.length === 0) {
+        // A count below zero (a handler died between a queue item and its count, and a drain took the item): back to zero.
+        const queued = Number(session.queued ?? 0);
+        if (queued < 0) {
+          await this.table.updateIf({
+            Key: sessionKey(clientId),
+            UpdateExpression: 'SET queued = :zero',
+            ConditionExpression: 'queued = :read',
+            ExpressionAttributeValues: { ':zero': 0, ':read': queued },
+          });
+        }
+        return { messages, more: false };
+      }
+      const claimed = await this.claimIntoFlight(clientId, connectionId, receiveMaximum, session, items, hold);
+      if (claimed) messages.push(...claimed);
       // Another drain took some of them, or the counter moved: look again.
       else await afterContention(attempt);
     }
@@ -156,79 +379,102 @@ export class DynamoDeliveryStore implements DeliveryStore {
     return released !== undefined;
   }
 
-  async completeOutgoing(clientId: string, packetId: number, receiveMaximum: number): Promise<{ found: boolean; queued: boolean }> {
-    const found = (await this.table.delete({ Key: { clientId, sk: outKey(packetId) }, ReturnValues: 'ALL_OLD' })) !== undefined;
-    // Without a count in flight nothing waits for room: a queue only forms while the client is away.
-    if (!found || !countsInFlight(receiveMaximum)) return { found, queued: false };
-    const session = await this.table.updateIf({
-      Key: sessionKey(clientId),
-      UpdateExpression: 'ADD inflight :d0',
-      ConditionExpression: 'attribute_exists(clientId)',
-      ExpressionAttributeValues: { ':d0': -1 },
-      ReturnValues: 'ALL_NEW',
-    });
-    return { found, queued: Number(session?.attributes?.queued ?? 0) > 0 };
+  completeOutgoing(clientId: string, packetId: number, receiveMaximum: number): Promise<{ queued: boolean }> {
+    // Completions of one client that arrive together (a run of PUBACKs handled concurrently) are written together.
+    const key = `${receiveMaximum}\u0000${clientId}`;
+    let batch = this.completions.get(key);
+    if (!batch) {
+      const created: PendingCompletions = { clientId, receiveMaximum, packetIds: new Set(), waiters: [] };
+      this.completions.set(key, created);
+      setImmediate(() => {
+        this.completions.delete(key);
+        this.completeMany(created).then(
+          (result) => created.waiters.forEach((waiter) => waiter.resolve(result)),
+          (error: unknown) => created.waiters.forEach((waiter) => waiter.reject(error)),
+        );
+      });
+      batch = created;
+    }
+    batch.packetIds.add(packetId);
+    const waiting = batch;
+    return new Promise((resolve, reject) => waiting.waiters.push({ resolve, reject }));
   }
 
   /**
-   * One transaction: `messages` in flight with the next packet ids (counted under the Receive
-   * Maximum when it is below 65535), their exactly-once marks, and, when they come from the queue,
-   * their queue items (`fromQueue`, same order) deleted, the expired ones without going in flight.
-   * Conditioned on the client still on `connectionId`, not being resumed, the counter as read, room
-   * for them all, and (new messages) nothing queued ahead.
+   * PUBACKs/PUBCOMPs of one client, together: their `out#` records deleted (BatchWriteItem) and,
+   * when the client's Receive Maximum is counted, the count lowered once by the number of records
+   * that were there (read first, so an acknowledgement repeated in a later batch frees no second
+   * slot; one alone is a delete that returns what it deleted).
    */
-  private async recordInFlight(
-    clientId: string,
-    connectionId: string,
-    receiveMaximum: number,
-    session: Item,
-    messages: readonly QueuedMessage[],
-    fromQueue: readonly Item[],
-    hold?: DeliveryHold,
-  ): Promise<{ ok: true; claimed: OutgoingMessage[] } | { ok: false; duplicate?: number }> {
+  private async completeMany({ clientId, receiveMaximum, packetIds }: PendingCompletions): Promise<{ queued: boolean }> {
+    const keys = [...packetIds].map((id) => ({ clientId, sk: outKey(id) }));
+    // Without a count in flight nothing waits for room: a queue only forms while the client is away.
+    if (!countsInFlight(receiveMaximum)) {
+      await this.table.batchDelete(keys);
+      return { queued: false };
+    }
+    let found: number;
+    if (keys.length === 1) {
+      found = (await this.table.delete({ Key: keys[0]!, ReturnValues: 'ALL_OLD' })) !== undefined ? 1 : 0;
+    } else {
+      const existing = await this.table.batchGet(keys);
+      if (existing.length > 0) await this.table.batchDelete(existing.map((item) => ({ clientId, sk: item.sk })));
+      found = existing.length;
+    }
+    if (found === 0) return { queued: false };
+    const session = await this.table.updateIf({
+      Key: sessionKey(clientId),
+      UpdateExpression: 'ADD inflight :d',
+      ConditionExpression: 'attribute_exists(clientId)',
+      ExpressionAttributeValues: { ':d': -found },
+      ReturnValues: 'ALL_NEW',
+    });
+    return { queued: Number(session?.attributes?.queued ?? 0) > 0 };
+  }
+
+  /**
+   * One transaction: queued messages (`fromQueue`) in flight with the next packet ids (counted
+   * under the Receive Maximum when it is below 65535) and their queue items deleted, the expired
+   * ones without going in flight; the caller's hold taken (or renewed). Conditioned on the client
+   * still on `connectionId`, nobody else holding it, the counter as read, and room for them all.
+   * Only the holder claims the queue, so the counter rarely moves under it (a delivery's claim
+   * refused by the hold changes nothing).
+   */
+  private async claimIntoFlight(clientId: string, connectionId: string, receiveMaximum: number, session: Item, fromQueue: readonly Item[], hold: DeliveryHold): Promise<OutgoingMessage[] | undefined> {
     const now = this.now();
-    const live = fromQueue.length > 0 ? messages.filter((m) => m.expiresAtMs === undefined || m.expiresAtMs > now) : messages;
+    const live = fromQueue.map(toQueued).filter((m) => m.expiresAtMs === undefined || m.expiresAtMs > now);
     const counter = Number(session.nextPacketId ?? 0);
     const counts = countsInFlight(receiveMaximum);
-    const outgoing = live.map((message, i) => ({ ...message, packetId: packetIdOf(counter + 1 + i) }));
-    const marks = fromQueue.length > 0 ? [] : this.onceMarks(messages);
-    const sets = ['nextPacketId = :next', ...(hold ? ['heldBy = :hold', 'heldUntil = :until'] : [])];
-    const adds = [...(counts && live.length > 0 ? ['inflight :n'] : []), ...(fromQueue.length > 0 ? ['queued :minus'] : [])];
+    const { ids, last } = await this.freeIdsAfter(clientId, counter, live.length);
+    const outgoing = live.map((message, i) => ({ ...message, packetId: ids[i]! }));
     const update = {
       Key: sessionKey(clientId),
-      UpdateExpression: `SET ${sets.join(', ')}${adds.length > 0 ? ` ADD ${adds.join(', ')}` : ''}`,
+      UpdateExpression: `SET nextPacketId = :next, heldBy = :hold, heldUntil = :until ADD queued :minus${counts && live.length > 0 ? ', inflight :n' : ''}`,
       ConditionExpression: [
-        // A drain holds the session while it sends (others queue behind it); new messages start only when nobody holds it.
-        `connectionId = :c AND (attribute_not_exists(heldUntil) OR heldUntil < :now${hold ? ' OR heldBy = :hold' : ''})`,
+        'connectionId = :c AND (attribute_not_exists(heldUntil) OR heldUntil < :now OR heldBy = :hold)',
         counter === 0 ? 'attribute_not_exists(nextPacketId)' : 'nextPacketId = :counter',
         counts ? '(attribute_not_exists(inflight) OR inflight <= :room)' : '',
-        fromQueue.length > 0 ? '' : '(attribute_not_exists(queued) OR queued <= :zero)',
       ]
         .filter(Boolean)
         .join(' AND '),
       ExpressionAttributeValues: {
-        ':next': counter + live.length,
+        ':next': last,
         ':c': connectionId,
         ':now': now,
-        ...(hold ? { ':hold': hold.token, ':until': now + hold.leaseMs } : {}),
+        ':hold': hold.token,
+        ':until': now + hold.leaseMs,
         ...(counter === 0 ? {} : { ':counter': counter }),
         ...(counts && live.length > 0 ? { ':n': live.length } : {}),
         ...(counts ? { ':room': receiveMaximum - live.length } : {}),
-        ...(fromQueue.length > 0 ? { ':minus': -fromQueue.length } : { ':zero': 0 }),
+        ':minus': -fromQueue.length,
       },
     };
     const written = await this.table.transact([
       { Update: update },
       ...fromQueue.map((item) => ({ Delete: { Key: { clientId, sk: item.sk }, ConditionExpression: 'attribute_exists(sk)' } })),
       ...outgoing.map((message) => ({ Put: { Item: this.outgoingItem(message) } })),
-      ...marks,
     ]);
-    if (written.ok) return { ok: true, claimed: outgoing };
-    // A mark that exists: that message was delivered before (its index in `messages`).
-    const markFailed = written.failed.findIndex((failed, i) => failed && i >= 1 + fromQueue.length + outgoing.length);
-    if (markFailed < 0) return { ok: false };
-    const marked = messages.flatMap((m, i) => (m.once ? [i] : []));
-    return { ok: false, duplicate: marked[markFailed - 1 - fromQueue.length - outgoing.length]! };
+    return written.ok ? outgoing : undefined;
   }
 
   /** The exactly-once marks of these messages (see QueuedMessage.once): each must not exist yet. */
@@ -251,6 +497,16 @@ export class DynamoDeliveryStore implements DeliveryStore {
   private outgoingItem(message: OutgoingMessage): Item {
     return { ...messageItem(message), packetId: message.packetId, sk: outKey(message.packetId), state: 'publish', sentSeq: this.sequence.next() };
   }
+}
+
+/** The `n` packet ids the counter's last `n` values stand for, oldest first. */
+function idsBelow(counter: number, n: number): number[] {
+  return Array.from({ length: n }, (_, i) => packetIdOf(counter - n + 1 + i));
+}
+
+/** A session item past the expiry its timer set (while its client is away). */
+function isExpiredSession(session: Item, now: number): boolean {
+  return typeof session.timerAt === 'number' && session.timerAt <= now;
 }
 
 function queueingSession(item: Item): QueueingSession {

@@ -109,6 +109,25 @@ export class DynamoTable {
     return this.unlessConditionFails(() => this.client.send(new UpdateCommand({ ...input, TableName: this.name, ReturnConsumedCapacity: CAPACITY })));
   }
 
+  /**
+   * A conditional update that, when its condition fails, says why: the item as it was
+   * (ReturnValuesOnConditionCheckFailure ALL_OLD; `old` absent when there was no item). Numbers
+   * and strings of the old item only: what a condition is made of.
+   */
+  async updateOrOld(input: UpdateInput & { ConditionExpression: string }): Promise<{ ok: true; attributes?: Item } | { ok: false; old?: Item }> {
+    try {
+      const out = await this.client.send(
+        new UpdateCommand({ ...input, TableName: this.name, ReturnConsumedCapacity: CAPACITY, ReturnValuesOnConditionCheckFailure: 'ALL_OLD' }),
+      );
+      this.meter.record('write', out.ConsumedCapacity);
+      return out.Attributes ? { ok: true, attributes: out.Attributes } : { ok: true };
+    } catch (error) {
+      if (!(error instanceof ConditionalCheckFailedException)) throw error;
+      this.meter.recordFailedWrite();
+      return error.Item ? { ok: false, old: scalars(error.Item) } : { ok: false };
+    }
+  }
+
   /** A conditional delete: undefined when its condition failed. */
   deleteIf(input: DeleteInput & { ConditionExpression: string }): Promise<Written | undefined> {
     return this.unlessConditionFails(() => this.client.send(new DeleteCommand({ ...input, TableName: this.name, ReturnConsumedCapacity: CAPACITY })));
@@ -245,6 +264,16 @@ export class DynamoTable {
 export async function afterContention(attempt: number): Promise<void> {
   if (attempt >= MAX_CONTENDED_ATTEMPTS) throw new StoreUnavailableError('busy', `gave up after ${attempt} contended transactions`);
   await new Promise((resolve) => setTimeout(resolve, Math.random() * Math.min(200, 5 * 2 ** Math.min(attempt, 6))));
+}
+
+/** The numbers and strings of an item in DynamoDB's wire format (an error's item is not unmarshalled by the document client). */
+function scalars(item: Record<string, { N?: string; S?: string }>): Item {
+  const out: Item = {};
+  for (const [name, value] of Object.entries(item)) {
+    if (value.N !== undefined) out[name] = Number(value.N);
+    else if (value.S !== undefined) out[name] = value.S;
+  }
+  return out;
 }
 
 function backoff(attempt: number): Promise<void> {

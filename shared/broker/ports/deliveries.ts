@@ -57,12 +57,14 @@ export interface DeliveryStore {
 
   /**
    * Start QoS 1/2 deliveries to a connected client, in order: each message gets a packet id and is
-   * recorded in flight in the same write. Only while the client is still on `connectionId`, no one
-   * holds its deliveries (or the hold lapsed), it has room under `receiveMaximum` (counted when
+   * recorded in flight before this returns. Only while the client is still on `connectionId`, no
+   * one holds its deliveries (or the hold lapsed), it has room under `receiveMaximum` (counted when
    * below 65535) and nothing is queued ahead; otherwise 'queue'. Once one must queue, so do the
-   * rest. Packet ids come from the session's counter, as read (so concurrent callers never share
-   * one), 1..65535 and wrapping [MQTT-2.2.1-3]. A message whose exactly-once mark exists is
-   * 'duplicate' and not delivered again; the others still start.
+   * rest. Packet ids are claimed atomically from the session's counter (concurrent callers never
+   * share one, nor make one another retry), 1..65535 and wrapping, skipping ids still in flight
+   * [MQTT-2.2.1-3]; they need not be consecutive. A message whose exactly-once mark exists is
+   * 'duplicate' and not delivered again; the others still start. A caller that dies part way may
+   * leave ids unused and the count of messages in flight too high for a while (setInFlight).
    */
   startDeliveries(clientId: string, connectionId: string, receiveMaximum: number, messages: readonly QueuedMessage[]): Promise<DeliveryStart[]>;
   /**
@@ -89,8 +91,13 @@ export interface DeliveryStore {
   listOutgoing(clientId: string): Promise<OutgoingMessage[]>;
   /** PUBREC received: the message is now awaiting PUBCOMP (its payload is let go). False if it was not in flight. */
   releaseOutgoing(clientId: string, packetId: number): Promise<boolean>;
-  /** PUBACK or PUBCOMP received. `found`: it was in flight (once only); `queued`: messages wait for the slot this frees. */
-  completeOutgoing(clientId: string, packetId: number, receiveMaximum: number): Promise<{ found: boolean; queued: boolean }>;
+  /**
+   * PUBACK or PUBCOMP received: the message is no longer in flight, and its slot under the Receive
+   * Maximum (counted when below 65535) is free; an acknowledgement repeated later frees none.
+   * `queued`: messages wait for the room this frees. Completions of one client made at the same
+   * time may be written together.
+   */
+  completeOutgoing(clientId: string, packetId: number, receiveMaximum: number): Promise<{ queued: boolean }>;
   /** A resumed session's count of messages in flight, as found on reconnect (its Receive Maximum may differ now). */
   setInFlight(clientId: string, count: number): Promise<void>;
 }

@@ -7,7 +7,11 @@
  * what enqueue reports is what the broker decides a drain by (shared/broker/delivery-policy.ts).
  * One set of tables for the file; every test uses its own client ids.
  */
-import { describe, expect, it } from 'vitest';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DynamoDBDocumentClient, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { describe, expect, inject, it } from 'vitest';
+import { localCredentials, LOCAL_REGION } from '../../../local/local-aws';
+import { createDynamoStore } from '../../../shared/store/create-dynamo-store';
 import { connectHold, type OpenSessionRequest, type OutgoingMessage, type QueuedMessage } from '../../../shared/broker/ports';
 import type { DynamoStore } from '../../../shared/store/create-dynamo-store';
 import { uniqueClientId, storeFixtureForFile } from '../store-fixture';
@@ -63,6 +67,11 @@ describe('startDeliveries', () => {
     expect(await inFlight(conn, [1, 2, 3].map((n) => message(clientId, n)), 5)).toEqual([1, 2, 3]);
     const starts = await store.deliveries.startDeliveries(clientId, conn, 5, [4, 5, 6].map((n) => message(clientId, n)));
     expect(starts).toEqual([{ packetId: 4 }, { packetId: 5 }, 'queue']);
+    // A first delivery of more than the Receive Maximum, before any count exists.
+    const fresh = uniqueClientId('many-first');
+    const freshConn = connectionId();
+    await connect({ clientId: fresh, connectionId: freshConn, protocolVersion: 5, cleanStart: true, holdMs: HOLD_MS, receiveMaximum: 2, topicAliasMaximum: 0 });
+    expect(await store.deliveries.startDeliveries(fresh, freshConn, 2, [1, 2, 3].map((n) => message(fresh, n)))).toEqual([{ packetId: 1 }, { packetId: 2 }, 'queue']);
   });
 
   it('[MQTT-4.3.3] a QoS 2 delivery marked exactly once is made once, however often it is tried (in flight or queued)', async () => {
@@ -70,9 +79,16 @@ describe('startDeliveries', () => {
     const publisher = uniqueClientId('once-pub');
     const once = (n: number) => ({ ...message(clientId, n, 2), once: { clientId: publisher, key: `${n}#x>${clientId}` } });
     expect(await inFlight(conn, [once(1), once(2)])).toEqual([1, 2]);
-    // Routed again: 1 and 2 were made; 3 is new and starts (the messages around a duplicate still do).
-    expect(await store.deliveries.startDeliveries(clientId, conn, 65535, [once(1), once(3), once(2)])).toEqual(['duplicate', { packetId: 3 }, 'duplicate']);
-    expect((await store.deliveries.listOutgoing(clientId)).map((m) => m.payload.toString())).toEqual(['m1', 'm2', 'm3']);
+    // Routed again: 1 and 2 were made; 3 is new and starts (the messages around a duplicate still do),
+    // with an id of its own (the ids claimed for the duplicates are left unused).
+    const again = await store.deliveries.startDeliveries(clientId, conn, 65535, [once(1), once(3), once(2)]);
+    expect(again).toEqual(['duplicate', { packetId: expect.any(Number) }, 'duplicate']);
+    expect((await store.deliveries.listOutgoing(clientId)).map((m) => [m.payload.toString(), m.packetId])).toEqual([
+      ['m1', 1],
+      ['m2', 2],
+      ['m3', (again[1] as { packetId: number }).packetId],
+    ]);
+    expect([1, 2]).not.toContain((again[1] as { packetId: number }).packetId);
     await store.sessions.closeSession(clientId, conn, false, 3600);
     expect(decided(await store.deliveries.enqueue(once(4)))).toEqual({ queued: true });
     expect(await store.deliveries.enqueue(once(4))).toEqual({ queued: false });
@@ -166,12 +182,12 @@ describe('holds', () => {
     // Full: a drain claims nothing, and so holds nothing.
     expect(await store.deliveries.claimQueued(clientId, conn, 1, hold('drain:full'), CLAIM_BATCH)).toEqual({ messages: [], more: true });
     expect(await store.deliveries.releaseHold(clientId, conn, 'drain:full', 1)).toBe('not-held');
-    expect(await store.deliveries.completeOutgoing(clientId, 1, 1)).toEqual({ found: true, queued: true });
+    expect(await store.deliveries.completeOutgoing(clientId, 1, 1)).toEqual({ queued: true });
     // The acknowledgement's drain claims m2 and is full again: it lets go with m3 still queued.
     const acked = await store.deliveries.claimQueued(clientId, conn, 1, hold('drain:ack'), CLAIM_BATCH);
     expect({ messages: payloads(acked.messages), more: acked.more }).toEqual({ messages: ['m2'], more: true });
     expect(await store.deliveries.releaseHold(clientId, conn, 'drain:ack', 1)).toBe('released');
-    expect(await store.deliveries.completeOutgoing(clientId, 2, 1)).toEqual({ found: true, queued: true });
+    expect(await store.deliveries.completeOutgoing(clientId, 2, 1)).toEqual({ queued: true });
     expect(payloads((await store.deliveries.claimQueued(clientId, conn, 1, hold('drain:next'), CLAIM_BATCH)).messages)).toEqual(['m3']);
     expect(await store.deliveries.releaseHold(clientId, conn, 'drain:next', 1)).toBe('released');
   });
@@ -316,21 +332,23 @@ describe('in flight', () => {
       properties: { contentType: 'application/octet-stream', correlationData: Buffer.from('c'), userProperties: { k: 'v' } },
     };
     expect(await store.deliveries.releaseOutgoing(clientId, 1)).toBe(false);
-    expect((await store.deliveries.completeOutgoing(clientId, 1, 65535)).found).toBe(false);
+    expect(await store.deliveries.completeOutgoing(clientId, 1, 65535)).toEqual({ queued: false });
 
     expect(await inFlight(conn, [qos1, qos2].map(({ packetId: _, ...message }) => message))).toEqual([1, 2]);
     expect(await store.deliveries.listOutgoing(clientId)).toEqual([
       { ...qos1, state: 'publish' },
       { ...qos2, state: 'publish' },
     ]);
-    // QoS 1: PUBACK
-    expect((await store.deliveries.completeOutgoing(clientId, 1, 65535)).found).toBe(true);
-    expect((await store.deliveries.completeOutgoing(clientId, 1, 65535)).found).toBe(false);
+    // QoS 1: PUBACK (again: nothing changes)
+    await store.deliveries.completeOutgoing(clientId, 1, 65535);
+    await store.deliveries.completeOutgoing(clientId, 1, 65535);
+    expect((await store.deliveries.listOutgoing(clientId)).map((m) => [m.packetId, m.state])).toEqual([[2, 'publish']]);
     // QoS 2: PUBREC, then PUBCOMP
     expect(await store.deliveries.releaseOutgoing(clientId, 2)).toBe(true);
     expect((await store.deliveries.listOutgoing(clientId)).map((m) => [m.packetId, m.state])).toEqual([[2, 'pubrel']]);
-    expect((await store.deliveries.completeOutgoing(clientId, 2, 65535)).found).toBe(true);
-    expect((await store.deliveries.completeOutgoing(clientId, 2, 65535)).found).toBe(false);
+    await store.deliveries.completeOutgoing(clientId, 2, 65535);
+    expect(await store.deliveries.listOutgoing(clientId)).toEqual([]);
+    await store.deliveries.completeOutgoing(clientId, 2, 65535);
     expect(await store.deliveries.releaseOutgoing(clientId, 2)).toBe(false);
   });
 
@@ -364,7 +382,160 @@ describe('in flight', () => {
     await connect({ clientId, connectionId: next, protocolVersion: 5, cleanStart: false, holdMs: HOLD_MS, receiveMaximum: 2, topicAliasMaximum: 0 });
     await store.deliveries.setInFlight(clientId, (await store.deliveries.listOutgoing(clientId)).length);
     expect(await store.deliveries.startDeliveries(clientId, next, 2, [message(clientId, 3)])).toEqual(['queue']);
-    expect(await store.deliveries.completeOutgoing(clientId, 1, 2)).toEqual({ found: true, queued: false });
+    expect(await store.deliveries.completeOutgoing(clientId, 1, 2)).toEqual({ queued: false });
     expect(await inFlight(next, [message(clientId, 3)], 2)).toEqual([3]);
+  });
+});
+
+describe('fan-in: many deliverers at once', () => {
+  it('concurrent deliverers under a Receive Maximum: exactly as many start as fit, with distinct ids; the rest queue; none fails', async () => {
+    const clientId = uniqueClientId('fanin');
+    const conn = connectionId();
+    await connect({ clientId, connectionId: conn, protocolVersion: 5, cleanStart: true, holdMs: HOLD_MS, receiveMaximum: 20, topicAliasMaximum: 0 });
+    const starts = (await Promise.all(Array.from({ length: 60 }, (_, n) => store.deliveries.startDeliveries(clientId, conn, 20, [message(clientId, n)])))).flat();
+    const ids = starts.flatMap((start) => (typeof start === 'object' ? [start.packetId] : []));
+    expect(ids.length).toBe(20);
+    expect(starts.filter((start) => start === 'queue').length).toBe(40);
+    expect(new Set(ids).size).toBe(20);
+    expect((await store.deliveries.listOutgoing(clientId)).map((m) => m.packetId).sort((a, b) => a - b)).toEqual([...ids].sort((a, b) => a - b));
+    // The count is exact: one completion frees exactly one slot.
+    await store.deliveries.completeOutgoing(clientId, ids[0]!, 20);
+    expect(await inFlight(conn, [message(clientId, 100), message(clientId, 101)], 20)).toEqual([expect.any(Number), Number.NaN]);
+  });
+
+  it('concurrent deliverers never make one another retry: 40 at once cost one claim and one batch write each', async () => {
+    const { clientId, conn } = await connectedWithSubscriptions();
+    const before = store.meter.snapshot();
+    const ids = (await Promise.all(Array.from({ length: 40 }, (_, n) => inFlight(conn, [message(clientId, n)], 1000)))).flat();
+    const after = store.meter.snapshot();
+    expect(new Set(ids).size).toBe(40);
+    expect(after.calls - before.calls).toBe(80);
+  });
+
+  it("a run of messages to one client costs one claim and one batch write on the client's partition, no read; a refused claim costs one call", async () => {
+    const { clientId, conn } = await connectedWithSubscriptions();
+    const before = store.meter.snapshot();
+    const ids = await inFlight(conn, Array.from({ length: 20 }, (_, n) => message(clientId, n)), 1000);
+    const after = store.meter.snapshot();
+    expect(ids).toEqual(Array.from({ length: 20 }, (_, n) => n + 1));
+    expect(after.calls - before.calls).toBe(2);
+    expect(after.readUnits - before.readUnits).toBe(0);
+    // Refused (another connection holds the session): why is in the refusal itself.
+    const refused = store.meter.snapshot();
+    expect(await store.deliveries.startDeliveries(clientId, 'another-connection', 1000, [message(clientId, 21)])).toEqual(['queue']);
+    expect(store.meter.snapshot().calls - refused.calls).toBe(1);
+  });
+
+  it('[MQTT-2.2.1-3] after the packet counter wraps, an id still in flight is skipped, and its message kept', async () => {
+    const { clientId, conn } = await connectedWithSubscriptions();
+    expect(await inFlight(conn, [message(clientId, 1)])).toEqual([1]);
+    await fixture.documentClient.send(
+      new UpdateCommand({ TableName: fixture.tables.sessions, Key: { clientId, sk: 'session' }, UpdateExpression: 'SET nextPacketId = :n', ExpressionAttributeValues: { ':n': 65533 } }),
+    );
+    expect(await inFlight(conn, [message(clientId, 2), message(clientId, 3), message(clientId, 4)])).toEqual([65534, 65535, 2]);
+    expect((await store.deliveries.listOutgoing(clientId)).map((m) => [m.payload.toString(), m.packetId])).toEqual([
+      ['m1', 1],
+      ['m2', 65534],
+      ['m3', 65535],
+      ['m4', 2],
+    ]);
+    // A drain wraps the same way.
+    await store.deliveries.completeOutgoing(clientId, 65534, 65535);
+    await store.sessions.closeSession(clientId, conn, false, 3600);
+    await fixture.documentClient.send(
+      new UpdateCommand({ TableName: fixture.tables.sessions, Key: { clientId, sk: 'session' }, UpdateExpression: 'SET nextPacketId = :n', ExpressionAttributeValues: { ':n': 65535 } }),
+    );
+    await store.deliveries.enqueue(message(clientId, 5));
+    await store.deliveries.enqueue(message(clientId, 6));
+    const next = connectionId();
+    await store.sessions.openSession({ clientId, connectionId: next, protocolVersion: 5, cleanStart: false, holdMs: HOLD_MS, ...limits });
+    const claimed = await store.deliveries.claimQueued(clientId, next, 65535, hold(connectHold(next)), CLAIM_BATCH);
+    expect(claimed.messages.map((m) => [m.payload.toString(), m.packetId])).toEqual([
+      ['m5', 3],
+      ['m6', 4],
+    ]);
+  });
+
+  it('many handlers queueing for one client at once: all queued, none fails; a drain takes them all and the count comes back to zero', async () => {
+    const { clientId, conn } = await connectedWithSubscriptions();
+    await store.sessions.closeSession(clientId, conn, false, 3600);
+    const results = await Promise.all(Array.from({ length: 30 }, (_, n) => store.deliveries.enqueue(message(clientId, n), 1000)));
+    expect(results.every((r) => r.queued)).toBe(true);
+    const next = connectionId();
+    await store.sessions.openSession({ clientId, connectionId: next, protocolVersion: 5, cleanStart: false, holdMs: HOLD_MS, ...limits });
+    const claimed = await store.deliveries.claimQueued(clientId, next, 65535, hold(connectHold(next)), CLAIM_BATCH);
+    expect(payloads(claimed.messages).sort()).toEqual(Array.from({ length: 30 }, (_, n) => `m${n}`).sort());
+    expect(await store.deliveries.releaseHold(clientId, next, connectHold(next), 65535)).toBe('released');
+    expect(await inFlight(next, [message(clientId, 99)])).toEqual([31]);
+  });
+
+  it('[MQTT-4.9.0-2] completions arriving together are written together, and free exactly the slots of the messages that were in flight', async () => {
+    const clientId = uniqueClientId('completions');
+    const conn = connectionId();
+    await connect({ clientId, connectionId: conn, protocolVersion: 5, cleanStart: true, holdMs: HOLD_MS, receiveMaximum: 5, topicAliasMaximum: 0 });
+    expect(await inFlight(conn, [1, 2, 3, 4, 5].map((n) => message(clientId, n)), 5)).toEqual([1, 2, 3, 4, 5]);
+    const before = store.meter.snapshot();
+    // A run of PUBACKs, one repeated and one for an id never used: one read, one batch delete, one count update.
+    const results = await Promise.all([1, 2, 3, 3, 99].map((id) => store.deliveries.completeOutgoing(clientId, id, 5)));
+    expect(results).toEqual(Array.from({ length: 5 }, () => ({ queued: false })));
+    expect(store.meter.snapshot().calls - before.calls).toBe(3);
+    expect(payloads(await store.deliveries.listOutgoing(clientId))).toEqual(['m4', 'm5']);
+    // Acknowledged again later: no slot freed twice.
+    await store.deliveries.completeOutgoing(clientId, 1, 5);
+    expect(await store.deliveries.startDeliveries(clientId, conn, 5, [6, 7, 8, 9].map((n) => message(clientId, n)))).toEqual([
+      { packetId: 6 },
+      { packetId: 7 },
+      { packetId: 8 },
+      'queue',
+    ]);
+    // Without a count (Receive Maximum 65535): the run is one batch delete.
+    const open = await connectedWithSubscriptions();
+    await inFlight(open.conn, [1, 2, 3].map((n) => message(open.clientId, n)));
+    const uncounted = store.meter.snapshot();
+    await Promise.all([1, 2, 3].map((id) => store.deliveries.completeOutgoing(open.clientId, id, 65535)));
+    expect(store.meter.snapshot().calls - uncounted.calls).toBe(1);
+    expect(await store.deliveries.listOutgoing(open.clientId)).toEqual([]);
+  });
+
+  it('a deliverer that dies between its claim and its records: the count it left too high is recounted once claims settle, and on reconnect', async () => {
+    let now = Date.now();
+    let failBatchWrite = false;
+    const client = new DynamoDBClient({ endpoint: inject('dynamoDbEndpoint'), region: LOCAL_REGION, credentials: localCredentials });
+    client.middlewareStack.add(
+      (next, context) => async (args) => {
+        if (failBatchWrite && context.commandName === 'BatchWriteItemCommand') {
+          failBatchWrite = false;
+          throw new Error('injected: the handler died before its records');
+        }
+        return next(args);
+      },
+      { step: 'initialize', name: 'crashBeforeRecords' },
+    );
+    const crashing = createDynamoStore({ client: DynamoDBDocumentClient.from(client), tables: fixture.tables, now: () => now });
+    const clientId = uniqueClientId('crash-claim');
+    const conn = connectionId();
+    await connect({ clientId, connectionId: conn, protocolVersion: 5, cleanStart: true, holdMs: HOLD_MS, receiveMaximum: 2, topicAliasMaximum: 0 }, crashing);
+    failBatchWrite = true;
+    await expect(crashing.deliveries.startDeliveries(clientId, conn, 2, [message(clientId, 1), message(clientId, 2)])).rejects.toThrow(/injected/);
+    // Claimed, not recorded: nothing in flight, but the count says full.
+    expect(await crashing.deliveries.listOutgoing(clientId)).toEqual([]);
+    expect(await crashing.deliveries.startDeliveries(clientId, conn, 2, [message(clientId, 3)])).toEqual(['queue']);
+    // Once no claim has been made for a while, a refused claim recounts the records and goes on.
+    now += 31_000;
+    expect(await crashing.deliveries.startDeliveries(clientId, conn, 2, [message(clientId, 3), message(clientId, 4), message(clientId, 5)])).toEqual([
+      { packetId: 3 },
+      { packetId: 4 },
+      'queue',
+    ]);
+    // And a reconnect counts what it finds in flight.
+    failBatchWrite = true;
+    await crashing.deliveries.completeOutgoing(clientId, 3, 2);
+    await expect(crashing.deliveries.startDeliveries(clientId, conn, 2, [message(clientId, 6)])).rejects.toThrow(/injected/);
+    await crashing.sessions.closeSession(clientId, conn, false, 3600);
+    const next = connectionId();
+    await connect({ clientId, connectionId: next, protocolVersion: 5, cleanStart: false, holdMs: HOLD_MS, receiveMaximum: 2, topicAliasMaximum: 0 }, crashing);
+    await crashing.deliveries.setInFlight(clientId, (await crashing.deliveries.listOutgoing(clientId)).length);
+    expect(await crashing.deliveries.startDeliveries(clientId, next, 2, [message(clientId, 7)])).toEqual([{ packetId: 6 }]);
+    client.destroy();
   });
 });
