@@ -1,12 +1,17 @@
 /**
  * CONNECT: steps over one shared state, in order. A step that refuses the connection (CONNACK
  * with the reason code, then close) ends the list.
- *   chooseClientId -> checkWill -> admit -> openSession -> closeTakenOver -> settlePendingWill
- *     -> reauthorizeSubscriptions -> rememberConnection -> connack -> resendInFlight -> drainQueue
- * From openSession's claim until drainQueue's action is done, deliveries to this client are held
- * back (queued): the client hears CONNACK first [MQTT-3.2.0-1], then what was in flight again, in
- * order [MQTT-4.4.0-1], then its queue, all sent before the hold is released, so nothing new
- * overtakes them.
+ *   chooseClientId -> checkWill -> admit -> describeConnection -> openSession -> closeTakenOver
+ *     -> settlePendingWill -> reauthorizeSubscriptions -> rememberConnection -> connack
+ *     -> resendInFlight -> drainQueue
+ * A clean start for a client id with no session (a new device, or one whose last session ended
+ * with its connection) takes the short way: openSession writes the new session and the connection's record
+ * in one call, and every step after it has nothing to do in the store (nothing to take over,
+ * settle, reauthorize, resend or drain).
+ * Otherwise, from openSession's claim until drainQueue's action is done, deliveries to this client
+ * are held back (queued): the client hears CONNACK first [MQTT-3.2.0-1], then what was in flight
+ * again, in order [MQTT-4.4.0-1], then its queue, all sent before the hold is released, so nothing
+ * new overtakes them.
  */
 import { randomUUID } from 'node:crypto';
 import type { ConnectPacket, ProtocolVersion } from '../protocol/codec';
@@ -49,6 +54,7 @@ const steps: readonly ConnectStep[] = [
   chooseClientId,
   checkWill,
   admit,
+  describeConnection,
   openSession,
   closeTakenOver,
   settlePendingWill,
@@ -110,7 +116,31 @@ async function admit(state: ConnectState): Promise<void> {
   else refuse(state, admission.reasonCode, admission.why);
 }
 
-/** Claim the session (a new one, or the one kept for this client id, if this identity owns it), holding its deliveries back. */
+/** The connection's record, which the packets after CONNECT are handled with (written with a new session, or by rememberConnection). */
+function describeConnection(state: ConnectState): void {
+  const { deps, connectionId, packet, version } = state;
+  const requested = packet.keepalive ?? 0;
+  // [MQTT-3.2.2-21] a 5.0 client asking for more than its door carries (or none) is told the door's limit
+  state.serverKeepAlive = serverKeepAlive(version, requested, deps.doors.keepAliveLimit(connectionId));
+  state.connection = {
+    connectionId,
+    clientId: state.clientId!,
+    protocolVersion: version,
+    keepalive: state.serverKeepAlive ?? requested,
+    cleanStart: state.cleanStart,
+    sessionExpiryInterval: sessionExpiryOf(packet, version, state.cleanStart, deps.config.maxSessionExpiry),
+    connectedAt: deps.now(),
+    ...(packet.will ? { will: willOf(packet.will, version) } : {}),
+    ...state.limits!,
+    ...(version === 5 ? { requestProblemInformation: packet.properties?.requestProblemInformation !== false } : {}),
+    ...state.identity!,
+  };
+}
+
+/**
+ * Claim the session (a new one, or the one kept for this client id, if this identity owns it),
+ * holding its deliveries back; a new one is written with the connection's record, holding nothing.
+ */
 async function openSession(state: ConnectState): Promise<void> {
   const limits = state.limits!;
   const opened = await state.deps.store.sessions.openSession({
@@ -124,6 +154,9 @@ async function openSession(state: ConnectState): Promise<void> {
     topicAliasMaximum: limits.topicAliasMaximum,
     ...(limits.maximumPacketSize !== undefined ? { maximumPacketSize: limits.maximumPacketSize } : {}),
     holdMs: LEASES.deliveryHoldMs,
+    // A clean start usually finds no session (one that ended with its last connection): tried the
+    // short way. A client resuming usually finds one, which would make the try a wasted call.
+    ...(state.cleanStart ? { connection: state.connection! } : {}),
   });
   // Another identity's session: refused before anything of it is touched (no takeover, no wipe,
   // no will cancelled or published). 5.0 0x85 / 3.1.1 return code 2: the id is not allowed.
@@ -170,27 +203,10 @@ async function reauthorizeSubscriptions(state: ConnectState): Promise<void> {
   deps.log.info('resumed session: subscriptions no longer allowed were dropped', { connectionId, clientId, username: state.identity!.username, dropped });
 }
 
-/** The connection's record, which the packets after CONNECT are handled with. */
+/** The connection's record, unless openSession wrote it with the new session. */
 async function rememberConnection(state: ConnectState): Promise<void> {
-  const { deps, connectionId, packet, version } = state;
-  const requested = packet.keepalive ?? 0;
-  // [MQTT-3.2.2-21] a 5.0 client asking for more than its door carries (or none) is told the door's limit
-  state.serverKeepAlive = serverKeepAlive(version, requested, deps.doors.keepAliveLimit(connectionId));
-  const connection: ConnectionRecord = {
-    connectionId,
-    clientId: state.clientId!,
-    protocolVersion: version,
-    keepalive: state.serverKeepAlive ?? requested,
-    cleanStart: state.cleanStart,
-    sessionExpiryInterval: sessionExpiryOf(packet, version, state.cleanStart, deps.config.maxSessionExpiry),
-    connectedAt: deps.now(),
-    ...(packet.will ? { will: willOf(packet.will, version) } : {}),
-    ...state.limits!,
-    ...(version === 5 ? { requestProblemInformation: packet.properties?.requestProblemInformation !== false } : {}),
-    ...state.identity!,
-  };
-  await deps.store.connections.putConnection(connection);
-  state.connection = connection;
+  const connection = state.connection!;
+  if (!state.session!.created) await state.deps.store.connections.putConnection(connection);
   state.actions.push(connected(connection));
 }
 
@@ -225,8 +241,9 @@ async function resendInFlight(state: ConnectState): Promise<void> {
   }
 }
 
-/** The queue, then the hold openSession took is released (a failed drain closes the connection: the dispatcher's). */
+/** The queue, then the hold openSession took is released (a failed drain closes the connection: the dispatcher's). A new session holds nothing and has no queue. */
 function drainQueue(state: ConnectState): void {
+  if (state.session!.created) return;
   state.actions.push(drain(selfRecipient(state.connection!), connectHold(state.connectionId)));
 }
 

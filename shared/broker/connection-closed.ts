@@ -19,8 +19,11 @@ export async function handleConnectionClosed(deps: BrokerDeps, connectionId: str
 /** End a connection whose end the caller has claimed, as it stands now: a DISCONNECT may have changed its Session Expiry Interval and dropped its will. */
 export async function endConnection(deps: BrokerDeps, connection: ConnectionRecord): Promise<void> {
   const { connectionId, clientId, sessionExpiryInterval } = connection;
-  const closed = await deps.store.sessions.closeSession(clientId, connectionId, sessionExpiryInterval === 0, sessionExpiryInterval);
+  // Without a will there is nothing left to do after the session: the record goes with it (in one write when it can).
+  const forgetConnection = connection.will === undefined;
+  const closed = await deps.store.sessions.closeSession(clientId, connectionId, sessionExpiryInterval === 0, sessionExpiryInterval, { forgetConnection });
   deps.log.info('connection closed', { connectionId, clientId, session: closed });
+  if (forgetConnection) return;
   await settleWill(deps, connection, closed);
   await deps.store.connections.deleteConnection(connectionId);
 }

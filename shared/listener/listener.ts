@@ -20,6 +20,7 @@ import { newListenerConnectionId } from '../gateway/connection-id';
 import { defaultDoorOptions } from '../gateway/door-limits';
 import { ClientConnection, type ConnectionLimits, type Transport } from './client-connection';
 import { ConnectionCaps, normalizeAddress, type ConnectionCapLimits } from './connection-caps';
+import { ConnectPacing } from './connect-pacing';
 import { createDeliveryServer } from './delivery-endpoint';
 import type { PacketSink } from './events';
 import { readProxyHeader } from './proxy-header-reader';
@@ -38,6 +39,8 @@ export interface ListenerOptions {
   readonly sink: PacketSink;
   readonly log: Logger;
   readonly limits?: Partial<ListenerLimits>;
+  /** CONNECT batches handed to the handler at once; more wait their turn, in order (see connect-pacing.ts). Default 32. */
+  readonly connectsInFlight?: number;
   /**
    * Every socket on the MQTT and MQTT over WebSocket ports begins with a PROXY protocol v2
    * header (a Network Load Balancer's target group with proxy_protocol_v2 on); one that does not
@@ -67,6 +70,9 @@ export interface ListenerAddresses {
   readonly wsPort: number;
   readonly deliveryEndpoint: string;
 }
+
+/** CONNECT batches of one listener task in the handler at once, by default. */
+const DEFAULT_CONNECTS_IN_FLIGHT = 32;
 
 /** How long a graceful close waits for the client to close its side before cutting it off. */
 const GRACEFUL_CLOSE_MS = 2_000;
@@ -122,7 +128,8 @@ export class MqttListener {
     this.limits = { ...defaultListenerLimits, ...options.limits };
     this.caps = new ConnectionCaps(this.limits);
     // Once killed, nothing more reaches the handler (what was already handed to it still runs, as a Lambda would).
-    this.sink = { invoke: (event) => (this.killed ? Promise.resolve() : options.sink.invoke(event)) };
+    // CONNECTs paced (a storm waits its turn in order); once killed, nothing more reaches the handler.
+    this.sink = new ConnectPacing({ invoke: (event) => (this.killed ? Promise.resolve() : options.sink.invoke(event)) }, options.connectsInFlight ?? DEFAULT_CONNECTS_IN_FLIGHT);
     this.tcpServer = net.createServer({ noDelay: true }, (socket) => this.admit(socket, 'MQTT', (address) => this.acceptTcp(socket, address)));
     // A TLS handshake that never finishes is held no longer than a CONNECT that never comes.
     this.tlsServer = options.tls

@@ -36,10 +36,11 @@ export function createDynamoStore(options: DynamoStoreOptions): DynamoStore {
   const sequence = new SequenceGenerator(now);
   const subscriptions = new DynamoSubscriptionStore(sessions, table(options.tables.subscriptions));
   const wills = new DynamoWillStore(sessions);
+  const connections = table(options.tables.connections);
   return {
     meter,
-    connections: new DynamoConnectionStore(table(options.tables.connections), now),
-    sessions: new DynamoSessionStore(sessions, { subscriptions, wills }, now),
+    connections: new DynamoConnectionStore(connections, now),
+    sessions: new DynamoSessionStore(sessions, { subscriptions, wills, connections }, now),
     subscriptions,
     deliveries: new DynamoDeliveryStore(sessions, sequence, now),
     receipts: new DynamoReceiptStore(sessions, sequence, now),

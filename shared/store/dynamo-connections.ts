@@ -15,7 +15,7 @@ export class DynamoConnectionStore implements ConnectionStore {
   }
 
   async putConnection(connection: ConnectionRecord): Promise<void> {
-    await this.table.put({ Item: { topicAliases: {}, ...connection, ...(connection.will ? { will: toItemMessage(connection.will) } : {}) } });
+    await this.table.put({ Item: connectionItem(connection) });
   }
 
   async updateConnection(connectionId: string, changes: ConnectionChanges): Promise<void> {
@@ -53,6 +53,11 @@ export class DynamoConnectionStore implements ConnectionStore {
   async deleteConnection(connectionId: string): Promise<void> {
     await this.table.delete({ Key: { connectionId }, ReturnValues: 'ALL_OLD' });
   }
+}
+
+/** The connection's item, as putConnection writes it (also written by the session store, with a new session). */
+export function connectionItem(connection: ConnectionRecord): Item {
+  return { topicAliases: {}, ...connection, ...(connection.will ? { will: toItemMessage(connection.will) } : {}) };
 }
 
 function toConnection(item: Item): ConnectionRecord {

@@ -3,9 +3,10 @@
  * Sessions table. Opening, closing and ending a session reach across the partition (its
  * subscriptions, QoS state, queue and will), through the subscription and will adapters.
  */
-import type { DueWill, OpenSessionRequest, OpenSessionResult, CloseSessionResult, SessionRecord, SessionStore, WillMessage } from '../broker/ports';
+import type { CloseSessionOptions, DueWill, OpenSessionRequest, OpenSessionResult, CloseSessionResult, SessionRecord, SessionStore, WillMessage } from '../broker/ports';
 import { connectHold } from '../broker/ports';
 import type { ProtocolVersion } from '../protocol/codec';
+import { connectionItem } from './dynamo-connections';
 import type { DynamoSubscriptionStore } from './dynamo-subscriptions';
 import type { DynamoTable, Item } from './dynamo-table';
 import type { DynamoWillStore } from './dynamo-wills';
@@ -13,11 +14,15 @@ import { dueTimers, isExpired, MAX_IN_FLIGHT_IDS, SESSION_SK, sessionKey, SUB_PR
 
 const NEVER_EXPIRES = 0xffffffff;
 
-/** The adapters a session's end reaches into. */
+/** The adapters a session's end reaches into, and the Connections table (a new session is written with its connection's record). */
 export interface SessionParts {
   readonly subscriptions: DynamoSubscriptionStore;
   readonly wills: DynamoWillStore;
+  readonly connections: DynamoTable;
 }
+
+/** At most this many items of a session are deleted in its closing transaction; more go the long way. */
+const CLOSING_TRANSACTION_ITEMS = 25;
 
 export class DynamoSessionStore implements SessionStore {
   constructor(
@@ -27,6 +32,10 @@ export class DynamoSessionStore implements SessionStore {
   ) {}
 
   async openSession(request: OpenSessionRequest): Promise<OpenSessionResult | 'owned-by-another'> {
+    // No session item: none exists (a session's item is the last of its items to go, see
+    // deleteSessionState and endExpiredSessions), so there is nothing to claim, wipe, settle or
+    // hold back. The new session and the connection's record are written in one call.
+    if (request.connection && (await this.createSession(request, request.connection))) return { sessionPresent: false, created: true };
     const now = this.now();
     // Claim the session first: the old item tells who held it, even when it is about to be wiped.
     // Only its owner claims a live session: another identity's claim changes nothing (no extra call:
@@ -40,7 +49,8 @@ export class DynamoSessionStore implements SessionStore {
         request.maximumPacketSize === undefined ? '' : ', maximumPacketSize = :m',
         // New deliveries wait (queued) until this CONNECT has answered and resent what was in flight.
         ', heldBy = :hold, heldUntil = :until',
-        ' REMOVE expiresAt, #timer, timerAt',
+        // A sweep ending the expired session meanwhile leaves the session item to this claim.
+        ' REMOVE expiresAt, #timer, timerAt, endingAt',
         request.maximumPacketSize === undefined ? ', maximumPacketSize' : '',
         // A clean start begins with nothing in flight and nothing queued.
         request.cleanStart ? ', inflight, queued' : '',
@@ -92,11 +102,81 @@ export class DynamoSessionStore implements SessionStore {
     };
   }
 
-  async closeSession(clientId: string, connectionId: string, endSession: boolean, expiryInterval: number): Promise<CloseSessionResult> {
-    const expires = !endSession && expiryInterval !== NEVER_EXPIRES;
+  /** The session item of a session that does not exist yet, and the connection's record, in one transaction; false if a session item exists. */
+  private async createSession(request: OpenSessionRequest, connection: Parameters<typeof connectionItem>[0]): Promise<boolean> {
+    const created = await this.table.transact([
+      {
+        Put: {
+          Item: {
+            ...sessionKey(request.clientId),
+            owner: sessionOwner(request.owner),
+            connectionId: request.connectionId,
+            protocolVersion: request.protocolVersion,
+            connectedAt: this.now(),
+            receiveMaximum: request.receiveMaximum,
+            topicAliasMaximum: request.topicAliasMaximum,
+            endsWithConnection: request.endsWithConnection ?? false,
+            takenOver: '',
+            takenOverVersion: request.protocolVersion,
+            ...(request.maximumPacketSize === undefined ? {} : { maximumPacketSize: request.maximumPacketSize }),
+          },
+          ConditionExpression: 'attribute_not_exists(sk)',
+        },
+      },
+      { Put: { TableName: this.parts.connections.name, Item: connectionItem(connection) } },
+    ]);
+    return created.ok;
+  }
+
+  async closeSession(clientId: string, connectionId: string, endSession: boolean, expiryInterval: number, options: CloseSessionOptions = {}): Promise<CloseSessionResult> {
+    const closed = endSession ? await this.endSessionAtOnce(clientId, connectionId, options) : await this.detachAtOnce(clientId, connectionId, expiryInterval, options);
+    if (closed !== undefined) return closed;
+    const result = await this.closeSessionStepByStep(clientId, connectionId, endSession, expiryInterval);
+    if (options.forgetConnection) await this.parts.connections.delete({ Key: { connectionId } });
+    return result;
+  }
+
+  /**
+   * A session that ends with its connection, in one transaction when it is small: the session item
+   * (on condition that this connection still holds it), its other items and the connection's
+   * record (if asked) all go together, after the routes of its subscriptions. Undefined when it
+   * cannot be done so (the session is not this connection's, or too large): the long way then.
+   */
+  private async endSessionAtOnce(clientId: string, connectionId: string, options: CloseSessionOptions): Promise<CloseSessionResult | undefined> {
+    const all = await this.table.queryAll({
+      KeyConditionExpression: 'clientId = :c',
+      ExpressionAttributeValues: { ':c': clientId },
+      ProjectionExpression: 'clientId, sk, connectionId',
+    });
+    const session = all.find((item) => item.sk === SESSION_SK);
+    const others = all.filter((item) => item.sk !== SESSION_SK);
+    if (session?.connectionId !== connectionId || others.length > CLOSING_TRANSACTION_ITEMS) return undefined;
+    const filters = others.map((item) => item.sk as string).filter((sk) => sk.startsWith(SUB_PREFIX)).map((sk) => sk.slice(SUB_PREFIX.length));
+    await this.parts.subscriptions.removeRoutes(clientId, filters);
+    const ended = await this.table.transact([
+      { Delete: { Key: sessionKey(clientId), ConditionExpression: 'connectionId = :c', ExpressionAttributeValues: { ':c': connectionId } } },
+      ...others.map((item) => ({ Delete: { Key: { clientId: item.clientId, sk: item.sk } } })),
+      ...(options.forgetConnection ? [{ Delete: { TableName: this.parts.connections.name, Key: { connectionId } } }] : []),
+    ]);
+    // Taken over meanwhile: the long way tells.
+    return ended.ok ? 'closed' : undefined;
+  }
+
+  /** A session that outlives its connection, detached in one transaction with the deletion of the connection's record (if asked); undefined if not this connection's. */
+  private async detachAtOnce(clientId: string, connectionId: string, expiryInterval: number, options: CloseSessionOptions): Promise<CloseSessionResult | undefined> {
+    if (!options.forgetConnection) return undefined;
+    const detached = await this.table.transact([
+      { Update: this.detachment(clientId, connectionId, expiryInterval) },
+      { Delete: { TableName: this.parts.connections.name, Key: { connectionId } } },
+    ]);
+    return detached.ok ? 'closed' : undefined;
+  }
+
+  /** The update that detaches `connectionId` from the session, on condition it holds it. */
+  private detachment(clientId: string, connectionId: string, expiryInterval: number) {
+    const expires = expiryInterval !== NEVER_EXPIRES;
     const expiresAtMs = this.now() + expiryInterval * 1000;
-    // Only the connection that holds the session may detach it: after a takeover it is not ours.
-    const detached = await this.table.updateIf({
+    return {
       Key: sessionKey(clientId),
       UpdateExpression: expires
         ? 'REMOVE connectionId, heldBy, heldUntil SET closedConnectionId = :c, expiresAt = :e, #timer = :expiry, timerAt = :at'
@@ -108,7 +188,12 @@ export class DynamoSessionStore implements SessionStore {
         // The sweeper ends the session at `timerAt` (its routes and queue too); TTL, a day later, only backs it up.
         ...(expires ? { ':e': Math.ceil(expiresAtMs / 1000) + TTL_GRACE_SECONDS, ':expiry': 'expiry', ':at': expiresAtMs } : {}),
       },
-    });
+    };
+  }
+
+  private async closeSessionStepByStep(clientId: string, connectionId: string, endSession: boolean, expiryInterval: number): Promise<CloseSessionResult> {
+    // Only the connection that holds the session may detach it: after a takeover it is not ours.
+    const detached = await this.table.updateIf(this.detachment(clientId, connectionId, endSession ? NEVER_EXPIRES : expiryInterval));
     // Detached by this connection's own earlier end (which died half way): what it did, done again.
     if (!detached && !(await this.closedBy(clientId, connectionId))) return 'taken-over';
     if (endSession) await this.deleteSessionState(clientId);
@@ -121,19 +206,22 @@ export class DynamoSessionStore implements SessionStore {
     const wills: DueWill[] = [];
     for (const item of due) {
       const clientId = item.clientId as string;
-      // Still expired and still without a connection: a client that came back keeps its session.
-      const gone = await this.table.deleteIf({
+      // Still expired and still without a connection (a client that came back keeps its session),
+      // and no other sweep at it (or one that died, its lease passed). The item stays, and in the
+      // timer index, until the session's other items are gone: a sweep that dies half way is redone.
+      const claimed = await this.table.updateIf({
         Key: sessionKey(clientId),
-        ConditionExpression: 'attribute_exists(sk) AND attribute_not_exists(connectionId) AND timerAt <= :now',
-        ExpressionAttributeValues: { ':now': now },
-        ReturnValues: 'ALL_OLD',
+        UpdateExpression: 'SET endingAt = :now',
+        ConditionExpression: 'attribute_exists(sk) AND attribute_not_exists(connectionId) AND timerAt <= :now AND (attribute_not_exists(endingAt) OR endingAt < :stale)',
+        ExpressionAttributeValues: { ':now': now, ':stale': now - willLeaseMs },
       });
-      if (!gone) continue;
+      if (!claimed) continue;
       // A delayed will still pending is published now, as its session ends [MQTT-3.1.2-8] (unless
       // claimDueWills has it already: its due time can fall a moment after the session's end).
       const will = await this.parts.wills.takeWill(clientId, now - willLeaseMs);
       if (will) wills.push(will);
-      await this.deleteSessionState(clientId);
+      // The session item last, unless a CONNECT claimed it meanwhile (the claim removes endingAt).
+      await this.deleteSessionState(clientId, { sessionCondition: { expression: 'attribute_not_exists(connectionId) AND endingAt = :ending', values: { ':ending': now } } });
       ended++;
     }
     return { ended, wills };
@@ -165,17 +253,31 @@ export class DynamoSessionStore implements SessionStore {
     return session === undefined || (session.connectionId === undefined && session.closedConnectionId === connectionId);
   }
 
-  /** Everything in the client's partition, and its entries in the routing index. */
-  private async deleteSessionState(clientId: string, options: { keepSessionItem?: boolean } = {}): Promise<void> {
+  /**
+   * Everything in the client's partition, and its entries in the routing index. The session item
+   * goes last, on condition that no connection holds it (or `sessionCondition`): a partition with
+   * no session item has nothing else in it, which openSession relies on.
+   */
+  private async deleteSessionState(
+    clientId: string,
+    options: { keepSessionItem?: boolean; sessionCondition?: { expression: string; values: Item } } = {},
+  ): Promise<void> {
     const all = await this.table.queryAll({
       KeyConditionExpression: 'clientId = :c',
       ExpressionAttributeValues: { ':c': clientId },
       ProjectionExpression: 'clientId, sk',
     });
-    const items = options.keepSessionItem ? all.filter((item) => item.sk !== SESSION_SK) : all;
+    const items = all.filter((item) => item.sk !== SESSION_SK);
     const filters = items.map((item) => item.sk as string).filter((sk) => sk.startsWith(SUB_PREFIX)).map((sk) => sk.slice(SUB_PREFIX.length));
     await this.parts.subscriptions.removeRoutes(clientId, filters);
     await this.table.batchDelete(items.map((item) => ({ clientId: item.clientId, sk: item.sk })));
+    if (options.keepSessionItem || items.length === all.length) return;
+    const condition = options.sessionCondition ?? { expression: 'attribute_not_exists(connectionId)', values: {} };
+    await this.table.deleteIf({
+      Key: sessionKey(clientId),
+      ConditionExpression: condition.expression,
+      ...(Object.keys(condition.values).length > 0 ? { ExpressionAttributeValues: condition.values } : {}),
+    });
   }
 }
 

@@ -44,12 +44,12 @@ export interface Written {
   readonly attributes?: Item;
 }
 
-/** One item of a transaction on this table (the table's name is filled in). */
+/** One item of a transaction on this table (the table's name is filled in, unless the item names another table). */
 export type TransactItem =
-  | { readonly Put: Omit<TransactWritePut, 'TableName'> }
-  | { readonly Update: Omit<TransactWriteUpdate, 'TableName'> }
-  | { readonly Delete: Omit<TransactWriteDelete, 'TableName'> }
-  | { readonly ConditionCheck: Omit<TransactWriteConditionCheck, 'TableName'> };
+  | { readonly Put: Omit<TransactWritePut, 'TableName'> & { TableName?: string } }
+  | { readonly Update: Omit<TransactWriteUpdate, 'TableName'> & { TableName?: string } }
+  | { readonly Delete: Omit<TransactWriteDelete, 'TableName'> & { TableName?: string } }
+  | { readonly ConditionCheck: Omit<TransactWriteConditionCheck, 'TableName'> & { TableName?: string } };
 
 /** A transaction's outcome: written, or which items' conditions failed (in the order given). */
 export type TransactOutcome = { readonly ok: true } | { readonly ok: false; readonly failed: boolean[] };
@@ -217,12 +217,12 @@ export class DynamoTable {
   async transact(items: readonly TransactItem[]): Promise<TransactOutcome> {
     const transactItems = items.map((item) =>
       'Put' in item
-        ? { Put: { ...item.Put, TableName: this.name } }
+        ? { Put: { TableName: this.name, ...item.Put } }
         : 'Update' in item
-          ? { Update: { ...item.Update, TableName: this.name } }
+          ? { Update: { TableName: this.name, ...item.Update } }
           : 'Delete' in item
-            ? { Delete: { ...item.Delete, TableName: this.name } }
-            : { ConditionCheck: { ...item.ConditionCheck, TableName: this.name } },
+            ? { Delete: { TableName: this.name, ...item.Delete } }
+            : { ConditionCheck: { TableName: this.name, ...item.ConditionCheck } },
     );
     for (let attempt = 0; ; attempt++) {
       try {

@@ -1,8 +1,10 @@
 /**
  * How the DynamoDB client retries, and what the broker hears when it gives up. The client retries
- * throttling and transient errors itself (the SDK's standard strategy: exponential backoff with
- * full jitter and a retry quota); connection and request timeouts make a dead DynamoDB fail fast
- * instead of hanging a handler until its Lambda times out. What still fails after the retries is
+ * throttling, transient errors and timeouts itself (StoreRetryStrategy: a bounded number of
+ * attempts, exponential backoff with full jitter, and no retry quota shared by the client's calls,
+ * so a burst of timeouts does not leave the calls after it without retries); connection and
+ * request timeouts make a dead DynamoDB fail fast instead of hanging a handler until its Lambda
+ * times out. What still fails after the retries is
  * translated here, by class, into the broker's StoreUnavailableError; everything else (a
  * ConditionalCheckFailedException, a validation error) passes through unchanged.
  */
@@ -24,24 +26,91 @@ export interface StoreRetryOptions {
   readonly connectionTimeoutMs: number;
   /** How long to wait for an answer once connected (ms). */
   readonly requestTimeoutMs: number;
+  /**
+   * Sockets the client keeps open to DynamoDB (kept alive and reused). A burst of calls beyond it
+   * waits for a socket instead of opening more connections than DynamoDB accepts at once.
+   */
+  readonly maxSockets?: number;
 }
+
+/** The SDK's own default pool size, kept, but set on purpose. */
+const DEFAULT_MAX_SOCKETS = 50;
 
 /**
  * The cloud's settings: a DynamoDB call normally answers in milliseconds, so three attempts with
  * a 1 s connect and 3 s request timeout bound a failing call at a few seconds, well inside the
  * handlers' Lambda timeout, and a client's CONNECT is refused while it still waits for CONNACK.
  */
-export const defaultStoreRetry: StoreRetryOptions = { maxAttempts: 3, connectionTimeoutMs: 1000, requestTimeoutMs: 3000 };
+export const defaultStoreRetry: StoreRetryOptions = { maxAttempts: 3, connectionTimeoutMs: 1000, requestTimeoutMs: 3000, maxSockets: DEFAULT_MAX_SOCKETS };
 
-/** The DynamoDB client configuration that sets the retry strategy and timeouts on purpose. */
+/** The DynamoDB client configuration that sets the retry strategy, timeouts and socket pool on purpose. */
 export function dynamoDbClientConfig(base: DynamoDBClientConfig, retry: StoreRetryOptions = defaultStoreRetry): DynamoDBClientConfig {
   return {
     ...base,
-    retryMode: 'standard',
     maxAttempts: retry.maxAttempts,
+    retryStrategy: new StoreRetryStrategy(retry.maxAttempts),
     // Without throwOnRequestTimeout the handler only warns when the request timeout passes, and waits on.
-    requestHandler: { connectionTimeout: retry.connectionTimeoutMs, requestTimeout: retry.requestTimeoutMs, throwOnRequestTimeout: true },
+    requestHandler: {
+      connectionTimeout: retry.connectionTimeoutMs,
+      requestTimeout: retry.requestTimeoutMs,
+      throwOnRequestTimeout: true,
+      httpAgent: { keepAlive: true, maxSockets: retry.maxSockets ?? DEFAULT_MAX_SOCKETS },
+      httpsAgent: { keepAlive: true, maxSockets: retry.maxSockets ?? DEFAULT_MAX_SOCKETS },
+    },
   };
+}
+
+/** What the SDK's retry middleware tells a strategy about a failed attempt (its RetryErrorInfo). */
+interface FailedAttempt {
+  readonly errorType: 'TRANSIENT' | 'THROTTLING' | 'SERVER_ERROR' | 'CLIENT_ERROR';
+}
+
+/** The SDK's retry token: how many retries so far, and how long to wait before the next. */
+class RetryToken {
+  constructor(
+    private readonly count: number,
+    private readonly delay: number,
+  ) {}
+
+  getRetryCount(): number {
+    return this.count;
+  }
+
+  getRetryDelay(): number {
+    return this.delay;
+  }
+}
+
+/**
+ * The SDK's standard retry (its RetryStrategyV2 interface) without its retry quota: the standard
+ * strategy spends a client-wide bucket of 500 tokens, 10 per timed-out attempt, so 50 timeouts in
+ * a burst (a connect storm against a busy DynamoDB) leave every later call of the client with no
+ * retry at all. Here each call has its own `maxAttempts`; throttling, server errors, timeouts and
+ * network errors are retried after an exponential backoff with full jitter (so a burst's retries
+ * spread out instead of arriving together); client errors (a failed condition, a validation
+ * error) are not retried.
+ */
+export class StoreRetryStrategy {
+  readonly mode = 'standard';
+
+  constructor(
+    private readonly maxAttempts: number,
+    private readonly baseDelayMs = 50,
+    private readonly maxDelayMs = 2000,
+  ) {}
+
+  async acquireInitialRetryToken(): Promise<RetryToken> {
+    return new RetryToken(0, 0);
+  }
+
+  async refreshRetryTokenForRetry(token: RetryToken, failed: FailedAttempt): Promise<RetryToken> {
+    const retries = token.getRetryCount() + 1;
+    if (failed.errorType === 'CLIENT_ERROR' || retries >= this.maxAttempts) throw new Error('no retry left');
+    const ceiling = Math.min(this.maxDelayMs, this.baseDelayMs * 2 ** retries);
+    return new RetryToken(retries, Math.random() * ceiling);
+  }
+
+  recordSuccess(): void {}
 }
 
 /** Every call through `client` (and document clients built on it) fails with StoreUnavailableError when DynamoDB cannot serve it. */

@@ -62,6 +62,22 @@ describe('store error translation', () => {
     expect(requests).toBe(3);
   });
 
+  it('a burst of failing calls: every call is still retried (no client-wide retry quota runs out)', async () => {
+    answer = { status: 500, type: 'InternalServerError' };
+    requests = 0;
+    // The SDK's standard strategy would allow this client 100 retries of server errors in all (500 tokens, 5 each).
+    const errors = await Promise.all(
+      Array.from({ length: 80 }, () =>
+        client.send(new GetItemCommand({ TableName: 't', Key: { k: { S: 'v' } } })).then(
+          () => undefined,
+          (error: unknown) => error,
+        ),
+      ),
+    );
+    expect(errors.every((error) => error instanceof StoreUnavailableError)).toBe(true);
+    expect(requests).toBe(80 * 3);
+  });
+
   it('a failed condition is not retried and stays the SDK error the adapter handles', async () => {
     const error = await failure(400, 'ConditionalCheckFailedException');
     expect(error).toBeInstanceOf(ConditionalCheckFailedException);

@@ -1,5 +1,6 @@
 /** Sessions: the state a client id keeps across connections. */
 import type { ProtocolVersion } from '../../protocol/codec';
+import type { ConnectionRecord } from './connections';
 import type { DueWill, WillMessage } from './messages';
 
 /** The part of a session that delivery needs: where the client is now, and how it speaks. */
@@ -38,6 +39,12 @@ export interface OpenSessionRequest {
    * if the CONNECT dies first, the hold lapses after this long (ms).
    */
   readonly holdMs: number;
+  /**
+   * The connection's record, when the caller has it ready: if no session item exists for the
+   * client id, the new session and this record are written together in one call (the result says
+   * `created`), and the caller writes the record no more.
+   */
+  readonly connection?: ConnectionRecord;
 }
 
 export interface OpenSessionResult {
@@ -53,6 +60,21 @@ export interface OpenSessionResult {
   readonly earlierTakenOver?: { readonly connectionId: string; readonly protocolVersion: ProtocolVersion };
   /** A clean start ended a session whose delayed will was still pending: it is due now. */
   readonly endedSessionWill?: WillMessage;
+  /**
+   * No session existed: a new one was written together with the request's connection record. It
+   * holds no deliveries back (it has no subscriptions, so nothing is routed to it before its
+   * CONNACK), and has nothing in flight, queued, subscribed or willed: nothing to resend, drain,
+   * cancel or reauthorize.
+   */
+  readonly created?: boolean;
+}
+
+export interface CloseSessionOptions {
+  /**
+   * The connection's record is deleted too, whatever the outcome, in the same write as the
+   * session's when it can be (for a caller with nothing left to do with it: no will to settle).
+   */
+  readonly forgetConnection?: boolean;
 }
 
 export type CloseSessionResult = 'closed' | 'taken-over';
@@ -74,7 +96,7 @@ export interface SessionStore {
    * 'taken-over': another connection holds the session now, and nothing was changed. Redone by
    * the connection that closed it (its caller died half way), it is 'closed' again.
    */
-  closeSession(clientId: string, connectionId: string, endSession: boolean, expiryInterval: number): Promise<CloseSessionResult>;
+  closeSession(clientId: string, connectionId: string, endSession: boolean, expiryInterval: number, options?: CloseSessionOptions): Promise<CloseSessionResult>;
   getSessions(clientIds: readonly string[]): Promise<Map<string, SessionRecord>>;
   /**
    * Sessions whose expiry has passed and that no connection holds again: their state and routes

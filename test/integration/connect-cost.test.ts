@@ -1,0 +1,123 @@
+/**
+ * What a CONNECT and the end of its connection cost in DynamoDB calls, counted by the capacity
+ * meters of every table the broker reads and writes (Sessions, Connections, Subscriptions,
+ * Retained, Security): the handlers driven as the listener drives them (listener connection
+ * ids), on the real store on DynamoDB Local, with the default configuration (a connect rate
+ * counted per client id). Each test also checks what the client sees, so a cheaper path that
+ * stopped working would fail here.
+ */
+import mqttPacket, { type IConnackPacket, type Packet } from 'mqtt-packet';
+import { randomBytes } from 'node:crypto';
+import { beforeAll, describe, expect, it } from 'vitest';
+import type { RuntimeDeps } from '../../functions/runtime';
+import { handleConnectionClosed } from '../../shared/broker/connection-closed';
+import { handlePackets } from '../../shared/broker/packets';
+import { newListenerConnectionId } from '../../shared/gateway/connection-id';
+import { ReasonCode } from '../../shared/protocol/reason-codes';
+import { recordingDeps, RecordingGateway } from '../support/recording-gateway';
+
+const bytes = (packet: object, version: 4 | 5) => mqttPacket.generate(packet as Packet, { protocolVersion: version });
+const connect = (clientId: string, options: { clean: boolean; version: 4 | 5; expiry?: number; will?: boolean }) =>
+  bytes(
+    {
+      cmd: 'connect',
+      protocolId: 'MQTT',
+      protocolVersion: options.version,
+      clientId,
+      clean: options.clean,
+      keepalive: 60,
+      ...(options.version === 5 ? { properties: { sessionExpiryInterval: options.expiry ?? 0 } } : {}),
+      ...(options.will ? { will: { topic: `will/${clientId}`, payload: Buffer.from('gone'), qos: 0, retain: false } } : {}),
+    },
+    options.version,
+  );
+const disconnect = (version: 4 | 5) => bytes({ cmd: 'disconnect' }, version);
+const subscribe = (topic: string, version: 4 | 5) => bytes({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic, qos: 1 }] }, version);
+
+const gateway = new RecordingGateway();
+let deps: RuntimeDeps;
+const run = randomBytes(3).toString('hex');
+let n = 0;
+const clientId = (who: string) => `${who}-${run}-${++n}`;
+const connectionId = () => newListenerConnectionId('http://127.0.0.1:9');
+
+beforeAll(async () => {
+  deps = (await recordingDeps('cost', gateway, { log: { info: () => undefined, warn: () => undefined, error: () => undefined } })) as RuntimeDeps;
+});
+
+/** DynamoDB calls `operation` made, on every table. */
+async function calls(operation: () => Promise<unknown>): Promise<number> {
+  const meters = [deps.store.meter, deps.securityStore.meter, deps.inbox.meter, deps.directory.meter];
+  const before = meters.reduce((sum, meter) => sum + meter.calls, 0);
+  await operation();
+  return meters.reduce((sum, meter) => sum + meter.calls, 0) - before;
+}
+
+function connack(connection: string, version: 4 | 5): IConnackPacket {
+  const packets = gateway.packets(connection, version);
+  const first = packets[0];
+  expect(first?.cmd).toBe('connack');
+  return first as IConnackPacket;
+}
+
+describe('DynamoDB calls of CONNECT and of the end of the connection', () => {
+  for (const version of [4, 5] as const) {
+    it(`3.1.1/5.0 (v${version}): a clean start with no will costs at most 3 calls, its DISCONNECT and a lost connection a few`, async () => {
+      const id = clientId(`clean${version}`);
+      const first = connectionId();
+      const connected = await calls(() => handlePackets(deps, first, [connect(id, { clean: true, version })], version));
+      expect(connected).toBeLessThanOrEqual(3);
+      expect(connack(first, version)).toMatchObject({ sessionPresent: false, ...(version === 5 ? { reasonCode: 0 } : { returnCode: 0 }) });
+      const disconnected = await calls(() => handlePackets(deps, first, [disconnect(version)], version));
+      expect(disconnected).toBeLessThanOrEqual(4);
+      expect(gateway.closed.has(first)).toBe(true);
+
+      // Its session ended with it: the next clean start is as cheap, and finds nothing.
+      const second = connectionId();
+      expect(await calls(() => handlePackets(deps, second, [connect(id, { clean: true, version })], version))).toBeLessThanOrEqual(3);
+      expect(connack(second, version).sessionPresent).toBe(false);
+      // A connection lost without DISCONNECT (the listener's close report)
+      const lost = await calls(() => handleConnectionClosed(deps, second));
+      expect(lost).toBeLessThanOrEqual(3);
+      console.log(`v${version} clean start: CONNECT ${connected} calls, DISCONNECT ${disconnected}, lost connection ${lost}`);
+    });
+  }
+
+  it('a clean start that takes over a connected session goes the long way: the old connection hears DISCONNECT 0x8E', async () => {
+    const id = clientId('twin');
+    const first = connectionId();
+    const second = connectionId();
+    await handlePackets(deps, first, [connect(id, { clean: true, version: 5 })], 5);
+    const cost = await calls(() => handlePackets(deps, second, [connect(id, { clean: true, version: 5 })], 5));
+    expect(gateway.packets(first, 5).map((p) => p.cmd)).toEqual(['connack', 'disconnect']);
+    expect((gateway.packets(first, 5)[1] as { reasonCode?: number }).reasonCode).toBe(ReasonCode.SessionTakenOver);
+    expect(connack(second, 5).sessionPresent).toBe(false);
+    console.log(`clean start taking over a connected session: ${cost} calls`);
+  });
+
+  it('a resumed session (one subscription, nothing queued) costs more: reported, and Session Present 1', async () => {
+    const id = clientId('resume');
+    const first = connectionId();
+    await handlePackets(deps, first, [connect(id, { clean: false, version: 5, expiry: 600 }), subscribe(`t/${id}`, 5)], 5);
+    const detached = await calls(() => handlePackets(deps, first, [disconnect(5)], 5));
+    const second = connectionId();
+    const resumed = await calls(() => handlePackets(deps, second, [connect(id, { clean: false, version: 5, expiry: 600 })], 5));
+    expect(connack(second, 5).sessionPresent).toBe(true);
+    const lost = await calls(() => handleConnectionClosed(deps, second));
+    console.log(`persistent session: DISCONNECT ${detached} calls, resume ${resumed}, lost connection ${lost}`);
+    expect(detached).toBeLessThanOrEqual(3);
+    expect(lost).toBeLessThanOrEqual(2);
+  });
+
+  it('a will is still published when a clean-start connection is lost', async () => {
+    const id = clientId('will');
+    const watcher = clientId('watcher');
+    const watching = connectionId();
+    await handlePackets(deps, watching, [connect(watcher, { clean: true, version: 4 }), subscribe(`will/${id}`, 4)], 4);
+    const willing = connectionId();
+    await handlePackets(deps, willing, [connect(id, { clean: true, version: 4, will: true })], 4);
+    const lost = await calls(() => handleConnectionClosed(deps, willing));
+    expect(gateway.packets(watching, 4).filter((p) => p.cmd === 'publish').map((p) => (p as { payload: Buffer }).payload.toString())).toEqual(['gone']);
+    console.log(`clean start with a will, lost: ${lost} calls`);
+  });
+});
