@@ -23,7 +23,7 @@ import { runDueTimers } from '../shared/broker/will';
 import type { SecurityPolicy } from '../shared/security/broker-security';
 import type { DynamoSecurityStore } from '../shared/store/dynamo-security';
 import type { DoorOptions } from '../shared/gateway/door-limits';
-import type { ListenerEvent, PacketSink } from '../shared/listener/events';
+import { LAMBDA_MAX_EVENT_BYTES, type BatchResult, type ListenerEvent, type PacketSink } from '../shared/listener/events';
 import { MqttListener, type ListenerLimits, type ListenerStats } from '../shared/listener/listener';
 import { createTables } from '../shared/store/create-tables';
 import type { StoreRetryOptions } from '../shared/store/store-errors';
@@ -322,7 +322,20 @@ function startTimerLoop(deps: BrokerDeps, intervalMs: number): { stop(): Promise
   };
 }
 
-/** Invokes the packet handler in this process, with the event serialized and parsed as Lambda would. */
-function inProcessSink(handler: (event: ListenerEvent) => Promise<void>): PacketSink {
-  return { invoke: (event) => handler(JSON.parse(JSON.stringify(event)) as ListenerEvent) };
+/**
+ * Invokes the packet handler in this process, with the event serialized and parsed as Lambda
+ * would, and refused as Lambda refuses a synchronous invocation whose JSON event is over 6 MB.
+ */
+function inProcessSink(handler: (event: ListenerEvent) => Promise<BatchResult | void>): PacketSink {
+  return {
+    invoke: async (event) => {
+      const json = JSON.stringify(event);
+      const bytes = Buffer.byteLength(json);
+      if (bytes > LAMBDA_MAX_EVENT_BYTES) {
+        throw new Error(`packet handler not invoked: its event is ${bytes} bytes, over Lambda's ${LAMBDA_MAX_EVENT_BYTES} (RequestEntityTooLargeException)`);
+      }
+      const result = await handler(JSON.parse(json) as ListenerEvent);
+      return result === undefined ? undefined : (JSON.parse(JSON.stringify(result)) as BatchResult);
+    },
+  };
 }

@@ -21,10 +21,11 @@ import { defaultDoorOptions } from '../gateway/door-limits';
 import { ClientConnection, type ConnectionLimits, type Transport } from './client-connection';
 import { ConnectionCaps, normalizeAddress, type ConnectionCapLimits } from './connection-caps';
 import { createDeliveryServer } from './delivery-endpoint';
+import { defaultBatcherLimits, PacketBatcher, type BatcherLimits } from './batcher';
 import type { PacketSink } from './events';
 import { readProxyHeader } from './proxy-header-reader';
 
-export type ListenerLimits = ConnectionLimits & ConnectionCapLimits;
+export type ListenerLimits = ConnectionLimits & ConnectionCapLimits & BatcherLimits;
 
 export interface ListenerOptions {
   readonly host: string;
@@ -58,6 +59,8 @@ export interface ListenerStats {
   readonly slowReadersClosed: number;
   /** Sockets refused: the task full, their address full, or no valid PROXY header. */
   readonly refused: { readonly task: number; readonly address: number; readonly proxyHeader: number };
+  /** Packet handler invocations with packets, and the connections and packets they carried. */
+  readonly batches: { readonly invocations: number; readonly connections: number; readonly packets: number };
 }
 
 export interface ListenerAddresses {
@@ -81,6 +84,7 @@ export const defaultListenerLimits: ListenerLimits = {
   maxConnectPacketSize: 64 * 1024,
   maxConnections: 50_000,
   maxConnectionsPerAddress: 1_000,
+  ...defaultBatcherLimits,
 };
 
 /** A WebSocket frame header from the server is at most 10 bytes (no mask). */
@@ -100,6 +104,8 @@ export class MqttListener {
   private readonly deliveryServer: http.Server;
   private readonly limits: ListenerLimits;
   private readonly sink: PacketSink;
+  /** The task's one batcher: the packets of many connections in one invocation. */
+  private readonly batcher: PacketBatcher;
   private readonly caps: ConnectionCaps;
   /** Every device socket, for kill(). */
   private readonly sockets = new Set<net.Socket>();
@@ -123,6 +129,7 @@ export class MqttListener {
     this.caps = new ConnectionCaps(this.limits);
     // Once killed, nothing more reaches the handler (what was already handed to it still runs, as a Lambda would).
     this.sink = { invoke: (event) => (this.killed ? Promise.resolve() : options.sink.invoke(event)) };
+    this.batcher = new PacketBatcher(this.sink, this.limits, options.log);
     this.tcpServer = net.createServer({ noDelay: true }, (socket) => this.admit(socket, 'MQTT', (address) => this.acceptTcp(socket, address)));
     // A TLS handshake that never finishes is held no longer than a CONNECT that never comes.
     this.tlsServer = options.tls
@@ -160,7 +167,13 @@ export class MqttListener {
   stats(): ListenerStats {
     let peak = this.peakOutboundBytes;
     for (const connection of this.connections.values()) peak = Math.max(peak, connection.peakOutboundBytes);
-    return { openSockets: this.caps.open, peakOutboundBytes: peak, slowReadersClosed: this.slowReadersClosed, refused: { ...this.refused } };
+    return {
+      openSockets: this.caps.open,
+      peakOutboundBytes: peak,
+      slowReadersClosed: this.slowReadersClosed,
+      refused: { ...this.refused },
+      batches: this.batcher.stats(),
+    };
   }
 
   async start(): Promise<ListenerAddresses> {
@@ -309,6 +322,7 @@ export class MqttListener {
         this.peakOutboundBytes = Math.max(this.peakOutboundBytes, gone.peakOutboundBytes);
         if (gone.closedAsSlowReader) this.slowReadersClosed++;
       },
+      this.batcher,
     );
     this.connections.set(connection.connectionId, connection);
     this.unfinished.add(connection);
