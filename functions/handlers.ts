@@ -9,7 +9,7 @@ import type {
 } from 'aws-lambda';
 import type { BrokerDeps } from '../shared/broker/context';
 import { handleConnectionClosed } from '../shared/broker/connection-closed';
-import { handlePackets } from '../shared/broker/packets';
+import { handleConnectionBatches, handlePackets } from '../shared/broker/packets';
 import { runFanoutJob } from '../shared/broker/fanout-worker';
 import type { FanoutJob } from '../shared/broker/ports';
 import { handleStreamFailure } from '../shared/broker/stream-failure';
@@ -17,15 +17,31 @@ import type { ConnectionDirectory, ConnectionInbox, ConnectionProbe } from '../s
 import { Sequencer, type HandleMessages, type SequencerOptions } from '../shared/broker/sequencer';
 import { sweepConnections, type SweepResult } from '../shared/broker/sweeper';
 import { runDueTimers } from '../shared/broker/will';
-import type { ListenerEvent } from '../shared/listener/events';
+import type { BatchResult, ListenerEvent } from '../shared/listener/events';
 import type { BrokerSecurity } from '../shared/security/broker-security';
 import { parseSequenced } from '../shared/gateway/sequence-prefix';
 import { decodeTextMessage } from '../shared/gateway/text-frames';
 
-/** The listener's batches: packets of one connection in order, or its close. */
+/**
+ * The listener's batches: the packets of many connections, each connection's in order, answered
+ * with each connection's outcome (a failed one does not fail the others); or a connection's close.
+ */
 export function createPacketsHandler(deps: BrokerDeps) {
-  return async (event: ListenerEvent): Promise<void> => {
+  return async (event: ListenerEvent): Promise<BatchResult | void> => {
     switch (event.type) {
+      case 'batch': {
+        const { gone, outcomes } = await handleConnectionBatches(
+          deps,
+          event.connections.map((c) => ({
+            connectionId: c.connectionId,
+            frames: c.packets.map((p) => Buffer.from(p, 'base64')),
+            sequences: c.sequences,
+            ...(c.protocolVersion ? { knownVersion: c.protocolVersion } : {}),
+          })),
+        );
+        await endGone(deps, gone);
+        return { outcomes: Object.fromEntries(outcomes) };
+      }
       case 'packets': {
         const { gone } = await handlePackets(deps, event.connectionId, event.packets.map((p) => Buffer.from(p, 'base64')), event.protocolVersion);
         return endGone(deps, gone);

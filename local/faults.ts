@@ -3,7 +3,7 @@
  * store calls that fail before or after they ran.
  */
 import type { BrokerStore } from '../shared/broker/ports';
-import type { ListenerEvent } from '../shared/listener/events';
+import type { BatchResult, ListenerEvent } from '../shared/listener/events';
 
 export interface FaultOptions {
   readonly handlerFailure: number;
@@ -16,21 +16,25 @@ export interface FaultOptions {
    */
   readonly storeFailure?: number;
   readonly random?: () => number;
-  /** Fail only batches whose first packet is of these types (e.g. 'publish', 'pubrel'); any batch without it. */
+  /**
+   * Fail only invocations in which a connection's first packet is of these types (e.g. 'publish',
+   * 'pubrel'); any invocation without it. A failed invocation fails all its connections' packets, as a Lambda's would.
+   */
   readonly packetTypes?: readonly string[];
 }
 
 /** The packet handler with the injected faults of `options` (none without them), counted in `count`. */
 export function faulty(
-  handler: (event: ListenerEvent) => Promise<void>,
+  handler: (event: ListenerEvent) => Promise<BatchResult | void>,
   options: FaultOptions | undefined,
   count: { injected: number },
-): (event: ListenerEvent) => Promise<void> {
+): (event: ListenerEvent) => Promise<BatchResult | void> {
   if (!options) return handler;
   const random = options.random ?? Math.random;
   return async (event) => {
-    if (event.type !== 'packets' || random() >= options.handlerFailure) return handler(event);
-    if (options.packetTypes && !options.packetTypes.includes(firstPacketType(event.packets[0]))) return handler(event);
+    if ((event.type !== 'packets' && event.type !== 'batch') || random() >= options.handlerFailure) return handler(event);
+    const firsts = event.type === 'batch' ? event.connections.map((c) => c.packets[0]) : [event.packets[0]];
+    if (options.packetTypes && !firsts.some((first) => options.packetTypes!.includes(firstPacketType(first)))) return handler(event);
     count.injected++;
     if (random() < 0.5) throw new Error('injected fault: the handler failed before it ran');
     await handler(event);

@@ -8,6 +8,9 @@
  *                                     hold before anyone is authenticated (65536)
  *   MQTT_MAX_CONNECTIONS              device sockets one listener task holds (50000)
  *   MQTT_MAX_CONNECTIONS_PER_ADDRESS  device sockets from one client address on one task (1000)
+ *   MQTT_BATCH_WINDOW_MS              how long a batch of packets waits for more connections' packets
+ *                                     before the packet handler is invoked with it; 0: no wait,
+ *                                     each connection's packets in their own invocation (5)
  *   MQTT_PROXY_PROTOCOL               true: sockets on the MQTT and MQTT over WebSocket ports begin
  *                                     with a PROXY protocol v2 header, whose source address is the
  *                                     client's (the NLB's target groups send it) (false)
@@ -30,6 +33,7 @@ export function listenerSettingsFromEnv(env: Env): ListenerSettings {
     ['maxConnectPacketSize', positiveInteger(env, 'MQTT_MAX_CONNECT_PACKET_SIZE')],
     ['maxConnections', positiveInteger(env, 'MQTT_MAX_CONNECTIONS')],
     ['maxConnectionsPerAddress', positiveInteger(env, 'MQTT_MAX_CONNECTIONS_PER_ADDRESS')],
+    ['batchWindowMs', nonNegativeInteger(env, 'MQTT_BATCH_WINDOW_MS')],
   ];
   return {
     limits: { ...listenerLimitsFromEnv(env), ...Object.fromEntries(entries.filter(([, value]) => value !== undefined)) },
@@ -42,5 +46,13 @@ function positiveInteger(env: Env, name: string): number | undefined {
   if (value === undefined || value === '') return undefined;
   const n = Number(value);
   if (!Number.isInteger(n) || n <= 0) throw new ConfigurationError(`${name} must be a positive integer, got "${value}"`);
+  return n;
+}
+
+function nonNegativeInteger(env: Env, name: string): number | undefined {
+  const value = env[name];
+  if (value === undefined || value === '') return undefined;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0) throw new ConfigurationError(`${name} must be a whole number, 0 or more, got "${value}"`);
   return n;
 }

@@ -31,9 +31,12 @@ export class Dispatcher {
     return this.outbox.isClosing(connectionId);
   }
 
-  /** Sends what is pending (other connections before `self`) and closes what is to close; returns the connections found gone. */
-  flush(self?: string): Promise<string[]> {
-    return this.outbox.flush(this.deps.gateway, this.deps.log, self);
+  /**
+   * Sends what is pending (other connections before `selves`, the connections whose packets were
+   * handled) and closes what is to close; returns the connections found gone.
+   */
+  flush(selves: string | readonly string[] = []): Promise<string[]> {
+    return this.outbox.flush(this.deps.gateway, this.deps.log, typeof selves === 'string' ? [selves] : selves);
   }
 
   private async performOne(action: Action): Promise<void> {

@@ -1,7 +1,7 @@
 /**
  * The dispatcher's buffer: bytes per connection, in order, and connections to close. Flushed
  * once at the end of the batch: one @connections call per connection instead of one per packet.
- * Other connections are flushed before the sender's own, so an acknowledgement never goes out
+ * Other connections are flushed before the senders' own, so an acknowledgement never goes out
  * ahead of the deliveries it confirms. A drain sends one connection's bytes at once (sendNow).
  *
  * PUBLISH packets are encoded at flush, where topic aliases are chosen (5.0, within the client's
@@ -57,40 +57,44 @@ export class Outbox {
     if ((await gateway.send(connectionId, encodeChunks(chunks))) === 'gone') this.gone.add(connectionId);
   }
 
-  /** Connections found gone while flushing. */
-  async flush(gateway: ConnectionGateway, log: Logger, selfConnectionId?: string): Promise<string[]> {
+  /**
+   * Connections found gone while flushing. The bytes of connections other than `selves` go first
+   * (one request per listener task), then those of `selves` (the connections whose packets were
+   * handled: their acknowledgements), again one request per listener task, then the closes.
+   */
+  async flush(gateway: ConnectionGateway, log: Logger, selves: readonly string[] = []): Promise<string[]> {
     const gone: string[] = [...this.gone];
     this.gone.clear();
-    const deliver = async (connectionId: string, entry: Pending): Promise<void> => {
-      try {
-        if (entry.chunks.length > 0) {
-          const result = await gateway.send(connectionId, encodeChunks(entry.chunks));
-          if (result === 'gone') {
-            gone.push(connectionId);
-            return;
-          }
-        }
-        if (entry.close) await gateway.close(connectionId);
-      } catch (error) {
+    const own = new Set(selves);
+    const sendAll = async (entries: ReadonlyArray<readonly [string, Pending]>): Promise<Map<string, DeliveryResult>> => {
+      const writes = entries.filter(([, entry]) => entry.chunks.length > 0).map(([id, entry]) => [id, encodeChunks(entry.chunks)] as const);
+      const results = writes.length > 0 ? await gateway.sendMany(writes) : new Map<string, DeliveryResult>();
+      for (const [id] of writes) {
+        const result = results.get(id);
+        if (result === 'gone') gone.push(id);
         // One unreachable connection must not stop delivery to the others.
-        log.warn('delivery failed', { connectionId, error: String(error) });
+        else if (result === undefined) log.warn('delivery failed', { connectionId: id });
       }
+      return results;
     };
-    const others = [...this.pending].filter(([id]) => id !== selfConnectionId);
-    // Bytes to the others in as few requests as the doors allow, then their closes.
-    const writes = others.filter(([, entry]) => entry.chunks.length > 0).map(([id, entry]) => [id, encodeChunks(entry.chunks)] as const);
-    const results = writes.length > 0 ? await gateway.sendMany(writes) : new Map<string, DeliveryResult>();
-    for (const [id] of writes) {
-      const result = results.get(id);
-      if (result === 'gone') gone.push(id);
-      // One unreachable connection must not stop delivery to the others.
-      else if (result === undefined) log.warn('delivery failed', { connectionId: id });
-    }
-    const closing = others.filter(([id, entry]) => entry.close && results.get(id) !== 'gone');
-    await forEachBounded(closing, MAX_PARALLEL_DELIVERIES, ([id]) => deliver(id, { chunks: [], close: true }));
-    const own = selfConnectionId === undefined ? undefined : this.pending.get(selfConnectionId);
-    if (own) await deliver(selfConnectionId!, own);
+    const closeAll = (entries: ReadonlyArray<readonly [string, Pending]>, results: ReadonlyMap<string, DeliveryResult>): Promise<void> =>
+      forEachBounded(
+        entries.filter(([id, entry]) => entry.close && results.get(id) !== 'gone'),
+        MAX_PARALLEL_DELIVERIES,
+        async ([id]) => {
+          try {
+            await gateway.close(id);
+          } catch (error) {
+            log.warn('delivery failed', { connectionId: id, error: String(error) });
+          }
+        },
+      );
+    const others = [...this.pending].filter(([id]) => !own.has(id));
+    const mine = [...this.pending].filter(([id]) => own.has(id));
     this.pending.clear();
+    // Bytes to the others in as few requests as the doors allow, then their closes.
+    await closeAll(others, await sendAll(others));
+    if (mine.length > 0) await closeAll(mine, await sendAll(mine));
     return gone;
   }
 

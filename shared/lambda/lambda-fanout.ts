@@ -10,7 +10,7 @@ export class LambdaFanoutWorkers implements FanoutWorkers {
   ) {}
 
   /** A worker that failed fails the publish: the publisher is not acknowledged. */
-  run(job: FanoutJob): Promise<void> {
-    return invokeSync(this.lambda, this.functionName, job, 'fan-out worker');
+  async run(job: FanoutJob): Promise<void> {
+    await invokeSync(this.lambda, this.functionName, job, 'fan-out worker');
   }
 }

@@ -16,6 +16,7 @@ import { MqttProtocolError, ReasonCode } from '../protocol/reason-codes';
 import type { Logger } from '../broker/ports';
 import type { PacketSink } from './events';
 import { MqttFramer } from '../protocol/framer';
+import { entryEventBytes, packetEventBytes, PacketBatcher, type PacketSubmitter } from './batcher';
 
 /** The two transports a device may use: a TCP socket, or a WebSocket with binary frames. */
 export interface Transport {
@@ -40,7 +41,7 @@ export interface Transport {
 export interface ConnectionLimits {
   readonly maximumPacketSize: number;
   readonly connectTimeoutMs: number;
-  /** Most packets handed to one invocation. */
+  /** Most packets of one connection handed to one invocation. */
   readonly maxBatchPackets: number;
   /** The longest keep-alive this door carries (seconds); the listener's DoorOptions.keepAliveLimit (shared/gateway/door-limits.ts). */
   readonly keepAliveLimit: number;
@@ -64,6 +65,8 @@ export class ClientConnection {
   lastActiveAt = new Date();
   private readonly framer: MqttFramer;
   private readonly queue: Buffer[] = [];
+  /** Each queued packet's number in the order the task received packets (the batcher's counter). */
+  private readonly sequences: number[] = [];
   private pumping = false;
   private networkClosed = false;
   private closeReason = 'client closed';
@@ -89,7 +92,9 @@ export class ClientConnection {
   private markDone: () => void = () => undefined;
   /** Settles once the handler has been told the connection closed (or failed to be told). */
   readonly done: Promise<void> = new Promise((resolve) => (this.markDone = resolve));
+  private readonly batcher: PacketSubmitter;
 
+  /** `batcher`: the task's one batcher; without it, this connection's packets go alone, one invocation per batch. */
   constructor(
     readonly connectionId: string,
     private readonly transport: Transport,
@@ -97,7 +102,9 @@ export class ClientConnection {
     private readonly limits: ConnectionLimits,
     private readonly log: Logger,
     private readonly onGone: (connection: ClientConnection) => void,
+    batcher?: PacketSubmitter,
   ) {
+    this.batcher = batcher ?? new PacketBatcher(sink, { batchWindowMs: 0 }, log);
     this.framer = new MqttFramer(limits.maximumPacketSize, limits.maxConnectPacketSize);
     this.keepAliveTimer = setTimeout(() => this.serverClose('no CONNECT in time'), limits.connectTimeoutMs);
   }
@@ -132,6 +139,7 @@ export class ClientConnection {
     const forHandler = this.connackAccepted ? packets.filter((packet) => !this.answeredPing(packet)) : packets;
     if (forHandler.length === 0) return;
     this.queue.push(...forHandler);
+    for (let i = 0; i < forHandler.length; i++) this.sequences.push(this.batcher.nextSequence());
     this.queuedBytes += forHandler.reduce((sum, p) => sum + p.length, 0);
     if (this.queuedBytes >= this.limits.maxQueuedBytes && !this.paused && this.transport.pause) {
       this.paused = true;
@@ -224,6 +232,7 @@ export class ClientConnection {
     this.serverClosed = true;
     this.closeReason = reason;
     this.queue.length = 0;
+    this.sequences.length = 0;
     if (abort) return this.transport.abort();
     // Last words only when they fit within the outbound limit; else the connection just closes.
     const fits = lastBytes && this.transport.bufferedBytes() + lastBytes.length + this.transport.framingBytes <= this.limits.maxOutboundBytes;
@@ -288,20 +297,22 @@ export class ClientConnection {
     this.pumping = true;
     try {
       while (this.queue.length > 0 && !this.serverClosed) {
-        const batch = this.queue.splice(0, this.limits.maxBatchPackets);
+        const batch = this.queue.splice(0, this.batchSize());
+        const sequences = this.sequences.splice(0, batch.length);
         this.queuedBytes -= batch.reduce((sum, p) => sum + p.length, 0);
         try {
-          await this.sink.invoke({
-            type: 'packets',
+          const outcome = await this.batcher.submit({
             connectionId: this.connectionId,
-            packets: batch.map((p) => p.toString('base64')),
+            packets: batch,
+            sequences,
             ...(this.protocolVersion ? { protocolVersion: this.protocolVersion } : {}),
           });
+          // The handler could not take this connection's packets (others in the same invocation may have been taken).
+          if (outcome === 'failed') this.handlerFailed('the handler failed on its packets');
         } catch (error) {
-          // The handler could not take these packets: closing is the honest answer (the client
-          // resends unacknowledged QoS 1/2 messages when it reconnects).
-          this.log.error('packet handler failed; closing connection', { connectionId: this.connectionId, error: String(error) });
-          this.serverClose('handler failed');
+          // The whole invocation failed: closing is the honest answer (the client resends
+          // unacknowledged QoS 1/2 messages when it reconnects).
+          this.handlerFailed(String(error));
         }
         if (this.paused && this.queuedBytes < this.limits.maxQueuedBytes / 2) {
           this.paused = false;
@@ -313,6 +324,22 @@ export class ClientConnection {
       this.pumping = false;
     }
     if (this.networkClosed) await this.reportClosed();
+  }
+
+  /** The most packets from the front of the queue that one invocation takes: by count, and by the bytes they add to its event (at least one). */
+  private batchSize(): number {
+    let bytes = entryEventBytes(this.connectionId, []);
+    const most = Math.min(this.queue.length, this.limits.maxBatchPackets);
+    for (let n = 0; n < most; n++) {
+      bytes += packetEventBytes(this.queue[n]!.length);
+      if (bytes > this.batcher.maxEntryBytes) return Math.max(n, 1);
+    }
+    return most;
+  }
+
+  private handlerFailed(error: string): void {
+    this.log.error('packet handler failed; closing connection', { connectionId: this.connectionId, error });
+    this.serverClose('handler failed');
   }
 
   /** The handler closes the connection with the reason (5.0: DISCONNECT first, once CONNACK went out). */

@@ -2,19 +2,51 @@
  * What the listener sends to the packet handler (functions/packets.ts): JSON, so it crosses a
  * Lambda invoke unchanged. Packets are whole, framed, base64-encoded, in arrival order.
  */
+
+/** One connection's packets in a batch. */
+export interface ConnectionPacketsEvent {
+  readonly connectionId: string;
+  readonly packets: readonly string[];
+  /**
+   * Each packet's place in the order the listener task received packets, across all its
+   * connections (one counter per task): the handler takes the batch's packets in this order
+   * where it matters (a SUBSCRIBE before another client's PUBLISH).
+   */
+  readonly sequences: readonly number[];
+  /** The version of the connection's CONNECT, once the listener has seen it (see handlePackets). */
+  readonly protocolVersion?: 3 | 4 | 5;
+}
+
 export type ListenerEvent =
+  /** The packets of many connections, each connection's in order: the listener's batches. */
+  | { readonly type: 'batch'; readonly connections: readonly ConnectionPacketsEvent[] }
+  /** One connection's packets (the shape before batches across connections; still handled). */
   | {
       readonly type: 'packets';
       readonly connectionId: string;
       readonly packets: readonly string[];
-      /** The version of the connection's CONNECT, once the listener has seen it (see handlePackets). */
       readonly protocolVersion?: 3 | 4 | 5;
     }
   | { readonly type: 'closed'; readonly connectionId: string; readonly reason: string }
   /** The byte stream cannot be framed (bad Remaining Length, packet over the limit): the handler closes it with the reason. */
   | { readonly type: 'failed'; readonly connectionId: string; readonly reasonCode: number; readonly reason: string };
 
-/** Invokes the packet handler: in-process locally, Lambda Invoke in the cloud. */
+/**
+ * How each connection's packets of a batch went: handled; handled, but the connection was found
+ * gone while answering it (the handler ended it); or failed (the listener closes that connection,
+ * its client resending what was not acknowledged when it reconnects).
+ */
+export type ConnectionOutcome = 'handled' | 'gone' | 'failed';
+
+/** The packet handler's answer to a 'batch' event. */
+export interface BatchResult {
+  readonly outcomes: Readonly<Record<string, ConnectionOutcome>>;
+}
+
+/** Lambda refuses a synchronous invocation whose JSON event is larger than this (6 MB). */
+export const LAMBDA_MAX_EVENT_BYTES = 6_291_456;
+
+/** Invokes the packet handler: in-process locally, Lambda Invoke in the cloud. Answers a 'batch' with a BatchResult. */
 export interface PacketSink {
-  invoke(event: ListenerEvent): Promise<void>;
+  invoke(event: ListenerEvent): Promise<BatchResult | void>;
 }

@@ -1,7 +1,7 @@
 /** The cloud PacketSink: a synchronous Lambda invoke of the packet handler per batch. */
 import type { LambdaClient } from '@aws-sdk/client-lambda';
 import { invokeSync } from '../lambda/invoke-sync';
-import type { ListenerEvent, PacketSink } from './events';
+import type { BatchResult, ListenerEvent, PacketSink } from './events';
 
 export class LambdaPacketSink implements PacketSink {
   constructor(
@@ -9,7 +9,7 @@ export class LambdaPacketSink implements PacketSink {
     private readonly functionName: string,
   ) {}
 
-  invoke(event: ListenerEvent): Promise<void> {
-    return invokeSync(this.lambda, this.functionName, event, 'packet handler');
+  async invoke(event: ListenerEvent): Promise<BatchResult | void> {
+    return (await invokeSync(this.lambda, this.functionName, event, 'packet handler')) as BatchResult | undefined;
   }
 }

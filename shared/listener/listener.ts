@@ -22,10 +22,11 @@ import { ClientConnection, type ConnectionLimits, type Transport } from './clien
 import { ConnectionCaps, normalizeAddress, type ConnectionCapLimits } from './connection-caps';
 import { ConnectPacing } from './connect-pacing';
 import { createDeliveryServer } from './delivery-endpoint';
+import { defaultBatcherLimits, PacketBatcher, type BatcherLimits } from './batcher';
 import type { PacketSink } from './events';
 import { readProxyHeader } from './proxy-header-reader';
 
-export type ListenerLimits = ConnectionLimits & ConnectionCapLimits;
+export type ListenerLimits = ConnectionLimits & ConnectionCapLimits & BatcherLimits;
 
 export interface ListenerOptions {
   readonly host: string;
@@ -61,6 +62,8 @@ export interface ListenerStats {
   readonly slowReadersClosed: number;
   /** Sockets refused: the task full, their address full, or no valid PROXY header. */
   readonly refused: { readonly task: number; readonly address: number; readonly proxyHeader: number };
+  /** Packet handler invocations with packets, and the connections and packets they carried. */
+  readonly batches: { readonly invocations: number; readonly connections: number; readonly packets: number };
 }
 
 export interface ListenerAddresses {
@@ -87,6 +90,7 @@ export const defaultListenerLimits: ListenerLimits = {
   maxConnectPacketSize: 64 * 1024,
   maxConnections: 50_000,
   maxConnectionsPerAddress: 1_000,
+  ...defaultBatcherLimits,
 };
 
 /** A WebSocket frame header from the server is at most 10 bytes (no mask). */
@@ -106,6 +110,10 @@ export class MqttListener {
   private readonly deliveryServer: http.Server;
   private readonly limits: ListenerLimits;
   private readonly sink: PacketSink;
+  /** The task's one batcher: the packets of many connections in one invocation. */
+  private readonly batcher: PacketBatcher;
+  /** CONNECTs paced in front of the batcher. */
+  private readonly submitter: ConnectPacing;
   private readonly caps: ConnectionCaps;
   /** Every device socket, for kill(). */
   private readonly sockets = new Set<net.Socket>();
@@ -128,8 +136,10 @@ export class MqttListener {
     this.limits = { ...defaultListenerLimits, ...options.limits };
     this.caps = new ConnectionCaps(this.limits);
     // Once killed, nothing more reaches the handler (what was already handed to it still runs, as a Lambda would).
-    // CONNECTs paced (a storm waits its turn in order); once killed, nothing more reaches the handler.
-    this.sink = new ConnectPacing({ invoke: (event) => (this.killed ? Promise.resolve() : options.sink.invoke(event)) }, options.connectsInFlight ?? DEFAULT_CONNECTS_IN_FLIGHT);
+    this.sink = { invoke: (event) => (this.killed ? Promise.resolve() : options.sink.invoke(event)) };
+    // CONNECTs paced (a storm waits its turn in order); other connections' packets are never held.
+    this.batcher = new PacketBatcher(this.sink, this.limits, options.log);
+    this.submitter = new ConnectPacing(this.batcher, options.connectsInFlight ?? DEFAULT_CONNECTS_IN_FLIGHT);
     this.tcpServer = net.createServer({ noDelay: true }, (socket) => this.admit(socket, 'MQTT', (address) => this.acceptTcp(socket, address)));
     // A TLS handshake that never finishes is held no longer than a CONNECT that never comes.
     this.tlsServer = options.tls
@@ -167,7 +177,13 @@ export class MqttListener {
   stats(): ListenerStats {
     let peak = this.peakOutboundBytes;
     for (const connection of this.connections.values()) peak = Math.max(peak, connection.peakOutboundBytes);
-    return { openSockets: this.caps.open, peakOutboundBytes: peak, slowReadersClosed: this.slowReadersClosed, refused: { ...this.refused } };
+    return {
+      openSockets: this.caps.open,
+      peakOutboundBytes: peak,
+      slowReadersClosed: this.slowReadersClosed,
+      refused: { ...this.refused },
+      batches: this.batcher.stats(),
+    };
   }
 
   async start(): Promise<ListenerAddresses> {
@@ -316,6 +332,7 @@ export class MqttListener {
         this.peakOutboundBytes = Math.max(this.peakOutboundBytes, gone.peakOutboundBytes);
         if (gone.closedAsSlowReader) this.slowReadersClosed++;
       },
+      this.submitter,
     );
     this.connections.set(connection.connectionId, connection);
     this.unfinished.add(connection);

@@ -14,6 +14,18 @@ export class DynamoConnectionStore implements ConnectionStore {
     return item ? toConnection(item) : undefined;
   }
 
+  /** Many records in one BatchGetItem (100 keys a call), strongly consistent; a connection without a record is absent from the map. */
+  async getConnections(connectionIds: readonly string[]): Promise<Map<string, ConnectionRecord>> {
+    const unique = [...new Set(connectionIds)];
+    if (unique.length === 0) return new Map();
+    if (unique.length === 1) {
+      const only = await this.getConnection(unique[0]!);
+      return new Map(only ? [[unique[0]!, only]] : []);
+    }
+    const items = await this.table.batchGet(unique.map((connectionId) => ({ connectionId })));
+    return new Map(items.map((item) => [item.connectionId as string, toConnection(item)]));
+  }
+
   async putConnection(connection: ConnectionRecord): Promise<void> {
     await this.table.put({ Item: connectionItem(connection) });
   }

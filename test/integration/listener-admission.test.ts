@@ -9,7 +9,7 @@ import net from 'node:net';
 import { afterAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { createJsonLogger } from '../../shared/util/logger';
-import type { ListenerEvent } from '../../shared/listener/events';
+import { perConnection, type OneConnectionEvent } from '../support/listener-events';
 import { MqttListener, type ListenerAddresses, type ListenerLimits } from '../../shared/listener/listener';
 import { eventually, settle } from '../support/clients';
 import { signedFetch, testDeliverySecret } from '../support/signed-fetch';
@@ -22,7 +22,7 @@ afterAll(async () => {
 });
 
 async function startListener(limits: Partial<ListenerLimits>, proxyProtocol = false) {
-  const events: ListenerEvent[] = [];
+  const events: OneConnectionEvent[] = [];
   const listener = new MqttListener({
     host: '127.0.0.1',
     mqttPort: 0,
@@ -30,7 +30,7 @@ async function startListener(limits: Partial<ListenerLimits>, proxyProtocol = fa
     deliveryPort: 0,
     advertisedHost: '127.0.0.1',
     deliverySecret,
-    sink: { invoke: async (event) => void events.push(event) },
+    sink: { invoke: async (event) => void events.push(...perConnection(event)) },
     log: createJsonLogger('silent'),
     limits,
     proxyProtocol,
@@ -78,7 +78,7 @@ async function sourceIp(deliveryEndpoint: string, connectionId: string): Promise
 }
 
 /** The connection id whose CONNECT carried this client id. */
-function connectionOf(events: ListenerEvent[], clientId: string): string | undefined {
+function connectionOf(events: OneConnectionEvent[], clientId: string): string | undefined {
   return events.find((e) => e.type === 'packets' && Buffer.from(e.packets[0]!, 'base64').includes(clientId))?.connectionId;
 }
 

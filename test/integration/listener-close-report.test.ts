@@ -5,11 +5,11 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createJsonLogger } from '../../shared/util/logger';
-import type { ListenerEvent } from '../../shared/listener/events';
+import { perConnection, type OneConnectionEvent } from '../support/listener-events';
 import { MqttListener } from '../../shared/listener/listener';
 import { eventually, RawConnection, settle } from '../support/clients';
 
-const events: ListenerEvent[] = [];
+const events: OneConnectionEvent[] = [];
 const listener = new MqttListener({
   host: '127.0.0.1',
   mqttPort: 0,
@@ -18,7 +18,7 @@ const listener = new MqttListener({
   advertisedHost: '127.0.0.1',
   deliverySecret: 'a-test-delivery-secret-of-32-characters',
   // The listener's port to the packet handler: here it records what would go to Lambda.
-  sink: { invoke: async (event) => void events.push(event) },
+  sink: { invoke: async (event) => void events.push(...perConnection(event)) },
   log: createJsonLogger('silent'),
 });
 let mqttPort = 0;

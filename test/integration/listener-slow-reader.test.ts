@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { createJsonLogger } from '../../shared/util/logger';
 import { encodeDeliveryBatch } from '../../shared/gateway/delivery-batch';
-import type { ListenerEvent } from '../../shared/listener/events';
+import { perConnection, type OneConnectionEvent } from '../support/listener-events';
 import { MqttListener } from '../../shared/listener/listener';
 import { eventually } from '../support/clients';
 import { signedFetch, testDeliverySecret } from '../support/signed-fetch';
@@ -22,7 +22,7 @@ const MAX_OUTBOUND = 1024 * 1024;
 const PAYLOAD = 256 * 1000;
 const MESSAGES = 200;
 
-const events: ListenerEvent[] = [];
+const events: OneConnectionEvent[] = [];
 const listener = new MqttListener({
   host: '127.0.0.1',
   mqttPort: 0,
@@ -30,7 +30,7 @@ const listener = new MqttListener({
   deliveryPort: 0,
   advertisedHost: '127.0.0.1',
   deliverySecret,
-  sink: { invoke: async (event) => void events.push(event) },
+  sink: { invoke: async (event) => void events.push(...perConnection(event)) },
   log: createJsonLogger('silent'),
   limits: { maxOutboundBytes: MAX_OUTBOUND },
 });
@@ -77,7 +77,7 @@ async function connect(door: 'tcp' | 'websocket'): Promise<TestClient> {
     ws.send(bytes);
     Object.assign(client, { pause: () => ws.pause(), resume: () => ws.resume(), end: () => ws.terminate() });
   }
-  const connectEvent = (): ListenerEvent | undefined => events.slice(before).find((e) => e.type === 'packets');
+  const connectEvent = (): OneConnectionEvent | undefined => events.slice(before).find((e) => e.type === 'packets');
   await eventually(() => connectEvent() !== undefined, 'the CONNECT to reach the handler');
   client.connectionId = connectEvent()!.connectionId;
   await post(client.connectionId, connack);

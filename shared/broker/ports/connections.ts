@@ -46,6 +46,8 @@ export interface ConnectionEndChanges {
 /** The connection records: one per network connection, from its CONNECT until its end. */
 export interface ConnectionStore {
   getConnection(connectionId: string): Promise<ConnectionRecord | undefined>;
+  /** Many records at once (one BatchGetItem, strongly consistent): those that exist, by connection id. */
+  getConnections(connectionIds: readonly string[]): Promise<Map<string, ConnectionRecord>>;
   putConnection(connection: ConnectionRecord): Promise<void>;
   updateConnection(connectionId: string, changes: ConnectionChanges): Promise<void>;
   /**
