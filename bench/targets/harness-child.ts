@@ -1,8 +1,10 @@
 /**
  * The harness in its own process, so the load generator's CPU and memory are not the broker's:
  * started by harness-process.ts with an IPC channel, it answers snapshot, quiesce and stop.
- * Run with --expose-gc so memory can be read after a collection.
+ * Run with --expose-gc so memory can be read after a collection. The listener's environment
+ * variables (functions/listener/listener-settings.ts) apply to it, as to `npm start`.
  */
+import { listenerSettingsFromEnv } from '../../functions/listener/listener-settings';
 import { startHarness, type Harness } from '../../local/harness';
 import type { LogLevel } from '../../shared/util/logger';
 import { readCounters, waitIdle } from './harness-counters';
@@ -32,6 +34,8 @@ try {
     wsPort: 0,
     apigwPort: 0,
     logLevel: options.logLevel,
+    // The listener's settings as `npm start` reads them (MQTT_BATCH_WINDOW_MS and the rest).
+    listener: listenerSettingsFromEnv(process.env).limits,
     ...(options.dynamoDbEndpoint ? { dynamoDbEndpoint: options.dynamoDbEndpoint } : { dynamoDbPort: options.dynamoDbPort ?? 8000 }),
   });
 } catch (error) {
