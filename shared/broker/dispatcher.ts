@@ -68,13 +68,41 @@ export class Dispatcher {
   }
 
   private async deliverHere(deliveries: readonly Delivery[]): Promise<void> {
-    if (deliveries.length === 0) return;
-    const { sends, drains, failed } = await recordDeliveries(this.deps, deliveries, (id) => this.isClosing(id));
-    for (const { recipient, connectionId, error } of failed) if (connectionId) this.abandon({ ...recipient, connectionId }, error);
-    for (const { recipient, message, packetId } of sends) this.sendPublish(recipient, message, packetId);
-    for (const recipient of drains) await this.drain(recipient);
+    const [error] = await this.deliverGroups([deliveries]);
     // Not all delivered (or queued): whatever was to follow (the publisher's acknowledgement) does not happen.
-    if (failed.length > 0) throw failed[0]!.error;
+    if (error !== undefined) throw error;
+  }
+
+  /**
+   * The deliveries of several senders (each group one connection's, in order) recorded together:
+   * one claim per subscriber for all of them (deliver.ts). Each group's answer: undefined when all
+   * its deliveries were recorded (or queued) and are sent, else what failed one of its recipients,
+   * whose failure is that group's alone. Groups that together need fan-out workers go one by one.
+   */
+  async deliverGroups(groups: ReadonlyArray<readonly Delivery[]>): Promise<unknown[]> {
+    const all = groups.flat();
+    if (all.length === 0) return groups.map(() => undefined);
+    if (groups.length > 1 && splitFanout(this.deps, all).jobs.length > 0) {
+      return Promise.all(groups.map((group) => this.deliver(group).then(() => undefined, (error: unknown) => error ?? new Error('delivery failed'))));
+    }
+    const { sends, drains, failed } = await recordDeliveries(this.deps, all, (id) => this.isClosing(id));
+    const failures = new Map<string, unknown>();
+    for (const { recipient, connectionId, error } of failed) {
+      if (connectionId) this.abandon({ ...recipient, connectionId }, error);
+      failures.set(recipient.clientId, error);
+    }
+    for (const { recipient, message, packetId } of sends) this.sendPublish(recipient, message, packetId);
+    for (const recipient of drains) {
+      try {
+        await this.drain(recipient);
+      } catch (error) {
+        failures.set(recipient.clientId, error);
+      }
+    }
+    return groups.map((group) => {
+      const hit = group.find((delivery) => failures.has(delivery.recipient.clientId));
+      return hit ? failures.get(hit.recipient.clientId) ?? new Error('delivery failed') : undefined;
+    });
   }
 
   private async drain(recipient: Recipient, hold = newDrainHold()): Promise<void> {

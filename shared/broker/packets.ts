@@ -2,8 +2,9 @@
  * The broker's entry: batches of framed packets, each connection's in order. The first packet of a
  * connection must be CONNECT. Each packet goes to its handler (handlers.ts), and what the handler
  * returns to the dispatcher, which carries it out before the next packet is handled, except within a run:
- * - consecutive QoS 0/1 PUBLISHes deliver together when the run ends (one packet-id write per
- *   subscriber for the run), and their acknowledgements come after the run's deliveries, so a
+ * - consecutive QoS 0/1 PUBLISHes deliver together when the run ends, with the runs of the
+ *   segment's other connections that end meanwhile (segment-deliveries.ts: one packet-id write per
+ *   subscriber for all of them), and their acknowledgements come after the run's deliveries, so a
  *   PUBLISH whose delivery failed is never acknowledged;
  * - consecutive PUBACKs and PUBCOMPs complete their deliveries concurrently.
  * A protocol error closes that one connection (5.0: DISCONNECT with the reason code first), and
@@ -29,6 +30,7 @@ import { handlePacket } from './handlers';
 import { BatchLimits } from './limits';
 import { StoreUnavailableError, type ConnectionRecord } from './ports';
 import { answerFailure, refuseForNow } from './refusals';
+import { SegmentDeliveries } from './segment-deliveries';
 import { forEachBounded } from '../util/concurrency';
 
 const PARALLEL_COMPLETIONS = 16;
@@ -100,17 +102,21 @@ export async function handleConnectionBatches(deps: BrokerDeps, batches: readonl
     const routes = newSegmentRoutes();
     // Every PUBLISH of the segment had arrived before it began: their topics are looked up together.
     routes.prefetch(deps.store, publishTopicsOf(segment, batches, works));
+    const running = segment.filter(({ connection }) => !works[connection]!.failed);
+    // Their runs of PUBLISHes are recorded together: one claim per subscriber for the segment.
+    const deliveries = new SegmentDeliveries(dispatcher, running.length);
     await Promise.all(
-      segment.map(async ({ connection, frames }) => {
+      running.map(async ({ connection, frames }) => {
         const work = works[connection]!;
-        if (work.failed) return;
         try {
-          await work.handle(frames, routes);
+          await work.handle(frames, routes, deliveries);
         } catch (error) {
           // This connection's packets stop here; the door closes it. The others go on.
           work.failed = true;
           outcomes.set(work.connectionId, 'failed');
           errors.set(work.connectionId, error);
+        } finally {
+          deliveries.leave();
         }
       }),
     );
@@ -244,10 +250,11 @@ class ConnectionWork {
     return this.dispatcher.perform(answerFailure({ deps, connectionId, connection, knownVersion }, error, frame));
   }
 
-  /** The frames at `indexes`, in order, with the segment's routing cache. */
-  async handle(indexes: readonly number[], routes: RoutingCache): Promise<void> {
+  /** The frames at `indexes`, in order, with the segment's routing cache and its deliveries. */
+  async handle(indexes: readonly number[], routes: RoutingCache, deliveries: SegmentDeliveries): Promise<void> {
     const { deps, connectionId, dispatcher, run } = this;
     this.batch = { ...this.batch, routes };
+    run.deliveries = deliveries;
     for (const index of indexes) {
       const frame = this.frames[index]!;
       const connection = this.connection;
@@ -308,6 +315,8 @@ function runKindOf(packet: Packet, connection: ConnectionRecord | undefined): Ru
 /** Consecutive packets of one kind, carried out together when the run ends (when a packet of another kind comes, or the batch ends). */
 class Run {
   kind: RunKind | undefined;
+  /** The segment's: a run's deliveries are recorded with those of the segment's other connections. */
+  deliveries: SegmentDeliveries | undefined;
   private publishes: Action[] = [];
   private completions: Array<PubackPacket | PubcompPacket> = [];
 
@@ -330,7 +339,13 @@ class Run {
     this.kind = undefined;
     this.publishes = [];
     this.completions = [];
-    if (publishes.length > 0) await this.dispatcher.perform(deliveriesFirst(publishes));
+    if (publishes.length > 0) {
+      // The run's deliveries first (recorded with the segment's others), its acknowledgements after, in order.
+      const deliveries = publishes.flatMap((action) => (action.type === 'deliver' ? action.deliveries : []));
+      if (this.deliveries) await this.deliveries.deliver(deliveries);
+      else await this.dispatcher.perform([deliver(deliveries)]);
+      await this.dispatcher.perform(publishes.filter((action) => action.type !== 'deliver'));
+    }
     if (completions.length > 0) {
       const results: Action[][] = [];
       await forEachBounded([...completions.entries()], PARALLEL_COMPLETIONS, async ([i, packet]) => {
@@ -339,12 +354,6 @@ class Run {
       await this.dispatcher.perform(oneDrainEach(results.flat()));
     }
   }
-}
-
-/** The run's deliveries first, as one (one packet-id write per subscriber); its acknowledgements after, in order. */
-function deliveriesFirst(actions: readonly Action[]): Action[] {
-  const deliveries = actions.flatMap((action) => (action.type === 'deliver' ? action.deliveries : []));
-  return [deliver(deliveries), ...actions.filter((action) => action.type !== 'deliver')];
 }
 
 /** One drain claims what all the run's completions freed room for. */
