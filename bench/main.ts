@@ -13,6 +13,8 @@
  * Fleets (fleet-qos0, fleet-qos1, fleet-qos0-depth7, fleet-qos1-depth7, fleet, connect-storm): --devices <n>,
  * --interval <s> between one device's publishes, --qos 0|1 and --depth 5|7 (`fleet` only), --subscribers <n>,
  * --[no-]persistent subscriber sessions, --parallel <n> handshakes in flight.
+ * --no-warm-up: measure from a cold start (by default, a broker the bench starts first takes
+ * WARM_UP_CLIENTS unmeasured connects and publishes; see bench/load/fleet.ts warmUp).
  * Tuning: --time-limit <s> per measured phase, --count <n> at most n publishes per scenario,
  * --payload <bytes>, --lambda-memory-mb <MB>,
  * --rate <deliveries/s> the cost model spreads hourly costs over, --dynamodb-endpoint <url>,
@@ -30,6 +32,7 @@ import { newReport, renderReport } from './report';
 import { runScenario, type ScenarioResult } from './run';
 import { EXTRA_SCENARIOS, SCENARIOS } from './scenarios';
 import type { FleetFlags, Scenario, Size } from './scenarios/scenario';
+import { warmUp } from './load/fleet';
 import { externalTarget } from './targets/external';
 import { freePort } from '../local/free-port';
 import { startHarnessProcess } from './targets/harness-process';
@@ -60,9 +63,19 @@ const { values: flags } = parseArgs({
     subscribers: { type: 'string' },
     persistent: { type: 'boolean' },
     parallel: { type: 'string' },
+    'warm-up': { type: 'boolean', default: true },
   },
   allowNegative: true,
 });
+
+const WARM_UP_CLIENTS = 1_000;
+
+async function warmUpTarget(target: BrokerTarget): Promise<void> {
+  process.stderr.write(`  warming up: ${WARM_UP_CLIENTS} clients connect, publish once and disconnect, unmeasured...\n`);
+  const counters = { packetsIn: 0, packetsOut: 0, bytesIn: 0, bytesOut: 0, framesIn: 0 };
+  await warmUp(target.endpoint, WARM_UP_CLIENTS, (i) => `warm-up-${runId}-${i}`, `bench/${runId}/warm-up`, counters);
+  await target.quiesce();
+}
 
 function fail(message: string): never {
   process.stderr.write(`error: ${message}\n`);
@@ -186,6 +199,7 @@ for (const plan of plans) {
   }
   current = target;
   try {
+    if (plan.owned && flags['warm-up']) await warmUpTarget(target);
     for (const [index, scenario] of scenarios.entries()) {
       if (interrupted) break;
       if (scenario.freshBroker && index > 0 && plan.owned) {
@@ -194,6 +208,7 @@ for (const plan of plans) {
         current = undefined;
         target = await plan.start();
         current = target;
+        if (flags['warm-up']) await warmUpTarget(target);
       }
       process.stderr.write(`  ${scenario.name}: ${scenario.describe(size, fleetFlags)}...\n`);
       const started = Date.now();

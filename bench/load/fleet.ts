@@ -104,3 +104,18 @@ export function closedByBroker(clients: ReadonlyArray<BenchClient | undefined>, 
   }
   return closed;
 }
+
+/**
+ * Before the first measured scenario on a broker the bench started: `count` clients connect, each
+ * publishes one QoS 1 message, and they disconnect, unmeasured. A freshly started harness runs its
+ * first thousand CONNECTs at a fraction of its later rate while DynamoDB Local's JVM and Node
+ * compile their hot paths; a deployed broker's DynamoDB has no such phase.
+ */
+export async function warmUp(endpoint: Endpoint, count: number, clientId: (index: number) => string, topic: string, counters: TrafficCounters): Promise<void> {
+  const clients = await connectMany(endpoint, count, (i) => ({ clientId: clientId(i), clean: true }), counters);
+  try {
+    await forEachBounded(clients, PARALLEL_HANDSHAKES, (client) => client.publish(topic, Buffer.from('warm-up'), 1));
+  } finally {
+    await disconnectAll(clients);
+  }
+}

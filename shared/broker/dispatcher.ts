@@ -68,7 +68,7 @@ export class Dispatcher {
   }
 
   private async deliverHere(deliveries: readonly Delivery[]): Promise<void> {
-    const [error] = await this.deliverGroups([deliveries]);
+    const [error] = await this.recordGroups([deliveries]);
     // Not all delivered (or queued): whatever was to follow (the publisher's acknowledgement) does not happen.
     if (error !== undefined) throw error;
   }
@@ -80,11 +80,13 @@ export class Dispatcher {
    * whose failure is that group's alone. Groups that together need fan-out workers go one by one.
    */
   async deliverGroups(groups: ReadonlyArray<readonly Delivery[]>): Promise<unknown[]> {
+    if (splitFanout(this.deps, groups.flat()).jobs.length === 0) return this.recordGroups(groups);
+    return Promise.all(groups.map((group) => this.deliver(group).then(() => undefined, (error: unknown) => error ?? new Error('delivery failed'))));
+  }
+
+  private async recordGroups(groups: ReadonlyArray<readonly Delivery[]>): Promise<unknown[]> {
     const all = groups.flat();
     if (all.length === 0) return groups.map(() => undefined);
-    if (groups.length > 1 && splitFanout(this.deps, all).jobs.length > 0) {
-      return Promise.all(groups.map((group) => this.deliver(group).then(() => undefined, (error: unknown) => error ?? new Error('delivery failed'))));
-    }
     const { sends, drains, failed } = await recordDeliveries(this.deps, all, (id) => this.isClosing(id));
     const failures = new Map<string, unknown>();
     for (const { recipient, connectionId, error } of failed) {
