@@ -2,7 +2,7 @@
 import { deliver } from './actions';
 import type { BrokerDeps } from './context';
 import { Dispatcher } from './dispatcher';
-import { fromJob } from './fanout';
+import { deliveriesOf } from './fanout';
 import type { FanoutJob } from './ports';
 
 /** Deliver one part and send it; returns the connections found gone, for the entry point to end. */
@@ -10,6 +10,6 @@ export async function runFanoutJob(deps: BrokerDeps, job: FanoutJob): Promise<st
   // A part is delivered here, never split again.
   const { fanout: _workers, ...here } = deps;
   const dispatcher = new Dispatcher(here);
-  await dispatcher.perform([deliver(job.deliveries.map(fromJob))]);
+  await dispatcher.perform([deliver(deliveriesOf(job))]);
   return dispatcher.flush();
 }

@@ -12,14 +12,18 @@ export interface Recipient {
   readonly topicAliasMaximum?: number;
 }
 
-/** A part of one fan-out, as JSON (the Lambda event of the fan-out function). */
+/**
+ * A part of one fan-out, as JSON (the Lambda event of the fan-out function). Each distinct payload
+ * travels once, in base64; a delivery names its payload by its index in `payloads`.
+ */
 export interface FanoutJob {
+  readonly payloads: readonly string[];
   readonly deliveries: ReadonlyArray<{ readonly recipient: Recipient; readonly message: SerializedMessage }>;
 }
 
-/** A message as a fan-out job carries it: binary fields in base64. */
+/** A message as a fan-out job carries it: the payload by index (FanoutJob.payloads), correlation data in base64. */
 export type SerializedMessage = Omit<QueuedMessage, 'payload' | 'properties'> & {
-  readonly payload: string;
+  readonly payload: number;
   readonly properties?: Omit<MessageProperties, 'correlationData'> & { correlationData?: string };
 };
 
