@@ -10,7 +10,7 @@
 import { LambdaClient } from '@aws-sdk/client-lambda';
 import { createJsonLogger, type LogLevel } from '../../shared/util/logger';
 import { MIN_DELIVERY_SECRET_LENGTH } from '../../shared/gateway/delivery-signature';
-import { LambdaPacketSink } from '../../shared/listener/lambda-sink';
+import { LambdaPacketSink, listenerLambdaClientConfig } from '../../shared/listener/lambda-sink';
 import { MqttListener } from '../../shared/listener/listener';
 import { ConfigurationError } from '../security-config';
 import { listenerSettingsFromEnv, type ListenerSettings } from './listener-settings';
@@ -44,7 +44,7 @@ const listener = new MqttListener({
   deliveryPort: Number(env.DELIVERY_PORT ?? 8090),
   advertisedHost: env.ADVERTISED_HOST ?? (await taskAddress()),
   deliverySecret,
-  sink: new LambdaPacketSink(new LambdaClient({}), functionName),
+  sink: new LambdaPacketSink(new LambdaClient(listenerLambdaClientConfig()), functionName),
   log,
   // MQTT_MAX_PACKET_SIZE (as the handlers have it), MQTT_CONNECT_TIMEOUT_MS, and the listener's own
   limits: settings.limits,
