@@ -131,6 +131,8 @@ export interface Harness {
   readonly meters: HarnessMeters;
   /** The AWS quotas in force (local/aws-limits.ts). */
   readonly awsLimits: AwsLimits;
+  /** Changes Lambda's account concurrency from now on, as a raised quota would. */
+  setLambdaConcurrency(concurrency: number): void;
   /** Faults injected so far (see HarnessOptions.faults): handler failures, and store calls failed. */
   readonly faults: { readonly injected: number; readonly storeFailures: number };
   /**
@@ -300,6 +302,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
       sweep,
       meters,
       awsLimits: limits,
+      setLambdaConcurrency: (concurrency) => lambda.setConcurrency(concurrency),
       faults,
       killListener: async () => {
         killed = true;

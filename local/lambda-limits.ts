@@ -14,11 +14,19 @@ import type { LimitMeter } from './meters';
 
 export class LambdaLimits {
   private inFlight = 0;
+  private concurrency: number;
 
   constructor(
     private readonly limits: AwsLimits['lambda'],
     private readonly meter: LimitMeter,
-  ) {}
+  ) {
+    this.concurrency = limits.concurrency;
+  }
+
+  /** The account's concurrency from now on, as when an operator has the quota raised (tests). */
+  setConcurrency(concurrency: number): void {
+    this.concurrency = concurrency;
+  }
 
   /** The handler as a synchronous Invoke reaches it: serialized, limited, the answer serialized back. */
   wrap<E, R>(handler: (event: E) => Promise<R>): (event: E) => Promise<R> {
@@ -29,7 +37,7 @@ export class LambdaLimits {
         this.meter.count('lambda.payloadTooLarge');
         throw requestTooLarge(this.limits.payloadBytes);
       }
-      if (this.inFlight >= this.limits.concurrency) {
+      if (this.inFlight >= this.concurrency) {
         this.meter.count('lambda.throttled');
         throw tooManyRequests();
       }

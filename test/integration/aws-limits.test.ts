@@ -328,12 +328,24 @@ describe('the broker over the Lambda concurrency', () => {
   // No concurrency at all, as for a function whose reserved concurrency is 0: every invocation is throttled.
   const harness = useHarness({ awsLimits: { lambdaConcurrency: 0 } });
 
-  it('a CONNECT whose invocation stays throttled through the Lambda client retries is closed before CONNACK', async () => {
+  it('a CONNECT throttled past the Lambda client\'s retries is held and offered again, not closed: CONNACK once concurrency is back', async () => {
+    harness().setLambdaConcurrency(0);
     const before = harness().meters.limits.snapshot().refused['lambda.throttled'] ?? 0;
-    const error = await failure(connectClient(harness().mqttUrl));
-    expect(error).toMatchObject({ message: 'closed before CONNACK' });
-    // three attempts, as the SDK's standard retry makes
-    expect((harness().meters.limits.snapshot().refused['lambda.throttled'] ?? 0) - before).toBe(3);
+    let closed = false;
+    const connecting = connectClient(harness().mqttUrl, { connectTimeout: 30_000 }).then((client) => {
+      client.on('close', () => (closed = true));
+      return client;
+    });
+    // Past the client's three attempts: the listener holds the CONNECT and tries again.
+    await eventually(() => (harness().meters.limits.snapshot().refused['lambda.throttled'] ?? 0) - before > 3, 'more throttled attempts than the Lambda client makes', 20_000);
     expect(harness().meters.invocations.snapshot().invocations).toBe(0);
+    harness().setLambdaConcurrency(1000);
+    const client = await connecting;
+    const got = collect(client);
+    await client.subscribeAsync('throttled/echo', { qos: 1 });
+    await client.publishAsync('throttled/echo', 'after the throttle', { qos: 1 });
+    await eventually(() => got.length === 1, 'its own message back');
+    expect(closed).toBe(false);
+    await client.endAsync();
   }, 60_000);
 });
