@@ -18,6 +18,7 @@ import { startDynamoDbLocal } from '../local/dynamodb-local';
 import { freePort } from '../local/free-port';
 import { startHarness } from '../local/harness';
 import { TcpProxy } from '../local/tcp-proxy';
+import { outPartitions } from '../shared/store/session-items';
 
 const { values } = parseArgs({
   options: { minutes: { type: 'string', default: '5' }, 'round-seconds': { type: 'string', default: '30' }, seed: { type: 'string' } },
@@ -64,9 +65,15 @@ try {
     for (const violation of violations) console.log(`  ${violation}`);
     // What the broker holds for a subscriber that missed messages: its session's counters and holds, its queue and what is in flight.
     for (const s of result.subscribers.filter((sub) => violations.some((v) => v.includes(`-> ${sub.name}:`)))) {
-      const items = await documents.send(new QueryCommand({ TableName: harness.tables.sessions, KeyConditionExpression: 'clientId = :c', ExpressionAttributeValues: { ':c': s.clientId } }));
-      const session = items.Items?.find((item) => item.sk === 'session');
-      const kinds = (prefix: string) => items.Items?.filter((item) => String(item.sk).startsWith(prefix)).length ?? 0;
+      // The session partition, and the in-flight shards its out# records live in.
+      const partitions = await Promise.all(
+        [s.clientId, ...outPartitions(s.clientId)].map((key) =>
+          documents.send(new QueryCommand({ TableName: harness.tables.sessions, KeyConditionExpression: 'clientId = :c', ExpressionAttributeValues: { ':c': key } })),
+        ),
+      );
+      const items = partitions.flatMap((out) => out.Items ?? []);
+      const session = items.find((item) => item.sk === 'session');
+      const kinds = (prefix: string) => items.filter((item) => String(item.sk).startsWith(prefix)).length;
       const { connectionId, heldBy, heldUntil, queued, inflight } = session ?? {};
       console.log(`  ${s.name} session: ${JSON.stringify({ connectionId, heldBy, heldUntil, queued, inflight, now: Date.now() })}, ${kinds('q#')} queued, ${kinds('out#')} in flight`);
     }

@@ -1,6 +1,7 @@
 /**
- * QoS 1 and 2 deliveries in DynamoDB, in the client's session partition: messages in flight
- * (`out#<packet id>`), the queue (`q#<sequence>`), the session item's counters (`nextPacketId`,
+ * QoS 1 and 2 deliveries in DynamoDB: messages in flight (`out#<packet id>`, in the client's
+ * in-flight shards, see outRecordKey), and in the client's session partition the queue
+ * (`q#<sequence>`), the session item's counters (`nextPacketId`,
  * `inflight`, `queued`), the time of its last claim (`claimedAt`) and hold (`heldBy`,
  * `heldUntil`), and exactly-once marks (`d#<key>`) in the publisher's partition.
  *
@@ -23,9 +24,9 @@ import {
   countsInFlight,
   MAX_IN_FLIGHT_IDS,
   ONCE_PREFIX,
-  OUT_PREFIX,
-  outKey,
+  outRecordKey,
   packetIdOf,
+  queryOutRecords,
   QUEUE_PREFIX,
   sessionKey,
   TTL_GRACE_SECONDS,
@@ -130,7 +131,7 @@ export class DynamoDeliveryStore implements DeliveryStore {
   private async recordClaimed(clientId: string, counts: boolean, messages: readonly QueuedMessage[], counter: number): Promise<DeliveryStart[]> {
     const ids = await this.skipInFlight(clientId, idsBelow(counter, messages.length), counter);
     const outgoing = messages.map((message, i) => ({ ...message, packetId: ids[i]! }));
-    const items = outgoing.map((message) => this.outgoingItem(message));
+    const items = outgoing.map((message) => this.outgoingItem(clientId, message));
     const plain = items.filter((_, i) => !messages[i]!.once);
     const marked = outgoing.flatMap((message, i) => (message.once ? [i] : []));
     const [, duplicates] = await Promise.all([
@@ -181,7 +182,7 @@ export class DynamoDeliveryStore implements DeliveryStore {
     if (counter <= MAX_IN_FLIGHT_IDS) return [...claimed];
     let ids = [...claimed];
     for (let round = 0; ; round++) {
-      const found = new Set((await this.table.batchGet(ids.map((id) => ({ clientId, sk: outKey(id) })))).map((item) => Number(item.packetId)));
+      const found = new Set((await this.table.batchGet(ids.map((id) => outRecordKey(clientId, id)))).map((item) => Number(item.packetId)));
       if (found.size === 0) return ids;
       if (round >= MAX_IN_FLIGHT_IDS) throw new Error('no packet id free');
       const more = await this.table.updateIf({
@@ -206,7 +207,7 @@ export class DynamoDeliveryStore implements DeliveryStore {
       if (last - counter > MAX_IN_FLIGHT_IDS) throw new Error('no packet id free');
       const candidates = idsBelow(last + n - ids.length, n - ids.length);
       last += candidates.length;
-      const found = new Set((await this.table.batchGet(candidates.map((id) => ({ clientId, sk: outKey(id) })))).map((item) => Number(item.packetId)));
+      const found = new Set((await this.table.batchGet(candidates.map((id) => outRecordKey(clientId, id)))).map((item) => Number(item.packetId)));
       ids.push(...candidates.filter((id) => !found.has(id)));
     }
     return { ids, last };
@@ -218,16 +219,12 @@ export class DynamoDeliveryStore implements DeliveryStore {
   }
 
   /**
-   * The count of messages in flight set to the `out#` records there are, if nothing was claimed or
-   * completed since `session` was read (the count as read, the counter as read). True when that
-   * freed room.
+   * The count of messages in flight set to the `out#` records there are (one query per shard), if
+   * nothing was claimed or completed since `session` was read (the count as read, the counter as
+   * read). True when that freed room.
    */
   private async recountInFlight(clientId: string, session: Item): Promise<boolean> {
-    const records = await this.table.queryAll({
-      KeyConditionExpression: 'clientId = :c AND begins_with(sk, :o)',
-      ExpressionAttributeValues: { ':c': clientId, ':o': OUT_PREFIX },
-      ProjectionExpression: 'sk',
-    });
+    const records = await queryOutRecords(this.table, clientId, 'sk');
     const counted = Number(session.inflight ?? 0);
     if (records.length >= counted) return false;
     const counter = session.nextPacketId;
@@ -359,18 +356,16 @@ export class DynamoDeliveryStore implements DeliveryStore {
   }
 
   async listOutgoing(clientId: string): Promise<OutgoingMessage[]> {
-    const items = await this.table.queryAll({
-      KeyConditionExpression: 'clientId = :c AND begins_with(sk, :o)',
-      ExpressionAttributeValues: { ':c': clientId, ':o': OUT_PREFIX },
-    });
+    // The shards hold the records in no common order: the order they went in is their sentSeq.
+    const items = await queryOutRecords(this.table, clientId);
     return items
       .sort((a, b) => String(a.sentSeq ?? '').localeCompare(String(b.sentSeq ?? '')))
-      .map((item) => ({ ...toQueued(item), packetId: Number(item.packetId), state: item.state === 'pubrel' ? 'pubrel' : 'publish' }));
+      .map((item) => ({ ...toQueued(item), clientId, packetId: Number(item.packetId), state: item.state === 'pubrel' ? 'pubrel' : 'publish' }));
   }
 
   async releaseOutgoing(clientId: string, packetId: number): Promise<boolean> {
     const released = await this.table.updateIf({
-      Key: { clientId, sk: outKey(packetId) },
+      Key: outRecordKey(clientId, packetId),
       UpdateExpression: 'SET #s = :pubrel REMOVE payload',
       ConditionExpression: 'attribute_exists(sk)',
       ExpressionAttributeNames: { '#s': 'state' },
@@ -407,7 +402,7 @@ export class DynamoDeliveryStore implements DeliveryStore {
    * slot; one alone is a delete that returns what it deleted).
    */
   private async completeMany({ clientId, receiveMaximum, packetIds }: PendingCompletions): Promise<{ queued: boolean }> {
-    const keys = [...packetIds].map((id) => ({ clientId, sk: outKey(id) }));
+    const keys = [...packetIds].map((id) => outRecordKey(clientId, id));
     // Without a count in flight nothing waits for room: a queue only forms while the client is away.
     if (!countsInFlight(receiveMaximum)) {
       await this.table.batchDelete(keys);
@@ -418,7 +413,7 @@ export class DynamoDeliveryStore implements DeliveryStore {
       found = (await this.table.delete({ Key: keys[0]!, ReturnValues: 'ALL_OLD' })) !== undefined ? 1 : 0;
     } else {
       const existing = await this.table.batchGet(keys);
-      if (existing.length > 0) await this.table.batchDelete(existing.map((item) => ({ clientId, sk: item.sk })));
+      if (existing.length > 0) await this.table.batchDelete(existing.map((item) => outRecordKey(clientId, Number(item.packetId))));
       found = existing.length;
     }
     if (found === 0) return { queued: false };
@@ -472,7 +467,7 @@ export class DynamoDeliveryStore implements DeliveryStore {
     const written = await this.table.transact([
       { Update: update },
       ...fromQueue.map((item) => ({ Delete: { Key: { clientId, sk: item.sk }, ConditionExpression: 'attribute_exists(sk)' } })),
-      ...outgoing.map((message) => ({ Put: { Item: this.outgoingItem(message) } })),
+      ...outgoing.map((message) => ({ Put: { Item: this.outgoingItem(clientId, message) } })),
     ]);
     return written.ok ? outgoing : undefined;
   }
@@ -494,8 +489,9 @@ export class DynamoDeliveryStore implements DeliveryStore {
     );
   }
 
-  private outgoingItem(message: OutgoingMessage): Item {
-    return { ...messageItem(message), packetId: message.packetId, sk: outKey(message.packetId), state: 'publish', sentSeq: this.sequence.next() };
+  /** A record in flight: its `clientId` attribute is its shard's key (listOutgoing gives the client id back). */
+  private outgoingItem(clientId: string, message: OutgoingMessage): Item {
+    return { ...messageItem(message), ...outRecordKey(clientId, message.packetId), packetId: message.packetId, state: 'publish', sentSeq: this.sequence.next() };
   }
 }
 

@@ -1,7 +1,8 @@
 /**
  * Sessions in DynamoDB: the session item (`sk = "session"`) in the client's partition of the
  * Sessions table. Opening, closing and ending a session reach across the partition (its
- * subscriptions, QoS state, queue and will), through the subscription and will adapters.
+ * subscriptions, QoS state, queue and will), through the subscription and will adapters, and into
+ * its in-flight shards (see outRecordKey) when the session ever claimed packet ids.
  */
 import type { CloseSessionOptions, DueWill, OpenSessionRequest, OpenSessionResult, CloseSessionResult, SessionRecord, SessionStore, WillMessage } from '../broker/ports';
 import { connectHold } from '../broker/ports';
@@ -10,7 +11,7 @@ import { connectionItem } from './dynamo-connections';
 import type { DynamoSubscriptionStore } from './dynamo-subscriptions';
 import type { DynamoTable, Item } from './dynamo-table';
 import type { DynamoWillStore } from './dynamo-wills';
-import { dueTimers, isExpired, MAX_IN_FLIGHT_IDS, SESSION_SK, sessionKey, SUB_PREFIX, TTL_GRACE_SECONDS } from './session-items';
+import { dueTimers, isExpired, MAX_IN_FLIGHT_IDS, mayHaveOutRecords, queryOutRecords, SESSION_SK, sessionKey, SUB_PREFIX, TTL_GRACE_SECONDS } from './session-items';
 
 const NEVER_EXPIRES = 0xffffffff;
 
@@ -21,7 +22,7 @@ export interface SessionParts {
   readonly connections: DynamoTable;
 }
 
-/** At most this many items of a session are deleted in its closing transaction; more go the long way. */
+/** At most this many items of a session (its in-flight records included) are deleted in its closing transaction; more go the long way. */
 const CLOSING_TRANSACTION_ITEMS = 25;
 
 export class DynamoSessionStore implements SessionStore {
@@ -139,18 +140,21 @@ export class DynamoSessionStore implements SessionStore {
   /**
    * A session that ends with its connection, in one transaction when it is small: the session item
    * (on condition that this connection still holds it), its other items and the connection's
-   * record (if asked) all go together, after the routes of its subscriptions. Undefined when it
-   * cannot be done so (the session is not this connection's, or too large): the long way then.
+   * record (if asked) all go together, after the routes of its subscriptions. Its in-flight shards
+   * are queried only if it ever claimed packet ids. Undefined when it cannot be done so (the
+   * session is not this connection's, or too large): the long way then.
    */
   private async endSessionAtOnce(clientId: string, connectionId: string, options: CloseSessionOptions): Promise<CloseSessionResult | undefined> {
     const all = await this.table.queryAll({
       KeyConditionExpression: 'clientId = :c',
       ExpressionAttributeValues: { ':c': clientId },
-      ProjectionExpression: 'clientId, sk, connectionId',
+      ProjectionExpression: 'clientId, sk, connectionId, nextPacketId',
     });
     const session = all.find((item) => item.sk === SESSION_SK);
-    const others = all.filter((item) => item.sk !== SESSION_SK);
-    if (session?.connectionId !== connectionId || others.length > CLOSING_TRANSACTION_ITEMS) return undefined;
+    if (session?.connectionId !== connectionId) return undefined;
+    const records = mayHaveOutRecords(session) ? await queryOutRecords(this.table, clientId, 'clientId, sk') : [];
+    const others = [...all.filter((item) => item.sk !== SESSION_SK), ...records];
+    if (others.length > CLOSING_TRANSACTION_ITEMS) return undefined;
     const filters = others.map((item) => item.sk as string).filter((sk) => sk.startsWith(SUB_PREFIX)).map((sk) => sk.slice(SUB_PREFIX.length));
     await this.parts.subscriptions.removeRoutes(clientId, filters);
     const ended = await this.table.transact([
@@ -254,9 +258,11 @@ export class DynamoSessionStore implements SessionStore {
   }
 
   /**
-   * Everything in the client's partition, and its entries in the routing index. The session item
-   * goes last, on condition that no connection holds it (or `sessionCondition`): a partition with
-   * no session item has nothing else in it, which openSession relies on.
+   * Everything in the client's partition and its in-flight shards, and its entries in the routing
+   * index. The session item goes last, on condition that no connection holds it (or
+   * `sessionCondition`): a partition with no session item has nothing else in it (nor do its
+   * shards), which openSession relies on. The shards are queried only if the session item shows a
+   * claim of packet ids (no session item: nothing was ever claimed that is not deleted already).
    */
   private async deleteSessionState(
     clientId: string,
@@ -265,13 +271,15 @@ export class DynamoSessionStore implements SessionStore {
     const all = await this.table.queryAll({
       KeyConditionExpression: 'clientId = :c',
       ExpressionAttributeValues: { ':c': clientId },
-      ProjectionExpression: 'clientId, sk',
+      ProjectionExpression: 'clientId, sk, nextPacketId',
     });
+    const session = all.find((item) => item.sk === SESSION_SK);
     const items = all.filter((item) => item.sk !== SESSION_SK);
+    const records = mayHaveOutRecords(session) ? await queryOutRecords(this.table, clientId, 'clientId, sk') : [];
     const filters = items.map((item) => item.sk as string).filter((sk) => sk.startsWith(SUB_PREFIX)).map((sk) => sk.slice(SUB_PREFIX.length));
     await this.parts.subscriptions.removeRoutes(clientId, filters);
-    await this.table.batchDelete(items.map((item) => ({ clientId: item.clientId, sk: item.sk })));
-    if (options.keepSessionItem || items.length === all.length) return;
+    await this.table.batchDelete([...items, ...records].map((item) => ({ clientId: item.clientId, sk: item.sk })));
+    if (options.keepSessionItem || session === undefined) return;
     const condition = options.sessionCondition ?? { expression: 'attribute_not_exists(connectionId)', values: {} };
     await this.table.deleteIf({
       Key: sessionKey(clientId),

@@ -1,7 +1,8 @@
 /**
  * The Sessions table's key scheme (see tables.ts), shared by the adapters whose items live in a
- * client's partition: the session item, subscriptions, messages in flight and queued, QoS 2
- * receipts, exactly-once marks and the delayed will. Also the rules they read session items by.
+ * client's partition: the session item, subscriptions, messages queued, QoS 2 receipts,
+ * exactly-once marks and the delayed will; and the partitions of its messages in flight (its
+ * shards). Also the rules they read session items by.
  */
 import type { DynamoTable, Item } from './dynamo-table';
 import { TIMER_INDEX } from './tables';
@@ -23,6 +24,59 @@ export function sessionKey(clientId: string): Item {
 
 export function outKey(packetId: number): string {
   return OUT_PREFIX + String(packetId).padStart(5, '0');
+}
+
+/**
+ * A client's messages in flight (`out#<packet id>`) are spread over this many partitions of their
+ * own, so that its session partition carries only the session item's updates. A partition takes
+ * 1,000 write units a second, and a QoS 1/2 delivery writes its record twice (a put when it goes,
+ * a delete at its acknowledgement): 4 shards carry about 2,000 deliveries a second to one
+ * subscriber, while a session's end or resumption costs one query per shard.
+ */
+export const OUT_SHARDS = 4;
+
+/**
+ * U+0000 cannot appear in a client id (3.1.1 [MQTT-1.5.3-2], 5.0 [MQTT-1.5.4-2]; the codec refuses it, see
+ * shared/protocol/strict-utf8.ts), so a shard's key never equals another client's id.
+ */
+const OUT_SHARD_SEPARATOR = '\u0000o';
+
+/** The partition key of the client's in-flight shard `shard` (0 .. OUT_SHARDS - 1). */
+function outPartition(clientId: string, shard: number): string {
+  return clientId + OUT_SHARD_SEPARATOR + String(shard);
+}
+
+/** The key of the in-flight record of `packetId`: consecutive ids go to consecutive shards. */
+export function outRecordKey(clientId: string, packetId: number): Item {
+  return { clientId: outPartition(clientId, packetId % OUT_SHARDS), sk: outKey(packetId) };
+}
+
+/** Every partition key that may hold the client's in-flight records. */
+export function outPartitions(clientId: string): string[] {
+  return Array.from({ length: OUT_SHARDS }, (_, shard) => outPartition(clientId, shard));
+}
+
+/** The client's in-flight records, all shards queried at once (in no particular order). */
+export async function queryOutRecords(sessions: DynamoTable, clientId: string, projection?: string): Promise<Item[]> {
+  const shards = await Promise.all(
+    outPartitions(clientId).map((partition) =>
+      sessions.queryAll({
+        KeyConditionExpression: 'clientId = :c AND begins_with(sk, :o)',
+        ExpressionAttributeValues: { ':c': partition, ':o': OUT_PREFIX },
+        ...(projection ? { ProjectionExpression: projection } : {}),
+      }),
+    ),
+  );
+  return shards.flat();
+}
+
+/**
+ * Whether the session item says records may exist in its shards: a record is written only after a
+ * claim of packet ids on the session item (`ADD nextPacketId`), so a session that never claimed
+ * (or no session item at all) has none.
+ */
+export function mayHaveOutRecords(session: Item | undefined): boolean {
+  return typeof session?.nextPacketId === 'number';
 }
 
 /** TTL deletes late (and sessions end at their timer, before TTL): an item past its expiry is treated as absent. */

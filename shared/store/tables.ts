@@ -54,9 +54,14 @@ export const connectionsTable: TableDefinition = {
 
 /**
  * One partition per client id: the session item (`sk = "session"`), the client's own list of
- * subscriptions (`sub#<filter>`), outgoing in-flight QoS 1/2 messages (`out#<packet id>`),
- * incoming QoS 2 receipts (`in#<packet id>`), the queue of messages waiting for the client
- * (`q#<time>#<n>`), and a delayed will (`will`).
+ * subscriptions (`sub#<filter>`), incoming QoS 2 receipts (`in#<packet id>`), the queue of
+ * messages waiting for the client (`q#<time>#<n>`), exactly-once marks (`d#<key>`), and a delayed
+ * will (`will`). Outgoing in-flight QoS 1/2 messages (`out#<packet id>`) live in 4 shards of their
+ * own, partition key `<client id>\u0000o<packet id mod 4>` (session-items.ts, outRecordKey), so
+ * that a busy subscriber's record puts and deletes do not share its session item's 1,000 write
+ * units a second. They cost a reconnect that resumes a session one query per shard, and a
+ * session's end the shard queries only when its session ever claimed packet ids. Records carry no
+ * `timer` nor TTL attribute: they are in neither the timer index nor TTL's reach.
  */
 export const sessionsTable: TableDefinition = {
   id: 'Sessions',

@@ -8,12 +8,13 @@
  * One set of tables for the file; every test uses its own client ids.
  */
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { DynamoDBDocumentClient, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { DynamoDBDocumentClient, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { describe, expect, inject, it } from 'vitest';
 import { localCredentials, LOCAL_REGION } from '../../../local/local-aws';
 import { createDynamoStore } from '../../../shared/store/create-dynamo-store';
 import { connectHold, type OpenSessionRequest, type OutgoingMessage, type QueuedMessage } from '../../../shared/broker/ports';
 import type { DynamoStore } from '../../../shared/store/create-dynamo-store';
+import { outPartitions, OUT_SHARDS } from '../../../shared/store/session-items';
 import { uniqueClientId, storeFixtureForFile } from '../store-fixture';
 import {
   CLAIM_BATCH,
@@ -35,6 +36,21 @@ const store = fixture.store;
 const connect = (request: OpenSessionRequest, target: DynamoStore = store) => connectOn(target, request);
 const inFlight = (conn: string, messages: readonly QueuedMessage[], receiveMaximum = 65535) => startInFlight(store, conn, messages, receiveMaximum);
 const connectedWithSubscriptions = () => subscribedClient(store);
+
+/** What the table holds under one partition key, read directly. */
+async function partition(key: string): Promise<Array<Record<string, unknown>>> {
+  const out = await fixture.documentClient.send(
+    new QueryCommand({ TableName: fixture.tables.sessions, KeyConditionExpression: 'clientId = :c', ExpressionAttributeValues: { ':c': key }, ConsistentRead: true }),
+  );
+  return out.Items ?? [];
+}
+
+/** Everything of the client in the Sessions table: its own partition and its in-flight shards, by partition key. */
+async function clientItems(clientId: string): Promise<Map<string, string[]>> {
+  const keys = [clientId, ...outPartitions(clientId)];
+  const found = await Promise.all(keys.map(async (key) => [key, (await partition(key)).map((item) => String(item.sk))] as const));
+  return new Map(found.filter(([, sks]) => sks.length > 0));
+}
 
 describe('startDeliveries', () => {
   it('[MQTT-2.2.1-3] startDeliveries hands out increasing packet ids to the connection holding the session, and none to others', async () => {
@@ -384,6 +400,67 @@ describe('in flight', () => {
     expect(await store.deliveries.startDeliveries(clientId, next, 2, [message(clientId, 3)])).toEqual(['queue']);
     expect(await store.deliveries.completeOutgoing(clientId, 1, 2)).toEqual({ queued: false });
     expect(await inFlight(next, [message(clientId, 3)], 2)).toEqual([3]);
+  });
+});
+
+describe('in-flight shards', () => {
+  it("a client's messages in flight are spread over partitions of their own, resent in order on resumption, and gone with its session", async () => {
+    const { clientId, conn } = await connectedWithSubscriptions();
+    expect(await inFlight(conn, [1, 2, 3, 4, 5].map((n) => message(clientId, n)))).toEqual([1, 2, 3, 4, 5]);
+    // Some from the queue too: a drain's transaction puts its records in the shards.
+    await store.sessions.closeSession(clientId, conn, false, 3600);
+    for (const n of [6, 7, 8]) await store.deliveries.enqueue(message(clientId, n));
+    const next = connectionId();
+    await store.sessions.openSession({ clientId, connectionId: next, protocolVersion: 5, cleanStart: false, holdMs: HOLD_MS, ...limits });
+    expect((await store.deliveries.claimQueued(clientId, next, 65535, hold(connectHold(next)), CLAIM_BATCH)).messages.map((m) => m.packetId)).toEqual([6, 7, 8]);
+    expect(await store.deliveries.releaseHold(clientId, next, connectHold(next), 65535)).toBe('released');
+    expect(await store.deliveries.releaseOutgoing(clientId, 3)).toBe(true);
+
+    // The session partition holds no record; every shard holds some.
+    const placed = await clientItems(clientId);
+    expect(placed.get(clientId)!.filter((sk) => sk.startsWith('out#'))).toEqual([]);
+    const shards = [...placed.keys()].filter((key) => key !== clientId);
+    expect(shards).toHaveLength(OUT_SHARDS);
+    expect(shards.flatMap((key) => placed.get(key)!).sort()).toEqual([1, 2, 3, 4, 5, 6, 7, 8].map((id) => `out#0000${id}`));
+
+    // [MQTT-4.4.0-1] A resumed session finds every one of them, in the order they went.
+    await store.sessions.closeSession(clientId, next, false, 3600);
+    const third = connectionId();
+    expect(await connect({ clientId, connectionId: third, protocolVersion: 5, cleanStart: false, holdMs: HOLD_MS, ...limits })).toMatchObject({ sessionPresent: true });
+    expect((await store.deliveries.listOutgoing(clientId)).map((m) => [m.clientId, m.payload.toString(), m.packetId, m.state])).toEqual(
+      [1, 2, 3, 4, 5, 6, 7, 8].map((n) => [clientId, n === 3 ? '' : `m${n}`, n, n === 3 ? 'pubrel' : 'publish']),
+    );
+
+    // Ending the session (small enough for one transaction) leaves nothing of the client in the table.
+    expect(await store.sessions.closeSession(clientId, third, true, 0)).toBe('closed');
+    expect(await clientItems(clientId)).toEqual(new Map());
+  });
+
+  it('a session with more in flight than one transaction holds ends the long way, its shards emptied too; a clean start empties them', async () => {
+    const { clientId, conn } = await connectedWithSubscriptions();
+    await inFlight(conn, Array.from({ length: 40 }, (_, n) => message(clientId, n)));
+    expect((await clientItems(clientId)).size).toBe(1 + OUT_SHARDS);
+    expect(await store.sessions.closeSession(clientId, conn, true, 0)).toBe('closed');
+    expect(await clientItems(clientId)).toEqual(new Map());
+
+    const again = await connectedWithSubscriptions();
+    await inFlight(again.conn, [1, 2, 3].map((n) => message(again.clientId, n)));
+    await store.sessions.closeSession(again.clientId, again.conn, false, 3600);
+    const next = connectionId();
+    expect(await connect({ clientId: again.clientId, connectionId: next, protocolVersion: 5, cleanStart: true, holdMs: HOLD_MS, ...limits })).toMatchObject({ sessionPresent: false });
+    expect(await store.deliveries.listOutgoing(again.clientId)).toEqual([]);
+    expect([...(await clientItems(again.clientId)).keys()]).toEqual([again.clientId]);
+  });
+
+  it('a session that never claimed a packet id ends without reading its shards', async () => {
+    const clientId = uniqueClientId('no-claims');
+    const conn = connectionId();
+    await connect({ clientId, connectionId: conn, protocolVersion: 5, cleanStart: true, holdMs: HOLD_MS, ...limits });
+    const before = store.meter.snapshot();
+    expect(await store.sessions.closeSession(clientId, conn, true, 0)).toBe('closed');
+    // One query of the session partition, one transaction.
+    expect(store.meter.snapshot().calls - before.calls).toBe(2);
+    expect(await clientItems(clientId)).toEqual(new Map());
   });
 });
 
