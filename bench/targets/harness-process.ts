@@ -27,8 +27,10 @@ export async function startHarnessProcess(options: HarnessProcessOptions): Promi
     logLevel: options.logLevel,
     ...(options.dynamoDbEndpoint ? { dynamoDbEndpoint: options.dynamoDbEndpoint } : { dynamoDbPort: options.dynamoDbPort }),
   };
+  // BENCH_CPU_PROF=<dir>: the harness writes a V8 CPU profile there when it stops.
+  const profile = process.env.BENCH_CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_CPU_PROF] : [];
   const child = fork(fileURLToPath(new URL('./harness-child.ts', import.meta.url)), [], {
-    execArgv: ['--import', import.meta.resolve('tsx'), '--expose-gc'],
+    execArgv: ['--import', import.meta.resolve('tsx'), '--expose-gc', ...profile],
     env: { ...process.env, BENCH_HARNESS_OPTIONS: JSON.stringify(childOptions) },
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
