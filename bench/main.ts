@@ -208,7 +208,6 @@ for (const plan of plans) {
         current = undefined;
         target = await plan.start();
         current = target;
-        if (flags['warm-up']) await warmUpTarget(target);
       }
       process.stderr.write(`  ${scenario.name}: ${scenario.describe(size, fleetFlags)}...\n`);
       const started = Date.now();
