@@ -53,13 +53,15 @@ const listener = new MqttListener({
 const addresses = await listener.start();
 
 // ECS sends SIGTERM when it stops the task (a deployment, scale-in) and SIGKILL after the task
-// definition's stopTimeout (30 s, infra/constructs/device-listener.ts). Drain well inside that:
-// clients hear the server is going and reconnect through the load balancer to another task.
-// Installed before the task says it has started, so a SIGTERM right after is drained too.
-const DRAIN_MS = 20_000;
+// definition's stopTimeout (120 s, ECS's most, infra/constructs/device-listener.ts). Drain well
+// inside that: clients hear the server is going, in waves over the first minute, and reconnect
+// through the load balancer to the other tasks, which take them at a steady pace instead of all
+// at once. Installed before the task says it has started, so a SIGTERM right after is drained too.
+const DRAIN_MS = 100_000;
+const DRAIN_SPREAD_MS = 60_000;
 process.once('SIGTERM', () => {
-  log.info('SIGTERM: draining connections', { drainMs: DRAIN_MS });
-  void listener.stop(DRAIN_MS).then(() => process.exit(0));
+  log.info('SIGTERM: draining connections', { drainMs: DRAIN_MS, spreadMs: DRAIN_SPREAD_MS });
+  void listener.stop(DRAIN_MS, DRAIN_SPREAD_MS).then(() => process.exit(0));
 });
 log.info('listener started', { ...addresses, proxyProtocol: settings.proxyProtocol, ...settings.limits });
 

@@ -36,8 +36,8 @@ import type { BrokerNetwork } from './broker-network';
 export const listenerPorts = { mqtt: 1883, mqttWebSocket: 8083, delivery: 8090 } as const;
 export const publicPorts = { mqttTls: 8883, mqttWebSocketTls: 443, mqttPlain: 1883 } as const;
 
-/** Seconds ECS waits after SIGTERM before SIGKILL; the listener drains within 20 s of it. */
-const STOP_TIMEOUT = Duration.seconds(30);
+/** Seconds ECS waits after SIGTERM before SIGKILL (its most); the listener drains in waves over 60 s and is done within 100 s. */
+const STOP_TIMEOUT = Duration.seconds(120);
 
 export interface DeviceListenerProps {
   readonly network: BrokerNetwork;

@@ -74,6 +74,9 @@ export interface ListenerAddresses {
   readonly deliveryEndpoint: string;
 }
 
+/** Between two waves of a spread drain (stop's `spreadMs`). */
+const DRAIN_WAVE_MS = 500;
+
 /** CONNECT batches of one listener task in the handler at once, by default. */
 const DEFAULT_CONNECTS_IN_FLIGHT = 32;
 
@@ -198,17 +201,27 @@ export class MqttListener {
 
   /**
    * Refuse new connections, tell every client the server is going (5.0 clients hear DISCONNECT
-   * 0x8B, see ClientConnection.shutdown) so it reconnects elsewhere, and wait (up to `drainMs`)
-   * until the handler has finished with each connection, so whatever stops next (DynamoDB, in
-   * the local harness; the task, on Fargate) is not pulled from under it.
+   * 0x8B, see ClientConnection.shutdown) so it reconnects elsewhere, and wait (up to `drainMs`
+   * in all) until the handler has finished with each connection, so whatever stops next
+   * (DynamoDB, in the local harness; the task, on Fargate) is not pulled from under it. With
+   * `spreadMs`, the connections are told in waves, one every DRAIN_WAVE_MS, spread over that
+   * time: a task's 25,000 clients reconnect to the other tasks over a minute, not in one second,
+   * and their closes reach the handler at the same pace.
    */
-  async stop(drainMs = 5_000): Promise<void> {
+  async stop(drainMs = 5_000, spreadMs = 0): Promise<void> {
+    const deadline = Date.now() + drainMs;
     const serversClosed = Promise.all([close(this.tcpServer), close(this.wsTcpServer), ...(this.tlsServer ? [close(this.tlsServer)] : [])]);
-    for (const connection of this.connections.values()) connection.shutdown();
+    const connections = [...this.connections.values()];
+    const waves = Math.max(1, Math.min(connections.length, Math.floor(Math.min(spreadMs, drainMs) / DRAIN_WAVE_MS) + 1));
+    const perWave = Math.ceil(connections.length / waves);
+    for (let first = 0; first < connections.length; first += perWave) {
+      if (first > 0) await new Promise((resolve) => setTimeout(resolve, DRAIN_WAVE_MS));
+      for (const connection of connections.slice(first, first + perWave)) connection.shutdown();
+    }
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([
       Promise.all([...this.unfinished].map((connection) => connection.done)),
-      new Promise((resolve) => (timer = setTimeout(resolve, drainMs))),
+      new Promise((resolve) => (timer = setTimeout(resolve, Math.max(0, deadline - Date.now())))),
     ]);
     clearTimeout(timer);
     for (const client of this.wsServer.clients) client.terminate();

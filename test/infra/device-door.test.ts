@@ -129,7 +129,7 @@ describe('listener tasks', () => {
             { Name: 'MQTT_WS_PORT', Value: '8083' },
             { Name: 'DELIVERY_PORT', Value: '8090' },
           ]),
-          StopTimeout: 30,
+          StopTimeout: 120,
           ReadonlyRootFilesystem: true,
           LogConfiguration: Match.objectLike({ LogDriver: 'awslogs' }),
         }),

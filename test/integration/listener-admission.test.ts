@@ -268,3 +268,20 @@ describe('before CONNECT', () => {
     expect(together.closed() || after.closed()).toBe(false);
   });
 });
+
+describe('a spread drain', () => {
+  it('tells its connections in waves over the spread: 12 sockets closed across more than a second, not at once', async () => {
+    const { listener, addresses, invoked } = await startListener({});
+    const clients = Array.from({ length: 12 }, () => tcpClient(addresses.mqttPort, connectBytes()));
+    await eventually(() => invoked().size === 12, 'twelve connections in');
+    const closedAt: number[] = [];
+    const started = Date.now();
+    for (const client of clients) client.socket.on('close', () => closedAt.push(Date.now() - started));
+    await listener.stop(5_000, 2_000);
+    await eventually(() => closedAt.length === 12, 'every socket closed');
+    closedAt.sort((a, b) => a - b);
+    // The first wave goes at once, the last about 2 s later.
+    expect(closedAt[0]!).toBeLessThan(500);
+    expect(closedAt[11]! - closedAt[0]!).toBeGreaterThan(1_000);
+  });
+});
