@@ -25,6 +25,11 @@ import { encodeTextMessage, groupPackets } from './text-frames';
 
 /** A listener task that does not accept a connection in this time is taken for gone. */
 const LISTENER_CONNECT_TIMEOUT_MS = 3_000;
+/**
+ * A delivery batch a listener task has not answered in this time is given up (its connections
+ * left out of the results, logged by the caller), so a task that hangs holds a handler no longer.
+ */
+const LISTENER_REQUEST_TIMEOUT_MS = 10_000;
 
 export interface ConnectionsApiOptions {
   /** `https://{api-id}.execute-api.{region}.amazonaws.com/{stage}`, or the local emulator's. */
@@ -36,6 +41,8 @@ export interface ConnectionsApiOptions {
    * kept by whoever provides it). Without it, a delivery to a device fails.
    */
   readonly listenerSecret?: () => Promise<string>;
+  /** How long a delivery batch to a listener task may take (LISTENER_REQUEST_TIMEOUT_MS). */
+  readonly listenerRequestTimeoutMs?: number;
 }
 
 const PARALLEL_POSTS = 32;
@@ -109,6 +116,7 @@ export class ConnectionsApi implements ConnectionGateway, ConnectionProbe {
     const gone = new Set<string>();
     for (const body of encodeDeliveryBatches(batch)) {
       const response = await fetch(`${endpoint}${BATCH_PATH}`, {
+        signal: AbortSignal.timeout(this.options.listenerRequestTimeoutMs ?? LISTENER_REQUEST_TIMEOUT_MS),
         method: 'POST',
         headers: { 'content-type': 'application/octet-stream', ...signatureHeaders(secret, 'POST', BATCH_PATH, body, Date.now()) },
         body,

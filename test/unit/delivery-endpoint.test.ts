@@ -221,6 +221,26 @@ describe('the gateway client and the delivery endpoint', () => {
     expect(Buffer.concat(fakes.get(knownId)!.delivered).equals(Buffer.concat(packets))).toBe(true);
   });
 
+  it('gives up a delivery batch to a listener task that accepts it and never answers, after the request timeout', async () => {
+    const silent = http.createServer(() => undefined);
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    try {
+      const hung = newListenerConnectionId(`http://127.0.0.1:${(silent.address() as AddressInfo).port}`);
+      const api = new ConnectionsApi({ clientConfig, listenerSecret: () => Promise.resolve(secret), listenerRequestTimeoutMs: 300 });
+      const started = Date.now();
+      const results = await api.sendMany([
+        [hung, Buffer.from([0xd0, 0x00])],
+        [knownId, Buffer.from([0xd0, 0x00])],
+      ]);
+      expect(Date.now() - started).toBeLessThan(5_000);
+      // The hung task's connection is left out (the caller logs it); the other task's is delivered.
+      expect([...results]).toEqual([[knownId, 'delivered']]);
+    } finally {
+      silent.closeAllConnections();
+      silent.close();
+    }
+  });
+
   it('without the secret a delivery to a device fails, and a probe says so rather than "gone"', async () => {
     const api = new ConnectionsApi({ clientConfig });
     await expect(api.send(knownId, Buffer.from([0xd0, 0x00]))).rejects.toBeInstanceOf(DeliverySigningError);
