@@ -34,7 +34,8 @@ async function mosquittoSub(args: string[], { subscribed: waitForSuback = true }
       else if (!/^Client .* (sending|received) /.test(line) && !line.startsWith('Subscribed (mid')) lines.push(line);
     }
   });
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  // 'close', not 'exit': the last lines may still be in the pipe when the process exits.
+  const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
   if (waitForSuback) await eventually(() => subscribed, 'mosquitto_sub to be subscribed');
   return { lines, exited, process: child };
 }
