@@ -11,7 +11,7 @@ import { connectionItem } from './dynamo-connections';
 import type { DynamoSubscriptionStore } from './dynamo-subscriptions';
 import type { DynamoTable, Item } from './dynamo-table';
 import type { DynamoWillStore } from './dynamo-wills';
-import { dueTimers, isExpired, MAX_IN_FLIGHT_IDS, mayHaveOutRecords, queryOutRecords, SESSION_SK, sessionKey, SUB_PREFIX, TTL_GRACE_SECONDS } from './session-items';
+import { dueTimers, isExpired, timerKey, MAX_IN_FLIGHT_IDS, mayHaveOutRecords, queryOutRecords, SESSION_SK, sessionKey, SUB_PREFIX, TTL_GRACE_SECONDS } from './session-items';
 
 const NEVER_EXPIRES = 0xffffffff;
 
@@ -57,11 +57,13 @@ export class DynamoSessionStore implements SessionStore {
         request.cleanStart ? ', inflight, queued' : '',
       ].join(''),
       ConditionExpression:
-        'attribute_not_exists(#owner) OR #owner = :owner OR (#timer = :expiry AND timerAt <= :nowMs) OR (attribute_not_exists(#timer) AND expiresAt <= :nowS)',
+        'attribute_not_exists(#owner) OR #owner = :owner OR (#timer IN (:expiry, :bareExpiry) AND timerAt <= :nowMs) OR (attribute_not_exists(#timer) AND expiresAt <= :nowS)',
       ExpressionAttributeNames: { '#timer': 'timer', '#owner': 'owner' },
       ExpressionAttributeValues: {
         ':owner': sessionOwner(request.owner),
-        ':expiry': 'expiry',
+        ':expiry': timerKey('expiry', request.clientId),
+        // as written before the timer index had shards
+        ':bareExpiry': 'expiry',
         ':nowMs': now,
         ':nowS': Math.floor(now / 1000),
         ':c': request.connectionId,
@@ -190,7 +192,7 @@ export class DynamoSessionStore implements SessionStore {
       ExpressionAttributeValues: {
         ':c': connectionId,
         // The sweeper ends the session at `timerAt` (its routes and queue too); TTL, a day later, only backs it up.
-        ...(expires ? { ':e': Math.ceil(expiresAtMs / 1000) + TTL_GRACE_SECONDS, ':expiry': 'expiry', ':at': expiresAtMs } : {}),
+        ...(expires ? { ':e': Math.ceil(expiresAtMs / 1000) + TTL_GRACE_SECONDS, ':expiry': timerKey('expiry', clientId), ':at': expiresAtMs } : {}),
       },
     };
   }

@@ -1,11 +1,11 @@
 /**
  * Delayed wills in DynamoDB: one `will` item in the client's session partition, on the timer
- * index (`timer = "will"`, `timerAt` = when it is due) so the timers find it when due.
+ * index (`timer = "will#<shard>"`, `timerAt` = when it is due) so the timers find it when due.
  */
 import type { DueWill, WillMessage, WillStore } from '../broker/ports';
 import type { DynamoTable, Item } from './dynamo-table';
 import { toItemMessage, toWill } from './message-items';
-import { dueTimers, sessionKey, WILL_SK } from './session-items';
+import { dueTimers, sessionKey, timerKey, WILL_SK } from './session-items';
 
 export class DynamoWillStore implements WillStore {
   constructor(private readonly table: DynamoTable) {}
@@ -15,7 +15,7 @@ export class DynamoWillStore implements WillStore {
     // connection's close and this write has cancelled the will already [MQTT-3.1.3-9].
     const written = await this.table.transact([
       { ConditionCheck: { Key: sessionKey(clientId), ConditionExpression: 'attribute_exists(clientId) AND attribute_not_exists(connectionId)' } },
-      { Put: { Item: { clientId, sk: WILL_SK, will: toItemMessage(will), timer: 'will', timerAt: dueAt } } },
+      { Put: { Item: { clientId, sk: WILL_SK, will: toItemMessage(will), timer: timerKey('will', clientId), timerAt: dueAt } } },
     ]);
     return written.ok;
   }

@@ -79,9 +79,33 @@ export function mayHaveOutRecords(session: Item | undefined): boolean {
   return typeof session?.nextPacketId === 'number';
 }
 
+/**
+ * The timer index's partition key values: per kind, TIMER_SHARDS of them (`expiry#0` ..
+ * `expiry#15`), a client's chosen by a hash of its client id. One key value of an index takes at
+ * most 1,000 writes a second, and its writes throttle the table's: with one value per kind, a
+ * fleet of persistent sessions going offline at once after a deploy (every detach writes the
+ * index) would be throttled at 1,000 a second. The sweeper queries every shard (a few dozen
+ * Queries a minute). Items written before the shards carry the bare kind, still queried.
+ */
+export const TIMER_SHARDS = 16;
+
+export type TimerKind = 'expiry' | 'will';
+
+/** The timer index key of `clientId`'s item of this kind. */
+export function timerKey(kind: TimerKind, clientId: string): string {
+  let hash = 0;
+  for (let i = 0; i < clientId.length; i++) hash = (hash * 31 + clientId.charCodeAt(i)) >>> 0;
+  return `${kind}#${hash % TIMER_SHARDS}`;
+}
+
+/** Whether an item's `timer` is of this kind (sharded or, written before the shards, bare). */
+export function isTimerOf(timer: unknown, kind: TimerKind): boolean {
+  return typeof timer === 'string' && (timer === kind || timer.startsWith(`${kind}#`));
+}
+
 /** TTL deletes late (and sessions end at their timer, before TTL): an item past its expiry is treated as absent. */
 export function isExpired(item: Item, nowMs: number): boolean {
-  if (item.timer === 'expiry' && typeof item.timerAt === 'number') return item.timerAt <= nowMs;
+  if (isTimerOf(item.timer, 'expiry') && typeof item.timerAt === 'number') return item.timerAt <= nowMs;
   return typeof item.expiresAt === 'number' && item.expiresAt * 1000 <= nowMs;
 }
 
@@ -112,13 +136,26 @@ export class SequenceGenerator {
   }
 }
 
-/** Items of the timer index due by `now` (the index is eventually consistent: callers claim each item). */
-export function dueTimers(sessions: DynamoTable, timer: 'expiry' | 'will', now: number, limit: number): Promise<Item[]> {
-  return sessions.query({
-    IndexName: TIMER_INDEX,
-    KeyConditionExpression: '#timer = :t AND timerAt <= :now',
-    ExpressionAttributeNames: { '#timer': 'timer' },
-    ExpressionAttributeValues: { ':t': timer, ':now': now },
-    Limit: limit,
-  });
+/**
+ * Items of the timer index due by `now`, the earliest first, at most `limit`: every shard queried
+ * (and the bare kind, of items written before the shards). The index is eventually consistent:
+ * callers claim each item.
+ */
+export async function dueTimers(sessions: DynamoTable, kind: TimerKind, now: number, limit: number): Promise<Item[]> {
+  const keys = [kind, ...Array.from({ length: TIMER_SHARDS }, (_, shard) => `${kind}#${shard}`)];
+  const found = await Promise.all(
+    keys.map((key) =>
+      sessions.query({
+        IndexName: TIMER_INDEX,
+        KeyConditionExpression: '#timer = :t AND timerAt <= :now',
+        ExpressionAttributeNames: { '#timer': 'timer' },
+        ExpressionAttributeValues: { ':t': key, ':now': now },
+        Limit: limit,
+      }),
+    ),
+  );
+  return found
+    .flat()
+    .sort((a, b) => Number(a.timerAt) - Number(b.timerAt))
+    .slice(0, limit);
 }

@@ -36,8 +36,10 @@ export interface GlobalIndexDefinition {
 
 /**
  * The Sessions table's timer index: items that must be acted on at a time carry `timer` (what
- * kind) and `timerAt` (epoch ms). Session items of disconnected sessions (`timer = "expiry"`) and
- * delayed wills (`timer = "will"`). The sweeper queries it for what is due; only timed items are
+ * kind and shard, session-items.ts timerKey) and `timerAt` (epoch ms). Session items of
+ * disconnected sessions (`timer = "expiry#<0-15>"`) and delayed wills (`timer = "will#<0-15>"`),
+ * spread over 16 key values a kind so no one index partition takes every detach. The sweeper
+ * queries every shard for what is due; only timed items are
  * in it, so it stays small.
  */
 export const TIMER_INDEX = 'timers';

@@ -30,6 +30,7 @@ import { LambdaLimits } from '../../local/lambda-limits';
 import { localCredentials, LOCAL_REGION } from '../../local/local-aws';
 import { LimitMeter } from '../../local/meters';
 import { StoreUnavailableError } from '../../shared/broker/ports';
+import { createDynamoStore } from '../../shared/store/create-dynamo-store';
 import { createTables } from '../../shared/store/create-tables';
 import { dynamoDbClientConfig, translateStoreErrors } from '../../shared/store/store-errors';
 import { localTableNames, TIMER_INDEX } from '../../shared/store/tables';
@@ -121,6 +122,23 @@ describe('DynamoDB per-partition throughput', () => {
     });
     for (let i = 0; i < 60; i++) await doc.send(query);
     expect(await failure(doc.send(query))).toMatchObject({ ThrottlingReasons: [{ reason: 'IndexReadKeyRangeThroughputExceeded' }] });
+  });
+
+  it('40 persistent sessions going offline in one second all detach: their timers spread over the index (10 writes a second per key here)', async () => {
+    const { doc, meter, clock } = limitedClient({ translate: true });
+    const store = createDynamoStore({ client: doc, tables, now: () => clock.now });
+    const clients = Array.from({ length: 40 }, (_, i) => `detach-${i}`);
+    for (const clientId of clients) {
+      await store.sessions.openSession({ clientId, connectionId: `${clientId}-c`, protocolVersion: 5, cleanStart: true, holdMs: 1_000, receiveMaximum: 65535, topicAliasMaximum: 0 });
+      // A second per session: the opening writes do not count against the detaching second.
+      clock.now += 1_000;
+    }
+    const before = meter.snapshot().refused['dynamodb.throttled'] ?? 0;
+    // One after another, the clock standing still: each write meets what the earlier ones consumed.
+    const results: string[] = [];
+    for (const clientId of clients) results.push(await store.sessions.closeSession(clientId, `${clientId}-c`, false, 3600).then(String, (error: unknown) => String(error)));
+    expect(results).toEqual(clients.map(() => 'closed'));
+    expect(meter.snapshot().refused['dynamodb.throttled'] ?? 0).toBe(before);
   });
 
   it('is retried by the SDK as a throttle, and reaches the broker as the store being busy', async () => {
