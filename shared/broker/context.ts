@@ -23,7 +23,11 @@ export { newRoutingCache, RoutingCache, type Routing } from './routing-cache';
 export interface BrokerConfig {
   /** Largest packet the broker accepts, announced to 5.0 clients in CONNACK. */
   readonly maximumPacketSize: number;
-  /** QoS 1 and 2 PUBLISHes a client may have unacknowledged (5.0 Receive Maximum; 65535 = the protocol's limit). */
+  /**
+   * The broker's Receive Maximum: QoS 1 and 2 PUBLISHes a 5.0 client may send it unacknowledged,
+   * announced in CONNACK below 65535 (the protocol's limit, which is neither announced nor
+   * counted). Not the client's own Receive Maximum, which bounds the broker's deliveries to it.
+   */
   readonly receiveMaximum: number;
   /** Topic aliases a 5.0 client may set on its PUBLISHes. */
   readonly topicAliasMaximum: number;
@@ -56,7 +60,7 @@ export interface RateLimit {
 
 export const defaultBrokerConfig: BrokerConfig = {
   maximumPacketSize: 256 * 1024,
-  receiveMaximum: 65535,
+  receiveMaximum: 100,
   topicAliasMaximum: 32,
   fanoutPartSize: 250,
   maxTopicLength: 1024,
