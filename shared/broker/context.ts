@@ -70,7 +70,10 @@ export const defaultBrokerConfig: BrokerConfig = {
   maxSessionExpiry: 7 * 24 * 60 * 60,
   maxQueuedMessages: 1000,
   maxRetainedReplay: 1000,
-  connectRate: { count: 20, perSeconds: 60 },
+  // One a second on average, AWS IoT Core's rate per client id, counted as 60 a minute so that a
+  // device flapping through a burst of reconnects is not shut out; a reconnect loop is, for the
+  // rest of its minute. One counter item per window, as every rate here.
+  connectRate: { count: 60, perSeconds: 60 },
 };
 
 /** Everything a handler may touch, built once per process by an entry point. */

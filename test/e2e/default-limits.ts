@@ -1,6 +1,7 @@
 /**
  * The limits a broker has when nothing is configured (shared/broker/context.ts,
- * defaultBrokerConfig), seen by raw clients on one door: the broker's Receive Maximum.
+ * defaultBrokerConfig), seen by raw clients on one door: the broker's Receive Maximum and the
+ * connection rate per client id.
  */
 import type { IConnackPacket, IPublishPacket } from 'mqtt-packet';
 import { describe, expect, it, type TestContext } from 'vitest';
@@ -9,6 +10,8 @@ import { expectClosedBy, unique } from './conformance/support';
 
 /** The default MQTT_MAX_INFLIGHT. */
 const RECEIVE_MAXIMUM = 100;
+/** The default MQTT_CONNECT_RATE: 60 CONNECTs per client id in each fixed window of 60 s. */
+const CONNECT_RATE = 60;
 
 export function describeDefaultLimits(door: Door): void {
   /** A raw connection on the door, closed when the test finishes. */
@@ -35,4 +38,39 @@ export function describeDefaultLimits(door: Door): void {
       await expectClosedBy(raw, 5, 0x93);
     });
   });
+
+  for (const [version, refused] of [[5, 0x9f], [4, 3]] as const) {
+    describe(`${door.name}, ${version === 5 ? 'MQTT 5.0' : 'MQTT 3.1.1'}: the default connection rate (${CONNECT_RATE} a minute per client id)`, () => {
+      /** One CONNECT of `clientId`, then the socket dropped (a flapping device sends no DISCONNECT): the CONNACK's code. */
+      const connectOnce = async (ctx: TestContext, clientId: string): Promise<number> => {
+        const raw = await open(ctx, version);
+        raw.send({ cmd: 'connect', clientId, protocolVersion: version, clean: true, keepalive: 30 });
+        const connack = (await raw.next('connack')) as IConnackPacket;
+        raw.close();
+        return (version === 5 ? connack.reasonCode : connack.returnCode) ?? 0;
+      };
+
+      it('a device reconnecting 30 times in a row is never refused', async (ctx) => {
+        const clientId = unique('flapping');
+        const codes: number[] = [];
+        for (let i = 0; i < 30; i++) codes.push(await connectOnce(ctx, clientId));
+        expect(codes).toEqual(Array(30).fill(0));
+      });
+
+      it(`a client id reconnecting without pause is refused once past ${CONNECT_RATE} in a window: ${version === 5 ? 'CONNACK 0x9F Connection rate exceeded' : 'CONNACK 3 Server unavailable'}`, async (ctx) => {
+        const clientId = unique('reconnect-loop');
+        // Fixed windows: the loop may start late in one, so at most 2 x the rate pass before a refusal.
+        let accepted = 0;
+        let code = 0;
+        while (code === 0 && accepted <= 2 * CONNECT_RATE) {
+          code = await connectOnce(ctx, clientId);
+          if (code === 0) accepted++;
+        }
+        expect(code).toBe(refused);
+        expect(accepted).toBeGreaterThanOrEqual(CONNECT_RATE);
+        // Another client id is not affected.
+        expect(await connectOnce(ctx, unique('other'))).toBe(0);
+      });
+    });
+  }
 }
