@@ -42,6 +42,12 @@ export interface BrokerConfig {
   readonly maxClientIdLength: number;
   /** Longest Session Expiry Interval, in seconds; a 5.0 client asking for more is told this one in CONNACK. */
   readonly maxSessionExpiry: number;
+  /**
+   * Longest keep-alive, in seconds (MQTT_MAX_KEEPALIVE); absent: each door's own limit. A 5.0
+   * client asking for more, or none, is told it as Server Keep Alive; a 3.1.1 client is held to it
+   * (shared/broker/keep-alive.ts).
+   */
+  readonly maxKeepAlive?: number;
   /** QoS 1/2 messages one session's queue holds; beyond it a message is dropped for that session (logged). */
   readonly maxQueuedMessages: number;
   /** Retained-tree nodes one subscription's replay reads below its wildcards; the rest is not replayed (logged). */
