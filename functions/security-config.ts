@@ -12,7 +12,7 @@
  *   MQTT_MAX_PACKET_SIZE, MQTT_MAX_TOPIC_LENGTH, MQTT_MAX_TOPIC_LEVELS, MQTT_MAX_SUBSCRIPTIONS,
  *   MQTT_MAX_INFLIGHT, MQTT_MAX_CLIENT_ID_LENGTH,
  *   MQTT_MAX_SESSION_EXPIRY (seconds), MQTT_MAX_QUEUED_MESSAGES,
- *   MQTT_MAX_RETAINED_REPLAY                           positive integers
+ *   MQTT_MAX_RETAINED_REPLAY, MQTT_MAX_KEEPALIVE (seconds) positive integers
  *   MQTT_PUBLISH_RATE, MQTT_CONNECT_RATE               <count>/<seconds>s (e.g. 100/1s) or off
  *   MQTT_CONNECT_TIMEOUT_MS  the listener's deadline for a socket's CONNECT (10000)
  */
@@ -72,6 +72,7 @@ export function limitsFromEnv(env: Env): Partial<BrokerConfig> {
     ['maxSessionExpiry', positiveInteger(env, 'MQTT_MAX_SESSION_EXPIRY')],
     ['maxQueuedMessages', positiveInteger(env, 'MQTT_MAX_QUEUED_MESSAGES')],
     ['maxRetainedReplay', positiveInteger(env, 'MQTT_MAX_RETAINED_REPLAY')],
+    ['maxKeepAlive', positiveInteger(env, 'MQTT_MAX_KEEPALIVE')],
   ];
   const config: Record<string, unknown> = Object.fromEntries(entries.filter(([, v]) => v !== undefined));
   // `off` removes a limit that is on by default.
@@ -82,11 +83,16 @@ export function limitsFromEnv(env: Env): Partial<BrokerConfig> {
   return config as Partial<BrokerConfig>;
 }
 
-/** The listener's share of the limits: the same packet size as the handlers, and the CONNECT deadline. */
-export function listenerLimitsFromEnv(env: Env): { maximumPacketSize?: number; connectTimeoutMs?: number } {
+/** The listener's share of the limits: the same packet size and maximum keep-alive as the handlers, and the CONNECT deadline. */
+export function listenerLimitsFromEnv(env: Env): { maximumPacketSize?: number; maxKeepAlive?: number; connectTimeoutMs?: number } {
   const maximumPacketSize = positiveInteger(env, 'MQTT_MAX_PACKET_SIZE');
+  const maxKeepAlive = positiveInteger(env, 'MQTT_MAX_KEEPALIVE');
   const connectTimeoutMs = positiveInteger(env, 'MQTT_CONNECT_TIMEOUT_MS');
-  return { ...(maximumPacketSize ? { maximumPacketSize } : {}), ...(connectTimeoutMs ? { connectTimeoutMs } : {}) };
+  return {
+    ...(maximumPacketSize ? { maximumPacketSize } : {}),
+    ...(maxKeepAlive ? { maxKeepAlive } : {}),
+    ...(connectTimeoutMs ? { connectTimeoutMs } : {}),
+  };
 }
 
 /** The ACL rules from MQTT_ACL or MQTT_ACL_FILE; undefined when neither is set. */

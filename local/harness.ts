@@ -254,6 +254,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
         limits: {
           maximumPacketSize: deps.config.maximumPacketSize,
           keepAliveLimit: deps.doors.keepAlive.listener,
+          ...(deps.config.maxKeepAlive !== undefined ? { maxKeepAlive: deps.config.maxKeepAlive } : {}),
           ...(options.connectTimeoutMs ? { connectTimeoutMs: options.connectTimeoutMs } : {}),
           maxConnectionsPerAddress: Number.MAX_SAFE_INTEGER,
           ...listenerLimits,

@@ -14,7 +14,8 @@
  *   MQTT_PROXY_PROTOCOL               true: sockets on the MQTT and MQTT over WebSocket ports begin
  *                                     with a PROXY protocol v2 header, whose source address is the
  *                                     client's (the NLB's target groups send it) (false)
- * and MQTT_MAX_PACKET_SIZE and MQTT_CONNECT_TIMEOUT_MS, as functions/security-config.ts reads them.
+ * and MQTT_MAX_PACKET_SIZE, MQTT_MAX_KEEPALIVE and MQTT_CONNECT_TIMEOUT_MS, as functions/security-config.ts
+ * reads them.
  */
 import type { ListenerLimits } from '../../shared/listener/listener';
 import { booleanSetting, ConfigurationError, listenerLimitsFromEnv } from '../security-config';

@@ -46,7 +46,7 @@ const listener = new MqttListener({
   deliverySecret,
   sink: new LambdaPacketSink(new LambdaClient(listenerLambdaClientConfig()), functionName),
   log,
-  // MQTT_MAX_PACKET_SIZE (as the handlers have it), MQTT_CONNECT_TIMEOUT_MS, and the listener's own
+  // MQTT_MAX_PACKET_SIZE and MQTT_MAX_KEEPALIVE (as the handlers have them), MQTT_CONNECT_TIMEOUT_MS, and the listener's own
   limits: settings.limits,
   proxyProtocol: settings.proxyProtocol,
 });

@@ -23,7 +23,7 @@ import { connackPacket } from './connack';
 import { clientLimits, sessionExpiryOf, willOf, type ClientLimits } from './connect-request';
 import { selfRecipient, type BrokerDeps, type PacketHandler } from './context';
 import { inFlightResends } from './drain';
-import { serverKeepAlive } from './keep-alive';
+import { heldKeepAlive, keepAliveCeiling, serverKeepAlive } from './keep-alive';
 import { connectHold, StoreUnavailableError, type ConnectionRecord, type Identity, type OpenSessionResult } from './ports';
 import { publishWill } from './will';
 import { LEASES } from './leases';
@@ -120,13 +120,14 @@ async function admit(state: ConnectState): Promise<void> {
 function describeConnection(state: ConnectState): void {
   const { deps, connectionId, packet, version } = state;
   const requested = packet.keepalive ?? 0;
-  // [MQTT-3.2.2-21] a 5.0 client asking for more than its door carries (or none) is told the door's limit
-  state.serverKeepAlive = serverKeepAlive(version, requested, deps.doors.keepAliveLimit(connectionId));
+  const doorLimit = deps.doors.keepAliveLimit(connectionId);
+  // [MQTT-3.2.2-21] a 5.0 client asking for more than its door carries or the broker's maximum (or none) is told the lower
+  state.serverKeepAlive = serverKeepAlive(version, requested, keepAliveCeiling(doorLimit, deps.config.maxKeepAlive));
   state.connection = {
     connectionId,
     clientId: state.clientId!,
     protocolVersion: version,
-    keepalive: state.serverKeepAlive ?? requested,
+    keepalive: heldKeepAlive(version, requested, doorLimit, deps.config.maxKeepAlive),
     cleanStart: state.cleanStart,
     sessionExpiryInterval: sessionExpiryOf(packet, version, state.cleanStart, deps.config.maxSessionExpiry),
     connectedAt: deps.now(),

@@ -23,7 +23,11 @@ export { newRoutingCache, RoutingCache, type Routing } from './routing-cache';
 export interface BrokerConfig {
   /** Largest packet the broker accepts, announced to 5.0 clients in CONNACK. */
   readonly maximumPacketSize: number;
-  /** QoS 1 and 2 PUBLISHes a client may have unacknowledged (5.0 Receive Maximum; 65535 = the protocol's limit). */
+  /**
+   * The broker's Receive Maximum: QoS 1 and 2 PUBLISHes a 5.0 client may send it unacknowledged,
+   * announced in CONNACK below 65535 (the protocol's limit, which is neither announced nor
+   * counted). Not the client's own Receive Maximum, which bounds the broker's deliveries to it.
+   */
   readonly receiveMaximum: number;
   /** Topic aliases a 5.0 client may set on its PUBLISHes. */
   readonly topicAliasMaximum: number;
@@ -38,6 +42,12 @@ export interface BrokerConfig {
   readonly maxClientIdLength: number;
   /** Longest Session Expiry Interval, in seconds; a 5.0 client asking for more is told this one in CONNACK. */
   readonly maxSessionExpiry: number;
+  /**
+   * Longest keep-alive, in seconds (MQTT_MAX_KEEPALIVE); absent: each door's own limit. A 5.0
+   * client asking for more, or none, is told it as Server Keep Alive; a 3.1.1 client is held to it
+   * (shared/broker/keep-alive.ts).
+   */
+  readonly maxKeepAlive?: number;
   /** QoS 1/2 messages one session's queue holds; beyond it a message is dropped for that session (logged). */
   readonly maxQueuedMessages: number;
   /** Retained-tree nodes one subscription's replay reads below its wildcards; the rest is not replayed (logged). */
@@ -56,7 +66,7 @@ export interface RateLimit {
 
 export const defaultBrokerConfig: BrokerConfig = {
   maximumPacketSize: 256 * 1024,
-  receiveMaximum: 65535,
+  receiveMaximum: 100,
   topicAliasMaximum: 32,
   fanoutPartSize: 250,
   maxTopicLength: 1024,
@@ -66,7 +76,10 @@ export const defaultBrokerConfig: BrokerConfig = {
   maxSessionExpiry: 7 * 24 * 60 * 60,
   maxQueuedMessages: 1000,
   maxRetainedReplay: 1000,
-  connectRate: { count: 20, perSeconds: 60 },
+  // One a second on average, AWS IoT Core's rate per client id, counted as 60 a minute so that a
+  // device flapping through a burst of reconnects is not shut out; a reconnect loop is, for the
+  // rest of its minute. One counter item per window, as every rate here.
+  connectRate: { count: 60, perSeconds: 60 },
 };
 
 /** Everything a handler may touch, built once per process by an entry point. */

@@ -85,8 +85,8 @@ async function resolveTopicAlias(ctx: ConnectedContext, packet: PublishPacket): 
 }
 
 /**
- * [MQTT-3.3.4-9] (5.0) a client sending more QoS 1/2 PUBLISHes than the broker's Receive Maximum
- * without waiting for acknowledgements is disconnected with 0x93. QoS 1 PUBLISHes are
+ * [MQTT-3.3.4-7] (5.0) a client sending more QoS 1/2 PUBLISHes than the broker's Receive Maximum
+ * without waiting for acknowledgements is disconnected with 0x93 (MQTT 5.0 3.3.4). QoS 1 PUBLISHes are
  * acknowledged at the end of their run; QoS 2 ones stay unacknowledged until PUBREL, so those
  * are read from the store once per batch. With the protocol's own limit (65535) nothing can
  * exceed it, and nothing is read.

@@ -2,14 +2,15 @@
  * One device connection on the listener: frames its byte stream into packets, and hands them to
  * the packet handler with one invocation in flight at a time; packets that arrive meanwhile go
  * in the next batch, in order. Enforces the keep-alive (1.5x the CONNECT's value, or the Server
- * Keep Alive the broker gives a 5.0 client, [MQTT-3.1.2-22]) and a deadline for the CONNECT itself.
+ * Keep Alive the broker gives a 5.0 client, or the broker's maximum a 3.1.1 client is held to,
+ * [MQTT-3.1.2-22]) and a deadline for the CONNECT itself.
  * A client that sends faster than the handler keeps up is not read from until its queue drains
  * (TCP backpressure), so a flood costs the listener a bounded amount of memory. The other way, a
  * client that does not read what it is sent is closed once its unread bytes would pass a limit,
  * so a slow reader costs the task at most that much. Before its CONNECT, a socket may hold only a
  * small partial packet.
  */
-import { serverKeepAlive } from '../broker/keep-alive';
+import { heldKeepAlive } from '../broker/keep-alive';
 import { decodePacket, encodePacket, type ProtocolVersion } from '../protocol/codec';
 import { readFixedHeader } from '../protocol/fixed-header';
 import { MqttProtocolError, ReasonCode } from '../protocol/reason-codes';
@@ -45,6 +46,8 @@ export interface ConnectionLimits {
   readonly maxBatchPackets: number;
   /** The longest keep-alive this door carries (seconds); the listener's DoorOptions.keepAliveLimit (shared/gateway/door-limits.ts). */
   readonly keepAliveLimit: number;
+  /** The broker's maximum keep-alive (seconds, MQTT_MAX_KEEPALIVE), which 3.1.1 clients are held to as well. */
+  readonly maxKeepAlive?: number;
   /** Bytes of framed packets waiting for the handler before the listener stops reading the socket. */
   readonly maxQueuedBytes: number;
   /** Bytes written to the client and not yet taken by the network; a write that would pass it closes the connection. */
@@ -286,8 +289,8 @@ export class ClientConnection {
       if (connect.cmd !== 'connect') return;
       this.protocolVersion = (connect.protocolVersion ?? 4) as ProtocolVersion;
       const requested = connect.keepalive ?? 0;
-      // The same rule the CONNECT handler uses to answer with Server Keep Alive.
-      const keepAlive = serverKeepAlive(this.protocolVersion, requested, this.limits.keepAliveLimit) ?? requested;
+      // The same rules the CONNECT handler uses to answer with Server Keep Alive.
+      const keepAlive = heldKeepAlive(this.protocolVersion, requested, this.limits.keepAliveLimit, this.limits.maxKeepAlive);
       this.keepAliveMs = keepAlive * 1000 * 1.5;
     } catch {
       this.keepAliveMs = 0; // malformed: the handler will close it

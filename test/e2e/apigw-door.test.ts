@@ -12,6 +12,8 @@ import { collect, connectClient, eventually, RawConnection, settle } from '../su
 import { useHarness } from '../support/harness';
 
 const harness = useHarness();
+/** A broker with MQTT_MAX_KEEPALIVE=2. */
+const keepAliveHarness = useHarness({ broker: { maxKeepAlive: 2 } });
 
 interface TextDoorClient {
   readonly ws: WebSocket;
@@ -173,5 +175,20 @@ describe('API Gateway door (emulated)', () => {
     expect(door.packets.flatMap((p) => (p.cmd === 'publish' ? [(p.payload as Buffer)[0]] : []))).toEqual([1, 2, 3]);
     device.close();
     door.close();
+  });
+});
+
+describe('API Gateway door (emulated): MQTT_MAX_KEEPALIVE', () => {
+  it('[MQTT-3.2.2-21] a 5.0 keep-alive of 0 or above the maximum is answered with Server Keep Alive 2; [MQTT-3.2.2-22] one within it is kept', async () => {
+    const connacks = await Promise.all(
+      [0, 60, 1].map(async (keepalive) => {
+        const raw = await RawConnection.apiGateway(keepAliveHarness().apigwUrl, 5);
+        raw.send({ cmd: 'connect', clientId: `max-keepalive-${process.pid}-${keepalive}`, protocolVersion: 5, clean: true, keepalive });
+        const connack = (await raw.next('connack')) as { properties?: { serverKeepAlive?: number } };
+        raw.close();
+        return connack;
+      }),
+    );
+    expect(connacks.map((connack) => connack.properties?.serverKeepAlive)).toEqual([2, 2, undefined]);
   });
 });

@@ -7,6 +7,7 @@
 import type { MqttClient } from 'mqtt';
 import { afterEach, describe, expect, it } from 'vitest';
 import { collect, connectClient, endAll, eventually, settle } from '../support/clients';
+import { describeDefaultLimits } from './default-limits';
 import { describeFlowControl } from './conformance/flow-control';
 import { describeKeepAlive } from './conformance/keep-alive';
 import { describeMqtt5Properties } from './conformance/mqtt5-properties';
@@ -342,6 +343,8 @@ export function describeBrokerSuite(doorOrDoors: Door | Doors): void {
       });
     });
   }
+
+  describeDefaultLimits(door);
 
   describe(`${door.name}, connection rules`, () => {
     it('[MQTT-3.1.2-2] a CONNECT of an unsupported protocol level gets CONNACK 0x01 and is closed', async () => {

@@ -8,7 +8,7 @@ describe('listenerSettingsFromEnv', () => {
     expect(listenerSettingsFromEnv({})).toEqual({ limits: {}, proxyProtocol: false });
   });
 
-  it('reads the outbound buffer, CONNECT size, connection caps, PROXY protocol, and the shared packet size and deadline', () => {
+  it('reads the outbound buffer, CONNECT size, connection caps, PROXY protocol, and the shared packet size, maximum keep-alive and deadline', () => {
     const settings = listenerSettingsFromEnv({
       MQTT_MAX_OUTBOUND_BUFFER: '1048576',
       MQTT_MAX_CONNECT_PACKET_SIZE: '4096',
@@ -17,6 +17,7 @@ describe('listenerSettingsFromEnv', () => {
       MQTT_PROXY_PROTOCOL: 'true',
       MQTT_MAX_PACKET_SIZE: '131072',
       MQTT_CONNECT_TIMEOUT_MS: '5000',
+      MQTT_MAX_KEEPALIVE: '60',
     });
     expect(settings).toEqual({
       limits: {
@@ -26,6 +27,7 @@ describe('listenerSettingsFromEnv', () => {
         maxConnectionsPerAddress: 50,
         maximumPacketSize: 131072,
         connectTimeoutMs: 5000,
+        maxKeepAlive: 60,
       },
       proxyProtocol: true,
     });

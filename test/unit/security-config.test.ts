@@ -18,7 +18,8 @@ describe('security configuration from the environment', () => {
     });
     expect(brokerDepsFromEnv({ ...tables, MQTT_CONNECT_RATE: 'off' }).config.connectRate).toBeUndefined();
     expect(() => limitsFromEnv({ MQTT_MAX_SUBSCRIPTIONS: '-1' })).toThrow(ConfigurationError);
-    expect(limitsFromEnv({ MQTT_MAX_SESSION_EXPIRY: '3600', MQTT_MAX_QUEUED_MESSAGES: '50', MQTT_MAX_RETAINED_REPLAY: '20' })).toEqual({
+    expect(limitsFromEnv({ MQTT_MAX_SESSION_EXPIRY: '3600', MQTT_MAX_QUEUED_MESSAGES: '50', MQTT_MAX_RETAINED_REPLAY: '20', MQTT_MAX_KEEPALIVE: '60' })).toEqual({
+      maxKeepAlive: 60,
       maxSessionExpiry: 3600,
       maxQueuedMessages: 50,
       maxRetainedReplay: 20,

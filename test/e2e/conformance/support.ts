@@ -46,7 +46,7 @@ export const TIMER_INTERVAL_MS = 200;
 
 /** The broker limits of the `limits` door's harness. */
 export const LIMITS = {
-  /** Seconds: the longest keep-alive the listener carries; 5.0 clients asking more (or 0) get it as Server Keep Alive. */
+  /** Seconds: the broker's maximum keep-alive (MQTT_MAX_KEEPALIVE); 5.0 clients asking more (or 0) get it as Server Keep Alive, 3.1.1 ones are held to it. */
   keepAlive: 2,
   /** QoS 1 and 2 PUBLISHes a 5.0 client may leave unacknowledged. */
   receiveMaximum: 2,
@@ -59,8 +59,7 @@ export const mainHarnessOptions: HarnessOptions = { timerIntervalMs: TIMER_INTER
 export const limitsHarnessOptions: HarnessOptions = {
   timerIntervalMs: TIMER_INTERVAL_MS,
   maximumPacketSize: LIMITS.maximumPacketSize,
-  broker: { receiveMaximum: LIMITS.receiveMaximum },
-  doors: { keepAliveLimit: { listener: LIMITS.keepAlive, apiGateway: 540 } },
+  broker: { receiveMaximum: LIMITS.receiveMaximum, maxKeepAlive: LIMITS.keepAlive },
 };
 
 let counter = 0;
