@@ -130,8 +130,10 @@ export function afterConnect<P extends Packet>(handle: (ctx: ConnectedContext, p
 export interface BatchState {
   /** The client's topic aliases (alias -> topic), as stored and as set in this batch. */
   readonly topicAliases: Map<number, string>;
-  /** QoS 1 and 2 PUBLISHes the client has unacknowledged: stored QoS 2 receipts, and this batch's. */
+  /** QoS 1 and 2 PUBLISHes of this batch so far (see publish.ts countUnacknowledged). */
   unacknowledged?: number;
+  /** The client's QoS 2 receipts stored before this batch, once read. */
+  storedQos2?: number;
   /** Subscribers by topic, read once per batch, lookups of the same turn together (see RoutingCache). */
   readonly routes: RoutingCache;
 }

@@ -21,7 +21,7 @@ export const handlePublish = afterConnect<PublishPacket>(async (ctx, packet) => 
   if (packet.qos === 0 && packet.dup) throw new MqttProtocolError(ReasonCode.MalformedPacket, 'DUP set on a QoS 0 PUBLISH');
   const topic = checkTopicName(topicName);
   if (!topic.ok) throw new MqttProtocolError(ReasonCode.TopicNameInvalid, topic.reason);
-  if (packet.qos > 0) await countUnacknowledged(ctx);
+  if (packet.qos === 1 || packet.qos === 2) await countUnacknowledged(ctx, packet.qos);
   // Topic limits and the ACL; before a QoS 2 receipt is recorded, since a refused exchange ends at PUBREC.
   const refusal = publishRefusal(ctx, topicName);
   if (refusal !== undefined) return refusePublish(ctx, packet, refusal);
@@ -87,16 +87,22 @@ async function resolveTopicAlias(ctx: ConnectedContext, packet: PublishPacket): 
 /**
  * [MQTT-3.3.4-7] (5.0) a client sending more QoS 1/2 PUBLISHes than the broker's Receive Maximum
  * without waiting for acknowledgements is disconnected with 0x93 (MQTT 5.0 3.3.4). QoS 1 PUBLISHes are
- * acknowledged at the end of their run; QoS 2 ones stay unacknowledged until PUBREL, so those
- * are read from the store once per batch. With the protocol's own limit (65535) nothing can
- * exceed it, and nothing is read.
+ * acknowledged at the end of their run; QoS 2 ones stay unacknowledged until PUBREL, so the
+ * client's stored QoS 2 receipts count too. They are read once per batch, and only when they can
+ * matter: at the batch's first QoS 2 PUBLISH, or once its own QoS 1/2 PUBLISHes pass the limit.
+ * A fleet device's lone QoS 1 PUBLISH costs no read; a client that left QoS 2 PUBLISHes
+ * unreleased and then sends QoS 1 ones is caught at its next QoS 2 PUBLISH or past the limit.
+ * With the protocol's own limit (65535) nothing can exceed it, and nothing is read.
  */
-async function countUnacknowledged(ctx: ConnectedContext): Promise<void> {
+async function countUnacknowledged(ctx: ConnectedContext, qos: 1 | 2): Promise<void> {
   const limit = ctx.deps.config.receiveMaximum;
   if (!isV5(ctx.connection) || limit >= 65535) return;
-  ctx.batch.unacknowledged ??= await ctx.deps.store.receipts.countIncomingQos2(ctx.connection.clientId);
-  ctx.batch.unacknowledged += 1;
-  if (ctx.batch.unacknowledged > limit) {
+  const batch = ctx.batch;
+  batch.unacknowledged = (batch.unacknowledged ?? 0) + 1;
+  if (batch.storedQos2 === undefined && (qos === 2 || batch.unacknowledged > limit)) {
+    batch.storedQos2 = await ctx.deps.store.receipts.countIncomingQos2(ctx.connection.clientId);
+  }
+  if (batch.unacknowledged + (batch.storedQos2 ?? 0) > limit) {
     throw new MqttProtocolError(ReasonCode.ReceiveMaximumExceeded, `more than ${limit} unacknowledged QoS 1/2 PUBLISHes`);
   }
 }
