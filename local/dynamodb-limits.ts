@@ -4,7 +4,9 @@
  *   consumed in the last second are counted (local/dynamodb-units.ts); a call to a partition that
  *   has used its second's read or write units fails with ProvisionedThroughputExceededException,
  *   thrown inside the SDK's retry loop, so the SDK retries it with backoff as it retries AWS's,
- *   and what still fails reaches shared/store/store-errors.ts as AWS's would;
+ *   and what still fails reaches shared/store/store-errors.ts as AWS's would; a write that passes
+ *   takes one unit of each partition it writes at once (the rest when it has succeeded), so
+ *   writes in flight together meet the limit as they would at DynamoDB;
  * - a BatchGetItem or BatchWriteItem returns the throttled keys as UnprocessedKeys /
  *   UnprocessedItems (the whole call is throttled only when every key is), and a BatchGetItem
  *   answers at most 16 MB;
@@ -80,9 +82,24 @@ export function enforceDynamoDbLimits(client: DynamoDBClient, options: DynamoDbL
   const { readUnitsPerSecond, writeUnitsPerSecond } = options.limits.dynamoDb;
   // Reads and writes have their own units: one window each per partition.
   const over = (touch: Touch): boolean => windows.used(`${touch.kind}\n${touch.key}`) >= (touch.kind === 'read' ? readUnitsPerSecond : writeUnitsPerSecond);
-  const charge = (charges: readonly Charge[]): void => charges.forEach((c) => windows.add(`${c.kind}\n${c.key}`, c.units));
-  /** What the outer middleware decided for a call, read by the inner one on every attempt. */
-  const gates = new WeakMap<object, { touches: Touch[]; batch: boolean }>();
+  const charge = (charges: readonly Charge[], reserved: readonly string[] = []): void => {
+    // What the call's attempts reserved at the gate is part of what it consumed: charged already.
+    const credit = new Map<string, number>();
+    for (const key of reserved) credit.set(key, (credit.get(key) ?? 0) + 1);
+    for (const c of charges) {
+      const key = `${c.kind}\n${c.key}`;
+      const take = Math.min(credit.get(key) ?? 0, c.units);
+      credit.set(key, (credit.get(key) ?? 0) - take);
+      if (c.units - take > 0) windows.add(key, c.units - take);
+    }
+  };
+  /**
+   * What the outer middleware decided for a call, read by the inner one on every attempt; and the
+   * write units its attempts reserved as they passed the gate (one per partition written), so that
+   * calls in flight at once meet each other's writes, as they would at DynamoDB, not only those
+   * that have finished.
+   */
+  const gates = new WeakMap<object, { touches: Touch[]; batch: boolean; reserved: string[] }>();
 
   // Outside the retry loop, on the document client's plain values: refuse what DynamoDB refuses,
   // hold a batch's throttled keys back, and charge what a call consumed once it succeeded.
@@ -104,17 +121,18 @@ export function enforceDynamoDbLimits(client: DynamoDBClient, options: DynamoDbL
           input = heldBack.input;
         }
       }
-      gates.set(context, { touches: keys.touches(command, input), batch: BATCHES.has(command) });
+      const gate = { touches: keys.touches(command, input), batch: BATCHES.has(command), reserved: [] as string[] };
+      gates.set(context, gate);
       let result;
       try {
         result = await next({ ...args, input });
       } catch (error) {
         const name = error instanceof Error ? error.name : '';
-        if (name === 'ConditionalCheckFailedException' || name === 'TransactionCanceledException') charge(keys.failedWriteCharges(command, input));
+        if (name === 'ConditionalCheckFailedException' || name === 'TransactionCanceledException') charge(keys.failedWriteCharges(command, input), gate.reserved);
         throw error;
       }
       const output = result.output as unknown as Item;
-      charge(keys.charges(command, input, output));
+      charge(keys.charges(command, input, output), gate.reserved);
       if (command === 'BatchGetItemCommand') capBatchGet(input, output, keys);
       if (heldBack && heldBack.count > 0) heldBack.restore(output);
       return result;
@@ -131,6 +149,12 @@ export function enforceDynamoDbLimits(client: DynamoDBClient, options: DynamoDbL
         if (throttled) {
           options.meter.count('dynamodb.throttled');
           throw throughputExceeded(throttled);
+        }
+        for (const touch of gate.touches) {
+          if (touch.kind !== 'write') continue;
+          const key = `${touch.kind}\n${touch.key}`;
+          windows.add(key, 1);
+          gate.reserved.push(key);
         }
       }
       return next(args);

@@ -82,6 +82,16 @@ describe('DynamoDB per-partition throughput', () => {
     expect(meter.snapshot().refused['dynamodb.throttled']).toBe(1);
   });
 
+  it('throttles writes in flight together, not only after earlier ones have finished: 30 at once to one key, 10 pass', async () => {
+    const { doc, meter } = limitedClient();
+    const results = await Promise.all(
+      Array.from({ length: 30 }, (_, i) => doc.send(new PutCommand(session('together', `q#${i}`))).then(() => 'written', (error: unknown) => (error as Error).name)),
+    );
+    expect(results.filter((r) => r === 'written')).toHaveLength(10);
+    expect(results.filter((r) => r === 'ProvisionedThroughputExceededException')).toHaveLength(20);
+    expect(meter.snapshot().refused['dynamodb.throttled']).toBe(20);
+  });
+
   it('bills a write by the KB and a transaction twice', async () => {
     const { doc } = limitedClient();
     // an item of 4.5 KB: five units
