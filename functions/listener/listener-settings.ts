@@ -10,7 +10,7 @@
  *   MQTT_MAX_CONNECTIONS_PER_ADDRESS  device sockets from one client address on one task (1000)
  *   MQTT_BATCH_WINDOW_MS              how long a batch of packets waits for more connections' packets
  *                                     before the packet handler is invoked with it; 0: no wait,
- *                                     each connection's packets in their own invocation (20)
+ *                                     each connection's packets in their own invocation (50)
  *   MQTT_PROXY_PROTOCOL               true: sockets on the MQTT and MQTT over WebSocket ports begin
  *                                     with a PROXY protocol v2 header, whose source address is the
  *                                     client's (the NLB's target groups send it) (false)
