@@ -1,4 +1,7 @@
 import { createPacketsHandler } from './handlers';
-import { brokerDepsFromEnv } from './runtime';
+import { brokerDepsFromEnv, primeDeps } from './runtime';
 
-export const handler = createPacketsHandler(brokerDepsFromEnv(process.env));
+const deps = brokerDepsFromEnv(process.env);
+// During the init phase: the first packets do not pay for the SDK's first call.
+await primeDeps(deps);
+export const handler = createPacketsHandler(deps);

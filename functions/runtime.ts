@@ -82,6 +82,23 @@ export function createBrokerDeps(options: BrokerDepsOptions): RuntimeDeps {
   return deps;
 }
 
+/** A client id no client can have (U+0000 is not allowed in one, [MQTT-1.5.4-2]): what priming reads. */
+const PRIME_ID = '\u0000prime';
+
+/**
+ * What a cold start would otherwise do on its first packet, done once during init (a Lambda's
+ * init phase, the harness's start): the DynamoDB client's sockets opened and the SDK's code paths
+ * (signing, marshalling, the retry middleware) run, by reading an item that cannot exist from the
+ * Connections and Sessions tables (two reads, a few read units per cold start). A failure is only logged: the first packet then pays as before.
+ */
+export async function primeDeps(deps: BrokerDeps): Promise<void> {
+  const started = Date.now();
+  const results = await Promise.allSettled([deps.store.connections.getConnection(PRIME_ID), deps.store.sessions.getSessions([PRIME_ID])]);
+  const failed = results.find((result): result is PromiseRejectedResult => result.status === 'rejected');
+  if (failed) deps.log.info('priming DynamoDB failed; the first packet will open its connections', { error: String(failed.reason) });
+  else deps.log.info('primed DynamoDB', { ms: Date.now() - started });
+}
+
 /**
  * Environment: the table names (see shared/store/tables.ts), APIGW_MANAGEMENT_ENDPOINT, LOG_LEVEL,
  * FANOUT_FUNCTION (the fan-out worker's name; without it a handler delivers every part itself),

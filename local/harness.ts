@@ -5,7 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { createBrokerDeps } from '../functions/runtime';
+import { createBrokerDeps, primeDeps } from '../functions/runtime';
 import {
   createFanoutHandler,
   createPacketsHandler,
@@ -224,6 +224,8 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     });
     const meters: HarnessMeters = { dynamoDb: unmetered.store.meter, invocations, gateway: gatewayMeter, limits: limitMeter };
     const deps = { ...unmetered, store: faultyStore(unmetered.store, options.faults, faults), gateway: gatewayMeter.wrap(unmetered.gateway) };
+    // As a Lambda's init phase does (functions/packets.ts): the first CONNECT does not pay for the SDK's first calls.
+    await primeDeps(unmetered);
     const invocation = meters.invocations;
     emulator.routes = {
       $connect: lambda.wrap(invocation.wrap('$connect', createWsConnectHandler(deps))),
