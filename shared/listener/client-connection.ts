@@ -18,6 +18,7 @@ import type { Logger } from '../broker/ports';
 import type { PacketSink } from './events';
 import { MqttFramer } from '../protocol/framer';
 import { entryEventBytes, packetEventBytes, PacketBatcher, type PacketSubmitter } from './batcher';
+import { ThrottleBackoff } from './throttle-backoff';
 
 /** The two transports a device may use: a TCP socket, or a WebSocket with binary frames. */
 export interface Transport {
@@ -56,18 +57,6 @@ export interface ConnectionLimits {
   readonly maxConnectPacketSize: number;
 }
 
-/** Lambda throttling (TooManyRequestsException, HTTP 429) after the client's retries: each wait 100 ms plus a random part of a ceiling doubling from 200 ms to 5 s; given up (the connection closed) after a minute of it. */
-const THROTTLE_FIRST_WAIT_MS = 200;
-const THROTTLE_MAX_WAIT_MS = 5_000;
-const THROTTLED_GIVE_UP_MS = 60_000;
-
-/** Lambda refused to run the invocation: over the account's or the function's concurrency. */
-function isThrottling(error: unknown): boolean {
-  if (typeof error !== 'object' || error === null) return false;
-  const { name, $metadata } = error as { name?: unknown; $metadata?: { httpStatusCode?: unknown } };
-  return name === 'TooManyRequestsException' || $metadata?.httpStatusCode === 429;
-}
-
 const CONNECT_TYPE = 1;
 const CONNACK_TYPE = 2;
 const DISCONNECT_TYPE = 14;
@@ -98,8 +87,7 @@ export class ClientConnection {
   private connackAccepted: boolean | undefined;
   private queuedBytes = 0;
   private paused = false;
-  /** Since when, and how often, this connection's invocations have been throttled in a row. */
-  private throttledSince: { readonly at: number; retries: number } | undefined;
+  private readonly throttled = new ThrottleBackoff();
   /** The stream could not be framed; the handler is told once the packets before it are handled. */
   private failure: { reasonCode: number; reason: string } | undefined;
   /** The most bytes this connection's client had not yet taken, right after a write. */
@@ -325,12 +313,13 @@ export class ClientConnection {
             sequences,
             ...(this.protocolVersion ? { protocolVersion: this.protocolVersion } : {}),
           });
-          this.throttledSince = undefined;
+          this.throttled.reset();
           // The handler could not take this connection's packets (others in the same invocation may have been taken).
           if (outcome === 'failed') this.handlerFailed('the handler failed on its packets');
         } catch (error) {
-          const wait = this.throttleBackoff(error);
+          const wait = this.throttled.next(error);
           if (wait !== undefined) {
+            if (this.throttled.first) this.log.warn('packet handler throttled; holding the connection\'s packets and trying again', { connectionId: this.connectionId });
             // Lambda refused the invocation before running it (over the account's concurrency,
             // after the Lambda client's own retries): nothing was handled. The packets go back to
             // the front of the queue, in order and with their numbers, and are offered again
@@ -366,21 +355,6 @@ export class ClientConnection {
       if (bytes > this.batcher.maxEntryBytes) return Math.max(n, 1);
     }
     return most;
-  }
-
-  /**
-   * How long to wait before offering packets again after `error`, if it is Lambda throttling and
-   * the connection has not been throttled for THROTTLED_GIVE_UP_MS already: a random part of a
-   * doubling wait (full jitter), so a task's throttled connections do not come back together.
-   */
-  private throttleBackoff(error: unknown): number | undefined {
-    if (!isThrottling(error)) return undefined;
-    const now = Date.now();
-    this.throttledSince ??= { at: now, retries: 0 };
-    if (now - this.throttledSince.at >= THROTTLED_GIVE_UP_MS) return undefined;
-    const ceiling = Math.min(THROTTLE_MAX_WAIT_MS, THROTTLE_FIRST_WAIT_MS * 2 ** this.throttledSince.retries++);
-    if (this.throttledSince.retries === 1) this.log.warn('packet handler throttled; holding the connection\'s packets and trying again', { connectionId: this.connectionId });
-    return THROTTLE_FIRST_WAIT_MS / 2 + Math.random() * ceiling;
   }
 
   private handlerFailed(error: string): void {

@@ -17,21 +17,12 @@
  * claims have settled (recountInFlight). A drain moves queued messages into flight in transactions
  * (queue items deleted, records put) while it holds the session.
  */
-import type { ClaimedMessages, DeliveryHold, DeliveryStart, DeliveryStore, EnqueueResult, OutgoingMessage, QueueingSession, QueuedMessage } from '../broker/ports';
-import { afterContention, type DynamoTable, type Item, type TransactItem } from './dynamo-table';
+import type { ClaimedMessages, DeliveryHold, DeliveryStart, DeliveryStore, EnqueueResult, OutgoingMessage, QueuedMessage } from '../broker/ports';
+import { Completions } from './dynamo-completions';
+import { canStart, freeIdsAfter, idsBelow, isExpiredSession, onceMarks, outgoingItem, queueingSession, skipInFlight } from './delivery-items';
+import { afterContention, type DynamoTable, type Item } from './dynamo-table';
 import { messageItem, toQueued } from './message-items';
-import {
-  countsInFlight,
-  MAX_IN_FLIGHT_IDS,
-  ONCE_PREFIX,
-  outRecordKey,
-  packetIdOf,
-  queryOutRecords,
-  QUEUE_PREFIX,
-  sessionKey,
-  TTL_GRACE_SECONDS,
-  type SequenceGenerator,
-} from './session-items';
+import { countsInFlight, outRecordKey, queryOutRecords, QUEUE_PREFIX, sessionKey, type SequenceGenerator } from './session-items';
 
 /** A drain's transaction holds 100 items: the session, and per message its queue item and its record. */
 const MESSAGES_PER_TRANSACTION = 49;
@@ -46,21 +37,16 @@ const CLAIMS_SETTLE_MS = 30_000;
 /** Claims of one startDeliveries refused while the session kept changing (room freed, taken) before its messages queue. */
 const MAX_CLAIM_ATTEMPTS = 8;
 
-interface PendingCompletions {
-  readonly clientId: string;
-  readonly receiveMaximum: number;
-  readonly packetIds: Set<number>;
-  readonly waiters: Array<{ resolve: (result: { queued: boolean }) => void; reject: (error: unknown) => void }>;
-}
-
 export class DynamoDeliveryStore implements DeliveryStore {
-  private readonly completions = new Map<string, PendingCompletions>();
+  private readonly completions: Completions;
 
   constructor(
     private readonly table: DynamoTable,
     private readonly sequence: SequenceGenerator,
     private readonly now: () => number,
-  ) {}
+  ) {
+    this.completions = new Completions(table);
+  }
 
   async startDeliveries(clientId: string, connectionId: string, receiveMaximum: number, messages: readonly QueuedMessage[]): Promise<DeliveryStart[]> {
     const answers: DeliveryStart[] = messages.map(() => 'queue');
@@ -129,9 +115,9 @@ export class DynamoDeliveryStore implements DeliveryStore {
    * is 'duplicate' and gives its room back.
    */
   private async recordClaimed(clientId: string, counts: boolean, messages: readonly QueuedMessage[], counter: number): Promise<DeliveryStart[]> {
-    const ids = await this.skipInFlight(clientId, idsBelow(counter, messages.length), counter);
+    const ids = await skipInFlight(this.table, clientId, idsBelow(counter, messages.length), counter);
     const outgoing = messages.map((message, i) => ({ ...message, packetId: ids[i]! }));
-    const items = outgoing.map((message) => this.outgoingItem(clientId, message));
+    const items = outgoing.map((message) => outgoingItem(clientId, message, this.sequence));
     const plain = items.filter((_, i) => !messages[i]!.once);
     const marked = outgoing.flatMap((message, i) => (message.once ? [i] : []));
     const [, duplicates] = await Promise.all([
@@ -159,7 +145,7 @@ export class DynamoDeliveryStore implements DeliveryStore {
     for (let i = 0; i < entries.length; i += MARKED_PER_TRANSACTION) {
       let chunk = entries.slice(i, i + MARKED_PER_TRANSACTION);
       while (chunk.length > 0) {
-        const written = await this.table.transact(chunk.flatMap(({ item, message }) => [{ Put: { Item: item } }, ...this.onceMarks([message])]));
+        const written = await this.table.transact(chunk.flatMap(({ item, message }) => [{ Put: { Item: item } }, ...onceMarks([message], this.now())]));
         if (written.ok) break;
         const failed = chunk.filter((_, k) => written.failed[2 * k + 1]);
         // Nothing was written: try again without those delivered before.
@@ -169,48 +155,6 @@ export class DynamoDeliveryStore implements DeliveryStore {
       }
     }
     return duplicates;
-  }
-
-  /**
-   * [MQTT-2.2.1-3] a packet id is not reused while its message is in flight. Only after the
-   * session's counter has gone past 65535 can a claimed id still be in flight (a message left
-   * unacknowledged across 65535 later ones): then the claimed ids' records are read first (one
-   * BatchGetItem per 100), and each one found is replaced by a further id from the counter (its room
-   * under the Receive Maximum was claimed already).
-   */
-  private async skipInFlight(clientId: string, claimed: readonly number[], counter: number): Promise<number[]> {
-    if (counter <= MAX_IN_FLIGHT_IDS) return [...claimed];
-    let ids = [...claimed];
-    for (let round = 0; ; round++) {
-      const found = new Set((await this.table.batchGet(ids.map((id) => outRecordKey(clientId, id)))).map((item) => Number(item.packetId)));
-      if (found.size === 0) return ids;
-      if (round >= MAX_IN_FLIGHT_IDS) throw new Error('no packet id free');
-      const more = await this.table.updateIf({
-        Key: sessionKey(clientId),
-        UpdateExpression: 'ADD nextPacketId :k',
-        ConditionExpression: 'attribute_exists(clientId)',
-        ExpressionAttributeValues: { ':k': found.size },
-        ReturnValues: 'UPDATED_NEW',
-      });
-      if (!more) throw new Error('the session ended while its deliveries were recorded');
-      const fresh = idsBelow(Number(more.attributes?.nextPacketId), found.size);
-      ids = ids.map((id) => (found.has(id) ? fresh.shift()! : id));
-    }
-  }
-
-  /** `n` packet ids after the counter's value `counter`, skipping any still in flight (see skipInFlight); `last`: the counter's value after them. */
-  private async freeIdsAfter(clientId: string, counter: number, n: number): Promise<{ ids: number[]; last: number }> {
-    if (counter + n <= MAX_IN_FLIGHT_IDS) return { ids: idsBelow(counter + n, n), last: counter + n };
-    const ids: number[] = [];
-    let last = counter;
-    while (ids.length < n) {
-      if (last - counter > MAX_IN_FLIGHT_IDS) throw new Error('no packet id free');
-      const candidates = idsBelow(last + n - ids.length, n - ids.length);
-      last += candidates.length;
-      const found = new Set((await this.table.batchGet(candidates.map((id) => outRecordKey(clientId, id)))).map((item) => Number(item.packetId)));
-      ids.push(...candidates.filter((id) => !found.has(id)));
-    }
-    return { ids, last };
   }
 
   /** No claim for a while: any claim's handler has written its records or died. */
@@ -284,7 +228,7 @@ export class DynamoDeliveryStore implements DeliveryStore {
         },
       },
       { Put: { Item: { ...messageItem(message), sk: QUEUE_PREFIX + this.sequence.next() } } },
-      ...this.onceMarks([message]),
+      ...onceMarks([message], this.now()),
     ]);
     // The session is gone (or ended), its queue is full, or the mark says it was delivered before: nothing to keep.
     if (!written.ok) {
@@ -375,56 +319,7 @@ export class DynamoDeliveryStore implements DeliveryStore {
   }
 
   completeOutgoing(clientId: string, packetId: number, receiveMaximum: number): Promise<{ queued: boolean }> {
-    // Completions of one client that arrive together (a run of PUBACKs handled concurrently) are written together.
-    const key = `${receiveMaximum}\u0000${clientId}`;
-    let batch = this.completions.get(key);
-    if (!batch) {
-      const created: PendingCompletions = { clientId, receiveMaximum, packetIds: new Set(), waiters: [] };
-      this.completions.set(key, created);
-      setImmediate(() => {
-        this.completions.delete(key);
-        this.completeMany(created).then(
-          (result) => created.waiters.forEach((waiter) => waiter.resolve(result)),
-          (error: unknown) => created.waiters.forEach((waiter) => waiter.reject(error)),
-        );
-      });
-      batch = created;
-    }
-    batch.packetIds.add(packetId);
-    const waiting = batch;
-    return new Promise((resolve, reject) => waiting.waiters.push({ resolve, reject }));
-  }
-
-  /**
-   * PUBACKs/PUBCOMPs of one client, together: their `out#` records deleted (BatchWriteItem) and,
-   * when the client's Receive Maximum is counted, the count lowered once by the number of records
-   * that were there (read first, so an acknowledgement repeated in a later batch frees no second
-   * slot; one alone is a delete that returns what it deleted).
-   */
-  private async completeMany({ clientId, receiveMaximum, packetIds }: PendingCompletions): Promise<{ queued: boolean }> {
-    const keys = [...packetIds].map((id) => outRecordKey(clientId, id));
-    // Without a count in flight nothing waits for room: a queue only forms while the client is away.
-    if (!countsInFlight(receiveMaximum)) {
-      await this.table.batchDelete(keys);
-      return { queued: false };
-    }
-    let found: number;
-    if (keys.length === 1) {
-      found = (await this.table.delete({ Key: keys[0]!, ReturnValues: 'ALL_OLD' })) !== undefined ? 1 : 0;
-    } else {
-      const existing = await this.table.batchGet(keys);
-      if (existing.length > 0) await this.table.batchDelete(existing.map((item) => outRecordKey(clientId, Number(item.packetId))));
-      found = existing.length;
-    }
-    if (found === 0) return { queued: false };
-    const session = await this.table.updateIf({
-      Key: sessionKey(clientId),
-      UpdateExpression: 'ADD inflight :d',
-      ConditionExpression: 'attribute_exists(clientId)',
-      ExpressionAttributeValues: { ':d': -found },
-      ReturnValues: 'ALL_NEW',
-    });
-    return { queued: Number(session?.attributes?.queued ?? 0) > 0 };
+    return this.completions.complete(clientId, packetId, receiveMaximum);
   }
 
   /**
@@ -440,7 +335,7 @@ export class DynamoDeliveryStore implements DeliveryStore {
     const live = fromQueue.map(toQueued).filter((m) => m.expiresAtMs === undefined || m.expiresAtMs > now);
     const counter = Number(session.nextPacketId ?? 0);
     const counts = countsInFlight(receiveMaximum);
-    const { ids, last } = await this.freeIdsAfter(clientId, counter, live.length);
+    const { ids, last } = await freeIdsAfter(this.table, clientId, counter, live.length);
     const outgoing = live.map((message, i) => ({ ...message, packetId: ids[i]! }));
     const update = {
       Key: sessionKey(clientId),
@@ -467,60 +362,9 @@ export class DynamoDeliveryStore implements DeliveryStore {
     const written = await this.table.transact([
       { Update: update },
       ...fromQueue.map((item) => ({ Delete: { Key: { clientId, sk: item.sk }, ConditionExpression: 'attribute_exists(sk)' } })),
-      ...outgoing.map((message) => ({ Put: { Item: this.outgoingItem(clientId, message) } })),
+      ...outgoing.map((message) => ({ Put: { Item: outgoingItem(clientId, message, this.sequence) } })),
     ]);
     return written.ok ? outgoing : undefined;
   }
 
-  /** The exactly-once marks of these messages (see QueuedMessage.once): each must not exist yet. */
-  private onceMarks(messages: readonly QueuedMessage[]): TransactItem[] {
-    return messages.flatMap(({ once }) =>
-      once
-        ? [
-            {
-              Put: {
-                // Kept a day at most (TTL), and no longer than the publisher's session.
-                Item: { clientId: once.clientId, sk: ONCE_PREFIX + once.key, expiresAt: Math.ceil(this.now() / 1000) + TTL_GRACE_SECONDS },
-                ConditionExpression: 'attribute_not_exists(sk)',
-              },
-            },
-          ]
-        : [],
-    );
-  }
-
-  /** A record in flight: its `clientId` attribute is its shard's key (listOutgoing gives the client id back). */
-  private outgoingItem(clientId: string, message: OutgoingMessage): Item {
-    return { ...messageItem(message), ...outRecordKey(clientId, message.packetId), packetId: message.packetId, state: 'publish', sentSeq: this.sequence.next() };
-  }
-}
-
-/** The `n` packet ids the counter's last `n` values stand for, oldest first. */
-function idsBelow(counter: number, n: number): number[] {
-  return Array.from({ length: n }, (_, i) => packetIdOf(counter - n + 1 + i));
-}
-
-/** A session item past the expiry its timer set (while its client is away). */
-function isExpiredSession(session: Item, now: number): boolean {
-  return typeof session.timerAt === 'number' && session.timerAt <= now;
-}
-
-function queueingSession(item: Item): QueueingSession {
-  return {
-    ...(typeof item.connectionId === 'string' ? { connectionId: item.connectionId } : {}),
-    inFlight: Number(item.inflight ?? 0),
-    receiveMaximum: Number(item.receiveMaximum ?? MAX_IN_FLIGHT_IDS),
-    ...(typeof item.heldUntil === 'number' ? { heldUntil: item.heldUntil } : {}),
-  };
-}
-
-/**
- * Deliveries may start on `connectionId`: it holds the session and nobody holds the session's
- * deliveries back (a CONNECT until its client has CONNACK and what was in flight, a drain while it
- * sends the queue), or the hold has lapsed, or it is `hold`, the caller's own.
- */
-function canStart(session: Item, connectionId: string, now: number, hold?: string): boolean {
-  if (session.connectionId !== connectionId) return false;
-  const held = typeof session.heldUntil === 'number' && session.heldUntil >= now;
-  return !held || (hold !== undefined && session.heldBy === hold);
 }

@@ -95,7 +95,11 @@ export type TimerKind = 'expiry' | 'will';
 export function timerKey(kind: TimerKind, clientId: string): string {
   let hash = 0;
   for (let i = 0; i < clientId.length; i++) hash = (hash * 31 + clientId.charCodeAt(i)) >>> 0;
-  return `${kind}#${hash % TIMER_SHARDS}`;
+  return timerShardKey(kind, hash % TIMER_SHARDS);
+}
+
+function timerShardKey(kind: TimerKind, shard: number): string {
+  return `${kind}#${shard}`;
 }
 
 /** Whether an item's `timer` is of this kind (sharded or, written before the shards, bare). */
@@ -142,7 +146,7 @@ export class SequenceGenerator {
  * callers claim each item.
  */
 export async function dueTimers(sessions: DynamoTable, kind: TimerKind, now: number, limit: number): Promise<Item[]> {
-  const keys = [kind, ...Array.from({ length: TIMER_SHARDS }, (_, shard) => `${kind}#${shard}`)];
+  const keys = [kind, ...Array.from({ length: TIMER_SHARDS }, (_, shard) => timerShardKey(kind, shard))];
   const found = await Promise.all(
     keys.map((key) =>
       sessions.query({

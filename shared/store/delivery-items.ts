@@ -1,0 +1,103 @@
+/**
+ * The items QoS 1/2 deliveries write and read, and what they read the session item by: packet ids
+ * free to claim, in-flight records, exactly-once marks (dynamo-deliveries.ts uses them).
+ */
+import type { OutgoingMessage, QueuedMessage, QueueingSession } from '../broker/ports';
+import type { DynamoTable, Item, TransactItem } from './dynamo-table';
+import { messageItem } from './message-items';
+import { MAX_IN_FLIGHT_IDS, ONCE_PREFIX, outRecordKey, packetIdOf, sessionKey, TTL_GRACE_SECONDS, type SequenceGenerator } from './session-items';
+
+/**
+ * [MQTT-2.2.1-3] a packet id is not reused while its message is in flight. Only after the
+ * session's counter has gone past 65535 can a claimed id still be in flight (a message left
+ * unacknowledged across 65535 later ones): then the claimed ids' records are read first (one
+ * BatchGetItem per 100), and each one found is replaced by a further id from the counter (its room
+ * under the Receive Maximum was claimed already).
+ */
+export async function skipInFlight(table: DynamoTable, clientId: string, claimed: readonly number[], counter: number): Promise<number[]> {
+  if (counter <= MAX_IN_FLIGHT_IDS) return [...claimed];
+  let ids = [...claimed];
+  for (let round = 0; ; round++) {
+    const found = new Set((await table.batchGet(ids.map((id) => outRecordKey(clientId, id)))).map((item) => Number(item.packetId)));
+    if (found.size === 0) return ids;
+    if (round >= MAX_IN_FLIGHT_IDS) throw new Error('no packet id free');
+    const more = await table.updateIf({
+      Key: sessionKey(clientId),
+      UpdateExpression: 'ADD nextPacketId :k',
+      ConditionExpression: 'attribute_exists(clientId)',
+      ExpressionAttributeValues: { ':k': found.size },
+      ReturnValues: 'UPDATED_NEW',
+    });
+    if (!more) throw new Error('the session ended while its deliveries were recorded');
+    const fresh = idsBelow(Number(more.attributes?.nextPacketId), found.size);
+    ids = ids.map((id) => (found.has(id) ? fresh.shift()! : id));
+  }
+}
+
+/** `n` packet ids after the counter's value `counter`, skipping any still in flight (see skipInFlight); `last`: the counter's value after them. */
+export async function freeIdsAfter(table: DynamoTable, clientId: string, counter: number, n: number): Promise<{ ids: number[]; last: number }> {
+  if (counter + n <= MAX_IN_FLIGHT_IDS) return { ids: idsBelow(counter + n, n), last: counter + n };
+  const ids: number[] = [];
+  let last = counter;
+  while (ids.length < n) {
+    if (last - counter > MAX_IN_FLIGHT_IDS) throw new Error('no packet id free');
+    const candidates = idsBelow(last + n - ids.length, n - ids.length);
+    last += candidates.length;
+    const found = new Set((await table.batchGet(candidates.map((id) => outRecordKey(clientId, id)))).map((item) => Number(item.packetId)));
+    ids.push(...candidates.filter((id) => !found.has(id)));
+  }
+  return { ids, last };
+}
+
+/** The exactly-once marks of these messages (see QueuedMessage.once): each must not exist yet. */
+export function onceMarks(messages: readonly QueuedMessage[], now: number): TransactItem[] {
+  return messages.flatMap(({ once }) =>
+    once
+      ? [
+          {
+            Put: {
+              // Kept a day at most (TTL), and no longer than the publisher's session.
+              Item: { clientId: once.clientId, sk: ONCE_PREFIX + once.key, expiresAt: Math.ceil(now / 1000) + TTL_GRACE_SECONDS },
+              ConditionExpression: 'attribute_not_exists(sk)',
+            },
+          },
+        ]
+      : [],
+  );
+}
+
+/** A record in flight: its `clientId` attribute is its shard's key (listOutgoing gives the client id back). */
+export function outgoingItem(clientId: string, message: OutgoingMessage, sequence: SequenceGenerator): Item {
+  return { ...messageItem(message), ...outRecordKey(clientId, message.packetId), packetId: message.packetId, state: 'publish', sentSeq: sequence.next() };
+}
+
+/** The `n` packet ids the counter's last `n` values stand for, oldest first. */
+export function idsBelow(counter: number, n: number): number[] {
+  return Array.from({ length: n }, (_, i) => packetIdOf(counter - n + 1 + i));
+}
+
+/** A session item past the expiry its timer set (while its client is away). */
+export function isExpiredSession(session: Item, now: number): boolean {
+  return typeof session.timerAt === 'number' && session.timerAt <= now;
+}
+
+/** What the session item says a queueing handler needs to know. */
+export function queueingSession(item: Item): QueueingSession {
+  return {
+    ...(typeof item.connectionId === 'string' ? { connectionId: item.connectionId } : {}),
+    inFlight: Number(item.inflight ?? 0),
+    receiveMaximum: Number(item.receiveMaximum ?? MAX_IN_FLIGHT_IDS),
+    ...(typeof item.heldUntil === 'number' ? { heldUntil: item.heldUntil } : {}),
+  };
+}
+
+/**
+ * Deliveries may start on `connectionId`: it holds the session and nobody holds the session's
+ * deliveries back (a CONNECT until its client has CONNACK and what was in flight, a drain while it
+ * sends the queue), or the hold has lapsed, or it is `hold`, the caller's own.
+ */
+export function canStart(session: Item, connectionId: string, now: number, hold?: string): boolean {
+  if (session.connectionId !== connectionId) return false;
+  const held = typeof session.heldUntil === 'number' && session.heldUntil >= now;
+  return !held || (hold !== undefined && session.heldBy === hold);
+}
