@@ -11,7 +11,7 @@
  *   MQTT_ACL                 ACL rules, one per line (or MQTT_ACL_FILE: a file of them)
  *   MQTT_MAX_PACKET_SIZE, MQTT_MAX_TOPIC_LENGTH, MQTT_MAX_TOPIC_LEVELS, MQTT_MAX_SUBSCRIPTIONS,
  *   MQTT_MAX_INFLIGHT, MQTT_MAX_CLIENT_ID_LENGTH,
- *   MQTT_MAX_SESSION_EXPIRY (seconds), MQTT_MAX_QUEUED_MESSAGES,
+ *   MQTT_MAX_SESSION_EXPIRY (seconds), MQTT_MAX_QUEUED_MESSAGES, MQTT_MAX_QUEUED_BYTES,
  *   MQTT_MAX_RETAINED_REPLAY, MQTT_MAX_KEEPALIVE (seconds) positive integers
  *   MQTT_PUBLISH_RATE, MQTT_CONNECT_RATE               <count>/<seconds>s (e.g. 100/1s) or off
  *   MQTT_CONNECT_TIMEOUT_MS  the listener's deadline for a socket's CONNECT (10000)
@@ -71,6 +71,7 @@ export function limitsFromEnv(env: Env): Partial<BrokerConfig> {
     ['maxClientIdLength', positiveInteger(env, 'MQTT_MAX_CLIENT_ID_LENGTH')],
     ['maxSessionExpiry', positiveInteger(env, 'MQTT_MAX_SESSION_EXPIRY')],
     ['maxQueuedMessages', positiveInteger(env, 'MQTT_MAX_QUEUED_MESSAGES')],
+    ['maxQueuedBytes', positiveInteger(env, 'MQTT_MAX_QUEUED_BYTES')],
     ['maxRetainedReplay', positiveInteger(env, 'MQTT_MAX_RETAINED_REPLAY')],
     ['maxKeepAlive', positiveInteger(env, 'MQTT_MAX_KEEPALIVE')],
   ];

@@ -50,6 +50,8 @@ export interface BrokerConfig {
   readonly maxKeepAlive?: number;
   /** QoS 1/2 messages one session's queue holds; beyond it a message is dropped for that session (logged). */
   readonly maxQueuedMessages: number;
+  /** Bytes (topic and payload) one session's queue holds; a message that would pass it is dropped for that session (logged). */
+  readonly maxQueuedBytes: number;
   /** Retained-tree nodes one subscription's replay reads below its wildcards; the rest is not replayed (logged). */
   readonly maxRetainedReplay: number;
   /** PUBLISH packets one client may send; absent = no limit. Over it: DISCONNECT 0x96. */
@@ -75,6 +77,7 @@ export const defaultBrokerConfig: BrokerConfig = {
   maxClientIdLength: 256,
   maxSessionExpiry: 7 * 24 * 60 * 60,
   maxQueuedMessages: 1000,
+  maxQueuedBytes: 16 * 1024 * 1024,
   maxRetainedReplay: 1000,
   // One a second on average, AWS IoT Core's rate per client id, counted as 60 a minute so that a
   // device flapping through a burst of reconnects is not shut out; a reconnect loop is, for the

@@ -7,7 +7,7 @@
  * single-item update claims their packet ids and one batched write records them in flight, before
  * a byte is sent, so an acknowledgement always finds its message and a reconnecting client's
  * CONNECT always finds it to resend. Otherwise they join the session's queue, which drains as acknowledgements free room and
- * when the client reconnects; a queue holding BrokerConfig.maxQueuedMessages takes no more. This records; the dispatcher sends what it says (dispatcher.ts).
+ * when the client reconnects; a queue holding BrokerConfig.maxQueuedMessages, or maxQueuedBytes, takes no more. This records; the dispatcher sends what it says (dispatcher.ts).
  */
 import type { Delivery } from './actions';
 import type { BrokerDeps } from './context';
@@ -82,7 +82,7 @@ export async function recordDeliveries(deps: BrokerDeps, deliveries: readonly De
           planned.push({ recipient, message, packetId: start.packetId });
           continue;
         }
-        const queued = await deps.store.deliveries.enqueue(message, deps.config.maxQueuedMessages);
+        const queued = await deps.store.deliveries.enqueue(message, { messages: deps.config.maxQueuedMessages, bytes: deps.config.maxQueuedBytes });
         // The publisher is not told: its PUBLISH went to every other subscriber (docs/security.md, Limits).
         if (!queued.queued && queued.full) deps.log.warn('session queue full, message dropped for this subscriber', { clientId: recipient.clientId, topic: message.topic });
         const drainOn = queued.queued ? drainAfterQueueing(queued.session, deps.now()) : undefined;

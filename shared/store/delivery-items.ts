@@ -2,7 +2,7 @@
  * The items QoS 1/2 deliveries write and read, and what they read the session item by: packet ids
  * free to claim, in-flight records, exactly-once marks (dynamo-deliveries.ts uses them).
  */
-import type { OutgoingMessage, QueuedMessage, QueueingSession } from '../broker/ports';
+import type { OutgoingMessage, QueueBound, QueuedMessage, QueueingSession } from '../broker/ports';
 import type { DynamoTable, Item, TransactItem } from './dynamo-table';
 import { messageItem } from './message-items';
 import { MAX_IN_FLIGHT_IDS, ONCE_PREFIX, outRecordKey, packetIdOf, sessionKey, TTL_GRACE_SECONDS, type SequenceGenerator } from './session-items';
@@ -100,4 +100,41 @@ export function canStart(session: Item, connectionId: string, now: number, hold?
   if (session.connectionId !== connectionId) return false;
   const held = typeof session.heldUntil === 'number' && session.heldUntil >= now;
   return !held || (hold !== undefined && session.heldBy === hold);
+}
+
+/** What a queued message counts against its session's byte bound: its topic and payload. */
+export function queuedSize(message: QueuedMessage): number {
+  return Buffer.byteLength(message.topic) + message.payload.length;
+}
+
+/**
+ * The session update that counts a message into its queue (`ADD queued :one, queuedBytes :size`),
+ * conditioned on the session existing, not past its expiry, and the queue's bounds; and whether
+ * a session as read is full for this message.
+ */
+export function queueCount(message: QueuedMessage, bound: QueueBound | undefined, now: number) {
+  const size = queuedSize(message);
+  const messages = bound !== undefined && Number.isFinite(bound.messages) ? bound.messages : undefined;
+  const bytes = bound?.bytes !== undefined && Number.isFinite(bound.bytes) ? bound.bytes : undefined;
+  const conditions = ['attribute_exists(clientId) AND (attribute_not_exists(timerAt) OR timerAt > :now)'];
+  if (messages !== undefined) conditions.push('(attribute_not_exists(queued) OR queued < :max)');
+  // The bytes queued already leave room for this one (one larger than the whole bound never fits).
+  if (bytes !== undefined) conditions.push('(attribute_not_exists(queuedBytes) OR queuedBytes <= :room)');
+  return {
+    size,
+    fits: bytes === undefined || size <= bytes,
+    update: {
+      UpdateExpression: 'ADD queued :one, queuedBytes :size',
+      ConditionExpression: conditions.join(' AND '),
+      ExpressionAttributeValues: {
+        ':one': 1,
+        ':size': size,
+        ':now': now,
+        ...(messages !== undefined ? { ':max': messages } : {}),
+        ...(bytes !== undefined ? { ':room': bytes - size } : {}),
+      },
+    },
+    full: (session: Item): boolean =>
+      (messages !== undefined && Number(session.queued ?? 0) >= messages) || (bytes !== undefined && Number(session.queuedBytes ?? 0) + size > bytes),
+  };
 }

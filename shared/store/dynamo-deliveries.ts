@@ -17,9 +17,9 @@
  * claims have settled (recountInFlight). A drain moves queued messages into flight in transactions
  * (queue items deleted, records put) while it holds the session.
  */
-import type { ClaimedMessages, DeliveryHold, DeliveryStart, DeliveryStore, EnqueueResult, OutgoingMessage, QueuedMessage } from '../broker/ports';
+import type { ClaimedMessages, DeliveryHold, DeliveryStart, DeliveryStore, EnqueueResult, OutgoingMessage, QueueBound, QueuedMessage } from '../broker/ports';
 import { Completions } from './dynamo-completions';
-import { canStart, freeIdsAfter, idsBelow, isExpiredSession, onceMarks, outgoingItem, queueingSession, skipInFlight } from './delivery-items';
+import { canStart, freeIdsAfter, idsBelow, isExpiredSession, onceMarks, outgoingItem, queueCount, queueingSession, skipInFlight } from './delivery-items';
 import { afterContention, type DynamoTable, type Item } from './dynamo-table';
 import { messageItem, toQueued } from './message-items';
 import { countsInFlight, outRecordKey, queryOutRecords, QUEUE_PREFIX, sessionKey, type SequenceGenerator } from './session-items';
@@ -181,60 +181,49 @@ export class DynamoDeliveryStore implements DeliveryStore {
     return repaired !== undefined;
   }
 
-  async enqueue(message: QueuedMessage, maxQueued?: number): Promise<EnqueueResult> {
-    return message.once ? this.enqueueMarked(message, maxQueued) : this.enqueuePlain(message, maxQueued);
+  async enqueue(message: QueuedMessage, bound?: QueueBound): Promise<EnqueueResult> {
+    return message.once ? this.enqueueMarked(message, bound) : this.enqueuePlain(message, bound);
   }
 
   /**
    * A message without an exactly-once mark joins the queue in two single-item writes, so that
    * many handlers queueing for one client at once never conflict: its `q#` item first, then
-   * `ADD queued :one` on the session (conditioned on the session existing, not past its expiry, and
-   * the queue's bound), which returns the session as the queue left it. The count never says more
-   * than there is: a drain between the two claims the item and counts it down, the `ADD` then
-   * evens it out; a handler that dies between them leaves an item uncounted, which the next drain
-   * still claims (and the count, below zero after it, is set back to zero by a drain that finds
-   * the queue empty). Not counted (gone, ended, full): the item is deleted again.
+   * `ADD queued :one, queuedBytes :size` on the session (conditioned on the session existing, not
+   * past its expiry, and the queue's bounds), which returns the session as the queue left it. The
+   * count never says more than there is: a drain between the two claims the item and counts it
+   * down, the `ADD` then evens it out; a handler that dies between them leaves an item uncounted,
+   * which the next drain still claims (and the counts, below zero after it, are set back to zero
+   * by a drain that finds the queue empty). Not counted (gone, ended, full): the item is deleted again.
    */
-  private async enqueuePlain(message: QueuedMessage, maxQueued?: number): Promise<EnqueueResult> {
+  private async enqueuePlain(message: QueuedMessage, bound?: QueueBound): Promise<EnqueueResult> {
     const { clientId } = message;
-    const bounded = maxQueued !== undefined && Number.isFinite(maxQueued);
     const key = { clientId, sk: QUEUE_PREFIX + this.sequence.next() };
-    await this.table.put({ Item: { ...messageItem(message), ...key } });
-    const counted = await this.table.updateOrOld({
-      Key: sessionKey(clientId),
-      UpdateExpression: 'ADD queued :one',
-      ConditionExpression: `attribute_exists(clientId) AND (attribute_not_exists(timerAt) OR timerAt > :now)${bounded ? ' AND (attribute_not_exists(queued) OR queued < :max)' : ''}`,
-      ExpressionAttributeValues: { ':one': 1, ':now': this.now(), ...(bounded ? { ':max': maxQueued } : {}) },
-      ReturnValues: 'ALL_NEW',
-    });
+    const count = queueCount(message, bound, this.now());
+    if (!count.fits) return { queued: false, full: true };
+    await this.table.put({ Item: { ...messageItem(message), ...key, size: count.size } });
+    const counted = await this.table.updateOrOld({ Key: sessionKey(clientId), ...count.update, ReturnValues: 'ALL_NEW' });
     if (counted.ok) return counted.attributes ? { queued: true, session: queueingSession(counted.attributes) } : { queued: true };
     await this.table.delete({ Key: key });
-    const session = counted.old ?? (bounded ? await this.table.get(sessionKey(clientId)) : undefined);
-    return bounded && session && !isExpiredSession(session, this.now()) && Number(session.queued ?? 0) >= maxQueued ? { queued: false, full: true } : { queued: false };
+    const session = counted.old ?? (bound ? await this.table.get(sessionKey(clientId)) : undefined);
+    return session && !isExpiredSession(session, this.now()) && count.full(session) ? { queued: false, full: true } : { queued: false };
   }
 
-  /** A message with an exactly-once mark joins the queue in one transaction with its mark (and the count). */
-  private async enqueueMarked(message: QueuedMessage, maxQueued?: number): Promise<EnqueueResult> {
+  /** A message with an exactly-once mark joins the queue in one transaction with its mark (and the counts). */
+  private async enqueueMarked(message: QueuedMessage, bound?: QueueBound): Promise<EnqueueResult> {
     const { clientId } = message;
-    // The queue's bound is a condition on the session's own count, in the same transaction.
-    const bounded = maxQueued !== undefined && Number.isFinite(maxQueued);
+    // The queue's bounds are a condition on the session's own counts, in the same transaction.
+    const count = queueCount(message, bound, this.now());
+    if (!count.fits) return { queued: false, full: true };
     const written = await this.table.transact([
-      {
-        Update: {
-          Key: sessionKey(clientId),
-          UpdateExpression: 'ADD queued :one',
-          ConditionExpression: `attribute_exists(clientId) AND (attribute_not_exists(timerAt) OR timerAt > :now)${bounded ? ' AND (attribute_not_exists(queued) OR queued < :max)' : ''}`,
-          ExpressionAttributeValues: { ':one': 1, ':now': this.now(), ...(bounded ? { ':max': maxQueued } : {}) },
-        },
-      },
-      { Put: { Item: { ...messageItem(message), sk: QUEUE_PREFIX + this.sequence.next() } } },
+      { Update: { Key: sessionKey(clientId), ...count.update } },
+      { Put: { Item: { ...messageItem(message), sk: QUEUE_PREFIX + this.sequence.next(), size: count.size } } },
       ...onceMarks([message], this.now()),
     ]);
     // The session is gone (or ended), its queue is full, or the mark says it was delivered before: nothing to keep.
     if (!written.ok) {
-      if (!bounded || !written.failed[0]) return { queued: false };
+      if (!bound || !written.failed[0]) return { queued: false };
       const session = await this.table.get(sessionKey(clientId));
-      return session && Number(session.queued ?? 0) >= maxQueued ? { queued: false, full: true } : { queued: false };
+      return session && count.full(session) ? { queued: false, full: true } : { queued: false };
     }
     // The session as the queue left it: the broker decides by it whether to drain now.
     const session = await this.table.get(sessionKey(clientId));
@@ -256,14 +245,15 @@ export class DynamoDeliveryStore implements DeliveryStore {
         Limit: Math.min(room, perRound),
       });
       if (items.length === 0) {
-        // A count below zero (a handler died between a queue item and its count, and a drain took the item): back to zero.
+        // Counts below zero (a handler died between a queue item and its count, and a drain took the item): back to zero.
         const queued = Number(session.queued ?? 0);
-        if (queued < 0) {
+        const bytes = Number(session.queuedBytes ?? 0);
+        if (queued < 0 || bytes < 0) {
           await this.table.updateIf({
             Key: sessionKey(clientId),
-            UpdateExpression: 'SET queued = :zero',
-            ConditionExpression: 'queued = :read',
-            ExpressionAttributeValues: { ':zero': 0, ':read': queued },
+            UpdateExpression: 'SET queued = :zero, queuedBytes = :zero',
+            ConditionExpression: 'queued = :read AND (attribute_not_exists(queuedBytes) OR queuedBytes = :bytes)',
+            ExpressionAttributeValues: { ':zero': 0, ':read': queued, ':bytes': bytes },
           });
         }
         return { messages, more: false };
@@ -339,7 +329,7 @@ export class DynamoDeliveryStore implements DeliveryStore {
     const outgoing = live.map((message, i) => ({ ...message, packetId: ids[i]! }));
     const update = {
       Key: sessionKey(clientId),
-      UpdateExpression: `SET nextPacketId = :next, heldBy = :hold, heldUntil = :until ADD queued :minus${counts && live.length > 0 ? ', inflight :n' : ''}`,
+      UpdateExpression: `SET nextPacketId = :next, heldBy = :hold, heldUntil = :until ADD queued :minus, queuedBytes :minusBytes${counts && live.length > 0 ? ', inflight :n' : ''}`,
       ConditionExpression: [
         'connectionId = :c AND (attribute_not_exists(heldUntil) OR heldUntil < :now OR heldBy = :hold)',
         counter === 0 ? 'attribute_not_exists(nextPacketId)' : 'nextPacketId = :counter',
@@ -357,6 +347,7 @@ export class DynamoDeliveryStore implements DeliveryStore {
         ...(counts && live.length > 0 ? { ':n': live.length } : {}),
         ...(counts ? { ':room': receiveMaximum - live.length } : {}),
         ':minus': -fromQueue.length,
+        ':minusBytes': -fromQueue.reduce((sum, item) => sum + Number(item.size ?? 0), 0),
       },
     };
     const written = await this.table.transact([

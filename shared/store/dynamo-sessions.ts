@@ -54,7 +54,7 @@ export class DynamoSessionStore implements SessionStore {
         ' REMOVE expiresAt, #timer, timerAt, endingAt',
         request.maximumPacketSize === undefined ? ', maximumPacketSize' : '',
         // A clean start begins with nothing in flight and nothing queued.
-        request.cleanStart ? ', inflight, queued' : '',
+        request.cleanStart ? ', inflight, queued, queuedBytes' : '',
       ].join(''),
       ConditionExpression:
         'attribute_not_exists(#owner) OR #owner = :owner OR (#timer IN (:expiry, :bareExpiry) AND timerAt <= :nowMs) OR (attribute_not_exists(#timer) AND expiresAt <= :nowS)',
@@ -92,7 +92,7 @@ export class DynamoSessionStore implements SessionStore {
       // Claimed before the wipe, so the session's pending will is published, not lost.
       if (old !== undefined) endedSessionWill = (await this.parts.wills.takeWill(request.clientId))?.will;
       await this.deleteSessionState(request.clientId, { keepSessionItem: true });
-      if (!request.cleanStart) await this.table.update({ Key: sessionKey(request.clientId), UpdateExpression: 'REMOVE inflight, queued' });
+      if (!request.cleanStart) await this.table.update({ Key: sessionKey(request.clientId), UpdateExpression: 'REMOVE inflight, queued, queuedBytes' });
     }
     const unfinished = typeof old?.takenOver === 'string' && old.takenOver !== '' && old.takenOver !== old.connectionId ? old.takenOver : undefined;
     return {

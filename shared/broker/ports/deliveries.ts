@@ -20,6 +20,12 @@ export interface QueueingSession {
 }
 
 /** Queued (with the session's state just after), or not: the session is gone, or the message was delivered before. */
+/** How much one session's queue holds: messages, and bytes of topic and payload (absent: no byte bound). */
+export interface QueueBound {
+  readonly messages: number;
+  readonly bytes?: number;
+}
+
 export type EnqueueResult = { readonly queued: false; readonly full?: true } | { readonly queued: true; readonly session?: QueueingSession };
 
 /**
@@ -70,9 +76,10 @@ export interface DeliveryStore {
   /**
    * Queue a message for a client that cannot take it now, behind the ones queued before. Not
    * queued: the session is gone or past its expiry, the message's exactly-once mark exists, or
-   * `maxQueued` messages are queued already (`full`: the queue keeps its oldest).
+   * the queue is at its bound, in messages or in bytes with this one (`full`: the queue keeps its
+   * oldest).
    */
-  enqueue(message: QueuedMessage, maxQueued?: number): Promise<EnqueueResult>;
+  enqueue(message: QueuedMessage, bound?: QueueBound): Promise<EnqueueResult>;
   /**
    * Move queued messages into flight, oldest first, while the client has room; each gets a packet
    * id and is recorded in flight with it, in rounds of at most `batch` messages; expired ones are

@@ -126,17 +126,35 @@ describe('queue bound', () => {
   it('enqueue takes no more once maxQueued messages are queued (full), keeping the oldest; a claimed message makes room', async () => {
     const { clientId, conn } = await connectedWithSubscriptions();
     await store.sessions.closeSession(clientId, conn, false, 3600);
-    for (const n of [1, 2, 3]) expect(decided(await store.deliveries.enqueue(message(clientId, n), 3))).toEqual({ queued: true });
-    expect(await store.deliveries.enqueue(message(clientId, 4), 3)).toEqual({ queued: false, full: true });
+    for (const n of [1, 2, 3]) expect(decided(await store.deliveries.enqueue(message(clientId, n), { messages: 3 }))).toEqual({ queued: true });
+    expect(await store.deliveries.enqueue(message(clientId, 4), { messages: 3 })).toEqual({ queued: false, full: true });
     // Without a bound the same queue takes it (the bound is the caller's).
     expect(decided(await store.deliveries.enqueue(message(clientId, 5)))).toEqual({ queued: true });
     // A session that is gone is not 'full'.
     const nobody = uniqueClientId('no-session');
-    expect(await store.deliveries.enqueue(message(nobody, 1), 3)).toEqual({ queued: false });
+    expect(await store.deliveries.enqueue(message(nobody, 1), { messages: 3 })).toEqual({ queued: false });
     const next = connectionId();
     await store.sessions.openSession({ clientId, connectionId: next, protocolVersion: 5, cleanStart: false, holdMs: HOLD_MS, ...limits });
     expect(payloads((await store.deliveries.claimQueued(clientId, next, 65535, { token: connectHold(next), leaseMs: HOLD_MS }, CLAIM_BATCH)).messages)).toEqual(['m1', 'm2', 'm3', 'm5']);
-    expect((await store.deliveries.enqueue(message(clientId, 6), 3)).queued).toBe(true);
+    expect((await store.deliveries.enqueue(message(clientId, 6), { messages: 3 })).queued).toBe(true);
+  });
+
+  it('enqueue takes no more once the bytes queued would pass the byte bound (full); a drain gives the bytes back', async () => {
+    const { clientId, conn } = await connectedWithSubscriptions();
+    await store.sessions.closeSession(clientId, conn, false, 3600);
+    const size = Buffer.byteLength(message(clientId, 1).topic) + message(clientId, 1).payload.length;
+    const bound = { messages: 100, bytes: 3 * size };
+    for (const n of [1, 2, 3]) expect(decided(await store.deliveries.enqueue(message(clientId, n), bound))).toEqual({ queued: true });
+    expect(await store.deliveries.enqueue(message(clientId, 4), bound)).toEqual({ queued: false, full: true });
+    // One larger than the whole bound never fits, whatever is queued.
+    const large = { ...message(clientId, 5), payload: Buffer.alloc(4 * size) };
+    expect(await store.deliveries.enqueue(large, { messages: 100, bytes: 3 * size })).toEqual({ queued: false, full: true });
+    const next = connectionId();
+    await store.sessions.openSession({ clientId, connectionId: next, protocolVersion: 5, cleanStart: false, holdMs: HOLD_MS, ...limits });
+    expect(payloads((await store.deliveries.claimQueued(clientId, next, 65535, { token: connectHold(next), leaseMs: HOLD_MS }, CLAIM_BATCH)).messages)).toEqual(['m1', 'm2', 'm3']);
+    await store.sessions.closeSession(clientId, next, false, 3600);
+    for (const n of [6, 7, 8]) expect(decided(await store.deliveries.enqueue(message(clientId, n), bound))).toEqual({ queued: true });
+    expect((await store.deliveries.enqueue(message(clientId, 9), bound)).queued).toBe(false);
   });
 });
 
@@ -536,7 +554,7 @@ describe('fan-in: many deliverers at once', () => {
   it('many handlers queueing for one client at once: all queued, none fails; a drain takes them all and the count comes back to zero', async () => {
     const { clientId, conn } = await connectedWithSubscriptions();
     await store.sessions.closeSession(clientId, conn, false, 3600);
-    const results = await Promise.all(Array.from({ length: 30 }, (_, n) => store.deliveries.enqueue(message(clientId, n), 1000)));
+    const results = await Promise.all(Array.from({ length: 30 }, (_, n) => store.deliveries.enqueue(message(clientId, n), { messages: 1000 })));
     expect(results.every((r) => r.queued)).toBe(true);
     const next = connectionId();
     await store.sessions.openSession({ clientId, connectionId: next, protocolVersion: 5, cleanStart: false, holdMs: HOLD_MS, ...limits });
