@@ -148,6 +148,7 @@ async function openSession(state: ConnectState): Promise<void> {
     clientId: state.clientId!,
     connectionId: state.connectionId,
     ...(state.identity!.username !== undefined ? { owner: state.identity!.username } : {}),
+    ...(state.deps.config.maxSessionsPerUser !== undefined ? { sessionsPerUser: state.deps.config.maxSessionsPerUser } : {}),
     protocolVersion: state.version,
     cleanStart: state.cleanStart,
     endsWithConnection: sessionExpiryOf(state.packet, state.version, state.cleanStart) === 0,
@@ -162,6 +163,8 @@ async function openSession(state: ConnectState): Promise<void> {
   // Another identity's session: refused before anything of it is touched (no takeover, no wipe,
   // no will cancelled or published). 5.0 0x85 / 3.1.1 return code 2: the id is not allowed.
   if (opened === 'owned-by-another') refuse(state, ReasonCode.ClientIdentifierNotValid, 'client id belongs to another identity');
+  // The identity holds as many sessions as it may (MQTT_MAX_SESSIONS_PER_USER): 5.0 0x97 / 3.1.1 return code 3.
+  else if (opened === 'quota-exceeded') refuse(state, ReasonCode.QuotaExceeded, 'sessions per user exceeded');
   else state.session = opened;
 }
 

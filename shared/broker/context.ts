@@ -52,6 +52,10 @@ export interface BrokerConfig {
   readonly maxQueuedMessages: number;
   /** Bytes (topic and payload) one session's queue holds; a message that would pass it is dropped for that session (logged). */
   readonly maxQueuedBytes: number;
+  /** Sessions (connected or not) one user name holds, anonymous clients counting as one user; absent: not counted. Beyond it: CONNACK 0x97. */
+  readonly maxSessionsPerUser?: number;
+  /** Topics holding a retained message that one user name stored first (anonymous clients count as one user); absent: not counted. */
+  readonly maxRetainedPerUser?: number;
   /** Retained-tree nodes one subscription's replay reads below its wildcards; the rest is not replayed (logged). */
   readonly maxRetainedReplay: number;
   /** PUBLISH packets one client may send; absent = no limit. Over it: DISCONNECT 0x96. */
@@ -78,6 +82,8 @@ export const defaultBrokerConfig: BrokerConfig = {
   maxSessionExpiry: 7 * 24 * 60 * 60,
   maxQueuedMessages: 1000,
   maxQueuedBytes: 16 * 1024 * 1024,
+  maxSessionsPerUser: 10_000,
+  maxRetainedPerUser: 10_000,
   maxRetainedReplay: 1000,
   // One a second on average, AWS IoT Core's rate per client id, counted as 60 a minute so that a
   // device flapping through a burst of reconnects is not shut out; a reconnect loop is, for the

@@ -46,20 +46,41 @@ export const handlePublish = afterConnect<PublishPacket>(async (ctx, packet) => 
     const receipt = await ctx.deps.store.receipts.receiveQos2(ctx.connection.clientId, packet.messageId!);
     const pubrec = (matched: number) => reply(ctx, { cmd: 'pubrec', messageId: packet.messageId!, ...(v5 ? { reasonCode: matchedCode(matched) } : {}) });
     if (receipt.routed) return [pubrec(1)];
-    const { deliveries, matched } = await accept(ctx, { ...message, origin: receipt });
-    return [deliver(deliveries), routed(ctx.connection.clientId, packet.messageId!), pubrec(matched)];
+    const accepted = await accept(ctx, { ...message, origin: receipt });
+    if (accepted === 'over-quota') {
+      // The exchange ends with this PUBREC: no receipt is kept.
+      await ctx.deps.store.receipts.releaseIncomingQos2(ctx.connection.clientId, packet.messageId!);
+      return refusePublish(ctx, packet, ReasonCode.QuotaExceeded);
+    }
+    return [deliver(accepted.deliveries), routed(ctx.connection.clientId, packet.messageId!), pubrec(accepted.matched)];
   }
-  const { deliveries, matched } = await accept(ctx, message);
+  const accepted = await accept(ctx, message);
+  if (accepted === 'over-quota') return refusePublish(ctx, packet, ReasonCode.QuotaExceeded);
+  const { deliveries, matched } = accepted;
   if (packet.qos === 0) return [deliver(deliveries)];
   // [MQTT-4.3.2-2] PUBACK carries the packet id, after the message is accepted
   return [deliver(deliveries), reply(ctx, { cmd: 'puback', messageId: packet.messageId!, ...(v5 ? { reasonCode: matchedCode(matched) } : {}) })];
 });
 
-async function accept(ctx: ConnectedContext, message: ApplicationMessage): Promise<Routed> {
-  // [MQTT-3.3.1-5] a retained message is stored (an empty one removes it, [MQTT-3.3.1-6]) and
-  // still delivered to the current subscribers
-  if (message.retain) await ctx.deps.store.retained.putRetained(retainedOf(message));
+/**
+ * [MQTT-3.3.1-5] a retained message is stored (an empty one removes it, [MQTT-3.3.1-6]) and
+ * still delivered to the current subscribers. A new retained topic beyond its user's bound
+ * (MQTT_MAX_RETAINED_PER_USER) is not stored: a 5.0 QoS 1/2 PUBLISH is refused with 0x97 Quota
+ * exceeded ('over-quota': not delivered either, as a refused PUBLISH is not accepted); a QoS 0 or
+ * 3.1.1 one, which cannot be told, is delivered without being retained. Logged either way.
+ */
+async function accept(ctx: ConnectedContext, message: ApplicationMessage): Promise<Routed | 'over-quota'> {
+  if (message.retain && (await storeRetained(ctx, message)) === 'quota-exceeded') {
+    const { connectionId, clientId, username } = ctx.connection;
+    ctx.deps.log.warn('retained topics per user exceeded: message not retained', { connectionId, clientId, username, topic: message.topic });
+    if (isV5(ctx.connection) && message.qos > 0) return 'over-quota';
+  }
   return routeMessage(ctx.deps, message, ctx.connection.clientId, ctx.batch.routes);
+}
+
+function storeRetained(ctx: ConnectedContext, message: ApplicationMessage): Promise<'stored' | 'quota-exceeded'> {
+  const bound = ctx.deps.config.maxRetainedPerUser;
+  return ctx.deps.store.retained.putRetained(retainedOf(message), bound === undefined ? undefined : { owner: ctx.connection.username ?? '', bound });
 }
 
 /**

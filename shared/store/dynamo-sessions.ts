@@ -9,8 +9,9 @@ import { connectHold } from '../broker/ports';
 import type { ProtocolVersion } from '../protocol/codec';
 import { connectionItem } from './dynamo-connections';
 import type { DynamoSubscriptionStore } from './dynamo-subscriptions';
-import type { DynamoTable, Item } from './dynamo-table';
+import type { DynamoTable, Item, TransactItem } from './dynamo-table';
 import type { DynamoWillStore } from './dynamo-wills';
+import { countIn, countInAnyway, countOut, quotaKey } from './user-quota';
 import { dueTimers, isExpired, timerKey, MAX_IN_FLIGHT_IDS, mayHaveOutRecords, queryOutRecords, SESSION_SK, sessionKey, SUB_PREFIX, TTL_GRACE_SECONDS } from './session-items';
 
 const NEVER_EXPIRES = 0xffffffff;
@@ -32,11 +33,16 @@ export class DynamoSessionStore implements SessionStore {
     private readonly now: () => number,
   ) {}
 
-  async openSession(request: OpenSessionRequest): Promise<OpenSessionResult | 'owned-by-another'> {
+  async openSession(request: OpenSessionRequest): Promise<OpenSessionResult | 'owned-by-another' | 'quota-exceeded'> {
+    // Where the owner's sessions are counted (MQTT_MAX_SESSIONS_PER_USER), if they are.
+    const quota = request.sessionsPerUser === undefined ? undefined : quotaKey('sessions', sessionOwner(request.owner), request.clientId, request.sessionsPerUser);
     // No session item: none exists (a session's item is the last of its items to go, see
     // deleteSessionState and endExpiredSessions), so there is nothing to claim, wipe, settle or
     // hold back. The new session and the connection's record are written in one call.
-    if (request.connection && (await this.createSession(request, request.connection))) return { sessionPresent: false, created: true };
+    if (request.connection) {
+      const created = await this.createSession(request, request.connection, quota);
+      if (created !== 'exists') return created === 'created' ? { sessionPresent: false, created: true } : 'quota-exceeded';
+    }
     const now = this.now();
     // Claim the session first: the old item tells who held it, even when it is about to be wiped.
     // Only its owner claims a live session: another identity's claim changes nothing (no extra call:
@@ -48,6 +54,7 @@ export class DynamoSessionStore implements SessionStore {
         // Whom this claim takes the session from: if this CONNECT dies before closing it, the next claim closes it.
         ', takenOver = if_not_exists(connectionId, :none), takenOverVersion = if_not_exists(protocolVersion, :v)',
         request.maximumPacketSize === undefined ? '' : ', maximumPacketSize = :m',
+        quota === undefined ? '' : ', quota = :quota',
         // New deliveries wait (queued) until this CONNECT has answered and resent what was in flight.
         ', heldBy = :hold, heldUntil = :until',
         // A sweep ending the expired session meanwhile leaves the session item to this claim.
@@ -76,11 +83,13 @@ export class DynamoSessionStore implements SessionStore {
         ':hold': connectHold(request.connectionId),
         ':until': this.now() + request.holdMs,
         ...(request.maximumPacketSize === undefined ? {} : { ':m': request.maximumPacketSize }),
+        ...(quota === undefined ? {} : { ':quota': quota }),
       },
       ReturnValues: 'ALL_OLD',
     });
     if (claimed === undefined) return 'owned-by-another';
     const old = claimed.attributes;
+    if (quota !== undefined && !(await this.countClaimed(request, old, quota))) return 'quota-exceeded';
     const alive = old !== undefined && !isExpired(old, this.now());
     // A session bound to its connection ends with it, also when this connection takes it over
     // (MQTT 5.0 3.1.4; 3.1.1 [MQTT-3.1.2-6]: its state is never reused).
@@ -105,8 +114,12 @@ export class DynamoSessionStore implements SessionStore {
     };
   }
 
-  /** The session item of a session that does not exist yet, and the connection's record, in one transaction; false if a session item exists. */
-  private async createSession(request: OpenSessionRequest, connection: Parameters<typeof connectionItem>[0]): Promise<boolean> {
+  /**
+   * The session item of a session that does not exist yet, and the connection's record, in one
+   * transaction, counted in its owner's sessions if they are counted: 'exists' if a session item
+   * exists, 'quota' if the owner's count is full.
+   */
+  private async createSession(request: OpenSessionRequest, connection: Parameters<typeof connectionItem>[0], quota: string | undefined): Promise<'created' | 'exists' | 'quota'> {
     const created = await this.table.transact([
       {
         Put: {
@@ -122,13 +135,57 @@ export class DynamoSessionStore implements SessionStore {
             takenOver: '',
             takenOverVersion: request.protocolVersion,
             ...(request.maximumPacketSize === undefined ? {} : { maximumPacketSize: request.maximumPacketSize }),
+            ...(quota === undefined ? {} : { quota }),
           },
           ConditionExpression: 'attribute_not_exists(sk)',
         },
       },
       { Put: { TableName: this.parts.connections.name, Item: connectionItem(connection) } },
+      ...(quota === undefined ? [] : [countIn(quotaItemKey, quota, request.sessionsPerUser!)]),
     ]);
-    return created.ok;
+    if (created.ok) return 'created';
+    return created.failed[2] && !created.failed[0] ? 'quota' : 'exists';
+  }
+
+  /**
+   * A claim that made the session its owner's (a new session item, or an expired one of another
+   * owner) counts it in the owner's sessions, on condition of room; without room the claim is
+   * undone and false returned: a new item is deleted, an expired one given back to its owner as
+   * it was, due to end (the sweeper ends it, its will published). A session the owner had
+   * already, counted elsewhere (before the bound changed, or before sessions were counted),
+   * moves to its new shard whatever it holds.
+   */
+  private async countClaimed(request: OpenSessionRequest, old: Item | undefined, quota: string): Promise<boolean> {
+    const owner = sessionOwner(request.owner);
+    const counted = typeof old?.quota === 'string' ? old.quota : undefined;
+    const before = counted !== undefined ? [countOut(quotaItemKey, counted)] : [];
+    if (old !== undefined && old.owner === owner) {
+      if (counted !== quota) await this.table.transact([...before, countInAnyway(quotaItemKey, quota)]);
+      return true;
+    }
+    const moved = await this.table.transact([...before, countIn(quotaItemKey, quota, request.sessionsPerUser!)]);
+    if (moved.ok) return true;
+    const mine = { ConditionExpression: 'connectionId = :c', ExpressionAttributeValues: { ':c': request.connectionId } };
+    if (old === undefined) {
+      await this.table.deleteIf({ Key: sessionKey(request.clientId), ...mine });
+      return false;
+    }
+    await this.table.updateIf({
+      Key: sessionKey(request.clientId),
+      UpdateExpression: counted === undefined
+        ? 'SET #owner = :owner, #timer = :expiry, timerAt = :now REMOVE connectionId, heldBy, heldUntil, quota'
+        : 'SET #owner = :owner, #timer = :expiry, timerAt = :now, quota = :old REMOVE connectionId, heldBy, heldUntil',
+      ...mine,
+      ExpressionAttributeNames: { '#owner': 'owner', '#timer': 'timer' },
+      ExpressionAttributeValues: {
+        ...mine.ExpressionAttributeValues,
+        ':owner': old.owner ?? '',
+        ':expiry': timerKey('expiry', request.clientId),
+        ':now': this.now(),
+        ...(counted === undefined ? {} : { ':old': counted }),
+      },
+    });
+    return false;
   }
 
   async closeSession(clientId: string, connectionId: string, endSession: boolean, expiryInterval: number, options: CloseSessionOptions = {}): Promise<CloseSessionResult> {
@@ -150,7 +207,7 @@ export class DynamoSessionStore implements SessionStore {
     const all = await this.table.queryAll({
       KeyConditionExpression: 'clientId = :c',
       ExpressionAttributeValues: { ':c': clientId },
-      ProjectionExpression: 'clientId, sk, connectionId, nextPacketId',
+      ProjectionExpression: 'clientId, sk, connectionId, nextPacketId, quota',
     });
     const session = all.find((item) => item.sk === SESSION_SK);
     if (session?.connectionId !== connectionId) return undefined;
@@ -163,6 +220,7 @@ export class DynamoSessionStore implements SessionStore {
       { Delete: { Key: sessionKey(clientId), ConditionExpression: 'connectionId = :c', ExpressionAttributeValues: { ':c': connectionId } } },
       ...others.map((item) => ({ Delete: { Key: { clientId: item.clientId, sk: item.sk } } })),
       ...(options.forgetConnection ? [{ Delete: { TableName: this.parts.connections.name, Key: { connectionId } } }] : []),
+      ...countedOut(session),
     ]);
     // Taken over meanwhile: the long way tells.
     return ended.ok ? 'closed' : undefined;
@@ -273,7 +331,7 @@ export class DynamoSessionStore implements SessionStore {
     const all = await this.table.queryAll({
       KeyConditionExpression: 'clientId = :c',
       ExpressionAttributeValues: { ':c': clientId },
-      ProjectionExpression: 'clientId, sk, nextPacketId',
+      ProjectionExpression: 'clientId, sk, nextPacketId, quota',
     });
     const session = all.find((item) => item.sk === SESSION_SK);
     const items = all.filter((item) => item.sk !== SESSION_SK);
@@ -283,11 +341,15 @@ export class DynamoSessionStore implements SessionStore {
     await this.table.batchDelete([...items, ...records].map((item) => ({ clientId: item.clientId, sk: item.sk })));
     if (options.keepSessionItem || session === undefined) return;
     const condition = options.sessionCondition ?? { expression: 'attribute_not_exists(connectionId)', values: {} };
-    await this.table.deleteIf({
+    const deletion = {
       Key: sessionKey(clientId),
       ConditionExpression: condition.expression,
       ...(Object.keys(condition.values).length > 0 ? { ExpressionAttributeValues: condition.values } : {}),
-    });
+    };
+    // Counted out of its owner's sessions in the same write that ends it.
+    const out = countedOut(session);
+    if (out.length > 0) await this.table.transact([{ Delete: deletion }, ...out]);
+    else await this.table.deleteIf(deletion);
   }
 }
 
@@ -297,6 +359,16 @@ export class DynamoSessionStore implements SessionStore {
  */
 function sessionOwner(username: string | undefined): string {
   return username ?? '';
+}
+
+/** The key of a counter item of the owners' sessions, in the Sessions table (see user-quota.ts). */
+function quotaItemKey(key: string): Item {
+  return { clientId: key, sk: 'quota' };
+}
+
+/** The session item's count in its owner's sessions, to be taken out as it goes; none if it was not counted. */
+function countedOut(session: Item | undefined): TransactItem[] {
+  return typeof session?.quota === 'string' ? [countOut(quotaItemKey, session.quota)] : [];
 }
 
 /** The session's connection is still in its CONNECT: it takes no deliveries yet, QoS 0 included [MQTT-3.2.0-1]. */

@@ -24,6 +24,11 @@ export interface OpenSessionRequest {
    * identity that created it: only that identity claims it while it lives.
    */
   readonly owner?: string;
+  /**
+   * The most sessions one owner may hold (anonymous clients are one owner); absent: not counted.
+   * A session new to its owner beyond it is not opened ('quota-exceeded').
+   */
+  readonly sessionsPerUser?: number;
   readonly protocolVersion: ProtocolVersion;
   readonly cleanStart: boolean;
   /**
@@ -90,7 +95,7 @@ export interface SessionStore {
    * 'owned-by-another': a live session created by another identity; nothing was changed (not its
    * connection, queue, subscriptions nor will; a clean start wipes nothing).
    */
-  openSession(request: OpenSessionRequest): Promise<OpenSessionResult | 'owned-by-another'>;
+  openSession(request: OpenSessionRequest): Promise<OpenSessionResult | 'owned-by-another' | 'quota-exceeded'>;
   /**
    * Detach the connection from its session; `endSession` deletes the session's state too.
    * 'taken-over': another connection holds the session now, and nothing was changed. Redone by
