@@ -13,7 +13,8 @@
  *   MQTT_MAX_INFLIGHT, MQTT_MAX_CLIENT_ID_LENGTH,
  *   MQTT_MAX_SESSION_EXPIRY (seconds), MQTT_MAX_QUEUED_MESSAGES, MQTT_MAX_QUEUED_BYTES,
  *   MQTT_MAX_RETAINED_REPLAY, MQTT_MAX_KEEPALIVE (seconds) positive integers
- *   MQTT_MAX_SESSIONS_PER_USER, MQTT_MAX_RETAINED_PER_USER  a positive integer or off
+ *   MQTT_MAX_SESSIONS_PER_USER, MQTT_MAX_SUBSCRIPTIONS_PER_USER,
+ *   MQTT_MAX_RETAINED_PER_USER                          a positive integer or off
  *   MQTT_PUBLISH_RATE, MQTT_CONNECT_RATE               <count>/<seconds>s (e.g. 100/1s) or off
  *   MQTT_CONNECT_TIMEOUT_MS  the listener's deadline for a socket's CONNECT (10000)
  */
@@ -81,6 +82,7 @@ export function limitsFromEnv(env: Env): Partial<BrokerConfig> {
   for (const [key, name] of [
     ['maxSessionsPerUser', 'MQTT_MAX_SESSIONS_PER_USER'],
     ['maxRetainedPerUser', 'MQTT_MAX_RETAINED_PER_USER'],
+    ['maxSubscriptionsPerUser', 'MQTT_MAX_SUBSCRIPTIONS_PER_USER'],
   ] as const) {
     if (env[name] === 'off') config[key] = undefined;
     else if (positiveInteger(env, name) !== undefined) config[key] = positiveInteger(env, name);

@@ -38,6 +38,8 @@ export interface BrokerConfig {
   /** Most levels in a topic name or filter. */
   readonly maxTopicLevels: number;
   readonly maxSubscriptionsPerClient: number;
+  /** Subscriptions of all the sessions of one user name (anonymous clients count as one user); absent: not counted. Beyond it: SUBACK 0x97. */
+  readonly maxSubscriptionsPerUser?: number;
   /** Longest client identifier, in UTF-8 bytes (it becomes a DynamoDB key). */
   readonly maxClientIdLength: number;
   /** Longest Session Expiry Interval, in seconds; a 5.0 client asking for more is told this one in CONNACK. */
@@ -83,6 +85,7 @@ export const defaultBrokerConfig: BrokerConfig = {
   maxQueuedMessages: 1000,
   maxQueuedBytes: 16 * 1024 * 1024,
   maxSessionsPerUser: 10_000,
+  maxSubscriptionsPerUser: 100_000,
   maxRetainedPerUser: 10_000,
   maxRetainedReplay: 1000,
   // One a second on average, AWS IoT Core's rate per client id, counted as 60 a minute so that a

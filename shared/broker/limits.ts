@@ -64,6 +64,9 @@ export class BatchLimits {
 
 /** How many more filters a client may subscribe to; filters it already has cost nothing. */
 export class SubscriptionQuota {
+  /** The filters admitted that the client did not have, in order. */
+  readonly added: string[] = [];
+
   private constructor(
     private readonly existing: Set<string>,
     private room: number,
@@ -80,6 +83,19 @@ export class SubscriptionQuota {
     if (this.room <= 0) return false;
     this.room -= 1;
     this.existing.add(filter);
+    this.added.push(filter);
     return true;
+  }
+
+  /**
+   * The added filters counted in the user's subscriptions (MQTT_MAX_SUBSCRIPTIONS_PER_USER; anonymous
+   * clients are one user): the count they are in, and those beyond its bound, which are refused.
+   */
+  async countPerUser(ctx: ConnectedContext): Promise<{ countedUnder?: string; refused: Set<string> }> {
+    const bound = ctx.deps.config.maxSubscriptionsPerUser;
+    if (bound === undefined) return { refused: new Set() };
+    const { connection } = ctx;
+    const counted = await ctx.deps.store.subscriptions.countNewSubscriptions(connection.username ?? '', connection.clientId, this.added.length, bound);
+    return { countedUnder: counted.countedUnder, refused: new Set(this.added.slice(counted.admitted)) };
   }
 }

@@ -40,12 +40,28 @@ export const handleSubscribe = afterConnect<SubscribePacket>(async (ctx, packet)
     // [MQTT-3.8.4-6] the granted QoS is the requested one: the broker supports QoS 2
     return request.qos;
   });
+  // Beyond the user's subscriptions, new filters are refused as beyond the client's
+  const perUser = await quota.countPerUser(ctx);
+  const stored = refuseOverQuota(accepted, granted, packet, perUser.refused, v5);
   // [MQTT-3.8.4-3] a subscription with the same filter replaces the existing one
-  const existed = accepted.length > 0 ? await ctx.deps.store.subscriptions.subscribe(ctx.connection.clientId, accepted) : [];
+  const existed = stored.length > 0 ? await ctx.deps.store.subscriptions.subscribe(ctx.connection.clientId, stored, perUser.countedUnder) : [];
   ctx.batch.routes.clear();
   // [MQTT-3.8.4-1] the SUBACK carries the packet identifier of the SUBSCRIBE
-  return [reply(ctx, { cmd: 'suback', messageId: packet.messageId!, granted }), ...(await replayRetained(ctx, accepted, existed))];
+  return [reply(ctx, { cmd: 'suback', messageId: packet.messageId!, granted }), ...(await replayRetained(ctx, stored, existed))];
 });
+
+/** The accepted subscriptions but those refused by the user's quota, whose codes become 0x97 Quota exceeded (3.1.1: 0x80). */
+function refuseOverQuota(accepted: Subscription[], granted: number[], packet: SubscribePacket, refused: ReadonlySet<string>, v5: boolean): Subscription[] {
+  if (refused.size === 0) return accepted;
+  packet.subscriptions.forEach((request, i) => {
+    if (refused.has(request.topic) && granted[i]! < 0x80) granted[i] = v5 ? ReasonCode.QuotaExceeded : ReasonCode.UnspecifiedError;
+  });
+  return accepted.filter((s) => !refused.has(sentFilterOf(s)));
+}
+
+function sentFilterOf(subscription: Subscription): string {
+  return subscription.shareGroup === undefined ? subscription.filter : `${SHARED_PREFIX}${subscription.shareGroup}/${subscription.filter}`;
+}
 
 /**
  * [MQTT-3.3.1-9] (5.0: Retain Handling) retained messages matching a new subscription are sent

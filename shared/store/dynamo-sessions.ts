@@ -11,7 +11,7 @@ import { connectionItem } from './dynamo-connections';
 import type { DynamoSubscriptionStore } from './dynamo-subscriptions';
 import type { DynamoTable, Item, TransactItem } from './dynamo-table';
 import type { DynamoWillStore } from './dynamo-wills';
-import { countIn, countInAnyway, countOut, quotaKey } from './user-quota';
+import { countedKeys, countIn, countInAnyway, countOut, countOutUpdate, quotaInSessions as quotaItemKey, quotaKey } from './user-quota';
 import { dueTimers, isExpired, timerKey, MAX_IN_FLIGHT_IDS, mayHaveOutRecords, queryOutRecords, SESSION_SK, sessionKey, SUB_PREFIX, TTL_GRACE_SECONDS } from './session-items';
 
 const NEVER_EXPIRES = 0xffffffff;
@@ -220,7 +220,7 @@ export class DynamoSessionStore implements SessionStore {
       { Delete: { Key: sessionKey(clientId), ConditionExpression: 'connectionId = :c', ExpressionAttributeValues: { ':c': connectionId } } },
       ...others.map((item) => ({ Delete: { Key: { clientId: item.clientId, sk: item.sk } } })),
       ...(options.forgetConnection ? [{ Delete: { TableName: this.parts.connections.name, Key: { connectionId } } }] : []),
-      ...countedOut(session),
+      ...countedOut(session, ...others),
     ]);
     // Taken over meanwhile: the long way tells.
     return ended.ok ? 'closed' : undefined;
@@ -339,6 +339,9 @@ export class DynamoSessionStore implements SessionStore {
     const filters = items.map((item) => item.sk as string).filter((sk) => sk.startsWith(SUB_PREFIX)).map((sk) => sk.slice(SUB_PREFIX.length));
     await this.parts.subscriptions.removeRoutes(clientId, filters);
     await this.table.batchDelete([...items, ...records].map((item) => ({ clientId: item.clientId, sk: item.sk })));
+    // Its subscriptions out of their owner's count once they are gone: one that dies in between
+    // leaves them counted (a redo finds them gone), never counted out while they exist.
+    await Promise.all([...countedKeys(items)].map(([key, n]) => this.table.update(countOutUpdate(quotaItemKey, key, n))));
     if (options.keepSessionItem || session === undefined) return;
     const condition = options.sessionCondition ?? { expression: 'attribute_not_exists(connectionId)', values: {} };
     const deletion = {
@@ -361,14 +364,9 @@ function sessionOwner(username: string | undefined): string {
   return username ?? '';
 }
 
-/** The key of a counter item of the owners' sessions, in the Sessions table (see user-quota.ts). */
-function quotaItemKey(key: string): Item {
-  return { clientId: key, sk: 'quota' };
-}
-
-/** The session item's count in its owner's sessions, to be taken out as it goes; none if it was not counted. */
-function countedOut(session: Item | undefined): TransactItem[] {
-  return typeof session?.quota === 'string' ? [countOut(quotaItemKey, session.quota)] : [];
+/** The counts of the session item and its subscriptions in their owner's, to be taken out as they go; none for those not counted. */
+function countedOut(...items: Array<Item | undefined>): TransactItem[] {
+  return [...countedKeys(items.filter((item) => item !== undefined))].map(([key, n]) => countOut(quotaItemKey, key, n));
 }
 
 /** The session's connection is still in its CONNECT: it takes no deliveries yet, QoS 0 included [MQTT-3.2.0-1]. */

@@ -4,9 +4,10 @@
  * filter and client, a marker per filter, and the shapes of the wildcard filters, see
  * subscription-index.ts).
  */
-import type { Subscription, SubscriptionStore } from '../broker/ports';
+import type { CountedSubscriptions, Subscription, SubscriptionStore } from '../broker/ports';
 import { hasWildcard } from '../protocol/topic';
-import type { DynamoTable, Item } from './dynamo-table';
+import { afterContention, type DynamoTable, type Item } from './dynamo-table';
+import { countedKeys, countOutUpdate, quotaInSessions, quotaKey, shardBound } from './user-quota';
 import { SUB_PREFIX } from './session-items';
 import {
   candidateFilters,
@@ -39,11 +40,34 @@ export class DynamoSubscriptionStore implements SubscriptionStore {
     private readonly shapeCopies: number = SHAPE_COPIES,
   ) {}
 
-  async subscribe(clientId: string, subscriptions: readonly Subscription[]): Promise<boolean[]> {
+  async countNewSubscriptions(owner: string, clientId: string, count: number, bound: number): Promise<CountedSubscriptions> {
+    const key = quotaKey('subscriptions', owner, clientId, bound);
+    const perShard = shardBound(bound);
+    let wanted = count;
+    for (let attempt = 0; wanted > 0; attempt++) {
+      const counted = await this.sessions.updateOrOld({
+        Key: quotaInSessions(key),
+        UpdateExpression: 'ADD #n :n',
+        ConditionExpression: 'attribute_not_exists(#n) OR #n <= :room',
+        ExpressionAttributeNames: { '#n': 'count' },
+        ExpressionAttributeValues: { ':n': wanted, ':room': perShard - wanted },
+      });
+      if (counted.ok) return { admitted: wanted, countedUnder: key };
+      // Fewer fit: as many as there is room for (the count as it failed), again.
+      const room = perShard - Number(counted.old?.count ?? 0);
+      wanted = Math.min(wanted - 1, Math.max(0, room));
+      if (attempt > 0) await afterContention(attempt);
+    }
+    return { admitted: 0, countedUnder: key };
+  }
+
+  async subscribe(clientId: string, subscriptions: readonly Subscription[], countedUnder?: string): Promise<boolean[]> {
     // A filter twice in one SUBSCRIBE: the later one replaces the earlier, as across packets.
     const byFilter = [...new Map(subscriptions.map((s) => [sentFilter(s), s])).values()];
     const existed = await Promise.all(byFilter.map((subscription) => this.addRoute(subscription)));
-    await this.sessions.batchWrite(byFilter.map((s) => ({ PutRequest: { Item: { ...s, clientId, sk: SUB_PREFIX + sentFilter(s) } } })));
+    // Each carries the key of the count it is in, to be counted out there when it goes.
+    const counted = countedUnder === undefined ? {} : { quota: countedUnder };
+    await this.sessions.batchWrite(byFilter.map((s) => ({ PutRequest: { Item: { ...s, clientId, sk: SUB_PREFIX + sentFilter(s), ...counted } } })));
     const existedBy = new Map(byFilter.map((s, i) => [sentFilter(s), existed[i]!]));
     // The first mention of a filter tells whether it existed; a repeat replaces the one just made.
     const seen = new Set<string>();
@@ -58,7 +82,11 @@ export class DynamoSubscriptionStore implements SubscriptionStore {
   async unsubscribe(clientId: string, filters: readonly string[]): Promise<boolean[]> {
     const unique = [...new Set(filters)];
     const removed = await this.removeRoutes(clientId, unique);
-    await this.sessions.batchDelete(unique.map((filter) => ({ clientId, sk: SUB_PREFIX + filter })));
+    const keys = unique.map((filter) => ({ clientId, sk: SUB_PREFIX + filter }));
+    const counted = countedKeys(await this.sessions.batchGet(keys));
+    await this.sessions.batchDelete(keys);
+    // Out of their owner's count once they are gone.
+    await Promise.all([...counted].map(([key, n]) => this.sessions.update(countOutUpdate(quotaInSessions, key, n))));
     // A filter named twice existed for the first mention only.
     const existed = new Map(unique.map((filter, i) => [filter, removed[i]!]));
     return filters.map((filter) => {

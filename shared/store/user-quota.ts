@@ -30,7 +30,7 @@ function shardsFor(bound: number): number {
 }
 
 /** The bound of one shard of a user's count. */
-function shardBound(bound: number): number {
+export function shardBound(bound: number): number {
   return Math.ceil(bound / shardsFor(bound));
 }
 
@@ -52,7 +52,24 @@ export function countInAnyway(keyOf: (key: string) => Item, key: string): Transa
   return { Update: { Key: keyOf(key), UpdateExpression: 'ADD #n :one', ExpressionAttributeNames: { '#n': 'count' }, ExpressionAttributeValues: { ':one': 1 } } };
 }
 
-/** Count one out of `key`'s shard (a transaction's item). */
-export function countOut(keyOf: (key: string) => Item, key: string): TransactItem {
-  return { Update: { Key: keyOf(key), UpdateExpression: 'ADD #n :minus', ExpressionAttributeNames: { '#n': 'count' }, ExpressionAttributeValues: { ':minus': -1 } } };
+/** Count `amount` (one) out of `key`'s shard (a transaction's item). */
+export function countOut(keyOf: (key: string) => Item, key: string, amount = 1): TransactItem {
+  return { Update: countOutUpdate(keyOf, key, amount) };
+}
+
+/** The same, as an update of its own. */
+export function countOutUpdate(keyOf: (key: string) => Item, key: string, amount: number) {
+  return { Key: keyOf(key), UpdateExpression: 'ADD #n :minus', ExpressionAttributeNames: { '#n': 'count' }, ExpressionAttributeValues: { ':minus': -amount } };
+}
+
+/** A counter item's key in the Sessions table, whose partition key is `clientId`. */
+export function quotaInSessions(key: string): Item {
+  return { clientId: key, sk: 'quota' };
+}
+
+/** How many items carry each counter key (`quota`), to count them out together. */
+export function countedKeys(items: readonly Item[]): Map<string, number> {
+  const counts = new Map<string, number>();
+  for (const item of items) if (typeof item.quota === 'string') counts.set(item.quota, (counts.get(item.quota) ?? 0) + 1);
+  return counts;
 }

@@ -1,6 +1,7 @@
 /**
  * Quotas a user cannot exceed, however many client ids it uses: sessions per user
- * (MQTT_MAX_SESSIONS_PER_USER) and retained topics per user (MQTT_MAX_RETAINED_PER_USER), as
+ * (MQTT_MAX_SESSIONS_PER_USER), subscriptions per user (MQTT_MAX_SUBSCRIPTIONS_PER_USER) and
+ * retained topics per user (MQTT_MAX_RETAINED_PER_USER), as
  * stock clients see them, with two users and anonymous access off.
  */
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
@@ -10,14 +11,14 @@ import { hashPassword } from '../../shared/security/password';
 import { collect, connectClient, endAll, eventually, RawConnection, settle } from '../support/clients';
 import { useHarness } from '../support/harness';
 
-const harness = useHarness({ security: { allowAnonymous: false }, config: { maxSessionsPerUser: 2, maxRetainedPerUser: 2 } });
+const harness = useHarness({ security: { allowAnonymous: false }, config: { maxSessionsPerUser: 2, maxRetainedPerUser: 2, maxSubscriptionsPerUser: 3 } });
 
 let counter = 0;
 const id = (name: string): string => `${name}-${process.pid}-${++counter}`;
 
 beforeAll(async () => {
   const store = harness().securityStore;
-  for (const username of ['alice', 'bob', 'carol', 'dave']) {
+  for (const username of ['alice', 'bob', 'carol', 'dave', 'erin']) {
     await store.putUser({ username, passwordHash: await hashPassword(`${username}-password`, { logN: 12, r: 8, p: 1 }) });
   }
 });
@@ -115,5 +116,29 @@ describe('retained topics per user', () => {
     await dave.publishAsync(`${root}/a`, '', { qos: 1, retain: true });
     expect(await pubackCode(dave, `${root}/c`, 'c')).toBe(0);
     expect(await retainedNow()).toEqual([`${root}/b`, `${root}/c`]);
+  });
+});
+
+/** A SUBSCRIBE's SUBACK codes (MQTT.js rejects when one is a failure, with the SUBACK). */
+async function subackCodes(subscriber: MqttClient, filters: string | string[], qos: 0 | 1 = 1): Promise<number[]> {
+  try {
+    return (await subscriber.subscribeAsync(filters, { qos })).map((g) => g.qos);
+  } catch (error) {
+    return (error as { packet?: { granted?: number[] } }).packet?.granted ?? [];
+  }
+}
+
+describe('subscriptions per user', () => {
+  it('a user\'s subscriptions are counted across its client ids: past three, SUBACK 0x97 (3.1.1: 0x80) for the new filters; unsubscribing makes room', async () => {
+    const root = id('subs');
+    const first = await client(as('erin'));
+    expect(await subackCodes(first, [`${root}/1`, `${root}/2`])).toEqual([1, 1]);
+    const second = await client(as('erin', { protocolVersion: 4 }));
+    expect(await subackCodes(second, [`${root}/3`, `${root}/4`])).toEqual([1, 0x80]);
+    // Subscribing again to a filter it has costs nothing.
+    expect(await subackCodes(first, `${root}/1`, 0)).toEqual([0]);
+    expect(await subackCodes(first, `${root}/5`)).toEqual([0x97]);
+    await first.unsubscribeAsync(`${root}/2`);
+    expect(await subackCodes(second, `${root}/4`)).toEqual([1]);
   });
 });

@@ -18,11 +18,25 @@ export interface Subscription extends SubscriptionOptions {
   readonly shareGroup?: string;
 }
 
+/** New subscriptions counted in their owner's: how many fit, and the count they are in. */
+export interface CountedSubscriptions {
+  readonly admitted: number;
+  readonly countedUnder: string;
+}
+
 /** Subscriptions, and the index that finds the ones matching a topic. */
 export interface SubscriptionStore {
 
-  /** Store the subscriptions (replacing any with the same filter); for each, whether it existed. */
-  subscribe(clientId: string, subscriptions: readonly Subscription[]): Promise<boolean[]>;
+  /**
+   * Count `count` new subscriptions of the client's in its owner's (anonymous clients: ''),
+   * within `bound`: all of them, or as many as there is room for. Counted out when they go.
+   */
+  countNewSubscriptions(owner: string, clientId: string, count: number, bound: number): Promise<CountedSubscriptions>;
+  /**
+   * Store the subscriptions (replacing any with the same filter); for each, whether it existed.
+   * `countedUnder`: the count they are in (countNewSubscriptions), to be counted out of when they go.
+   */
+  subscribe(clientId: string, subscriptions: readonly Subscription[], countedUnder?: string): Promise<boolean[]>;
   /** Remove subscriptions by filter as sent (`$share/g/f` included); for each, whether it existed. */
   unsubscribe(clientId: string, filters: readonly string[]): Promise<boolean[]>;
   /** Every subscription whose filter matches the topic name, read strongly consistently. */

@@ -3,7 +3,8 @@
  * session new to its owner is counted in the same write that creates it, and refused beyond the
  * bound without leaving anything behind; a session that ends, by its connection or at its expiry,
  * gives its room back; another owner's count is its own. Retained topics per user
- * (MQTT_MAX_RETAINED_PER_USER): the same, for topics that hold a retained message.
+ * (MQTT_MAX_RETAINED_PER_USER) and subscriptions per user (MQTT_MAX_SUBSCRIPTIONS_PER_USER): the
+ * same, for topics that hold a retained message and for the filters of all of a user's sessions.
  */
 import { describe, expect, it } from 'vitest';
 import type { ConnectionRecord, OpenSessionRequest, RetainedMessage } from '../../../shared/broker/ports';
@@ -125,5 +126,35 @@ describe('retained topics per user', () => {
     const results = await Promise.all(Array.from({ length: 30 }, (_, n) => fixture.store.retained.putRetained(retained(`${root}/${n}`), frank)));
     expect(results.filter((r) => r === 'stored')).toHaveLength(20);
     expect(await held(`${root}/+`)).toHaveLength(20);
+  });
+});
+
+describe('subscriptions per user', () => {
+  const sub = (clientId: string, filter: string) => ({ clientId, filter, qos: 1 as const });
+
+  it('new subscriptions are counted across the user\'s sessions, as many as fit; unsubscribing, or a session ending, gives the room back', async () => {
+    const store = fixture.store;
+    const ivy = user('ivy');
+    const bound = 3;
+    const [a, b] = [request(ivy, uniqueClientId('sa'), true, 10), request(ivy, uniqueClientId('sb'), true, 10)];
+    await store.sessions.openSession(a);
+    await store.sessions.openSession(b);
+    const first = await store.subscriptions.countNewSubscriptions(ivy, a.clientId, 2, bound);
+    expect(first.admitted).toBe(2);
+    await store.subscriptions.subscribe(a.clientId, [sub(a.clientId, 'x/1'), sub(a.clientId, 'x/2')], first.countedUnder);
+    // Another session of the same user: one more fits, not two.
+    const second = await store.subscriptions.countNewSubscriptions(ivy, b.clientId, 2, bound);
+    expect(second.admitted).toBe(1);
+    await store.subscriptions.subscribe(b.clientId, [sub(b.clientId, 'y/1')], second.countedUnder);
+    expect((await store.subscriptions.countNewSubscriptions(ivy, b.clientId, 1, bound)).admitted).toBe(0);
+    // Another user is counted apart.
+    expect((await store.subscriptions.countNewSubscriptions(user('jay'), b.clientId, 3, bound)).admitted).toBe(3);
+
+    // Unsubscribing one: room for one.
+    expect(await store.subscriptions.unsubscribe(a.clientId, ['x/1'])).toEqual([true]);
+    expect((await store.subscriptions.countNewSubscriptions(ivy, b.clientId, 2, bound)).admitted).toBe(1);
+    // Session a ends with its connection, its subscription with it: room for one more.
+    expect(await store.sessions.closeSession(a.clientId, a.connectionId, true, 0, { forgetConnection: true })).toBe('closed');
+    expect((await store.subscriptions.countNewSubscriptions(ivy, b.clientId, 2, bound)).admitted).toBe(1);
   });
 });
