@@ -43,8 +43,8 @@ const LISTENER_REQUEST_TIMEOUT_MS = 10_000;
 
 /**
  * API Gateway's @connections calls: up to 10 attempts, waits of up to 0.2, 0.4, 0.8, 1.6, then
- * 2 s, none past 6 s after the first. A burst over the account's rate is spread over the next
- * seconds instead of lost; a handler waits at most about 6 s (plus the last request) for a call.
+ * 2 s, none ending past 6 s after the first attempt (the requests' own time comes on top). A
+ * burst over the account's rate is spread over the next seconds instead of lost.
  */
 export const CONNECTIONS_RETRY: BackoffPolicy = { maxAttempts: 10, baseDelayMs: 100, maxDelayMs: 2000, maxTotalMs: 6000 };
 /** A listener task's: a quick retry of an error answer or a reset, never after a connect timeout. */
