@@ -37,6 +37,7 @@ export function createPacketsHandler(deps: BrokerDeps) {
             frames: c.packets.map((p) => Buffer.from(p, 'base64')),
             sequences: c.sequences,
             ...(c.protocolVersion ? { knownVersion: c.protocolVersion } : {}),
+            ...(c.sourceAddress ? { sourceAddress: c.sourceAddress } : {}),
           })),
         );
         await endGone(deps, gone);
@@ -124,7 +125,8 @@ export function createWsDefaultHandler(deps: BrokerDeps, inbox: ConnectionInbox,
     const connectionId = event.requestContext.connectionId;
     const text = event.isBase64Encoded ? Buffer.from(event.body ?? '', 'base64').toString('utf8') : (event.body ?? '');
     const { sequence, base64 } = parseSequenced(text);
-    const handle = packetHandler(deps, connectionId);
+    // The address API Gateway saw the client at (every message of a connection carries the same).
+    const handle = packetHandler(deps, connectionId, (event.requestContext as { identity?: { sourceIp?: string } }).identity?.sourceIp);
     if (sequence === undefined) await handle([base64]);
     else await sequencer.receive(connectionId, sequence, base64, handle);
     return { statusCode: 200 };
@@ -164,9 +166,10 @@ export function createSweeperHandler(deps: BrokerDeps, directory: ConnectionDire
   };
 }
 
-function packetHandler(deps: BrokerDeps, connectionId: string): HandleMessages {
+function packetHandler(deps: BrokerDeps, connectionId: string, sourceAddress?: string): HandleMessages {
   return async (bodies) => {
-    const { gone } = await handlePackets(deps, connectionId, bodies.flatMap((body) => decodeTextMessage(body, deps.config.maximumPacketSize)));
+    const frames = bodies.flatMap((body) => decodeTextMessage(body, deps.config.maximumPacketSize));
+    const { gone } = await handlePackets(deps, connectionId, frames, undefined, sourceAddress);
     await endGone(deps, gone);
   };
 }

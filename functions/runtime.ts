@@ -66,15 +66,16 @@ export function createBrokerDeps(options: BrokerDepsOptions): RuntimeDeps {
     // Only API Gateway's connections pass through a `$connect` that may have checked a token.
     doorIdentityPossible: (connectionId) => doors.passesConnectRoute(connectionId),
   };
+  const log = options.log ?? createJsonLogger();
   const deps: RuntimeDeps & { fanout?: FanoutWorkers } = {
     store: createDynamoStore({ client, tables: options.tables }),
     security: new BrokerSecurity(policy, securityStore),
     securityStore,
     inbox: new DynamoConnectionInbox({ client, tableName: options.tables.inbox }),
     directory: new DynamoConnectionDirectory({ client, tableName: options.tables.connections }),
-    gateway: new ConnectionsApi(options.connections ?? {}),
+    gateway: new ConnectionsApi({ ...options.connections, log }),
     doors,
-    log: options.log ?? createJsonLogger(),
+    log,
     config: { ...defaultBrokerConfig, ...options.config },
     now: Date.now,
   };

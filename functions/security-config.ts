@@ -17,6 +17,10 @@
  *   MQTT_MAX_RETAINED_PER_USER                          a positive integer or off
  *   MQTT_PUBLISH_RATE, MQTT_CONNECT_RATE               <count>/<seconds>s (e.g. 100/1s) or off
  *   MQTT_CONNECT_TIMEOUT_MS  the listener's deadline for a socket's CONNECT (10000)
+ *   MQTT_AUTH_FAILURE_RATE   failed password checks per source address before they are refused
+ *                            unhashed: <count>/<seconds>s or off (20/60s)
+ *   MQTT_AUTH_CACHE_ENTRIES  recent password checks remembered per container, accepted and
+ *                            refused each (10000; 0 remembers none)
  */
 import { readFileSync } from 'node:fs';
 import type { BrokerConfig, RateLimit } from '../shared/broker/context';
@@ -156,10 +160,14 @@ export function securityPolicyFromEnv(env: Env, defaults: { allowAnonymous: bool
     throw new ConfigurationError(`MQTT_JWT_*: ${(error as Error).message}`);
   }
   const acl = aclFromEnv(env);
+  const authFailureRate = rateSetting(env, 'MQTT_AUTH_FAILURE_RATE');
+  const cacheEntries = env.MQTT_AUTH_CACHE_ENTRIES === '0' ? 0 : positiveInteger(env, 'MQTT_AUTH_CACHE_ENTRIES');
   return {
     allowAnonymous: booleanSetting(env, 'MQTT_ALLOW_ANONYMOUS', defaults.allowAnonymous),
     ...(jwt ? { jwt } : {}),
     ...(acl ? { acl } : {}),
+    ...(authFailureRate !== undefined ? { authFailureRate } : {}),
+    ...(cacheEntries !== undefined ? { passwordCacheEntries: cacheEntries } : {}),
   };
 }
 

@@ -121,6 +121,8 @@ export interface Harness {
   /** Users, door identities and rate counters (tests add users through it). */
   readonly securityStore: DynamoSecurityStore;
   readonly security: SecurityPolicy;
+  /** scrypt password verifications the handlers made so far (repeats and limited addresses make none). */
+  passwordHashes(): number;
   /** With `tls`: the mqtts URL and port, and the certificate a client trusts (PEM). */
   readonly mqttsUrl?: string;
   readonly mqttsPort?: number;
@@ -299,6 +301,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
       store: unmetered.store,
       securityStore: deps.securityStore,
       security,
+      passwordHashes: () => unmetered.security.passwordHashes,
       ...(addresses.mqttsPort !== undefined && certificate
         ? { mqttsUrl: `mqtts://${host}:${addresses.mqttsPort}`, mqttsPort: addresses.mqttsPort, tlsCertificate: certificate.cert }
         : {}),

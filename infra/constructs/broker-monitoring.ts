@@ -6,12 +6,14 @@ import {
   Dashboard,
   GraphWidget,
   MathExpression,
+  Metric,
   TreatMissingData,
   type IMetric,
 } from 'aws-cdk-lib/aws-cloudwatch';
 import { SnsAction } from 'aws-cdk-lib/aws-cloudwatch-actions';
 import type { Table } from 'aws-cdk-lib/aws-dynamodb';
 import type { IFunction } from 'aws-cdk-lib/aws-lambda';
+import { FilterPattern, MetricFilter, type ILogGroup } from 'aws-cdk-lib/aws-logs';
 import { Topic } from 'aws-cdk-lib/aws-sns';
 import { EmailSubscription } from 'aws-cdk-lib/aws-sns-subscriptions';
 import { Construct } from 'constructs';
@@ -19,7 +21,8 @@ import type { BrowserDoor } from './browser-door';
 import type { DeviceListener } from './device-listener';
 
 export interface BrokerMonitoringProps {
-  readonly functions: readonly IFunction[];
+  /** The broker's functions, each with the log group it writes to. */
+  readonly functions: ReadonlyArray<IFunction & { readonly logGroup: ILogGroup }>;
   readonly tables: ReadonlyMap<string, Table>;
   readonly browserDoor: BrowserDoor;
   readonly deviceListener: DeviceListener;
@@ -29,13 +32,23 @@ export interface BrokerMonitoringProps {
 const FIVE_MINUTES = Duration.minutes(5);
 
 /**
+ * The log message of an @connections call that failed after its retries
+ * (shared/gateway/connections-api.ts CONNECTIONS_CALL_FAILED; infra/ imports no runtime code, a
+ * test checks the two agree); its `connections` field counts the connections it carried.
+ */
+export const CONNECTIONS_CALL_FAILED_MESSAGE = '@connections call failed';
+
+/**
  * Alarms on what needs a person (Lambda errors and throttles, DynamoDB throttles, API Gateway
- * errors, unhealthy or missing listener targets), all sent to one SNS topic, and a dashboard.
+ * errors, @connections deliveries that failed after their retries, unhealthy or missing listener
+ * targets), all sent to one SNS topic, and a dashboard.
  */
 export class BrokerMonitoring extends Construct {
   readonly alarmTopic: Topic;
   readonly dashboard: Dashboard;
   readonly alarms: Alarm[] = [];
+  /** Connections whose bytes or close an @connections call failed to deliver after its retries (counted from the functions' logs). */
+  readonly connectionsCallFailures: Metric;
 
   constructor(scope: Construct, id: string, props: BrokerMonitoringProps) {
     super(scope, id);
@@ -64,6 +77,8 @@ export class BrokerMonitoring extends Construct {
       });
       this.alarm(`${name}TableThrottles`, throttles, `DynamoDB ${name}: requests throttled`);
     }
+    this.connectionsCallFailures = this.countConnectionsCallFailures(props.functions);
+    this.alarm('ConnectionsCallFailures', this.connectionsCallFailures, '@connections: deliveries failed after their retries (throttled past them, 5xx, or a listener task not answering)');
     const { stage } = props.browserDoor;
     const apiErrors = ['IntegrationError', 'ExecutionError'].map((metric) => stage.metric(metric, { statistic: 'Sum', period: FIVE_MINUTES }));
     apiErrors.forEach((metric, i) => this.alarm(`WebSocketApi${['Integration', 'Execution'][i]}Errors`, metric, 'API Gateway WebSocket: a route failed'));
@@ -81,6 +96,22 @@ export class BrokerMonitoring extends Construct {
     }
 
     this.dashboard = this.buildDashboard(props);
+  }
+
+  /** One metric filter per function's log group, all counting into one metric of this stack's namespace. */
+  private countConnectionsCallFailures(functions: BrokerMonitoringProps['functions']): Metric {
+    const metricNamespace = `MqttBroker/${Stack.of(this).stackName}`;
+    const metricName = 'ConnectionsCallFailures';
+    for (const fn of functions) {
+      new MetricFilter(this, `${fn.node.id}ConnectionsCallFailures`, {
+        logGroup: fn.logGroup,
+        metricNamespace,
+        metricName,
+        filterPattern: FilterPattern.stringValue('$.message', '=', CONNECTIONS_CALL_FAILED_MESSAGE),
+        metricValue: '$.connections',
+      });
+    }
+    return new Metric({ namespace: metricNamespace, metricName, statistic: 'Sum', period: FIVE_MINUTES });
   }
 
   private alarm(
@@ -125,6 +156,7 @@ export class BrokerMonitoring extends Construct {
         stage.metric('ClientError', { statistic: 'Sum' }),
         stage.metric('IntegrationError', { statistic: 'Sum' }),
         stage.metric('ExecutionError', { statistic: 'Sum' }),
+        this.connectionsCallFailures.with({ label: '@connections failures after retries (both doors)' }),
       ]),
     );
     const tables = [...props.tables];

@@ -11,12 +11,18 @@ import type { Identity } from './ports';
 
 export type Admission = { ok: true; identity: Identity } | { ok: false; reasonCode: number; why: string };
 
-export async function admitConnection(deps: BrokerDeps, connectionId: string, packet: ConnectPacket, clientId: string): Promise<Admission> {
+export async function admitConnection(
+  deps: BrokerDeps,
+  { connectionId, sourceAddress }: { readonly connectionId: string; readonly sourceAddress: string | undefined },
+  packet: ConnectPacket,
+  clientId: string,
+): Promise<Admission> {
   // 5.0 0x85 / 3.1.1 CONNACK 2: "the Client Identifier is a valid string but is not allowed by the Server"
   if (clientIdOverLimit(deps.config, clientId)) return { ok: false, reasonCode: ReasonCode.ClientIdentifierNotValid, why: 'client id too long' };
 
   const authentication = await deps.security.authenticate({
     connectionId,
+    ...(sourceAddress !== undefined ? { sourceAddress } : {}),
     ...(packet.username !== undefined ? { username: packet.username } : {}),
     ...(packet.password !== undefined ? { password: Buffer.from(packet.password) } : {}),
     ...(packet.properties?.authenticationMethod !== undefined ? { authenticationMethod: packet.properties.authenticationMethod } : {}),

@@ -32,6 +32,7 @@ import { LEASES } from './leases';
 interface ConnectState {
   readonly deps: BrokerDeps;
   readonly connectionId: string;
+  readonly sourceAddress: string | undefined;
   readonly packet: ConnectPacket;
   readonly version: ProtocolVersion;
   readonly cleanStart: boolean;
@@ -71,6 +72,7 @@ export const handleConnect: PacketHandler<ConnectPacket> = async (ctx, packet) =
   const state: ConnectState = {
     deps: ctx.deps,
     connectionId: ctx.connectionId,
+    sourceAddress: ctx.sourceAddress,
     packet,
     version: (packet.protocolVersion ?? 4) as ProtocolVersion,
     cleanStart: packet.clean ?? true,
@@ -111,7 +113,7 @@ function checkWill(state: ConnectState): void {
 /** [MQTT-3.1.4-2] (5.0) authentication and authorization checks; a failure refuses with CONNACK and closes. */
 async function admit(state: ConnectState): Promise<void> {
   state.limits = clientLimits(state.packet, state.version);
-  const admission = await admitConnection(state.deps, state.connectionId, state.packet, state.clientId!);
+  const admission = await admitConnection(state.deps, { connectionId: state.connectionId, sourceAddress: state.sourceAddress }, state.packet, state.clientId!);
   if (admission.ok) state.identity = admission.identity;
   else refuse(state, admission.reasonCode, admission.why);
 }

@@ -118,6 +118,8 @@ export interface PacketContext {
   /** The connection's record, from its CONNECT on; undefined while its CONNECT is handled. */
   readonly connection: ConnectionRecord | undefined;
   readonly batch: BatchState;
+  /** The client's network address, when the door told it (authentication limits failures per address). */
+  readonly sourceAddress?: string;
 }
 
 /** Every packet handler: the packet in, what must happen out (the dispatcher carries it out, in order). */

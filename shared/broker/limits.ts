@@ -21,14 +21,18 @@ export function clientIdOverLimit(config: BrokerConfig, clientId: string): boole
   return Buffer.byteLength(clientId) > config.maxClientIdLength;
 }
 
+/** The fixed window `limit` counts `subject` in at `nowMs`: its counter's key and the window's start (epoch seconds). */
+export function rateWindow(nowMs: number, kind: string, subject: string, limit: RateLimit): { key: string; windowStart: number } {
+  const nowSeconds = Math.floor(nowMs / 1000);
+  return { key: `${kind}#${createHash('sha256').update(subject).digest('base64url')}`, windowStart: nowSeconds - (nowSeconds % limit.perSeconds) };
+}
+
 /**
  * Count `amount` events against a fixed-window limit; true while the window's total stays within
  * it. The key is hashed, so any client id fits a DynamoDB key.
  */
 export async function withinRate(deps: BrokerDeps, kind: string, subject: string, limit: RateLimit, amount: number): Promise<boolean> {
-  const nowSeconds = Math.floor(deps.now() / 1000);
-  const windowStart = nowSeconds - (nowSeconds % limit.perSeconds);
-  const key = `${kind}#${createHash('sha256').update(subject).digest('base64url')}`;
+  const { key, windowStart } = rateWindow(deps.now(), kind, subject, limit);
   const total = await deps.securityStore.countInWindow(key, windowStart, limit.perSeconds, amount);
   return total <= limit.count;
 }

@@ -54,6 +54,8 @@ export interface ConnectionFrames {
   readonly sequences?: readonly number[];
   /** The protocol version the door saw in the connection's CONNECT, if it knows it (see handlePackets). */
   readonly knownVersion?: ProtocolVersion;
+  /** The client's network address as the door saw it (what authentication limits per address), if the door told. */
+  readonly sourceAddress?: string;
 }
 
 /** How a connection's packets went: handled, its connection found gone while sending, or failed (the door closes it). */
@@ -75,8 +77,9 @@ export async function handlePackets(
   connectionId: string,
   frames: readonly Buffer[],
   knownVersion?: ProtocolVersion,
+  sourceAddress?: string,
 ): Promise<HandledBatch> {
-  const handled = await handleConnectionBatches(deps, [{ connectionId, frames, ...(knownVersion ? { knownVersion } : {}) }]);
+  const handled = await handleConnectionBatches(deps, [{ connectionId, frames, ...(knownVersion ? { knownVersion } : {}), ...(sourceAddress ? { sourceAddress } : {}) }]);
   if (handled.errors.has(connectionId)) throw handled.errors.get(connectionId);
   return { gone: handled.gone };
 }
@@ -97,7 +100,7 @@ export async function handleConnectionBatches(deps: BrokerDeps, batches: readonl
     }
     return finish(deps, dispatcher, ids, outcomes, errors);
   }
-  const works = batches.map((b) => new ConnectionWork(deps, dispatcher, b.connectionId, b.frames, records.get(b.connectionId), b.knownVersion));
+  const works = batches.map((b) => new ConnectionWork(deps, dispatcher, b.connectionId, b.frames, records.get(b.connectionId), b.knownVersion, b.sourceAddress));
   for (const segment of segmentsOf(batches)) {
     const routes = newSegmentRoutes();
     // Every PUBLISH of the segment had arrived before it began: their topics are looked up together.
@@ -221,6 +224,7 @@ class ConnectionWork {
     private readonly frames: readonly Buffer[],
     private connection: ConnectionRecord | undefined,
     private readonly knownVersion: ProtocolVersion | undefined,
+    private readonly sourceAddress: string | undefined,
   ) {
     this.batch = newBatchState(connection);
     this.run = new Run(dispatcher);
@@ -233,7 +237,8 @@ class ConnectionWork {
   }
 
   private context(): PacketContext {
-    return { deps: this.deps, connectionId: this.connectionId, connection: this.connection, batch: this.batch };
+    const { deps, connectionId, connection, batch, sourceAddress } = this;
+    return { deps, connectionId, connection, batch, ...(sourceAddress ? { sourceAddress } : {}) };
   }
 
   private async perform(actions: readonly Action[]): Promise<void> {

@@ -5,6 +5,15 @@
  * frames from clients and the browser adapter speaks the same encoding both ways. Requests to a
  * listener are signed with the delivery secret (delivery-signature.ts); API Gateway's are signed
  * by the SDK (SigV4), as ever.
+ *
+ * Retries: API Gateway's client retries throttling (429 LimitExceededException: the account's
+ * request rate, shared with every API of the account) and 5xx with exponential backoff and full
+ * jitter within CONNECTIONS_RETRY; 410 GoneException is never retried. A listener task's client
+ * retries the same within LISTENER_RETRY, whose short total leaves no retry after a connect
+ * timeout (a task that vanished). A listener's batch request is not retried: the task answers 500
+ * only when a write threw part way, and resending would duplicate what was written. Every call
+ * that still fails is logged as CONNECTIONS_CALL_FAILED with the number of connections it
+ * carried; the stack counts those lines as a metric and alarms on it.
  */
 import {
   ApiGatewayManagementApiClient,
@@ -16,7 +25,8 @@ import {
   type ApiGatewayManagementApiClientConfig,
 } from '@aws-sdk/client-apigatewaymanagementapi';
 import { forEachBounded } from '../util/concurrency';
-import type { ConnectionGateway, ConnectionProbe, DeliveryResult } from '../broker/ports';
+import { BackoffRetryStrategy, type BackoffPolicy } from '../util/backoff-retry';
+import type { ConnectionGateway, ConnectionProbe, DeliveryResult, Logger } from '../broker/ports';
 import { encodeDeliveryBatches, MAX_DELIVERY_REQUEST_BYTES, parseGoneList } from './delivery-batch';
 import { DeliverySigningError, signatureHeaders } from './delivery-signature';
 import { listenerEndpointOf } from './connection-id';
@@ -31,6 +41,17 @@ const LISTENER_CONNECT_TIMEOUT_MS = 3_000;
  */
 const LISTENER_REQUEST_TIMEOUT_MS = 10_000;
 
+/**
+ * API Gateway's @connections calls: up to 10 attempts, waits of up to 0.2, 0.4, 0.8, 1.6, then
+ * 2 s, none ending past 6 s after the first attempt (the requests' own time comes on top). A
+ * burst over the account's rate is spread over the next seconds instead of lost.
+ */
+export const CONNECTIONS_RETRY: BackoffPolicy = { maxAttempts: 10, baseDelayMs: 100, maxDelayMs: 2000, maxTotalMs: 6000 };
+/** A listener task's: a quick retry of an error answer or a reset, never after a connect timeout. */
+export const LISTENER_RETRY: BackoffPolicy = { maxAttempts: 3, baseDelayMs: 50, maxDelayMs: 500, maxTotalMs: 1000 };
+/** The log message of a call that failed after its retries (its fields: operation, door, connections, error). */
+export const CONNECTIONS_CALL_FAILED = '@connections call failed';
+
 export interface ConnectionsApiOptions {
   /** `https://{api-id}.execute-api.{region}.amazonaws.com/{stage}`, or the local emulator's. */
   readonly apiGatewayEndpoint?: string;
@@ -43,6 +64,10 @@ export interface ConnectionsApiOptions {
   readonly listenerSecret?: () => Promise<string>;
   /** How long a delivery batch to a listener task may take (LISTENER_REQUEST_TIMEOUT_MS). */
   readonly listenerRequestTimeoutMs?: number;
+  /** How API Gateway's client retries (CONNECTIONS_RETRY). */
+  readonly retry?: BackoffPolicy;
+  /** Where calls that failed after their retries are logged. */
+  readonly log?: Logger;
 }
 
 const PARALLEL_POSTS = 32;
@@ -62,6 +87,7 @@ export class ConnectionsApi implements ConnectionGateway, ConnectionProbe {
       return 'delivered';
     } catch (error) {
       if (error instanceof GoneException) return 'gone';
+      this.failed('post', connectionId, 1, error);
       throw error;
     }
   }
@@ -95,11 +121,13 @@ export class ConnectionsApi implements ConnectionGateway, ConnectionProbe {
         const gone = await this.postBatch(endpoint, batch).catch((error: unknown) => {
           // No task listens there any more: every connection it held is gone.
           if (isConnectionRefused(error)) return new Set(batch.map(([id]) => id));
+          this.failed('post batch', batch[0]![0], batch.length, error);
           return undefined;
         });
         if (gone) for (const [id] of batch) results.set(id, gone.has(id) ? 'gone' : 'delivered');
       }),
       forEachBounded(apiGateway, PARALLEL_POSTS, async ([id, data]) => {
+        // A failure is logged by send.
         const result = await this.send(id, data).catch(() => undefined);
         if (result) results.set(id, result);
       }),
@@ -140,8 +168,16 @@ export class ConnectionsApi implements ConnectionGateway, ConnectionProbe {
     try {
       await this.clientFor(connectionId).send(new DeleteConnectionCommand({ ConnectionId: connectionId }));
     } catch (error) {
-      if (!(error instanceof GoneException)) throw error;
+      if (error instanceof GoneException) return;
+      this.failed('delete', connectionId, 1, error);
+      throw error;
     }
+  }
+
+  private failed(operation: string, connectionId: string, connections: number, error: unknown): void {
+    const door = listenerEndpointOf(connectionId) === undefined ? 'apigw' : 'listener';
+    const described = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+    this.options.log?.warn(CONNECTIONS_CALL_FAILED, { operation, door, connections, connectionId, error: described });
   }
 
   private clientFor(connectionId: string): ApiGatewayManagementApiClient {
@@ -150,8 +186,11 @@ export class ConnectionsApi implements ConnectionGateway, ConnectionProbe {
     let client = this.clients.get(endpoint);
     if (!client) {
       const listener = endpoint !== this.options.apiGatewayEndpoint;
+      const retry = listener ? LISTENER_RETRY : (this.options.retry ?? CONNECTIONS_RETRY);
       client = new ApiGatewayManagementApiClient({
         ...(listener ? { requestHandler: { connectionTimeout: LISTENER_CONNECT_TIMEOUT_MS } } : {}),
+        maxAttempts: retry.maxAttempts,
+        retryStrategy: new BackoffRetryStrategy(retry),
         ...this.options.clientConfig,
         endpoint,
       });

@@ -33,8 +33,8 @@ export const defaultBatcherLimits: BatcherLimits = {
 
 /** The event's own bytes around its connections: `{"type":"batch","connections":[]}` and then some. */
 const EVENT_BYTES = 64;
-/** A connection's entry around its id and packets: its keys, quotes, brackets, the protocol version. */
-const ENTRY_BYTES = 96;
+/** A connection's entry around its id and packets: its keys, quotes, brackets, the protocol version, a source address (IPv6 at most 45 characters). */
+const ENTRY_BYTES = 160;
 /** A packet's sequence number in the event: at most 16 digits and a comma. */
 const SEQUENCE_BYTES = 17;
 
@@ -54,6 +54,7 @@ export interface ConnectionPackets {
   readonly packets: readonly Buffer[];
   readonly sequences: readonly number[];
   readonly protocolVersion?: 3 | 4 | 5;
+  readonly sourceAddress?: string;
 }
 
 /** What ClientConnection needs of the batcher. */
@@ -101,7 +102,7 @@ export class PacketBatcher implements PacketSubmitter {
     return { ...this.sent };
   }
 
-  submit({ connectionId, packets, sequences, protocolVersion }: ConnectionPackets): Promise<ConnectionOutcome> {
+  submit({ connectionId, packets, sequences, protocolVersion, sourceAddress }: ConnectionPackets): Promise<ConnectionOutcome> {
     const bytes = entryEventBytes(connectionId, packets);
     if (this.waiting.length > 0 && (this.bytes + bytes > this.limits.maxEventBytes || this.packets + packets.length > this.limits.maxInvocationPackets)) {
       this.send();
@@ -111,6 +112,7 @@ export class PacketBatcher implements PacketSubmitter {
       packets: packets.map((packet) => packet.toString('base64')),
       sequences,
       ...(protocolVersion ? { protocolVersion } : {}),
+      ...(sourceAddress ? { sourceAddress } : {}),
     };
     const outcome = new Promise<ConnectionOutcome>((resolve, reject) => this.waiting.push({ entry, resolve, reject }));
     this.bytes += bytes;

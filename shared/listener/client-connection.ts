@@ -80,6 +80,8 @@ export class ClientConnection {
   private keepAliveMs = 0;
   private sawConnect = false;
   private protocolVersion: ProtocolVersion | undefined;
+  /** The next entry handed to the batcher is the connection's first (it carries the CONNECT). */
+  private firstEntry = true;
   /** A DISCONNECT that arrived before this connection's CONNACK, and the close behind it. */
   private heldDisconnect: Buffer | undefined;
   private heldClose: { reason: string; timer: NodeJS.Timeout } | undefined;
@@ -312,7 +314,10 @@ export class ClientConnection {
             packets: batch,
             sequences,
             ...(this.protocolVersion ? { protocolVersion: this.protocolVersion } : {}),
+            // With the CONNECT only: the handler needs it to authenticate, and nothing after.
+            ...(this.firstEntry ? { sourceAddress: this.remoteAddress } : {}),
           });
+          this.firstEntry = false;
           this.throttled.reset();
           // The handler could not take this connection's packets (others in the same invocation may have been taken).
           if (outcome === 'failed') this.handlerFailed('the handler failed on its packets');

@@ -15,6 +15,11 @@ export interface ConnectionPacketsEvent {
   readonly sequences: readonly number[];
   /** The version of the connection's CONNECT, once the listener has seen it (see handlePackets). */
   readonly protocolVersion?: 3 | 4 | 5;
+  /**
+   * The client's address (from the PROXY protocol header when that is on, else the socket's
+   * peer), on the connection's first entry only: the one that carries its CONNECT.
+   */
+  readonly sourceAddress?: string;
 }
 
 export type ListenerEvent =

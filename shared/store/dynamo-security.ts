@@ -70,6 +70,11 @@ export class DynamoSecurityStore implements SecurityStore {
     return Number(counted?.count ?? amount);
   }
 
+  async readWindow(key: string, windowStart: number): Promise<number> {
+    const item = await this.table.get({ pk: `${RATE}${key}#${windowStart}` });
+    return Number(item?.count ?? 0);
+  }
+
   // Administration (the users CLI)
 
   async putUser(user: UserRecord): Promise<void> {

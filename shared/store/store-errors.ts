@@ -1,12 +1,12 @@
 /**
  * How the DynamoDB client retries, and what the broker hears when it gives up. The client retries
- * throttling, transient errors and timeouts itself (StoreRetryStrategy: a bounded number of
- * attempts, exponential backoff with full jitter, and no retry quota shared by the client's calls,
- * so a burst of timeouts does not leave the calls after it without retries); connection and
- * request timeouts make a dead DynamoDB fail fast instead of hanging a handler until its Lambda
- * times out. What still fails after the retries is
- * translated here, by class, into the broker's StoreUnavailableError; everything else (a
- * ConditionalCheckFailedException, a validation error) passes through unchanged.
+ * throttling, transient errors and timeouts itself (BackoffRetryStrategy, shared/util: a bounded
+ * number of attempts, exponential backoff with full jitter, and no retry quota shared by the
+ * client's calls, so a burst of timeouts does not leave the calls after it without retries);
+ * connection and request timeouts make a dead DynamoDB fail fast instead of hanging a handler
+ * until its Lambda times out. What still fails after the retries is translated here, by class,
+ * into the broker's StoreUnavailableError; everything else (a ConditionalCheckFailedException, a
+ * validation error) passes through unchanged.
  */
 import {
   DynamoDBServiceException,
@@ -18,6 +18,7 @@ import {
   type DynamoDBClientConfig,
 } from '@aws-sdk/client-dynamodb';
 import { StoreUnavailableError } from '../broker/ports';
+import { BackoffRetryStrategy } from '../util/backoff-retry';
 
 export interface StoreRetryOptions {
   /** Attempts per call, the first included. */
@@ -48,7 +49,7 @@ export function dynamoDbClientConfig(base: DynamoDBClientConfig, retry: StoreRet
   return {
     ...base,
     maxAttempts: retry.maxAttempts,
-    retryStrategy: new StoreRetryStrategy(retry.maxAttempts),
+    retryStrategy: new BackoffRetryStrategy({ maxAttempts: retry.maxAttempts, baseDelayMs: 50, maxDelayMs: 2000 }),
     // Without throwOnRequestTimeout the handler only warns when the request timeout passes, and waits on.
     requestHandler: {
       connectionTimeout: retry.connectionTimeoutMs,
@@ -58,59 +59,6 @@ export function dynamoDbClientConfig(base: DynamoDBClientConfig, retry: StoreRet
       httpsAgent: { keepAlive: true, maxSockets: retry.maxSockets ?? DEFAULT_MAX_SOCKETS },
     },
   };
-}
-
-/** What the SDK's retry middleware tells a strategy about a failed attempt (its RetryErrorInfo). */
-interface FailedAttempt {
-  readonly errorType: 'TRANSIENT' | 'THROTTLING' | 'SERVER_ERROR' | 'CLIENT_ERROR';
-}
-
-/** The SDK's retry token: how many retries so far, and how long to wait before the next. */
-class RetryToken {
-  constructor(
-    private readonly count: number,
-    private readonly delay: number,
-  ) {}
-
-  getRetryCount(): number {
-    return this.count;
-  }
-
-  getRetryDelay(): number {
-    return this.delay;
-  }
-}
-
-/**
- * The SDK's standard retry (its RetryStrategyV2 interface) without its retry quota: the standard
- * strategy spends a client-wide bucket of 500 tokens, 10 per timed-out attempt, so 50 timeouts in
- * a burst (a connect storm against a busy DynamoDB) leave every later call of the client with no
- * retry at all. Here each call has its own `maxAttempts`; throttling, server errors, timeouts and
- * network errors are retried after an exponential backoff with full jitter (so a burst's retries
- * spread out instead of arriving together); client errors (a failed condition, a validation
- * error) are not retried.
- */
-export class StoreRetryStrategy {
-  readonly mode = 'standard';
-
-  constructor(
-    private readonly maxAttempts: number,
-    private readonly baseDelayMs = 50,
-    private readonly maxDelayMs = 2000,
-  ) {}
-
-  async acquireInitialRetryToken(): Promise<RetryToken> {
-    return new RetryToken(0, 0);
-  }
-
-  async refreshRetryTokenForRetry(token: RetryToken, failed: FailedAttempt): Promise<RetryToken> {
-    const retries = token.getRetryCount() + 1;
-    if (failed.errorType === 'CLIENT_ERROR' || retries >= this.maxAttempts) throw new Error('no retry left');
-    const ceiling = Math.min(this.maxDelayMs, this.baseDelayMs * 2 ** retries);
-    return new RetryToken(retries, Math.random() * ceiling);
-  }
-
-  recordSuccess(): void {}
 }
 
 /** Every call through `client` (and document clients built on it) fails with StoreUnavailableError when DynamoDB cannot serve it. */

@@ -5,38 +5,22 @@
  * per-address cap and in the delivery endpoint's GET (Identity.SourceIp); a socket without the
  * header is closed.
  */
-import { MqttClient, type IClientOptions } from 'mqtt';
-import net from 'node:net';
+import type { IClientOptions, MqttClient } from 'mqtt';
 import { afterAll, describe, expect, it } from 'vitest';
 import { collect, connectClient, endAll, eventually } from '../support/clients';
 import { useHarness } from '../support/harness';
+import { clientBehindProxy } from '../support/proxy-header';
 import { signedFetch } from '../support/signed-fetch';
 
 const harness = useHarness({ listener: { proxyProtocol: true, maxConnectionsPerAddress: 2 } });
 const clients: MqttClient[] = [];
 afterAll(() => endAll(...clients));
 
-/** A v2 PROXY header for TCP over IPv4 from `source`:40000 to 10.0.0.1:1883, as the NLB sends it. */
-function proxyHeader(source: string): Buffer {
-  const header = Buffer.alloc(28);
-  Buffer.from('0d0a0d0a000d0a515549540a', 'hex').copy(header);
-  header.set([0x21, 0x11, 0, 12], 12); // version 2 PROXY; INET STREAM; 12 bytes of addresses
-  header.set(source.split('.').map(Number), 16);
-  header.set([10, 0, 0, 1], 20);
-  header.writeUInt16BE(40000, 24);
-  header.writeUInt16BE(1883, 26);
-  return header;
-}
-
 let counter = 0;
 /** MQTT.js over a socket that sends the PROXY header before MQTT; resolves at CONNACK, rejects if closed first. */
 async function connectFrom(source: string, options: IClientOptions = {}): Promise<MqttClient> {
   const opts: IClientOptions = { reconnectPeriod: 0, connectTimeout: 10_000, protocolVersion: 5, clientId: `proxied-${process.pid}-${++counter}`, ...options };
-  const client = new MqttClient(() => {
-    const socket = net.connect(harness().mqttPort, '127.0.0.1');
-    socket.write(proxyHeader(source));
-    return socket;
-  }, opts);
+  const client = clientBehindProxy(harness().mqttPort, source, opts);
   clients.push(client);
   await new Promise<void>((resolve, reject) => {
     client.once('connect', () => resolve());

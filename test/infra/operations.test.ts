@@ -1,6 +1,8 @@
 /** What running the stack relies on: the functions' build and settings, the browsers' door, logs, alarms, outputs. */
 import { Match } from 'aws-cdk-lib/assertions';
 import { describe, expect, it } from 'vitest';
+import { CONNECTIONS_CALL_FAILED_MESSAGE } from '../../infra/constructs/broker-monitoring';
+import { CONNECTIONS_CALL_FAILED } from '../../shared/gateway/connections-api';
 import { brokerTables } from '../../shared/store/tables';
 import { logicalId, synthBroker } from './stack-fixture';
 
@@ -119,6 +121,23 @@ describe('alarms', () => {
         { Name: 'Stage', Value: expect.anything() },
       ]);
     }
+  });
+
+  it('on @connections calls that failed after their retries, counted from every function\'s log lines', () => {
+    expect(CONNECTIONS_CALL_FAILED_MESSAGE).toBe(CONNECTIONS_CALL_FAILED);
+    const namespace = `MqttBroker/${stack.stackName}`;
+    const filters = Object.values(template.findResources('AWS::Logs::MetricFilter')).map((f) => f.Properties);
+    expect(filters).toHaveLength(stack.functions.all.length);
+    for (const fn of stack.functions.all) {
+      expect(filters).toContainEqual({
+        LogGroupName: { Ref: id(fn.logGroup as unknown as { node: { defaultChild?: unknown } }) },
+        FilterPattern: `{ $.message = "${CONNECTIONS_CALL_FAILED}" }`,
+        MetricTransformations: [{ MetricNamespace: namespace, MetricName: 'ConnectionsCallFailures', MetricValue: '$.connections' }],
+      });
+    }
+    expect(metricAlarms(namespace, 'ConnectionsCallFailures')).toEqual([
+      expect.objectContaining({ Statistic: 'Sum', Period: 300, Threshold: 1, ComparisonOperator: 'GreaterThanOrEqualToThreshold', TreatMissingData: 'notBreaching' }),
+    ]);
   });
 
   it('on unhealthy listener targets, and on no healthy target at all', () => {

@@ -10,6 +10,8 @@ import { afterAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { createJsonLogger } from '../../shared/util/logger';
 import { perConnection, type OneConnectionEvent } from '../support/listener-events';
+import { proxyHeader } from '../support/proxy-header';
+import type { ListenerEvent } from '../../shared/listener/events';
 import { MqttListener, type ListenerAddresses, type ListenerLimits } from '../../shared/listener/listener';
 import { eventually, settle } from '../support/clients';
 import { signedFetch, testDeliverySecret } from '../support/signed-fetch';
@@ -23,6 +25,7 @@ afterAll(async () => {
 
 async function startListener(limits: Partial<ListenerLimits>, proxyProtocol = false) {
   const events: OneConnectionEvent[] = [];
+  const raw: ListenerEvent[] = [];
   const listener = new MqttListener({
     host: '127.0.0.1',
     mqttPort: 0,
@@ -30,7 +33,7 @@ async function startListener(limits: Partial<ListenerLimits>, proxyProtocol = fa
     deliveryPort: 0,
     advertisedHost: '127.0.0.1',
     deliverySecret,
-    sink: { invoke: async (event) => void events.push(...perConnection(event)) },
+    sink: { invoke: async (event) => void (raw.push(event), events.push(...perConnection(event))) },
     log: createJsonLogger('silent'),
     limits,
     proxyProtocol,
@@ -39,7 +42,7 @@ async function startListener(limits: Partial<ListenerLimits>, proxyProtocol = fa
   stops.push(() => listener.stop(500));
   /** The connection ids whose packets reached the handler. */
   const invoked = (): Set<string> => new Set(events.filter((e) => e.type === 'packets').map((e) => e.connectionId));
-  return { listener, events, addresses, invoked };
+  return { listener, events, raw, addresses, invoked };
 }
 
 let clientIds = 0;
@@ -57,19 +60,6 @@ function tcpClient(port: number, first?: Buffer): { socket: net.Socket; closed: 
   return { socket, closed: () => closed, connected };
 }
 
-/** A v2 PROXY header for a TCP over IPv4 connection from `source` (port 40000) to 10.0.0.1:1883. */
-function proxyHeader(source: string): Buffer {
-  const header = Buffer.alloc(28);
-  Buffer.from('0d0a0d0a000d0a515549540a', 'hex').copy(header);
-  header.writeUInt8(0x21, 12); // version 2, PROXY
-  header.writeUInt8(0x11, 13); // INET, STREAM
-  header.writeUInt16BE(12, 14);
-  Buffer.from(source.split('.').map(Number)).copy(header, 16);
-  Buffer.from([10, 0, 0, 1]).copy(header, 20);
-  header.writeUInt16BE(40000, 24);
-  header.writeUInt16BE(1883, 26);
-  return header;
-}
 const LOCAL_HEADER = Buffer.from('0d0a0d0a000d0a515549540a20000000', 'hex');
 
 async function sourceIp(deliveryEndpoint: string, connectionId: string): Promise<string> {
@@ -141,6 +131,17 @@ describe('connections per address', () => {
 
 describe('PROXY protocol v2 on the listener', () => {
   const limits = { connectTimeoutMs: 500 };
+
+  it("hands the handler the header's source address with the connection's first packets (its CONNECT) only", async () => {
+    const { raw, addresses } = await startListener(limits, true);
+    const client = tcpClient(addresses.mqttPort, Buffer.concat([proxyHeader('198.51.100.61'), connectBytes()]));
+    const entries = () => raw.flatMap((event) => (event.type === 'batch' ? event.connections : []));
+    await eventually(() => entries().length === 1, 'the CONNECT');
+    client.socket.write(Buffer.from([0xc0, 0x00])); // PINGREQ
+    await eventually(() => entries().length === 2, 'the PINGREQ');
+    expect(entries().map((entry) => entry.sourceAddress)).toEqual(['198.51.100.61', undefined]);
+    client.socket.destroy();
+  });
 
   it('TCP: the header may arrive in pieces, and the packets after it in the same write; the source is the GET Identity.SourceIp', async () => {
     const { addresses, events } = await startListener(limits, true);

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { brokerDepsFromEnv } from '../../functions/runtime';
 import { ConfigurationError, limitsFromEnv, securityPolicyFromEnv } from '../../functions/security-config';
+import { DEFAULT_AUTH_FAILURE_RATE } from '../../shared/security/broker-security';
 
 const tables = { CONNECTIONS_TABLE: 'c', SESSIONS_TABLE: 's', SUBSCRIPTIONS_TABLE: 'u', SECURITY_TABLE: 'x', RETAINED_TABLE: 'r', INBOX_TABLE: 'i', LOG_LEVEL: 'silent' };
 
@@ -24,6 +25,18 @@ describe('security configuration from the environment', () => {
       maxQueuedMessages: 50,
       maxRetainedReplay: 20,
     });
+  });
+
+  it('failed password checks per address: 20/60s unless MQTT_AUTH_FAILURE_RATE says otherwise or "off"; MQTT_AUTH_CACHE_ENTRIES', () => {
+    expect(securityPolicyFromEnv({}, { allowAnonymous: false })).not.toHaveProperty('authFailureRate');
+    expect(DEFAULT_AUTH_FAILURE_RATE).toEqual({ count: 20, perSeconds: 60 });
+    expect(securityPolicyFromEnv({ MQTT_AUTH_FAILURE_RATE: '5/300s', MQTT_AUTH_CACHE_ENTRIES: '100' }, { allowAnonymous: false })).toMatchObject({
+      authFailureRate: { count: 5, perSeconds: 300 },
+      passwordCacheEntries: 100,
+    });
+    expect(securityPolicyFromEnv({ MQTT_AUTH_FAILURE_RATE: 'off', MQTT_AUTH_CACHE_ENTRIES: '0' }, { allowAnonymous: false })).toMatchObject({ authFailureRate: null, passwordCacheEntries: 0 });
+    expect(() => securityPolicyFromEnv({ MQTT_AUTH_FAILURE_RATE: 'lots' }, { allowAnonymous: false })).toThrow(/MQTT_AUTH_FAILURE_RATE must look like/);
+    expect(() => securityPolicyFromEnv({ MQTT_AUTH_CACHE_ENTRIES: '-1' }, { allowAnonymous: false })).toThrow(ConfigurationError);
   });
 
   it('an ACL set to nothing still turns authorization on; JWT needs a key source', () => {

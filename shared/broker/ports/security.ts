@@ -29,6 +29,8 @@ export interface SecurityStore {
    * seconds) and lasts `windowSeconds`; returns the window's new total.
    */
   countInWindow(key: string, windowStart: number, windowSeconds: number, amount: number): Promise<number>;
+  /** The counter `key`'s total in the window that starts at `windowStart` (0 when none), read without counting. */
+  readWindow(key: string, windowStart: number): Promise<number>;
 }
 
 /** Who connected: absent user name = anonymous. */
@@ -45,6 +47,11 @@ export interface AuthenticationRequest {
   readonly password?: Buffer;
   /** 5.0 enhanced authentication, which this broker does not offer. */
   readonly authenticationMethod?: string;
+  /**
+   * The client's network address, as its door saw it (the listener: from the PROXY protocol
+   * header when it is on; API Gateway: the event's sourceIp); failed password checks are limited per address.
+   */
+  readonly sourceAddress?: string;
 }
 
 export type Authentication = { ok: true; identity: Identity } | { ok: false; reasonCode: number; why: string };
