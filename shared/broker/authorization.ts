@@ -49,3 +49,12 @@ export function subscriptionRefusal(ctx: ConnectedContext, filter: string, quota
   if (!quota.admit(sent)) return ReasonCode.QuotaExceeded;
   return undefined;
 }
+
+/**
+ * The client's deny rules a granted filter (as sent) overlaps, to store with its subscription:
+ * routing skips a message whose topic one matches (route.ts), at no read of the ACL per message.
+ */
+export function subscriptionDenials(ctx: ConnectedContext, sent: string): { denials?: readonly string[] } {
+  const denials = ctx.deps.security.access(ctx.connection).denialsFor(sent);
+  return denials.length > 0 ? { denials } : {};
+}

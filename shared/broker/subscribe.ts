@@ -7,7 +7,7 @@
 import type { QoS, SubscribePacket } from '../protocol/codec';
 import { MqttProtocolError, ReasonCode } from '../protocol/reason-codes';
 import { checkTopicFilter } from '../protocol/topic';
-import { subscriptionRefusal } from './authorization';
+import { subscriptionDenials, subscriptionRefusal } from './authorization';
 import { deliver, type Action, type Delivery } from './actions';
 import { afterConnect, isV5, reply, selfRecipient, type ConnectedContext } from './context';
 import { SubscriptionQuota } from './limits';
@@ -36,6 +36,8 @@ export const handleSubscribe = afterConnect<SubscribePacket>(async (ctx, packet)
       qos: request.qos,
       ...(v5 ? { noLocal: request.nl ?? false, retainAsPublished: request.rap ?? false, retainHandling: request.rh ?? 0 } : {}),
       ...(subscriptionIdentifier !== undefined ? { subscriptionIdentifier } : {}),
+      // The deny rules the filter overlaps, filtering its deliveries
+      ...subscriptionDenials(ctx, request.topic),
     });
     // [MQTT-3.8.4-6] the granted QoS is the requested one: the broker supports QoS 2
     return request.qos;

@@ -77,6 +77,14 @@ export class DynamoSubscriptionStore implements SubscriptionStore {
     return items.map((item) => (item.sk as string).slice(SUB_PREFIX.length));
   }
 
+  async clientSubscriptions(clientId: string): Promise<Subscription[]> {
+    const items = await this.sessions.queryAll({
+      KeyConditionExpression: 'clientId = :c AND begins_with(sk, :s)',
+      ExpressionAttributeValues: { ':c': clientId, ':s': SUB_PREFIX },
+    });
+    return items.map(({ sk: _sk, ...subscription }) => subscription as unknown as Subscription);
+  }
+
   /** Every subscription matching the topic: a lookup of one topic (see findSubscriptionsForTopics). */
   async findSubscriptions(topic: string): Promise<Subscription[]> {
     return (await this.findSubscriptionsForTopics([topic])).get(topic) ?? [];

@@ -8,6 +8,11 @@ export interface SubscriptionOptions {
   readonly retainHandling?: number;
   /** 5.0 Subscription Identifier, returned with every message the subscription matches. */
   readonly subscriptionIdentifier?: number;
+  /**
+   * The subscriber's deny rules that overlap the filter (acl.ts, denialsFor): a message on a
+   * topic one of them matches is not delivered on this subscription. Absent: none.
+   */
+  readonly denials?: readonly string[];
 }
 
 export interface Subscription extends SubscriptionOptions {
@@ -36,4 +41,6 @@ export interface SubscriptionStore {
 
   /** The filters the client is subscribed to now (for the subscriptions-per-client limit). */
   subscriptionFilters(clientId: string): Promise<string[]>;
+  /** The client's subscriptions as stored, options included (a resumed session's are checked again). */
+  clientSubscriptions(clientId: string): Promise<Subscription[]>;
 }
