@@ -24,7 +24,7 @@ export const handlePublish = afterConnect<PublishPacket>(async (ctx, packet) => 
   if (packet.qos === 1 || packet.qos === 2) await countUnacknowledged(ctx, packet.qos);
   // Topic limits and the ACL; before a QoS 2 receipt is recorded, since a refused exchange ends at PUBREC.
   const refusal = publishRefusal(ctx, topicName);
-  if (refusal !== undefined) return refusePublish(ctx, packet, refusal);
+  if (refusal !== undefined) return refusePublish(ctx, packet, refusal, topicName);
 
   const now = ctx.deps.now();
   const properties = v5 && packet.properties ? forwardedProperties(packet.properties) : undefined;

@@ -12,6 +12,7 @@ import { deliver, type Action, type Delivery } from './actions';
 import { afterConnect, isV5, reply, selfRecipient, type ConnectedContext } from './context';
 import { SubscriptionQuota } from './limits';
 import type { Subscription } from './ports';
+import { subscribeProblem, withReasonString } from './problem-information';
 
 const SHARED_PREFIX = '$share/';
 const MAX_SUBSCRIPTION_IDENTIFIER = 268_435_455;
@@ -46,7 +47,9 @@ export const handleSubscribe = afterConnect<SubscribePacket>(async (ctx, packet)
   const existed = accepted.length > 0 ? await ctx.deps.store.subscriptions.subscribe(ctx.connection.clientId, accepted) : [];
   ctx.batch.routes.clear();
   // [MQTT-3.8.4-1] the SUBACK carries the packet identifier of the SUBSCRIBE
-  return [reply(ctx, { cmd: 'suback', messageId: packet.messageId!, granted }), ...(await replayRetained(ctx, accepted, existed))];
+  // 5.0: a Reason String says why filters were refused, unless the client asked for none
+  const suback = withReasonString(ctx.connection, { cmd: 'suback', messageId: packet.messageId!, granted }, subscribeProblem(ctx.deps.config, packet.subscriptions.map((s) => s.topic), granted));
+  return [reply(ctx, suback), ...(await replayRetained(ctx, accepted, existed))];
 });
 
 /**
