@@ -14,6 +14,12 @@ const PUBLISH_TYPE = 3;
 
 export class OutgoingAliases {
   private readonly aliases = new Map<string, number>();
+  /**
+   * A PUBLISH came with an alias of its own (a handler of an older version, which chose aliases
+   * per delivery, during a rolling deploy): the client's mappings are no longer only ours, so
+   * from then on topics go out as they are.
+   */
+  private foreign = false;
 
   constructor(
     /** The client's Topic Alias Maximum, from its CONNECT (at least 1). */
@@ -47,8 +53,9 @@ export class OutgoingAliases {
     } catch {
       return bytes; // not ours to judge: it goes out as the handler wrote it
     }
+    if (packet.properties?.topicAlias !== undefined) this.foreign = true;
     // A PUBLISH that already names an alias, or has no topic, is left as it is.
-    if (packet.topic === '' || packet.properties?.topicAlias !== undefined) return bytes;
+    if (this.foreign || packet.topic === '') return bytes;
     const known = this.aliases.get(packet.topic);
     if (known !== undefined) return encodePacket({ ...packet, topic: '', properties: { ...packet.properties, topicAlias: known } }, 5);
     if (this.aliases.size >= this.maximum) return bytes;

@@ -58,6 +58,14 @@ describe('OutgoingAliases', () => {
     expect(aliases.rewrite(bytes)).toBe(bytes);
   });
 
+  it('stops aliasing once a PUBLISH arrives with an alias of its own (a handler of an older version), so no alias means two topics', () => {
+    const aliases = new OutgoingAliases(4, undefined);
+    aliases.rewrite(publish('mine'));
+    const theirs = publish('theirs', 'x', { topicAlias: 1 });
+    expect(aliases.rewrite(theirs)).toBe(theirs);
+    expect(packets(aliases.rewrite(publish('mine'))).map(view)).toEqual([['publish', 'mine', undefined, 'x']]);
+  });
+
   it('passes bytes it cannot frame or decode as they are', () => {
     const aliases = new OutgoingAliases(4, undefined);
     const partial = publish('t').subarray(0, 3);
