@@ -14,7 +14,8 @@
  * --interval <s> between one device's publishes, --qos 0|1 and --depth 5|7 (`fleet` only), --subscribers <n>,
  * --[no-]persistent subscriber sessions, --parallel <n> handshakes in flight.
  * --no-warm-up: measure from a cold start (by default, a broker the bench starts first takes
- * WARM_UP_CLIENTS unmeasured connects and publishes; see bench/load/fleet.ts warmUp).
+ * WARM_UP_CLIENTS unmeasured connects and publishes before the first scenario but connack-latency,
+ * which measures cold starts itself; see bench/load/fleet.ts warmUp).
  * Tuning: --time-limit <s> per measured phase, --count <n> at most n publishes per scenario,
  * --payload <bytes>, --lambda-memory-mb <MB>,
  * --rate <deliveries/s> the cost model spreads hourly costs over, --dynamodb-endpoint <url>,
@@ -198,17 +199,32 @@ for (const plan of plans) {
     fail(`cannot start ${plan.label}: ${error instanceof Error ? error.message : String(error)}`);
   }
   current = target;
+  const restart = async (): Promise<BrokerTarget> => {
+    await target.stop();
+    current = undefined;
+    target = await plan.start();
+    current = target;
+    return target;
+  };
+  /** A client has used the broker (warm-up or scenario); whether the warm-up ran on this start of it. */
+  let used = false;
+  let warmed = false;
   try {
-    if (plan.owned && flags['warm-up']) await warmUpTarget(target);
     for (const [index, scenario] of scenarios.entries()) {
       if (interrupted) break;
-      if (scenario.freshBroker && index > 0 && plan.owned) {
+      if (plan.owned && ((scenario.freshBroker && index > 0) || (scenario.coldBroker && used))) {
         process.stderr.write(`restarting ${plan.label} for ${scenario.name}...\n`);
-        await target.stop();
-        current = undefined;
-        target = await plan.start();
-        current = target;
+        await restart();
+        // A fresh broker for memory figures keeps the warm-up of no earlier start.
+        warmed = scenario.freshBroker === true;
       }
+      // The warm-up comes before the first scenario that is not about a cold broker, and again after one.
+      if (plan.owned && flags['warm-up'] && !warmed && !scenario.coldBroker) {
+        await warmUpTarget(target);
+        warmed = true;
+      }
+      if (scenario.coldBroker) warmed = false;
+      used = true;
       process.stderr.write(`  ${scenario.name}: ${scenario.describe(size, fleetFlags)}...\n`);
       const started = Date.now();
       const result = await runScenario(target, scenario, {
@@ -222,6 +238,7 @@ for (const plan of plans) {
         ownsBroker: plan.owned,
         fleet: fleetFlags,
         rateGiven: flags.rate !== undefined,
+        ...(plan.owned ? { restart } : {}),
       });
       report.results.push(result);
       process.stderr.write(`    ${summary(result)} (${((Date.now() - started) / 1000).toFixed(1)} s)\n`);
@@ -247,6 +264,10 @@ function summary(result: ScenarioResult): string {
     return result.connectStorm.rounds
       .map((r) => `${r.parallel} in flight: ${r.connected} of ${r.devices} connected, ${Math.round((r.connected * 1000) / r.connectMs)} connects/s, CONNACK p50 ${r.connackMs.p50.toFixed(1)} ms`)
       .join('; ');
+  }
+  if (result.connack) {
+    const { cold, warm } = result.connack;
+    return `CONNACK cold p50 ${cold.p50.toFixed(1)} ms (${cold.samples} starts), warm p50 ${warm.p50.toFixed(1)} ms p99 ${warm.p99.toFixed(1)} ms`;
   }
   if (result.messages && result.fleet) {
     const m = result.messages;

@@ -216,6 +216,16 @@ export function connectStormTable(results: readonly ScenarioResult[]): string {
   );
 }
 
+export function connackTable(results: readonly ScenarioResult[]): string {
+  const rows = results
+    .filter((r) => r.connack)
+    .map((r) => {
+      const { cold, warm } = r.connack!;
+      return [r.scenario, r.broker, count(cold.samples), ms(cold.p50), ms(cold.p99), ms(cold.max), count(warm.samples), ms(warm.p50), ms(warm.p99), ms(warm.max)];
+    });
+  return table(['scenario', 'broker', 'cold starts', 'cold p50 ms', 'p99 ms', 'max ms', 'warm CONNECTs', 'warm p50 ms', 'p99 ms', 'max ms'], rows);
+}
+
 /** Refusals by code, other failures and the broker's closes, for the notes. */
 function fleetNotes(result: ScenarioResult): string[] {
   const counts = (what: string, c: Readonly<Record<string, number>>): string[] =>
@@ -301,6 +311,16 @@ export function renderReport(report: BenchReport): string {
           'per CONNECT and per DISCONNECT (each counted once the broker finished the phase).',
           '',
           connectStormTable(results),
+          '',
+        ]
+      : []),
+    ...(results.some((r) => r.connack)
+      ? [
+          'CONNACK latency, from opening the socket, one client at a time (Clean Session): cold = the first CONNECT after a fresh start',
+          'of the broker (the harness: its process and DynamoDB Local started anew, as `npm start` does), one per start; warm = later',
+          'CONNECTs on the last start\'s broker, each with a new client id.',
+          '',
+          connackTable(results),
           '',
         ]
       : []),

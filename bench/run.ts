@@ -54,6 +54,8 @@ export interface RunSettings {
    * spread over the fleet's own offered deliveries per second.
    */
   readonly rateGiven?: boolean;
+  /** Stops the broker and starts it afresh, for a broker the bench started: the new one. */
+  readonly restart?: () => Promise<BrokerTarget>;
 }
 
 /** Billable work divided by a count of something (CONNECTs, DISCONNECTs). */
@@ -120,6 +122,8 @@ export interface ScenarioResult {
   };
   /** The fleet scenarios: connecting, refusals, closes, the offered rate, QoS 1 acknowledged losses. */
   readonly fleet?: FleetFigures;
+  /** CONNACK latency from opening the socket: the first CONNECT after each fresh start (cold), and later ones (warm). */
+  readonly connack?: { readonly cold: LatencySummary; readonly warm: LatencySummary };
   /** The connect storm, one entry per round. */
   readonly connectStorm?: { readonly rounds: readonly ConnectStormFigures[] };
   /** The clients' packets and bytes, both ways, over the measured phase. */
@@ -151,7 +155,10 @@ interface Measured {
   readonly wallMs: number;
 }
 
-export async function runScenario(target: BrokerTarget, scenario: Scenario, settings: RunSettings): Promise<ScenarioResult> {
+export async function runScenario(first: BrokerTarget, scenario: Scenario, settings: RunSettings): Promise<ScenarioResult> {
+  // The scenario may restart the broker: everything below reads the current one.
+  let target = first;
+  const { restart } = settings;
   const counters: TrafficCounters = { packetsIn: 0, packetsOut: 0, bytesIn: 0, bytesOut: 0, framesIn: 0 };
   const base = { scenario: scenario.name, description: scenario.describe(settings.size), broker: target.name };
   let measured: Measured | undefined;
@@ -205,6 +212,14 @@ export async function runScenario(target: BrokerTarget, scenario: Scenario, sett
       return { value, ...(counted ? { work: counted } : {}) };
     },
     fleet: settings.fleet ?? {},
+    ...(restart
+      ? {
+          restartBroker: async () => {
+            target = await restart();
+            return target.endpoint;
+          },
+        }
+      : {}),
   };
 
   try {
@@ -221,6 +236,8 @@ export async function runScenario(target: BrokerTarget, scenario: Scenario, sett
         return connectionsResult(base, outcome, measured, settings.deployment, door);
       case 'connect-storm':
         return connectStormResult(base, outcome, measured);
+      case 'connack-latency':
+        return { ...base, connack: { cold: outcome.cold, warm: outcome.warm }, cpu: cpu(measured), notes: outcome.notes };
     }
   } catch (error) {
     return { ...base, notes: [], error: error instanceof Error ? error.message : String(error) };

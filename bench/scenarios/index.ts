@@ -1,3 +1,4 @@
+import { connackLatency } from './connack-latency';
 import { connectStorm } from './connect-storm';
 import { fanOut100, fanOut1000 } from './fan-out';
 import { fleetQos0, fleetQos0Depth7, fleetQos1, fleetQos1Depth7, fleetScenario } from './fleet';
@@ -7,8 +8,12 @@ import { retainedReplay } from './retained';
 import type { Scenario } from './scenario';
 import { wildcards } from './wildcards';
 
-/** In the order they run: the idle connections last, as closing 10,000 of them takes the harness a while. */
+/**
+ * In the order they run: CONNACK latency first, as it needs a broker no client has used yet; the
+ * idle connections last, as closing 10,000 of them takes the harness a while.
+ */
 export const SCENARIOS: readonly Scenario[] = [
+  connackLatency,
   qos0OneToOne,
   qos1OneToOne,
   qos1Persistent,

@@ -34,6 +34,11 @@ export interface ScenarioContext {
   meter<T>(work: () => Promise<T>): Promise<{ readonly value: T; readonly work?: MeteredWork }>;
   /** The fleet flags, each undefined when not given. */
   readonly fleet: FleetFlags;
+  /**
+   * Stops the broker and starts it afresh (a broker the bench started only): its endpoint. The
+   * context's measure, meter and memory read the new one from then on.
+   */
+  readonly restartBroker?: () => Promise<Endpoint>;
 }
 
 /** The harness's billable work over a phase. */
@@ -133,7 +138,15 @@ export interface ConnectStormRound {
   readonly disconnectWork?: MeteredWork;
 }
 
-export type ScenarioOutcome = MessagesOutcome | ConnectionsOutcome | ConnectStormOutcome;
+/** CONNACK latency: the first CONNECT after each fresh start of the broker, and later ones. */
+export interface ConnackLatencyOutcome {
+  readonly kind: 'connack-latency';
+  readonly cold: LatencySummary;
+  readonly warm: LatencySummary;
+  readonly notes: readonly string[];
+}
+
+export type ScenarioOutcome = MessagesOutcome | ConnectionsOutcome | ConnectStormOutcome | ConnackLatencyOutcome;
 
 export interface Scenario {
   readonly name: string;
@@ -142,6 +155,11 @@ export interface Scenario {
    * connections left to the allocator would otherwise hide what new connections take.
    */
   readonly freshBroker?: boolean;
+  /**
+   * Needs a broker that has had no client yet (the bench restarts it if it has, and warms it up
+   * only for the scenarios after this one); may restart it itself (ScenarioContext.restartBroker).
+   */
+  readonly coldBroker?: boolean;
   /** The measured phase's time limit when `--time-limit` is not given, if not the bench's default. */
   readonly timeLimitSeconds?: Readonly<Record<Size, number>>;
   describe(size: Size, fleet?: FleetFlags): string;

@@ -7,6 +7,7 @@ import { ReasonCode } from '../protocol/reason-codes';
 import type { Action } from './actions';
 import { isV5, reply, type ConnectedContext } from './context';
 import { topicOverLimit, type SubscriptionQuota } from './limits';
+import { publishProblem, withReasonString } from './problem-information';
 
 export function publishRefusal(ctx: ConnectedContext, topic: string): number | undefined {
   // 5.0 PUBACK 0x90: "the Topic Name is not malformed, but is not accepted by this Server"
@@ -23,13 +24,15 @@ export function publishRefusal(ctx: ConnectedContext, topic: string): number | u
  * at QoS 1 and 2, acknowledged as usual ([MQTT-3.3.5-2] allows acknowledging or closing; closing
  * would make the client resend it forever).
  */
-export function refusePublish(ctx: ConnectedContext, packet: PublishPacket, reasonCode: number): Action[] {
+/** `topic`: the topic name, resolved from a topic alias if the packet used one. */
+export function refusePublish(ctx: ConnectedContext, packet: PublishPacket, reasonCode: number, topic = packet.topic): Action[] {
   const { connectionId, clientId, username } = ctx.connection;
-  ctx.deps.log.info('PUBLISH refused', { connectionId, clientId, username, topic: packet.topic, reasonCode });
+  ctx.deps.log.info('PUBLISH refused', { connectionId, clientId, username, topic, reasonCode });
   const v5 = isV5(ctx.connection);
-  if (packet.qos === 1) return [reply(ctx, { cmd: 'puback', messageId: packet.messageId!, ...(v5 ? { reasonCode } : {}) })];
-  if (packet.qos === 2) return [reply(ctx, { cmd: 'pubrec', messageId: packet.messageId!, ...(v5 ? { reasonCode } : {}) })];
-  return [];
+  if (packet.qos === 0) return [];
+  const acknowledgement = { cmd: packet.qos === 1 ? 'puback' : 'pubrec', messageId: packet.messageId!, ...(v5 ? { reasonCode } : {}) } as const;
+  // 5.0: a Reason String says why, unless the client asked for none
+  return [reply(ctx, withReasonString(ctx.connection, acknowledgement, publishProblem(ctx.deps.config, topic, reasonCode)))];
 }
 
 /**
@@ -48,4 +51,13 @@ export function subscriptionRefusal(ctx: ConnectedContext, filter: string, quota
   }
   if (!quota.admit(sent)) return ReasonCode.QuotaExceeded;
   return undefined;
+}
+
+/**
+ * The client's deny rules a granted filter (as sent) overlaps, to store with its subscription:
+ * routing skips a message whose topic one matches (route.ts), at no read of the ACL per message.
+ */
+export function subscriptionDenials(ctx: ConnectedContext, sent: string): { denials?: readonly string[] } {
+  const denials = ctx.deps.security.access(ctx.connection).denialsFor(sent);
+  return denials.length > 0 ? { denials } : {};
 }

@@ -26,6 +26,7 @@ import { inFlightResends } from './drain';
 import { heldKeepAlive, keepAliveCeiling, serverKeepAlive } from './keep-alive';
 import { connectHold, StoreUnavailableError, type ConnectionRecord, type Identity, type OpenSessionResult } from './ports';
 import { publishWill } from './will';
+import { reauthorizeSession } from './reauthorize';
 import { LEASES } from './leases';
 
 /** What the steps learn and decide, in the order they run. */
@@ -192,21 +193,10 @@ async function settlePendingWill(state: ConnectState): Promise<void> {
   else if (sessionPresent) await state.deps.store.wills.cancelWill(state.clientId!);
 }
 
-/**
- * A resumed session's subscriptions were granted under the rules of their time: each is checked
- * against the identity's rules now, and the ones no longer allowed are dropped (and logged)
- * before anything is delivered on them (deliveries are held until drainQueue). One Query, on
- * resume only.
- */
+/** A resumed session's subscriptions are checked against the identity's rules now (reauthorize.ts). */
 async function reauthorizeSubscriptions(state: ConnectState): Promise<void> {
   if (!state.session!.sessionPresent) return;
-  const { deps, connectionId } = state;
-  const clientId = state.clientId!;
-  const access = deps.security.access({ clientId, ...state.identity! });
-  const dropped = (await deps.store.subscriptions.subscriptionFilters(clientId)).filter((filter) => !access.canSubscribe(filter));
-  if (dropped.length === 0) return;
-  await deps.store.subscriptions.unsubscribe(clientId, dropped);
-  deps.log.info('resumed session: subscriptions no longer allowed were dropped', { connectionId, clientId, username: state.identity!.username, dropped });
+  await reauthorizeSession(state.deps, state.connectionId, state.clientId!, state.identity!);
 }
 
 /** The connection's record, unless openSession wrote it with the new session. */

@@ -17,9 +17,11 @@ import { Outbox } from './outbox';
 import { StoreUnavailableError, type QueuedMessage, type Recipient } from './ports';
 
 export class Dispatcher {
-  private readonly outbox = new Outbox();
+  private readonly outbox: Outbox;
 
-  constructor(private readonly deps: BrokerDeps) {}
+  constructor(private readonly deps: BrokerDeps) {
+    this.outbox = new Outbox((connectionId) => deps.doors.assignsTopicAliases(connectionId));
+  }
 
   /** Carries out the actions in order; the first that fails ends it, with its error. */
   async perform(actions: readonly Action[]): Promise<void> {

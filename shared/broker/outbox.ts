@@ -4,8 +4,9 @@
  * Other connections are flushed before the senders' own, so an acknowledgement never goes out
  * ahead of the deliveries it confirms. A drain sends one connection's bytes at once (sendNow).
  *
- * PUBLISH packets are encoded at flush, where topic aliases are chosen (5.0, within the client's
- * Topic Alias Maximum). An alias is set, with its topic, by the first packet that uses it in a
+ * PUBLISH packets to the API Gateway door are encoded at flush, where topic aliases are chosen
+ * (5.0, within the client's Topic Alias Maximum); the listener's door chooses its own
+ * (shared/listener/outgoing-aliases.ts), on first use. An alias is set, with its topic, by the first packet that uses it in a
  * flush and only reused later in that same flush: one flush is one @connections call, delivered
  * as one unbroken piece, so another handler's packets can never come between the two and a
  * client never sees an alias it was not told first. No alias state lives between flushes.
@@ -31,10 +32,17 @@ export class Outbox {
   private readonly pending = new Map<string, Pending>();
   private readonly gone = new Set<string>();
 
-  /** A packet, after what is pending to its connection. A 5.0 PUBLISH may travel with a topic alias, chosen at flush. */
+  /** `doorAliases`: the connection's door chooses its outgoing topic aliases itself (the listener). */
+  constructor(private readonly doorAliases: (connectionId: string) => boolean = () => false) {}
+
+  /**
+   * A packet, after what is pending to its connection. A 5.0 PUBLISH may travel with a topic
+   * alias, chosen at flush, unless its door chooses them.
+   */
   add({ connectionId, version, packet, topicAliasMaximum }: Send): void {
     const chunks = this.entry(connectionId).chunks;
-    if (packet.cmd === 'publish' && version === 5 && (topicAliasMaximum ?? 0) > 0) chunks.push({ packet, topicAliasMaximum: topicAliasMaximum! });
+    const aliased = packet.cmd === 'publish' && version === 5 && (topicAliasMaximum ?? 0) > 0 && !this.doorAliases(connectionId);
+    if (aliased) chunks.push({ packet, topicAliasMaximum: topicAliasMaximum! });
     else chunks.push(encodePacket(packet, version));
   }
 

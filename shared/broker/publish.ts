@@ -24,7 +24,7 @@ export const handlePublish = afterConnect<PublishPacket>(async (ctx, packet) => 
   if (packet.qos === 1 || packet.qos === 2) await countUnacknowledged(ctx, packet.qos);
   // Topic limits and the ACL; before a QoS 2 receipt is recorded, since a refused exchange ends at PUBREC.
   const refusal = publishRefusal(ctx, topicName);
-  if (refusal !== undefined) return refusePublish(ctx, packet, refusal);
+  if (refusal !== undefined) return refusePublish(ctx, packet, refusal, topicName);
 
   const now = ctx.deps.now();
   const properties = v5 && packet.properties ? forwardedProperties(packet.properties) : undefined;
@@ -50,12 +50,12 @@ export const handlePublish = afterConnect<PublishPacket>(async (ctx, packet) => 
     if (accepted === 'over-quota') {
       // The exchange ends with this PUBREC: no receipt is kept.
       await ctx.deps.store.receipts.releaseIncomingQos2(ctx.connection.clientId, packet.messageId!);
-      return refusePublish(ctx, packet, ReasonCode.QuotaExceeded);
+      return refusePublish(ctx, packet, ReasonCode.QuotaExceeded, topicName);
     }
     return [deliver(accepted.deliveries), routed(ctx.connection.clientId, packet.messageId!), pubrec(accepted.matched)];
   }
   const accepted = await accept(ctx, message);
-  if (accepted === 'over-quota') return refusePublish(ctx, packet, ReasonCode.QuotaExceeded);
+  if (accepted === 'over-quota') return refusePublish(ctx, packet, ReasonCode.QuotaExceeded, topicName);
   const { deliveries, matched } = accepted;
   if (packet.qos === 0) return [deliver(deliveries)];
   // [MQTT-4.3.2-2] PUBACK carries the packet id, after the message is accepted

@@ -4,6 +4,7 @@
  * shared-subscription group. The deliveries it returns are made by the dispatcher.
  */
 import type { QoS } from '../protocol/codec';
+import { topicMatches } from '../protocol/topic';
 import type { Delivery } from './actions';
 import type { BrokerDeps } from './context';
 import type { ApplicationMessage, SessionRecord, Subscription } from './ports';
@@ -18,7 +19,7 @@ export interface Routed {
 export async function routeMessage(deps: BrokerDeps, message: ApplicationMessage, publisherClientId: string, cache?: RoutingCache): Promise<Routed> {
   // Without a batch's cache (a will), a cache of its own: the lookup still joins any made in the same turn.
   const { subscriptions, sessions } = await (cache ?? newRoutingCache()).get(deps.store, message.topic);
-  const { perClient, groups } = groupSubscriptions(subscriptions, publisherClientId);
+  const { perClient, groups } = groupSubscriptions(subscriptions, message.topic, publisherClientId);
   if (perClient.size + groups.size === 0) return { deliveries: [], matched: 0 };
 
   const deliveries: Delivery[] = [];
@@ -34,10 +35,12 @@ export async function routeMessage(deps: BrokerDeps, message: ApplicationMessage
   return { deliveries, matched: perClient.size + groups.size };
 }
 
-function groupSubscriptions(subscriptions: readonly Subscription[], publisherClientId: string) {
+function groupSubscriptions(subscriptions: readonly Subscription[], topic: string, publisherClientId: string) {
   const perClient = new Map<string, Subscription[]>();
   const groups = new Map<string, Subscription[]>();
   for (const subscription of subscriptions) {
+    // A deny rule of the subscriber that its filter overlaps matches this topic: not for it.
+    if (subscription.denials?.some((denial) => topicMatches(denial, topic))) continue;
     if (subscription.shareGroup !== undefined) {
       const key = `${subscription.shareGroup}/${subscription.filter}`;
       groups.set(key, [...(groups.get(key) ?? []), subscription]);

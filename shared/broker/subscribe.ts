@@ -7,11 +7,12 @@
 import type { QoS, SubscribePacket } from '../protocol/codec';
 import { MqttProtocolError, ReasonCode } from '../protocol/reason-codes';
 import { checkTopicFilter } from '../protocol/topic';
-import { subscriptionRefusal } from './authorization';
+import { subscriptionDenials, subscriptionRefusal } from './authorization';
 import { deliver, type Action, type Delivery } from './actions';
 import { afterConnect, isV5, reply, selfRecipient, type ConnectedContext } from './context';
 import { SubscriptionQuota } from './limits';
 import type { Subscription } from './ports';
+import { subscribeProblem, withReasonString } from './problem-information';
 
 const SHARED_PREFIX = '$share/';
 const MAX_SUBSCRIPTION_IDENTIFIER = 268_435_455;
@@ -36,6 +37,8 @@ export const handleSubscribe = afterConnect<SubscribePacket>(async (ctx, packet)
       qos: request.qos,
       ...(v5 ? { noLocal: request.nl ?? false, retainAsPublished: request.rap ?? false, retainHandling: request.rh ?? 0 } : {}),
       ...(subscriptionIdentifier !== undefined ? { subscriptionIdentifier } : {}),
+      // The deny rules the filter overlaps, filtering its deliveries
+      ...subscriptionDenials(ctx, request.topic),
     });
     // [MQTT-3.8.4-6] the granted QoS is the requested one: the broker supports QoS 2
     return request.qos;
@@ -47,7 +50,9 @@ export const handleSubscribe = afterConnect<SubscribePacket>(async (ctx, packet)
   const existed = stored.length > 0 ? await ctx.deps.store.subscriptions.subscribe(ctx.connection.clientId, stored, perUser.countedUnder) : [];
   ctx.batch.routes.clear();
   // [MQTT-3.8.4-1] the SUBACK carries the packet identifier of the SUBSCRIBE
-  return [reply(ctx, { cmd: 'suback', messageId: packet.messageId!, granted }), ...(await replayRetained(ctx, stored, existed))];
+  // 5.0: a Reason String says why filters were refused, unless the client asked for none
+  const suback = withReasonString(ctx.connection, { cmd: 'suback', messageId: packet.messageId!, granted }, subscribeProblem(ctx.deps.config, packet.subscriptions.map((s) => s.topic), granted));
+  return [reply(ctx, suback), ...(await replayRetained(ctx, stored, existed))];
 });
 
 /** The accepted subscriptions but those refused by the user's quota, whose codes become 0x97 Quota exceeded (3.1.1: 0x80). */

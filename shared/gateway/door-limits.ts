@@ -57,6 +57,11 @@ export class DoorLimits implements Doors {
     return Math.min(clientLimit ?? Infinity, API_GATEWAY_OUTBOUND_PACKET_BYTES);
   }
 
+  /** The listener keeps each device connection's outgoing alias table (shared/listener/outgoing-aliases.ts). */
+  assignsTopicAliases(connectionId: string): boolean {
+    return !isApiGatewayConnection(connectionId);
+  }
+
   /** API Gateway's connections pass through `$connect`, which may have checked a token (the listener has none). */
   passesConnectRoute(connectionId: string): boolean {
     return isApiGatewayConnection(connectionId);

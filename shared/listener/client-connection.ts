@@ -19,6 +19,7 @@ import type { PacketSink } from './events';
 import { MqttFramer } from '../protocol/framer';
 import { entryEventBytes, packetEventBytes, PacketBatcher, type PacketSubmitter } from './batcher';
 import { ThrottleBackoff } from './throttle-backoff';
+import { OutgoingAliases } from './outgoing-aliases';
 
 /** The two transports a device may use: a TCP socket, or a WebSocket with binary frames. */
 export interface Transport {
@@ -84,6 +85,8 @@ export class ClientConnection {
   private firstEntry = true;
   /** A DISCONNECT that arrived before this connection's CONNACK, and the close behind it. */
   private heldDisconnect: Buffer | undefined;
+  /** 5.0, a client with a Topic Alias Maximum: the aliases of the PUBLISHes written to it. */
+  private outgoingAliases: OutgoingAliases | undefined;
   private heldClose: { reason: string; timer: NodeJS.Timeout } | undefined;
   /** Whether the handler's first packet to this client, its CONNACK, accepted the connection. */
   private connackAccepted: boolean | undefined;
@@ -200,7 +203,7 @@ export class ClientConnection {
     }
     const first = this.connackAccepted === undefined;
     this.connackAccepted ??= isAcceptingConnack(bytes); // the first packet a server sends is CONNACK
-    if (!this.write(bytes)) return false;
+    if (!this.write(this.outgoingAliases?.rewrite(bytes) ?? bytes)) return false;
     if (!first || !this.heldDisconnect) return true;
     const held = this.heldDisconnect;
     this.heldDisconnect = undefined;
@@ -282,6 +285,9 @@ export class ClientConnection {
       // The same rules the CONNECT handler uses to answer with Server Keep Alive.
       const keepAlive = heldKeepAlive(this.protocolVersion, requested, this.limits.keepAliveLimit, this.limits.maxKeepAlive);
       this.keepAliveMs = keepAlive * 1000 * 1.5;
+      // 5.0: this connection's outgoing topic aliases are chosen here, where its bytes are written in order
+      const aliasMaximum = this.protocolVersion === 5 ? (connect.properties?.topicAliasMaximum ?? 0) : 0;
+      if (aliasMaximum > 0) this.outgoingAliases = new OutgoingAliases(aliasMaximum, connect.properties?.maximumPacketSize);
     } catch {
       this.keepAliveMs = 0; // malformed: the handler will close it
     }

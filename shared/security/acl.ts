@@ -8,9 +8,10 @@
  *   deny      public/secrets/#
  *   sensors/+/temp              (no access word: readwrite)
  *
- * A decision: publishing to a topic needs a write rule matching it; subscribing to a filter needs
- * a read rule covering every topic the filter can match; and no deny rule may match the topic
- * or overlap the filter. Deny wins over any grant, whatever the order.
+ * A decision: publishing to a topic needs a write rule matching it and no deny rule matching it;
+ * subscribing to a filter needs a read rule covering every topic the filter can match and no
+ * deny rule covering the filter; a deny rule it overlaps filters its deliveries (denialsFor).
+ * Deny wins over any grant, whatever the order.
  *
  * Shared subscriptions are governed by rules of their own, `$share/<share name>/<filter>`, whose
  * share name is a name, `%u`, `%c` or `+` (any):
@@ -195,16 +196,27 @@ export class SubjectAcl {
 
   /**
    * The filter as the client sent it (`$share/<share name>/<filter>` for a shared subscription).
-   * Every topic the filter can match must be readable, so no later delivery needs a check.
+   * A read rule must cover every topic the filter can match. A plain filter is refused only when
+   * a deny rule covers it all; one that merely overlaps a deny rule is granted, and the rules it
+   * overlaps (denialsFor) travel with the subscription, so each delivery skips a denied topic, as
+   * mosquitto filters each message. A shared subscription overlapping a deny rule is refused: one
+   * member is chosen per message, and a member that skipped it would lose it for the group.
    */
   canSubscribe(sent: string): boolean {
     const shared = splitShared(sent);
     const filter = shared ? shared.filter : sent;
-    if (this.denyAll || this.denies.some((d) => filtersOverlap(d, filter))) return false;
-    if (!shared) return this.grants.read.some((rule) => filterCovers(rule, filter));
+    if (this.denyAll) return false;
+    if (!shared) return !this.denies.some((d) => filterCovers(d, filter)) && this.grants.read.some((rule) => filterCovers(rule, filter));
+    if (this.denies.some((d) => filtersOverlap(d, filter))) return false;
     const names = (rule: ShareRule) => rule.shareName === '+' || rule.shareName === shared.shareName;
     if (this.shareDenies.some((rule) => names(rule) && filtersOverlap(rule.filter, filter))) return false;
     return this.shareGrants.some((rule) => names(rule) && filterCovers(rule.filter, filter));
+  }
+
+  /** The deny rules (substituted) a granted plain filter overlaps: its deliveries skip the topics they match. */
+  denialsFor(sent: string): string[] {
+    if (splitShared(sent)) return [];
+    return this.denies.filter((d) => filtersOverlap(d, sent));
   }
 
   private denied(topic: string): boolean {

@@ -50,8 +50,8 @@ export const DEFAULT_PASSWORD_CACHE_ENTRIES = 10_000;
 /** Longer user names are never stored (and would not fit a DynamoDB key). */
 export const MAX_USERNAME_BYTES = 256;
 
-const unrestricted: TopicAccess = { canConnect: () => true, canPublish: () => true, canReceive: () => true, canSubscribe: () => true };
-const nothing: TopicAccess = { canConnect: () => false, canPublish: () => false, canReceive: () => false, canSubscribe: () => false };
+const unrestricted: TopicAccess = { canConnect: () => true, canPublish: () => true, canReceive: () => true, canSubscribe: () => true, denialsFor: () => [] };
+const nothing: TopicAccess = { canConnect: () => false, canPublish: () => false, canReceive: () => false, canSubscribe: () => false, denialsFor: () => [] };
 
 /** The broker's Security port, and what API Gateway's `$connect` needs besides (token check, door identity). */
 export class BrokerSecurity implements Security {

@@ -65,9 +65,13 @@ export class DynamoSubscriptionStore implements SubscriptionStore {
     // A filter twice in one SUBSCRIBE: the later one replaces the earlier, as across packets.
     const byFilter = [...new Map(subscriptions.map((s) => [sentFilter(s), s])).values()];
     const existed = await Promise.all(byFilter.map((subscription) => this.addRoute(subscription)));
-    // Each carries the key of the count it is in, to be counted out there when it goes.
-    const counted = countedUnder === undefined ? {} : { quota: countedUnder };
-    await this.sessions.batchWrite(byFilter.map((s) => ({ PutRequest: { Item: { ...s, clientId, sk: SUB_PREFIX + sentFilter(s), ...counted } } })));
+    // Each carries the key of the count it is in (as `quota`), to be counted out there when it goes.
+    await this.sessions.batchWrite(
+      byFilter.map(({ countedUnder: stored, ...s }) => {
+        const quota = countedUnder ?? stored;
+        return { PutRequest: { Item: { ...s, clientId, sk: SUB_PREFIX + sentFilter(s), ...(quota === undefined ? {} : { quota }) } } };
+      }),
+    );
     const existedBy = new Map(byFilter.map((s, i) => [sentFilter(s), existed[i]!]));
     // The first mention of a filter tells whether it existed; a repeat replaces the one just made.
     const seen = new Set<string>();
@@ -103,6 +107,14 @@ export class DynamoSubscriptionStore implements SubscriptionStore {
       ProjectionExpression: 'sk',
     });
     return items.map((item) => (item.sk as string).slice(SUB_PREFIX.length));
+  }
+
+  async clientSubscriptions(clientId: string): Promise<Subscription[]> {
+    const items = await this.sessions.queryAll({
+      KeyConditionExpression: 'clientId = :c AND begins_with(sk, :s)',
+      ExpressionAttributeValues: { ':c': clientId, ':s': SUB_PREFIX },
+    });
+    return items.map(({ sk: _sk, quota, ...subscription }) => ({ ...(subscription as unknown as Subscription), ...(typeof quota === 'string' ? { countedUnder: quota } : {}) }));
   }
 
   /** Every subscription matching the topic: a lookup of one topic (see findSubscriptionsForTopics). */
@@ -161,7 +173,7 @@ export class DynamoSubscriptionStore implements SubscriptionStore {
    * crash between the writes over-counts (an extra read, harmless) rather than hides a subscriber.
    */
   private async addRoute(subscription: Subscription): Promise<boolean> {
-    const { clientId, filter, shareGroup, ...options } = subscription;
+    const { clientId, filter, shareGroup, countedUnder: _counted, ...options } = subscription;
     await this.count(filter, 1);
     const old = await this.routes.put({ Item: { pk: filterKey(filter), sk: routeSortKey(clientId, shareGroup), ...options }, ReturnValues: 'ALL_OLD' });
     // A replaced subscription was already counted.

@@ -192,3 +192,32 @@ describe('API Gateway door (emulated): MQTT_MAX_KEEPALIVE', () => {
     expect(connacks.map((connack) => connack.properties?.serverKeepAlive)).toEqual([2, 2, undefined]);
   });
 });
+
+describe('outgoing topic aliases on the API Gateway door', () => {
+  it('[MQTT-3.3.2-11] a topic repeated within one delivery travels as an alias the first packet set; a single message gets none', async () => {
+    const topic = `apigw-alias/${process.pid}/${Date.now()}`;
+    const subscriber = await RawConnection.apiGateway(harness().apigwUrl, 5);
+    subscriber.send({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 5, clean: true, keepalive: 30, clientId: `apigw-alias-${process.pid}`, properties: { topicAliasMaximum: 2 } } as Packet);
+    await subscriber.next('connack');
+    subscriber.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic, qos: 0 }] });
+    await subscriber.next('suback');
+    const publisher = await RawConnection.tcp(harness().mqttPort, 5);
+    publisher.send({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 5, clean: true, keepalive: 30, clientId: `apigw-alias-pub-${process.pid}` } as Packet);
+    await publisher.next('connack');
+    const publish = (payload: string): Packet => ({ cmd: 'publish', topic, payload: Buffer.from(payload), qos: 0, retain: false, dup: false });
+    publisher.send(publish('alone'));
+    await eventually(() => subscriber.packets.filter((p) => p.cmd === 'publish').length === 1, 'the single message');
+    // Three in one write: one batch, one delivery to the subscriber
+    publisher.send(publish('p0'), publish('p1'), publish('p2'));
+    await eventually(() => subscriber.packets.filter((p) => p.cmd === 'publish').length === 4, 'the three messages');
+    const got = subscriber.packets.filter((p) => p.cmd === 'publish') as Array<Packet & { topic: string; properties?: { topicAlias?: number } }>;
+    expect(got.map((p) => [p.topic, p.properties?.topicAlias])).toEqual([
+      [topic, undefined],
+      [topic, 1],
+      ['', 1],
+      ['', 1],
+    ]);
+    subscriber.close();
+    publisher.close();
+  });
+});

@@ -4,8 +4,9 @@
  */
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_DEPLOYMENT } from '../../bench/cost-model';
-import { messagesTable } from '../../bench/report';
+import { connackTable, messagesTable } from '../../bench/report';
 import { runScenario } from '../../bench/run';
+import { connackLatency } from '../../bench/scenarios/connack-latency';
 import { qos1OneToOne } from '../../bench/scenarios/one-to-one';
 import { inProcessHarnessTarget } from '../../bench/targets/harness-counters';
 import { useHarness } from '../support/harness';
@@ -38,5 +39,24 @@ describe('npm run bench, smoke', () => {
       expect(header).toContain(column);
     }
     expect(row).toMatch(/^qos1-1to1\s+serverless \(in-process harness\)\s+20\s+20\s+0\s+0\s+0\s/);
+  });
+
+  it('connack-latency on a broker it cannot restart: warm CONNACK figures only, and a note saying why there are no cold ones', async () => {
+    const result = await runScenario(inProcessHarnessTarget(harness()), connackLatency, {
+      size: 'quick',
+      timeLimitMs: 10_000,
+      stallMs: 5_000,
+      payloadBytes: 64,
+      deployment: DEFAULT_DEPLOYMENT,
+      runId: `smoke${process.pid}`,
+      ownsBroker: false,
+    });
+
+    expect(result.error).toBeUndefined();
+    expect(result.connack!.cold.samples).toBe(0);
+    expect(result.connack!.warm.samples).toBe(50);
+    expect(result.notes.join(' ')).toContain('no cold figures');
+    const [header] = connackTable([result]).split('\n');
+    for (const column of ['cold starts', 'cold p50 ms', 'warm CONNECTs', 'warm p50 ms', 'p99 ms']) expect(header).toContain(column);
   });
 });

@@ -161,6 +161,27 @@ describe("a resumed session's subscriptions follow the identity's current rules"
     await settle();
     expect(back.messages.map((m) => m.topic)).toEqual(['devices/carol/cmd']);
   });
+  it('a deny rule added while the session was away filters the deliveries of a subscription it overlaps, once the session resumes', async () => {
+    const store = harness().securityStore;
+    const passwordHash = await hashPassword('erin-password', { logN: 12, r: 8, p: 1 });
+    await store.putUser({ username: 'erin', passwordHash, acl: ['read extra/#'] });
+    const clientId = id('erin-sensor');
+    const erin = () => client({ protocolVersion: 5, clientId, clean: false, properties: { sessionExpiryInterval: 3600 }, username: 'erin', password: 'erin-password' });
+    const first = await erin();
+    expect((await first.client.subscribeAsync('extra/#', { qos: 1 })).map((g) => g.qos)).toEqual([1]);
+    await first.client.endAsync();
+
+    // The operator denies a part of what the subscription covers while erin is offline.
+    await store.putUser({ username: 'erin', passwordHash, acl: ['read extra/#', 'deny extra/secret/#'] });
+    const back = await erin();
+    expect(back.connack.sessionPresent).toBe(true);
+    const admin = await client({ protocolVersion: 5, username: 'admin', password: 'admin-password' });
+    await admin.client.publishAsync('extra/secret/plan', 'not for erin any more', { qos: 1 });
+    await admin.client.publishAsync('extra/news', 'still hers', { qos: 1 });
+    await eventually(() => back.messages.some((m) => m.payload === 'still hers'), 'delivery outside the denied subtree');
+    await settle();
+    expect(back.messages.map((m) => m.topic)).toEqual(['extra/news']);
+  });
 });
 
 describe('a token lasts no longer than its expiry', () => {

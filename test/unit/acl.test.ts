@@ -57,13 +57,20 @@ describe('ACL rules', () => {
     expect(acl.canPublish('devices/bob/temp')).toBe(false);
     expect(acl.canPublish('public/news')).toBe(false);
     expect(acl.canSubscribe('public/news/+')).toBe(true);
-    // 'public/+' matches 'public/secret', which 'public/secret/#' denies (a '#' matches its parent)
-    expect(acl.canSubscribe('public/+')).toBe(false);
+    // 'public/+' matches 'public/secret', which 'public/secret/#' denies (a '#' matches its parent):
+    // granted, with the deny rule to filter its deliveries
+    expect(acl.canSubscribe('public/+')).toBe(true);
+    expect(acl.denialsFor('public/+')).toEqual(['public/secret/#']);
     expect(acl.canReceive('public/news')).toBe(true);
     expect(acl.canReceive('public/secret/plans')).toBe(false);
-    // public/# overlaps the denied subtree: refused as a whole, so no delivery ever needs a check
-    expect(acl.canSubscribe('public/#')).toBe(false);
+    // public/# overlaps the denied subtree: granted (as mosquitto does), each delivery filtered
+    expect(acl.canSubscribe('public/#')).toBe(true);
+    expect(acl.denialsFor('public/#')).toEqual(['public/secret/#']);
+    // a filter the deny rule covers entirely is refused
+    expect(acl.canSubscribe('public/secret/#')).toBe(false);
+    expect(acl.canSubscribe('public/secret/+/x')).toBe(false);
     expect(acl.canSubscribe('devices/alice/#')).toBe(true);
+    expect(acl.denialsFor('devices/alice/#')).toEqual([]);
     expect(acl.canSubscribe('devices/+/temp')).toBe(false);
   });
 
@@ -186,14 +193,16 @@ describe('filter algebra (fast-check, checked against topicMatches over every sm
     console.log(`filtersOverlap: ${runs} pairs of filters tried`);
   });
 
-  it('a granted subscription only ever receives topics canReceive allows', () => {
+  it('a granted subscription, its deliveries filtered by the deny rules stored with it, receives exactly the topics canReceive allows', () => {
     fc.assert(
       fc.property(fc.array(fc.tuple(fc.constantFrom('read', 'readwrite', 'deny'), filter), { maxLength: 4 }), filter, topic, (rules, f, t) => {
         const acl = new SubjectAcl(
           rules.map(([access, rf]) => ({ access: access as 'read', filter: rf })),
           { clientId: 'c' },
         );
-        if (acl.canSubscribe(f) && topicMatches(f, t)) expect(acl.canReceive(t)).toBe(true);
+        if (!acl.canSubscribe(f) || !topicMatches(f, t)) return;
+        const skipped = acl.denialsFor(f).some((d) => topicMatches(d, t));
+        expect(acl.canReceive(t)).toBe(!skipped);
       }),
       { numRuns: 1000 },
     );

@@ -14,4 +14,9 @@ export interface Doors {
    * client's own; the door's applies when the message is sent.
    */
   outboundPacketLimit(connectionId: string | undefined, clientLimit: number | undefined): number | undefined;
+  /**
+   * The door chooses the connection's outgoing topic aliases itself (the listener, which holds
+   * the socket): the handlers then send its PUBLISHes unaliased.
+   */
+  assignsTopicAliases(connectionId: string): boolean;
 }

@@ -65,6 +65,11 @@ export interface TopicAccess {
   canReceive(topic: string): boolean;
   /** `filter` as the client sent it: `$share/<share name>/<filter>` for a shared subscription (acl.ts). */
   canSubscribe(filter: string): boolean;
+  /**
+   * The deny patterns (with %u/%c substituted) that a granted filter overlaps: stored with the
+   * subscription, so a delivery on a topic one matches is skipped without reading the ACL.
+   */
+  denialsFor(filter: string): readonly string[];
 }
 
 /**

@@ -8,10 +8,17 @@ export interface SubscriptionOptions {
   readonly retainHandling?: number;
   /** 5.0 Subscription Identifier, returned with every message the subscription matches. */
   readonly subscriptionIdentifier?: number;
+  /**
+   * The subscriber's deny rules that overlap the filter (acl.ts, denialsFor): a message on a
+   * topic one of them matches is not delivered on this subscription. Absent: none.
+   */
+  readonly denials?: readonly string[];
 }
 
 export interface Subscription extends SubscriptionOptions {
   readonly clientId: string;
+  /** The per-user count the subscription is in (countNewSubscriptions), as stored; absent: not counted. */
+  readonly countedUnder?: string;
   /** The topic filter without any `$share/<group>/` prefix. */
   readonly filter: string;
   /** The share name of a shared subscription (`$share/<group>/<filter>`). */
@@ -50,4 +57,6 @@ export interface SubscriptionStore {
 
   /** The filters the client is subscribed to now (for the subscriptions-per-client limit). */
   subscriptionFilters(clientId: string): Promise<string[]>;
+  /** The client's subscriptions as stored, options included (a resumed session's are checked again). */
+  clientSubscriptions(clientId: string): Promise<Subscription[]>;
 }

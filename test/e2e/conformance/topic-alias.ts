@@ -120,5 +120,29 @@ export function describeTopicAliases(doors: Doors): void {
         [topic, 'p2'],
       ]);
     });
+
+    it('[MQTT-3.3.2-11] the listener aliases a topic on its first message, and later messages of other batches use the alias; beyond the client\'s maximum, topics go unaliased', async (ctx) => {
+      const c = clients(ctx);
+      const [first, second, third] = [unique('alias-first'), unique('alias-second'), unique('alias-third')];
+      const { raw: subscriber } = await c.rawConnected(5, { properties: { topicAliasMaximum: 2 } });
+      subscriber.send({ cmd: 'subscribe', messageId: 1, subscriptions: [first, second, third].map((topic) => ({ topic, qos: 0 as const })) });
+      await subscriber.next('suback');
+      const { raw: publisher } = await c.rawConnected(5);
+      // One message at a time: each in a batch of its own
+      const sent: Array<[string, string]> = [[first, 'a'], [first, 'b'], [second, 'c'], [third, 'd'], [second, 'e'], [third, 'f']];
+      const got: IPublishPacket[] = [];
+      for (const [topic, payload] of sent) {
+        publisher.send(publish(topic, payload));
+        got.push(...(await publishesArrived(subscriber, got.length + 1)).slice(got.length));
+      }
+      expect(got.map((p) => [p.topic, p.properties?.topicAlias, p.payload.toString()])).toEqual([
+        [first, 1, 'a'],
+        ['', 1, 'b'],
+        [second, 2, 'c'],
+        [third, undefined, 'd'],
+        ['', 2, 'e'],
+        [third, undefined, 'f'],
+      ]);
+    });
   });
 }

@@ -339,6 +339,15 @@ describe('subscribe and unsubscribe', () => {
     await store.subscriptions.unsubscribe(c, ['f/a']);
     expect(await store.subscriptions.subscriptionFilters(c)).toEqual(['$share/g1/f/+']);
   });
+
+  it('a subscription\'s deny patterns are kept with it: the routing lookup and clientSubscriptions return them', async () => {
+    const c = uniqueClientId('denials');
+    const subscription = { clientId: c, filter: 'd/#', qos: 1 as const, denials: ['d/secret/#'] };
+    await store.subscriptions.subscribe(c, [subscription, { clientId: c, filter: 'e/+', qos: 0, shareGroup: 'g' }]);
+    expect(await store.subscriptions.findSubscriptions('d/x')).toEqual([subscription]);
+    const stored = await store.subscriptions.clientSubscriptions(c);
+    expect(stored.sort((a, b) => a.filter.localeCompare(b.filter))).toEqual([subscription, { clientId: c, filter: 'e/+', qos: 0, shareGroup: 'g' }]);
+  });
 });
 
 describe('shared subscriptions', () => {

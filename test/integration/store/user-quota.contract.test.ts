@@ -157,4 +157,19 @@ describe('subscriptions per user', () => {
     expect(await store.sessions.closeSession(a.clientId, a.connectionId, true, 0, { forgetConnection: true })).toBe('closed');
     expect((await store.subscriptions.countNewSubscriptions(ivy, b.clientId, 2, bound)).admitted).toBe(1);
   });
+
+  it('a subscription rewritten from the stored list (a resumed session\'s new deny rules) stays in its count, and is counted out when it goes', async () => {
+    const store = fixture.store;
+    const kim = user('kim');
+    const a = request(kim, uniqueClientId('sr'), true, 10);
+    await store.sessions.openSession(a);
+    const counted = await store.subscriptions.countNewSubscriptions(kim, a.clientId, 1, 1);
+    await store.subscriptions.subscribe(a.clientId, [sub(a.clientId, 'z/#')], counted.countedUnder);
+    const [stored] = await store.subscriptions.clientSubscriptions(a.clientId);
+    expect(stored?.countedUnder).toBe(counted.countedUnder);
+    await store.subscriptions.subscribe(a.clientId, [{ ...stored!, denials: ['z/secret/#'] }]);
+    expect((await store.subscriptions.countNewSubscriptions(kim, a.clientId, 1, 1)).admitted).toBe(0);
+    await store.subscriptions.unsubscribe(a.clientId, ['z/#']);
+    expect((await store.subscriptions.countNewSubscriptions(kim, a.clientId, 1, 1)).admitted).toBe(1);
+  });
 });
