@@ -83,7 +83,7 @@ export interface HarnessOptions {
    */
   readonly listener?: Partial<ListenerLimits> & { readonly proxyProtocol?: boolean };
   /** MQTT over TLS on this port; without cert and key (PEM), a self-signed certificate is made at start. */
-  readonly tls?: { readonly port: number; readonly cert?: string; readonly key?: string };
+  readonly tls?: { readonly port: number; readonly wssPort?: number; readonly cert?: string; readonly key?: string };
   /** Attempts and timeouts of DynamoDB calls; default: the cloud's, with a longer request timeout (DynamoDB Local is slower). */
   readonly storeRetry?: Partial<StoreRetryOptions>;
   /**
@@ -126,6 +126,9 @@ export interface Harness {
   /** With `tls`: the mqtts URL and port, and the certificate a client trusts (PEM). */
   readonly mqttsUrl?: string;
   readonly mqttsPort?: number;
+  /** With `tls.wssPort`: the MQTT over secure WebSocket URL (wss://.../mqtt) and port, the same certificate. */
+  readonly wssUrl?: string;
+  readonly wssPort?: number;
   readonly tlsCertificate?: string;
   /** Runs the sweeper once, now (it also runs every `sweepIntervalMs`). */
   sweep(): Promise<SweepResult>;
@@ -243,7 +246,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     const { proxyProtocol: listenerProxyProtocol, ...listenerLimits } = options.listener ?? {};
     // Invoked in this process, with the event serialized and parsed as Lambda would.
     const sink: PacketSink = { invoke: withSdkRetry(lambda.wrap(faulty(invocation.wrap('packets', createPacketsHandler(deps)), options.faults, faults))) };
-    const newListener = ({ mqttPort, wsPort, mqttsPort }: { mqttPort: number; wsPort: number; mqttsPort?: number }) =>
+    const newListener = ({ mqttPort, wsPort, mqttsPort, wssPort }: { mqttPort: number; wsPort: number; mqttsPort?: number; wssPort?: number }) =>
       new MqttListener({
         host,
         mqttPort,
@@ -253,7 +256,15 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
         deliverySecret,
         sink,
         log,
-        ...(options.tls && certificate ? { tls: { port: mqttsPort ?? options.tls.port, ...certificate } } : {}),
+        ...(options.tls && certificate
+          ? {
+              tls: {
+                port: mqttsPort ?? options.tls.port,
+                ...(options.tls.wssPort !== undefined ? { wssPort: wssPort ?? options.tls.wssPort } : {}),
+                ...certificate,
+              },
+            }
+          : {}),
         proxyProtocol: listenerProxyProtocol ?? false,
         limits: {
           maximumPacketSize: deps.config.maximumPacketSize,
@@ -304,6 +315,9 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
       passwordHashes: () => unmetered.security.passwordHashes,
       ...(addresses.mqttsPort !== undefined && certificate
         ? { mqttsUrl: `mqtts://${host}:${addresses.mqttsPort}`, mqttsPort: addresses.mqttsPort, tlsCertificate: certificate.cert }
+        : {}),
+      ...(addresses.wssPort !== undefined
+        ? { wssUrl: `wss://${host}:${addresses.wssPort}/mqtt`, wssPort: addresses.wssPort }
         : {}),
       sweep,
       meters,

@@ -6,7 +6,8 @@
  * --dynamodb-endpoint / DYNAMODB_ENDPOINT (use a running DynamoDB; none is started),
  * --log-level / LOG_LEVEL (info).
  * Security: --tls / MQTT_TLS_PORT (mqtts on 8883 with a certificate made at start, or
- * MQTT_TLS_CERT + MQTT_TLS_KEY files), --no-anonymous / MQTT_ALLOW_ANONYMOUS=false,
+ * MQTT_TLS_CERT + MQTT_TLS_KEY files; with it MQTT over secure WebSocket on --wss-port /
+ * MQTT_WSS_PORT, 8081), --no-anonymous / MQTT_ALLOW_ANONYMOUS=false,
  * --acl-file / MQTT_ACL_FILE, and the MQTT_JWT_* and limit variables of functions/security-config.ts.
  * AWS's quotas, enforced and printed: AWS_LIMITS_SCALE, LAMBDA_CONCURRENCY (local/aws-limits.ts).
  * The listener: the variables of functions/listener/listener-settings.ts (outbound buffer, CONNECT
@@ -35,6 +36,7 @@ const { values: flags } = parseArgs({
     host: { type: 'string' },
     tls: { type: 'boolean' },
     'tls-port': { type: 'string' },
+    'wss-port': { type: 'string' },
     'no-anonymous': { type: 'boolean' },
     'acl-file': { type: 'string' },
   },
@@ -57,7 +59,7 @@ const env = process.env;
 let security;
 let config;
 let listenerSettings: ListenerSettings = { limits: {}, proxyProtocol: false };
-let tls: { port: number; cert?: string; key?: string } | undefined;
+let tls: { port: number; wssPort: number; cert?: string; key?: string } | undefined;
 let awsLimits: AwsLimitSettings = {};
 try {
   awsLimits = awsLimitSettingsFromEnv(env);
@@ -72,7 +74,11 @@ try {
   config = limitsFromEnv(env);
   listenerSettings = listenerSettingsFromEnv(env);
   if (flags.tls || flags['tls-port'] || env.MQTT_TLS_PORT) {
-    tls = { port: port(flags['tls-port'], env.MQTT_TLS_PORT, 8883, 'MQTT_TLS_PORT'), ...tlsFiles(env) };
+    tls = {
+      port: port(flags['tls-port'], env.MQTT_TLS_PORT, 8883, 'MQTT_TLS_PORT'),
+      wssPort: port(flags['wss-port'], env.MQTT_WSS_PORT, 8081, 'MQTT_WSS_PORT'),
+      ...tlsFiles(env),
+    };
   }
 } catch (error) {
   fail(error instanceof ConfigurationError ? error.message : String(error));
@@ -121,6 +127,7 @@ try {
       `  MQTT (TCP)                  ${harness.mqttUrl}`,
       ...(harness.mqttsUrl ? [`  MQTT over TLS               ${harness.mqttsUrl}   (${caFile ? `self-signed; trust it with --cafile ${caFile}` : 'your certificate'})`] : []),
       `  MQTT over WebSocket         ${harness.wsUrl}`,
+      ...(harness.wssUrl ? [`  MQTT over secure WebSocket  ${harness.wssUrl}   (the same certificate)`] : []),
       `  API Gateway WebSocket       ${harness.apigwUrl}   (@connections on the same port)`,
       `  listener delivery endpoint  ${harness.deliveryEndpoint}/@connections/{id}`,
       `  web console                 ${harness.consoleUrl}   (browser adapter: ${harness.consoleUrl}/adapter.js)`,
@@ -158,6 +165,7 @@ function withPortHint(message: string): string {
     ['MQTT over WebSocket port', 'MQTT_WS_PORT or --ws-port'],
     ['MQTT port', 'MQTT_PORT or --mqtt-port'],
     ['MQTT over TLS port', 'MQTT_TLS_PORT or --tls-port'],
+    ['MQTT over secure WebSocket port', 'MQTT_WSS_PORT or --wss-port'],
     ['API Gateway emulator port', 'APIGW_WS_PORT or --apigw-port'],
     ['web console port', 'CONSOLE_PORT or --console-port'],
   ];

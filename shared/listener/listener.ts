@@ -48,8 +48,11 @@ export interface ListenerOptions {
    * is closed. Not on the TLS port, which only the local harness serves.
    */
   readonly proxyProtocol?: boolean;
-  /** MQTT over TLS (mqtts) on its own port, with this certificate and key (PEM). */
-  readonly tls?: { readonly port: number; readonly cert: string; readonly key: string };
+  /**
+   * MQTT over TLS (mqtts) on its own port, with this certificate and key (PEM); with `wssPort`,
+   * MQTT over WebSocket over TLS (wss, path /mqtt) too, with the same certificate.
+   */
+  readonly tls?: { readonly port: number; readonly wssPort?: number; readonly cert: string; readonly key: string };
 }
 
 /** What the listener has held and refused, for operators and tests. */
@@ -70,6 +73,8 @@ export interface ListenerAddresses {
   readonly mqttPort: number;
   /** Present when the listener serves TLS. */
   readonly mqttsPort?: number;
+  /** Present when the listener serves MQTT over secure WebSocket. */
+  readonly wssPort?: number;
   readonly wsPort: number;
   readonly deliveryEndpoint: string;
 }
@@ -106,6 +111,8 @@ export class MqttListener {
   private readonly unfinished = new Set<ClientConnection>();
   private readonly tcpServer: net.Server;
   private readonly tlsServer: tls.Server | undefined;
+  /** The secure WebSocket door: TLS, then the same upgrade as the WebSocket door's. */
+  private readonly wssServer: tls.Server | undefined;
   /** Accepts the WebSocket door's sockets, admits them, then hands them to wsHttpServer (which does not listen itself). */
   private readonly wsTcpServer: net.Server;
   private readonly wsHttpServer: http.Server;
@@ -150,17 +157,14 @@ export class MqttListener {
           this.admit(socket, 'MQTT over TLS', (address) => this.acceptTcp(socket, address)),
         )
       : undefined;
-    this.wsTcpServer = net.createServer({ noDelay: true }, (socket) =>
-      this.admit(socket, 'MQTT over WebSocket', (address) => {
-        this.clientAddresses.set(socket, address);
-        this.otherSockets.add(socket);
-        const deadline = setTimeout(() => socket.destroy(), this.limits.connectTimeoutMs);
-        this.upgradeDeadlines.set(socket, deadline);
-        socket.once('close', () => clearTimeout(deadline));
-        this.wsHttpServer.emit('connection', socket);
-      }),
-    );
-    this.tlsServer?.on('tlsClientError', (error) => options.log.info('TLS handshake failed', { error: error.message }));
+    this.wsTcpServer = net.createServer({ noDelay: true }, (socket) => this.admit(socket, 'MQTT over WebSocket', (address) => this.upgradeWebSocket(socket, address)));
+    this.wssServer =
+      options.tls?.wssPort !== undefined
+        ? tls.createServer({ cert: options.tls.cert, key: options.tls.key, handshakeTimeout: this.limits.connectTimeoutMs }, (socket) =>
+            this.admit(socket, 'MQTT over secure WebSocket', (address) => this.upgradeWebSocket(socket, address)),
+          )
+        : undefined;
+    for (const server of [this.tlsServer, this.wssServer]) server?.on('tlsClientError', (error) => options.log.info('TLS handshake failed', { error: error.message }));
     this.wsHttpServer = http.createServer((_request, response) => response.writeHead(426).end('MQTT over WebSocket: use path /mqtt\n'));
     this.wsServer = new WebSocketServer({
       server: this.wsHttpServer,
@@ -196,7 +200,14 @@ export class MqttListener {
     const mqttPort = await listen(this.tcpServer, this.options.mqttPort, host, 'MQTT');
     const wsPort = await listen(this.wsTcpServer, this.options.wsPort, host, 'MQTT over WebSocket');
     const mqttsPort = this.tlsServer ? await listen(this.tlsServer, this.options.tls!.port, host, 'MQTT over TLS') : undefined;
-    return { mqttPort, wsPort, ...(mqttsPort !== undefined ? { mqttsPort } : {}), deliveryEndpoint: this.deliveryEndpoint };
+    const wssPort = this.wssServer ? await listen(this.wssServer, this.options.tls!.wssPort!, host, 'MQTT over secure WebSocket') : undefined;
+    return {
+      mqttPort,
+      wsPort,
+      ...(mqttsPort !== undefined ? { mqttsPort } : {}),
+      ...(wssPort !== undefined ? { wssPort } : {}),
+      deliveryEndpoint: this.deliveryEndpoint,
+    };
   }
 
   /**
@@ -210,7 +221,7 @@ export class MqttListener {
    */
   async stop(drainMs = 5_000, spreadMs = 0): Promise<void> {
     const deadline = Date.now() + drainMs;
-    const serversClosed = Promise.all([close(this.tcpServer), close(this.wsTcpServer), ...(this.tlsServer ? [close(this.tlsServer)] : [])]);
+    const serversClosed = Promise.all([close(this.tcpServer), close(this.wsTcpServer), ...this.tlsServers().map(close)]);
     const connections = [...this.connections.values()];
     const waves = Math.max(1, Math.min(connections.length, Math.floor(Math.min(spreadMs, drainMs) / DRAIN_WAVE_MS) + 1));
     const perWave = Math.ceil(connections.length / waves);
@@ -241,7 +252,7 @@ export class MqttListener {
     for (const socket of this.sockets) socket.destroy();
     for (const client of this.wsServer.clients) client.terminate();
     this.deliveryServer.closeAllConnections();
-    await Promise.all([this.tcpServer, this.wsTcpServer, this.deliveryServer, ...(this.tlsServer ? [this.tlsServer] : [])].map(close));
+    await Promise.all([this.tcpServer, this.wsTcpServer, this.deliveryServer, ...this.tlsServers()].map(close));
   }
 
   /**
@@ -303,6 +314,20 @@ export class MqttListener {
     });
     socket.on('data', (chunk: Buffer) => connection.receive(chunk));
     socket.on('close', () => connection.networkClosedBy('socket closed'));
+  }
+
+  private tlsServers(): tls.Server[] {
+    return [this.tlsServer, this.wssServer].filter((server) => server !== undefined);
+  }
+
+  /** A WebSocket door socket (plain or after TLS), admitted: its upgrade, within the CONNECT deadline. */
+  private upgradeWebSocket(socket: net.Socket, address: string): void {
+    this.clientAddresses.set(socket, address);
+    this.otherSockets.add(socket);
+    const deadline = setTimeout(() => socket.destroy(), this.limits.connectTimeoutMs);
+    this.upgradeDeadlines.set(socket, deadline);
+    socket.once('close', () => clearTimeout(deadline));
+    this.wsHttpServer.emit('connection', socket);
   }
 
   private acceptWebSocket(ws: WebSocket, socket: net.Socket, remoteAddress: string): void {

@@ -31,14 +31,15 @@ describe('npm start: security', () => {
 
   it('--tls --no-anonymous: mqtts with a CA file to pin; a user added with npm run users connects, and no longer once removed', async () => {
     const env = { ...(await ports()), TABLE_PREFIX: `tls-${process.pid}` };
-    const tlsPort = await freePort();
-    const started = runTs('local/main.ts', ['--tls', '--tls-port', String(tlsPort), '--no-anonymous'], env);
+    const [tlsPort, wssPort] = [await freePort(), await freePort()];
+    const started = runTs('local/main.ts', ['--tls', '--tls-port', String(tlsPort), '--wss-port', String(wssPort), '--no-anonymous'], env);
     try {
       await eventually(() => started.output().includes('Ctrl-C stops everything'), 'the startup lines', 30_000);
       expect(started.output()).toContain('anonymous clients refused');
       const caFile = /trust it with --cafile (\S+)\)/.exec(started.output())?.[1];
       expect(caFile).toBeDefined();
       expect(started.output()).toContain(`mqtts://127.0.0.1:${tlsPort}`);
+      expect(started.output()).toContain(`wss://127.0.0.1:${wssPort}/mqtt`);
 
       const users = (args: string[]) => runTs('local/users.ts', args, env);
       const added = users(['add', 'carol', '--password', 'carol-secret', '--acl', 'readwrite carol/#']);
@@ -53,6 +54,8 @@ describe('npm start: security', () => {
       const url = `mqtts://localhost:${tlsPort}`;
       const carol = await connectClient(url, { protocolVersion: 5, ca, username: 'carol', password: 'carol-secret' });
       await carol.endAsync();
+      const overWss = await connectClient(`wss://localhost:${wssPort}/mqtt`, { protocolVersion: 5, ca, username: 'carol', password: 'carol-secret' });
+      await overWss.endAsync();
       await expect(connectClient(url, { protocolVersion: 5, ca })).rejects.toMatchObject({ code: 0x87 });
 
       expect(await users(['remove', 'carol']).exited).toBe(0);

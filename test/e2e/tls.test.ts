@@ -1,6 +1,7 @@
 /**
  * mqtts:// in the local harness, as the NLB serves it in the cloud: a self-signed certificate
- * made at start, trusted by pinning it (MQTT.js `ca`, mosquitto's --cafile).
+ * made at start, trusted by pinning it (MQTT.js `ca`, mosquitto's --cafile); and wss:// (MQTT
+ * over secure WebSocket) with the same certificate.
  */
 import { spawn } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
@@ -11,7 +12,7 @@ import { describe, expect, it } from 'vitest';
 import { collect, connectClient, endAll, eventually } from '../support/clients';
 import { useHarness } from '../support/harness';
 
-const harness = useHarness({ tls: { port: 0 } });
+const harness = useHarness({ tls: { port: 0, wssPort: 0 } });
 
 function run(command: string, args: string[]): Promise<{ code: number | null; output: string }> {
   const child = spawn(command, args);
@@ -22,6 +23,27 @@ function run(command: string, args: string[]): Promise<{ code: number | null; ou
 }
 
 describe('MQTT over TLS (local harness)', () => {
+  it('MQTT.js over wss:// with the certificate pinned subscribes, and gets what an mqtts:// client publishes', async () => {
+    const url = harness().wssUrl!;
+    expect(url).toMatch(/^wss:\/\/127\.0\.0\.1:\d+\/mqtt$/);
+    const ca = harness().tlsCertificate!;
+    const sub = await connectClient(url, { protocolVersion: 5, ca, rejectUnauthorized: true });
+    const pub = await connectClient(harness().mqttsUrl!, { protocolVersion: 5, ca, rejectUnauthorized: true });
+    const got = collect(sub);
+    await sub.subscribeAsync('wss/#', { qos: 1 });
+    await pub.publishAsync('wss/hello', 'over tls', { qos: 1 });
+    await eventually(() => got.length === 1, 'the message over secure WebSocket');
+    expect(got[0]).toMatchObject({ topic: 'wss/hello', payload: 'over tls' });
+    await endAll(sub, pub);
+  });
+
+  it('a wss:// client that does not trust the certificate is not connected', async () => {
+    const client = mqtt.connect(harness().wssUrl!, { reconnectPeriod: 0, connectTimeout: 5_000, rejectUnauthorized: true });
+    const error = await new Promise<Error>((resolve) => client.once('error', resolve));
+    expect(error.message).toMatch(/self.signed|certificate/i);
+    client.end(true);
+  });
+
   it('MQTT.js with the certificate pinned as its CA publishes and receives over mqtts://', async () => {
     const url = harness().mqttsUrl!;
     expect(url).toMatch(/^mqtts:\/\/127\.0\.0\.1:\d+$/);
