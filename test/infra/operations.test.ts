@@ -31,6 +31,19 @@ describe('functions', () => {
     }
     expect(Object.keys(functionProps(stack.handlers.wsConnect).Environment.Variables).sort()).toEqual(['LOG_LEVEL', 'NODE_OPTIONS', 'SECURITY_TABLE']);
   });
+
+  it('the sweeper runs every minute, and a failed or timed-out run is never retried to overlap the next', () => {
+    template.hasResourceProperties('AWS::Events::Rule', {
+      ScheduleExpression: 'rate(1 minute)',
+      Targets: [Match.objectLike({ Arn: { 'Fn::GetAtt': [id(stack.sweeper), 'Arn'] }, RetryPolicy: { MaximumRetryAttempts: 0, MaximumEventAgeInSeconds: 60 } })],
+    });
+    template.hasResourceProperties('AWS::Lambda::EventInvokeConfig', {
+      FunctionName: { Ref: id(stack.sweeper) },
+      MaximumRetryAttempts: 0,
+      MaximumEventAgeInSeconds: 60,
+    });
+    expect(functionProps(stack.sweeper).Timeout).toBe(60);
+  });
 });
 
 describe("browsers' door", () => {
