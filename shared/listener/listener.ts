@@ -198,7 +198,7 @@ export class MqttListener {
     const { host } = this.options;
     const deliveryPort = await listen(this.deliveryServer, this.options.deliveryPort, host, 'delivery endpoint');
     this.deliveryEndpoint = `http://${this.options.advertisedHost}:${deliveryPort}`;
-    await this.heartbeat.start(this.deliveryEndpoint);
+    this.heartbeat.start(this.deliveryEndpoint);
     const mqttPort = await listen(this.tcpServer, this.options.mqttPort, host, 'MQTT');
     const wsPort = await listen(this.wsTcpServer, this.options.wsPort, host, 'MQTT over WebSocket');
     const mqttsPort = this.tlsServer ? await listen(this.tlsServer, this.options.tls!.port, host, 'MQTT over TLS') : undefined;

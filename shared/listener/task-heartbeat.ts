@@ -20,14 +20,14 @@ export class TaskHeartbeat {
     private readonly intervalMs = HEARTBEAT_INTERVAL_MS,
   ) {}
 
-  /** The first beat, awaited (a task is registered before it takes a client), then one every interval. */
-  async start(endpoint: string): Promise<void> {
+  /** The first beat now, then one every interval; the task's start never waits on the handler. */
+  start(endpoint: string): void {
     const beat = (): Promise<void> =>
       this.sink.invoke({ type: 'heartbeat', endpoint }).then(
         () => undefined,
         (error: unknown) => this.log.warn('heartbeat failed', { endpoint, error: String(error) }),
       );
-    await beat();
+    void beat();
     this.timer = setInterval(() => void beat(), this.intervalMs);
     this.timer.unref();
   }
