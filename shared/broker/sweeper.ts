@@ -21,6 +21,7 @@ import type { BrokerDeps } from './context';
 import { handleConnectionClosed } from './connection-closed';
 import type { ConnectionDirectory, ConnectionProbe, ListenerTask, SweepState } from './ports';
 import { checkBrowser, checkDevice, endTaskConnections, PARALLEL_CHECKS, walkOwners, type SweepContext, type SweepCounts } from './sweep-connections';
+import { LEASES } from './leases';
 import { runDueTimers } from './will';
 
 export interface SweeperOptions {
@@ -41,7 +42,7 @@ export const defaultSweeperOptions: SweeperOptions = {
   deviceChecks: 5_000,
   timerBatch: 100,
   budgetMs: 40_000,
-  leaseMs: 70_000,
+  leaseMs: LEASES.sweepMs,
 };
 
 export interface SweepResult extends SweepCounts {
