@@ -12,8 +12,8 @@ import type { ConnectionDirectory, ConnectionProbe, OwnedConnection, SweepCursor
 
 /** Connections checked or ended at once. */
 export const PARALLEL_CHECKS = 16;
-/** Connections read from the index at a time. */
-const PAGE = 100;
+/** Connections read from the index at a time, where reading is all a connection costs. */
+export const READ_PAGE = 100;
 
 export interface SweepCounts {
   /** Connections looked at. */
@@ -37,14 +37,17 @@ export interface SweepContext {
 }
 
 /**
- * Visits up to `limit` connections of `owners` (in order), starting where `cursor` says; returns
- * where to resume, or undefined once the last owner is done (the next pass starts over).
+ * Visits up to `limit` connections of `owners` (in order), `pageSize` at a time (the deadline is
+ * checked between pages: a page of probes is one wave of PARALLEL_CHECKS, so a run overruns its
+ * budget by one probe's time at most), starting where `cursor` says; returns where to resume, or
+ * undefined once the last owner is done (the next pass starts over).
  */
 export async function walkOwners(
   sweep: SweepContext,
   owners: readonly string[],
   cursor: SweepCursor | undefined,
   limit: number,
+  pageSize: number,
   visit: (connection: OwnedConnection) => Promise<void>,
 ): Promise<SweepCursor | undefined> {
   let budget = limit;
@@ -53,7 +56,7 @@ export async function walkOwners(
     let after = cursor && owner === cursor.owner && cursor.after !== '' ? cursor.after : undefined;
     for (;;) {
       if (budget <= 0 || sweep.broker.now() >= sweep.deadline) return { owner, after: after ?? '' };
-      const asked = Math.min(PAGE, budget);
+      const asked = Math.min(pageSize, budget);
       const page = await sweep.directory.owned(owner, after, asked);
       await forEachBounded(page, PARALLEL_CHECKS, visit);
       budget -= page.length;
@@ -103,7 +106,7 @@ export async function endTaskConnections(sweep: SweepContext, endpoint: string):
     let after: string | undefined;
     for (;;) {
       if (sweep.broker.now() >= sweep.deadline) return false;
-      const page = await sweep.directory.owned(owner, after, PAGE);
+      const page = await sweep.directory.owned(owner, after, READ_PAGE);
       await forEachBounded(page, PARALLEL_CHECKS, async ({ connectionId, clientId }) => {
         sweep.counts.checked += 1;
         try {
@@ -114,7 +117,7 @@ export async function endTaskConnections(sweep: SweepContext, endpoint: string):
           sweep.broker.log.warn('sweeper: could not end a connection of a dead task', { connectionId, clientId, error: String(error) });
         }
       });
-      if (page.length < PAGE) break;
+      if (page.length < READ_PAGE) break;
       after = page[page.length - 1]!.connectionId;
     }
   }

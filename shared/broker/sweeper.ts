@@ -20,7 +20,7 @@ import { forEachBounded } from '../util/concurrency';
 import type { BrokerDeps } from './context';
 import { handleConnectionClosed } from './connection-closed';
 import type { ConnectionDirectory, ConnectionProbe, ListenerTask, SweepState } from './ports';
-import { checkBrowser, checkDevice, endTaskConnections, PARALLEL_CHECKS, walkOwners, type SweepContext, type SweepCounts } from './sweep-connections';
+import { checkBrowser, checkDevice, endTaskConnections, PARALLEL_CHECKS, READ_PAGE, walkOwners, type SweepContext, type SweepCounts } from './sweep-connections';
 import { LEASES } from './leases';
 import { runDueTimers } from './will';
 
@@ -93,9 +93,11 @@ export async function sweep(deps: SweeperDeps): Promise<SweepResult> {
       broker.log.info('sweeper: a listener task no longer answers; ending its connections', { endpoint: task.endpoint });
       if (await endTaskConnections(context, task.endpoint)) await directory.forgetTask(task.endpoint);
     }
-    const browsers = await walkOwners(context, directory.browserOwners(), state.browsers, options.browserProbes, (c) => checkBrowser(context, c));
+    const browsers = await walkOwners(context, directory.browserOwners(), state.browsers, options.browserProbes, PARALLEL_CHECKS, (c) =>
+      checkBrowser(context, c),
+    );
     const deviceOwners = live.flatMap((task) => directory.taskOwners(task.endpoint));
-    const devices = await walkOwners(context, deviceOwners, state.devices, options.deviceChecks, (c) => checkDevice(context, c));
+    const devices = await walkOwners(context, deviceOwners, state.devices, options.deviceChecks, READ_PAGE, (c) => checkDevice(context, c));
     next = { ...(browsers ? { browsers } : {}), ...(devices ? { devices } : {}) };
   } finally {
     await directory.releaseSweep(holder, next);
