@@ -15,8 +15,7 @@ import type { FanoutJob } from '../shared/broker/ports';
 import { handleStreamFailure } from '../shared/broker/stream-failure';
 import type { ConnectionDirectory, ConnectionInbox, ConnectionProbe } from '../shared/broker/ports';
 import { Sequencer, type HandleMessages, type SequencerOptions } from '../shared/broker/sequencer';
-import { sweepConnections, type SweepResult } from '../shared/broker/sweeper';
-import { runDueTimers } from '../shared/broker/will';
+import { sweep, type SweepResult, type SweeperOptions } from '../shared/broker/sweeper';
 import type { BatchResult, ListenerEvent } from '../shared/listener/events';
 import type { BrokerSecurity } from '../shared/security/broker-security';
 import { parseSequenced } from '../shared/gateway/sequence-prefix';
@@ -26,7 +25,7 @@ import { decodeTextMessage } from '../shared/gateway/text-frames';
  * The listener's batches: the packets of many connections, each connection's in order, answered
  * with each connection's outcome (a failed one does not fail the others); or a connection's close.
  */
-export function createPacketsHandler(deps: BrokerDeps) {
+export function createPacketsHandler(deps: BrokerDeps, directory?: ConnectionDirectory) {
   return async (event: ListenerEvent): Promise<BatchResult | void> => {
     switch (event.type) {
       case 'batch': {
@@ -51,6 +50,9 @@ export function createPacketsHandler(deps: BrokerDeps) {
         return handleConnectionClosed(deps, event.connectionId);
       case 'failed':
         return endGone(deps, await handleStreamFailure(deps, event.connectionId, event.reasonCode, event.reason));
+      case 'heartbeat':
+        // The sweeper asks registered tasks whether they still answer (shared/broker/sweeper.ts).
+        return directory?.recordHeartbeat(event.endpoint, deps.now());
     }
   };
 }
@@ -147,21 +149,26 @@ export function createWsDisconnectHandler(deps: BrokerDeps, inbox: ConnectionInb
   };
 }
 
-/** The scheduled sweeper: ends connections whose close never reached the broker. */
-export function createSweeperHandler(deps: BrokerDeps, directory: ConnectionDirectory, probe: ConnectionProbe, inbox: ConnectionInbox) {
+/** The scheduled sweeper: due wills and expired sessions, then connections whose close never reached the broker. */
+export function createSweeperHandler(
+  deps: BrokerDeps,
+  directory: ConnectionDirectory,
+  probe: ConnectionProbe,
+  inbox: ConnectionInbox,
+  options: Partial<SweeperOptions> = {},
+) {
   return async (): Promise<SweepResult> => {
-    const result = await sweepConnections({
+    const result = await sweep({
       broker: deps,
       directory,
       probe,
+      options,
       end: async (connectionId) => {
         await handleConnectionClosed(deps, connectionId);
         await inbox.forget(connectionId);
       },
     });
-    // Due wills and expired sessions, on the same schedule.
-    const timers = await runDueTimers(deps);
-    deps.log.info('sweep done', { ...result, ...timers });
+    deps.log.info('sweep done', { ...result });
     return result;
   };
 }

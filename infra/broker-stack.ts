@@ -123,7 +123,13 @@ export class BrokerStack extends Stack {
       timeout: Duration.minutes(1),
       inbox: true,
     });
-    new Rule(this, 'SweepEveryMinute', { schedule: Schedule.rate(Duration.minutes(1)), targets: [new LambdaFunction(this.sweeper)] });
+    // A run that fails or times out is not retried: the next minute's run does its work (a retry
+    // would only overlap it; the sweeper's lease keeps even a manual run from doing so).
+    this.sweeper.configureAsyncInvoke({ retryAttempts: 0, maxEventAge: Duration.minutes(1) });
+    new Rule(this, 'SweepEveryMinute', {
+      schedule: Schedule.rate(Duration.minutes(1)),
+      targets: [new LambdaFunction(this.sweeper, { retryAttempts: 0, maxEventAge: Duration.minutes(1) })],
+    });
     // The sweeper publishes wills, so it may split a large fan-out too.
     this.sweeper.addEnvironment('FANOUT_FUNCTION', this.fanout.functionName);
     this.sweeper.addToRolePolicy(new PolicyStatement({ actions: ['lambda:InvokeFunction'], resources: [this.fanout.functionArn] }));

@@ -85,6 +85,8 @@ export class ApiGatewayEmulator {
   /** When the `@connections` requests of the last second were admitted. */
   private readonly admitted: number[] = [];
   private admittedHead = 0;
+  /** `@connections` requests answered so far, by method (GET is the sweeper's probe). */
+  readonly connectionsRequests: Record<string, number> = {};
 
   constructor(private readonly options: EmulatorOptions) {
     this.stage = options.stage ?? 'local';
@@ -241,6 +243,8 @@ export class ApiGatewayEmulator {
     const match = CONNECTIONS_PATH.exec((request.url ?? '').split('?')[0]!);
     if (!match) return void response.writeHead(404).end();
     const connectionId = decodeURIComponent(match[1]!);
+    const method = request.method ?? '';
+    this.connectionsRequests[method] = (this.connectionsRequests[method] ?? 0) + 1;
     if (!this.admit()) {
       this.options.limitMeter?.count('apigw.throttled');
       request.resume();

@@ -15,7 +15,8 @@ import {
   createWsDisconnectHandler,
 } from '../functions/handlers';
 import type { SequencerOptions } from '../shared/broker/sequencer';
-import type { SweepResult } from '../shared/broker/sweeper';
+import type { SweepResult, SweeperOptions } from '../shared/broker/sweeper';
+import type { ConnectionDirectory } from '../shared/broker/ports';
 import type { BrokerConfig, BrokerDeps } from '../shared/broker/context';
 import type { FanoutJob } from '../shared/broker/ports';
 import { createJsonLogger, type LogLevel } from '../shared/util/logger';
@@ -60,6 +61,8 @@ export interface HarnessOptions {
   readonly sequencing?: Partial<SequencerOptions>;
   /** How often the sweeper runs (the cloud schedules it every minute). */
   readonly sweepIntervalMs?: number;
+  /** The sweeper's bounds per run (shared/broker/sweeper.ts) over the cloud's. */
+  readonly sweeper?: Partial<SweeperOptions>;
   /** Serve the web console on this port (0: any free one); no console when absent. */
   readonly consolePort?: number;
   /** Broker settings over the defaults (Receive Maximum, Topic Alias Maximum...); same as `config`. */
@@ -118,6 +121,8 @@ export interface Harness {
   readonly tables: TableNames;
   /** The broker's store, without injected faults (for tests' own reads and writes; the cloud limits apply to it too). */
   readonly store: DynamoStore;
+  /** The sweeper's view of the connections: owners, the listener task registry (tests register tasks through it). */
+  readonly directory: ConnectionDirectory;
   /** Users, door identities and rate counters (tests add users through it). */
   readonly securityStore: DynamoSecurityStore;
   readonly security: SecurityPolicy;
@@ -130,8 +135,10 @@ export interface Harness {
   readonly wssUrl?: string;
   readonly wssPort?: number;
   readonly tlsCertificate?: string;
-  /** Runs the sweeper once, now (it also runs every `sweepIntervalMs`). */
+  /** Runs the sweeper once, now, after any run in progress (it also runs every `sweepIntervalMs`). */
   sweep(): Promise<SweepResult>;
+  /** `@connections` requests the API Gateway emulator answered, by method (GET: the sweeper's probes). */
+  apigwRequests(): Readonly<Record<string, number>>;
   /** DynamoDB calls and units, handler invocations, `@connections` calls, what AWS's limits refused: for `npm run bench`. */
   readonly meters: HarnessMeters;
   /** The AWS quotas in force (local/aws-limits.ts). */
@@ -245,7 +252,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
       : undefined;
     const { proxyProtocol: listenerProxyProtocol, ...listenerLimits } = options.listener ?? {};
     // Invoked in this process, with the event serialized and parsed as Lambda would.
-    const sink: PacketSink = { invoke: withSdkRetry(lambda.wrap(faulty(invocation.wrap('packets', createPacketsHandler(deps)), options.faults, faults))) };
+    const sink: PacketSink = { invoke: withSdkRetry(lambda.wrap(faulty(invocation.wrap('packets', createPacketsHandler(deps, deps.directory)), options.faults, faults))) };
     const newListener = ({ mqttPort, wsPort, mqttsPort, wssPort }: { mqttPort: number; wsPort: number; mqttsPort?: number; wssPort?: number }) =>
       new MqttListener({
         host,
@@ -288,8 +295,14 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
       stops.push(() => consoleServer.stop());
     }
 
-    const sweeperFunction = lambda.wrap(createSweeperHandler(deps, deps.directory, deps.gateway, deps.inbox));
-    const sweep = (): Promise<SweepResult> => sweeperFunction(undefined);
+    const sweeperFunction = lambda.wrap(createSweeperHandler(deps, deps.directory, deps.gateway, deps.inbox, options.sweeper));
+    // One run after another, as the lease has them in the cloud: a test's run never meets a scheduled one.
+    let sweeping: Promise<unknown> = Promise.resolve();
+    const sweep = (): Promise<SweepResult> => {
+      const run = sweeping.then(() => sweeperFunction(undefined));
+      sweeping = run.catch(() => undefined);
+      return run;
+    };
     const sweeper = every(options.sweepIntervalMs ?? 60_000, sweep, log);
     stops.push(sweeper.stop);
     const timers = startTimerLoop(deps, options.timerIntervalMs ?? 1000);
@@ -311,6 +324,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
       tables,
       store: unmetered.store,
       securityStore: deps.securityStore,
+      directory: deps.directory,
       security,
       passwordHashes: () => unmetered.security.passwordHashes,
       ...(addresses.mqttsPort !== undefined && certificate
@@ -320,6 +334,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
         ? { wssUrl: `wss://${host}:${addresses.wssPort}/mqtt`, wssPort: addresses.wssPort }
         : {}),
       sweep,
+      apigwRequests: () => ({ ...emulator.connectionsRequests }),
       meters,
       awsLimits: limits,
       setLambdaConcurrency: (concurrency) => lambda.setConcurrency(concurrency),

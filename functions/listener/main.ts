@@ -4,14 +4,17 @@
  * Environment: PACKET_HANDLER_FUNCTION (required), MQTT_PORT (1883), MQTT_WS_PORT (8083),
  * DELIVERY_PORT (8090), DELIVERY_SECRET (required: the secret the handlers sign deliveries with,
  * injected by ECS from Secrets Manager), ADVERTISED_HOST (default: the task's IPv4 from ECS
- * metadata), LOG_LEVEL, LISTEN_HOST (0.0.0.0), and the limits and MQTT_PROXY_PROTOCOL of
- * ./listener-settings.ts.
+ * metadata), LOG_LEVEL, LISTEN_HOST (0.0.0.0), LISTENER_METRICS_CLUSTER (the cluster's name:
+ * with it, the task reports what autoscaling reads, shared/listener/task-metrics.ts), and the
+ * limits and MQTT_PROXY_PROTOCOL of ./listener-settings.ts.
  */
 import { LambdaClient } from '@aws-sdk/client-lambda';
 import { createJsonLogger, type LogLevel } from '../../shared/util/logger';
 import { MIN_DELIVERY_SECRET_LENGTH } from '../../shared/gateway/delivery-signature';
 import { LambdaPacketSink, listenerLambdaClientConfig } from '../../shared/listener/lambda-sink';
 import { MqttListener } from '../../shared/listener/listener';
+import { LISTENER_METRICS } from '../../shared/listener/listener-metrics';
+import { CountingSink, reportTaskMetrics } from '../../shared/listener/task-metrics';
 import { ConfigurationError } from '../security-config';
 import { listenerSettingsFromEnv, type ListenerSettings } from './listener-settings';
 
@@ -37,6 +40,8 @@ try {
   process.exit(1);
 }
 
+// Counted, so the task can report its invocations in flight (one of the two things that bind it).
+const sink = new CountingSink(new LambdaPacketSink(new LambdaClient(listenerLambdaClientConfig()), functionName));
 const listener = new MqttListener({
   host: env.LISTEN_HOST ?? '0.0.0.0',
   mqttPort: Number(env.MQTT_PORT ?? 1883),
@@ -44,13 +49,15 @@ const listener = new MqttListener({
   deliveryPort: Number(env.DELIVERY_PORT ?? 8090),
   advertisedHost: env.ADVERTISED_HOST ?? (await taskAddress()),
   deliverySecret,
-  sink: new LambdaPacketSink(new LambdaClient(listenerLambdaClientConfig()), functionName),
+  sink,
   log,
   // MQTT_MAX_PACKET_SIZE and MQTT_MAX_KEEPALIVE (as the handlers have them), MQTT_CONNECT_TIMEOUT_MS, and the listener's own
   limits: settings.limits,
   proxyProtocol: settings.proxyProtocol,
 });
 const addresses = await listener.start();
+const metricsCluster = env[LISTENER_METRICS.envVar];
+const metrics = metricsCluster ? reportTaskMetrics({ cluster: metricsCluster, sink, connections: () => listener.stats().openSockets }) : undefined;
 
 // ECS sends SIGTERM when it stops the task (a deployment, scale-in) and SIGKILL after the task
 // definition's stopTimeout (120 s, ECS's most, infra/constructs/device-listener.ts). Drain well
@@ -61,6 +68,8 @@ const DRAIN_MS = 100_000;
 const DRAIN_SPREAD_MS = 60_000;
 process.once('SIGTERM', () => {
   log.info('SIGTERM: draining connections', { drainMs: DRAIN_MS, spreadMs: DRAIN_SPREAD_MS });
+  // The draining task reports no more: its falling count must not read as the service's load.
+  metrics?.stop();
   void listener.stop(DRAIN_MS, DRAIN_SPREAD_MS).then(() => process.exit(0));
 });
 log.info('listener started', { ...addresses, proxyProtocol: settings.proxyProtocol, ...settings.limits });

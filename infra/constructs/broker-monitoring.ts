@@ -19,6 +19,7 @@ import { EmailSubscription } from 'aws-cdk-lib/aws-sns-subscriptions';
 import { Construct } from 'constructs';
 import type { BrowserDoor } from './browser-door';
 import type { DeviceListener } from './device-listener';
+import { LISTENER_SCALING } from './listener-scaling';
 
 export interface BrokerMonitoringProps {
   /** The broker's functions, each with the log group it writes to. */
@@ -134,7 +135,7 @@ export class BrokerMonitoring extends Construct {
   }
 
   private buildDashboard(props: BrokerMonitoringProps): Dashboard {
-    const { loadBalancer, service, targetGroups } = props.deviceListener;
+    const { loadBalancer, service, targetGroups, taskMetrics } = props.deviceListener;
     const { stage } = props.browserDoor;
     const dashboard = new Dashboard(this, 'Dashboard', { defaultInterval: Duration.hours(3) });
     const graph = (title: string, left: IMetric[], right: IMetric[] = []) => new GraphWidget({ title, left, right, width: 12 });
@@ -145,6 +146,10 @@ export class BrokerMonitoring extends Construct {
         targetGroups.mqttWebSocket.metrics.healthyHostCount(),
       ]),
       graph('Listener tasks: CPU and memory (%)', [service.metricCpuUtilization(), service.metricMemoryUtilization()]),
+    );
+    dashboard.addWidgets(
+      graph(`Listener tasks: connections a task (scaling target ${LISTENER_SCALING.connectionsPerTask})`, [taskMetrics.connections]),
+      graph(`Listener tasks: invocations in flight a task (scaling target ${LISTENER_SCALING.inFlightInvocationsPerTask})`, [taskMetrics.inFlight]),
     );
     dashboard.addWidgets(
       graph('Lambda invocations', props.functions.map((fn) => fn.metricInvocations({ label: fn.node.id }))),

@@ -1,5 +1,5 @@
 import { Stack, type CfnElement, type RemovalPolicy } from 'aws-cdk-lib';
-import { AttributeType, BillingMode, Table, TableEncryption } from 'aws-cdk-lib/aws-dynamodb';
+import { AttributeType, BillingMode, ProjectionType, Table, TableEncryption } from 'aws-cdk-lib/aws-dynamodb';
 import { Grant, type IGrantable } from 'aws-cdk-lib/aws-iam';
 import { Construct } from 'constructs';
 import {
@@ -66,6 +66,7 @@ export class BrokerTables extends Construct {
             indexName: index.name,
             partitionKey: toAttribute(index.partitionKey),
             sortKey: index.sortKey && toAttribute(index.sortKey),
+            ...(index.include ? { projectionType: ProjectionType.INCLUDE, nonKeyAttributes: [...index.include] } : {}),
           });
         }
         return [def.id, table] as const;

@@ -31,6 +31,8 @@ import { Construct } from 'constructs';
 import type { CertificateSource } from '../deploy-context';
 import { repositoryRoot } from './broker-functions';
 import type { BrokerNetwork } from './broker-network';
+import { scaleListener, type ListenerTaskMetrics } from './listener-scaling';
+import { LISTENER_METRICS } from '../../shared/listener/listener-metrics';
 
 /** Ports of the listener container (functions/listener/main.ts) and of the load balancer. */
 export const listenerPorts = { mqtt: 1883, mqttWebSocket: 8083, delivery: 8090 } as const;
@@ -72,6 +74,8 @@ export class DeviceListener extends Construct {
   /** The host name clients use: the certificate's domain when known, else the NLB's DNS name. */
   readonly hostName: string;
   readonly logGroup: LogGroup;
+  /** Connections and invocations in flight per task, as the tasks report them and autoscaling reads them. */
+  readonly taskMetrics: ListenerTaskMetrics;
   private readonly vpc: IVpc;
 
   constructor(scope: Construct, id: string, props: DeviceListenerProps) {
@@ -145,9 +149,9 @@ export class DeviceListener extends Construct {
       maxHealthyPercent: 200,
       circuitBreaker: { rollback: true },
     });
-    const scaling = this.service.autoScaleTaskCount({ minCapacity: props.minTasks, maxCapacity: props.maxTasks });
-    scaling.scaleOnCpuUtilization('Cpu', { targetUtilizationPercent: 60, scaleInCooldown: Duration.minutes(10), scaleOutCooldown: Duration.minutes(1) });
-    scaling.scaleOnMemoryUtilization('Memory', { targetUtilizationPercent: 70, scaleInCooldown: Duration.minutes(10), scaleOutCooldown: Duration.minutes(1) });
+    // Each task reports its connections and invocations in flight under the cluster's name.
+    this.taskDefinition.defaultContainer!.addEnvironment(LISTENER_METRICS.envVar, cluster.clusterName);
+    this.taskMetrics = scaleListener(this.service, cluster, { min: props.minTasks, max: props.maxTasks });
 
     this.loadBalancer = new NetworkLoadBalancer(this, 'LoadBalancer', {
       vpc,
@@ -226,7 +230,7 @@ export class DeviceListener extends Construct {
     });
     Validations.of(this.service.cluster).acknowledge({
       id: 'AwsSolutions-ECS4',
-      reason: "Container Insights bills custom metrics even at idle; the service's free AWS/ECS CPU and memory metrics drive autoscaling, the dashboard and alarms",
+      reason: "Container Insights bills many custom metrics even at idle; autoscaling and the dashboard read the tasks' own two metrics (Embedded Metric Format) and the service's free AWS/ECS CPU and memory metrics",
     });
     Validations.of(this.taskDefinition).acknowledge({
       id: 'AwsSolutions-IAM5[Resource::*]',

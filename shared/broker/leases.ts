@@ -11,4 +11,6 @@ export const LEASES = {
   connectionEndMs: 30_000,
   /** The publication of a due will (claimDueWills). */
   willPublicationMs: 30_000,
+  /** A sweep of the connections (claimSweep): past the sweeper's 60 s timeout, so a run cut off by it is not overlapped. */
+  sweepMs: 70_000,
 } as const;

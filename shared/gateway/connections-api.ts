@@ -29,7 +29,7 @@ import { BackoffRetryStrategy, type BackoffPolicy } from '../util/backoff-retry'
 import type { ConnectionGateway, ConnectionProbe, DeliveryResult, Logger } from '../broker/ports';
 import { encodeDeliveryBatches, MAX_DELIVERY_REQUEST_BYTES, parseGoneList } from './delivery-batch';
 import { DeliverySigningError, signatureHeaders } from './delivery-signature';
-import { listenerEndpointOf } from './connection-id';
+import { listenerEndpointOf, newListenerConnectionId } from './connection-id';
 import { API_GATEWAY_OUTBOUND_PACKET_BYTES } from './door-limits';
 import { encodeTextMessage, groupPackets } from './text-frames';
 
@@ -93,15 +93,29 @@ export class ConnectionsApi implements ConnectionGateway, ConnectionProbe {
   }
 
   async probe(connectionId: string): Promise<'connected' | 'gone'> {
+    const answer = await this.ask(connectionId);
+    // No answer at all from a listener task: the task, and every socket it held, is gone.
+    return answer === 'held' ? 'connected' : 'gone';
+  }
+
+  /**
+   * A listener task answers for all its connections: asked after a connection id it never issued,
+   * a live task says 410 (as for any connection it does not hold); no answer at all means no task.
+   */
+  async probeTask(endpoint: string): Promise<'alive' | 'gone'> {
+    return (await this.ask(newListenerConnectionId(endpoint))) === 'no answer' ? 'gone' : 'alive';
+  }
+
+  /** `GET @connections/{id}`: held, not held (410), or, from a listener task, no answer at all. */
+  private async ask(connectionId: string): Promise<'held' | 'not held' | 'no answer'> {
     try {
       await this.clientFor(connectionId).send(new GetConnectionCommand({ ConnectionId: connectionId }));
-      return 'connected';
+      return 'held';
     } catch (error) {
-      if (error instanceof GoneException) return 'gone';
+      if (error instanceof GoneException) return 'not held';
       // Not asked at all: that says nothing about the connection.
       if (error instanceof DeliverySigningError) throw error;
-      // No answer at all from a listener task: the task, and every socket it held, is gone.
-      if (listenerEndpointOf(connectionId) && !(error instanceof ApiGatewayManagementApiServiceException)) return 'gone';
+      if (listenerEndpointOf(connectionId) && !(error instanceof ApiGatewayManagementApiServiceException)) return 'no answer';
       throw error;
     }
   }

@@ -33,6 +33,8 @@ export type ListenerEvent =
       readonly protocolVersion?: 3 | 4 | 5;
     }
   | { readonly type: 'closed'; readonly connectionId: string; readonly reason: string }
+  /** The task is alive, at this delivery endpoint (shared/listener/task-heartbeat.ts). */
+  | { readonly type: 'heartbeat'; readonly endpoint: string }
   /** The byte stream cannot be framed (bad Remaining Length, packet over the limit): the handler closes it with the reason. */
   | { readonly type: 'failed'; readonly connectionId: string; readonly reasonCode: number; readonly reason: string };
 

@@ -25,6 +25,7 @@ import { createDeliveryServer } from './delivery-endpoint';
 import { defaultBatcherLimits, PacketBatcher, type BatcherLimits } from './batcher';
 import type { PacketSink } from './events';
 import { readProxyHeader } from './proxy-header-reader';
+import { TaskHeartbeat } from './task-heartbeat';
 
 export type ListenerLimits = ConnectionLimits & ConnectionCapLimits & BatcherLimits;
 
@@ -53,6 +54,8 @@ export interface ListenerOptions {
    * MQTT over WebSocket over TLS (wss, path /mqtt) too, with the same certificate.
    */
   readonly tls?: { readonly port: number; readonly wssPort?: number; readonly cert: string; readonly key: string };
+  /** How often the task registers itself for the sweeper (task-heartbeat.ts; a minute by default). */
+  readonly heartbeatMs?: number;
 }
 
 /** What the listener has held and refused, for operators and tests. */
@@ -136,6 +139,7 @@ export class MqttListener {
    * by emit('connection'), it is not one the HTTP server's own request timeouts watch.
    */
   private readonly upgradeDeadlines = new WeakMap<net.Socket, NodeJS.Timeout>();
+  private readonly heartbeat: TaskHeartbeat;
   private killed = false;
   private deliveryEndpoint = '';
   private peakOutboundBytes = 0;
@@ -179,6 +183,7 @@ export class MqttListener {
       this.acceptWebSocket(ws, request.socket, this.clientAddresses.get(request.socket) ?? normalizeAddress(request.socket.remoteAddress ?? '')),
     );
     this.deliveryServer = createDeliveryServer((id) => this.connections.get(id), { secret: options.deliverySecret });
+    this.heartbeat = new TaskHeartbeat(this.sink, options.log, options.heartbeatMs);
   }
 
   stats(): ListenerStats {
@@ -197,6 +202,7 @@ export class MqttListener {
     const { host } = this.options;
     const deliveryPort = await listen(this.deliveryServer, this.options.deliveryPort, host, 'delivery endpoint');
     this.deliveryEndpoint = `http://${this.options.advertisedHost}:${deliveryPort}`;
+    this.heartbeat.start(this.deliveryEndpoint);
     const mqttPort = await listen(this.tcpServer, this.options.mqttPort, host, 'MQTT');
     const wsPort = await listen(this.wsTcpServer, this.options.wsPort, host, 'MQTT over WebSocket');
     const mqttsPort = this.tlsServer ? await listen(this.tlsServer, this.options.tls!.port, host, 'MQTT over TLS') : undefined;
@@ -221,6 +227,7 @@ export class MqttListener {
    */
   async stop(drainMs = 5_000, spreadMs = 0): Promise<void> {
     const deadline = Date.now() + drainMs;
+    this.heartbeat.stop();
     const serversClosed = Promise.all([close(this.tcpServer), close(this.wsTcpServer), ...this.tlsServers().map(close)]);
     const connections = [...this.connections.values()];
     const waves = Math.max(1, Math.min(connections.length, Math.floor(Math.min(spreadMs, drainMs) / DRAIN_WAVE_MS) + 1));
@@ -249,6 +256,7 @@ export class MqttListener {
    */
   async kill(): Promise<void> {
     this.killed = true;
+    this.heartbeat.stop();
     for (const socket of this.sockets) socket.destroy();
     for (const client of this.wsServer.clients) client.terminate();
     this.deliveryServer.closeAllConnections();

@@ -33,7 +33,7 @@ async function createTable(client: DynamoDBClient, table: TableDefinition, table
               GlobalSecondaryIndexes: indexes.map((index) => ({
                 IndexName: index.name,
                 KeySchema: keySchema(index.partitionKey, index.sortKey),
-                Projection: { ProjectionType: 'ALL' },
+                Projection: index.include ? { ProjectionType: 'INCLUDE', NonKeyAttributes: [...index.include] } : { ProjectionType: 'ALL' },
               })),
             }
           : {}),

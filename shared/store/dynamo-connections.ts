@@ -1,6 +1,7 @@
 /** Connection records in DynamoDB (the Connections table, see tables.ts): one item per network connection. */
 import type { ConnectionChanges, ConnectionEndChanges, ConnectionRecord, ConnectionStore } from '../broker/ports';
 import type { DynamoTable, Item } from './dynamo-table';
+import { ownerOf } from './connection-owners';
 import { toItemMessage, toWill } from './message-items';
 
 export class DynamoConnectionStore implements ConnectionStore {
@@ -67,12 +68,16 @@ export class DynamoConnectionStore implements ConnectionStore {
   }
 }
 
-/** The connection's item, as putConnection writes it (also written by the session store, with a new session). */
+/**
+ * The connection's item, as putConnection writes it (also written by the session store, with a new
+ * session); its owner puts it in the sweeper's index.
+ */
 export function connectionItem(connection: ConnectionRecord): Item {
-  return { topicAliases: {}, ...connection, ...(connection.will ? { will: toItemMessage(connection.will) } : {}) };
+  return { topicAliases: {}, ...connection, owner: ownerOf(connection.connectionId), ...(connection.will ? { will: toItemMessage(connection.will) } : {}) };
 }
 
 function toConnection(item: Item): ConnectionRecord {
   const { will, ...rest } = item;
+  delete rest.owner;
   return { ...(rest as unknown as ConnectionRecord), ...(will ? { will: toWill(will as Item) } : {}) };
 }

@@ -5,6 +5,7 @@
  * shards). Also the rules they read session items by.
  */
 import type { DynamoTable, Item } from './dynamo-table';
+import { shardOf } from './shard-hash';
 import { TIMER_INDEX } from './tables';
 
 export const SESSION_SK = 'session';
@@ -93,9 +94,7 @@ export type TimerKind = 'expiry' | 'will';
 
 /** The timer index key of `clientId`'s item of this kind. */
 export function timerKey(kind: TimerKind, clientId: string): string {
-  let hash = 0;
-  for (let i = 0; i < clientId.length; i++) hash = (hash * 31 + clientId.charCodeAt(i)) >>> 0;
-  return timerShardKey(kind, hash % TIMER_SHARDS);
+  return timerShardKey(kind, shardOf(clientId, TIMER_SHARDS));
 }
 
 function timerShardKey(kind: TimerKind, shard: number): string {

@@ -32,6 +32,8 @@ export interface GlobalIndexDefinition {
   readonly name: string;
   readonly partitionKey: KeyAttribute;
   readonly sortKey?: KeyAttribute;
+  /** Attributes copied into the index besides the keys; absent: all of them. */
+  readonly include?: readonly string[];
 }
 
 /**
@@ -44,13 +46,35 @@ export interface GlobalIndexDefinition {
  */
 export const TIMER_INDEX = 'timers';
 
-/** One item per live network connection, keyed by the door's connection id. */
+/**
+ * The Connections table's owner index: every connection item carries `owner` (API Gateway's
+ * `a#<0-3>`, a listener task's `l#<delivery endpoint>#<0-3>`; connection-owners.ts), so the
+ * sweeper finds a dead task's connections by task and walks the rest page by page, never
+ * scanning the table. The listener task registry's items (`owner = "tasks"`) are in it too. It
+ * carries only what the sweeper checks, so a connection's later updates (topic aliases, the end's
+ * claim) do not write it.
+ */
+export const OWNER_INDEX = 'owners';
+
+/**
+ * One item per live network connection, keyed by the door's connection id. Also, keyed so that
+ * no connection id can take them (`#...`): each listener task's registration (`#task#<endpoint>`,
+ * refreshed by its heartbeat) and the sweeper's lease and cursors (`#sweeper`).
+ */
 export const connectionsTable: TableDefinition = {
   id: 'Connections',
   key: 'connections',
   envVar: 'CONNECTIONS_TABLE',
   partitionKey: { name: 'connectionId', type: 'S' },
   timeToLiveAttribute: 'expiresAt',
+  globalIndexes: [
+    {
+      name: OWNER_INDEX,
+      partitionKey: { name: 'owner', type: 'S' },
+      sortKey: { name: 'connectionId', type: 'S' },
+      include: ['clientId', 'protocolVersion', 'tokenExpiresAt', 'heartbeatAt', 'endpoint'],
+    },
+  ],
   purpose: 'connection id -> client id, protocol version, keep-alive (read once per packet batch)',
 };
 

@@ -52,8 +52,10 @@ describe('sweeper, run on demand', () => {
 
   it('ends a device connection whose listener task is unreachable', async () => {
     const clientId = unique('orphan');
-    // A listener task that is no more: nothing listens at its delivery endpoint.
-    const connectionId = newListenerConnectionId(`http://127.0.0.1:${await freePort()}`);
+    // A listener task that registered and is no more: nothing listens at its delivery endpoint.
+    const endpoint = `http://127.0.0.1:${await freePort()}`;
+    await harness().directory.recordHeartbeat(endpoint, Date.now());
+    const connectionId = newListenerConnectionId(endpoint);
     // The client's limits as a 3.1.1 client has them (fields the store may or may not take).
     const session = { clientId, connectionId, protocolVersion: 4 as const, cleanStart: true, receiveMaximum: 65535, topicAliasMaximum: 0, holdMs: 30_000 };
     await harness().store.sessions.openSession(session);

@@ -152,16 +152,4 @@ describe('listener tasks', () => {
   it('leave the task count to autoscaling, so a deployment does not reset a scaled-out service', () => {
     expect(Object.values(template.findResources('AWS::ECS::Service'))[0]!.Properties.DesiredCount).toBeUndefined();
   });
-
-  it('scale between the context bounds on CPU and memory', () => {
-    const scaled = synthBroker({ minListenerTasks: '2', maxListenerTasks: '6' }).template;
-    scaled.hasResourceProperties('AWS::ApplicationAutoScaling::ScalableTarget', { MinCapacity: 2, MaxCapacity: 6, ScalableDimension: 'ecs:service:DesiredCount' });
-    for (const metric of ['ECSServiceAverageCPUUtilization', 'ECSServiceAverageMemoryUtilization']) {
-      scaled.hasResourceProperties('AWS::ApplicationAutoScaling::ScalingPolicy', {
-        PolicyType: 'TargetTrackingScaling',
-        TargetTrackingScalingPolicyConfiguration: Match.objectLike({ PredefinedMetricSpecification: { PredefinedMetricType: metric } }),
-      });
-    }
-    template.hasResourceProperties('AWS::ApplicationAutoScaling::ScalableTarget', { MinCapacity: 1, MaxCapacity: 4 });
-  });
 });

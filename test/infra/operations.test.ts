@@ -33,6 +33,19 @@ describe('functions', () => {
     }
     expect(Object.keys(functionProps(stack.handlers.wsConnect).Environment.Variables).sort()).toEqual(['LOG_LEVEL', 'NODE_OPTIONS', 'SECURITY_TABLE']);
   });
+
+  it('the sweeper runs every minute, and a failed or timed-out run is never retried to overlap the next', () => {
+    template.hasResourceProperties('AWS::Events::Rule', {
+      ScheduleExpression: 'rate(1 minute)',
+      Targets: [Match.objectLike({ Arn: { 'Fn::GetAtt': [id(stack.sweeper), 'Arn'] }, RetryPolicy: { MaximumRetryAttempts: 0, MaximumEventAgeInSeconds: 60 } })],
+    });
+    template.hasResourceProperties('AWS::Lambda::EventInvokeConfig', {
+      FunctionName: { Ref: id(stack.sweeper) },
+      MaximumRetryAttempts: 0,
+      MaximumEventAgeInSeconds: 60,
+    });
+    expect(functionProps(stack.sweeper).Timeout).toBe(60);
+  });
 });
 
 describe("browsers' door", () => {
@@ -92,7 +105,11 @@ describe('logs', () => {
 });
 
 describe('alarms', () => {
-  const alarms = Object.values(template.findResources('AWS::CloudWatch::Alarm')).map((a) => a.Properties);
+  // Not the listener's scale-in alarm, whose action is its scaling policy (listener-scaling.test.ts).
+  const scalingPolicies = Object.keys(template.findResources('AWS::ApplicationAutoScaling::ScalingPolicy'));
+  const alarms = Object.values(template.findResources('AWS::CloudWatch::Alarm'))
+    .map((a) => a.Properties)
+    .filter((a) => !JSON.stringify(a.AlarmActions).match(new RegExp(scalingPolicies.join('|'))));
   const topic = { Ref: id(stack.monitoring.alarmTopic) };
   const metricAlarms = (namespace: string, metricName: string) => alarms.filter((a) => a.Namespace === namespace && a.MetricName === metricName);
 
