@@ -24,7 +24,7 @@ import type { APIGatewayProxyResultV2, APIGatewayProxyStructuredResultV2 } from 
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { Logger } from '../shared/broker/ports';
 import { API_GATEWAY_FRAME_BYTES, API_GATEWAY_MESSAGE_BYTES } from '../shared/gateway/door-limits';
-import { listen } from '../shared/listener/listener';
+import { listen } from '../shared/listener/servers';
 import { API_GATEWAY_ACCOUNT_REQUESTS_PER_SECOND } from './aws-limits';
 import { FrameSizeGuard } from './frame-size-guard';
 import type { LimitMeter } from './meters';

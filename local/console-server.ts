@@ -10,7 +10,7 @@ import { readFile } from 'node:fs/promises';
 import http from 'node:http';
 import path from 'node:path';
 import { build } from 'esbuild';
-import { listen } from '../shared/listener/listener';
+import { listen } from '../shared/listener/servers';
 
 const WEB = path.resolve(import.meta.dirname, '../web');
 

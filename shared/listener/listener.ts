@@ -11,7 +11,6 @@
  */
 import http from 'node:http';
 import net from 'node:net';
-import type { AddressInfo } from 'node:net';
 import tls from 'node:tls';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { defaultBrokerConfig } from '../broker/context';
@@ -25,6 +24,7 @@ import { createDeliveryServer } from './delivery-endpoint';
 import { defaultBatcherLimits, PacketBatcher, type BatcherLimits } from './batcher';
 import type { PacketSink } from './events';
 import { readProxyHeader } from './proxy-header-reader';
+import { close, listen } from './servers';
 import { TaskHeartbeat } from './task-heartbeat';
 
 export type ListenerLimits = ConnectionLimits & ConnectionCapLimits & BatcherLimits;
@@ -387,31 +387,9 @@ export class MqttListener {
   }
 }
 
-/** Listen, turning "port taken" into a one-line error that says what to do. */
-export function listen(server: net.Server | http.Server | tls.Server, port: number, host: string, what: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const onError = (error: NodeJS.ErrnoException): void => {
-      reject(
-        error.code === 'EADDRINUSE'
-          ? new Error(`${what} port ${port} on ${host} is taken: stop what uses it or choose another port`)
-          : error,
-      );
-    };
-    server.once('error', onError);
-    server.listen(port, host, () => {
-      server.off('error', onError);
-      resolve((server.address() as AddressInfo).port);
-    });
-  });
-}
-
 /** A TCP reset: the kernel drops what it has not sent instead of holding it for a client that does not read. */
 function resetAndDestroy(socket: net.Socket): void {
   // A TLS socket's handle is not TCP's, so it cannot be reset; only the local harness serves TLS.
   if (socket instanceof tls.TLSSocket || socket.destroyed) socket.destroy();
   else socket.resetAndDestroy();
-}
-
-function close(server: net.Server | http.Server | tls.Server): Promise<void> {
-  return new Promise((resolve) => server.close(() => resolve()));
 }
