@@ -265,11 +265,12 @@ export class ApiGatewayEmulator {
         }
         case 'GET':
           response.writeHead(200, { 'content-type': 'application/json' });
+          // The service's wire names (restJson: camelCase), as the SDK reads them.
           return void response.end(
             JSON.stringify({
-              ConnectedAt: new Date(connection.connectedAt).toISOString(),
-              Identity: { SourceIp: connection.sourceIp, UserAgent: connection.userAgent },
-              LastActiveAt: new Date(connection.lastActiveAt).toISOString(),
+              connectedAt: new Date(connection.connectedAt).toISOString(),
+              identity: { sourceIp: connection.sourceIp, userAgent: connection.userAgent },
+              lastActiveAt: new Date(connection.lastActiveAt).toISOString(),
             }),
           );
         case 'DELETE':

@@ -24,6 +24,8 @@ export interface SweepCounts {
   unknown: number;
   /** Connections closed because their token had expired. */
   expired: number;
+  /** API Gateway connections closed for silence past 1.5 times their keep-alive. */
+  idle: number;
 }
 
 export interface SweepContext {
@@ -67,12 +69,20 @@ export async function walkOwners(
   return undefined;
 }
 
-/** An API Gateway connection: closed if its token expired, ended if its door no longer knows it. */
+/**
+ * An API Gateway connection: closed if its token expired, or if its client has sent nothing for
+ * 1.5 times its keep-alive (API Gateway's LastActiveAt; the door has no timer of its own), ended
+ * if its door no longer knows it.
+ */
 export async function checkBrowser(sweep: SweepContext, connection: OwnedConnection): Promise<void> {
   sweep.counts.checked += 1;
   try {
     if (await closeIfTokenExpired(sweep, connection)) return;
-    if ((await sweep.probe.probe(connection.connectionId)) === 'connected') return;
+    const { state, lastActiveAt } = await sweep.probe.probeActivity(connection.connectionId);
+    if (state === 'connected') {
+      if (silentTooLong(sweep, connection, lastActiveAt)) await closeSilent(sweep, connection);
+      return;
+    }
     sweep.broker.log.info('sweeper: connection gone without a close, ending it', { connectionId: connection.connectionId, clientId: connection.clientId });
     await sweep.end(connection.connectionId);
     sweep.counts.ended += 1;
@@ -123,6 +133,24 @@ export async function endTaskConnections(sweep: SweepContext, endpoint: string):
   }
   // The index lags the table a little: what it still lists now is looked at again next run.
   return (await Promise.all(sweep.directory.taskOwners(endpoint).map((owner) => sweep.directory.owned(owner, undefined, 1)))).every((p) => p.length === 0);
+}
+
+/** [MQTT-3.1.2-22] silent for more than 1.5 times its keep-alive (0: none asked for, none enforced). */
+function silentTooLong(sweep: SweepContext, connection: OwnedConnection, lastActiveAt: number | undefined): boolean {
+  const keepalive = connection.keepalive ?? 0;
+  return keepalive > 0 && lastActiveAt !== undefined && sweep.broker.now() - lastActiveAt > keepalive * 1500;
+}
+
+/** 5.0: DISCONNECT 0x8D Keep alive timeout; its close then ends it (its will published) as any close does. */
+async function closeSilent(sweep: SweepContext, connection: OwnedConnection): Promise<void> {
+  const { connectionId, clientId, protocolVersion } = connection;
+  sweep.broker.log.info('sweeper: closing a connection silent past its keep-alive', { connectionId, clientId, keepalive: connection.keepalive });
+  const dispatcher = new Dispatcher(sweep.broker);
+  await dispatcher.perform([closeWithReason(connectionId, protocolVersion, ReasonCode.KeepAliveTimeout, 'keep alive timeout')]);
+  if ((await dispatcher.flush()).includes(connectionId)) {
+    await sweep.end(connectionId);
+    sweep.counts.ended += 1;
+  } else sweep.counts.idle += 1;
 }
 
 /**

@@ -69,7 +69,7 @@ export async function sweep(deps: SweeperDeps): Promise<SweepResult> {
   const { broker, directory } = deps;
   const started = broker.now();
   const timers = await runTimers(broker, options, started + options.budgetMs / 2);
-  const counts: SweepCounts = { checked: 0, ended: 0, unknown: 0, expired: 0 };
+  const counts: SweepCounts = { checked: 0, ended: 0, unknown: 0, expired: 0, idle: 0 };
   const holder = randomUUID();
   const state = await directory.claimSweep(holder, started, options.leaseMs);
   if (!state) {

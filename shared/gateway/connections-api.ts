@@ -93,9 +93,14 @@ export class ConnectionsApi implements ConnectionGateway, ConnectionProbe {
   }
 
   async probe(connectionId: string): Promise<'connected' | 'gone'> {
+    return (await this.probeActivity(connectionId)).state;
+  }
+
+  async probeActivity(connectionId: string): Promise<{ state: 'connected' | 'gone'; lastActiveAt?: number }> {
     const answer = await this.ask(connectionId);
     // No answer at all from a listener task: the task, and every socket it held, is gone.
-    return answer === 'held' ? 'connected' : 'gone';
+    if (typeof answer === 'string') return { state: 'gone' };
+    return { state: 'connected', ...(answer.lastActiveAt !== undefined ? { lastActiveAt: answer.lastActiveAt } : {}) };
   }
 
   /**
@@ -107,10 +112,10 @@ export class ConnectionsApi implements ConnectionGateway, ConnectionProbe {
   }
 
   /** `GET @connections/{id}`: held, not held (410), or, from a listener task, no answer at all. */
-  private async ask(connectionId: string): Promise<'held' | 'not held' | 'no answer'> {
+  private async ask(connectionId: string): Promise<{ lastActiveAt?: number } | 'not held' | 'no answer'> {
     try {
-      await this.clientFor(connectionId).send(new GetConnectionCommand({ ConnectionId: connectionId }));
-      return 'held';
+      const held = await this.clientFor(connectionId).send(new GetConnectionCommand({ ConnectionId: connectionId }));
+      return held.LastActiveAt ? { lastActiveAt: held.LastActiveAt.getTime() } : {};
     } catch (error) {
       if (error instanceof GoneException) return 'not held';
       // Not asked at all: that says nothing about the connection.

@@ -70,6 +70,7 @@ export class DynamoConnectionDirectory implements ConnectionDirectory {
       connectionId: String(item.connectionId),
       clientId: String(item.clientId),
       protocolVersion: item.protocolVersion as OwnedConnection['protocolVersion'],
+      ...(typeof item.keepalive === 'number' ? { keepalive: item.keepalive } : {}),
       ...(typeof item.tokenExpiresAt === 'number' ? { tokenExpiresAt: item.tokenExpiresAt } : {}),
     }));
   }

@@ -72,7 +72,7 @@ export const connectionsTable: TableDefinition = {
       name: OWNER_INDEX,
       partitionKey: { name: 'owner', type: 'S' },
       sortKey: { name: 'connectionId', type: 'S' },
-      include: ['clientId', 'protocolVersion', 'tokenExpiresAt', 'heartbeatAt', 'endpoint'],
+      include: ['clientId', 'protocolVersion', 'keepalive', 'tokenExpiresAt', 'heartbeatAt', 'endpoint'],
     },
   ],
   purpose: 'connection id -> client id, protocol version, keep-alive (read once per packet batch)',

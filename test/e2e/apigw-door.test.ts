@@ -193,6 +193,30 @@ describe('API Gateway door (emulated): MQTT_MAX_KEEPALIVE', () => {
   });
 });
 
+describe('API Gateway door (emulated): keep-alive', () => {
+  it('[MQTT-3.1.2-22] a client silent for more than 1.5 times its keep-alive is closed by the sweep (5.0 DISCONNECT 0x8D); one that pings is not', async () => {
+    const silent = await RawConnection.apiGateway(harness().apigwUrl, 5);
+    silent.send({ cmd: 'connect', clientId: `silent-${process.pid}`, protocolVersion: 5, clean: true, keepalive: 1 });
+    await silent.next('connack');
+    const pinging = await RawConnection.apiGateway(harness().apigwUrl, 4);
+    pinging.send({ cmd: 'connect', clientId: `pinging-${process.pid}`, protocolVersion: 4, clean: true, keepalive: 1 });
+    await pinging.next('connack');
+    for (let i = 0; i < 4; i++) {
+      await settle(500);
+      pinging.send({ cmd: 'pingreq' });
+      await pinging.next('pingresp');
+    }
+    // 2 s silent, past 1.5 s: the next sweep closes it (API Gateway itself would wait 10 minutes).
+    await harness().sweep();
+    const disconnect = (await silent.next('disconnect')) as { reasonCode?: number };
+    expect(disconnect.reasonCode).toBe(0x8d);
+    await silent.waitClosed();
+    pinging.send({ cmd: 'pingreq' });
+    await pinging.next('pingresp');
+    pinging.close();
+  });
+});
+
 describe('outgoing topic aliases on the API Gateway door', () => {
   it('[MQTT-3.3.2-11] a topic repeated within one delivery travels as an alias the first packet set; a single message gets none', async () => {
     const topic = `apigw-alias/${process.pid}/${Date.now()}`;

@@ -159,7 +159,7 @@ describe('API Gateway emulator', () => {
     await eventually(() => messages.includes('to the client'), 'the posted message');
     const got = await fetch(at);
     expect(got.status).toBe(200);
-    expect(await got.json()).toMatchObject({ ConnectedAt: expect.any(String), LastActiveAt: expect.any(String), Identity: { SourceIp: '127.0.0.1' } });
+    expect(await got.json()).toMatchObject({ connectedAt: expect.any(String), lastActiveAt: expect.any(String), identity: { sourceIp: '127.0.0.1' } });
     expect((await fetch(at, { method: 'DELETE' })).status).toBe(204);
     expect((await closed).code).toBe(1000);
     const gone = await fetch(at, { method: 'POST', body: 'too late' });

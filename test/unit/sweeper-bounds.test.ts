@@ -25,12 +25,14 @@ function world(browsers: number) {
     claimSweep: async () => state,
     releaseSweep: async (_holder, next) => void (state = next),
   };
+  const probeActivity = async (connectionId: string) => {
+    probed.push(connectionId);
+    now += 1_000;
+    return { state: 'connected' as const };
+  };
   const probe: ConnectionProbe = {
-    probe: async (connectionId) => {
-      probed.push(connectionId);
-      now += 1_000;
-      return 'connected';
-    },
+    probe: async (connectionId) => (await probeActivity(connectionId)).state,
+    probeActivity,
     probeTask: async () => 'alive',
   };
   const broker = {

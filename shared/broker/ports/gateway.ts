@@ -15,12 +15,14 @@ export interface ConnectionGateway {
 export interface ConnectionProbe {
   /** 'gone': the door no longer knows it, or (listener) its task is unreachable. */
   probe(connectionId: string): Promise<'connected' | 'gone'>;
+  /** The same, with when the client last sent anything, where the door says (API Gateway's LastActiveAt, epoch ms). */
+  probeActivity(connectionId: string): Promise<{ readonly state: 'connected' | 'gone'; readonly lastActiveAt?: number }>;
   /** Whether anything answers at a listener task's delivery endpoint: one request for all its connections. */
   probeTask(endpoint: string): Promise<'alive' | 'gone'>;
 }
 
 /** A connection as the sweeper's index holds it: enough to check it, not the whole record. */
-export type OwnedConnection = Pick<ConnectionRecord, 'connectionId' | 'clientId' | 'protocolVersion' | 'tokenExpiresAt'>;
+export type OwnedConnection = Pick<ConnectionRecord, 'connectionId' | 'clientId' | 'protocolVersion' | 'tokenExpiresAt'> & Partial<Pick<ConnectionRecord, 'keepalive'>>;
 
 /** A listener task that registered (and heartbeats), by its delivery endpoint. */
 export interface ListenerTask {
