@@ -10,6 +10,9 @@ import { collect, connectClient, endAll, eventually, RawConnection, settle, type
 import { useHarness } from '../support/harness';
 
 const harness = useHarness({ broker: { fanoutPartSize: 3 } });
+// The default part size (250) and AWS's limits: a 60 KB message to 300 subscribers is two parts,
+// each under Lambda's 6 MB payload only because the payload travels once per part.
+const wide = useHarness();
 const clients: MqttClient[] = [];
 afterAll(async () => endAll(...clients));
 
@@ -63,5 +66,24 @@ describe('fan-out split across workers', () => {
     } finally {
       raw.close();
     }
+  });
+
+  it('a 60 KB message reaches every one of 300 subscribers on the listener door, once, and the publisher is acknowledged', { timeout: 120_000 }, async () => {
+    const topic = `fanout-wide/${process.pid}`;
+    const inboxes: ReceivedMessage[][] = [];
+    for (let batch = 0; batch < 6; batch++) {
+      const subs = await Promise.all(Array.from({ length: 50 }, () => connectClient(wide().mqttUrl, { protocolVersion: 4 })));
+      clients.push(...subs);
+      await Promise.all(subs.map((sub) => sub.subscribeAsync(topic, { qos: 1 })));
+      inboxes.push(...subs.map(collect));
+    }
+    const pub = await connectClient(wide().mqttUrl, { protocolVersion: 5 });
+    clients.push(pub);
+    const payload = Buffer.alloc(60 * 1024, 'x');
+    const ack = await pub.publishAsync(topic, payload, { qos: 1 });
+    expect((ack as { reasonCode?: number } | undefined)?.reasonCode ?? 0).toBe(0);
+    await eventually(() => inboxes.every((inbox) => inbox.length >= 1), `the message at all 300 (${inboxes.filter((i) => i.length > 0).length} so far)`, 60_000);
+    await settle(300);
+    expect(inboxes.every((inbox) => inbox.length === 1 && inbox[0]!.payload.length === payload.length)).toBe(true);
   });
 });
