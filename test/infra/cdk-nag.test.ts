@@ -29,6 +29,7 @@ function acknowledgements(root: IConstruct): Array<{ id: string; reason: string;
 
 describe('cdk-nag AwsSolutions', () => {
   for (const [name, context] of [
+    ["with no context: the stack's own certificate", {}],
     ['with a certificate ARN', { certificateArn: TEST_CERTIFICATE_ARN }],
     ['with a DNS-validated certificate and plain MQTT', { domainName: 'mqtt.example.com', hostedZoneId: 'Z0123456789ABC', plainMqtt: 'true' }],
   ] as const) {
