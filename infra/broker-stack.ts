@@ -12,6 +12,7 @@ import { BrokerTables, type SecurityUse } from './constructs/broker-tables';
 import { BrowserDoor } from './constructs/browser-door';
 import { DeviceListener, publicPorts } from './constructs/device-listener';
 import { securityTable as securityTableDefinition } from '../shared/store/tables';
+import { readBrokerSettings } from './broker-settings';
 import { readDeployContext } from './deploy-context';
 
 /**
@@ -38,6 +39,7 @@ export class BrokerStack extends Stack {
   constructor(scope: Construct, id: string, props?: StackProps) {
     super(scope, id, props);
     const settings = readDeployContext(this.node);
+    const brokerEnvironment = readBrokerSettings(this.node);
     const { removalPolicy, logRetention, logLevel } = settings;
 
     this.tables = new BrokerTables(this, 'Tables', { removalPolicy });
@@ -62,6 +64,7 @@ export class BrokerStack extends Stack {
       logRetention,
       removalPolicy,
       logLevel,
+      brokerEnvironment: brokerEnvironment.functions,
     });
 
     // Each function's tables, from what its code path touches (functions/*.ts through
@@ -110,6 +113,7 @@ export class BrokerStack extends Stack {
     // put door identities in the Security table, and nothing else (no user, no other state).
     const securityTable = this.tables.table(securityTableDefinition.id);
     this.handlers.wsConnect.addEnvironment(securityTableDefinition.envVar, securityTable.tableName);
+    for (const [name, value] of Object.entries(brokerEnvironment.connect)) this.handlers.wsConnect.addEnvironment(name, value);
     this.tables.grantSecurity(this.handlers.wsConnect, ['remember door identities']);
     this.browserDoor.route('$connect', this.handlers.wsConnect);
     this.browserDoor.route('$default', this.handlers.wsDefault);
@@ -152,6 +156,7 @@ export class BrokerStack extends Stack {
       logRetention,
       removalPolicy,
       logLevel,
+      environment: brokerEnvironment.listener,
     });
 
     this.monitoring = new BrokerMonitoring(this, 'Monitoring', {

@@ -54,6 +54,8 @@ export interface DeviceListenerProps {
   readonly logRetention: RetentionDays;
   readonly removalPolicy: RemovalPolicy;
   readonly logLevel: string;
+  /** The listener's settings from the context (infra/broker-settings.ts). */
+  readonly environment?: Readonly<Record<string, string>>;
 }
 
 /**
@@ -122,6 +124,7 @@ export class DeviceListener extends Construct {
         DELIVERY_PORT: String(listenerPorts.delivery),
         LOG_LEVEL: props.logLevel,
         AWS_REGION: Stack.of(this).region,
+        ...props.environment,
         // The target groups below send the header; the listener closes a socket without it.
         MQTT_PROXY_PROTOCOL: 'true',
       },
@@ -251,7 +254,7 @@ export class DeviceListener extends Construct {
     });
     Validations.of(this.taskDefinition).acknowledge({
       id: 'AwsSolutions-ECS2',
-      reason: 'The environment holds configuration only (the packet handler ARN, ports, log level, region); the delivery secret comes from Secrets Manager',
+      reason: 'The environment holds configuration only (the packet handler ARN, ports, log level, region, the limits from the context); the delivery secret comes from Secrets Manager',
     });
   }
 }

@@ -31,6 +31,7 @@ describe('cdk-nag AwsSolutions', () => {
   for (const [name, context] of [
     ["with no context: the stack's own certificate", {}],
     ['with a certificate ARN', { certificateArn: TEST_CERTIFICATE_ARN }],
+    ['with broker settings (JWT secret from Secrets Manager, limits)', { certificateArn: TEST_CERTIFICATE_ARN, jwtSecretName: 'mqtt/jwt', jwtAudience: 'mqtt', maxPacketSize: '65536', maxConnections: '1000' }],
     ['with a DNS-validated certificate and plain MQTT', { domainName: 'mqtt.example.com', hostedZoneId: 'Z0123456789ABC', plainMqtt: 'true' }],
   ] as const) {
     it(`reports no unacknowledged finding ${name}`, () => {
