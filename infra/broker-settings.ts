@@ -68,6 +68,9 @@ export interface BrokerEnvironment {
   readonly listener: Readonly<Record<string, string>>;
 }
 
+/** Lambda's environment holds 4 KB in all; the table names, endpoints and ARNs take about 1 KB. */
+const SETTINGS_BUDGET = 2800;
+
 /** A JWT secret of checkable length, standing in at synthesis for the one CloudFormation resolves later. */
 const SECRET_STAND_IN = 'synth-time-stand-in-for-the-jwt-secret-0123456789abcdef';
 
@@ -88,6 +91,12 @@ export function readBrokerSettings(node: Node): BrokerEnvironment {
     Object.fromEntries([...given].filter(([s]) => readers.includes(s.readers)).map(([s, value]) => [s.envVar, valueOf(s, value)]));
 
   check(given);
+  const size = [...given].reduce((sum, [s, value]) => sum + s.envVar.length + value.length, 0);
+  if (size > SETTINGS_BUDGET) {
+    throw new DeployContextError(
+      `the broker settings take ${size} bytes of the functions' environment, which Lambda caps at 4 KB in all (table names and endpoints included; at most ${SETTINGS_BUDGET} for these): put per-user rules in the Security table (npm run users -- add <name> --acl ...) or a JWT's acl claim`,
+    );
+  }
   return {
     functions: envFor(['security', 'functions', 'functions and listener']),
     connect: envFor(['security']),

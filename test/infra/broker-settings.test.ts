@@ -95,6 +95,7 @@ describe('broker settings from the context', () => {
     [{ acl: 'read sensors/#/temp' }, /^context acl: /],
     [{ maxConnections: '0' }, /^context maxConnections /],
     [{ maxQueuedMessages: { many: true } }, /^context maxQueuedMessages must be a string, got/],
+    [{ acl: Array.from({ length: 200 }, (_, i) => `read devices/${i}/#`) }, /^the broker settings take \d+ bytes of the functions' environment, which Lambda caps at 4 KB/],
   ])('rejects %j with one line naming the context key', (context, message) => {
     const error = (() => {
       try {
