@@ -12,6 +12,7 @@ import { BrokerTables, type SecurityUse } from './constructs/broker-tables';
 import { BrowserDoor } from './constructs/browser-door';
 import { DeviceListener, publicPorts } from './constructs/device-listener';
 import { securityTable as securityTableDefinition } from '../shared/store/tables';
+import { readBrokerSettings } from './broker-settings';
 import { readDeployContext } from './deploy-context';
 
 /**
@@ -38,6 +39,7 @@ export class BrokerStack extends Stack {
   constructor(scope: Construct, id: string, props?: StackProps) {
     super(scope, id, props);
     const settings = readDeployContext(this.node);
+    const brokerEnvironment = readBrokerSettings(this.node);
     const { removalPolicy, logRetention, logLevel } = settings;
 
     this.tables = new BrokerTables(this, 'Tables', { removalPolicy });
@@ -62,6 +64,7 @@ export class BrokerStack extends Stack {
       logRetention,
       removalPolicy,
       logLevel,
+      brokerEnvironment: brokerEnvironment.functions,
     });
 
     // Each function's tables, from what its code path touches (functions/*.ts through
@@ -110,6 +113,7 @@ export class BrokerStack extends Stack {
     // put door identities in the Security table, and nothing else (no user, no other state).
     const securityTable = this.tables.table(securityTableDefinition.id);
     this.handlers.wsConnect.addEnvironment(securityTableDefinition.envVar, securityTable.tableName);
+    for (const [name, value] of Object.entries(brokerEnvironment.connect)) this.handlers.wsConnect.addEnvironment(name, value);
     this.tables.grantSecurity(this.handlers.wsConnect, ['remember door identities']);
     this.browserDoor.route('$connect', this.handlers.wsConnect);
     this.browserDoor.route('$default', this.handlers.wsDefault);
@@ -134,17 +138,31 @@ export class BrokerStack extends Stack {
     this.sweeper.addEnvironment('FANOUT_FUNCTION', this.fanout.functionName);
     this.sweeper.addToRolePolicy(new PolicyStatement({ actions: ['lambda:InvokeFunction'], resources: [this.fanout.functionArn] }));
 
+    // Without a domain or a certificate ARN, the stack makes its own certificate (and CA).
+    const certificateIssuer =
+      settings.certificate.kind === 'stack'
+        ? this.functions.add('StackCertificateIssuer', {
+            entry: 'functions/stack-certificate.ts',
+            description: "Makes the stack's CA and the load balancer's TLS certificate, imports it into ACM and renews it",
+            broker: false,
+            // RSA key generation, and up to four minutes of retrying a delete ACM says is in use.
+            timeout: Duration.minutes(5),
+            memorySize: 256,
+          })
+        : undefined;
     this.deviceListener = new DeviceListener(this, 'DeviceListener', {
       network,
       packetHandler: this.handlers.packets,
       deliverySecret: this.deliverySecret,
       certificate: settings.certificate,
+      ...(certificateIssuer ? { certificateIssuer } : {}),
       plainMqtt: settings.plainMqtt,
       minTasks: settings.minListenerTasks,
       maxTasks: settings.maxListenerTasks,
       logRetention,
       removalPolicy,
       logLevel,
+      environment: brokerEnvironment.listener,
     });
 
     this.monitoring = new BrokerMonitoring(this, 'Monitoring', {
@@ -161,10 +179,21 @@ export class BrokerStack extends Stack {
   private outputs(plainMqtt: boolean): void {
     const host = this.deviceListener.hostName;
     const output = (id: string, value: string, description: string) => new CfnOutput(this, id, { value, description });
+    output('MqttHost', host, 'The host name devices connect to (mosquitto_pub -h), on port 8883 over TLS');
     output('MqttTlsEndpoint', `mqtts://${host}:${publicPorts.mqttTls}`, 'MQTT over TLS, for devices');
     output('MqttWebSocketTlsEndpoint', `wss://${host}/mqtt`, 'MQTT over WebSocket (binary frames) through the load balancer');
     if (plainMqtt) output('MqttPlainEndpoint', `mqtt://${host}:${publicPorts.mqttPlain}`, 'Plain MQTT, unencrypted (context plainMqtt=true)');
     output('LoadBalancerDnsName', this.deviceListener.loadBalancer.loadBalancerDnsName, 'Point your domain (the certificate\'s name) here');
+    const stackCertificate = this.deviceListener.stackCertificate;
+    if (stackCertificate) {
+      const parameter = stackCertificate.caCertificate.parameterName;
+      output('CaCertificateParameter', parameter, "SSM parameter holding the stack's CA certificate (PEM), which clients trust");
+      output(
+        'CaCertificateCommand',
+        `aws ssm get-parameter --region ${this.region} --name ${parameter} --query Parameter.Value --output text > ca.pem`,
+        'Writes the CA certificate to ca.pem, for mosquitto_pub --cafile ca.pem',
+      );
+    }
     output('BrowserWebSocketUrl', this.browserDoor.url, 'API Gateway WebSocket for browsers (MQTT in base64 text messages)');
     output('ConnectionsManagementEndpoint', this.browserDoor.managementEndpoint, 'API Gateway @connections endpoint the handlers deliver through');
     output('PacketHandlerFunction', this.handlers.packets.functionName, 'The Lambda the listener invokes');

@@ -9,7 +9,9 @@ import type { Node } from 'constructs';
 /** Where the TLS certificate of the load balancer's listeners comes from. */
 export type CertificateSource =
   | { readonly kind: 'arn'; readonly certificateArn: string; readonly domainName?: string }
-  | { readonly kind: 'dns-validated'; readonly domainName: string; readonly hostedZoneId: string };
+  | { readonly kind: 'dns-validated'; readonly domainName: string; readonly hostedZoneId: string }
+  /** Neither: the stack's own CA signs a certificate for the load balancer's DNS name (infra/constructs/stack-certificate.ts). */
+  | { readonly kind: 'stack'; readonly domainName?: undefined };
 
 export interface DeployContext {
   readonly certificate: CertificateSource;
@@ -41,9 +43,9 @@ export function exitOnContextError<T>(build: () => T): T {
 }
 
 const CERTIFICATE_HELP =
-  'pass a TLS certificate for the MQTT endpoints: -c certificateArn=arn:aws:acm:<region>:<account>:certificate/<id> ' +
-  '(an ACM certificate in the deployment region), or -c domainName=mqtt.example.com -c hostedZoneId=Z0123456789ABC ' +
-  'to create one validated through that Route 53 hosted zone';
+  'pass -c certificateArn=arn:aws:acm:<region>:<account>:certificate/<id> (an ACM certificate in the deployment region), ' +
+  'or -c domainName=mqtt.example.com -c hostedZoneId=Z0123456789ABC to create one validated through that Route 53 hosted zone, ' +
+  "or neither for a certificate from the stack's own CA";
 
 export function readDeployContext(node: Node): DeployContext {
   const get = (key: string): unknown => node.tryGetContext(key);
@@ -80,7 +82,10 @@ function certificateSource(get: (key: string) => unknown): CertificateSource {
     }
     return { kind: 'dns-validated', domainName, hostedZoneId };
   }
-  throw new DeployContextError(`no certificate in the CDK context: ${CERTIFICATE_HELP}`);
+  if (typeof hostedZoneId === 'string' && hostedZoneId !== '') {
+    throw new DeployContextError(`context hostedZoneId needs domainName too (the name to certify in that zone): ${CERTIFICATE_HELP}`);
+  }
+  return { kind: 'stack' };
 }
 
 function flag(value: unknown, key: string): boolean {

@@ -27,6 +27,8 @@ export interface BrokerFunctionsProps {
   readonly logRetention: RetentionDays;
   readonly removalPolicy: RemovalPolicy;
   readonly logLevel: string;
+  /** The broker's settings from the context (infra/broker-settings.ts), for every broker function. */
+  readonly brokerEnvironment?: Readonly<Record<string, string>>;
 }
 
 export interface BrokerFunctionOptions {
@@ -87,7 +89,14 @@ export class BrokerFunctions extends Construct {
       environment: {
         LOG_LEVEL: this.props.logLevel,
         NODE_OPTIONS: '--enable-source-maps',
-        ...(broker ? { ...tables.environment(), APIGW_MANAGEMENT_ENDPOINT: connections.managementEndpoint, DELIVERY_SECRET_ARN: deliverySecret.secretArn } : {}),
+        ...(broker
+          ? {
+              ...tables.environment(),
+              APIGW_MANAGEMENT_ENDPOINT: connections.managementEndpoint,
+              DELIVERY_SECRET_ARN: deliverySecret.secretArn,
+              ...this.props.brokerEnvironment,
+            }
+          : {}),
       },
       ...(broker ? { vpc: network.vpc, vpcSubnets: network.privateSubnets, securityGroups: [network.deliveryClients] } : {}),
       bundling: {

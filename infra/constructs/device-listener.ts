@@ -22,7 +22,7 @@ import {
   TargetType,
 } from 'aws-cdk-lib/aws-elasticloadbalancingv2';
 import { PolicyStatement } from 'aws-cdk-lib/aws-iam';
-import type { IFunction } from 'aws-cdk-lib/aws-lambda';
+import type { Function as LambdaFn, IFunction } from 'aws-cdk-lib/aws-lambda';
 import { LogGroup, type RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { ISecret } from 'aws-cdk-lib/aws-secretsmanager';
 import { ARecord, HostedZone, RecordTarget } from 'aws-cdk-lib/aws-route53';
@@ -33,6 +33,7 @@ import { repositoryRoot } from './broker-functions';
 import type { BrokerNetwork } from './broker-network';
 import { scaleListener, type ListenerTaskMetrics } from './listener-scaling';
 import { LISTENER_METRICS } from '../../shared/listener/listener-metrics';
+import { StackCertificate } from './stack-certificate';
 
 /** Ports of the listener container (functions/listener/main.ts) and of the load balancer. */
 export const listenerPorts = { mqtt: 1883, mqttWebSocket: 8083, delivery: 8090 } as const;
@@ -47,12 +48,16 @@ export interface DeviceListenerProps {
   /** The secret deliveries are signed with: ECS puts it in the container's DELIVERY_SECRET at start. */
   readonly deliverySecret: ISecret;
   readonly certificate: CertificateSource;
+  /** functions/stack-certificate.ts: required when the certificate's kind is 'stack'. */
+  readonly certificateIssuer?: LambdaFn;
   readonly plainMqtt: boolean;
   readonly minTasks: number;
   readonly maxTasks: number;
   readonly logRetention: RetentionDays;
   readonly removalPolicy: RemovalPolicy;
   readonly logLevel: string;
+  /** The listener's settings from the context (infra/broker-settings.ts). */
+  readonly environment?: Readonly<Record<string, string>>;
 }
 
 /**
@@ -76,6 +81,8 @@ export class DeviceListener extends Construct {
   readonly logGroup: LogGroup;
   /** Connections and invocations in flight per task, as the tasks report them and autoscaling reads them. */
   readonly taskMetrics: ListenerTaskMetrics;
+  /** The certificate the stack made, when the context named none. */
+  readonly stackCertificate?: StackCertificate;
   private readonly vpc: IVpc;
 
   constructor(scope: Construct, id: string, props: DeviceListenerProps) {
@@ -121,6 +128,7 @@ export class DeviceListener extends Construct {
         DELIVERY_PORT: String(listenerPorts.delivery),
         LOG_LEVEL: props.logLevel,
         AWS_REGION: Stack.of(this).region,
+        ...props.environment,
         // The target groups below send the header; the listener closes a socket without it.
         MQTT_PROXY_PROTOCOL: 'true',
       },
@@ -166,7 +174,19 @@ export class DeviceListener extends Construct {
       mqttWebSocket: this.targetGroup('MqttWebSocketTargets', listenerPorts.mqttWebSocket),
     };
 
-    const certificate = this.certificate(props.certificate);
+    let certificate: ListenerCertificate;
+    if (props.certificate.kind === 'stack') {
+      if (!props.certificateIssuer) throw new Error("DeviceListener: a certificate of kind 'stack' needs the certificateIssuer function");
+      this.stackCertificate = new StackCertificate(this, 'StackCertificate', {
+        dnsName: this.loadBalancer.loadBalancerDnsName,
+        issuer: props.certificateIssuer,
+        logRetention: props.logRetention,
+        removalPolicy: props.removalPolicy,
+      });
+      certificate = ListenerCertificate.fromArn(this.stackCertificate.certificateArn);
+    } else {
+      certificate = this.certificate(props.certificate);
+    }
     this.hostName = props.certificate.domainName ?? this.loadBalancer.loadBalancerDnsName;
     const tls = { protocol: Protocol.TLS, certificates: [certificate], sslPolicy: SslPolicy.RECOMMENDED_TLS };
     this.listen('MqttTls', publicPorts.mqttTls, listenerPorts.mqtt, tls);
@@ -206,7 +226,7 @@ export class DeviceListener extends Construct {
     this.loadBalancerSecurityGroup.addIngressRule(Peer.anyIpv4(), Port.tcp(port), `${id}: clients connect from anywhere`);
   }
 
-  private certificate(source: CertificateSource): ListenerCertificate {
+  private certificate(source: Exclude<CertificateSource, { kind: 'stack' }>): ListenerCertificate {
     if (source.kind === 'arn') return ListenerCertificate.fromArn(source.certificateArn);
     const zone = HostedZone.fromHostedZoneId(this, 'Zone', source.hostedZoneId);
     const certificate = new Certificate(this, 'Certificate', {
@@ -238,7 +258,7 @@ export class DeviceListener extends Construct {
     });
     Validations.of(this.taskDefinition).acknowledge({
       id: 'AwsSolutions-ECS2',
-      reason: 'The environment holds configuration only (the packet handler ARN, ports, log level, region); the delivery secret comes from Secrets Manager',
+      reason: 'The environment holds configuration only (the packet handler ARN, ports, log level, region, the limits from the context); the delivery secret comes from Secrets Manager',
     });
   }
 }

@@ -44,9 +44,14 @@ describe('deploy context', () => {
     });
   });
 
-  it('without a certificate, says which context to pass', () => {
-    expect(() => read({})).toThrow(/no certificate in the CDK context: pass .*-c certificateArn=.*-c domainName=.*-c hostedZoneId=/);
+  it("with neither, the stack's own CA makes the certificate", () => {
+    expect(read({}).certificate).toEqual({ kind: 'stack' });
+    expect(read({ certificateArn: '', domainName: '' }).certificate).toEqual({ kind: 'stack' });
+  });
+
+  it('a half-given or malformed certificate says which context to pass', () => {
     expect(() => read({ domainName: 'mqtt.example.com' })).toThrow(/domainName needs hostedZoneId/);
+    expect(() => read({ hostedZoneId: 'Z0123456789ABC' })).toThrow(/hostedZoneId needs domainName too .*: pass -c certificateArn=.*-c domainName=.*or neither/);
     expect(() => read({ certificateArn: 'my-cert' })).toThrow(/certificateArn is not an ACM certificate ARN/);
   });
 
@@ -64,12 +69,12 @@ describe('deploy context', () => {
   });
 
   it('the CDK app stops with that one line and exit code 1, not a stack trace', { timeout: 60_000 }, async () => {
-    const failure = await promisify(execFile)('npx', ['tsx', 'infra/bin/app.ts'], { env: { ...process.env, CDK_CONTEXT_JSON: '{}' } }).then(
+    const failure = await promisify(execFile)('npx', ['tsx', 'infra/bin/app.ts'], { env: { ...process.env, CDK_CONTEXT_JSON: '{"hostedZoneId":"Z0123456789ABC"}' } }).then(
       () => undefined,
       (error: { code: number; stderr: string }) => error,
     );
     expect(failure?.code).toBe(1);
     const lines = failure!.stderr.split('\n').filter((line) => line && !line.startsWith('npm warn'));
-    expect(lines).toEqual([expect.stringMatching(/^no certificate in the CDK context: pass a TLS certificate/)]);
+    expect(lines).toEqual([expect.stringMatching(/^context hostedZoneId needs domainName too \(the name to certify in that zone\): pass -c certificateArn=/)]);
   });
 });
