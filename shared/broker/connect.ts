@@ -147,14 +147,17 @@ function describeConnection(state: ConnectState): void {
  */
 async function openSession(state: ConnectState): Promise<void> {
   const limits = state.limits!;
+  const endsWithConnection = sessionExpiryOf(state.packet, state.version, state.cleanStart) === 0;
   const opened = await state.deps.store.sessions.openSession({
     clientId: state.clientId!,
     connectionId: state.connectionId,
     ...(state.identity!.username !== undefined ? { owner: state.identity!.username } : {}),
-    ...(state.deps.config.maxSessionsPerUser !== undefined ? { sessionsPerUser: state.deps.config.maxSessionsPerUser } : {}),
+    // Counted only when it outlives its connection: what a user holds offline (a session that ends
+    // with its connection is bounded by the connections a user can hold open).
+    ...(state.deps.config.maxSessionsPerUser !== undefined && !endsWithConnection ? { sessionsPerUser: state.deps.config.maxSessionsPerUser } : {}),
     protocolVersion: state.version,
     cleanStart: state.cleanStart,
-    endsWithConnection: sessionExpiryOf(state.packet, state.version, state.cleanStart) === 0,
+    endsWithConnection,
     receiveMaximum: limits.receiveMaximum,
     topicAliasMaximum: limits.topicAliasMaximum,
     ...(limits.maximumPacketSize !== undefined ? { maximumPacketSize: limits.maximumPacketSize } : {}),

@@ -93,12 +93,14 @@ export class SubscriptionQuota {
 
   /**
    * The added filters counted in the user's subscriptions (MQTT_MAX_SUBSCRIPTIONS_PER_USER; anonymous
-   * clients are one user): the count they are in, and those beyond its bound, which are refused.
+   * clients are one user), when the session outlives its connection: the count they are in, and
+   * those beyond its bound, which are refused.
    */
   async countPerUser(ctx: ConnectedContext): Promise<{ countedUnder?: string; refused: Set<string> }> {
     const bound = ctx.deps.config.maxSubscriptionsPerUser;
-    if (bound === undefined) return { refused: new Set() };
     const { connection } = ctx;
+    // Only a session that outlives its connection keeps subscriptions offline: the others' go with it.
+    if (bound === undefined || connection.sessionExpiryInterval === 0) return { refused: new Set() };
     const counted = await ctx.deps.store.subscriptions.countNewSubscriptions(connection.username ?? '', connection.clientId, this.added.length, bound);
     return { countedUnder: counted.countedUnder, refused: new Set(this.added.slice(counted.admitted)) };
   }

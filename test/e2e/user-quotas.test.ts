@@ -37,18 +37,18 @@ async function client(options: IClientOptions): Promise<MqttClient> {
 }
 
 /** A CONNECT on a raw socket; the CONNACK's code (5.0 reason code, 3.1.1 return code). */
-async function connackCode(version: 4 | 5, username: string, clientId: string): Promise<number> {
+async function connackCode(version: 4 | 5, username: string, clientId: string, clean = false): Promise<number> {
   const raw = await RawConnection.tcp(harness().mqttPort, version);
   raw.send({
     cmd: 'connect',
     protocolId: 'MQTT',
     protocolVersion: version,
-    clean: version === 4,
+    clean,
     keepalive: 30,
     clientId,
     username,
     password: Buffer.from(`${username}-password`),
-    ...(version === 5 ? { properties: { sessionExpiryInterval: 3600 } } : {}),
+    ...(version === 5 && !clean ? { properties: { sessionExpiryInterval: 3600 } } : {}),
   } as IConnectPacket);
   const connack = (await raw.next('connack')) as { reasonCode?: number; returnCode?: number };
   if ((version === 5 ? connack.reasonCode : connack.returnCode) !== 0) await raw.waitClosed();
@@ -67,7 +67,7 @@ async function pubackCode(publisher: MqttClient, topic: string, payload: string)
 }
 
 describe('sessions per user', () => {
-  it('a user with two sessions is refused a third (5.0 CONNACK 0x97, 3.1.1 return code 3) whatever the client id; another user is not; an ended session gives its room back', async () => {
+  it('a user with two sessions kept offline is refused a third (5.0 CONNACK 0x97, 3.1.1 return code 3) whatever the client id, not a session that ends with its connection; another user is not refused; an ended session gives its room back', async () => {
     const kept = { clean: false, properties: { sessionExpiryInterval: 3600 } };
     const first = await client(as('alice', { clientId: id('a1'), ...kept }));
     await client(as('alice', { clientId: id('a2'), ...kept }));
@@ -75,6 +75,9 @@ describe('sessions per user', () => {
     await first.endAsync();
     expect(await connackCode(5, 'alice', id('a3'))).toBe(0x97);
     expect(await connackCode(4, 'alice', id('a4'))).toBe(3);
+    // Sessions that end with their connection hold nothing offline: not counted.
+    expect(await connackCode(4, 'alice', id('a-clean'), true)).toBe(0);
+    expect(await connackCode(5, 'alice', id('a-clean'), true)).toBe(0);
     expect(await connackCode(5, 'bob', id('b1'))).toBe(0);
 
     // alice resumes her own session, and ends it (Session Expiry 0 on DISCONNECT): room for a new one.
@@ -129,15 +132,18 @@ async function subackCodes(subscriber: MqttClient, filters: string | string[], q
 }
 
 describe('subscriptions per user', () => {
-  it('a user\'s subscriptions are counted across its client ids: past three, SUBACK 0x97 (3.1.1: 0x80) for the new filters; unsubscribing makes room', async () => {
+  it('a user\'s subscriptions kept offline are counted across its client ids: past three, SUBACK 0x97 (3.1.1: 0x80) for the new filters; unsubscribing makes room', async () => {
     const root = id('subs');
-    const first = await client(as('erin'));
+    const first = await client(as('erin', { clean: false, clientId: id('erin-5'), properties: { sessionExpiryInterval: 600 } }));
     expect(await subackCodes(first, [`${root}/1`, `${root}/2`])).toEqual([1, 1]);
-    const second = await client(as('erin', { protocolVersion: 4 }));
+    const second = await client(as('erin', { protocolVersion: 4, clean: false, clientId: id('erin-311') }));
     expect(await subackCodes(second, [`${root}/3`, `${root}/4`])).toEqual([1, 0x80]);
     // Subscribing again to a filter it has costs nothing.
     expect(await subackCodes(first, `${root}/1`, 0)).toEqual([0]);
     expect(await subackCodes(first, `${root}/5`)).toEqual([0x97]);
+    // A session that ends with its connection holds nothing offline: its filters are not counted.
+    const passing = await client(as('erin'));
+    expect(await subackCodes(passing, [`${root}/6`, `${root}/7`])).toEqual([1, 1]);
     await first.unsubscribeAsync(`${root}/2`);
     expect(await subackCodes(second, `${root}/4`)).toEqual([1]);
   });
