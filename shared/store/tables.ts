@@ -48,7 +48,7 @@ export const TIMER_INDEX = 'timers';
 
 /**
  * The Connections table's owner index: every connection item carries `owner` (API Gateway's
- * `a#<0-3>`, a listener task's `l#<delivery endpoint>#<0-3>`; connection-owners.ts), so the
+ * `a#<0-31>`, a listener task's `l#<delivery endpoint>#<0-31>`; connection-owners.ts), so the
  * sweeper finds a dead task's connections by task and walks the rest page by page, never
  * scanning the table. The listener task registry's items (`owner = "tasks"`) are in it too. It
  * carries only what the sweeper checks, so a connection's later updates (topic aliases, the end's

@@ -44,7 +44,7 @@ describe('connections by owner', () => {
 
     expect(await allOwned(directory.taskOwners(endpoint), 2)).toEqual([...mine].sort());
     const first = (await Promise.all(directory.taskOwners(endpoint).map((owner) => directory.owned(owner, undefined, 10)))).flat().find((c) => c.connectionId === mine[0]);
-    expect(first).toEqual({ connectionId: mine[0], clientId: clientIds[0], protocolVersion: 4, tokenExpiresAt: 1234 });
+    expect(first).toEqual({ connectionId: mine[0], clientId: clientIds[0], protocolVersion: 4, keepalive: 60, tokenExpiresAt: 1234 });
     // A record read back carries no trace of its owner.
     expect(await store.connections.getConnection(mine[1]!)).not.toHaveProperty('owner');
   });
