@@ -17,6 +17,7 @@ import type { ConnectionDirectory, ConnectionInbox, ConnectionProbe } from '../s
 import { Sequencer, type HandleMessages, type SequencerOptions } from '../shared/broker/sequencer';
 import { sweepConnections, type SweepResult } from '../shared/broker/sweeper';
 import { runDueTimers } from '../shared/broker/will';
+import { publishSysTopics, type SysFigures } from '../shared/broker/sys-topics';
 import type { BatchResult, ListenerEvent } from '../shared/listener/events';
 import type { BrokerSecurity } from '../shared/security/broker-security';
 import { parseSequenced } from '../shared/gateway/sequence-prefix';
@@ -27,7 +28,7 @@ import { decodeTextMessage } from '../shared/gateway/text-frames';
  * with each connection's outcome (a failed one does not fail the others); or a connection's close.
  */
 export function createPacketsHandler(deps: BrokerDeps) {
-  return async (event: ListenerEvent): Promise<BatchResult | void> => {
+  return measured(deps, async (event: ListenerEvent): Promise<BatchResult | void> => {
     switch (event.type) {
       case 'batch': {
         const { gone, outcomes } = await handleConnectionBatches(
@@ -51,14 +52,14 @@ export function createPacketsHandler(deps: BrokerDeps) {
       case 'failed':
         return endGone(deps, await handleStreamFailure(deps, event.connectionId, event.reasonCode, event.reason));
     }
-  };
+  });
 }
 
 /** A part of a large fan-out, from the packet handler that split it. */
 export function createFanoutHandler(deps: BrokerDeps) {
-  return async (job: FanoutJob): Promise<void> => {
+  return measured(deps, async (job: FanoutJob): Promise<void> => {
     await endGone(deps, await runFanoutJob(deps, job));
-  };
+  });
 }
 
 /** The WebSocket `$connect` event as API Gateway sends it (headers and query are on the event, not in the V2 type). */
@@ -120,7 +121,7 @@ export function createWsConnectHandler(deps: DoorSecurityDeps) {
  */
 export function createWsDefaultHandler(deps: BrokerDeps, inbox: ConnectionInbox, sequencing: Partial<SequencerOptions> = {}) {
   const sequencer = new Sequencer(deps, inbox, sequencing);
-  return async (event: APIGatewayProxyWebsocketEventV2): Promise<APIGatewayProxyResultV2> => {
+  return measured(deps, async (event: APIGatewayProxyWebsocketEventV2): Promise<APIGatewayProxyResultV2> => {
     const connectionId = event.requestContext.connectionId;
     const text = event.isBase64Encoded ? Buffer.from(event.body ?? '', 'base64').toString('utf8') : (event.body ?? '');
     const { sequence, base64 } = parseSequenced(text);
@@ -128,7 +129,7 @@ export function createWsDefaultHandler(deps: BrokerDeps, inbox: ConnectionInbox,
     if (sequence === undefined) await handle([base64]);
     else await sequencer.receive(connectionId, sequence, base64, handle);
     return { statusCode: 200 };
-  };
+  });
 }
 
 /**
@@ -138,15 +139,15 @@ export function createWsDefaultHandler(deps: BrokerDeps, inbox: ConnectionInbox,
  */
 export function createWsDisconnectHandler(deps: BrokerDeps, inbox: ConnectionInbox, sequencing: Partial<SequencerOptions> = {}) {
   const sequencer = new Sequencer(deps, inbox, sequencing);
-  return async (event: APIGatewayProxyWebsocketEventV2): Promise<APIGatewayProxyResultV2> => {
+  return measured(deps, async (event: APIGatewayProxyWebsocketEventV2): Promise<APIGatewayProxyResultV2> => {
     const connectionId = event.requestContext.connectionId;
     await sequencer.close(connectionId, packetHandler(deps, connectionId), () => handleConnectionClosed(deps, connectionId));
     return { statusCode: 200 };
-  };
+  });
 }
 
-/** The scheduled sweeper: ends connections whose close never reached the broker. */
-export function createSweeperHandler(deps: BrokerDeps, directory: ConnectionDirectory, probe: ConnectionProbe, inbox: ConnectionInbox) {
+/** The scheduled sweeper: ends connections whose close never reached the broker, and publishes the $SYS figures. */
+export function createSweeperHandler(deps: BrokerDeps, directory: ConnectionDirectory, probe: ConnectionProbe, inbox: ConnectionInbox, figures?: SysFigureSource) {
   return async (): Promise<SweepResult> => {
     const result = await sweepConnections({
       broker: deps,
@@ -160,7 +161,37 @@ export function createSweeperHandler(deps: BrokerDeps, directory: ConnectionDire
     // Due wills and expired sessions, on the same schedule.
     const timers = await runDueTimers(deps);
     deps.log.info('sweep done', { ...result, ...timers });
+    // The sweep is done whatever happens to the figures: a failure here is logged, and the next run publishes them.
+    if (figures) await publishSysFigures(deps, figures).catch((error: unknown) => deps.log.warn('$SYS figures not published', { error: String(error) }));
     return result;
+  };
+}
+
+/** Where the $SYS figures are read from (the counter items: shared/store/dynamo-stats.ts). */
+export interface SysFigureSource {
+  totals(): Promise<SysFigures>;
+}
+
+/** Flushes this process's counters, reads the fleet's sums and publishes them under $SYS/broker/. */
+export async function publishSysFigures(deps: BrokerDeps, source: SysFigureSource): Promise<void> {
+  await deps.stats?.flush();
+  await publishSysTopics(deps, await source.totals());
+}
+
+/**
+ * A handler, timed (its latency sampled for CloudWatch), and the process's counters flushed after
+ * it when their interval has passed: before the invocation returns, since a Lambda is frozen
+ * after. A failed flush is logged and its counts kept for the next.
+ */
+function measured<E, R>(deps: BrokerDeps, handler: (event: E) => Promise<R>): (event: E) => Promise<R> {
+  return async (event) => {
+    const started = performance.now();
+    try {
+      return await handler(event);
+    } finally {
+      deps.stats?.latency(performance.now() - started);
+      await deps.stats?.flushIfDue().catch((error: unknown) => deps.log.warn('stats flush failed', { error: String(error) }));
+    }
   };
 }
 

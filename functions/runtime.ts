@@ -21,6 +21,8 @@ import { DynamoSecurityStore } from '../shared/store/dynamo-security';
 import { defaultStoreRetry, dynamoDbClientConfig, translateStoreErrors, type StoreRetryOptions } from '../shared/store/store-errors';
 import { securityTable, tableNamesFromEnv, type TableNames } from '../shared/store/tables';
 import { deliverySecretFromSecretsManager } from './delivery-secret';
+import { BrokerStats } from '../shared/broker/stats';
+import { DynamoStatsStore } from '../shared/store/dynamo-stats';
 import { describeSecurity, limitsFromEnv, securityPolicyFromEnv } from './security-config';
 
 export interface BrokerDepsOptions {
@@ -39,7 +41,16 @@ export interface BrokerDepsOptions {
   readonly security?: SecurityPolicy;
   /** Adds middleware to the DynamoDB client before it is used (the local harness enforces AWS's limits there). */
   readonly instrumentDynamoDb?: (client: DynamoDBClient) => void;
+  /** The broker's counters: how often a process flushes them. */
+  readonly stats?: StatsOptions;
 }
+
+export interface StatsOptions {
+  /** Flush at most this often (default 10 s): one UpdateItem per process per interval, whatever the traffic. */
+  readonly flushIntervalMs?: number;
+}
+
+export const DEFAULT_STATS_FLUSH_MS = 10_000;
 
 /** The broker's dependencies, and what the API Gateway door and the sweeper need besides. */
 export type RuntimeDeps = BrokerDeps & {
@@ -50,6 +61,8 @@ export type RuntimeDeps = BrokerDeps & {
   doors: DoorLimits;
   inbox: DynamoConnectionInbox;
   directory: DynamoConnectionDirectory;
+  stats: BrokerStats;
+  statsStore: DynamoStatsStore;
 };
 
 export function createBrokerDeps(options: BrokerDepsOptions): RuntimeDeps {
@@ -66,8 +79,14 @@ export function createBrokerDeps(options: BrokerDepsOptions): RuntimeDeps {
     // Only API Gateway's connections pass through a `$connect` that may have checked a token.
     doorIdentityPossible: (connectionId) => doors.passesConnectRoute(connectionId),
   };
+  const statsStore = new DynamoStatsStore({ client, table: options.tables.security });
+  const stats = new BrokerStats(statsStore, {
+    flushIntervalMs: options.stats?.flushIntervalMs ?? DEFAULT_STATS_FLUSH_MS,
+  });
   const deps: RuntimeDeps & { fanout?: FanoutWorkers } = {
-    store: createDynamoStore({ client, tables: options.tables }),
+    store: createDynamoStore({ client, tables: options.tables, stats }),
+    stats,
+    statsStore,
     security: new BrokerSecurity(policy, securityStore),
     securityStore,
     inbox: new DynamoConnectionInbox({ client, tableName: options.tables.inbox }),
@@ -121,7 +140,15 @@ export function brokerDepsFromEnv(env: NodeJS.ProcessEnv): RuntimeDeps {
     log,
     config: limitsFromEnv(env),
     security,
+    stats: statsOptionsFromEnv(env),
   });
+}
+
+/** MQTT_STATS_FLUSH_SECONDS (default 10): how often at most a container writes its counters. */
+export function statsOptionsFromEnv(env: NodeJS.ProcessEnv): StatsOptions {
+  const seconds = Number(env.MQTT_STATS_FLUSH_SECONDS ?? DEFAULT_STATS_FLUSH_MS / 1000);
+  if (!Number.isFinite(seconds) || seconds <= 0) throw new Error(`MQTT_STATS_FLUSH_SECONDS must be a positive number of seconds, not "${env.MQTT_STATS_FLUSH_SECONDS}"`);
+  return { flushIntervalMs: seconds * 1000 };
 }
 
 /**
