@@ -79,7 +79,7 @@ export function createBrokerDeps(options: BrokerDepsOptions): RuntimeDeps {
     // Only API Gateway's connections pass through a `$connect` that may have checked a token.
     doorIdentityPossible: (connectionId) => doors.passesConnectRoute(connectionId),
   };
-  const statsStore = new DynamoStatsStore({ client, table: options.tables.security });
+  const statsStore = new DynamoStatsStore({ client, table: options.tables.sessions });
   const stats = new BrokerStats(statsStore, {
     flushIntervalMs: options.stats?.flushIntervalMs ?? DEFAULT_STATS_FLUSH_MS,
   });

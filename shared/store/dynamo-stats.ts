@@ -1,7 +1,8 @@
 /**
- * The broker's counters in DynamoDB: STATS_SHARDS items in the Security table, keyed
- * `\u0000stats\u0000<shard>` (U+0000 is in no user name, connection id or counter key a client can
- * make). Each flush of a process's counters (shared/broker/stats.ts) is one UpdateItem that ADDs
+ * The broker's counters in DynamoDB: STATS_SHARDS items in the Sessions table, partition key
+ * `\u0000stats\u0000<shard>`, sort key `stats` (U+0000 is in no client id [MQTT-1.5.4-2], so no
+ * session's partition; as the per-user quota counters, shared/store/user-quota.ts). Every broker
+ * function may write that table already; the Security table's grants are per key prefix. Each flush of a process's counters (shared/broker/stats.ts) is one UpdateItem that ADDs
  * its counts to a shard picked at random, so the fleet's flushes spread over the shards and no
  * item takes them all; the $SYS publisher reads the sums with one BatchGetItem of every shard.
  */
@@ -20,7 +21,7 @@ export interface StatsTotals {
 }
 
 export function statsKey(shard: number): Item {
-  return { pk: `\u0000stats\u0000${shard}` };
+  return { clientId: `\u0000stats\u0000${shard}`, sk: 'stats' };
 }
 
 export class DynamoStatsStore implements StatsSink {
@@ -29,6 +30,7 @@ export class DynamoStatsStore implements StatsSink {
   readonly meter: CapacityMeter;
   private readonly random: () => number;
 
+  /** `table`: the Sessions table's name. */
   constructor(options: { readonly client: DynamoDBDocumentClient; readonly table: string; readonly meter?: CapacityMeter; readonly random?: () => number }) {
     this.meter = options.meter ?? new CapacityMeter();
     this.table = new DynamoTable(options.client, options.table, this.meter);

@@ -12,7 +12,7 @@ import { connect, connectionId, HOLD_MS, limits } from './support';
 const fixture = await storeFixtureForFile();
 
 function countedStore() {
-  const statsStore = new DynamoStatsStore({ client: fixture.documentClient, table: fixture.tables.security });
+  const statsStore = new DynamoStatsStore({ client: fixture.documentClient, table: fixture.tables.sessions });
   const stats = new BrokerStats(statsStore, { flushIntervalMs: 60_000 });
   return { stats, statsStore, store: createDynamoStore({ client: fixture.documentClient, tables: fixture.tables, stats }) };
 }
@@ -51,7 +51,7 @@ describe('counted for $SYS', () => {
 
 describe('the counter items', () => {
   it('a flush is one UpdateItem to one shard; the sums are one BatchGetItem over every shard', async () => {
-    const statsStore = new DynamoStatsStore({ client: fixture.documentClient, table: fixture.tables.security });
+    const statsStore = new DynamoStatsStore({ client: fixture.documentClient, table: fixture.tables.sessions });
     const before = await statsStore.totals();
     const flushes = 40;
     const calls = statsStore.meter.snapshot().calls;
