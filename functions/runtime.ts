@@ -21,8 +21,9 @@ import { DynamoSecurityStore } from '../shared/store/dynamo-security';
 import { defaultStoreRetry, dynamoDbClientConfig, translateStoreErrors, type StoreRetryOptions } from '../shared/store/store-errors';
 import { securityTable, tableNamesFromEnv, type TableNames } from '../shared/store/tables';
 import { deliverySecretFromSecretsManager } from './delivery-secret';
-import { BrokerStats } from '../shared/broker/stats';
+import { BrokerStats, sinks } from '../shared/broker/stats';
 import { DynamoStatsStore } from '../shared/store/dynamo-stats';
+import { emfSink, type EmfOptions } from '../shared/util/emf';
 import { describeSecurity, limitsFromEnv, securityPolicyFromEnv } from './security-config';
 
 export interface BrokerDepsOptions {
@@ -41,13 +42,15 @@ export interface BrokerDepsOptions {
   readonly security?: SecurityPolicy;
   /** Adds middleware to the DynamoDB client before it is used (the local harness enforces AWS's limits there). */
   readonly instrumentDynamoDb?: (client: DynamoDBClient) => void;
-  /** The broker's counters: how often a process flushes them. */
+  /** The broker's counters: how often a process flushes them, and (in the cloud) where each flush is printed as an EMF line. */
   readonly stats?: StatsOptions;
 }
 
 export interface StatsOptions {
   /** Flush at most this often (default 10 s): one UpdateItem per process per interval, whatever the traffic. */
   readonly flushIntervalMs?: number;
+  /** Prints each flush as a CloudWatch EMF line; none: only the counter items. */
+  readonly emf?: EmfOptions & { readonly write: (line: string) => void };
 }
 
 export const DEFAULT_STATS_FLUSH_MS = 10_000;
@@ -80,7 +83,8 @@ export function createBrokerDeps(options: BrokerDepsOptions): RuntimeDeps {
     doorIdentityPossible: (connectionId) => doors.passesConnectRoute(connectionId),
   };
   const statsStore = new DynamoStatsStore({ client, table: options.tables.sessions });
-  const stats = new BrokerStats(statsStore, {
+  const emf = options.stats?.emf;
+  const stats = new BrokerStats(emf ? sinks(statsStore, emfSink(emf.write, emf)) : statsStore, {
     flushIntervalMs: options.stats?.flushIntervalMs ?? DEFAULT_STATS_FLUSH_MS,
   });
   const deps: RuntimeDeps & { fanout?: FanoutWorkers } = {
@@ -144,11 +148,20 @@ export function brokerDepsFromEnv(env: NodeJS.ProcessEnv): RuntimeDeps {
   });
 }
 
-/** MQTT_STATS_FLUSH_SECONDS (default 10): how often at most a container writes its counters. */
+/**
+ * MQTT_STATS_FLUSH_SECONDS (default 10) and METRICS_NAMESPACE / METRICS_STACK: with a namespace,
+ * each flush is also printed as an EMF line, its metrics under the dimension `Stack`.
+ */
 export function statsOptionsFromEnv(env: NodeJS.ProcessEnv): StatsOptions {
   const seconds = Number(env.MQTT_STATS_FLUSH_SECONDS ?? DEFAULT_STATS_FLUSH_MS / 1000);
   if (!Number.isFinite(seconds) || seconds <= 0) throw new Error(`MQTT_STATS_FLUSH_SECONDS must be a positive number of seconds, not "${env.MQTT_STATS_FLUSH_SECONDS}"`);
-  return { flushIntervalMs: seconds * 1000 };
+  const namespace = env.METRICS_NAMESPACE;
+  return {
+    flushIntervalMs: seconds * 1000,
+    ...(namespace
+      ? { emf: { namespace, dimensions: { Stack: env.METRICS_STACK ?? 'broker' }, write: (line: string) => void process.stdout.write(`${line}\n`) } }
+      : {}),
+  };
 }
 
 /**

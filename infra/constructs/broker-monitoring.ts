@@ -17,6 +17,7 @@ import { EmailSubscription } from 'aws-cdk-lib/aws-sns-subscriptions';
 import { Construct } from 'constructs';
 import type { BrowserDoor } from './browser-door';
 import type { DeviceListener } from './device-listener';
+import { brokerMetricAlarms, brokerMetricWidgets } from './broker-metrics';
 
 export interface BrokerMonitoringProps {
   readonly functions: readonly IFunction[];
@@ -30,7 +31,8 @@ const FIVE_MINUTES = Duration.minutes(5);
 
 /**
  * Alarms on what needs a person (Lambda errors and throttles, DynamoDB throttles, API Gateway
- * errors, unhealthy or missing listener targets), all sent to one SNS topic, and a dashboard.
+ * errors, unhealthy or missing listener targets, the broker's own: deliveries dropped, DynamoDB
+ * unavailable, slow handlers), all sent to one SNS topic, and a dashboard.
  */
 export class BrokerMonitoring extends Construct {
   readonly alarmTopic: Topic;
@@ -79,6 +81,9 @@ export class BrokerMonitoring extends Construct {
         { threshold: 1, comparisonOperator: ComparisonOperator.LESS_THAN_THRESHOLD, evaluationPeriods: 3, treatMissingData: TreatMissingData.BREACHING },
       );
     }
+
+    // ---- The broker's own metrics (EMF from the handlers): infra/constructs/broker-metrics.ts ----
+    for (const { id, metric, description, options } of brokerMetricAlarms(this)) this.alarm(id, metric, description, options);
 
     this.dashboard = this.buildDashboard(props);
   }
@@ -132,6 +137,8 @@ export class BrokerMonitoring extends Construct {
       graph('DynamoDB consumed read / write units', tables.map(([name, t]) => t.metricConsumedReadCapacityUnits({ label: `${name} reads` })), tables.map(([name, t]) => t.metricConsumedWriteCapacityUnits({ label: `${name} writes` }))),
       graph('DynamoDB throttle events', tables.flatMap(([name, t]) => [t.metric('ReadThrottleEvents', { statistic: 'Sum', label: `${name} reads` }), t.metric('WriteThrottleEvents', { statistic: 'Sum', label: `${name} writes` })])),
     );
+    // ---- The broker's own metrics (EMF from the handlers): infra/constructs/broker-metrics.ts ----
+    for (const row of brokerMetricWidgets(this)) dashboard.addWidgets(...row);
     return dashboard;
   }
 

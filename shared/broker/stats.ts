@@ -2,7 +2,8 @@
  * The broker's counters, kept in memory by each process (a Lambda container, the harness) and
  * flushed at most every `flushIntervalMs`: one write of everything counted since the last flush
  * (StatsStore.add, one DynamoDB UpdateItem to a random shard), never a write per packet. The
- * $SYS publisher (sys-topics.ts) sums the shards.
+ * $SYS publisher (sys-topics.ts) sums the shards; the Lambda entry points also print each flush
+ * as a CloudWatch Embedded Metric Format line (shared/util/emf.ts).
  *
  * Counts are kept across flushes only until written: a process that ends before its next flush
  * (a Lambda container reclaimed while idle) loses what it counted since the last one.
@@ -28,7 +29,7 @@ export const SUMMED_COUNTERS = [
   'retained',
 ] as const;
 
-/** Counted for metrics only, not summed in the counter items. */
+/** Counted for CloudWatch only. */
 export const METRIC_COUNTERS = [
   /** Deliveries not made: the subscriber's queue full, or the message too large for it. */
   'deliveriesDropped',
@@ -136,8 +137,8 @@ export class BrokerStats implements StatsCounter {
 }
 
 /**
- * Sinks in turn: one that fails stops the rest, so a flush that goes back to be counted again
- * reached none after it.
+ * Sinks in turn (the counter items, then the EMF line): one that fails stops the rest, so a
+ * flush that goes back to be counted again was not printed either.
  */
 export function sinks(...all: readonly StatsSink[]): StatsSink {
   return {
