@@ -88,6 +88,25 @@ describe('$SYS/broker/ topics', () => {
     }
   });
 
+  it('[MQTT-3.1.4-2] nor may a will: a CONNECT whose will topic is under $SYS is refused (5.0 0x87, 3.1.1 return code 5), whatever the rules', async () => {
+    for (const [version, refused] of [[5, { reasonCode: 0x87 }], [4, { returnCode: 5 }]] as const) {
+      const raw = await RawConnection.tcp(harness().mqttPort, version);
+      raw.send({
+        cmd: 'connect',
+        protocolId: 'MQTT',
+        protocolVersion: version,
+        clean: true,
+        keepalive: 30,
+        clientId: `sys-will-${version}`,
+        username: 'admin',
+        password: Buffer.from('admin-password'),
+        will: { topic: '$SYS/broker/clients/connected', payload: Buffer.from('0'), qos: 0, retain: true },
+      } as Packet);
+      expect(await raw.next('connack'), `version ${version}`).toMatchObject(refused);
+      raw.close();
+    }
+  });
+
   it('the web console serves the same figures, and what this process has not flushed yet', async () => {
     const client = await connectClient(harness().mqttUrl, { clientId: 'sys-console' });
     try {
