@@ -33,7 +33,7 @@ export const SUMMED_COUNTERS = [
 export const METRIC_COUNTERS = [
   /** Deliveries not made: the subscriber's queue full, or the message too large for it. */
   'deliveriesDropped',
-  /** Deliveries not made because the message's expiry interval had passed [MQTT-3.3.2-5]. */
+  /** Deliveries not made because the message's expiry interval had passed when routed [MQTT-3.3.2-5] (not those that expire queued). */
   'deliveriesExpired',
   /** Batches refused because DynamoDB throttled or could not be reached after retries. */
   'storeUnavailable',
