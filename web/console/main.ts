@@ -220,9 +220,10 @@ async function showStats(): Promise<void> {
   const response = await fetch('/stats.json').catch(() => undefined);
   if (!response?.ok) return;
   const { figures, pending } = (await response.json()) as BrokerFigures;
-  const row = (name: string, value: string, title = '') => {
+  const row = (name: string, value: string, topic = '') => {
     const tr = document.createElement('tr');
-    tr.title = title;
+    tr.title = topic;
+    tr.dataset.topic = topic;
     for (const text of [name, value]) tr.append(Object.assign(document.createElement('td'), { textContent: text }));
     return tr;
   };
