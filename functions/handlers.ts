@@ -16,6 +16,7 @@ import { handleStreamFailure } from '../shared/broker/stream-failure';
 import type { ConnectionDirectory, ConnectionInbox, ConnectionProbe } from '../shared/broker/ports';
 import { Sequencer, type HandleMessages, type SequencerOptions } from '../shared/broker/sequencer';
 import { sweep, type SweepResult, type SweeperOptions } from '../shared/broker/sweeper';
+import { publishSysTopics, type SysFigures } from '../shared/broker/sys-topics';
 import type { BatchResult, ListenerEvent } from '../shared/listener/events';
 import type { BrokerSecurity } from '../shared/security/broker-security';
 import { parseSequenced } from '../shared/gateway/sequence-prefix';
@@ -26,7 +27,7 @@ import { decodeTextMessage } from '../shared/gateway/text-frames';
  * with each connection's outcome (a failed one does not fail the others); or a connection's close.
  */
 export function createPacketsHandler(deps: BrokerDeps, directory?: ConnectionDirectory) {
-  return async (event: ListenerEvent): Promise<BatchResult | void> => {
+  return measured(deps, async (event: ListenerEvent): Promise<BatchResult | void> => {
     switch (event.type) {
       case 'batch': {
         const { gone, outcomes } = await handleConnectionBatches(
@@ -54,14 +55,14 @@ export function createPacketsHandler(deps: BrokerDeps, directory?: ConnectionDir
         // The sweeper asks registered tasks whether they still answer (shared/broker/sweeper.ts).
         return directory?.recordHeartbeat(event.endpoint, deps.now());
     }
-  };
+  });
 }
 
 /** A part of a large fan-out, from the packet handler that split it. */
 export function createFanoutHandler(deps: BrokerDeps) {
-  return async (job: FanoutJob): Promise<void> => {
+  return measured(deps, async (job: FanoutJob): Promise<void> => {
     await endGone(deps, await runFanoutJob(deps, job));
-  };
+  });
 }
 
 /** The WebSocket `$connect` event as API Gateway sends it (headers and query are on the event, not in the V2 type). */
@@ -123,7 +124,7 @@ export function createWsConnectHandler(deps: DoorSecurityDeps) {
  */
 export function createWsDefaultHandler(deps: BrokerDeps, inbox: ConnectionInbox, sequencing: Partial<SequencerOptions> = {}) {
   const sequencer = new Sequencer(deps, inbox, sequencing);
-  return async (event: APIGatewayProxyWebsocketEventV2): Promise<APIGatewayProxyResultV2> => {
+  return measured(deps, async (event: APIGatewayProxyWebsocketEventV2): Promise<APIGatewayProxyResultV2> => {
     const connectionId = event.requestContext.connectionId;
     const text = event.isBase64Encoded ? Buffer.from(event.body ?? '', 'base64').toString('utf8') : (event.body ?? '');
     const { sequence, base64 } = parseSequenced(text);
@@ -132,7 +133,7 @@ export function createWsDefaultHandler(deps: BrokerDeps, inbox: ConnectionInbox,
     if (sequence === undefined) await handle([base64]);
     else await sequencer.receive(connectionId, sequence, base64, handle);
     return { statusCode: 200 };
-  };
+  });
 }
 
 /**
@@ -142,20 +143,21 @@ export function createWsDefaultHandler(deps: BrokerDeps, inbox: ConnectionInbox,
  */
 export function createWsDisconnectHandler(deps: BrokerDeps, inbox: ConnectionInbox, sequencing: Partial<SequencerOptions> = {}) {
   const sequencer = new Sequencer(deps, inbox, sequencing);
-  return async (event: APIGatewayProxyWebsocketEventV2): Promise<APIGatewayProxyResultV2> => {
+  return measured(deps, async (event: APIGatewayProxyWebsocketEventV2): Promise<APIGatewayProxyResultV2> => {
     const connectionId = event.requestContext.connectionId;
     await sequencer.close(connectionId, packetHandler(deps, connectionId), () => handleConnectionClosed(deps, connectionId));
     return { statusCode: 200 };
-  };
+  });
 }
 
-/** The scheduled sweeper: due wills and expired sessions, then connections whose close never reached the broker. */
+/** The scheduled sweeper: due wills and expired sessions, then connections whose close never reached the broker, then the $SYS figures. */
 export function createSweeperHandler(
   deps: BrokerDeps,
   directory: ConnectionDirectory,
   probe: ConnectionProbe,
   inbox: ConnectionInbox,
   options: Partial<SweeperOptions> = {},
+  figures?: SysFigureSource,
 ) {
   return async (): Promise<SweepResult> => {
     const result = await sweep({
@@ -169,7 +171,37 @@ export function createSweeperHandler(
       },
     });
     deps.log.info('sweep done', { ...result });
+    // The sweep is done whatever happens to the figures: a failure here is logged, and the next run publishes them.
+    if (figures) await publishSysFigures(deps, figures).catch((error: unknown) => deps.log.warn('$SYS figures not published', { error: String(error) }));
     return result;
+  };
+}
+
+/** Where the $SYS figures are read from (the counter items: shared/store/dynamo-stats.ts). */
+export interface SysFigureSource {
+  totals(): Promise<SysFigures>;
+}
+
+/** Flushes this process's counters, reads the fleet's sums and publishes them under $SYS/broker/. */
+export async function publishSysFigures(deps: BrokerDeps, source: SysFigureSource): Promise<void> {
+  await deps.stats?.flush();
+  await publishSysTopics(deps, await source.totals());
+}
+
+/**
+ * A handler, timed (its latency sampled for CloudWatch), and the process's counters flushed after
+ * it when their interval has passed: before the invocation returns, since a Lambda is frozen
+ * after. A failed flush is logged and its counts kept for the next.
+ */
+function measured<E, R>(deps: BrokerDeps, handler: (event: E) => Promise<R>): (event: E) => Promise<R> {
+  return async (event) => {
+    const started = performance.now();
+    try {
+      return await handler(event);
+    } finally {
+      deps.stats?.latency(performance.now() - started);
+      await deps.stats?.flushIfDue().catch((error: unknown) => deps.log.warn('stats flush failed', { error: String(error) }));
+    }
   };
 }
 

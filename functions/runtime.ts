@@ -21,6 +21,9 @@ import { DynamoSecurityStore } from '../shared/store/dynamo-security';
 import { defaultStoreRetry, dynamoDbClientConfig, translateStoreErrors, type StoreRetryOptions } from '../shared/store/store-errors';
 import { securityTable, tableNamesFromEnv, type TableNames } from '../shared/store/tables';
 import { deliverySecretFromSecretsManager } from './delivery-secret';
+import { BrokerStats, sinks } from '../shared/broker/stats';
+import { DynamoStatsStore } from '../shared/store/dynamo-stats';
+import { emfSink, type EmfOptions } from '../shared/util/emf';
 import { describeSecurity, limitsFromEnv, securityPolicyFromEnv } from './security-config';
 
 export interface BrokerDepsOptions {
@@ -39,7 +42,18 @@ export interface BrokerDepsOptions {
   readonly security?: SecurityPolicy;
   /** Adds middleware to the DynamoDB client before it is used (the local harness enforces AWS's limits there). */
   readonly instrumentDynamoDb?: (client: DynamoDBClient) => void;
+  /** The broker's counters: how often a process flushes them, and (in the cloud) where each flush is printed as an EMF line. */
+  readonly stats?: StatsOptions;
 }
+
+export interface StatsOptions {
+  /** Flush at most this often (default 10 s): one UpdateItem per process per interval, whatever the traffic. */
+  readonly flushIntervalMs?: number;
+  /** Prints each flush as a CloudWatch EMF line; none: only the counter items. */
+  readonly emf?: EmfOptions & { readonly write: (line: string) => void };
+}
+
+export const DEFAULT_STATS_FLUSH_MS = 10_000;
 
 /** The broker's dependencies, and what the API Gateway door and the sweeper need besides. */
 export type RuntimeDeps = BrokerDeps & {
@@ -50,6 +64,8 @@ export type RuntimeDeps = BrokerDeps & {
   doors: DoorLimits;
   inbox: DynamoConnectionInbox;
   directory: DynamoConnectionDirectory;
+  stats: BrokerStats;
+  statsStore: DynamoStatsStore;
 };
 
 export function createBrokerDeps(options: BrokerDepsOptions): RuntimeDeps {
@@ -67,8 +83,15 @@ export function createBrokerDeps(options: BrokerDepsOptions): RuntimeDeps {
     doorIdentityPossible: (connectionId) => doors.passesConnectRoute(connectionId),
   };
   const log = options.log ?? createJsonLogger();
+  const statsStore = new DynamoStatsStore({ client, table: options.tables.sessions });
+  const emf = options.stats?.emf;
+  const stats = new BrokerStats(emf ? sinks(statsStore, emfSink(emf.write, emf)) : statsStore, {
+    flushIntervalMs: options.stats?.flushIntervalMs ?? DEFAULT_STATS_FLUSH_MS,
+  });
   const deps: RuntimeDeps & { fanout?: FanoutWorkers } = {
-    store: createDynamoStore({ client, tables: options.tables }),
+    store: createDynamoStore({ client, tables: options.tables, stats }),
+    stats,
+    statsStore,
     security: new BrokerSecurity(policy, securityStore),
     securityStore,
     inbox: new DynamoConnectionInbox({ client, tableName: options.tables.inbox }),
@@ -122,7 +145,24 @@ export function brokerDepsFromEnv(env: NodeJS.ProcessEnv): RuntimeDeps {
     log,
     config: limitsFromEnv(env),
     security,
+    stats: statsOptionsFromEnv(env),
   });
+}
+
+/**
+ * MQTT_STATS_FLUSH_SECONDS (default 10) and METRICS_NAMESPACE / METRICS_STACK: with a namespace,
+ * each flush is also printed as an EMF line, its metrics under the dimension `Stack`.
+ */
+export function statsOptionsFromEnv(env: NodeJS.ProcessEnv): StatsOptions {
+  const seconds = Number(env.MQTT_STATS_FLUSH_SECONDS ?? DEFAULT_STATS_FLUSH_MS / 1000);
+  if (!Number.isFinite(seconds) || seconds <= 0) throw new Error(`MQTT_STATS_FLUSH_SECONDS must be a positive number of seconds, not "${env.MQTT_STATS_FLUSH_SECONDS}"`);
+  const namespace = env.METRICS_NAMESPACE;
+  return {
+    flushIntervalMs: seconds * 1000,
+    ...(namespace
+      ? { emf: { namespace, dimensions: { Stack: env.METRICS_STACK ?? 'broker' }, write: (line: string) => void process.stdout.write(`${line}\n`) } }
+      : {}),
+  };
 }
 
 /**

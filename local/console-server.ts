@@ -5,6 +5,7 @@
  *   GET /console.js    the console with stock MQTT.js and the adapter, one ES module
  *   GET /adapter.js    the adapter alone, an ES module for your own pages
  *   GET /config.json   where the API Gateway WebSocket is
+ *   GET /stats.json    the broker's figures (as the $SYS/broker/ topics carry them) and the counts not flushed yet
  */
 import { readFile } from 'node:fs/promises';
 import http from 'node:http';
@@ -19,6 +20,8 @@ export interface ConsoleServerOptions {
   readonly port: number;
   /** The API Gateway WebSocket the console connects to by default. */
   readonly apiGatewayUrl: string;
+  /** The broker's figures, read at each request of /stats.json. */
+  readonly stats?: () => Promise<unknown>;
 }
 
 export class ConsoleServer {
@@ -27,7 +30,9 @@ export class ConsoleServer {
 
   constructor(private readonly options: ConsoleServerOptions) {
     this.server = http.createServer((request, response) => {
-      const file = this.files.get((request.url ?? '/').split('?')[0]!);
+      const url = (request.url ?? '/').split('?')[0]!;
+      if (url === '/stats.json' && request.method === 'GET' && this.options.stats) return void this.serveStats(response);
+      const file = this.files.get(url);
       if (!file || request.method !== 'GET') return void response.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
       response.writeHead(200, { 'content-type': file.type, 'cache-control': 'no-store' }).end(file.body);
     });
@@ -48,6 +53,15 @@ export class ConsoleServer {
     ]);
     const port = await listen(this.server, this.options.port, this.options.host, 'web console');
     return `http://${this.options.host}:${port}`;
+  }
+
+  private async serveStats(response: http.ServerResponse): Promise<void> {
+    try {
+      const body = JSON.stringify(await this.options.stats!());
+      response.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store' }).end(body);
+    } catch (error) {
+      response.writeHead(503, { 'content-type': 'text/plain' }).end(`figures unavailable: ${String(error)}\n`);
+    }
   }
 
   async stop(): Promise<void> {

@@ -13,7 +13,11 @@ import {
   createWsConnectHandler,
   createWsDefaultHandler,
   createWsDisconnectHandler,
+  publishSysFigures,
 } from '../functions/handlers';
+import type { BrokerStats } from '../shared/broker/stats';
+import { sysMessages } from '../shared/broker/sys-topics';
+import type { DynamoStatsStore } from '../shared/store/dynamo-stats';
 import type { SequencerOptions } from '../shared/broker/sequencer';
 import type { SweepResult, SweeperOptions } from '../shared/broker/sweeper';
 import type { ConnectionDirectory } from '../shared/broker/ports';
@@ -63,6 +67,8 @@ export interface HarnessOptions {
   readonly sweepIntervalMs?: number;
   /** The sweeper's bounds per run (shared/broker/sweeper.ts) over the cloud's. */
   readonly sweeper?: Partial<SweeperOptions>;
+  /** How often the counters are flushed and the $SYS/broker/ figures published (default 5 s; the cloud's sweeper does it every minute). */
+  readonly sysIntervalMs?: number;
   /** Serve the web console on this port (0: any free one); no console when absent. */
   readonly consolePort?: number;
   /** Broker settings over the defaults (Receive Maximum, Topic Alias Maximum...); same as `config`. */
@@ -139,6 +145,10 @@ export interface Harness {
   sweep(): Promise<SweepResult>;
   /** `@connections` requests the API Gateway emulator answered, by method (GET: the sweeper's probes). */
   apigwRequests(): Readonly<Record<string, number>>;
+  /** Flushes the counters and publishes the $SYS/broker/ figures once, now (also every `sysIntervalMs`). */
+  publishSys(): Promise<void>;
+  /** The broker's counters in this process (not flushed yet), and the fleet's sums as stored. */
+  readonly stats: { readonly counters: BrokerStats; readonly store: DynamoStatsStore };
   /** DynamoDB calls and units, handler invocations, `@connections` calls, what AWS's limits refused: for `npm run bench`. */
   readonly meters: HarnessMeters;
   /** The AWS quotas in force (local/aws-limits.ts). */
@@ -290,12 +300,18 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
 
     let consoleUrl: string | undefined;
     if (options.consolePort !== undefined) {
-      const consoleServer = new ConsoleServer({ host, port: options.consolePort, apiGatewayUrl: apigw.url });
+      const consoleServer = new ConsoleServer({
+        host,
+        port: options.consolePort,
+        apiGatewayUrl: apigw.url,
+        // The figures the $SYS topics carry, as last flushed, and what this process has counted since.
+        stats: async () => ({ figures: sysMessages(await deps.statsStore.totals(), Date.now()), pending: deps.stats.pending() }),
+      });
       consoleUrl = await consoleServer.start();
       stops.push(() => consoleServer.stop());
     }
 
-    const sweeperFunction = lambda.wrap(createSweeperHandler(deps, deps.directory, deps.gateway, deps.inbox, options.sweeper));
+    const sweeperFunction = lambda.wrap(createSweeperHandler(deps, deps.directory, deps.gateway, deps.inbox, options.sweeper, deps.statsStore));
     // One run after another, as the lease has them in the cloud: a test's run never meets a scheduled one.
     let sweeping: Promise<unknown> = Promise.resolve();
     const sweep = (): Promise<SweepResult> => {
@@ -305,6 +321,10 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     };
     const sweeper = every(options.sweepIntervalMs ?? 60_000, sweep, log);
     stops.push(sweeper.stop);
+    // As the sweeper does in the cloud, more often, so the figures move while you watch.
+    const publishSys = lambda.wrap(() => publishSysFigures(deps, deps.statsStore));
+    const sysLoop = every(options.sysIntervalMs ?? 5_000, () => publishSys(undefined), log);
+    stops.push(sysLoop.stop);
     const timers = startTimerLoop(deps, options.timerIntervalMs ?? 1000);
     stops.push(async () => timers.stop());
 
@@ -335,6 +355,8 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
         : {}),
       sweep,
       apigwRequests: () => ({ ...emulator.connectionsRequests }),
+      publishSys: () => publishSys(undefined),
+      stats: { counters: deps.stats, store: deps.statsStore },
       meters,
       awsLimits: limits,
       setLambdaConcurrency: (concurrency) => lambda.setConcurrency(concurrency),

@@ -36,6 +36,8 @@ try {
     logLevel: options.logLevel,
     // The listener's settings as `npm start` reads them (MQTT_BATCH_WINDOW_MS and the rest).
     listener: listenerSettingsFromEnv(process.env).limits,
+    // $SYS published as often as the cloud's sweeper does, so its cost per operation is the cloud's.
+    sysIntervalMs: 60_000,
     ...(options.dynamoDbEndpoint ? { dynamoDbEndpoint: options.dynamoDbEndpoint } : { dynamoDbPort: options.dynamoDbPort ?? 8000 }),
   });
 } catch (error) {

@@ -7,6 +7,7 @@ import type { IGrantable } from 'aws-cdk-lib/aws-iam';
 import type { ISecret } from 'aws-cdk-lib/aws-secretsmanager';
 import { Construct } from 'constructs';
 import type { BrokerNetwork } from './broker-network';
+import { brokerMetricsEnvironment } from './broker-metrics';
 import type { BrokerTables, SecurityUse } from './broker-tables';
 
 /** The repository root: entry points are named relative to it, and esbuild bundles from it. */
@@ -97,6 +98,8 @@ export class BrokerFunctions extends Construct {
               ...this.props.brokerEnvironment,
             }
           : {}),
+        // Each flush of the broker's counters printed as an EMF line (infra/constructs/broker-metrics.ts).
+        ...(broker ? brokerMetricsEnvironment(this) : {}),
       },
       ...(broker ? { vpc: network.vpc, vpcSubnets: network.privateSubnets, securityGroups: [network.deliveryClients] } : {}),
       bundling: {

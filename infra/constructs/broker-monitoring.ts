@@ -20,6 +20,7 @@ import { Construct } from 'constructs';
 import type { BrowserDoor } from './browser-door';
 import type { DeviceListener } from './device-listener';
 import { LISTENER_SCALING } from './listener-scaling';
+import { brokerMetricAlarms, brokerMetricWidgets } from './broker-metrics';
 
 export interface BrokerMonitoringProps {
   /** The broker's functions, each with the log group it writes to. */
@@ -42,7 +43,8 @@ export const CONNECTIONS_CALL_FAILED_MESSAGE = '@connections call failed';
 /**
  * Alarms on what needs a person (Lambda errors and throttles, DynamoDB throttles, API Gateway
  * errors, @connections deliveries that failed after their retries, unhealthy or missing listener
- * targets), all sent to one SNS topic, and a dashboard.
+ * targets, the broker's own: deliveries dropped, DynamoDB unavailable, slow handlers), all sent to
+ * one SNS topic, and a dashboard.
  */
 export class BrokerMonitoring extends Construct {
   readonly alarmTopic: Topic;
@@ -95,6 +97,9 @@ export class BrokerMonitoring extends Construct {
         { threshold: 1, comparisonOperator: ComparisonOperator.LESS_THAN_THRESHOLD, evaluationPeriods: 3, treatMissingData: TreatMissingData.BREACHING },
       );
     }
+
+    // ---- The broker's own metrics (EMF from the handlers): infra/constructs/broker-metrics.ts ----
+    for (const { id, metric, description, options } of brokerMetricAlarms(this)) this.alarm(id, metric, description, options);
 
     this.dashboard = this.buildDashboard(props);
   }
@@ -169,6 +174,8 @@ export class BrokerMonitoring extends Construct {
       graph('DynamoDB consumed read / write units', tables.map(([name, t]) => t.metricConsumedReadCapacityUnits({ label: `${name} reads` })), tables.map(([name, t]) => t.metricConsumedWriteCapacityUnits({ label: `${name} writes` }))),
       graph('DynamoDB throttle events', tables.flatMap(([name, t]) => [t.metric('ReadThrottleEvents', { statistic: 'Sum', label: `${name} reads` }), t.metric('WriteThrottleEvents', { statistic: 'Sum', label: `${name} writes` })])),
     );
+    // ---- The broker's own metrics (EMF from the handlers): infra/constructs/broker-metrics.ts ----
+    for (const row of brokerMetricWidgets(this)) dashboard.addWidgets(...row);
     return dashboard;
   }
 

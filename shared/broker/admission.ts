@@ -8,6 +8,7 @@ import { ReasonCode } from '../protocol/reason-codes';
 import type { BrokerDeps } from './context';
 import { clientIdOverLimit, topicOverLimit, withinRate } from './limits';
 import type { Identity } from './ports';
+import { isSysTopic } from './sys-topics';
 
 export type Admission = { ok: true; identity: Identity } | { ok: false; reasonCode: number; why: string };
 
@@ -36,7 +37,8 @@ export async function admitConnection(
   if (packet.will) {
     const limit = topicOverLimit(deps.config, packet.will.topic, ReasonCode.TopicNameInvalid);
     if (limit !== undefined) return { ok: false, reasonCode: limit, why: 'will topic over the topic limits' };
-    if (!access.canPublish(packet.will.topic)) {
+    // A will is a PUBLISH to come: none to the broker's own figures either (authorization.ts).
+    if (isSysTopic(packet.will.topic) || !access.canPublish(packet.will.topic)) {
       return { ok: false, reasonCode: ReasonCode.NotAuthorized, why: 'not authorized to publish the will topic' };
     }
   }

@@ -8,11 +8,14 @@ import type { Action } from './actions';
 import { isV5, reply, type ConnectedContext } from './context';
 import { topicOverLimit, type SubscriptionQuota } from './limits';
 import { publishProblem, withReasonString } from './problem-information';
+import { isSysTopic } from './sys-topics';
 
 export function publishRefusal(ctx: ConnectedContext, topic: string): number | undefined {
   // 5.0 PUBACK 0x90: "the Topic Name is not malformed, but is not accepted by this Server"
   const limit = topicOverLimit(ctx.deps.config, topic, ReasonCode.TopicNameInvalid);
   if (limit !== undefined) return limit;
+  // The broker's own figures: no client writes there, whatever its ACL grants.
+  if (isSysTopic(topic)) return ReasonCode.NotAuthorized;
   if (!ctx.deps.security.access(ctx.connection).canPublish(topic)) return ReasonCode.NotAuthorized;
   return undefined;
 }

@@ -19,6 +19,8 @@ export async function handleConnectionClosed(deps: BrokerDeps, connectionId: str
 /** End a connection whose end the caller has claimed, as it stands now: a DISCONNECT may have changed its Session Expiry Interval and dropped its will. */
 export async function endConnection(deps: BrokerDeps, connection: ConnectionRecord): Promise<void> {
   const { connectionId, clientId, sessionExpiryInterval } = connection;
+  // Counted by the one caller that claimed the end, once per connection.
+  deps.stats?.count('disconnects');
   // Without a will there is nothing left to do after the session: the record goes with it (in one write when it can).
   const forgetConnection = connection.will === undefined;
   const closed = await deps.store.sessions.closeSession(clientId, connectionId, sessionExpiryInterval === 0, sessionExpiryInterval, { forgetConnection });

@@ -6,6 +6,7 @@ import type { Packet } from '../protocol/codec';
 import { MqttProtocolError, ReasonCode } from '../protocol/reason-codes';
 import { send, type Action, type Send } from './actions';
 import { newRoutingCache, type RoutingCache } from './routing-cache';
+import type { BrokerStats } from './stats';
 import type {
   BrokerStore,
   ConnectionGateway,
@@ -109,6 +110,8 @@ export interface BrokerDeps {
   readonly security: Security;
   /** Users, door identities and rate counters. */
   readonly securityStore: SecurityStore;
+  /** The broker's counters (stats.ts), flushed by the entry point; none: nothing counted. */
+  readonly stats?: BrokerStats;
 }
 
 /** One packet from one client: who sent it, and what its batch has learned so far. */

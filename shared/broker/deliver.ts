@@ -46,8 +46,12 @@ export async function recordDeliveries(deps: BrokerDeps, deliveries: readonly De
   const byClient = new Map<string, Delivery[]>();
   for (const delivery of deliveries) {
     // [MQTT-3.3.2-5] a message whose expiry interval has passed is not delivered
-    if (isExpired(delivery.message, now)) continue;
+    if (isExpired(delivery.message, now)) {
+      deps.stats?.count('deliveriesExpired');
+      continue;
+    }
     if (tooLarge(deps.doors, delivery, now)) {
+      deps.stats?.count('deliveriesDropped');
       deps.log.warn('message larger than the subscriber or its door accepts, not sent', { clientId: delivery.recipient.clientId, topic: delivery.message.topic });
       continue;
     }
@@ -84,6 +88,7 @@ export async function recordDeliveries(deps: BrokerDeps, deliveries: readonly De
         }
         const queued = await deps.store.deliveries.enqueue(message, { messages: deps.config.maxQueuedMessages, bytes: deps.config.maxQueuedBytes });
         // The publisher is not told: its PUBLISH went to every other subscriber (docs/security.md, Limits).
+        if (!queued.queued && queued.full) deps.stats?.count('deliveriesDropped');
         if (!queued.queued && queued.full) deps.log.warn('session queue full, message dropped for this subscriber', { clientId: recipient.clientId, topic: message.topic });
         const drainOn = queued.queued ? drainAfterQueueing(queued.session, deps.now()) : undefined;
         if (drainOn) drains.set(recipient.clientId, { ...recipient, connectionId: drainOn });

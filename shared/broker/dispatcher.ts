@@ -7,7 +7,7 @@
  * the entry point to end.
  */
 import { ReasonCode } from '../protocol/reason-codes';
-import { send, type Action, type Close, type Delivery } from './actions';
+import { send, type Action, type Close, type Delivery, type Send } from './actions';
 import type { BrokerDeps } from './context';
 import { recordDeliveries } from './deliver';
 import { drainQueue, newDrainHold } from './drain';
@@ -45,7 +45,7 @@ export class Dispatcher {
     switch (action.type) {
       case 'send':
         // A connection that said goodbye hears nothing after it.
-        if (!this.isClosing(action.connectionId)) this.outbox.add(action);
+        if (!this.isClosing(action.connectionId)) this.queue(action);
         return;
       case 'deliver':
         return this.deliver(action.deliveries);
@@ -57,6 +57,7 @@ export class Dispatcher {
         return this.close(action);
       case 'connected':
         // The packet loop's to read (packets.ts): nothing to send.
+        this.deps.stats?.count('connects');
         return;
       default:
         return assertNever(action);
@@ -126,14 +127,21 @@ export class Dispatcher {
   private sendPublish(recipient: Recipient, message: QueuedMessage, packetId: number | undefined): void {
     const { connectionId, protocolVersion, topicAliasMaximum } = recipient;
     if (!connectionId || this.isClosing(connectionId)) return;
-    this.outbox.add(send(connectionId, protocolVersion, publishPacket(protocolVersion, message, packetId, false, this.deps.now()), topicAliasMaximum));
+    this.queue(send(connectionId, protocolVersion, publishPacket(protocolVersion, message, packetId, false, this.deps.now()), topicAliasMaximum));
+  }
+
+  /** A packet into the outbox, counted as sent. */
+  private queue(action: Send): void {
+    this.outbox.add(action);
+    this.deps.stats?.count('packetsSent');
+    if (action.packet.cmd === 'publish') this.deps.stats?.count('publishSent');
   }
 
   /** A connection says goodbye once: the first close wins. */
   private close({ connectionId, version, reasonCode, reasonString }: Close): void {
     if (this.isClosing(connectionId)) return;
     if (version === 5 && reasonCode !== undefined) {
-      this.outbox.add(send(connectionId, 5, { cmd: 'disconnect', reasonCode, ...(reasonString ? { properties: { reasonString } } : {}) }));
+      this.queue(send(connectionId, 5, { cmd: 'disconnect', reasonCode, ...(reasonString ? { properties: { reasonString } } : {}) }));
     }
     this.outbox.close(connectionId);
   }

@@ -95,6 +95,7 @@ export async function handleConnectionBatches(deps: BrokerDeps, batches: readonl
     records = await deps.store.connections.getConnections(ids);
   } catch (error) {
     if (!(error instanceof StoreUnavailableError)) throw error;
+    deps.stats?.count('storeUnavailable');
     for (const { connectionId, frames, knownVersion } of batches) {
       if (frames.length > 0) await dispatcher.perform(refuseForNow(deps, connectionId, frames[0], knownVersion, error));
     }
@@ -274,6 +275,8 @@ class ConnectionWork {
         // Packet size and publish rate (5.0: DISCONNECT 0x95 / 0x96)
         await this.limits.admit(connection, index);
         const packet = decodePacket(frame, connection?.protocolVersion ?? 4);
+        deps.stats?.count('packetsReceived');
+        if (packet.cmd === 'publish') deps.stats?.count('publishReceived');
         const kind = runKindOf(packet, connection);
         if (kind !== run.kind) await run.end(this.context());
         if (kind === 'completions' && (packet.cmd === 'puback' || packet.cmd === 'pubcomp')) {

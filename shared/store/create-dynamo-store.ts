@@ -14,6 +14,7 @@ import { DynamoSubscriptionStore } from './dynamo-subscriptions';
 import { DynamoTable } from './dynamo-table';
 import { DynamoWillStore } from './dynamo-wills';
 import { SequenceGenerator } from './session-items';
+import type { StatsCounter } from '../broker/stats';
 import type { TableNames } from './tables';
 
 export interface DynamoStoreOptions {
@@ -21,6 +22,8 @@ export interface DynamoStoreOptions {
   readonly tables: TableNames;
   readonly meter?: CapacityMeter;
   readonly now?: () => number;
+  /** Where the routes and retained topics made and removed are counted ($SYS). */
+  readonly stats?: StatsCounter;
 }
 
 /** The seven store ports on DynamoDB, and the meter their calls are counted in. */
@@ -34,7 +37,7 @@ export function createDynamoStore(options: DynamoStoreOptions): DynamoStore {
   const table = (name: string) => new DynamoTable(options.client, name, meter);
   const sessions = table(options.tables.sessions);
   const sequence = new SequenceGenerator(now);
-  const subscriptions = new DynamoSubscriptionStore(sessions, table(options.tables.subscriptions));
+  const subscriptions = new DynamoSubscriptionStore(sessions, table(options.tables.subscriptions), undefined, options.stats);
   const wills = new DynamoWillStore(sessions);
   const connections = table(options.tables.connections);
   return {
@@ -44,7 +47,7 @@ export function createDynamoStore(options: DynamoStoreOptions): DynamoStore {
     subscriptions,
     deliveries: new DynamoDeliveryStore(sessions, sequence, now),
     receipts: new DynamoReceiptStore(sessions, sequence, now),
-    retained: new DynamoRetainedStore(table(options.tables.retained), now),
+    retained: new DynamoRetainedStore(table(options.tables.retained), now, options.stats),
     wills,
   };
 }

@@ -13,11 +13,14 @@ import { afterContention, type DynamoTable, type Item, type TransactItem } from 
 import { toItemMessage, toMessage } from './message-items';
 import { childrenKey, levelsOf, matchingRetainedNodes, nodeId, retainedKey, type RetainedKey } from './retained-index';
 import { countIn, countOut, quotaKey } from './user-quota';
+import type { StatsCounter } from '../broker/stats';
 
 export class DynamoRetainedStore implements RetainedStore {
   constructor(
     private readonly table: DynamoTable,
     private readonly now: () => number,
+    /** Counts topics that gain and lose a message (the $SYS retained count); in memory, no write of its own. */
+    private readonly stats?: StatsCounter,
   ) {}
 
   async putRetained(message: RetainedMessage, quota?: RetainedQuota): Promise<'stored' | 'quota-exceeded'> {
@@ -25,7 +28,10 @@ export class DynamoRetainedStore implements RetainedStore {
     const key = retainedKey(levels);
     if (message.payload.length === 0) {
       // [MQTT-3.3.1-6] an empty retained message removes the topic's retained message
-      if (await this.clear(key)) await this.prune(levels);
+      if (await this.clear(key)) {
+        this.stats?.count('retained', -1);
+        await this.prune(levels);
+      }
       return 'stored';
     }
     const stored = { ...toItemMessage(message), retain: true };
@@ -40,6 +46,7 @@ export class DynamoRetainedStore implements RetainedStore {
       });
       if (replaced) return 'stored';
       const added = await this.addTopic(levels, stored, quota);
+      if (added === 'stored') this.stats?.count('retained');
       if (added !== 'raced') return added;
       await afterContention(attempt);
     }

@@ -26,6 +26,7 @@ import {
   shapesIn,
 } from './subscription-index';
 
+import type { StatsCounter } from '../broker/stats';
 const CLIENT_ROUTE = 'c|';
 const SHARED_ROUTE = 's|';
 const SHARE_PREFIX = '$share/';
@@ -38,6 +39,8 @@ export class DynamoSubscriptionStore implements SubscriptionStore {
     private readonly routes: DynamoTable,
     /** Copies of each group's shape item: must stay the same for the life of the table. */
     private readonly shapeCopies: number = SHAPE_COPIES,
+    /** Counts routes made and removed (the $SYS subscription count); in memory, no write of its own. */
+    private readonly stats?: StatsCounter,
   ) {}
 
   async countNewSubscriptions(owner: string, clientId: string, count: number, bound: number): Promise<CountedSubscriptions> {
@@ -65,6 +68,7 @@ export class DynamoSubscriptionStore implements SubscriptionStore {
     // A filter twice in one SUBSCRIBE: the later one replaces the earlier, as across packets.
     const byFilter = [...new Map(subscriptions.map((s) => [sentFilter(s), s])).values()];
     const existed = await Promise.all(byFilter.map((subscription) => this.addRoute(subscription)));
+    this.stats?.count('subscriptions', existed.filter((found) => !found).length);
     // Each carries the key of the count it is in (as `quota`), to be counted out there when it goes.
     await this.sessions.batchWrite(
       byFilter.map(({ countedUnder: stored, ...s }) => {
@@ -142,8 +146,10 @@ export class DynamoSubscriptionStore implements SubscriptionStore {
    * Take a client's subscriptions (filters as sent) out of the routing index, leaving its own
    * list to the caller: for each, whether it was there. Also used as a session ends.
    */
-  removeRoutes(clientId: string, filters: readonly string[]): Promise<boolean[]> {
-    return Promise.all(filters.map((filter) => this.removeRoute(clientId, parseFilter(filter))));
+  async removeRoutes(clientId: string, filters: readonly string[]): Promise<boolean[]> {
+    const removed = await Promise.all(filters.map((filter) => this.removeRoute(clientId, parseFilter(filter))));
+    this.stats?.count('subscriptions', -removed.filter(Boolean).length);
+    return removed;
   }
 
   /** The shapes in use in each group, from one copy of each group's item picked at random: one call. */

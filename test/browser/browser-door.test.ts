@@ -167,4 +167,15 @@ describe('the web console, in Chromium', () => {
     await publisher.close();
     await device.endAsync();
   });
+
+  it("shows the broker's $SYS figures, this console's connection counted among the clients connected", async () => {
+    // Published every 5 s by the harness; the console polls every 2 s.
+    const connected = '#broker-stats tr[data-topic="$SYS/broker/clients/connected"] td:last-child';
+    await page.waitForSelector(connected, { timeout: 20_000 });
+    // The table is drawn again at each poll: read it afresh.
+    await inPage(page, 'a count of at least this console', `Number(document.querySelector('${connected}')?.textContent) >= 1`);
+    expect(Number(await page.textContent(connected))).toBeGreaterThanOrEqual(1);
+    expect(await page.textContent('#broker-stats tr[data-topic="$SYS/broker/uptime"] td:last-child')).toMatch(/^\d+ seconds$/);
+  });
 });
+

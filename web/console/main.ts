@@ -1,7 +1,8 @@
 /**
  * The web console: stock MQTT.js through the API Gateway door with the browser adapter.
  * Subscribe (wildcards welcome), publish with QoS and retain, a live log of messages, and a
- * tree of the topics that arrived with the retain flag and their latest value.
+ * tree of the topics that arrived with the retain flag and their latest value; the broker's
+ * figures (the $SYS/broker/ ones) from the console server, every few seconds.
  */
 import mqtt, { type MqttClient } from 'mqtt';
 import { createWebsocket } from '../adapter';
@@ -27,7 +28,10 @@ const ui = {
   log: $<HTMLUListElement>('log'),
   clearLog: $<HTMLButtonElement>('clear-log'),
   tree: $<HTMLUListElement>('tree'),
+  brokerStats: $<HTMLTableElement>('broker-stats'),
 };
+
+const STATS_POLL_MS = 2_000;
 
 let client: MqttClient | undefined;
 const subscribed = new Map<string, number>();
@@ -202,6 +206,32 @@ async function start(): Promise<void> {
   ui.publish.addEventListener('click', publish);
   ui.clearLog.addEventListener('click', () => ui.log.replaceChildren());
   setStatus('disconnected');
+  setInterval(() => void showStats(), STATS_POLL_MS);
+  void showStats();
+}
+
+/** The figures as the $SYS topics carry them, and what this process counted and has not flushed yet. */
+interface BrokerFigures {
+  readonly figures: ReadonlyArray<{ topic: string; payload: string }>;
+  readonly pending: Readonly<Record<string, number>>;
+}
+
+async function showStats(): Promise<void> {
+  const response = await fetch('/stats.json').catch(() => undefined);
+  if (!response?.ok) return;
+  const { figures, pending } = (await response.json()) as BrokerFigures;
+  const row = (name: string, value: string, topic = '') => {
+    const tr = document.createElement('tr');
+    tr.title = topic;
+    tr.dataset.topic = topic;
+    for (const text of [name, value]) tr.append(Object.assign(document.createElement('td'), { textContent: text }));
+    return tr;
+  };
+  const unflushed = Object.entries(pending).map(([name, n]) => `${name} ${n}`).join(', ');
+  ui.brokerStats.replaceChildren(
+    ...figures.map(({ topic, payload }) => row(topic.replace('$SYS/broker/', ''), payload, topic)),
+    row('not yet flushed', unflushed === '' ? 'nothing' : unflushed),
+  );
 }
 
 void start();
