@@ -21,7 +21,7 @@ import type { DynamoStatsStore } from '../shared/store/dynamo-stats';
 import type { SequencerOptions } from '../shared/broker/sequencer';
 import type { SweepResult, SweeperOptions } from '../shared/broker/sweeper';
 import type { ConnectionDirectory } from '../shared/broker/ports';
-import type { BrokerConfig, BrokerDeps } from '../shared/broker/context';
+import type { BrokerConfig } from '../shared/broker/context';
 import type { FanoutJob } from '../shared/broker/ports';
 import { createJsonLogger, type LogLevel } from '../shared/util/logger';
 import { runDueTimers } from '../shared/broker/will';
@@ -37,6 +37,7 @@ import { localTableNames, type TableNames } from '../shared/store/tables';
 import { ApiGatewayEmulator, type EmulatorOptions } from './apigw-emulator';
 import { ConsoleServer } from './console-server';
 import { startDynamoDbLocal, type RunningDynamoDb } from './dynamodb-local';
+import { every } from './schedule';
 import { generateSelfSignedCertificate } from './tls-certificate';
 import { localCredentials, LOCAL_REGION } from './local-aws';
 import { GatewayMeter, InvocationMeter, LimitMeter, type HarnessMeters } from './meters';
@@ -325,7 +326,8 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     const publishSys = lambda.wrap(() => publishSysFigures(deps, deps.statsStore));
     const sysLoop = every(options.sysIntervalMs ?? 5_000, () => publishSys(undefined), log);
     stops.push(sysLoop.stop);
-    const timers = startTimerLoop(deps, options.timerIntervalMs ?? 1000);
+    // The timers (due wills, expired sessions), as the cloud's schedule runs them.
+    const timers = every(options.timerIntervalMs ?? 1000, () => runDueTimers(deps), log);
     stops.push(async () => timers.stop());
 
     return {
@@ -378,36 +380,4 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     await stop();
     throw error;
   }
-}
-
-/** Runs a scheduled job every `ms`, one run at a time, as an EventBridge schedule would invoke it. */
-function every(ms: number, job: () => Promise<unknown>, log: ReturnType<typeof createJsonLogger>): { stop: () => Promise<void> } {
-  let running: Promise<unknown> | undefined;
-  const timer = setInterval(() => {
-    if (running) return;
-    running = job()
-      .catch((error) => log.warn('scheduled job failed', { error: String(error) }))
-      .finally(() => (running = undefined));
-  }, ms);
-  timer.unref();
-  return {
-    stop: async () => {
-      clearInterval(timer);
-      await running;
-    },
-  };
-}
-
-/** Runs the timers (due wills, expired sessions) on an interval, one run at a time, as the cloud's schedule does. */
-function startTimerLoop(deps: BrokerDeps, intervalMs: number): { stop(): Promise<void> } {
-  let running: Promise<unknown> = Promise.resolve();
-  const timer = setInterval(() => {
-    running = running.then(() => runDueTimers(deps)).catch((error) => deps.log.warn('timers failed', { error: String(error) }));
-  }, intervalMs);
-  return {
-    stop: async () => {
-      clearInterval(timer);
-      await running;
-    },
-  };
 }

@@ -143,29 +143,29 @@ function silentTooLong(sweep: SweepContext, connection: OwnedConnection, lastAct
 
 /** 5.0: DISCONNECT 0x8D Keep alive timeout; its close then ends it (its will published) as any close does. */
 async function closeSilent(sweep: SweepContext, connection: OwnedConnection): Promise<void> {
-  const { connectionId, clientId, protocolVersion } = connection;
-  sweep.broker.log.info('sweeper: closing a connection silent past its keep-alive', { connectionId, clientId, keepalive: connection.keepalive });
-  const dispatcher = new Dispatcher(sweep.broker);
-  await dispatcher.perform([closeWithReason(connectionId, protocolVersion, ReasonCode.KeepAliveTimeout, 'keep alive timeout')]);
-  if ((await dispatcher.flush()).includes(connectionId)) {
-    await sweep.end(connectionId);
-    sweep.counts.ended += 1;
-  } else sweep.counts.idle += 1;
+  sweep.broker.log.info('sweeper: closing a connection silent past its keep-alive', { connectionId: connection.connectionId, clientId: connection.clientId, keepalive: connection.keepalive });
+  await closeTelling(sweep, connection, ReasonCode.KeepAliveTimeout, 'keep alive timeout', 'idle');
 }
 
 /**
  * A connection whose token has expired is told so (5.0 DISCONNECT 0xA0 Maximum connect time) and
- * closed; its close then ends it as any close does. Found gone while closing: ended here.
+ * closed; its close then ends it as any close does.
  */
 async function closeIfTokenExpired(sweep: SweepContext, connection: OwnedConnection): Promise<boolean> {
-  const { connectionId, clientId, protocolVersion, tokenExpiresAt } = connection;
+  const { connectionId, clientId, tokenExpiresAt } = connection;
   if (tokenExpiresAt === undefined || tokenExpiresAt > sweep.broker.now()) return false;
   sweep.broker.log.info('sweeper: closing a connection whose token expired', { connectionId, clientId });
+  await closeTelling(sweep, connection, ReasonCode.MaximumConnectTime, 'token expired', 'expired');
+  return true;
+}
+
+/** Tells the client why (5.0 DISCONNECT) and closes it, counted under `counted`; found gone while closing: ended here. */
+async function closeTelling(sweep: SweepContext, connection: OwnedConnection, reasonCode: number, reason: string, counted: 'idle' | 'expired'): Promise<void> {
+  const { connectionId, protocolVersion } = connection;
   const dispatcher = new Dispatcher(sweep.broker);
-  await dispatcher.perform([closeWithReason(connectionId, protocolVersion, ReasonCode.MaximumConnectTime, 'token expired')]);
+  await dispatcher.perform([closeWithReason(connectionId, protocolVersion, reasonCode, reason)]);
   if ((await dispatcher.flush()).includes(connectionId)) {
     await sweep.end(connectionId);
     sweep.counts.ended += 1;
-  } else sweep.counts.expired += 1;
-  return true;
+  } else sweep.counts[counted] += 1;
 }

@@ -5,7 +5,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import { encodePacket } from '../../shared/protocol/codec';
-import { ClientConnection, type Transport } from '../../shared/listener/client-connection';
+import { ClientConnection } from '../../shared/listener/client-connection';
+import type { Transport } from '../../shared/listener/transport';
 import { PacketBatcher, type BatcherLimits } from '../../shared/listener/batcher';
 import type { BatchResult, ConnectionOutcome, ListenerEvent, PacketSink } from '../../shared/listener/events';
 

@@ -5,7 +5,8 @@
  */
 import { describe as suite, expect, it } from 'vitest';
 import { encodePacket } from '../../shared/protocol/codec';
-import { ClientConnection, type Transport } from '../../shared/listener/client-connection';
+import { ClientConnection } from '../../shared/listener/client-connection';
+import type { Transport } from '../../shared/listener/transport';
 
 function connection() {
   const written: string[] = [];
