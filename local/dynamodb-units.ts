@@ -6,10 +6,10 @@
  * Reads: a strongly consistent read costs one unit per 4 KB of what it returned (a Query sums
  * its items before rounding up), an eventually consistent one (an index Query) half; writes one
  * unit per KB of the item; a transaction's items twice that. An update or delete whose item is
- * not returned counts as 1 KB. An index partition is charged when a Put carries the index's key
- * attribute or an Update SETs it; removing an item from an index (REMOVE, Delete) is not charged,
- * since the old key value is not in the request. A Scan touches no one partition and is not
- * charged. Sizes and limits: local/aws-limits.ts.
+ * not returned counts as 1 KB, or as its key and values when they are larger. An index partition
+ * is charged when a Put carries the index's key attribute or an Update SETs it; removing an item
+ * from an index (REMOVE, Delete) is not charged, since the old key value is not in the request. A
+ * Scan touches no one partition and is not charged. Sizes and limits: local/aws-limits.ts.
  */
 import {
   DYNAMODB_READ_UNIT_BYTES,
@@ -189,7 +189,12 @@ export class TableKeys {
   }
 
   private writeCharges(write: WriteInput, factor: number, returned?: Item): Charge[] {
-    const bytes = write.Item ? itemSize(write.Item) : returned ? itemSize(returned) : DYNAMODB_WRITE_UNIT_BYTES;
+    // An update not returning its item costs at least what it sets (its values and key), and 1 KB.
+    const bytes = write.Item
+      ? itemSize(write.Item)
+      : returned
+        ? itemSize(returned)
+        : Math.max(DYNAMODB_WRITE_UNIT_BYTES, itemSize(write.Key ?? {}) + itemSize(write.ExpressionAttributeValues ?? {}));
     const units = factor * Math.max(1, Math.ceil(bytes / DYNAMODB_WRITE_UNIT_BYTES));
     return this.written(write).map((t) => ({ ...t, units }));
   }

@@ -2,51 +2,62 @@
  * The items QoS 1/2 deliveries write and read, and what they read the session item by: packet ids
  * free to claim, in-flight records, exactly-once marks (dynamo-deliveries.ts uses them).
  */
-import type { OutgoingMessage, QueueBound, QueuedMessage, QueueingSession } from '../broker/ports';
+import type { QueueBound, QueuedMessage, QueueingSession } from '../broker/ports';
 import type { DynamoTable, Item, TransactItem } from './dynamo-table';
-import { messageItem } from './message-items';
-import { MAX_IN_FLIGHT_IDS, ONCE_PREFIX, outRecordKey, packetIdOf, sessionKey, TTL_GRACE_SECONDS, type SequenceGenerator } from './session-items';
+import { blockStart, claimedRun, claimSpan, idsInFlight } from './in-flight-blocks';
+import { MAX_IN_FLIGHT_IDS, ONCE_PREFIX, packetIdOf, sessionKey, TTL_GRACE_SECONDS } from './session-items';
 
 /**
  * [MQTT-2.2.1-3] a packet id is not reused while its message is in flight. Only after the
  * session's counter has gone past 65535 can a claimed id still be in flight (a message left
- * unacknowledged across 65535 later ones): then the claimed ids' records are read first (one
- * BatchGetItem per 100), and each one found is replaced by a further id from the counter (its room
+ * unacknowledged across 65535 later ones): then the claimed ids' blocks are read first (one
+ * BatchGetItem per 100), and each id found is replaced by a further one from the counter (its room
  * under the Receive Maximum was claimed already).
  */
 export async function skipInFlight(table: DynamoTable, clientId: string, claimed: readonly number[], counter: number): Promise<number[]> {
   if (counter <= MAX_IN_FLIGHT_IDS) return [...claimed];
   let ids = [...claimed];
   for (let round = 0; ; round++) {
-    const found = new Set((await table.batchGet(ids.map((id) => outRecordKey(clientId, id)))).map((item) => Number(item.packetId)));
+    const found = await idsInFlight(table, clientId, ids);
     if (found.size === 0) return ids;
     if (round >= MAX_IN_FLIGHT_IDS) throw new Error('no packet id free');
+    const span = claimSpan(found.size);
     const more = await table.updateIf({
       Key: sessionKey(clientId),
       UpdateExpression: 'ADD nextPacketId :k',
       ConditionExpression: 'attribute_exists(clientId)',
-      ExpressionAttributeValues: { ':k': found.size },
+      ExpressionAttributeValues: { ':k': span },
       ReturnValues: 'UPDATED_NEW',
     });
     if (!more) throw new Error('the session ended while its deliveries were recorded');
-    const fresh = idsBelow(Number(more.attributes?.nextPacketId), found.size);
+    const fresh = claimedIds(Number(more.attributes?.nextPacketId), found.size);
     ids = ids.map((id) => (found.has(id) ? fresh.shift()! : id));
   }
 }
 
-/** `n` packet ids after the counter's value `counter`, skipping any still in flight (see skipInFlight); `last`: the counter's value after them. */
-export async function freeIdsAfter(table: DynamoTable, clientId: string, counter: number, n: number): Promise<{ ids: number[]; last: number }> {
-  if (counter + n <= MAX_IN_FLIGHT_IDS) return { ids: idsBelow(counter + n, n), last: counter + n };
+/**
+ * `n` packet ids after the counter's value `counter` (a run starting a block, see claimSpan),
+ * skipping any still in flight (see skipInFlight); `first`: the counter value of the first,
+ * `last`: the counter's value after them.
+ */
+export async function freeIdsAfter(table: DynamoTable, clientId: string, counter: number, n: number): Promise<{ ids: number[]; first: number; last: number }> {
+  const first = n <= 1 ? counter + 1 : blockStart(counter + 1);
+  if (first + n - 1 <= MAX_IN_FLIGHT_IDS) return { ids: idsBelow(first + n - 1, n), first, last: first + n - 1 };
   const ids: number[] = [];
   let last = counter;
   while (ids.length < n) {
     if (last - counter > MAX_IN_FLIGHT_IDS) throw new Error('no packet id free');
     const candidates = idsBelow(last + n - ids.length, n - ids.length);
     last += candidates.length;
-    const found = new Set((await table.batchGet(candidates.map((id) => outRecordKey(clientId, id)))).map((item) => Number(item.packetId)));
+    const found = await idsInFlight(table, clientId, candidates);
     ids.push(...candidates.filter((id) => !found.has(id)));
   }
-  return { ids, last };
+  return { ids, first: counter + 1, last };
+}
+
+/** The packet ids of a claim of `n` that left the counter at `counter` (see claimedRun). */
+export function claimedIds(counter: number, n: number): number[] {
+  return claimedRun(counter, n).map(packetIdOf);
 }
 
 /** The exactly-once marks of these messages (see QueuedMessage.once): each must not exist yet. */
@@ -64,11 +75,6 @@ export function onceMarks(messages: readonly QueuedMessage[], now: number): Tran
         ]
       : [],
   );
-}
-
-/** A record in flight: its `clientId` attribute is its shard's key (listOutgoing gives the client id back). */
-export function outgoingItem(clientId: string, message: OutgoingMessage, sequence: SequenceGenerator): Item {
-  return { ...messageItem(message), ...outRecordKey(clientId, message.packetId), packetId: message.packetId, state: 'publish', sentSeq: sequence.next() };
 }
 
 /** The `n` packet ids the counter's last `n` values stand for, oldest first. */

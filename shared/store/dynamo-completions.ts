@@ -1,10 +1,11 @@
 /**
  * The acknowledgements of QoS 1/2 deliveries (PUBACK, PUBCOMP) in DynamoDB: those of one client
  * that arrive together (a run of PUBACKs handled concurrently) are written together, their
- * in-flight records deleted in one batch (dynamo-deliveries.ts completeOutgoing).
+ * in-flight records removed together (dynamo-deliveries.ts completeOutgoing, in-flight-blocks.ts).
  */
 import type { DynamoTable } from './dynamo-table';
-import { countsInFlight, outRecordKey, sessionKey } from './session-items';
+import { removeEntries } from './in-flight-blocks';
+import { countsInFlight, sessionKey } from './session-items';
 
 interface PendingCompletions {
   readonly clientId: string;
@@ -40,27 +41,15 @@ export class Completions {
   }
 
   /**
-   * PUBACKs/PUBCOMPs of one client, together: their `out#` records deleted (BatchWriteItem) and,
-   * when the client's Receive Maximum is counted, the count lowered once by the number of records
-   * that were there (read first, so an acknowledgement repeated in a later batch frees no second
-   * slot; one alone is a delete that returns what it deleted).
+   * PUBACKs/PUBCOMPs of one client, together: their records removed from their blocks (a block whose
+   * records are all acknowledged deleted in one call, in-flight-blocks.ts removeEntries) and, when
+   * the client's Receive Maximum is counted, the count lowered once by the number of records that
+   * were there (an acknowledgement repeated in a later batch frees no second slot).
    */
   private async completeMany({ clientId, receiveMaximum, packetIds }: PendingCompletions): Promise<{ queued: boolean }> {
-    const keys = [...packetIds].map((id) => outRecordKey(clientId, id));
+    const found = await removeEntries(this.table, clientId, packetIds);
     // Without a count in flight nothing waits for room: a queue only forms while the client is away.
-    if (!countsInFlight(receiveMaximum)) {
-      await this.table.batchDelete(keys);
-      return { queued: false };
-    }
-    let found: number;
-    if (keys.length === 1) {
-      found = (await this.table.delete({ Key: keys[0]!, ReturnValues: 'ALL_OLD' })) !== undefined ? 1 : 0;
-    } else {
-      const existing = await this.table.batchGet(keys);
-      if (existing.length > 0) await this.table.batchDelete(existing.map((item) => outRecordKey(clientId, Number(item.packetId))));
-      found = existing.length;
-    }
-    if (found === 0) return { queued: false };
+    if (!countsInFlight(receiveMaximum) || found === 0) return { queued: false };
     const session = await this.table.updateIf({
       Key: sessionKey(clientId),
       UpdateExpression: 'ADD inflight :d',

@@ -1,32 +1,34 @@
 /**
- * QoS 1 and 2 deliveries in DynamoDB: messages in flight (`out#<packet id>`, in the client's
- * in-flight shards, see outRecordKey), and in the client's session partition the queue
- * (`q#<sequence>`), the session item's counters (`nextPacketId`,
- * `inflight`, `queued`), the time of its last claim (`claimedAt`) and hold (`heldBy`,
- * `heldUntil`), and exactly-once marks (`d#<key>`) in the publisher's partition.
+ * QoS 1 and 2 deliveries in DynamoDB: messages in flight (packed into block items of 15 packet
+ * ids, `out#<block>` in the client's in-flight shards, see in-flight-blocks.ts), and in the
+ * client's session partition the queue (`q#<sequence>`), the session item's counters
+ * (`nextPacketId`, `inflight`, `queued`), the time of its last claim (`claimedAt`) and hold
+ * (`heldBy`, `heldUntil`), and exactly-once marks (`d#<key>`) in the publisher's partition.
  *
  * A run of messages goes in flight in two steps, both before any is sent. The claim: one
  * single-item update of the session item, no read before it and no transaction, takes the packet
- * ids (`ADD nextPacketId :n`, the ids being the n values below the counter it returns) and the
- * room under the client's Receive Maximum (`ADD inflight :n`), conditioned on the client still on
- * the connection, nobody holding its deliveries, nothing queued and room; DynamoDB applies updates
- * of one item one after another, so concurrent deliverers never conflict. Then the records, in
- * batched writes (a QoS 2 delivery of a QoS 2 PUBLISH in a transaction with its exactly-once mark).
- * A handler that dies between the two leaves ids unused and the count too high: the count is set
- * from the records on reconnect (setInFlight), and by a claim that finds the client full once
- * claims have settled (recountInFlight). A drain moves queued messages into flight in transactions
- * (queue items deleted, records put) while it holds the session.
+ * ids (`ADD nextPacketId :span`: a run of them at the start of a block in the span below the
+ * counter it returns, see claimSpan) and the room under the client's Receive Maximum (`ADD inflight :n`),
+ * conditioned on the client still on the connection, nobody holding its deliveries, nothing
+ * queued and room; DynamoDB applies updates of one item one after another, so concurrent
+ * deliverers never conflict. Then the records, one update per block (a QoS 2 delivery of a QoS 2
+ * PUBLISH in a transaction with its exactly-once mark). A handler that dies between the two leaves
+ * ids unused and the count too high: the count is set from the records on reconnect
+ * (setInFlight), and by a claim that finds the client full once claims have settled
+ * (recountInFlight). A drain moves queued messages into flight in transactions (queue items
+ * deleted, records written) while it holds the session.
  */
 import type { ClaimedMessages, DeliveryHold, DeliveryStart, DeliveryStore, EnqueueResult, OutgoingMessage, QueueBound, QueuedMessage } from '../broker/ports';
 import { Completions } from './dynamo-completions';
-import { canStart, freeIdsAfter, idsBelow, isExpiredSession, onceMarks, outgoingItem, queueCount, queueingSession, skipInFlight } from './delivery-items';
+import { canStart, claimedIds, freeIdsAfter, isExpiredSession, onceMarks, queueCount, queueingSession, skipInFlight } from './delivery-items';
 import { afterContention, type DynamoTable, type Item } from './dynamo-table';
+import { claimedRun, claimSpan, countRecords, entryTransactItems, releaseEntry, recordsIn, writeEntries, type InFlightEntry } from './in-flight-blocks';
 import { messageItem, toQueued } from './message-items';
-import { countsInFlight, outRecordKey, queryOutRecords, QUEUE_PREFIX, sessionKey, type SequenceGenerator } from './session-items';
+import { countsInFlight, queryOutRecords, QUEUE_PREFIX, sessionKey, type SequenceGenerator } from './session-items';
 
-/** A drain's transaction holds 100 items: the session, and per message its queue item and its record. */
+/** A drain's transaction holds 100 items: the session, per message its queue item, and the blocks of their records (one per message at most). */
 const MESSAGES_PER_TRANSACTION = 49;
-/** A transaction holds 100 items: per marked message its record and its mark. */
+/** A transaction holds 100 items: per marked message its mark, and the blocks of their records (one per message at most). */
 const MARKED_PER_TRANSACTION = 50;
 /**
  * A handler writes its records within a few seconds of its claim (or has died): a session whose
@@ -91,7 +93,7 @@ export class DynamoDeliveryStore implements DeliveryStore {
     const now = this.now();
     const claimed = await this.table.updateOrOld({
       Key: sessionKey(clientId),
-      UpdateExpression: `SET claimedAt = :now ADD nextPacketId :n${counts ? ', inflight :n' : ''}`,
+      UpdateExpression: `SET claimedAt = :now ADD nextPacketId :span${counts ? ', inflight :n' : ''}`,
       ConditionExpression: [
         'connectionId = :c',
         // A CONNECT or a drain holds the session while it sends (new messages queue behind it) until its hold lapses.
@@ -101,7 +103,13 @@ export class DynamoDeliveryStore implements DeliveryStore {
       ]
         .filter(Boolean)
         .join(' AND '),
-      ExpressionAttributeValues: { ':c': connectionId, ':now': now, ':n': n, ':zero': 0, ...(counts ? { ':room': receiveMaximum - n } : {}) },
+      ExpressionAttributeValues: {
+        ':c': connectionId,
+        ':now': now,
+        ':span': claimSpan(n),
+        ':zero': 0,
+        ...(counts ? { ':n': n, ':room': receiveMaximum - n } : {}),
+      },
       ReturnValues: 'UPDATED_NEW',
     });
     if (!claimed.ok) return claimed;
@@ -115,15 +123,12 @@ export class DynamoDeliveryStore implements DeliveryStore {
    * is 'duplicate' and gives its room back.
    */
   private async recordClaimed(clientId: string, counts: boolean, messages: readonly QueuedMessage[], counter: number): Promise<DeliveryStart[]> {
-    const ids = await skipInFlight(this.table, clientId, idsBelow(counter, messages.length), counter);
-    const outgoing = messages.map((message, i) => ({ ...message, packetId: ids[i]! }));
-    const items = outgoing.map((message) => outgoingItem(clientId, message, this.sequence));
-    const plain = items.filter((_, i) => !messages[i]!.once);
-    const marked = outgoing.flatMap((message, i) => (message.once ? [i] : []));
-    const [, duplicates] = await Promise.all([
-      plain.length > 0 ? this.table.batchWrite(plain.map((Item) => ({ PutRequest: { Item } }))) : undefined,
-      this.recordMarked(marked.map((i) => ({ index: i, item: items[i]!, message: messages[i]! }))),
-    ]);
+    const ids = await skipInFlight(this.table, clientId, claimedIds(counter, messages.length), counter);
+    const orders = claimedRun(counter, messages.length);
+    const entries = messages.map((message, i) => ({ message: { ...message, packetId: ids[i]! }, order: orders[i]! }));
+    const plain = entries.filter((entry) => !entry.message.once);
+    const marked = entries.flatMap((entry, index) => (entry.message.once ? [{ index, entry }] : []));
+    const [, duplicates] = await Promise.all([plain.length > 0 ? writeEntries(this.table, clientId, plain) : undefined, this.recordMarked(clientId, marked)]);
     if (counts && duplicates.size > 0) {
       await this.table.updateIf({
         Key: sessionKey(clientId),
@@ -132,7 +137,7 @@ export class DynamoDeliveryStore implements DeliveryStore {
         ExpressionAttributeValues: { ':d': -duplicates.size },
       });
     }
-    return outgoing.map((message, i) => (duplicates.has(i) ? 'duplicate' : { packetId: message.packetId }));
+    return entries.map(({ message }, i) => (duplicates.has(i) ? 'duplicate' : { packetId: message.packetId }));
   }
 
   /**
@@ -140,17 +145,18 @@ export class DynamoDeliveryStore implements DeliveryStore {
    * (put only if absent), so a message is either delivered and marked, or neither. Returns the
    * indexes of those whose mark existed: delivered before.
    */
-  private async recordMarked(entries: ReadonlyArray<{ index: number; item: Item; message: QueuedMessage }>): Promise<Set<number>> {
+  private async recordMarked(clientId: string, marked: ReadonlyArray<{ index: number; entry: InFlightEntry }>): Promise<Set<number>> {
     const duplicates = new Set<number>();
-    for (let i = 0; i < entries.length; i += MARKED_PER_TRANSACTION) {
-      let chunk = entries.slice(i, i + MARKED_PER_TRANSACTION);
+    for (let i = 0; i < marked.length; i += MARKED_PER_TRANSACTION) {
+      let chunk = marked.slice(i, i + MARKED_PER_TRANSACTION);
       while (chunk.length > 0) {
-        const written = await this.table.transact(chunk.flatMap(({ item, message }) => [{ Put: { Item: item } }, ...onceMarks([message], this.now())]));
+        const records = entryTransactItems(clientId, chunk.map(({ entry }) => entry));
+        const written = await this.table.transact([...records, ...onceMarks(chunk.map(({ entry }) => entry.message), this.now())]);
         if (written.ok) break;
-        const failed = chunk.filter((_, k) => written.failed[2 * k + 1]);
+        const failed = chunk.filter((_, k) => written.failed[records.length + k]);
         // Nothing was written: try again without those delivered before.
         if (failed.length === 0) throw new Error('recording marked deliveries failed without a failed condition');
-        for (const entry of failed) duplicates.add(entry.index);
+        for (const { index } of failed) duplicates.add(index);
         chunk = chunk.filter((entry) => !failed.includes(entry));
       }
     }
@@ -168,15 +174,15 @@ export class DynamoDeliveryStore implements DeliveryStore {
    * read). True when that freed room.
    */
   private async recountInFlight(clientId: string, session: Item): Promise<boolean> {
-    const records = await queryOutRecords(this.table, clientId, 'sk');
+    const records = countRecords(await queryOutRecords(this.table, clientId));
     const counted = Number(session.inflight ?? 0);
-    if (records.length >= counted) return false;
+    if (records >= counted) return false;
     const counter = session.nextPacketId;
     const repaired = await this.table.updateIf({
       Key: sessionKey(clientId),
       UpdateExpression: 'SET inflight = :n',
       ConditionExpression: `inflight = :old AND ${typeof counter === 'number' ? 'nextPacketId = :counter' : 'attribute_not_exists(nextPacketId)'}`,
-      ExpressionAttributeValues: { ':n': records.length, ':old': counted, ...(typeof counter === 'number' ? { ':counter': counter } : {}) },
+      ExpressionAttributeValues: { ':n': records, ':old': counted, ...(typeof counter === 'number' ? { ':counter': counter } : {}) },
     });
     return repaired !== undefined;
   }
@@ -290,22 +296,12 @@ export class DynamoDeliveryStore implements DeliveryStore {
   }
 
   async listOutgoing(clientId: string): Promise<OutgoingMessage[]> {
-    // The shards hold the records in no common order: the order they went in is their sentSeq.
-    const items = await queryOutRecords(this.table, clientId);
-    return items
-      .sort((a, b) => String(a.sentSeq ?? '').localeCompare(String(b.sentSeq ?? '')))
-      .map((item) => ({ ...toQueued(item), clientId, packetId: Number(item.packetId), state: item.state === 'pubrel' ? 'pubrel' : 'publish' }));
+    // The shards hold the blocks in no common order: recordsIn orders the messages as they went in.
+    return recordsIn(clientId, await queryOutRecords(this.table, clientId));
   }
 
   async releaseOutgoing(clientId: string, packetId: number): Promise<boolean> {
-    const released = await this.table.updateIf({
-      Key: outRecordKey(clientId, packetId),
-      UpdateExpression: 'SET #s = :pubrel REMOVE payload',
-      ConditionExpression: 'attribute_exists(sk)',
-      ExpressionAttributeNames: { '#s': 'state' },
-      ExpressionAttributeValues: { ':pubrel': 'pubrel' },
-    });
-    return released !== undefined;
+    return releaseEntry(this.table, clientId, packetId);
   }
 
   completeOutgoing(clientId: string, packetId: number, receiveMaximum: number): Promise<{ queued: boolean }> {
@@ -325,8 +321,8 @@ export class DynamoDeliveryStore implements DeliveryStore {
     const live = fromQueue.map(toQueued).filter((m) => m.expiresAtMs === undefined || m.expiresAtMs > now);
     const counter = Number(session.nextPacketId ?? 0);
     const counts = countsInFlight(receiveMaximum);
-    const { ids, last } = await freeIdsAfter(this.table, clientId, counter, live.length);
-    const outgoing = live.map((message, i) => ({ ...message, packetId: ids[i]! }));
+    const { ids, first, last } = await freeIdsAfter(this.table, clientId, counter, live.length);
+    const entries = live.map((message, i) => ({ message: { ...message, packetId: ids[i]! }, order: first + i }));
     const update = {
       Key: sessionKey(clientId),
       UpdateExpression: `SET nextPacketId = :next, heldBy = :hold, heldUntil = :until ADD queued :minus, queuedBytes :minusBytes${counts && live.length > 0 ? ', inflight :n' : ''}`,
@@ -353,9 +349,9 @@ export class DynamoDeliveryStore implements DeliveryStore {
     const written = await this.table.transact([
       { Update: update },
       ...fromQueue.map((item) => ({ Delete: { Key: { clientId, sk: item.sk }, ConditionExpression: 'attribute_exists(sk)' } })),
-      ...outgoing.map((message) => ({ Put: { Item: outgoingItem(clientId, message, this.sequence) } })),
+      ...entryTransactItems(clientId, entries),
     ]);
-    return written.ok ? outgoing : undefined;
+    return written.ok ? entries.map(({ message }) => message) : undefined;
   }
 
 }

@@ -23,16 +23,31 @@ export function sessionKey(clientId: string): Item {
   return { clientId, sk: SESSION_SK };
 }
 
-export function outKey(packetId: number): string {
-  return OUT_PREFIX + String(packetId).padStart(5, '0');
+/**
+ * A client's messages in flight are packed into block items, one per run of OUT_BLOCK_IDS packet
+ * ids (ids 1..15 in block 0, 16..30 in block 1, ...; 65535 is a multiple of it, so no block
+ * spans the ids' wrap-around), each message an attribute `m<packet id>` of its block (see
+ * in-flight-blocks.ts). A run of messages claimed together starts a block, so its records are
+ * written in one update per block it fills.
+ */
+export const OUT_BLOCK_IDS = 15;
+
+/** The block of a packet id (0 .. 65535 / OUT_BLOCK_IDS - 1). */
+export function outBlockOf(packetId: number): number {
+  return Math.floor((packetId - 1) / OUT_BLOCK_IDS);
+}
+
+/** The packet ids of a block, in order. */
+export function outBlockIds(block: number): number[] {
+  return Array.from({ length: OUT_BLOCK_IDS }, (_, i) => block * OUT_BLOCK_IDS + i + 1);
 }
 
 /**
- * A client's messages in flight (`out#<packet id>`) are spread over this many partitions of their
- * own, so that its session partition carries only the session item's updates. A partition takes
- * 1,000 write units a second, and a QoS 1/2 delivery writes its record twice (a put when it goes,
- * a delete at its acknowledgement): 4 shards carry about 2,000 deliveries a second to one
- * subscriber, while a session's end or resumption costs one query per shard.
+ * A client's in-flight blocks are spread over this many partitions of their own, so that its
+ * session partition carries only the session item's updates. A partition takes 1,000 write units
+ * a second, and a block is written twice (when its claim goes, and when its acknowledgements
+ * come): 4 shards carry several thousand deliveries a second to one subscriber, while a session's
+ * end or resumption costs one query per shard.
  */
 export const OUT_SHARDS = 4;
 
@@ -47,9 +62,9 @@ function outPartition(clientId: string, shard: number): string {
   return clientId + OUT_SHARD_SEPARATOR + String(shard);
 }
 
-/** The key of the in-flight record of `packetId`: consecutive ids go to consecutive shards. */
-export function outRecordKey(clientId: string, packetId: number): Item {
-  return { clientId: outPartition(clientId, packetId % OUT_SHARDS), sk: outKey(packetId) };
+/** The key of in-flight block `block`: consecutive blocks go to consecutive shards. */
+export function outBlockKey(clientId: string, block: number): Item {
+  return { clientId: outPartition(clientId, block % OUT_SHARDS), sk: OUT_PREFIX + String(block).padStart(4, '0') };
 }
 
 /** Every partition key that may hold the client's in-flight records. */

@@ -56,15 +56,17 @@ describe('startDeliveries', () => {
   it('[MQTT-2.2.1-3] startDeliveries hands out increasing packet ids to the connection holding the session, and none to others', async () => {
     const { clientId, conn } = await connectedWithSubscriptions();
     expect(await inFlight(conn, [message(clientId, 1)], 100)).toEqual([1]);
-    expect(await inFlight(conn, [message(clientId, 2), message(clientId, 3)], 100)).toEqual([2, 3]);
+    // A run claimed together starts a block of packet ids (15 to a block): ids 2..15 are passed over.
+    const run = await inFlight(conn, [message(clientId, 2), message(clientId, 3)], 100);
+    expect(run).toEqual([16, 17]);
     expect(await store.deliveries.startDeliveries(clientId, 'another-connection', 100, [message(clientId, 4)])).toEqual(['queue']);
     const nobody = uniqueClientId('no-session');
     expect(await store.deliveries.startDeliveries(nobody, conn, 100, [message(nobody, 1)])).toEqual(['queue']);
     // Each one started is in flight, for a reconnecting client to get again.
     expect((await store.deliveries.listOutgoing(clientId)).map((m) => [m.packetId, m.payload.toString()])).toEqual([
       [1, 'm1'],
-      [2, 'm2'],
-      [3, 'm3'],
+      [16, 'm2'],
+      [17, 'm3'],
     ]);
   });
 
@@ -82,7 +84,7 @@ describe('startDeliveries', () => {
     await connect({ clientId, connectionId: conn, protocolVersion: 5, cleanStart: true, holdMs: HOLD_MS, receiveMaximum: 5, topicAliasMaximum: 0 });
     expect(await inFlight(conn, [1, 2, 3].map((n) => message(clientId, n)), 5)).toEqual([1, 2, 3]);
     const starts = await store.deliveries.startDeliveries(clientId, conn, 5, [4, 5, 6].map((n) => message(clientId, n)));
-    expect(starts).toEqual([{ packetId: 4 }, { packetId: 5 }, 'queue']);
+    expect(starts).toEqual([{ packetId: 31 }, { packetId: 32 }, 'queue']);
     // A first delivery of more than the Receive Maximum, before any count exists.
     const fresh = uniqueClientId('many-first');
     const freshConn = connectionId();
@@ -292,7 +294,8 @@ describe('the queue', () => {
     await store.sessions.openSession({ clientId, connectionId: next, protocolVersion: 5, cleanStart: false, holdMs: HOLD_MS, ...limits });
     const claimed = await store.deliveries.claimQueued(clientId, next, 65535, hold(connectHold(next)), 3);
     expect(payloads(claimed.messages)).toEqual(['m1', 'm2', 'm3', 'm4', 'm5', 'm6', 'm7']);
-    expect(claimed.messages.map((m) => m.packetId)).toEqual([1, 2, 3, 4, 5, 6, 7]);
+    // Each round's run starts a block of packet ids (the last, a single message, follows on).
+    expect(claimed.messages.map((m) => m.packetId)).toEqual([1, 2, 3, 16, 17, 18, 19]);
     expect(claimed.more).toBe(false);
   });
 
@@ -398,12 +401,12 @@ describe('in flight', () => {
     await inFlight(next, [message(clientId, 4)]);
     expect((await store.deliveries.listOutgoing(clientId)).map((m) => [m.payload.toString(), m.packetId])).toEqual([
       ['m1', 1],
-      ['m2', 2],
-      ['m3', 3],
-      ['m4', 4],
+      ['m2', 16],
+      ['m3', 17],
+      ['m4', 18],
     ]);
     // [MQTT-4.3.3] once PUBREC is in, only the PUBREL is resent: the payload is let go.
-    expect(await store.deliveries.releaseOutgoing(clientId, 2)).toBe(true);
+    expect(await store.deliveries.releaseOutgoing(clientId, 16)).toBe(true);
     const [, released] = await store.deliveries.listOutgoing(clientId);
     expect({ state: released!.state, payload: released!.payload.length }).toEqual({ state: 'pubrel', payload: 0 });
   });
@@ -417,46 +420,50 @@ describe('in flight', () => {
     await store.deliveries.setInFlight(clientId, (await store.deliveries.listOutgoing(clientId)).length);
     expect(await store.deliveries.startDeliveries(clientId, next, 2, [message(clientId, 3)])).toEqual(['queue']);
     expect(await store.deliveries.completeOutgoing(clientId, 1, 2)).toEqual({ queued: false });
-    expect(await inFlight(next, [message(clientId, 3)], 2)).toEqual([3]);
+    expect(await inFlight(next, [message(clientId, 3)], 2)).toEqual([17]);
   });
 });
 
 describe('in-flight shards', () => {
-  it("a client's messages in flight are spread over partitions of their own, resent in order on resumption, and gone with its session", async () => {
+  it("a client's messages in flight are packed in blocks spread over partitions of their own, resent in order on resumption, and gone with its session", async () => {
     const { clientId, conn } = await connectedWithSubscriptions();
-    expect(await inFlight(conn, [1, 2, 3, 4, 5].map((n) => message(clientId, n)))).toEqual([1, 2, 3, 4, 5]);
-    // Some from the queue too: a drain's transaction puts its records in the shards.
+    // 50 in one run: ids 1..50, blocks 0..3 (15 ids to a block).
+    const run = Array.from({ length: 50 }, (_, n) => n + 1);
+    expect(await inFlight(conn, run.map((n) => message(clientId, n)))).toEqual(run);
+    // Some from the queue too: a drain's transaction writes its records in the shards (a run of its own: block 5).
     await store.sessions.closeSession(clientId, conn, false, 3600);
-    for (const n of [6, 7, 8]) await store.deliveries.enqueue(message(clientId, n));
+    for (const n of [51, 52, 53]) await store.deliveries.enqueue(message(clientId, n));
     const next = connectionId();
     await store.sessions.openSession({ clientId, connectionId: next, protocolVersion: 5, cleanStart: false, holdMs: HOLD_MS, ...limits });
-    expect((await store.deliveries.claimQueued(clientId, next, 65535, hold(connectHold(next)), CLAIM_BATCH)).messages.map((m) => m.packetId)).toEqual([6, 7, 8]);
+    expect((await store.deliveries.claimQueued(clientId, next, 65535, hold(connectHold(next)), CLAIM_BATCH)).messages.map((m) => m.packetId)).toEqual([76, 77, 78]);
     expect(await store.deliveries.releaseHold(clientId, next, connectHold(next), 65535)).toBe('released');
     expect(await store.deliveries.releaseOutgoing(clientId, 3)).toBe(true);
 
-    // The session partition holds no record; every shard holds some.
+    // The session partition holds no record; every shard holds a block, consecutive blocks in consecutive shards.
     const placed = await clientItems(clientId);
     expect(placed.get(clientId)!.filter((sk) => sk.startsWith('out#'))).toEqual([]);
     const shards = [...placed.keys()].filter((key) => key !== clientId);
     expect(shards).toHaveLength(OUT_SHARDS);
-    expect(shards.flatMap((key) => placed.get(key)!).sort()).toEqual([1, 2, 3, 4, 5, 6, 7, 8].map((id) => `out#0000${id}`));
+    expect(shards.map((key) => placed.get(key)!)).toEqual([['out#0000'], ['out#0001', 'out#0005'], ['out#0002'], ['out#0003']]);
 
     // [MQTT-4.4.0-1] A resumed session finds every one of them, in the order they went.
     await store.sessions.closeSession(clientId, next, false, 3600);
     const third = connectionId();
     expect(await connect({ clientId, connectionId: third, protocolVersion: 5, cleanStart: false, holdMs: HOLD_MS, ...limits })).toMatchObject({ sessionPresent: true });
-    expect((await store.deliveries.listOutgoing(clientId)).map((m) => [m.clientId, m.payload.toString(), m.packetId, m.state])).toEqual(
-      [1, 2, 3, 4, 5, 6, 7, 8].map((n) => [clientId, n === 3 ? '' : `m${n}`, n, n === 3 ? 'pubrel' : 'publish']),
-    );
+    expect((await store.deliveries.listOutgoing(clientId)).map((m) => [m.clientId, m.payload.toString(), m.packetId, m.state])).toEqual([
+      ...run.map((n) => [clientId, n === 3 ? '' : `m${n}`, n, n === 3 ? 'pubrel' : 'publish']),
+      ...[51, 52, 53].map((n) => [clientId, `m${n}`, n + 25, 'publish']),
+    ]);
 
-    // Ending the session (small enough for one transaction) leaves nothing of the client in the table.
+    // Ending the session leaves nothing of the client in the table.
     expect(await store.sessions.closeSession(clientId, third, true, 0)).toBe('closed');
     expect(await clientItems(clientId)).toEqual(new Map());
   });
 
   it('a session with more in flight than one transaction holds ends the long way, its shards emptied too; a clean start empties them', async () => {
     const { clientId, conn } = await connectedWithSubscriptions();
-    await inFlight(conn, Array.from({ length: 40 }, (_, n) => message(clientId, n)));
+    // 30 runs of two: a block each, more items than the closing transaction takes.
+    await Promise.all(Array.from({ length: 30 }, (_, n) => inFlight(conn, [message(clientId, 2 * n), message(clientId, 2 * n + 1)])));
     expect((await clientItems(clientId)).size).toBe(1 + OUT_SHARDS);
     expect(await store.sessions.closeSession(clientId, conn, true, 0)).toBe('closed');
     expect(await clientItems(clientId)).toEqual(new Map());
@@ -507,14 +514,22 @@ describe('fan-in: many deliverers at once', () => {
     expect(after.calls - before.calls).toBe(80);
   });
 
-  it("a run of messages to one client costs one claim and one batch write on the client's partition, no read; a refused claim costs one call", async () => {
+  it("a run of messages to one client costs one claim and one write per block of its records, sized by the block, no read; a refused claim costs one call", async () => {
     const { clientId, conn } = await connectedWithSubscriptions();
     const before = store.meter.snapshot();
     const ids = await inFlight(conn, Array.from({ length: 20 }, (_, n) => message(clientId, n)), 1000);
     const after = store.meter.snapshot();
     expect(ids).toEqual(Array.from({ length: 20 }, (_, n) => n + 1));
-    expect(after.calls - before.calls).toBe(2);
+    // The claim, and blocks 0 (ids 1..15) and 1 (16..20): three calls, four write units (block 0's
+    // fifteen small records are about 1.6 KB as the meter counts them: two units), not one per record.
+    expect(after.calls - before.calls).toBe(3);
+    expect(after.writeUnits - before.writeUnits).toBe(4);
     expect(after.readUnits - before.readUnits).toBe(0);
+    // Their acknowledgements together: each block deleted in one call, and nothing else but the count (none here: 65535).
+    const acked = store.meter.snapshot();
+    await Promise.all(ids.map((id) => store.deliveries.completeOutgoing(clientId, id, 65535)));
+    expect(store.meter.snapshot().calls - acked.calls).toBe(2);
+    expect(await store.deliveries.listOutgoing(clientId)).toEqual([]);
     // Refused (another connection holds the session): why is in the refusal itself.
     const refused = store.meter.snapshot();
     expect(await store.deliveries.startDeliveries(clientId, 'another-connection', 1000, [message(clientId, 21)])).toEqual(['queue']);
@@ -527,15 +542,16 @@ describe('fan-in: many deliverers at once', () => {
     await fixture.documentClient.send(
       new UpdateCommand({ TableName: fixture.tables.sessions, Key: { clientId, sk: 'session' }, UpdateExpression: 'SET nextPacketId = :n', ExpressionAttributeValues: { ':n': 65533 } }),
     );
-    expect(await inFlight(conn, [message(clientId, 2), message(clientId, 3), message(clientId, 4)])).toEqual([65534, 65535, 2]);
+    // The run starts the next block, ids 1..3 again; 1 is still in flight and is replaced by a further id (16).
+    expect(await inFlight(conn, [message(clientId, 2), message(clientId, 3), message(clientId, 4)])).toEqual([16, 2, 3]);
     expect((await store.deliveries.listOutgoing(clientId)).map((m) => [m.payload.toString(), m.packetId])).toEqual([
       ['m1', 1],
-      ['m2', 65534],
-      ['m3', 65535],
-      ['m4', 2],
+      ['m2', 16],
+      ['m3', 2],
+      ['m4', 3],
     ]);
-    // A drain wraps the same way.
-    await store.deliveries.completeOutgoing(clientId, 65534, 65535);
+    // A drain wraps the same way: from 65535, 1..3 are in flight, 4 and 5 free.
+    await store.deliveries.completeOutgoing(clientId, 16, 65535);
     await store.sessions.closeSession(clientId, conn, false, 3600);
     await fixture.documentClient.send(
       new UpdateCommand({ TableName: fixture.tables.sessions, Key: { clientId, sk: 'session' }, UpdateExpression: 'SET nextPacketId = :n', ExpressionAttributeValues: { ':n': 65535 } }),
@@ -546,8 +562,8 @@ describe('fan-in: many deliverers at once', () => {
     await store.sessions.openSession({ clientId, connectionId: next, protocolVersion: 5, cleanStart: false, holdMs: HOLD_MS, ...limits });
     const claimed = await store.deliveries.claimQueued(clientId, next, 65535, hold(connectHold(next)), CLAIM_BATCH);
     expect(claimed.messages.map((m) => [m.payload.toString(), m.packetId])).toEqual([
-      ['m5', 3],
-      ['m6', 4],
+      ['m5', 4],
+      ['m6', 5],
     ]);
   });
 
@@ -561,7 +577,8 @@ describe('fan-in: many deliverers at once', () => {
     const claimed = await store.deliveries.claimQueued(clientId, next, 65535, hold(connectHold(next)), CLAIM_BATCH);
     expect(payloads(claimed.messages).sort()).toEqual(Array.from({ length: 30 }, (_, n) => `m${n}`).sort());
     expect(await store.deliveries.releaseHold(clientId, next, connectHold(next), 65535)).toBe('released');
-    expect(await inFlight(next, [message(clientId, 99)])).toEqual([31]);
+    const after = await inFlight(next, [message(clientId, 99)]);
+    expect(after[0]).toBeGreaterThan(Math.max(...claimed.messages.map((m) => m.packetId)));
   });
 
   it('[MQTT-4.9.0-2] completions arriving together are written together, and free exactly the slots of the messages that were in flight', async () => {
@@ -570,20 +587,22 @@ describe('fan-in: many deliverers at once', () => {
     await connect({ clientId, connectionId: conn, protocolVersion: 5, cleanStart: true, holdMs: HOLD_MS, receiveMaximum: 5, topicAliasMaximum: 0 });
     expect(await inFlight(conn, [1, 2, 3, 4, 5].map((n) => message(clientId, n)), 5)).toEqual([1, 2, 3, 4, 5]);
     const before = store.meter.snapshot();
-    // A run of PUBACKs, one repeated and one for an id never used: one read, one batch delete, one count update.
+    // A run of PUBACKs, one repeated and one for an id never used: per block a delete on condition
+    // that no other record of it remains (block 0: 4 and 5 remain, so an update removing 1..3
+    // follows; block 6, of 99, has no item), and one count update.
     const results = await Promise.all([1, 2, 3, 3, 99].map((id) => store.deliveries.completeOutgoing(clientId, id, 5)));
     expect(results).toEqual(Array.from({ length: 5 }, () => ({ queued: false })));
-    expect(store.meter.snapshot().calls - before.calls).toBe(3);
+    expect(store.meter.snapshot().calls - before.calls).toBe(4);
     expect(payloads(await store.deliveries.listOutgoing(clientId))).toEqual(['m4', 'm5']);
     // Acknowledged again later: no slot freed twice.
     await store.deliveries.completeOutgoing(clientId, 1, 5);
     expect(await store.deliveries.startDeliveries(clientId, conn, 5, [6, 7, 8, 9].map((n) => message(clientId, n)))).toEqual([
-      { packetId: 6 },
-      { packetId: 7 },
-      { packetId: 8 },
+      { packetId: 31 },
+      { packetId: 32 },
+      { packetId: 33 },
       'queue',
     ]);
-    // Without a count (Receive Maximum 65535): the run is one batch delete.
+    // Without a count (Receive Maximum 65535): the run's block is one delete.
     const open = await connectedWithSubscriptions();
     await inFlight(open.conn, [1, 2, 3].map((n) => message(open.clientId, n)));
     const uncounted = store.meter.snapshot();
@@ -598,7 +617,10 @@ describe('fan-in: many deliverers at once', () => {
     const client = new DynamoDBClient({ endpoint: inject('dynamoDbEndpoint'), region: LOCAL_REGION, credentials: localCredentials });
     client.middlewareStack.add(
       (next, context) => async (args) => {
-        if (failBatchWrite && context.commandName === 'BatchWriteItemCommand') {
+        // The update that writes a block of records (SET), not the claim or an acknowledgement's.
+        const input = args.input as { Key?: unknown; UpdateExpression?: string };
+        const records = context.commandName === 'UpdateItemCommand' && JSON.stringify(input.Key).includes('out#') && input.UpdateExpression?.startsWith('SET ') === true;
+        if (failBatchWrite && records) {
           failBatchWrite = false;
           throw new Error('injected: the handler died before its records');
         }
@@ -618,19 +640,19 @@ describe('fan-in: many deliverers at once', () => {
     // Once no claim has been made for a while, a refused claim recounts the records and goes on.
     now += 31_000;
     expect(await crashing.deliveries.startDeliveries(clientId, conn, 2, [message(clientId, 3), message(clientId, 4), message(clientId, 5)])).toEqual([
-      { packetId: 3 },
-      { packetId: 4 },
+      { packetId: 31 },
+      { packetId: 32 },
       'queue',
     ]);
     // And a reconnect counts what it finds in flight.
     failBatchWrite = true;
-    await crashing.deliveries.completeOutgoing(clientId, 3, 2);
+    await crashing.deliveries.completeOutgoing(clientId, 31, 2);
     await expect(crashing.deliveries.startDeliveries(clientId, conn, 2, [message(clientId, 6)])).rejects.toThrow(/injected/);
     await crashing.sessions.closeSession(clientId, conn, false, 3600);
     const next = connectionId();
     await connect({ clientId, connectionId: next, protocolVersion: 5, cleanStart: false, holdMs: HOLD_MS, receiveMaximum: 2, topicAliasMaximum: 0 }, crashing);
     await crashing.deliveries.setInFlight(clientId, (await crashing.deliveries.listOutgoing(clientId)).length);
-    expect(await crashing.deliveries.startDeliveries(clientId, next, 2, [message(clientId, 7)])).toEqual([{ packetId: 6 }]);
+    expect(await crashing.deliveries.startDeliveries(clientId, next, 2, [message(clientId, 7)])).toEqual([{ packetId: 34 }]);
     client.destroy();
   });
 });
