@@ -230,14 +230,24 @@ function readUnits(bytes: number, consistent: boolean): number {
   return Math.max(1, Math.ceil(bytes / DYNAMODB_READ_UNIT_BYTES)) * (consistent ? 1 : 0.5);
 }
 
-/** An item's size as DynamoDB counts it, closely enough: attribute names plus values (numbers at most 21 bytes). */
+/**
+ * An item's size as DynamoDB counts it, closely enough: attribute names plus values, a number
+ * one byte per two significant digits plus one (as DynamoDB documents it; at most 21).
+ */
 export function itemSize(value: unknown): number {
   if (typeof value === 'string') return Buffer.byteLength(value);
-  if (typeof value === 'number' || typeof value === 'bigint') return 21;
+  if (typeof value === 'number' || typeof value === 'bigint') return numberSize(String(value));
   if (typeof value === 'boolean' || value === null || value === undefined) return 1;
   if (value instanceof Uint8Array) return value.length;
   if (value instanceof Set) return [...(value as Set<unknown>)].reduce((sum: number, element) => sum + itemSize(element), 0);
   if (Array.isArray(value)) return 3 + value.reduce((sum: number, element) => sum + 1 + itemSize(element), 0);
-  if (typeof value === 'object' && 'value' in value && Object.keys(value).length === 1) return 21; // NumberValue
+  if (typeof value === 'object' && 'value' in value && Object.keys(value).length === 1) return numberSize(String(value.value)); // NumberValue
   return 3 + Object.entries(value as Item).reduce((sum, [name, element]) => sum + Buffer.byteLength(name) + 1 + itemSize(element), 0);
+}
+
+/** A number's size: its significant digits (no sign, point, exponent, leading or trailing zeros), two to a byte, plus one. */
+function numberSize(text: string): number {
+  const mantissa = text.toLowerCase().split('e')[0]!.replace(/[-+.]/g, '');
+  const digits = mantissa.replace(/^0+/, '').replace(/0+$/, '').length;
+  return Math.min(21, Math.ceil(Math.max(1, digits) / 2) + 1);
 }

@@ -1,9 +1,9 @@
 /**
  * QoS 1/2 messages in flight, packed: a client's records live in block items (`out#<block>` in
  * its in-flight shards, see session-items.ts outBlockKey), one attribute `m<packet id>` per
- * message, holding the message (messageItem's fields), its `order` (the session counter's value
- * its claim took for it: the order the messages went in) and, once a QoS 2 delivery is PUBRECed,
- * `state: 'pubrel'` without its payload.
+ * message, holding the message (see entryValue), its order (the session counter's value its
+ * claim took for it: the order the messages went in) and, once a QoS 2 delivery is PUBRECed, its
+ * state `pubrel` without its payload.
  *
  * A run of messages claimed together starts a block (claimSpan), so its records cost one update
  * per block they fill, sized by what the block holds (a write unit per KB: about eight small
@@ -47,10 +47,20 @@ function entryName(packetId: number): string {
   return `m${packetId}`;
 }
 
-/** The record of a message in flight, as its block's attribute. */
+/**
+ * The record of a message in flight, as its block's attribute: a block is billed by its size, so
+ * the fields every record has go by one letter (t topic, p payload, q QoS, r retain when set,
+ * o order, s state), the rest (properties, expiry, subscription identifiers) as messageItem names them.
+ */
 function entryValue({ message, order }: InFlightEntry): Item {
-  const { clientId: _clientId, ...rest } = messageItem(message);
-  return { ...rest, order };
+  const { clientId: _clientId, topic, payload, qos, retain, packetId: _packetId, state: _state, ...rest } = messageItem(message);
+  return { t: topic, p: payload, q: qos, ...(retain ? { r: true } : {}), o: order, ...rest };
+}
+
+/** The message a record holds, as messageItem names its fields. */
+function entryMessage(entry: Item): Item {
+  const { t, p, q, r, o: _order, s: _state, ...rest } = entry;
+  return { ...rest, topic: t, ...(p !== undefined ? { payload: p } : {}), qos: q, retain: r === true };
 }
 
 /** The entries grouped by block: the updates that write them (one per block), for a single call or a transaction. */
@@ -87,8 +97,8 @@ function idsIn(item: Item | undefined): number[] {
 export function recordsIn(clientId: string, blocks: readonly Item[]): OutgoingMessage[] {
   return blocks
     .flatMap((block) => idsIn(block).map((packetId) => ({ packetId, entry: block[entryName(packetId)] as Item })))
-    .sort((a, b) => Number(a.entry.order) - Number(b.entry.order))
-    .map(({ packetId, entry }) => ({ ...toQueued({ ...entry, clientId }), packetId, state: entry.state === 'pubrel' ? 'pubrel' : 'publish' }));
+    .sort((a, b) => Number(a.entry.o) - Number(b.entry.o))
+    .map(({ packetId, entry }) => ({ ...toQueued({ ...entryMessage(entry), clientId }), packetId, state: entry.s === 'pubrel' ? 'pubrel' : 'publish' }));
 }
 
 /** How many records the block items hold. */
@@ -109,9 +119,8 @@ export async function releaseEntry(table: DynamoTable, clientId: string, packetI
   const name = entryName(packetId);
   const released = await table.updateIf({
     Key: outBlockKey(clientId, outBlockOf(packetId)),
-    UpdateExpression: `SET ${name}.#s = :pubrel REMOVE ${name}.payload`,
+    UpdateExpression: `SET ${name}.s = :pubrel REMOVE ${name}.p`,
     ConditionExpression: `attribute_exists(${name})`,
-    ExpressionAttributeNames: { '#s': 'state' },
     ExpressionAttributeValues: { ':pubrel': 'pubrel' },
     ReturnValues: 'ALL_OLD',
   });
