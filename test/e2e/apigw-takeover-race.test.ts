@@ -15,8 +15,8 @@ import { clientsFor, listenerDoors, mainHarnessOptions, unique, type Doors, type
 
 // $default invoked with jitter, as API Gateway schedules invocations, and `@connections` held to 10
 // requests a second: a post refused with 429 is retried after a backoff, so the loser's CONNACK
-// is sometimes late and the winner's DISCONNECT would overtake it (about one round in fifteen
-// without the inbox's takeover mark).
+// is sometimes late and the winner's DISCONNECT would overtake it (without the inbox's takeover
+// mark, about one 5.0 round in eighteen failed, and every run of this file).
 const harness = useHarness({ ...mainHarnessOptions, apigw: { jitterMs: 5, connectionsRequestsPerSecond: 10 } });
 const apiGateway: Door = { name: 'API Gateway', url: () => harness().apigwUrl, raw: (version) => RawConnection.apiGateway(harness().apigwUrl, version) };
 const tcp = listenerDoors('TCP', harness, harness).main;
@@ -49,15 +49,15 @@ describe('takeover race on the API Gateway door', () => {
   it('[MQTT-3.14.0-1] two 5.0 CONNECTs through API Gateway: the loser gets its CONNACK before the DISCONNECT 0x8E', async (ctx) => {
     const losers = await race(clients(ctx), 5, [apiGateway, apiGateway], 30);
     expect(losers.filter((loser) => loser.order !== 'connack,disconnect')).toEqual([]);
-  }, 30_000);
+  }, 60_000);
 
   it('[MQTT-3.14.0-1] one 5.0 CONNECT on each door: the loser, on either, gets its CONNACK before the DISCONNECT 0x8E', async (ctx) => {
     const losers = await race(clients(ctx), 5, [apiGateway, tcp], 30);
     expect(losers.filter((loser) => loser.order !== 'connack,disconnect')).toEqual([]);
-  }, 30_000);
+  }, 60_000);
 
   it('[MQTT-3.1.4-2] two 3.1.1 CONNECTs through API Gateway: the loser gets its CONNACK, then is closed', async (ctx) => {
     const losers = await race(clients(ctx), 4, [apiGateway, apiGateway], 10);
     expect(losers.filter((loser) => loser.order !== 'connack')).toEqual([]);
-  }, 30_000);
+  }, 60_000);
 });
