@@ -70,13 +70,15 @@ export class BrokerStack extends Stack {
     // Each function's tables, from what its code path touches (functions/*.ts through
     // functions/runtime.ts): a CONNECT reads users (password hashes: read only; only the users
     // CLI writes them) and counts connection rates, a PUBLISH counts publish rates; only the
-    // API Gateway door's CONNECT takes the identity `$connect` remembered; only `$default`,
-    // `$disconnect` and the sweeper use the door's inbox.
+    // API Gateway door's CONNECT takes the identity `$connect` remembered; `$default`,
+    // `$disconnect` and the sweeper use the door's inbox, and a device's CONNECT that takes over
+    // a browser's connection marks that connection's inbox (shared/broker/takeover.ts).
     const handlesPackets: SecurityUse[] = ['read users', 'count rates'];
     this.handlers = {
       packets: this.functions.add('PacketHandler', {
         entry: 'functions/packets.ts',
         description: "MQTT packets from the device listener: one connection's batch, in order, or its close",
+        inbox: true,
         security: handlesPackets,
       }),
       // Agrees the MQTT subprotocol and checks a `?token=`: no broker state, so no VPC; the

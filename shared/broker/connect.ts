@@ -27,6 +27,7 @@ import { heldKeepAlive, keepAliveCeiling, serverKeepAlive } from './keep-alive';
 import { connectHold, StoreUnavailableError, type ConnectionRecord, type Identity, type OpenSessionResult } from './ports';
 import { publishWill } from './will';
 import { reauthorizeSession } from './reauthorize';
+import { takeOver } from './takeover';
 import { LEASES } from './leases';
 
 /** What the steps learn and decide, in the order they run. */
@@ -174,15 +175,22 @@ async function openSession(state: ConnectState): Promise<void> {
   else state.session = opened;
 }
 
-/** [MQTT-3.1.4-2] a second connection with the same client id closes the existing one; 5.0: DISCONNECT 0x8E Session taken over [MQTT-3.1.4-3]. */
-function closeTakenOver(state: ConnectState): void {
+/**
+ * [MQTT-3.1.4-2] a second connection with the same client id closes the existing one; 5.0:
+ * DISCONNECT 0x8E Session taken over [MQTT-3.1.4-3], never ahead of that connection's own
+ * CONNACK [MQTT-3.14.0-1] (takeover.ts: then its own invocation may close it instead).
+ */
+async function closeTakenOver(state: ConnectState): Promise<void> {
   const { previousConnectionId, previousProtocolVersion, earlierTakenOver } = state.session!;
-  if (previousConnectionId && previousConnectionId !== state.connectionId) {
-    state.actions.push(closeWithReason(previousConnectionId, previousProtocolVersion ?? 4, ReasonCode.SessionTakenOver));
-  }
+  const takenOver: Array<readonly [string, ProtocolVersion]> = [];
+  if (previousConnectionId && previousConnectionId !== state.connectionId) takenOver.push([previousConnectionId, previousProtocolVersion ?? 4]);
   // A takeover whose CONNECT died before closing the connection it took the session from.
   if (earlierTakenOver && earlierTakenOver.connectionId !== state.connectionId && earlierTakenOver.connectionId !== previousConnectionId) {
-    state.actions.push(closeWithReason(earlierTakenOver.connectionId, earlierTakenOver.protocolVersion, ReasonCode.SessionTakenOver));
+    takenOver.push([earlierTakenOver.connectionId, earlierTakenOver.protocolVersion]);
+  }
+  for (const [connectionId, version] of takenOver) {
+    const close = await takeOver(state.deps, connectionId, version);
+    if (close) state.actions.push(close);
   }
 }
 

@@ -10,6 +10,7 @@ import type { BrokerStats } from './stats';
 import type {
   BrokerStore,
   ConnectionGateway,
+  ConnectionInbox,
   ConnectionRecord,
   Doors,
   FanoutWorkers,
@@ -112,6 +113,12 @@ export interface BrokerDeps {
   readonly securityStore: SecurityStore;
   /** The broker's counters (stats.ts), flushed by the entry point; none: nothing counted. */
   readonly stats?: BrokerStats;
+  /**
+   * The API Gateway door's inbox (sequencer.ts): a CONNECT that takes over one of that door's
+   * connections may leave its closing to that connection's own invocation (takeover.ts). None:
+   * taken-over connections are closed by the CONNECT that took them over.
+   */
+  readonly inbox?: ConnectionInbox;
 }
 
 /** One packet from one client: who sent it, and what its batch has learned so far. */

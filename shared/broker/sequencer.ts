@@ -18,10 +18,15 @@
  * - A holder that dies keeps the lease until `leaseMs` ends; the next message takes it over.
  *   A message that never comes (its invocation failed) leaves a gap: once the message after it
  *   has waited `gapTimeoutMs`, the connection is closed, as its packet stream is broken.
+ * - A CONNECT on another connection that takes the session while this connection's CONNECT is
+ *   handled marks the lease item (takeover.ts); letting go reads and clears the mark with the
+ *   pending one, and the holder closes the connection, its CONNACK already out.
  */
 import { randomUUID } from 'node:crypto';
 import type { BrokerDeps } from './context';
+import type { ProtocolVersion } from '../protocol/codec';
 import type { ConnectionInbox, InboxLease, ParkedMessage } from './ports';
+import { closeTakenOver } from './takeover';
 
 export interface SequencerOptions {
   /** How long a holder may work before another invocation may take over: above the handler's timeout. */
@@ -63,7 +68,7 @@ export class Sequencer {
       } catch (error) {
         // Not lost: parked at its turn, for the next invocation to retry.
         await this.inbox.park(connectionId, sequence, body);
-        await this.inbox.release(connectionId, token, sequence);
+        await this.releaseAfterFailure(connectionId, token, sequence);
         throw error;
       }
       return this.letGo(connectionId, { token, next: sequence + 1 }, handle);
@@ -119,7 +124,7 @@ export class Sequencer {
         await handle(run.map((message) => message.body));
       } catch (error) {
         // Still parked: the next invocation retries them.
-        await this.inbox.release(connectionId, lease.token, next);
+        await this.releaseAfterFailure(connectionId, lease.token, next);
         throw error;
       }
       next += run.length;
@@ -135,6 +140,8 @@ export class Sequencer {
       const outcome = await this.inbox.release(connectionId, held.token, held.next);
       if (outcome === 'lost') return void this.lost(connectionId);
       if (outcome === 'released') return;
+      // Its CONNACK is out (the handling before this flushed it): now the takeover's DISCONNECT.
+      if (outcome !== 'pending') return this.takenOver(connectionId, outcome.takenOver, true);
       const again = await this.takeOrLeave(connectionId, held.token);
       if (!again) return;
       held = await this.drain(connectionId, again, handle);
@@ -150,6 +157,21 @@ export class Sequencer {
       // The holder let go between the two: try to take it again.
     }
     throw new Error(`inbox of ${connectionId}: lease neither taken nor held after ${MAX_HANDOVER_ATTEMPTS} attempts`);
+  }
+
+  /** Letting go after a failed handling: a takeover mark read then closes the connection without a word (its CONNACK may not be out). */
+  private async releaseAfterFailure(connectionId: string, token: string, next: number): Promise<void> {
+    const outcome = await this.inbox.release(connectionId, token, next);
+    if (typeof outcome === 'object') await this.takenOver(connectionId, outcome.takenOver, false);
+  }
+
+  /** Another CONNECT took the session while this connection's CONNECT was handled, and left the close to us (takeover.ts). */
+  private async takenOver(connectionId: string, version: ProtocolVersion, connackSent: boolean): Promise<void> {
+    try {
+      await closeTakenOver(this.deps, connectionId, version, connackSent);
+    } catch (error) {
+      this.deps.log.warn('closing a connection taken over failed', { connectionId, error: String(error) });
+    }
   }
 
   private lost(connectionId: string): undefined {

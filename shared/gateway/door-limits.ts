@@ -62,6 +62,11 @@ export class DoorLimits implements Doors {
     return !isApiGatewayConnection(connectionId);
   }
 
+  /** The listener holds a takeover's DISCONNECT that overtakes the CONNACK (shared/listener/client-connection.ts). */
+  holdsDisconnectUntilConnack(connectionId: string): boolean {
+    return !isApiGatewayConnection(connectionId);
+  }
+
   /** API Gateway's connections pass through `$connect`, which may have checked a token (the listener has none). */
   passesConnectRoute(connectionId: string): boolean {
     return isApiGatewayConnection(connectionId);

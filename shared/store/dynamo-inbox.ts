@@ -1,11 +1,12 @@
 /**
  * The API Gateway door's inbound order in DynamoDB (the Inbox table, see tables.ts): per
- * connection one lease item (`next`, `holder`, `leaseUntil`, `pending`) and the messages parked
- * until their turn. Every write that could race is conditional on the lease item, which
+ * connection one lease item (`next`, `holder`, `leaseUntil`, `pending`, `takenOver`) and the
+ * messages parked until their turn. Every write that could race is conditional on the lease item, which
  * DynamoDB serializes; reads are strongly consistent.
  */
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import type { ConnectionInbox, InboxLease, ParkedMessage } from '../broker/ports';
+import type { ConnectionInbox, InboxLease, ParkedMessage, ReleaseOutcome } from '../broker/ports';
+import type { ProtocolVersion } from '../protocol/codec';
 import { FIRST_SEQUENCE } from '../gateway/sequence-prefix';
 import { CapacityMeter } from './capacity-meter';
 import { DynamoTable } from './dynamo-table';
@@ -96,18 +97,32 @@ export class DynamoConnectionInbox implements ConnectionInbox {
     return advanced !== undefined;
   }
 
-  async release(connectionId: string, token: string, next: number): Promise<'released' | 'pending' | 'lost'> {
+  async release(connectionId: string, token: string, next: number): Promise<ReleaseOutcome> {
     const released = await this.table.updateIf({
       Key: { connectionId, sk: LEASE_SK },
-      // Letting go and reading the pending mark are one atomic step: a mark set before it is seen.
-      UpdateExpression: 'SET #next = :n, #expires = :e REMOVE #holder, #until, #pending',
+      // Letting go and reading the pending and takeover marks are one atomic step: a mark set before it is seen, once.
+      UpdateExpression: 'SET #next = :n, #expires = :e REMOVE #holder, #until, #pending, #takenOver',
       ConditionExpression: '#holder = :t',
-      ExpressionAttributeNames: { ...NAMES, '#pending': 'pending' },
+      ExpressionAttributeNames: { ...NAMES, '#pending': 'pending', '#takenOver': 'takenOver' },
       ExpressionAttributeValues: { ':n': next, ':t': token, ':e': this.expiresAt() },
       ReturnValues: 'ALL_OLD',
     });
     if (!released) return 'lost';
+    const takenOver = released.attributes?.takenOver;
+    if (takenOver !== undefined) return { takenOver: Number(takenOver) as ProtocolVersion };
     return released.attributes?.pending === true ? 'pending' : 'released';
+  }
+
+  async markTakenOver(connectionId: string, protocolVersion: ProtocolVersion): Promise<boolean> {
+    const marked = await this.table.updateIf({
+      Key: { connectionId, sk: LEASE_SK },
+      UpdateExpression: 'SET #takenOver = :v',
+      // Held, and the first message (the CONNECT) not yet handled: its holder lets go after the CONNACK went out.
+      ConditionExpression: 'attribute_exists(#holder) AND #until >= :now AND #next = :first',
+      ExpressionAttributeNames: { '#holder': 'holder', '#until': 'leaseUntil', '#next': 'next', '#takenOver': 'takenOver' },
+      ExpressionAttributeValues: { ':v': protocolVersion, ':now': this.now(), ':first': FIRST_SEQUENCE },
+    });
+    return marked !== undefined;
   }
 
   async removeParked(connectionId: string, sequences: readonly number[]): Promise<void> {

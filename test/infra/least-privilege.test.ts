@@ -68,7 +68,7 @@ describe('IAM', () => {
     const state = ['Connections', 'Sessions', 'Subscriptions', 'Retained'];
     const handlesPackets = ['dynamodb:GetItem on user#*', 'dynamodb:UpdateItem on rate#*'];
     const expected: Record<string, { readWrite: string[]; security: string[] }> = {
-      PacketHandler: { readWrite: state, security: handlesPackets },
+      PacketHandler: { readWrite: [...state, 'Inbox'], security: handlesPackets },
       WsDefault: { readWrite: [...state, 'Inbox'], security: [...handlesPackets, 'dynamodb:DeleteItem on door#*'] },
       WsDisconnect: { readWrite: [...state, 'Inbox'], security: [...handlesPackets, 'dynamodb:DeleteItem on door#*'] },
       Fanout: { readWrite: state, security: [] },

@@ -95,6 +95,18 @@ describe('DynamoDB calls of CONNECT and of the end of the connection', () => {
     console.log(`clean start taking over a connected session: ${cost} calls`);
   });
 
+  it('taking over an API Gateway connection costs one call more than a listener one: the inbox mark (takeover.ts)', async () => {
+    const costs: number[] = [];
+    for (const taken of [connectionId(), randomBytes(9).toString('base64')]) {
+      const id = clientId('twin');
+      await handlePackets(deps, taken, [connect(id, { clean: true, version: 5 })], 5);
+      costs.push(await calls(() => handlePackets(deps, connectionId(), [connect(id, { clean: true, version: 5 })], 5)));
+      // Its CONNECT was handled, not under a lease now: the mark is refused and the taker closes it.
+      expect(gateway.packets(taken, 5).map((p) => p.cmd)).toEqual(['connack', 'disconnect']);
+    }
+    expect(costs[1]).toBe(costs[0]! + 1);
+  });
+
   it('a resumed session (one subscription, nothing queued) costs more: reported, and Session Present 1', async () => {
     const id = clientId('resume');
     const first = connectionId();

@@ -19,4 +19,10 @@ export interface Doors {
    * the socket): the handlers then send its PUBLISHes unaliased.
    */
   assignsTopicAliases(connectionId: string): boolean;
+  /**
+   * The door itself keeps a DISCONNECT that arrives before the connection's CONNACK until the
+   * CONNACK is out (the listener, which holds the socket). On API Gateway's door no one does:
+   * a CONNECT taking over one of its connections leaves that to the inbox (takeover.ts).
+   */
+  holdsDisconnectUntilConnack(connectionId: string): boolean;
 }

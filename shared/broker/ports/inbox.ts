@@ -1,10 +1,14 @@
 /** The API Gateway door's inbound order. */
+import type { ProtocolVersion } from '../../protocol/codec';
 
 /** Holding a connection's inbox: who holds it, and the next sequence number to handle. */
 export interface InboxLease {
   readonly token: string;
   readonly next: number;
 }
+
+/** How letting go of a lease went (ConnectionInbox.release). */
+export type ReleaseOutcome = 'released' | 'pending' | 'lost' | { readonly takenOver: ProtocolVersion };
 
 export interface ParkedMessage {
   readonly sequence: number;
@@ -35,9 +39,18 @@ export interface ConnectionInbox {
   advance(connectionId: string, token: string, next: number, leaseMs: number): Promise<boolean>;
   /**
    * Everything before `next` is handled; the lease is let go. 'pending': a message was parked
-   * while it was held (see markPending); 'lost': it was not held any more.
+   * while it was held (see markPending); 'lost': it was not held any more; `takenOver`: another
+   * CONNECT took the session while this connection's CONNECT was handled (markTakenOver), so the
+   * holder closes the connection, in its protocol version (the mark is cleared: told once).
    */
-  release(connectionId: string, token: string, next: number): Promise<'released' | 'pending' | 'lost'>;
+  release(connectionId: string, token: string, next: number): Promise<ReleaseOutcome>;
+  /**
+   * Another connection's CONNECT took this one's session. If this connection's first message
+   * (its CONNECT) is being handled now, the holder is told as it lets go, and true is returned:
+   * the holder closes the connection, after its CONNACK. False otherwise (that message was
+   * handled, or no one holds the lease, or the connection has no inbox): the caller closes it.
+   */
+  markTakenOver(connectionId: string, protocolVersion: ProtocolVersion): Promise<boolean>;
   removeParked(connectionId: string, sequences: readonly number[]): Promise<void>;
   /** The connection is gone: its lease and parked messages go too. */
   forget(connectionId: string): Promise<void>;

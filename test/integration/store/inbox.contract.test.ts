@@ -3,7 +3,8 @@
  * (shared/broker/sequencer.ts drives it; test/integration/inbox.test.ts runs the sequencer over it).
  * One holder of a connection's lease at a time, taken over once the lease lapses; only the holder
  * moves `next` or lets go; a message parked while the lease is held is reported to the holder as
- * it lets go; parked messages come back in sequence order.
+ * it lets go, and so is a takeover marked while its first message is handled; parked messages
+ * come back in sequence order.
  */
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
@@ -65,6 +66,31 @@ describe('the lease', () => {
     await inbox.acquire(id, 'c', 1_000);
     now += 1_001;
     expect(await inbox.markPending(id)).toBe(false);
+  });
+
+  it('a takeover marked while the first message (the CONNECT) is handled is reported to the holder as it lets go, once, over a pending mark', async () => {
+    const id = connectionId();
+    await inbox.acquire(id, 'a', 1_000);
+    expect(await inbox.markTakenOver(id, 5)).toBe(true);
+    expect(await inbox.markPending(id)).toBe(true);
+    expect(await inbox.release(id, 'a', 2)).toEqual({ takenOver: 5 });
+    await inbox.acquire(id, 'b', 1_000);
+    expect(await inbox.release(id, 'b', 2)).toBe('released');
+  });
+
+  it('a takeover is not marked once the first message was handled, nor with no holder, nor on a connection without an inbox: the caller closes it', async () => {
+    const handled = connectionId();
+    await inbox.acquire(handled, 'a', 1_000);
+    expect(await inbox.advance(handled, 'a', 2, 1_000)).toBe(true);
+    expect(await inbox.markTakenOver(handled, 4)).toBe(false);
+    expect(await inbox.release(handled, 'a', 2)).toBe('released');
+    const notHeld = connectionId();
+    await inbox.acquire(notHeld, 'a', 1_000);
+    now += 1_001;
+    expect(await inbox.markTakenOver(notHeld, 5)).toBe(false);
+    const none = connectionId();
+    expect(await inbox.markTakenOver(none, 5)).toBe(false);
+    expect(await inbox.parked(none, 1, 10)).toEqual([]);
   });
 });
 
