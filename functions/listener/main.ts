@@ -42,7 +42,7 @@ const tlsPort = env.MQTT_TLS_PORT ? Number(env.MQTT_TLS_PORT) : undefined;
 try {
   settings = listenerSettingsFromEnv(env);
   tlsSettings = tlsSettingsFromEnv(env);
-  if (tlsPort !== undefined && (!Number.isInteger(tlsPort) || tlsPort <= 0 || tlsPort > 65535)) throw new ConfigurationError(`MQTT_TLS_PORT must be a port number, got "${env.MQTT_TLS_PORT}"`);
+  if (tlsPort !== undefined && (!Number.isInteger(tlsPort) || tlsPort < 0 || tlsPort > 65535)) throw new ConfigurationError(`MQTT_TLS_PORT must be a port number, got "${env.MQTT_TLS_PORT}"`);
   if (tlsPort !== undefined && !tlsSettings.server) throw new ConfigurationError('MQTT_TLS_PORT needs MQTT_TLS_CERT and MQTT_TLS_KEY (the server certificate and key)');
   if (tlsPort === undefined && tlsSettings.clientCertificates) throw new ConfigurationError('MQTT_TLS_CLIENT_CA needs MQTT_TLS_PORT (the port devices with certificates connect to)');
 } catch (error) {
