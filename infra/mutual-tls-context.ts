@@ -9,8 +9,9 @@
  *   deviceCaFile         a PEM file: the CA device certificates must chain to (turns the option on)
  *   deviceCrlFile        a PEM file: its certificate revocation lists (optional)
  *   deviceIdentity       cn (default), san-dns or san-email: the field that is the user name
- *   serverTlsSecretName  the name or complete ARN of a Secrets Manager secret holding JSON
- *                        {"cert": "<PEM chain>", "key": "<PEM private key>"} for the devices' host name
+ *   serverTlsSecretArn   the complete ARN of a Secrets Manager secret (ECS takes no other form)
+ *                        holding JSON {"cert": "<PEM chain>", "key": "<PEM private key>"} for the
+ *                        devices' host name
  *
  * Synthesis checks the files and the field with the listener's own reader
  * (functions/listener/tls-settings.ts); a mistake stops it with one line naming the context key.
@@ -24,8 +25,8 @@ import { DeployContextError } from './deploy-context';
 export interface MutualTlsContext {
   /** The listener container's settings: MQTT_TLS_PORT, MQTT_TLS_CLIENT_CA, and MQTT_TLS_CRL and MQTT_TLS_IDENTITY when given. */
   readonly environment: Readonly<Record<string, string>>;
-  /** The secret with the server certificate and key (JSON fields `cert` and `key`). */
-  readonly serverSecret: string;
+  /** The complete ARN of the secret with the server certificate and key (JSON fields `cert` and `key`). */
+  readonly serverSecretArn: string;
 }
 
 /** The port the listener terminates device TLS on, and the NLB passes 8883 through to. */
@@ -33,7 +34,9 @@ export const LISTENER_TLS_PORT = 8883;
 
 const KEYS = { deviceCaFile: 'MQTT_TLS_CLIENT_CA', deviceCrlFile: 'MQTT_TLS_CRL', deviceIdentity: 'MQTT_TLS_IDENTITY' } as const;
 const SECRET_HELP =
-  'serverTlsSecretName (a Secrets Manager secret holding {"cert": "<PEM chain>", "key": "<PEM private key>"} for the devices\' host name: the listener tasks terminate TLS when devices present certificates)';
+  'serverTlsSecretArn (the complete ARN of a Secrets Manager secret holding {"cert": "<PEM chain>", "key": "<PEM private key>"} for the devices\' host name: the listener tasks terminate TLS when devices present certificates)';
+/** A secret's complete ARN ends in a hyphen and six characters Secrets Manager added to the name. */
+const COMPLETE_SECRET_ARN = /^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:.+-[A-Za-z0-9]{6}$/;
 
 export function readMutualTlsContext(node: Node): MutualTlsContext | undefined {
   const get = (key: string): string | undefined => {
@@ -43,13 +46,16 @@ export function readMutualTlsContext(node: Node): MutualTlsContext | undefined {
     return value;
   };
   const caFile = get('deviceCaFile');
-  const given = [...Object.keys(KEYS), 'serverTlsSecretName'].filter((key) => get(key) !== undefined);
+  const given = [...Object.keys(KEYS), 'serverTlsSecretArn'].filter((key) => get(key) !== undefined);
   if (caFile === undefined) {
     if (given.length > 0) throw new DeployContextError(`context ${given[0]} needs deviceCaFile (a PEM file: the CA whose device certificates the broker accepts)`);
     return undefined;
   }
-  const serverSecret = get('serverTlsSecretName');
-  if (serverSecret === undefined) throw new DeployContextError(`context deviceCaFile needs ${SECRET_HELP}`);
+  const serverSecretArn = get('serverTlsSecretArn');
+  if (serverSecretArn === undefined) throw new DeployContextError(`context deviceCaFile needs ${SECRET_HELP}`);
+  if (!COMPLETE_SECRET_ARN.test(serverSecretArn)) {
+    throw new DeployContextError(`context serverTlsSecretArn must be a secret's complete ARN (arn:aws:secretsmanager:<region>:<account>:secret:<name>-<6 characters>), got ${JSON.stringify(serverSecretArn)}`);
+  }
   const crlFile = get('deviceCrlFile');
   const identity = get('deviceIdentity');
   const environment: Record<string, string> = {
@@ -66,7 +72,7 @@ export function readMutualTlsContext(node: Node): MutualTlsContext | undefined {
     for (const [key, envVar] of Object.entries(KEYS)) message = message.replaceAll(envVar, `context ${key}`);
     throw new DeployContextError(message);
   }
-  return { environment, serverSecret };
+  return { environment, serverSecretArn };
 }
 
 function readPem(file: string, key: string): string {

@@ -233,8 +233,7 @@ export class DeviceListener extends Construct {
   /** The server certificate and key for the listener's own TLS port, from the operator's secret (JSON fields cert and key). */
   private serverTlsSecrets(mutualTls: MutualTlsContext | undefined): Record<string, EcsSecret> {
     if (!mutualTls) return {};
-    const name = mutualTls.serverSecret;
-    const secret = name.startsWith('arn:') ? Secret.fromSecretCompleteArn(this, 'ServerTlsSecret', name) : Secret.fromSecretNameV2(this, 'ServerTlsSecret', name);
+    const secret = Secret.fromSecretCompleteArn(this, 'ServerTlsSecret', mutualTls.serverSecretArn);
     return { MQTT_TLS_CERT: EcsSecret.fromSecretsManager(secret, 'cert'), MQTT_TLS_KEY: EcsSecret.fromSecretsManager(secret, 'key') };
   }
 

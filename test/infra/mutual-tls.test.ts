@@ -13,6 +13,8 @@ import { readDeployContext } from '../../infra/deploy-context';
 import { createCertificateAuthority, issueDeviceCertificate, revocationList, writePemFiles } from '../support/device-certificates';
 import { logicalId, synthBroker, TEST_CERTIFICATE_ARN, type Synthesized } from './stack-fixture';
 
+const SECRET_ARN = 'arn:aws:secretsmanager:us-east-1:111111111111:secret:mqtt/device-tls-AbCdEf';
+
 type Statement = { Action: string | string[]; Resource: unknown; Effect: string };
 
 let files: Record<string, string>;
@@ -24,7 +26,7 @@ beforeAll(async () => {
   const crl = await revocationList(ca, [await issueDeviceCertificate(ca, 'revoked')]);
   pems = { ca: ca.certificate, crl };
   files = writePemFiles({ ca: ca.certificate, crl, notPem: 'just text' });
-  synthesized = synthBroker({ deviceCaFile: files.ca, deviceCrlFile: files.crl, deviceIdentity: 'san-dns', serverTlsSecretName: 'device-tls' });
+  synthesized = synthBroker({ deviceCaFile: files.ca, deviceCrlFile: files.crl, deviceIdentity: 'san-dns', serverTlsSecretArn: SECRET_ARN });
 });
 
 const container = (s: Synthesized) =>
@@ -74,24 +76,24 @@ describe('device certificates (mutual TLS) deployed', () => {
     );
     const secrets = definition.Secrets as Array<{ Name: string; ValueFrom: unknown }>;
     expect(secrets.map((s) => s.Name).sort()).toEqual(['DELIVERY_SECRET', 'MQTT_TLS_CERT', 'MQTT_TLS_KEY']);
-    expect(JSON.stringify(secrets.find((s) => s.Name === 'MQTT_TLS_CERT')!.ValueFrom)).toMatch(/secret:device-tls:cert::/);
-    expect(JSON.stringify(secrets.find((s) => s.Name === 'MQTT_TLS_KEY')!.ValueFrom)).toMatch(/secret:device-tls:key::/);
+    expect(JSON.stringify(secrets.find((s) => s.Name === 'MQTT_TLS_CERT')!.ValueFrom)).toMatch(/secret:mqtt\/device-tls-AbCdEf:cert::/);
+    expect(JSON.stringify(secrets.find((s) => s.Name === 'MQTT_TLS_KEY')!.ValueFrom)).toMatch(/secret:mqtt\/device-tls-AbCdEf:key::/);
     expect(definition.PortMappings).toEqual(expect.arrayContaining([expect.objectContaining({ ContainerPort: 8883 })]));
   });
 
   it("only the task's execution role may read the server key's secret", () => {
     const { template, stack } = synthesized;
     const readers = Object.entries(template.findResources('AWS::IAM::Policy')).filter(([, p]) =>
-      (p.Properties.PolicyDocument.Statement as Statement[]).some((s) => JSON.stringify(s.Resource).includes('secret:device-tls')),
+      (p.Properties.PolicyDocument.Statement as Statement[]).some((s) => JSON.stringify(s.Resource).includes('secret:mqtt/device-tls-AbCdEf')),
     );
     const executionRole = logicalId(synthesized, stack.deviceListener.taskDefinition.obtainExecutionRole());
     expect(readers.flatMap(([, p]) => (p.Properties.Roles as Array<{ Ref: string }>).map((r) => r.Ref))).toEqual([executionRole]);
-    const statement = (readers[0]![1].Properties.PolicyDocument.Statement as Statement[]).find((s) => JSON.stringify(s.Resource).includes('secret:device-tls'))!;
+    const statement = (readers[0]![1].Properties.PolicyDocument.Statement as Statement[]).find((s) => JSON.stringify(s.Resource).includes('secret:mqtt/device-tls-AbCdEf'))!;
     expect(statement.Action).toEqual(['secretsmanager:GetSecretValue', 'secretsmanager:DescribeSecret']);
   });
 
   it("cdk-nag's AwsSolutions rules find nothing unacknowledged, with the stack's own certificate for 443 too", () => {
-    const app = new App({ context: { 'aws:cdk:bundling-stacks': [], deviceCaFile: files.ca, serverTlsSecretName: 'device-tls' } });
+    const app = new App({ context: { 'aws:cdk:bundling-stacks': [], deviceCaFile: files.ca, serverTlsSecretArn: SECRET_ARN } });
     new BrokerStack(app, 'Nag');
     const report = new AwsSolutionsChecks(app).validateScope(app);
     expect(report.violations.map((v) => `${v.ruleName} at ${v.violatingResources.map((r) => r.resourceLogicalId).join(', ')}`)).toEqual([]);
@@ -109,13 +111,14 @@ describe('device certificates: a mistake stops synthesis with one line', () => {
   const read = (context: Record<string, unknown>) => () => readDeployContext(new App({ context: { certificateArn: TEST_CERTIFICATE_ARN, ...context } }).node);
 
   it.each([
-    ['context deviceCaFile needs serverTlsSecretName (a Secrets Manager secret holding {"cert"', () => ({ deviceCaFile: files.ca })],
-    ['context serverTlsSecretName needs deviceCaFile (a PEM file', () => ({ serverTlsSecretName: 'device-tls' })],
+    ['context deviceCaFile needs serverTlsSecretArn (the complete ARN of a Secrets Manager secret holding {"cert"', () => ({ deviceCaFile: files.ca })],
+    ['context serverTlsSecretArn needs deviceCaFile (a PEM file', () => ({ serverTlsSecretArn: SECRET_ARN })],
     ['context deviceIdentity needs deviceCaFile', () => ({ deviceIdentity: 'cn' })],
-    ['context deviceCaFile: cannot read /nonexistent/ca.pem (ENOENT); pass the path of a PEM file', () => ({ deviceCaFile: '/nonexistent/ca.pem', serverTlsSecretName: 'device-tls' })],
-    ['is not a PEM file', () => ({ deviceCaFile: files.notPem, serverTlsSecretName: 'device-tls' })],
-    ['context deviceIdentity must be cn, san-dns, san-email, got "serial"', () => ({ deviceCaFile: files.ca, deviceIdentity: 'serial', serverTlsSecretName: 'device-tls' })],
-    ['context deviceCrlFile must be PEM certificate revocation lists', () => ({ deviceCaFile: files.ca, deviceCrlFile: files.ca, serverTlsSecretName: 'device-tls' })],
+    ['context deviceCaFile: cannot read /nonexistent/ca.pem (ENOENT); pass the path of a PEM file', () => ({ deviceCaFile: '/nonexistent/ca.pem', serverTlsSecretArn: SECRET_ARN })],
+    ['is not a PEM file', () => ({ deviceCaFile: files.notPem, serverTlsSecretArn: SECRET_ARN })],
+    ['context deviceIdentity must be cn, san-dns, san-email, got "serial"', () => ({ deviceCaFile: files.ca, deviceIdentity: 'serial', serverTlsSecretArn: SECRET_ARN })],
+    ['context serverTlsSecretArn must be a secret\'s complete ARN', () => ({ deviceCaFile: files.ca, serverTlsSecretArn: 'mqtt/device-tls' })],
+    ['context deviceCrlFile must be PEM certificate revocation lists', () => ({ deviceCaFile: files.ca, deviceCrlFile: files.ca, serverTlsSecretArn: SECRET_ARN })],
   ])('%s', (message, context) => {
     expect(read(context())).toThrow(message);
     try {
