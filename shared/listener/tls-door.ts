@@ -60,6 +60,8 @@ export class TlsDoor {
   }
 
   private secured(socket: tls.TLSSocket, secure: SecureConnection): void {
+    // The TCP socket under it was given a handler when admitted; the TLS socket needs its own (a reset after the handshake).
+    socket.on('error', (error) => this.log.info('socket error', { door: 'MQTT over TLS', error: error.message }));
     const address = this.addresses.get(rawSocketOf(socket)) ?? normalizeAddress(socket.remoteAddress ?? '');
     const field = this.options.clientCertificates?.identity;
     const identity = field ? certificateIdentity(socket, field) : undefined;
