@@ -385,7 +385,7 @@ export class MqttListener {
 
 /** A TCP reset: the kernel drops what it has not sent instead of holding it for a client that does not read. */
 function resetAndDestroy(socket: net.Socket): void {
-  // A TLS socket's handle is not TCP's, so it cannot be reset; only the local harness serves TLS.
+  // A TLS socket's handle is not TCP's, so it cannot be reset (the TLS port: locally, and in the cloud with device certificates).
   if (socket instanceof tls.TLSSocket || socket.destroyed) socket.destroy();
   else socket.resetAndDestroy();
 }
