@@ -28,7 +28,7 @@ import type { PacketSink } from './events';
 import { readProxyHeader } from './proxy-header-reader';
 import { close, listen } from './servers';
 import { TaskHeartbeat } from './task-heartbeat';
-import { TlsDoor } from './tls-door';
+import { rawSocketOf, TlsDoor } from './tls-door';
 import type { ListenerAddresses, ListenerStats } from './listener-reports';
 
 export type { ListenerAddresses, ListenerStats } from './listener-reports';
@@ -385,7 +385,12 @@ export class MqttListener {
 
 /** A TCP reset: the kernel drops what it has not sent instead of holding it for a client that does not read. */
 function resetAndDestroy(socket: net.Socket): void {
-  // A TLS socket's handle is not TCP's, so it cannot be reset (the TLS port: locally, and in the cloud with device certificates).
-  if (socket instanceof tls.TLSSocket || socket.destroyed) socket.destroy();
-  else socket.resetAndDestroy();
+  if (socket.destroyed) return;
+  // A TLS socket's handle is not TCP's: the TCP socket under it is reset (rawSocketOf, tls-door.ts).
+  const tcp = socket instanceof tls.TLSSocket ? rawSocketOf(socket) : socket;
+  if (tcp instanceof tls.TLSSocket || tcp.destroyed) socket.destroy();
+  else {
+    tcp.resetAndDestroy();
+    socket.destroy();
+  }
 }

@@ -78,6 +78,6 @@ export class TlsDoor {
  * The TCP socket a TLS socket was made from. Node keeps it as `_parent` (not in its typings);
  * absent, the TLS socket's own peer address serves.
  */
-function rawSocketOf(socket: tls.TLSSocket): net.Socket {
+export function rawSocketOf(socket: tls.TLSSocket): net.Socket {
   return (socket as tls.TLSSocket & { _parent?: net.Socket })._parent ?? socket;
 }
