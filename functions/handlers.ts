@@ -38,6 +38,7 @@ export function createPacketsHandler(deps: BrokerDeps, directory?: ConnectionDir
             sequences: c.sequences,
             ...(c.protocolVersion ? { knownVersion: c.protocolVersion } : {}),
             ...(c.sourceAddress ? { sourceAddress: c.sourceAddress } : {}),
+            ...(c.certificateUser !== undefined ? { certificateUser: c.certificateUser } : {}),
           })),
         );
         await endGone(deps, gone);

@@ -165,6 +165,7 @@ export class BrokerStack extends Stack {
       removalPolicy,
       logLevel,
       environment: brokerEnvironment.listener,
+      ...(settings.mutualTls ? { mutualTls: settings.mutualTls } : {}),
     });
 
     this.monitoring = new BrokerMonitoring(this, 'Monitoring', {

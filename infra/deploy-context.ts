@@ -5,6 +5,7 @@
 import { RemovalPolicy } from 'aws-cdk-lib';
 import { RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { Node } from 'constructs';
+import { readMutualTlsContext, type MutualTlsContext } from './mutual-tls-context';
 
 /** Where the TLS certificate of the load balancer's listeners comes from. */
 export type CertificateSource =
@@ -24,6 +25,8 @@ export interface DeployContext {
   readonly logRetention: RetentionDays;
   readonly logLevel: 'info' | 'warn' | 'error';
   readonly alarmEmail?: string;
+  /** Devices present certificates from the operator's CA (infra/mutual-tls-context.ts); the NLB passes 8883 through. */
+  readonly mutualTls?: MutualTlsContext;
 }
 
 /** A context value that is missing or wrong: the message says what to pass instead. */
@@ -63,6 +66,7 @@ export function readDeployContext(node: Node): DeployContext {
     logRetention: logRetention(get('logRetentionDays')),
     logLevel: oneOf(get('logLevel') ?? 'info', 'logLevel', { info: 'info', warn: 'warn', error: 'error' } as const),
     ...optionalString(get('alarmEmail'), 'alarmEmail'),
+    ...optionalMutualTls(node),
   };
 }
 
@@ -86,6 +90,11 @@ function certificateSource(get: (key: string) => unknown): CertificateSource {
     throw new DeployContextError(`context hostedZoneId needs domainName too (the name to certify in that zone): ${CERTIFICATE_HELP}`);
   }
   return { kind: 'stack' };
+}
+
+function optionalMutualTls(node: Node): { mutualTls?: MutualTlsContext } {
+  const mutualTls = readMutualTlsContext(node);
+  return mutualTls ? { mutualTls } : {};
 }
 
 function flag(value: unknown, key: string): boolean {

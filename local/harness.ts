@@ -39,6 +39,7 @@ import { ConsoleServer } from './console-server';
 import { startDynamoDbLocal, type RunningDynamoDb } from './dynamodb-local';
 import { every } from './schedule';
 import { generateSelfSignedCertificate } from './tls-certificate';
+import type { ClientCertificateOptions } from '../shared/listener/client-certificate';
 import { localCredentials, LOCAL_REGION } from './local-aws';
 import { GatewayMeter, InvocationMeter, LimitMeter, type HarnessMeters } from './meters';
 import { awsLimits, awsLimitSettingsFromEnv, type AwsLimits, type AwsLimitSettings } from './aws-limits';
@@ -93,7 +94,14 @@ export interface HarnessOptions {
    */
   readonly listener?: Partial<ListenerLimits> & { readonly proxyProtocol?: boolean };
   /** MQTT over TLS on this port; without cert and key (PEM), a self-signed certificate is made at start. */
-  readonly tls?: { readonly port: number; readonly wssPort?: number; readonly cert?: string; readonly key?: string };
+  readonly tls?: {
+    readonly port: number;
+    readonly wssPort?: number;
+    readonly cert?: string;
+    readonly key?: string;
+    /** Devices on the mqtts port present a certificate from this CA (shared/listener/tls-door.ts). */
+    readonly clientCertificates?: ClientCertificateOptions;
+  };
   /** Attempts and timeouts of DynamoDB calls; default: the cloud's, with a longer request timeout (DynamoDB Local is slower). */
   readonly storeRetry?: Partial<StoreRetryOptions>;
   /**
@@ -280,6 +288,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
                 port: mqttsPort ?? options.tls.port,
                 ...(options.tls.wssPort !== undefined ? { wssPort: wssPort ?? options.tls.wssPort } : {}),
                 ...certificate,
+                ...(options.tls.clientCertificates ? { clientCertificates: options.tls.clientCertificates } : {}),
               },
             }
           : {}),

@@ -7,17 +7,20 @@
  * --log-level / LOG_LEVEL (info).
  * Security: --tls / MQTT_TLS_PORT (mqtts on 8883 with a certificate made at start, or
  * MQTT_TLS_CERT + MQTT_TLS_KEY files; with it MQTT over secure WebSocket on --wss-port /
- * MQTT_WSS_PORT, 8081), --no-anonymous / MQTT_ALLOW_ANONYMOUS=false,
+ * MQTT_WSS_PORT, 8081; device certificates required on mqtts with MQTT_TLS_CLIENT_CA, and
+ * MQTT_TLS_CRL, MQTT_TLS_IDENTITY: functions/listener/tls-settings.ts), --no-anonymous / MQTT_ALLOW_ANONYMOUS=false,
  * --acl-file / MQTT_ACL_FILE, and the MQTT_JWT_* and limit variables of functions/security-config.ts.
  * AWS's quotas, enforced and printed: AWS_LIMITS_SCALE, LAMBDA_CONCURRENCY (local/aws-limits.ts).
  * The listener: the variables of functions/listener/listener-settings.ts (outbound buffer, CONNECT
  * size, connections per task and per address, MQTT_PROXY_PROTOCOL), with the cloud's defaults.
  */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { listenerSettingsFromEnv, type ListenerSettings } from '../functions/listener/listener-settings';
+import { tlsSettingsFromEnv } from '../functions/listener/tls-settings';
+import type { ClientCertificateOptions } from '../shared/listener/client-certificate';
 import { ConfigurationError, describeSecurity, limitsFromEnv, securityPolicyFromEnv } from '../functions/security-config';
 import type { LogLevel } from '../shared/util/logger';
 import { defaultListenerLimits } from '../shared/listener/listener';
@@ -59,7 +62,7 @@ const env = process.env;
 let security;
 let config;
 let listenerSettings: ListenerSettings = { limits: {}, proxyProtocol: false };
-let tls: { port: number; wssPort: number; cert?: string; key?: string } | undefined;
+let tls: { port: number; wssPort: number; cert?: string; key?: string; clientCertificates?: ClientCertificateOptions } | undefined;
 let awsLimits: AwsLimitSettings = {};
 try {
   awsLimits = awsLimitSettingsFromEnv(env);
@@ -73,12 +76,16 @@ try {
   );
   config = limitsFromEnv(env);
   listenerSettings = listenerSettingsFromEnv(env);
+  const tlsSettings = tlsSettingsFromEnv(env);
   if (flags.tls || flags['tls-port'] || env.MQTT_TLS_PORT) {
     tls = {
       port: port(flags['tls-port'], env.MQTT_TLS_PORT, 8883, 'MQTT_TLS_PORT'),
       wssPort: port(flags['wss-port'], env.MQTT_WSS_PORT, 8081, 'MQTT_WSS_PORT'),
-      ...tlsFiles(env),
+      ...tlsSettings.server,
+      ...(tlsSettings.clientCertificates ? { clientCertificates: tlsSettings.clientCertificates } : {}),
     };
+  } else if (tlsSettings.clientCertificates) {
+    throw new ConfigurationError('MQTT_TLS_CLIENT_CA needs the TLS port: add --tls (or MQTT_TLS_PORT)');
   }
 } catch (error) {
   fail(error instanceof ConfigurationError ? error.message : String(error));
@@ -126,6 +133,7 @@ try {
       'Serverless MQTT broker running locally:',
       `  MQTT (TCP)                  ${harness.mqttUrl}`,
       ...(harness.mqttsUrl ? [`  MQTT over TLS               ${harness.mqttsUrl}   (${caFile ? `self-signed; trust it with --cafile ${caFile}` : 'your certificate'})`] : []),
+      ...(tls?.clientCertificates ? [`                              devices present a certificate from MQTT_TLS_CLIENT_CA; its ${tls.clientCertificates.identity} is the user name`] : []),
       `  MQTT over WebSocket         ${harness.wsUrl}`,
       ...(harness.wssUrl ? [`  MQTT over secure WebSocket  ${harness.wssUrl}   (the same certificate)`] : []),
       `  API Gateway WebSocket       ${harness.apigwUrl}   (@connections on the same port)`,
@@ -142,21 +150,6 @@ try {
   );
 } catch (error) {
   fail(withPortHint(error instanceof Error ? error.message : String(error)));
-}
-
-/** MQTT_TLS_CERT and MQTT_TLS_KEY: PEM files to serve instead of a certificate made at start (both or neither). */
-function tlsFiles(environment: NodeJS.ProcessEnv): { cert?: string; key?: string } {
-  const { MQTT_TLS_CERT: certFile, MQTT_TLS_KEY: keyFile } = environment;
-  if (!certFile && !keyFile) return {};
-  if (!certFile || !keyFile) throw new ConfigurationError('set both MQTT_TLS_CERT and MQTT_TLS_KEY (PEM files), or neither for a self-signed certificate');
-  const read = (file: string, name: string): string => {
-    try {
-      return readFileSync(file, 'utf8');
-    } catch (error) {
-      throw new ConfigurationError(`cannot read ${name} ${file}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
-    }
-  };
-  return { cert: read(certFile, 'MQTT_TLS_CERT'), key: read(keyFile, 'MQTT_TLS_KEY') };
 }
 
 /** The listener names the port it could not bind; the user sets it by this variable or flag. */

@@ -11,7 +11,7 @@
  *   MQTT_BATCH_WINDOW_MS              how long a batch of packets waits for more connections' packets
  *                                     before the packet handler is invoked with it; 0: no wait,
  *                                     each connection's packets in their own invocation (50)
- *   MQTT_PROXY_PROTOCOL               true: sockets on the MQTT and MQTT over WebSocket ports begin
+ *   MQTT_PROXY_PROTOCOL               true: sockets on the MQTT, MQTT over WebSocket and TLS ports begin
  *                                     with a PROXY protocol v2 header, whose source address is the
  *                                     client's (the NLB's target groups send it) (false)
  * and MQTT_MAX_PACKET_SIZE, MQTT_MAX_KEEPALIVE and MQTT_CONNECT_TIMEOUT_MS, as functions/security-config.ts

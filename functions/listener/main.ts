@@ -6,7 +6,10 @@
  * injected by ECS from Secrets Manager), ADVERTISED_HOST (default: the task's IPv4 from ECS
  * metadata), LOG_LEVEL, LISTEN_HOST (0.0.0.0), LISTENER_METRICS_CLUSTER (the cluster's name:
  * with it, the task reports what autoscaling reads, shared/listener/task-metrics.ts), and the
- * limits and MQTT_PROXY_PROTOCOL of ./listener-settings.ts.
+ * limits and MQTT_PROXY_PROTOCOL of ./listener-settings.ts. MQTT_TLS_PORT: MQTT over TLS there,
+ * with MQTT_TLS_CERT and MQTT_TLS_KEY (required with it) and device certificates when
+ * MQTT_TLS_CLIENT_CA is set (./tls-settings.ts); the stack sets them when devices present
+ * certificates (the NLB passes TLS through to this port).
  */
 import { LambdaClient } from '@aws-sdk/client-lambda';
 import { createJsonLogger, type LogLevel } from '../../shared/util/logger';
@@ -17,6 +20,7 @@ import { LISTENER_METRICS } from '../../shared/listener/listener-metrics';
 import { CountingSink, reportTaskMetrics } from '../../shared/listener/task-metrics';
 import { ConfigurationError } from '../security-config';
 import { listenerSettingsFromEnv, type ListenerSettings } from './listener-settings';
+import { tlsSettingsFromEnv, type TlsSettings } from './tls-settings';
 
 const env = process.env;
 const log = createJsonLogger((env.LOG_LEVEL as LogLevel | undefined) ?? 'info');
@@ -33,8 +37,14 @@ if (deliverySecret.length < MIN_DELIVERY_SECRET_LENGTH) {
 }
 
 let settings: ListenerSettings;
+let tlsSettings: TlsSettings;
+const tlsPort = env.MQTT_TLS_PORT ? Number(env.MQTT_TLS_PORT) : undefined;
 try {
   settings = listenerSettingsFromEnv(env);
+  tlsSettings = tlsSettingsFromEnv(env);
+  if (tlsPort !== undefined && (!Number.isInteger(tlsPort) || tlsPort < 0 || tlsPort > 65535)) throw new ConfigurationError(`MQTT_TLS_PORT must be a port number, got "${env.MQTT_TLS_PORT}"`);
+  if (tlsPort !== undefined && !tlsSettings.server) throw new ConfigurationError('MQTT_TLS_PORT needs MQTT_TLS_CERT and MQTT_TLS_KEY (the server certificate and key)');
+  if (tlsPort === undefined && tlsSettings.clientCertificates) throw new ConfigurationError('MQTT_TLS_CLIENT_CA needs MQTT_TLS_PORT (the port devices with certificates connect to)');
 } catch (error) {
   log.error(error instanceof ConfigurationError ? error.message : String(error));
   process.exit(1);
@@ -54,6 +64,9 @@ const listener = new MqttListener({
   // MQTT_MAX_PACKET_SIZE and MQTT_MAX_KEEPALIVE (as the handlers have them), MQTT_CONNECT_TIMEOUT_MS, and the listener's own
   limits: settings.limits,
   proxyProtocol: settings.proxyProtocol,
+  ...(tlsPort !== undefined && tlsSettings.server
+    ? { tls: { port: tlsPort, ...tlsSettings.server, ...(tlsSettings.clientCertificates ? { clientCertificates: tlsSettings.clientCertificates } : {}) } }
+    : {}),
 });
 const addresses = await listener.start();
 const metricsCluster = env[LISTENER_METRICS.envVar];
@@ -72,7 +85,12 @@ process.once('SIGTERM', () => {
   metrics?.stop();
   void listener.stop(DRAIN_MS, DRAIN_SPREAD_MS).then(() => process.exit(0));
 });
-log.info('listener started', { ...addresses, proxyProtocol: settings.proxyProtocol, ...settings.limits });
+log.info('listener started', {
+  ...addresses,
+  proxyProtocol: settings.proxyProtocol,
+  ...(tlsSettings.clientCertificates ? { deviceCertificates: tlsSettings.clientCertificates.identity } : {}),
+  ...settings.limits,
+});
 
 /** The task's private IPv4, from the ECS task metadata endpoint (v4). */
 async function taskAddress(): Promise<string> {

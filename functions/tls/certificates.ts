@@ -117,22 +117,22 @@ export function renewalDue(notAfter: Date | undefined, now: Date): boolean {
 }
 
 /** A positive serial of 128 random bits, hexadecimal. */
-function serialNumber(): string {
+export function serialNumber(): string {
   const bytes = randomBytes(16);
   bytes[0]! &= 0x7f;
   return bytes.toString('hex');
 }
 
-function pem(label: string, der: Buffer): string {
+export function pem(label: string, der: Buffer): string {
   const lines = der.toString('base64').match(/.{1,64}/g) ?? [];
   return `-----BEGIN ${label}-----\n${lines.join('\n')}\n-----END ${label}-----\n`;
 }
 
 /** One PEM block with Unix line ends and a final newline, so that blocks concatenate into a chain. */
-function pemText(certificate: X509Certificate): string {
+export function pemText(certificate: X509Certificate): string {
   return `${certificate.toString('pem').replace(/\r\n/g, '\n').trimEnd()}\n`;
 }
 
-function derOf(text: string): Buffer {
+export function derOf(text: string): Buffer {
   return Buffer.from(text.replace(/-----(BEGIN|END) [A-Z ]+-----/g, '').replace(/\s+/g, ''), 'base64');
 }

@@ -88,7 +88,7 @@ export class BrokerMonitoring extends Construct {
 
     const { targetGroups } = props.deviceListener;
     for (const [name, group] of Object.entries(targetGroups)) {
-      const label = name === 'mqtt' ? 'Mqtt' : 'MqttWebSocket';
+      const label = ({ mqtt: 'Mqtt', mqttWebSocket: 'MqttWebSocket', mqttTls: 'MqttTls' } as const)[name as 'mqtt' | 'mqttWebSocket' | 'mqttTls'];
       this.alarm(`${label}UnhealthyTargets`, group.metrics.unHealthyHostCount({ statistic: 'Maximum', period: Duration.minutes(1) }), `listener ${name}: a task fails its health check`);
       this.alarm(
         `${label}NoHealthyTargets`,
@@ -146,10 +146,11 @@ export class BrokerMonitoring extends Construct {
     const graph = (title: string, left: IMetric[], right: IMetric[] = []) => new GraphWidget({ title, left, right, width: 12 });
     dashboard.addWidgets(new AlarmStatusWidget({ title: 'Alarms', alarms: this.alarms, width: 24 }));
     dashboard.addWidgets(
-      graph('Device connections (NLB)', [loadBalancer.metrics.activeFlowCount(), loadBalancer.metrics.newFlowCount()], [
-        targetGroups.mqtt.metrics.healthyHostCount(),
-        targetGroups.mqttWebSocket.metrics.healthyHostCount(),
-      ]),
+      graph(
+        'Device connections (NLB)',
+        [loadBalancer.metrics.activeFlowCount(), loadBalancer.metrics.newFlowCount()],
+        Object.values(targetGroups).map((group) => group.metrics.healthyHostCount()),
+      ),
       graph('Listener tasks: CPU and memory (%)', [service.metricCpuUtilization(), service.metricMemoryUtilization()]),
     );
     dashboard.addWidgets(

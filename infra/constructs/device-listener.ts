@@ -24,11 +24,12 @@ import {
 import { PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import type { Function as LambdaFn, IFunction } from 'aws-cdk-lib/aws-lambda';
 import { LogGroup, type RetentionDays } from 'aws-cdk-lib/aws-logs';
-import type { ISecret } from 'aws-cdk-lib/aws-secretsmanager';
+import { Secret, type ISecret } from 'aws-cdk-lib/aws-secretsmanager';
 import { ARecord, HostedZone, RecordTarget } from 'aws-cdk-lib/aws-route53';
 import { LoadBalancerTarget } from 'aws-cdk-lib/aws-route53-targets';
 import { Construct } from 'constructs';
 import type { CertificateSource } from '../deploy-context';
+import { LISTENER_TLS_PORT, type MutualTlsContext } from '../mutual-tls-context';
 import { repositoryRoot } from './broker-functions';
 import type { BrokerNetwork } from './broker-network';
 import { scaleListener, type ListenerTaskMetrics } from './listener-scaling';
@@ -58,6 +59,8 @@ export interface DeviceListenerProps {
   readonly logLevel: string;
   /** The listener's settings from the context (infra/broker-settings.ts). */
   readonly environment?: Readonly<Record<string, string>>;
+  /** Devices present certificates: 8883 passes through to the listener's own TLS port (infra/mutual-tls-context.ts). */
+  readonly mutualTls?: MutualTlsContext;
 }
 
 /**
@@ -68,12 +71,17 @@ export interface DeviceListenerProps {
  * Lambdas on the delivery port. Both target groups send a PROXY protocol v2 header before each
  * connection's bytes, and the listener requires it (MQTT_PROXY_PROTOCOL): IP targets see the
  * client's address no other way, and the listener caps connections per client address.
+ * With `mutualTls`, 8883 is a TCP listener instead, passing TLS through to the listener's own
+ * TLS port (8883), which verifies device certificates (the NLB's mutual TLS verify mode hands
+ * targets no client identity, docs/deploy.md); the task's execution role reads the server
+ * certificate and key from the named secret when a task starts.
  */
 export class DeviceListener extends Construct {
   readonly loadBalancer: NetworkLoadBalancer;
   readonly service: FargateService;
   readonly taskDefinition: FargateTaskDefinition;
-  readonly targetGroups: { readonly mqtt: NetworkTargetGroup; readonly mqttWebSocket: NetworkTargetGroup };
+  /** `mqtt` (to the tasks' 1883) unless devices present certificates without plain MQTT; `mqttTls` (to their 8883) only then. */
+  readonly targetGroups: { readonly mqtt?: NetworkTargetGroup; readonly mqttWebSocket: NetworkTargetGroup; readonly mqttTls?: NetworkTargetGroup };
   readonly securityGroup: SecurityGroup;
   readonly loadBalancerSecurityGroup: SecurityGroup;
   /** The host name clients use: the certificate's domain when known, else the NLB's DNS name. */
@@ -102,7 +110,10 @@ export class DeviceListener extends Construct {
     });
     // Lambda Invoke, ECR and CloudWatch Logs, all over HTTPS through NAT (S3 through its gateway endpoint).
     this.securityGroup.addEgressRule(Peer.anyIpv4(), Port.tcp(443), 'AWS APIs over HTTPS');
-    for (const port of [listenerPorts.mqtt, listenerPorts.mqttWebSocket]) {
+    // With device certificates, the tasks' plain MQTT port is reached only when plain MQTT is asked for.
+    const plainTargets = !props.mutualTls || props.plainMqtt;
+    const mqttPorts = [...(plainTargets ? [listenerPorts.mqtt] : []), listenerPorts.mqttWebSocket, ...(props.mutualTls ? [LISTENER_TLS_PORT] : [])];
+    for (const port of mqttPorts) {
       this.securityGroup.connections.allowFrom(this.loadBalancerSecurityGroup, Port.tcp(port), 'MQTT from the load balancer');
     }
     this.securityGroup.connections.allowFrom(network.deliveryClients, Port.tcp(listenerPorts.delivery), 'deliveries from the broker Lambdas');
@@ -129,12 +140,13 @@ export class DeviceListener extends Construct {
         LOG_LEVEL: props.logLevel,
         AWS_REGION: Stack.of(this).region,
         ...props.environment,
+        ...props.mutualTls?.environment,
         // The target groups below send the header; the listener closes a socket without it.
         MQTT_PROXY_PROTOCOL: 'true',
       },
-      // Read by the task's execution role when the task starts; the task role cannot read it.
-      secrets: { DELIVERY_SECRET: EcsSecret.fromSecretsManager(props.deliverySecret) },
-      portMappings: Object.values(listenerPorts).map((containerPort) => ({ containerPort })),
+      // Read by the task's execution role when the task starts; the task role cannot read them.
+      secrets: { DELIVERY_SECRET: EcsSecret.fromSecretsManager(props.deliverySecret), ...this.serverTlsSecrets(props.mutualTls) },
+      portMappings: [...Object.values(listenerPorts), ...(props.mutualTls ? [LISTENER_TLS_PORT] : [])].map((containerPort) => ({ containerPort })),
       logging: LogDrivers.awsLogs({ logGroup: this.logGroup, streamPrefix: 'listener' }),
       readonlyRootFilesystem: true,
       stopTimeout: STOP_TIMEOUT,
@@ -170,8 +182,9 @@ export class DeviceListener extends Construct {
       crossZoneEnabled: true,
     });
     this.targetGroups = {
-      mqtt: this.targetGroup('MqttTargets', listenerPorts.mqtt),
+      ...(plainTargets ? { mqtt: this.targetGroup('MqttTargets', listenerPorts.mqtt) } : {}),
       mqttWebSocket: this.targetGroup('MqttWebSocketTargets', listenerPorts.mqttWebSocket),
+      ...(props.mutualTls ? { mqttTls: this.targetGroup('MqttTlsTargets', LISTENER_TLS_PORT) } : {}),
     };
 
     let certificate: ListenerCertificate;
@@ -189,9 +202,12 @@ export class DeviceListener extends Construct {
     }
     this.hostName = props.certificate.domainName ?? this.loadBalancer.loadBalancerDnsName;
     const tls = { protocol: Protocol.TLS, certificates: [certificate], sslPolicy: SslPolicy.RECOMMENDED_TLS };
-    this.listen('MqttTls', publicPorts.mqttTls, listenerPorts.mqtt, tls);
-    this.listen('MqttWebSocketTls', publicPorts.mqttWebSocketTls, listenerPorts.mqttWebSocket, tls);
-    if (props.plainMqtt) this.listen('MqttPlain', publicPorts.mqttPlain, listenerPorts.mqtt, { protocol: Protocol.TCP });
+    // Device certificates: the listener terminates TLS on 8883, so the NLB passes the bytes through.
+    const { mqtt, mqttTls } = this.targetGroups;
+    if (mqttTls) this.listen('MqttTls', publicPorts.mqttTls, mqttTls, { protocol: Protocol.TCP });
+    else if (mqtt) this.listen('MqttTls', publicPorts.mqttTls, mqtt, tls);
+    this.listen('MqttWebSocketTls', publicPorts.mqttWebSocketTls, this.targetGroups.mqttWebSocket, tls);
+    if (props.plainMqtt && mqtt) this.listen('MqttPlain', publicPorts.mqttPlain, mqtt, { protocol: Protocol.TCP });
 
     this.acknowledgeFindings();
   }
@@ -214,14 +230,20 @@ export class DeviceListener extends Construct {
     return group;
   }
 
-  /** A public port of the load balancer, forwarding to a port of the listener tasks. */
+  /** The server certificate and key for the listener's own TLS port, from the operator's secret (JSON fields cert and key). */
+  private serverTlsSecrets(mutualTls: MutualTlsContext | undefined): Record<string, EcsSecret> {
+    if (!mutualTls) return {};
+    const secret = Secret.fromSecretCompleteArn(this, 'ServerTlsSecret', mutualTls.serverSecretArn);
+    return { MQTT_TLS_CERT: EcsSecret.fromSecretsManager(secret, 'cert'), MQTT_TLS_KEY: EcsSecret.fromSecretsManager(secret, 'key') };
+  }
+
+  /** A public port of the load balancer, forwarding to a target group of the listener tasks. */
   private listen(
     id: string,
     port: number,
-    targetPort: typeof listenerPorts.mqtt | typeof listenerPorts.mqttWebSocket,
+    targetGroup: NetworkTargetGroup,
     options: { protocol: Protocol; certificates?: ListenerCertificate[]; sslPolicy?: SslPolicy },
   ): void {
-    const targetGroup = targetPort === listenerPorts.mqtt ? this.targetGroups.mqtt : this.targetGroups.mqttWebSocket;
     this.loadBalancer.addListener(id, { port, defaultTargetGroups: [targetGroup], ...options });
     this.loadBalancerSecurityGroup.addIngressRule(Peer.anyIpv4(), Port.tcp(port), `${id}: clients connect from anywhere`);
   }

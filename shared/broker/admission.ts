@@ -14,7 +14,11 @@ export type Admission = { ok: true; identity: Identity } | { ok: false; reasonCo
 
 export async function admitConnection(
   deps: BrokerDeps,
-  { connectionId, sourceAddress }: { readonly connectionId: string; readonly sourceAddress: string | undefined },
+  {
+    connectionId,
+    sourceAddress,
+    certificateUser,
+  }: { readonly connectionId: string; readonly sourceAddress: string | undefined; readonly certificateUser: string | undefined },
   packet: ConnectPacket,
   clientId: string,
 ): Promise<Admission> {
@@ -24,6 +28,7 @@ export async function admitConnection(
   const authentication = await deps.security.authenticate({
     connectionId,
     ...(sourceAddress !== undefined ? { sourceAddress } : {}),
+    ...(certificateUser !== undefined ? { certificateUser } : {}),
     ...(packet.username !== undefined ? { username: packet.username } : {}),
     ...(packet.password !== undefined ? { password: Buffer.from(packet.password) } : {}),
     ...(packet.properties?.authenticationMethod !== undefined ? { authenticationMethod: packet.properties.authenticationMethod } : {}),

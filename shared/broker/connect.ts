@@ -35,6 +35,7 @@ interface ConnectState {
   readonly deps: BrokerDeps;
   readonly connectionId: string;
   readonly sourceAddress: string | undefined;
+  readonly certificateUser: string | undefined;
   readonly packet: ConnectPacket;
   readonly version: ProtocolVersion;
   readonly cleanStart: boolean;
@@ -75,6 +76,7 @@ export const handleConnect: PacketHandler<ConnectPacket> = async (ctx, packet) =
     deps: ctx.deps,
     connectionId: ctx.connectionId,
     sourceAddress: ctx.sourceAddress,
+    certificateUser: ctx.certificateUser,
     packet,
     version: (packet.protocolVersion ?? 4) as ProtocolVersion,
     cleanStart: packet.clean ?? true,
@@ -115,7 +117,7 @@ function checkWill(state: ConnectState): void {
 /** [MQTT-3.1.4-2] (5.0) authentication and authorization checks; a failure refuses with CONNACK and closes. */
 async function admit(state: ConnectState): Promise<void> {
   state.limits = clientLimits(state.packet, state.version);
-  const admission = await admitConnection(state.deps, { connectionId: state.connectionId, sourceAddress: state.sourceAddress }, state.packet, state.clientId!);
+  const admission = await admitConnection(state.deps, state, state.packet, state.clientId!);
   if (admission.ok) state.identity = admission.identity;
   else refuse(state, admission.reasonCode, admission.why);
 }

@@ -130,6 +130,8 @@ export interface PacketContext {
   readonly batch: BatchState;
   /** The client's network address, when the door told it (authentication limits failures per address). */
   readonly sourceAddress?: string;
+  /** The user name the door took from the client's verified certificate (mutual TLS on the listener), if any. */
+  readonly certificateUser?: string;
 }
 
 /** Every packet handler: the packet in, what must happen out (the dispatcher carries it out, in order). */

@@ -56,6 +56,8 @@ export interface ConnectionFrames {
   readonly knownVersion?: ProtocolVersion;
   /** The client's network address as the door saw it (what authentication limits per address), if the door told. */
   readonly sourceAddress?: string;
+  /** The user name the door took from the client's verified certificate (mutual TLS), if any. */
+  readonly certificateUser?: string;
 }
 
 /** How a connection's packets went: handled, its connection found gone while sending, or failed (the door closes it). */
@@ -101,7 +103,7 @@ export async function handleConnectionBatches(deps: BrokerDeps, batches: readonl
     }
     return finish(deps, dispatcher, ids, outcomes, errors);
   }
-  const works = batches.map((b) => new ConnectionWork(deps, dispatcher, b.connectionId, b.frames, records.get(b.connectionId), b.knownVersion, b.sourceAddress));
+  const works = batches.map((b) => new ConnectionWork(deps, dispatcher, b.connectionId, b.frames, records.get(b.connectionId), b.knownVersion, b));
   for (const segment of segmentsOf(batches)) {
     const routes = newSegmentRoutes();
     // Every PUBLISH of the segment had arrived before it began: their topics are looked up together.
@@ -225,7 +227,7 @@ class ConnectionWork {
     private readonly frames: readonly Buffer[],
     private connection: ConnectionRecord | undefined,
     private readonly knownVersion: ProtocolVersion | undefined,
-    private readonly sourceAddress: string | undefined,
+    private readonly door: { readonly sourceAddress?: string; readonly certificateUser?: string },
   ) {
     this.batch = newBatchState(connection);
     this.run = new Run(dispatcher);
@@ -238,8 +240,9 @@ class ConnectionWork {
   }
 
   private context(): PacketContext {
-    const { deps, connectionId, connection, batch, sourceAddress } = this;
-    return { deps, connectionId, connection, batch, ...(sourceAddress ? { sourceAddress } : {}) };
+    const { deps, connectionId, connection, batch } = this;
+    const { sourceAddress, certificateUser } = this.door;
+    return { deps, connectionId, connection, batch, ...(sourceAddress ? { sourceAddress } : {}), ...(certificateUser !== undefined ? { certificateUser } : {}) };
   }
 
   private async perform(actions: readonly Action[]): Promise<void> {

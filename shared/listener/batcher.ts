@@ -55,6 +55,7 @@ export interface ConnectionPackets {
   readonly sequences: readonly number[];
   readonly protocolVersion?: 3 | 4 | 5;
   readonly sourceAddress?: string;
+  readonly certificateUser?: string;
 }
 
 /** What ClientConnection needs of the batcher. */
@@ -102,7 +103,7 @@ export class PacketBatcher implements PacketSubmitter {
     return { ...this.sent };
   }
 
-  submit({ connectionId, packets, sequences, protocolVersion, sourceAddress }: ConnectionPackets): Promise<ConnectionOutcome> {
+  submit({ connectionId, packets, sequences, protocolVersion, sourceAddress, certificateUser }: ConnectionPackets): Promise<ConnectionOutcome> {
     const bytes = entryEventBytes(connectionId, packets);
     if (this.waiting.length > 0 && (this.bytes + bytes > this.limits.maxEventBytes || this.packets + packets.length > this.limits.maxInvocationPackets)) {
       this.send();
@@ -113,6 +114,7 @@ export class PacketBatcher implements PacketSubmitter {
       sequences,
       ...(protocolVersion ? { protocolVersion } : {}),
       ...(sourceAddress ? { sourceAddress } : {}),
+      ...(certificateUser !== undefined ? { certificateUser } : {}),
     };
     const outcome = new Promise<ConnectionOutcome>((resolve, reject) => this.waiting.push({ entry, resolve, reject }));
     this.bytes += bytes;

@@ -301,8 +301,9 @@ export class ClientConnection {
             packets: batch,
             sequences,
             ...(this.protocolVersion ? { protocolVersion: this.protocolVersion } : {}),
-            // With the CONNECT only: the handler needs it to authenticate, and nothing after.
+            // With the CONNECT only: the handler needs them to authenticate, and nothing after.
             ...(this.firstEntry ? { sourceAddress: this.remoteAddress } : {}),
+            ...(this.firstEntry && this.transport.certificateUser !== undefined ? { certificateUser: this.transport.certificateUser } : {}),
           });
           this.firstEntry = false;
           this.throttled.reset();

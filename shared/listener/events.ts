@@ -20,6 +20,12 @@ export interface ConnectionPacketsEvent {
    * peer), on the connection's first entry only: the one that carries its CONNECT.
    */
   readonly sourceAddress?: string;
+  /**
+   * The user name from the client's verified certificate (mutual TLS on the listener's TLS port),
+   * on the first entry only, as `sourceAddress`: the listener vouches for it, so the client's
+   * CONNECT cannot choose it.
+   */
+  readonly certificateUser?: string;
 }
 
 export type ListenerEvent =

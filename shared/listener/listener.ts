@@ -18,6 +18,7 @@ import type { Logger } from '../broker/ports';
 import { newListenerConnectionId } from '../gateway/connection-id';
 import { defaultDoorOptions } from '../gateway/door-limits';
 import { ClientConnection, type ConnectionLimits } from './client-connection';
+import type { ClientCertificateOptions } from './client-certificate';
 import type { Transport } from './transport';
 import { ConnectionCaps, normalizeAddress, type ConnectionCapLimits } from './connection-caps';
 import { ConnectPacing } from './connect-pacing';
@@ -27,6 +28,10 @@ import type { PacketSink } from './events';
 import { readProxyHeader } from './proxy-header-reader';
 import { close, listen } from './servers';
 import { TaskHeartbeat } from './task-heartbeat';
+import { rawSocketOf, TlsDoor } from './tls-door';
+import type { ListenerAddresses, ListenerStats } from './listener-reports';
+
+export type { ListenerAddresses, ListenerStats } from './listener-reports';
 
 export type ListenerLimits = ConnectionLimits & ConnectionCapLimits & BatcherLimits;
 
@@ -47,40 +52,25 @@ export interface ListenerOptions {
   /**
    * Every socket on the MQTT and MQTT over WebSocket ports begins with a PROXY protocol v2
    * header (a Network Load Balancer's target group with proxy_protocol_v2 on); one that does not
-   * is closed. Not on the TLS port, which only the local harness serves.
+   * is closed. So does every socket on the TLS port (before its handshake: the NLB passes TLS
+   * through when devices present certificates), not the secure WebSocket port (local only).
    */
   readonly proxyProtocol?: boolean;
   /**
    * MQTT over TLS (mqtts) on its own port, with this certificate and key (PEM); with `wssPort`,
-   * MQTT over WebSocket over TLS (wss, path /mqtt) too, with the same certificate.
+   * MQTT over WebSocket over TLS (wss, path /mqtt) too, with the same certificate. With
+   * `clientCertificates`, the mqtts port admits only devices with a certificate from that CA,
+   * whose identity is their user name (tls-door.ts); the wss port asks for none.
    */
-  readonly tls?: { readonly port: number; readonly wssPort?: number; readonly cert: string; readonly key: string };
+  readonly tls?: {
+    readonly port: number;
+    readonly wssPort?: number;
+    readonly cert: string;
+    readonly key: string;
+    readonly clientCertificates?: ClientCertificateOptions;
+  };
   /** How often the task registers itself for the sweeper (task-heartbeat.ts; a minute by default). */
   readonly heartbeatMs?: number;
-}
-
-/** What the listener has held and refused, for operators and tests. */
-export interface ListenerStats {
-  /** Device sockets open now (all doors, admitted or awaiting their PROXY header). */
-  readonly openSockets: number;
-  /** The most bytes any connection's client had not yet taken, right after a write, since the start. */
-  readonly peakOutboundBytes: number;
-  /** Connections closed because their client stopped reading. */
-  readonly slowReadersClosed: number;
-  /** Sockets refused: the task full, their address full, or no valid PROXY header. */
-  readonly refused: { readonly task: number; readonly address: number; readonly proxyHeader: number };
-  /** Packet handler invocations with packets, and the connections and packets they carried. */
-  readonly batches: { readonly invocations: number; readonly connections: number; readonly packets: number };
-}
-
-export interface ListenerAddresses {
-  readonly mqttPort: number;
-  /** Present when the listener serves TLS. */
-  readonly mqttsPort?: number;
-  /** Present when the listener serves MQTT over secure WebSocket. */
-  readonly wssPort?: number;
-  readonly wsPort: number;
-  readonly deliveryEndpoint: string;
 }
 
 /** Between two waves of a spread drain (stop's `spreadMs`). */
@@ -114,7 +104,7 @@ export class MqttListener {
   /** Connections the handler is not finished with yet (a closed socket may still have packets in flight). */
   private readonly unfinished = new Set<ClientConnection>();
   private readonly tcpServer: net.Server;
-  private readonly tlsServer: tls.Server | undefined;
+  private readonly tlsDoor: TlsDoor | undefined;
   /** The secure WebSocket door: TLS, then the same upgrade as the WebSocket door's. */
   private readonly wssServer: tls.Server | undefined;
   /** Accepts the WebSocket door's sockets, admits them, then hands them to wsHttpServer (which does not listen itself). */
@@ -156,10 +146,13 @@ export class MqttListener {
     this.batcher = new PacketBatcher(this.sink, this.limits, options.log);
     this.submitter = new ConnectPacing(this.batcher, options.connectsInFlight ?? DEFAULT_CONNECTS_IN_FLIGHT);
     this.tcpServer = net.createServer({ noDelay: true }, (socket) => this.admit(socket, 'MQTT', (address) => this.acceptTcp(socket, address)));
-    // A TLS handshake that never finishes is held no longer than a CONNECT that never comes.
-    this.tlsServer = options.tls
-      ? tls.createServer({ cert: options.tls.cert, key: options.tls.key, handshakeTimeout: this.limits.connectTimeoutMs }, (socket) =>
-          this.admit(socket, 'MQTT over TLS', (address) => this.acceptTcp(socket, address)),
+    const { tls: tlsOptions } = options;
+    this.tlsDoor = tlsOptions
+      ? new TlsDoor(
+          { cert: tlsOptions.cert, key: tlsOptions.key, handshakeTimeoutMs: this.limits.connectTimeoutMs, ...(tlsOptions.clientCertificates ? { clientCertificates: tlsOptions.clientCertificates } : {}) },
+          (socket) => this.admit(socket, 'MQTT over TLS', (address) => this.tlsDoor!.handshake(socket, address)),
+          (socket, address, identity) => this.acceptTcp(socket, address, identity),
+          options.log,
         )
       : undefined;
     this.wsTcpServer = net.createServer({ noDelay: true }, (socket) => this.admit(socket, 'MQTT over WebSocket', (address) => this.upgradeWebSocket(socket, address)));
@@ -169,7 +162,7 @@ export class MqttListener {
             this.admit(socket, 'MQTT over secure WebSocket', (address) => this.upgradeWebSocket(socket, address)),
           )
         : undefined;
-    for (const server of [this.tlsServer, this.wssServer]) server?.on('tlsClientError', (error) => options.log.info('TLS handshake failed', { error: error.message }));
+    this.wssServer?.on('tlsClientError', (error) => options.log.info('TLS handshake failed', { door: 'MQTT over secure WebSocket', error: error.message }));
     this.wsHttpServer = http.createServer((_request, response) => response.writeHead(426).end('MQTT over WebSocket: use path /mqtt\n'));
     this.wsServer = new WebSocketServer({
       server: this.wsHttpServer,
@@ -206,7 +199,7 @@ export class MqttListener {
     this.heartbeat.start(this.deliveryEndpoint);
     const mqttPort = await listen(this.tcpServer, this.options.mqttPort, host, 'MQTT');
     const wsPort = await listen(this.wsTcpServer, this.options.wsPort, host, 'MQTT over WebSocket');
-    const mqttsPort = this.tlsServer ? await listen(this.tlsServer, this.options.tls!.port, host, 'MQTT over TLS') : undefined;
+    const mqttsPort = this.tlsDoor ? await listen(this.tlsDoor.server, this.options.tls!.port, host, 'MQTT over TLS') : undefined;
     const wssPort = this.wssServer ? await listen(this.wssServer, this.options.tls!.wssPort!, host, 'MQTT over secure WebSocket') : undefined;
     return {
       mqttPort,
@@ -304,7 +297,8 @@ export class MqttListener {
     );
   }
 
-  private acceptTcp(socket: net.Socket, remoteAddress: string): void {
+  /** `certificateUser`: the identity of the client's verified certificate (tls-door.ts), the connection's user name. */
+  private acceptTcp(socket: net.Socket, remoteAddress: string, certificateUser?: string): void {
     socket.setNoDelay(true);
     const connection = this.register({
       write: (bytes) => socket.write(bytes),
@@ -318,6 +312,7 @@ export class MqttListener {
       },
       abort: () => resetAndDestroy(socket),
       remoteAddress,
+      ...(certificateUser !== undefined ? { certificateUser } : {}),
       pause: () => socket.pause(),
       resume: () => socket.resume(),
     });
@@ -325,8 +320,8 @@ export class MqttListener {
     socket.on('close', () => connection.networkClosedBy('socket closed'));
   }
 
-  private tlsServers(): tls.Server[] {
-    return [this.tlsServer, this.wssServer].filter((server) => server !== undefined);
+  private tlsServers(): net.Server[] {
+    return [this.tlsDoor?.server, this.wssServer].filter((server) => server !== undefined);
   }
 
   /** A WebSocket door socket (plain or after TLS), admitted: its upgrade, within the CONNECT deadline. */
@@ -390,7 +385,12 @@ export class MqttListener {
 
 /** A TCP reset: the kernel drops what it has not sent instead of holding it for a client that does not read. */
 function resetAndDestroy(socket: net.Socket): void {
-  // A TLS socket's handle is not TCP's, so it cannot be reset; only the local harness serves TLS.
-  if (socket instanceof tls.TLSSocket || socket.destroyed) socket.destroy();
-  else socket.resetAndDestroy();
+  if (socket.destroyed) return;
+  // A TLS socket's handle is not TCP's: the TCP socket under it is reset (rawSocketOf, tls-door.ts).
+  const tcp = socket instanceof tls.TLSSocket ? rawSocketOf(socket) : socket;
+  if (tcp instanceof tls.TLSSocket || tcp.destroyed) socket.destroy();
+  else {
+    tcp.resetAndDestroy();
+    socket.destroy();
+  }
 }

@@ -14,6 +14,8 @@ export interface Transport {
   /** Close at once, dropping what is unsent, the kernel's share too (a TCP reset); reported through `onClose` as well. */
   abort(): void;
   readonly remoteAddress: string;
+  /** The identity of the client's verified certificate (mutual TLS, tls-door.ts): the connection's user name. */
+  readonly certificateUser?: string;
   /** Stop and restart reading (backpressure). */
   pause?(): void;
   resume?(): void;

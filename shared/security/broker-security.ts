@@ -1,7 +1,8 @@
 /**
- * Authentication and authorization for the broker: who a CONNECT is (a user name and password
- * checked against the Security table, a JWT, an identity API Gateway's `$connect` established,
- * or anonymous), and what that identity may publish, subscribe to and receive.
+ * Authentication and authorization for the broker: who a CONNECT is (the identity of a device
+ * certificate the listener verified, a user name and password checked against the Security
+ * table, a JWT, an identity API Gateway's `$connect` established, or anonymous), and what that
+ * identity may publish, subscribe to and receive.
  *
  * A password check costs a scrypt hash (tenths of a second of CPU), so before hashing: a password
  * this container verified or refused lately against the same stored hash is answered from memory
@@ -74,6 +75,8 @@ export class BrokerSecurity implements Security {
     if (request.authenticationMethod !== undefined) {
       return refused(ReasonCode.BadAuthenticationMethod, `authentication method ${request.authenticationMethod} is not offered`);
     }
+    // Mutual TLS: the listener verified the certificate; it names the user (as mosquitto's use_identity_as_username).
+    if (request.certificateUser !== undefined) return this.checkCertificateUser(request.certificateUser);
     const { username, password } = request;
     if (username !== undefined && Buffer.byteLength(username) > MAX_USERNAME_BYTES) {
       return refused(ReasonCode.BadUserNameOrPassword, 'user name too long');
@@ -119,6 +122,11 @@ export class BrokerSecurity implements Security {
       clientId: connection.clientId,
       ...(connection.username !== undefined ? { username: connection.username } : {}),
     });
+  }
+
+  private checkCertificateUser(username: string): Authentication {
+    if (username === '' || Buffer.byteLength(username) > MAX_USERNAME_BYTES) return refused(ReasonCode.BadUserNameOrPassword, 'certificate identity empty or too long');
+    return { ok: true, identity: { username } };
   }
 
   private async checkPassword(username: string, password: string, source: string | undefined): Promise<Authentication> {

@@ -1,12 +1,13 @@
 /**
  * Security as a user meets it through `npm start` and `npm run users` (each in its own process):
  * the startup lines say whether anonymous clients are allowed; --tls serves mqtts with a
- * certificate file to pin; users added with the CLI connect and removed ones no longer do;
+ * certificate file to pin, and with MQTT_TLS_CLIENT_CA asks devices for certificates; users added with the CLI connect and removed ones no longer do;
  * misconfiguration stops with one line saying what to set.
  */
 import { describe, expect, inject, it } from 'vitest';
 import { connectClient, eventually } from '../support/clients';
 import { freePort } from '../../local/free-port';
+import { createCertificateAuthority, issueDeviceCertificate, writePemFiles } from '../support/device-certificates';
 import { runTs } from '../support/run-ts';
 
 async function ports(): Promise<NodeJS.ProcessEnv> {
@@ -71,7 +72,32 @@ describe('npm start: security', () => {
     }
   }, 90_000);
 
-  it('stops with one line saying what to set for a bad limit, ACL or JWT key', async () => {
+  it('MQTT_TLS_CLIENT_CA with --tls: devices present a certificate from that CA and are known by its CN; without one they are refused', async () => {
+    const ca = await createCertificateAuthority('device CA');
+    const device = await issueDeviceCertificate(ca, 'sensor-1');
+    const files = writePemFiles({ ca: ca.certificate });
+    const env = { ...(await ports()), TABLE_PREFIX: `mtls-${process.pid}`, MQTT_TLS_CLIENT_CA: files.ca!, MQTT_ACL: 'readwrite devices/%u/#' };
+    const tlsPort = await freePort();
+    const started = runTs('local/main.ts', ['--tls', '--tls-port', String(tlsPort), '--wss-port', String(await freePort()), '--no-anonymous'], env);
+    try {
+      await eventually(() => started.output().includes('Ctrl-C stops everything'), 'the startup lines', 30_000);
+      expect(started.output()).toContain('devices present a certificate from MQTT_TLS_CLIENT_CA; its cn is the user name');
+      const { readFileSync } = await import('node:fs');
+      const serverCa = readFileSync(/trust it with --cafile (\S+)\)/.exec(started.output())![1]!, 'utf8');
+      const url = `mqtts://localhost:${tlsPort}`;
+      const sensor = await connectClient(url, { protocolVersion: 5, ca: serverCa, cert: device.cert, key: device.key });
+      await sensor.publishAsync('devices/sensor-1/temp', '21', { qos: 1 });
+      await expect(sensor.publishAsync('devices/sensor-2/temp', '21', { qos: 1 })).rejects.toMatchObject({ code: 0x87 });
+      await sensor.endAsync();
+      await expect(connectClient(url, { protocolVersion: 5, ca: serverCa })).rejects.toThrow();
+      started.child.kill('SIGINT');
+      expect(await started.exited).toBe(0);
+    } finally {
+      started.child.kill('SIGKILL');
+    }
+  }, 90_000);
+
+  it('stops with one line saying what to set for a bad limit, ACL, JWT key or device CA', async () => {
     const cases: Array<[NodeJS.ProcessEnv, string]> = [
       [{ MQTT_PUBLISH_RATE: 'fast' }, 'error: MQTT_PUBLISH_RATE must look like 100/1s (count per seconds) or be "off", got "fast"'],
       [{ MQTT_ACL: 'readwrite a/#/b' }, 'error: MQTT_ACL: ACL rule "readwrite a/#/b": \'#\' must be the whole last level'],
@@ -79,6 +105,8 @@ describe('npm start: security', () => {
       [{ MQTT_JWT_SECRET: 'a secret long enough for HS256 tokens' }, 'error: MQTT_JWT_AUDIENCE must be set when JWT authentication is on'],
       [{ MQTT_JWT_JWKS_URL: 'http://id.example/jwks.json', MQTT_JWT_AUDIENCE: 'mqtt', MQTT_JWT_ISSUER: 'https://id.example' }, 'error: MQTT_JWT_JWKS_URL must be an https:// URL'],
       [{ MQTT_ALLOW_ANONYMOUS: 'maybe' }, 'error: MQTT_ALLOW_ANONYMOUS must be true or false, got "maybe"'],
+      [{ MQTT_TLS_CLIENT_CA: '-----BEGIN CERTIFICATE-----\nnot one\n-----END CERTIFICATE-----\n' }, 'error: MQTT_TLS_CLIENT_CA must be a PEM CA certificate'],
+      [{ MQTT_TLS_IDENTITY: 'cn' }, 'error: MQTT_TLS_IDENTITY needs MQTT_TLS_CLIENT_CA'],
     ];
     for (const [env, expected] of cases) {
       const started = runTs('local/main.ts', [], { ...(await ports()), ...env });

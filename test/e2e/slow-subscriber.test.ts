@@ -3,10 +3,12 @@
  * disconnected; the listener never holds more than its outbound limit for it (the bounded
  * figure: the peak of any connection's unread bytes, from the listener's stats), and a bystander
  * subscribed to another topic keeps receiving what is published during and after. Over the
- * listener's TCP door and its WebSocket door, through the whole broker.
+ * listener's TCP door, its WebSocket door and its TLS door (reset through the TCP socket under
+ * the TLS), through the whole broker.
  */
 import mqttPacket, { type Packet } from 'mqtt-packet';
 import net from 'node:net';
+import tls from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import type { MqttClient } from 'mqtt';
@@ -17,7 +19,7 @@ import { useHarness } from '../support/harness';
 const MESSAGES = 200;
 const PAYLOAD = Buffer.alloc(256 * 1000, 0x61);
 const MAX_OUTBOUND = defaultListenerLimits.maxOutboundBytes;
-const harness = useHarness({ listener: { maxOutboundBytes: MAX_OUTBOUND } });
+const harness = useHarness({ listener: { maxOutboundBytes: MAX_OUTBOUND }, tls: { port: 0 } });
 
 /** A subscriber on a raw socket, so the test decides when it reads: it stops after its SUBACK. */
 interface StoppedReader {
@@ -26,7 +28,7 @@ interface StoppedReader {
   resume(): void;
 }
 
-async function subscribeThenStopReading(door: 'tcp' | 'websocket', topic: string): Promise<StoppedReader> {
+async function subscribeThenStopReading(door: 'tcp' | 'tls' | 'websocket', topic: string): Promise<StoppedReader> {
   const parser = mqttPacket.parser({ protocolVersion: 4 });
   const packets: Packet[] = [];
   parser.on('packet', (packet: Packet) => packets.push(packet));
@@ -41,12 +43,15 @@ async function subscribeThenStopReading(door: 'tcp' | 'websocket', topic: string
     reader.received += bytes.length;
     if (packets.length < 2) parser.parse(bytes); // CONNACK and SUBACK; the rest is only counted
   };
-  if (door === 'tcp') {
-    const socket = net.connect(harness().mqttPort, '127.0.0.1');
+  if (door !== 'websocket') {
+    const socket =
+      door === 'tcp'
+        ? net.connect(harness().mqttPort, '127.0.0.1')
+        : tls.connect({ host: '127.0.0.1', port: harness().mqttsPort!, servername: 'localhost', ca: harness().tlsCertificate! });
     socket.on('data', onBytes);
     socket.on('error', () => undefined); // reset by the listener
     socket.on('close', () => (reader.closed = true));
-    await new Promise((resolve) => socket.once('connect', resolve));
+    await new Promise((resolve) => socket.once(door === 'tcp' ? 'connect' : 'secureConnect', resolve));
     Object.assign(reader, { pause: () => socket.pause(), resume: () => socket.resume(), write: (p: Packet) => socket.write(mqttPacket.generate(p)) });
   } else {
     const ws = new WebSocket(harness().wsUrl, 'mqtt');
@@ -76,7 +81,7 @@ beforeAll(async () => {
 afterAll(() => endAll(publisher, bystander));
 
 describe('a subscriber that stops reading', () => {
-  for (const door of ['tcp', 'websocket'] as const) {
+  for (const door of ['tcp', 'tls', 'websocket'] as const) {
     it(`${door}: is disconnected while ${MESSAGES} messages of 256 KB are published to it; the listener holds at most its limit for it; a bystander keeps being served`, async () => {
       const bigTopic = `big/${door}`;
       const bystanderTopic = `bystander/${door}`;

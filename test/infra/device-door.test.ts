@@ -11,7 +11,7 @@ const listeners = (context: Record<string, string> = {}) =>
 describe('load balancer', () => {
   const synthesized = synthBroker();
   const { template, stack } = synthesized;
-  const mqttTargets = logicalId(synthesized, stack.deviceListener.targetGroups.mqtt);
+  const mqttTargets = logicalId(synthesized, stack.deviceListener.targetGroups.mqtt!);
   const wsTargets = logicalId(synthesized, stack.deviceListener.targetGroups.mqttWebSocket);
 
   it('is internet-facing, across AZs, in the public subnets, behind its own security group', () => {

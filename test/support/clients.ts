@@ -52,7 +52,8 @@ export async function connectThroughApiGateway(url: string, options: IClientOpti
   return whenConnected(new MqttClient((client) => browserStreamBuilder(client, opts), opts));
 }
 
-async function whenConnected(client: MqttClient): Promise<MqttClient> {
+/** Resolves once `client` has its CONNACK; rejects on an error or a close before it. */
+export async function whenConnected(client: MqttClient): Promise<MqttClient> {
   await new Promise<void>((resolve, reject) => {
     client.once('connect', () => resolve());
     client.once('error', reject);

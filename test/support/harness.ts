@@ -2,7 +2,8 @@
 import { afterAll, beforeAll, inject } from 'vitest';
 import { startHarness, type Harness, type HarnessOptions } from '../../local/harness';
 
-export function useHarness(options: HarnessOptions = {}): () => Harness {
+/** `options`, or a function giving them when the harness starts (after the file's earlier beforeAll hooks). */
+export function useHarness(options: HarnessOptions | (() => HarnessOptions) = {}): () => Harness {
   let harness: Harness | undefined;
   beforeAll(async () => {
     harness = await startHarness({
@@ -11,7 +12,7 @@ export function useHarness(options: HarnessOptions = {}): () => Harness {
       wsPort: 0,
       apigwPort: 0,
       logLevel: 'error',
-      ...options,
+      ...(typeof options === 'function' ? options() : options),
     });
   });
   afterAll(async () => {

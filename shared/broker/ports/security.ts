@@ -52,6 +52,11 @@ export interface AuthenticationRequest {
    * header when it is on; API Gateway: the event's sourceIp); failed password checks are limited per address.
    */
   readonly sourceAddress?: string;
+  /**
+   * The user name the listener took from the client's verified certificate (mutual TLS): the
+   * certificate is the authentication, so the CONNECT's user name and password are not used.
+   */
+  readonly certificateUser?: string;
 }
 
 export type Authentication = { ok: true; identity: Identity } | { ok: false; reasonCode: number; why: string };
