@@ -371,12 +371,14 @@ export function describeBrokerSuite(doorOrDoors: Door | Doors): void {
 
     keepAliveIt('[MQTT-3.1.2-24] (3.1.1) closes a connection silent for 1.5 times its keep-alive', async () => {
       const raw = await door.raw(4);
+      // Timed from the CONNECT, as the broker times it: a CONNACK slowed by a busy machine leaves
+      // less than 1.5 s between it and the close.
+      const since = Date.now();
       raw.send({ cmd: 'connect', clientId: unique('silent'), protocolVersion: 4, clean: true, keepalive: 1 });
       await raw.next('connack');
-      const since = Date.now();
       await raw.waitClosed(5_000);
-      // closed by the broker after about 1.5 s of silence, not at once
-      expect(Date.now() - since).toBeGreaterThanOrEqual(1_000);
+      // closed by the broker after 1.5 s of silence, not at once
+      expect(Date.now() - since).toBeGreaterThanOrEqual(1_450);
     });
 
     it('keeps a connection that sends within its keep-alive', async () => {
@@ -445,11 +447,13 @@ export function describeBrokerSuite(doorOrDoors: Door | Doors): void {
   });
 
   if (!doors) return;
-  // The conformance scenarios open their clients through their own test's context and use topics
-  // and client ids no other test uses, so they run side by side (vitest's maxConcurrency, 5): most
-  // of each one's time is waiting (a keep-alive, an expiry, a message that must not come).
+  // Sessions one at a time: run beside the others, a resumed session was once sent again a QoS 1
+  // message it had acknowledged (under investigation, see the sessions scenario on resends).
+  describeSessions(doors);
+  // The other conformance scenarios open their clients through their own test's context and use
+  // topics and client ids no other test uses, so they run side by side (vitest's maxConcurrency,
+  // 5): most of each one's time is waiting (a keep-alive, an expiry, a message that must not come).
   describe.concurrent(`${door.name}: conformance`, () => {
-    describeSessions(doors);
     describeRetained(doors);
     describeWills(doors);
     describeKeepAlive(doors);
