@@ -5,7 +5,7 @@
  * behaviour under conformance/, are part of it.
  */
 import type { MqttClient } from 'mqtt';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it, type TestContext } from 'vitest';
 import { collect, connectClient, endAll, eventually, settle } from '../support/clients';
 import { describeDefaultLimits } from './default-limits';
 import { describeFlowControl } from './conformance/flow-control';
@@ -29,15 +29,16 @@ const unique = (name: string): string => `${name}-${process.pid}-${++counter}`;
 export function describeBrokerSuite(doorOrDoors: Door | Doors): void {
   const doors = 'main' in doorOrDoors ? doorOrDoors : undefined;
   const door = doors?.main ?? (doorOrDoors as Door);
-  const open: MqttClient[] = [];
-  const client = async (options: Parameters<typeof connectClient>[1] = {}): Promise<MqttClient> => {
-    const c = door.connect ? await door.connect(options) : await connectClient(door.url(), options);
-    open.push(c);
-    return c;
+  /** Connects MQTT.js clients on the door for one test, each ended when that test finishes. */
+  const clientsOf = (ctx: TestContext) => {
+    const open: MqttClient[] = [];
+    ctx.onTestFinished(() => endAll(...open.splice(0)));
+    return async (options: Parameters<typeof connectClient>[1] = {}): Promise<MqttClient> => {
+      const c = door.connect ? await door.connect(options) : await connectClient(door.url(), options);
+      open.push(c);
+      return c;
+    };
   };
-  afterEach(async () => {
-    await endAll(...open.splice(0));
-  });
   // Registered only on doors that enforce keep-alive (the listener's; not yet the API Gateway door).
   const keepAliveIt = (name: string, test: () => Promise<void>): void => {
     if (door.enforcesKeepAlive !== false) it(name, test);
@@ -47,7 +48,8 @@ export function describeBrokerSuite(doorOrDoors: Door | Doors): void {
     const v = protocolVersion === 5 ? 'MQTT 5.0' : 'MQTT 3.1.1';
 
     describe(`${door.name}, ${v}`, () => {
-      it('delivers a message on an exact subscription', async () => {
+      it('delivers a message on an exact subscription', async (ctx) => {
+        const client = clientsOf(ctx);
         const topic = unique('exact');
         const sub = await client({ protocolVersion });
         const got = collect(sub);
@@ -58,7 +60,8 @@ export function describeBrokerSuite(doorOrDoors: Door | Doors): void {
         expect(got[0]).toMatchObject({ topic, payload: 'hello', qos: 0, retain: false });
       });
 
-      it("(MQTT 4.7.1.3) '+' matches exactly one level, (MQTT 4.7.1.2) '#' any number including the parent", async () => {
+      it("(MQTT 4.7.1.3) '+' matches exactly one level, (MQTT 4.7.1.2) '#' any number including the parent", async (ctx) => {
+        const client = clientsOf(ctx);
         const root = unique('wild');
         const plus = await client({ protocolVersion });
         const hash = await client({ protocolVersion });
@@ -76,7 +79,8 @@ export function describeBrokerSuite(doorOrDoors: Door | Doors): void {
         expect(gotHash.map((m) => m.topic)).toEqual([`${root}/a/temp`, `${root}/a/b/temp`, `${root}/b/temp`, root, `${root}/a/humidity`]);
       });
 
-      it("[MQTT-4.7.2-1] '#' and '+' do not match topics beginning with '$'", async () => {
+      it("[MQTT-4.7.2-1] '#' and '+' do not match topics beginning with '$'", async (ctx) => {
+        const client = clientsOf(ctx);
         const tag = unique('dollar');
         const all = await client({ protocolVersion });
         const dollar = await client({ protocolVersion });
@@ -91,7 +95,8 @@ export function describeBrokerSuite(doorOrDoors: Door | Doors): void {
         expect(gotAll.filter((m) => m.topic.includes(tag))).toEqual([]);
       });
 
-      it('[MQTT-3.3.4-1] QoS 1 is delivered at QoS 1 and acknowledged', async () => {
+      it('[MQTT-3.3.4-1] QoS 1 is delivered at QoS 1 and acknowledged', async (ctx) => {
+        const client = clientsOf(ctx);
         const topic = unique('qos1');
         const sub = await client({ protocolVersion });
         const got = collect(sub);
@@ -108,7 +113,8 @@ export function describeBrokerSuite(doorOrDoors: Door | Doors): void {
         expect(got[0]).toMatchObject({ payload: 'one', qos: 1 });
       });
 
-      it('[MQTT-4.3.3-2] QoS 2 is delivered exactly once', async () => {
+      it('[MQTT-4.3.3-2] QoS 2 is delivered exactly once', async (ctx) => {
+        const client = clientsOf(ctx);
         const topic = unique('qos2');
         const sub = await client({ protocolVersion });
         const got = collect(sub);
@@ -150,7 +156,8 @@ export function describeBrokerSuite(doorOrDoors: Door | Doors): void {
       });
 
       if (protocolVersion === 5) {
-        it('[MQTT-3.1.2-24] never sends a subscriber a packet larger than its Maximum Packet Size', async () => {
+        it('[MQTT-3.1.2-24] never sends a subscriber a packet larger than its Maximum Packet Size', async (ctx) => {
+          const client = clientsOf(ctx);
           const topic = unique('maxsize');
           const small = await client({ protocolVersion, properties: { maximumPacketSize: 128 } });
           const big = await client({ protocolVersion });
@@ -166,7 +173,8 @@ export function describeBrokerSuite(doorOrDoors: Door | Doors): void {
           expect(gotBig.map((m) => m.payload.length)).toEqual([500, 4]);
         });
 
-        it('[MQTT-3.4.2-1] PUBACK says 0x10 No matching subscribers when nobody subscribed', async () => {
+        it('[MQTT-3.4.2-1] PUBACK says 0x10 No matching subscribers when nobody subscribed', async (ctx) => {
+          const client = clientsOf(ctx);
           const pub = await client({ protocolVersion });
           const codes: number[] = [];
           pub.on('packetreceive', (packet) => {
@@ -177,7 +185,8 @@ export function describeBrokerSuite(doorOrDoors: Door | Doors): void {
         });
       }
 
-      it('[MQTT-3.8.4-8] delivers at the lower of the published and the granted QoS', async () => {
+      it('[MQTT-3.8.4-8] delivers at the lower of the published and the granted QoS', async (ctx) => {
+        const client = clientsOf(ctx);
         const topic = unique('downgrade');
         const low = await client({ protocolVersion });
         const high = await client({ protocolVersion });
@@ -193,7 +202,8 @@ export function describeBrokerSuite(doorOrDoors: Door | Doors): void {
         expect(gotHigh.map((m) => m.qos)).toEqual([2, 1]);
       });
 
-      it('[MQTT-3.10.4-1] unsubscribe stops delivery', async () => {
+      it('[MQTT-3.10.4-1] unsubscribe stops delivery', async (ctx) => {
+        const client = clientsOf(ctx);
         const topic = unique('unsub');
         const sub = await client({ protocolVersion });
         const got = collect(sub);
@@ -207,7 +217,8 @@ export function describeBrokerSuite(doorOrDoors: Door | Doors): void {
         expect(got.map((m) => m.payload)).toEqual(['before']);
       });
 
-      it('[MQTT-3.1.4-3] a second connection with the same client id closes the first', async () => {
+      it('[MQTT-3.1.4-3] a second connection with the same client id closes the first', async (ctx) => {
+        const client = clientsOf(ctx);
         const clientId = unique('takeover');
         const first = await client({ protocolVersion, clientId });
         const disconnects: number[] = [];
@@ -225,7 +236,8 @@ export function describeBrokerSuite(doorOrDoors: Door | Doors): void {
         await eventually(() => got.length === 1, 'the message on the second connection');
       });
 
-      it('[MQTT-3.12.4-1] answers PINGREQ with PINGRESP', async () => {
+      it('[MQTT-3.12.4-1] answers PINGREQ with PINGRESP', async (ctx) => {
+        const client = clientsOf(ctx);
         const c = await client({ protocolVersion, keepalive: 1 });
         const pongs: number[] = [];
         c.on('packetreceive', (packet) => {
@@ -280,7 +292,8 @@ export function describeBrokerSuite(doorOrDoors: Door | Doors): void {
         if (protocolVersion === 5) expect(raw.packets).toMatchObject([{ cmd: 'disconnect', reasonCode: 0x90 }]);
       });
 
-      it('[MQTT-2.2.2-2] a packet with invalid fixed-header flags closes only that connection', async () => {
+      it('[MQTT-2.2.2-2] a packet with invalid fixed-header flags closes only that connection', async (ctx) => {
+        const client = clientsOf(ctx);
         const bystander = await client({ protocolVersion });
         const raw = await door.raw(protocolVersion);
         raw.send({ cmd: 'connect', clientId: unique('malformed'), protocolVersion, clean: true, keepalive: 30 });
@@ -298,7 +311,8 @@ export function describeBrokerSuite(doorOrDoors: Door | Doors): void {
         await eventually(() => got.length === 1, 'the bystander to keep its service');
       });
 
-      it('[MQTT-4.3.3-2] a resent QoS 2 PUBLISH (DUP) before PUBREL is acknowledged but not delivered twice', async () => {
+      it('[MQTT-4.3.3-2] a resent QoS 2 PUBLISH (DUP) before PUBREL is acknowledged but not delivered twice', async (ctx) => {
+        const client = clientsOf(ctx);
         const topic = unique('dup2');
         const sub = await client({ protocolVersion });
         const got = collect(sub);
@@ -357,12 +371,14 @@ export function describeBrokerSuite(doorOrDoors: Door | Doors): void {
 
     keepAliveIt('[MQTT-3.1.2-24] (3.1.1) closes a connection silent for 1.5 times its keep-alive', async () => {
       const raw = await door.raw(4);
+      // Timed from the CONNECT, as the broker times it: a CONNACK slowed by a busy machine leaves
+      // less than 1.5 s between it and the close.
+      const since = Date.now();
       raw.send({ cmd: 'connect', clientId: unique('silent'), protocolVersion: 4, clean: true, keepalive: 1 });
       await raw.next('connack');
-      const since = Date.now();
       await raw.waitClosed(5_000);
-      // closed by the broker after about 1.5 s of silence, not at once
-      expect(Date.now() - since).toBeGreaterThanOrEqual(1_000);
+      // closed by the broker after 1.5 s of silence, not at once
+      expect(Date.now() - since).toBeGreaterThanOrEqual(1_450);
     });
 
     it('keeps a connection that sends within its keep-alive', async () => {
@@ -370,7 +386,8 @@ export function describeBrokerSuite(doorOrDoors: Door | Doors): void {
       try {
         raw.send({ cmd: 'connect', clientId: unique('chatty'), protocolVersion: 4, clean: true, keepalive: 1 });
         await raw.next('connack');
-        for (let i = 0; i < 4; i++) {
+        // Three pings 0.7 s apart outlive the 1.5 s a silent connection gets (a fourth proved nothing more).
+        for (let i = 0; i < 3; i++) {
           await settle(700);
           raw.send({ cmd: 'pingreq' });
           await raw.next('pingresp');
@@ -383,7 +400,8 @@ export function describeBrokerSuite(doorOrDoors: Door | Doors): void {
   });
 
   describe(`${door.name}, fan-out`, () => {
-    it('50 subscribers on one topic all receive every message, in order', async () => {
+    it('50 subscribers on one topic all receive every message, in order', async (ctx) => {
+      const client = clientsOf(ctx);
       const topic = unique('fanout');
       const subscribers = await Promise.all(Array.from({ length: 50 }, (_, i) => client({ protocolVersion: i % 2 ? 5 : 4 })));
       const received = subscribers.map(collect);
@@ -429,12 +447,19 @@ export function describeBrokerSuite(doorOrDoors: Door | Doors): void {
   });
 
   if (!doors) return;
+  // Sessions one at a time: run beside the others, a resumed session was once sent again a QoS 1
+  // message it had acknowledged (under investigation, see the sessions scenario on resends).
   describeSessions(doors);
-  describeRetained(doors);
-  describeWills(doors);
-  describeKeepAlive(doors);
-  describeMqtt5Properties(doors);
-  describeTopicAliases(doors);
-  describeSubscriptions(doors);
-  describeFlowControl(doors);
+  // The other conformance scenarios open their clients through their own test's context and use
+  // topics and client ids no other test uses, so they run side by side (vitest's maxConcurrency,
+  // 5): most of each one's time is waiting (a keep-alive, an expiry, a message that must not come).
+  describe.concurrent(`${door.name}: conformance`, () => {
+    describeRetained(doors);
+    describeWills(doors);
+    describeKeepAlive(doors);
+    describeMqtt5Properties(doors);
+    describeTopicAliases(doors);
+    describeSubscriptions(doors);
+    describeFlowControl(doors);
+  });
 }

@@ -50,14 +50,10 @@ export function describeDefaultLimits(door: Door): void {
         return (version === 5 ? connack.reasonCode : connack.returnCode) ?? 0;
       };
 
-      it('a device reconnecting 30 times in a row is never refused', async (ctx) => {
-        const clientId = unique('flapping');
-        const codes: number[] = [];
-        for (let i = 0; i < 30; i++) codes.push(await connectOnce(ctx, clientId));
-        expect(codes).toEqual(Array(30).fill(0));
-      });
-
-      it(`a client id reconnecting without pause is refused once past ${CONNECT_RATE} in a window: ${version === 5 ? 'CONNACK 0x9F Connection rate exceeded' : 'CONNACK 3 Server unavailable'}`, async (ctx) => {
+      // One loop proves both: a flapping device's first CONNECT_RATE reconnections in a row are
+      // never refused (a separate 30-reconnect test repeated the loop's first half), and the one
+      // past the rate is.
+      it(`a device reconnecting ${CONNECT_RATE} times in a row is never refused; a client id reconnecting without pause is refused once past ${CONNECT_RATE} in a window: ${version === 5 ? 'CONNACK 0x9F Connection rate exceeded' : 'CONNACK 3 Server unavailable'}`, async (ctx) => {
         const clientId = unique('reconnect-loop');
         // Fixed windows: the loop may start late in one, so at most 2 x the rate pass before a refusal.
         let accepted = 0;
