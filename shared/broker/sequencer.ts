@@ -26,7 +26,7 @@ import { randomUUID } from 'node:crypto';
 import type { BrokerDeps } from './context';
 import type { ProtocolVersion } from '../protocol/codec';
 import type { ConnectionInbox, InboxLease, ParkedMessage } from './ports';
-import { closeTakenOver } from './takeover';
+import { closeAfterTakeover } from './takeover';
 
 export interface SequencerOptions {
   /** How long a holder may work before another invocation may take over: above the handler's timeout. */
@@ -168,7 +168,7 @@ export class Sequencer {
   /** Another CONNECT took the session while this connection's CONNECT was handled, and left the close to us (takeover.ts). */
   private async takenOver(connectionId: string, version: ProtocolVersion, connackSent: boolean): Promise<void> {
     try {
-      await closeTakenOver(this.deps, connectionId, version, connackSent);
+      await closeAfterTakeover(this.deps, connectionId, version, connackSent);
     } catch (error) {
       this.deps.log.warn('closing a connection taken over failed', { connectionId, error: String(error) });
     }

@@ -31,7 +31,7 @@ export async function takeOver(deps: BrokerDeps, connectionId: string, version: 
 }
 
 /** A connection told (by its inbox) that it was taken over while its CONNECT was handled: closed now, its CONNACK out. */
-export async function closeTakenOver(deps: Pick<BrokerDeps, 'gateway'>, connectionId: string, version: ProtocolVersion, connackSent = true): Promise<void> {
+export async function closeAfterTakeover(deps: Pick<BrokerDeps, 'gateway'>, connectionId: string, version: ProtocolVersion, connackSent = true): Promise<void> {
   if (version === 5 && connackSent) await deps.gateway.send(connectionId, encodePacket({ cmd: 'disconnect', reasonCode: ReasonCode.SessionTakenOver }, 5));
   await deps.gateway.close(connectionId);
 }

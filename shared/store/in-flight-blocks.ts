@@ -43,6 +43,18 @@ export function claimedRun(counter: number, n: number): number[] {
   return Array.from({ length: n }, (_, i) => first + i);
 }
 
+/** Things grouped by the block of their packet id, in their order. */
+function byBlock<T>(things: readonly T[], packetIdOf: (thing: T) => number): Map<number, T[]> {
+  const groups = new Map<number, T[]>();
+  for (const thing of things) {
+    const block = outBlockOf(packetIdOf(thing));
+    const group = groups.get(block);
+    if (group) group.push(thing);
+    else groups.set(block, [thing]);
+  }
+  return groups;
+}
+
 function entryName(packetId: number): string {
   return `m${packetId}`;
 }
@@ -65,12 +77,7 @@ function entryMessage(entry: Item): Item {
 
 /** The entries grouped by block: the updates that write them (one per block), for a single call or a transaction. */
 export function blockWrites(clientId: string, entries: readonly InFlightEntry[]): Array<{ Key: Item; UpdateExpression: string; ExpressionAttributeValues: Item }> {
-  const byBlock = new Map<number, InFlightEntry[]>();
-  for (const entry of entries) {
-    const block = outBlockOf(entry.message.packetId);
-    byBlock.set(block, [...(byBlock.get(block) ?? []), entry]);
-  }
-  return [...byBlock].map(([block, inBlock]) => ({
+  return [...byBlock(entries, (entry) => entry.message.packetId)].map(([block, inBlock]) => ({
     Key: outBlockKey(clientId, block),
     UpdateExpression: `SET ${inBlock.map((e) => `${entryName(e.message.packetId)} = :${entryName(e.message.packetId)}`).join(', ')}`,
     ExpressionAttributeValues: Object.fromEntries(inBlock.map((e) => [`:${entryName(e.message.packetId)}`, entryValue(e)])),
@@ -134,9 +141,7 @@ export async function releaseEntry(table: DynamoTable, clientId: string, packetI
  * these, conditioned on the block existing (an update would create it).
  */
 export async function removeEntries(table: DynamoTable, clientId: string, packetIds: Iterable<number>): Promise<number> {
-  const byBlock = new Map<number, number[]>();
-  for (const id of packetIds) byBlock.set(outBlockOf(id), [...(byBlock.get(outBlockOf(id)) ?? []), id]);
-  const found = await Promise.all([...byBlock].map(([block, ids]) => removeFromBlock(table, clientId, block, ids)));
+  const found = await Promise.all([...byBlock([...packetIds], (id) => id)].map(([block, ids]) => removeFromBlock(table, clientId, block, ids)));
   return found.reduce((sum, n) => sum + n, 0);
 }
 
