@@ -30,7 +30,7 @@ export function createPacketsHandler(deps: BrokerDeps, directory?: ConnectionDir
   return measured(deps, async (event: ListenerEvent): Promise<BatchResult | void> => {
     switch (event.type) {
       case 'batch': {
-        const { gone, outcomes } = await handleConnectionBatches(
+        const { gone, outcomes, records } = await handleConnectionBatches(
           deps,
           event.connections.map((c) => ({
             connectionId: c.connectionId,
@@ -39,10 +39,12 @@ export function createPacketsHandler(deps: BrokerDeps, directory?: ConnectionDir
             ...(c.protocolVersion ? { knownVersion: c.protocolVersion } : {}),
             ...(c.sourceAddress ? { sourceAddress: c.sourceAddress } : {}),
             ...(c.certificateUser !== undefined ? { certificateUser: c.certificateUser } : {}),
+            ...(c.first ? { first: true } : {}),
+            ...(c.state ? { record: c.state } : {}),
           })),
         );
         await endGone(deps, gone);
-        return { outcomes: Object.fromEntries(outcomes) };
+        return { outcomes: Object.fromEntries(outcomes), ...(records.size > 0 ? { states: Object.fromEntries(records) } : {}) };
       }
       case 'packets': {
         const { gone } = await handlePackets(deps, event.connectionId, event.packets.map((p) => Buffer.from(p, 'base64')), event.protocolVersion);

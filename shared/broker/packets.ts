@@ -13,7 +13,11 @@
  * now (refusals.ts), and nothing the store did not keep is acknowledged.
  *
  * One invocation may carry the packets of many connections (handleConnectionBatches: the
- * listener's batches). Their records are read with one BatchGetItem; the packets are then taken
+ * listener's batches). The listener sends each connection's record back as the last invocation
+ * answered it (`record`; one batch of a connection is in flight at a time, and only its own
+ * packets change it), and says which connections are new (`first`: no record yet); the records of
+ * the others are read with one BatchGetItem. The invocation answers the records it made or
+ * changed (`records`: CONNECT, a topic alias set), their will left out. The packets are then taken
  * in arrival order across connections and cut into segments after every SUBSCRIBE and
  * UNSUBSCRIBE: within a segment the connections run concurrently (each its own packets in order)
  * and share one routing cache; segments run one after another, so a subscription made by a packet
@@ -58,6 +62,10 @@ export interface ConnectionFrames {
   readonly sourceAddress?: string;
   /** The user name the door took from the client's verified certificate (mutual TLS), if any. */
   readonly certificateUser?: string;
+  /** The door vouches that nothing of this connection was handled before: it has no record to read. */
+  readonly first?: boolean;
+  /** The connection's record as the door kept it from the last invocation's answer (its will left out): not read again. */
+  readonly record?: Omit<ConnectionRecord, 'will'>;
 }
 
 /** How a connection's packets went: handled, its connection found gone while sending, or failed (the door closes it). */
@@ -67,6 +75,8 @@ export interface HandledConnections extends HandledBatch {
   readonly outcomes: ReadonlyMap<string, ConnectionOutcome>;
   /** What each failed connection's packets failed with. */
   readonly errors: ReadonlyMap<string, unknown>;
+  /** The records this invocation made or changed, of connections still open (their will left out), for the door to send back. */
+  readonly records: ReadonlyMap<string, Omit<ConnectionRecord, 'will'>>;
 }
 
 /**
@@ -93,15 +103,17 @@ export async function handleConnectionBatches(deps: BrokerDeps, batches: readonl
   const outcomes = new Map<string, ConnectionOutcome>(ids.map((id) => [id, 'handled']));
   const errors = new Map<string, unknown>();
   let records: Map<string, ConnectionRecord>;
+  const unknown = batches.filter((b) => !b.record && !b.first).map((b) => b.connectionId);
   try {
-    records = await deps.store.connections.getConnections(ids);
+    records = unknown.length > 0 ? await deps.store.connections.getConnections(unknown) : new Map();
+    for (const { connectionId, record } of batches) if (record) records.set(connectionId, record);
   } catch (error) {
     if (!(error instanceof StoreUnavailableError)) throw error;
     deps.stats?.count('storeUnavailable');
     for (const { connectionId, frames, knownVersion } of batches) {
       if (frames.length > 0) await dispatcher.perform(refuseForNow(deps, connectionId, frames[0], knownVersion, error));
     }
-    return finish(deps, dispatcher, ids, outcomes, errors);
+    return finish(deps, dispatcher, ids, outcomes, errors, []);
   }
   const works = batches.map((b) => new ConnectionWork(deps, dispatcher, b.connectionId, b.frames, records.get(b.connectionId), b.knownVersion, b));
   for (const segment of segmentsOf(batches)) {
@@ -127,7 +139,7 @@ export async function handleConnectionBatches(deps: BrokerDeps, batches: readonl
       }),
     );
   }
-  return finish(deps, dispatcher, ids, outcomes, errors);
+  return finish(deps, dispatcher, ids, outcomes, errors, works);
 }
 
 /** The invocation's one flush (others' bytes before those of the invocation's own connections); the connections found gone. */
@@ -137,13 +149,21 @@ async function finish(
   ids: readonly string[],
   outcomes: Map<string, ConnectionOutcome>,
   errors: ReadonlyMap<string, unknown>,
+  works: readonly ConnectionWork[],
 ): Promise<HandledConnections> {
+  // Before the flush, which forgets what it closed: no record for a connection closing.
+  const records = new Map<string, Omit<ConnectionRecord, 'will'>>();
+  for (const work of works) {
+    const record = dispatcher.isClosing(work.connectionId) ? undefined : work.changedRecord();
+    if (record) records.set(work.connectionId, record);
+  }
   const gone = await dispatcher.flush(ids);
   for (const id of gone) if (outcomes.get(id) === 'handled') outcomes.set(id, 'gone');
+  for (const [id, outcome] of outcomes) if (outcome !== 'handled') records.delete(id);
   if (errors.size > 0 && ids.length > 1) {
     deps.log.error('packets of some connections failed', { failed: [...errors].map(([id, error]) => ({ connectionId: id, error: String(error) })), connections: ids.length });
   }
-  return { gone, outcomes, errors };
+  return { gone, outcomes, errors, records };
 }
 
 /**
@@ -216,6 +236,8 @@ export function segmentsOf(batches: readonly ConnectionFrames[]): Segment[] {
 /** One connection's packets through the invocation, segment by segment: its state carries from one segment to the next. */
 class ConnectionWork {
   failed = false;
+  /** Its record was made by a CONNECT of this invocation. */
+  private opened = false;
   private batch: BatchState;
   private readonly run: Run;
   private readonly limits: BatchLimits;
@@ -239,6 +261,17 @@ class ConnectionWork {
     return this.connection !== undefined && !this.failed;
   }
 
+  /** Its record as this invocation leaves it, when made or changed here (a CONNECT, a topic alias set), its will left out. */
+  changedRecord(): Omit<ConnectionRecord, 'will'> | undefined {
+    const { connection, batch } = this;
+    if (!connection || this.failed) return undefined;
+    const stored = connection.topicAliases ?? {};
+    const aliasesChanged = batch.topicAliases.size !== Object.keys(stored).length || [...batch.topicAliases].some(([alias, topic]) => stored[alias] !== topic);
+    if (!this.opened && !aliasesChanged) return undefined;
+    const { will: _will, topicAliases: _aliases, ...rest } = connection;
+    return batch.topicAliases.size > 0 ? { ...rest, topicAliases: Object.fromEntries(batch.topicAliases) } : rest;
+  }
+
   private context(): PacketContext {
     const { deps, connectionId, connection, batch } = this;
     const { sourceAddress, certificateUser } = this.door;
@@ -248,6 +281,7 @@ class ConnectionWork {
   private async perform(actions: readonly Action[]): Promise<void> {
     const opened = actions.find((action): action is Connected => action.type === 'connected');
     if (opened) {
+      this.opened = true;
       this.connection = opened.connection;
       this.batch = { ...newBatchState(this.connection), routes: this.batch.routes };
     }

@@ -11,7 +11,7 @@
  * the handler knows the order in which the packets of different connections arrived.
  */
 import type { Logger } from '../broker/ports';
-import type { ConnectionOutcome, ConnectionPacketsEvent, PacketSink } from './events';
+import type { ConnectionAnswer, ConnectionPacketsEvent, ConnectionState, PacketSink } from './events';
 
 export interface BatcherLimits {
   /** How long a batch waits for more connections after its first joined (ms); 0: no wait. */
@@ -43,9 +43,10 @@ export function packetEventBytes(packetLength: number): number {
   return 4 * Math.ceil(packetLength / 3) + 3 + SEQUENCE_BYTES;
 }
 
-/** The bytes one connection's entry adds to the event, at most. */
-export function entryEventBytes(connectionId: string, packets: readonly Buffer[]): number {
-  return ENTRY_BYTES + connectionId.length + packets.reduce((sum, packet) => sum + packetEventBytes(packet.length), 0);
+/** The bytes one connection's entry adds to the event, at most (its record, if carried, as JSON). */
+export function entryEventBytes(connectionId: string, packets: readonly Buffer[], state?: ConnectionState): number {
+  const stateBytes = state ? Buffer.byteLength(JSON.stringify(state)) : 0;
+  return ENTRY_BYTES + stateBytes + connectionId.length + packets.reduce((sum, packet) => sum + packetEventBytes(packet.length), 0);
 }
 
 /** What a connection hands the batcher. */
@@ -56,6 +57,10 @@ export interface ConnectionPackets {
   readonly protocolVersion?: 3 | 4 | 5;
   readonly sourceAddress?: string;
   readonly certificateUser?: string;
+  /** Nothing of the connection was handled before these packets. */
+  readonly first?: boolean;
+  /** The connection's record as the last answer gave it. */
+  readonly state?: ConnectionState;
 }
 
 /** What ClientConnection needs of the batcher. */
@@ -64,12 +69,12 @@ export interface PacketSubmitter {
   readonly maxEntryBytes: number;
   nextSequence(): number;
   /** Settles when the invocation carrying the packets has; rejects when that invocation failed as a whole. */
-  submit(packets: ConnectionPackets): Promise<ConnectionOutcome>;
+  submit(packets: ConnectionPackets): Promise<ConnectionAnswer>;
 }
 
 interface Waiting {
   readonly entry: ConnectionPacketsEvent;
-  readonly resolve: (outcome: ConnectionOutcome) => void;
+  readonly resolve: (answer: ConnectionAnswer) => void;
   readonly reject: (error: unknown) => void;
 }
 
@@ -103,8 +108,8 @@ export class PacketBatcher implements PacketSubmitter {
     return { ...this.sent };
   }
 
-  submit({ connectionId, packets, sequences, protocolVersion, sourceAddress, certificateUser }: ConnectionPackets): Promise<ConnectionOutcome> {
-    const bytes = entryEventBytes(connectionId, packets);
+  submit({ connectionId, packets, sequences, protocolVersion, sourceAddress, certificateUser, first, state }: ConnectionPackets): Promise<ConnectionAnswer> {
+    const bytes = entryEventBytes(connectionId, packets, state);
     if (this.waiting.length > 0 && (this.bytes + bytes > this.limits.maxEventBytes || this.packets + packets.length > this.limits.maxInvocationPackets)) {
       this.send();
     }
@@ -115,8 +120,10 @@ export class PacketBatcher implements PacketSubmitter {
       ...(protocolVersion ? { protocolVersion } : {}),
       ...(sourceAddress ? { sourceAddress } : {}),
       ...(certificateUser !== undefined ? { certificateUser } : {}),
+      ...(first ? { first: true as const } : {}),
+      ...(state ? { state } : {}),
     };
-    const outcome = new Promise<ConnectionOutcome>((resolve, reject) => this.waiting.push({ entry, resolve, reject }));
+    const outcome = new Promise<ConnectionAnswer>((resolve, reject) => this.waiting.push({ entry, resolve, reject }));
     this.bytes += bytes;
     this.packets += packets.length;
     if (this.limits.batchWindowMs <= 0 || this.bytes >= this.limits.maxEventBytes || this.packets >= this.limits.maxInvocationPackets) this.send();
@@ -142,7 +149,8 @@ export class PacketBatcher implements PacketSubmitter {
           // A handler that answers nothing (an older one) handled everything it did not throw on.
           const outcome = result ? result.outcomes[entry.connectionId] : 'handled';
           if (outcome === undefined) this.log?.error('packet handler said nothing of a connection', { connectionId: entry.connectionId });
-          resolve(outcome ?? 'failed');
+          const state = result?.states?.[entry.connectionId];
+          resolve({ outcome: outcome ?? 'failed', ...(state ? { state } : {}) });
         }
       },
       (error: unknown) => {

@@ -15,7 +15,7 @@ import { decodePacket, encodePacket, type ProtocolVersion } from '../protocol/co
 import { readFixedHeader } from '../protocol/fixed-header';
 import { MqttProtocolError, ReasonCode } from '../protocol/reason-codes';
 import type { Logger } from '../broker/ports';
-import type { PacketSink } from './events';
+import type { ConnectionState, PacketSink } from './events';
 import { MqttFramer } from '../protocol/framer';
 import { entryEventBytes, packetEventBytes, PacketBatcher, type PacketSubmitter } from './batcher';
 import { ThrottleBackoff } from './throttle-backoff';
@@ -64,6 +64,8 @@ export class ClientConnection {
   private protocolVersion: ProtocolVersion | undefined;
   /** The next entry handed to the batcher is the connection's first (it carries the CONNECT). */
   private firstEntry = true;
+  /** The connection's record as the packet handler last answered it, sent back with the next packets (events.ts ConnectionState). */
+  private state: ConnectionState | undefined;
   /** A DISCONNECT that arrived before this connection's CONNACK, and the close behind it. */
   private heldDisconnect: Buffer | undefined;
   /** 5.0, a client with a Topic Alias Maximum: the aliases of the PUBLISHes written to it. */
@@ -296,7 +298,7 @@ export class ClientConnection {
         const bytes = batch.reduce((sum, p) => sum + p.length, 0);
         this.queuedBytes -= bytes;
         try {
-          const outcome = await this.batcher.submit({
+          const { outcome, state } = await this.batcher.submit({
             connectionId: this.connectionId,
             packets: batch,
             sequences,
@@ -304,8 +306,11 @@ export class ClientConnection {
             // With the CONNECT only: the handler needs them to authenticate, and nothing after.
             ...(this.firstEntry ? { sourceAddress: this.remoteAddress } : {}),
             ...(this.firstEntry && this.transport.certificateUser !== undefined ? { certificateUser: this.transport.certificateUser } : {}),
+            ...(this.firstEntry ? { first: true } : {}),
+            ...(this.state ? { state: this.state } : {}),
           });
           this.firstEntry = false;
+          if (state) this.state = state;
           this.throttled.reset();
           // The handler could not take this connection's packets (others in the same invocation may have been taken).
           if (outcome === 'failed') this.handlerFailed('the handler failed on its packets');

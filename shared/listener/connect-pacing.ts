@@ -7,7 +7,7 @@
  * never held.
  */
 import type { ConnectionPackets, PacketSubmitter } from './batcher';
-import type { ConnectionOutcome } from './events';
+import type { ConnectionAnswer } from './events';
 
 const CONNECT_TYPE = 1;
 
@@ -33,7 +33,7 @@ export class ConnectPacing implements PacketSubmitter {
     return this.batcher.nextSequence();
   }
 
-  async submit(packets: ConnectionPackets): Promise<ConnectionOutcome> {
+  async submit(packets: ConnectionPackets): Promise<ConnectionAnswer> {
     if (!startsWithConnect(packets.packets)) return this.batcher.submit(packets);
     if (this.inFlight >= this.limit) await new Promise<void>((resolve) => this.waiting.push(resolve));
     else this.inFlight++;

@@ -3,6 +3,16 @@
  * Lambda invoke unchanged. Packets are whole, framed, base64-encoded, in arrival order.
  */
 
+import type { ConnectionRecord } from '../broker/ports';
+
+/**
+ * A connection's record as the packet handler last answered it (its will left out): the listener
+ * keeps it and sends it back with the connection's next packets, so the handler need not read it
+ * from DynamoDB. One batch of a connection is in flight at a time, so the copy is as fresh as the
+ * last batch left it; only the connection's own packets change it (CONNECT, a topic alias).
+ */
+export type ConnectionState = Omit<ConnectionRecord, 'will'>;
+
 /** One connection's packets in a batch. */
 export interface ConnectionPacketsEvent {
   readonly connectionId: string;
@@ -26,6 +36,10 @@ export interface ConnectionPacketsEvent {
    * CONNECT cannot choose it.
    */
   readonly certificateUser?: string;
+  /** The connection's first entry: nothing of it was handled before, so it has no record yet. */
+  readonly first?: true;
+  /** The connection's record as the last batch's answer gave it (see ConnectionState); absent: the handler reads it. */
+  readonly state?: ConnectionState;
 }
 
 export type ListenerEvent =
@@ -54,6 +68,14 @@ export type ConnectionOutcome = 'handled' | 'gone' | 'failed';
 /** The packet handler's answer to a 'batch' event. */
 export interface BatchResult {
   readonly outcomes: Readonly<Record<string, ConnectionOutcome>>;
+  /** The records of connections open after the batch whose record is new or changed (the listener sends each back with the next packets). */
+  readonly states?: Readonly<Record<string, ConnectionState>>;
+}
+
+/** What the batcher answers a connection: how its packets went, and its record when it changed. */
+export interface ConnectionAnswer {
+  readonly outcome: ConnectionOutcome;
+  readonly state?: ConnectionState;
 }
 
 /** Lambda refuses a synchronous invocation whose JSON event is larger than this (6 MB). */

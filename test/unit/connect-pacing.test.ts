@@ -2,7 +2,7 @@ import mqttPacket, { type Packet } from 'mqtt-packet';
 import { describe, expect, it } from 'vitest';
 import type { ConnectionPackets, PacketSubmitter } from '../../shared/listener/batcher';
 import { ConnectPacing } from '../../shared/listener/connect-pacing';
-import type { ConnectionOutcome } from '../../shared/listener/events';
+import type { ConnectionAnswer } from '../../shared/listener/events';
 
 const frame = (packet: object) => mqttPacket.generate(packet as Packet, { protocolVersion: 4 });
 const connectBatch = (connectionId: string): ConnectionPackets => ({
@@ -14,18 +14,18 @@ const pingBatch = (connectionId: string): ConnectionPackets => ({ connectionId, 
 
 /** A batcher whose submissions are answered when the test says so. */
 function manualBatcher() {
-  const running = new Map<string, (outcome: ConnectionOutcome) => void>();
+  const running = new Map<string, (answer: ConnectionAnswer) => void>();
   const started: string[] = [];
   const batcher: PacketSubmitter = {
     maxEntryBytes: 1024,
     nextSequence: () => 1,
     submit: ({ connectionId }) =>
-      new Promise<ConnectionOutcome>((resolve) => {
+      new Promise<ConnectionAnswer>((resolve) => {
         started.push(connectionId);
         running.set(connectionId, resolve);
       }),
   };
-  return { started, batcher, finish: (id: string) => running.get(id)!('handled') };
+  return { started, batcher, finish: (id: string) => running.get(id)!({ outcome: 'handled' }) };
 }
 
 const tick = () => new Promise((resolve) => setImmediate(resolve));
@@ -46,7 +46,7 @@ describe('ConnectPacing', () => {
     await tick();
     expect(manual.started).toEqual(['a', 'b', 'c', 'd']);
     manual.finish('d');
-    expect(await Promise.all(done)).toEqual(['handled', 'handled', 'handled', 'handled']);
+    expect((await Promise.all(done)).map((a) => a.outcome)).toEqual(['handled', 'handled', 'handled', 'handled']);
     expect(pacing.queued).toBe(0);
   });
 

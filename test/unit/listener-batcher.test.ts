@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { encodePacket } from '../../shared/protocol/codec';
 import { ClientConnection } from '../../shared/listener/client-connection';
 import type { Transport } from '../../shared/listener/transport';
-import { PacketBatcher, type BatcherLimits } from '../../shared/listener/batcher';
+import { entryEventBytes, PacketBatcher, type BatcherLimits } from '../../shared/listener/batcher';
 import type { BatchResult, ConnectionOutcome, ListenerEvent, PacketSink } from '../../shared/listener/events';
 
 const silent = { info: () => undefined, warn: () => undefined, error: () => undefined };
@@ -45,7 +45,7 @@ const packet = (n: number, bytes = 10): Buffer => Buffer.concat([Buffer.from([0x
 
 function submitter(batcher: PacketBatcher, connectionId: string, count: number, bytes = 10) {
   const packets = Array.from({ length: count }, (_, i) => packet(i, bytes));
-  return batcher.submit({ connectionId, packets, sequences: packets.map(() => batcher.nextSequence()) });
+  return batcher.submit({ connectionId, packets, sequences: packets.map(() => batcher.nextSequence()) }).then((answer) => answer.outcome);
 }
 
 describe('PacketBatcher', () => {
@@ -153,6 +153,29 @@ describe('ClientConnection with the task batcher', () => {
     expect(of(first, 'b').sequences).toEqual([3]);
     expect(of(second, 'a').sequences).toEqual([4, 5, 7]);
     expect(of(second, 'b').sequences).toEqual([6]);
+  });
+
+  it("marks a connection's first entry, and sends back with its next packets the record the last answer gave", async () => {
+    const record = { connectionId: 'a', clientId: 'a', protocolVersion: 4 as const, keepalive: 0, cleanStart: true, sessionExpiryInterval: 0, connectedAt: 1 };
+    const aliased = { ...record, topicAliases: { '1': 't' } };
+    let answers = 0;
+    const recorder = heldSink((event) => {
+      answers++;
+      const states = answers === 1 ? { a: record } : answers === 3 ? { a: aliased } : undefined;
+      return { outcomes: Object.fromEntries((event as Extract<ListenerEvent, { type: 'batch' }>).connections.map((c) => [c.connectionId, 'handled' as const])), ...(states ? { states } : {}) };
+    });
+    const batcher = new PacketBatcher(recorder.sink, { batchWindowMs: 0 });
+    const a = device('a', batcher, recorder.sink);
+    for (const n of [1, 2, 3, 4]) {
+      a.client.receive(n === 1 ? connect('a') : publish(n));
+      await sleep(10);
+    }
+    const entries = recorder.events.map((event) => event.connections[0]!);
+    expect(entries.map((e) => e.first)).toEqual([true, undefined, undefined, undefined]);
+    // The CONNECT's answer made the record; an answer without one keeps the last; a changed one replaces it.
+    expect(entries.map((e) => e.state)).toEqual([undefined, record, record, aliased]);
+    // The event's size bound counts the record an entry carries.
+    expect(entryEventBytes('a', [], aliased) - entryEventBytes('a', [])).toBe(Buffer.byteLength(JSON.stringify(aliased)));
   });
 
   it('a connection whose packets failed is closed; the others in the same invocation are not', async () => {
