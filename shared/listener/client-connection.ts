@@ -127,9 +127,16 @@ export class ClientConnection {
     this.lastActiveAt = new Date();
     if (!this.sawConnect) this.readKeepAlive(packets[0]!);
     this.armKeepAlive();
-    // [MQTT-3.12.4-1] A PINGREQ on an accepted connection is answered here: it changes no state
-    // (the keep-alive was just re-armed above), and an idle device then costs no invocation.
-    const forHandler = this.connackAccepted ? packets.filter((packet) => !this.answeredPing(packet)) : packets;
+    // [MQTT-3.12.4-1] A PINGREQ on an accepted connection with nothing of it still to handle is
+    // answered here: it changes no state (the keep-alive was just re-armed above), and an idle
+    // device then costs no invocation. Behind packets not handled yet, it goes to the handler in
+    // its place, so its PINGRESP still says that what the client sent before it was handled (a
+    // client that sends PUBACK, waits for PINGRESP and disconnects is not resent that message).
+    const forHandler: Buffer[] = [];
+    for (const packet of packets) {
+      const caughtUp = forHandler.length === 0 && !this.pumping && this.queue.length === 0;
+      if (!(this.connackAccepted && caughtUp && this.answeredPing(packet))) forHandler.push(packet);
+    }
     if (forHandler.length === 0) return;
     this.queue.push(...forHandler);
     for (let i = 0; i < forHandler.length; i++) this.sequences.push(this.batcher.nextSequence());

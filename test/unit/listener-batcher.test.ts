@@ -107,8 +107,9 @@ describe('PacketBatcher', () => {
 describe('ClientConnection with the task batcher', () => {
   function device(id: string, batcher: PacketBatcher, sink: PacketSink) {
     let closed = false;
+    const written: Buffer[] = [];
     const transport: Transport = {
-      write: () => undefined,
+      write: (bytes) => void written.push(bytes),
       close: () => void (closed = true),
       abort: () => void (closed = true),
       remoteAddress: '127.0.0.1',
@@ -117,7 +118,7 @@ describe('ClientConnection with the task batcher', () => {
     };
     const limits = { maximumPacketSize: 1024, connectTimeoutMs: 60_000, maxBatchPackets: 100, keepAliveLimit: 300, maxQueuedBytes: 1 << 20, maxOutboundBytes: 1 << 20, maxConnectPacketSize: 1024 };
     const client = new ClientConnection(id, transport, sink, limits, silent, () => undefined, batcher);
-    return { client, isClosed: () => closed };
+    return { client, written, isClosed: () => closed };
   }
   const connect = (clientId: string): Buffer => encodePacket({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, keepalive: 0, clientId }, 4);
   const publish = (n: number): Buffer => encodePacket({ cmd: 'publish', topic: 't', payload: Buffer.from(String(n)), qos: 0, retain: false, dup: false }, 4);
@@ -176,6 +177,32 @@ describe('ClientConnection with the task batcher', () => {
     expect(entries.map((e) => e.state)).toEqual([undefined, record, record, aliased]);
     // The event's size bound counts the record an entry carries.
     expect(entryEventBytes('a', [], aliased) - entryEventBytes('a', [])).toBe(Buffer.byteLength(JSON.stringify(aliased)));
+  });
+
+  it('[MQTT-3.12.4-1] a PINGREQ with nothing before it is answered at once; behind packets not handled yet, the handler answers it after them', async () => {
+    const recorder = heldSink((event) => ({ outcomes: Object.fromEntries((event as Extract<ListenerEvent, { type: 'batch' }>).connections.map((c) => [c.connectionId, 'handled' as const])) }));
+    const batcher = new PacketBatcher(recorder.sink, { batchWindowMs: 0 });
+    const a = device('a', batcher, recorder.sink);
+    a.client.receive(connect('a'));
+    await sleep(10);
+    a.client.deliver(encodePacket({ cmd: 'connack', returnCode: 0, sessionPresent: false }, 4));
+    const pingreq = encodePacket({ cmd: 'pingreq' }, 4);
+    const pingresps = () => a.written.filter((b) => b[0] === 0xd0).length;
+    a.client.receive(pingreq);
+    expect(pingresps()).toBe(1);
+    expect(recorder.events).toHaveLength(1);
+
+    recorder.hold();
+    const puback = encodePacket({ cmd: 'puback', messageId: 7 }, 4);
+    // In one read, and in two while the PUBACK's invocation is in flight: not answered here.
+    a.client.receive(Buffer.concat([puback, pingreq]));
+    await sleep(10);
+    a.client.receive(pingreq);
+    expect(pingresps()).toBe(1);
+    recorder.releaseAll();
+    await sleep(20);
+    const kinds = recorder.events.slice(1).flatMap((e) => e.connections[0]!.packets.map((p) => Buffer.from(p, 'base64')[0]! >> 4));
+    expect(kinds).toEqual([4, 12, 12]);
   });
 
   it('a connection whose packets failed is closed; the others in the same invocation are not', async () => {
