@@ -1,13 +1,14 @@
 /**
  * Who may connect, checked at CONNECT before any session is touched, in order: the client id
  * fits, the credentials (or their absence) are accepted, the will topic is one the identity may
- * publish to, and the client id is not reconnecting faster than the configured rate.
+ * publish to; then, as the session is opened, that the client id is not reconnecting faster than
+ * the configured rate (connectRateCharge).
  */
 import type { ConnectPacket } from '../protocol/codec';
 import { ReasonCode } from '../protocol/reason-codes';
 import type { BrokerDeps } from './context';
-import { clientIdOverLimit, topicOverLimit, withinRate } from './limits';
-import type { Identity } from './ports';
+import { clientIdOverLimit, rateWindow, topicOverLimit } from './limits';
+import type { Identity, RateCharge } from './ports';
 import { isSysTopic } from './sys-topics';
 
 export type Admission = { ok: true; identity: Identity } | { ok: false; reasonCode: number; why: string };
@@ -48,11 +49,24 @@ export async function admitConnection(
     }
   }
 
-  // Counted only once authenticated, per (identity, client id): another identity's attempts with
-  // this client id spend their own budget, never its owner's.
-  const rate = deps.config.connectRate;
-  if (rate && !(await withinRate(deps, 'connect', `${identity.username ?? ''}\u0000${clientId}`, rate, 1))) {
-    return { ok: false, reasonCode: ReasonCode.ConnectionRateExceeded, why: `more than ${rate.count} connections in ${rate.perSeconds} s` };
-  }
   return { ok: true, identity };
+}
+
+/**
+ * The CONNECT counted against the connect rate (MQTT_CONNECT_RATE), once authenticated, per
+ * (identity, client id): another identity's attempts with this client id spend their own budget,
+ * never its owner's. Counted by the session store as it opens the session (the short way: in the
+ * same transaction), so a clean start costs no call of its own for it.
+ */
+export function connectRateCharge(deps: BrokerDeps, identity: Identity, clientId: string): RateCharge | undefined {
+  const rate = deps.config.connectRate;
+  if (!rate) return undefined;
+  const { key, windowStart } = rateWindow(deps.now(), 'connect', `${identity.username ?? ''}\u0000${clientId}`, rate);
+  return { key, windowStart, windowSeconds: rate.perSeconds, amount: 1, limit: rate.count };
+}
+
+/** What a CONNECT refused for the connect rate is told. */
+export function connectRateRefusal(deps: BrokerDeps): { reasonCode: number; why: string } {
+  const rate = deps.config.connectRate!;
+  return { reasonCode: ReasonCode.ConnectionRateExceeded, why: `more than ${rate.count} connections in ${rate.perSeconds} s` };
 }

@@ -18,7 +18,7 @@ import type { ConnectPacket, ProtocolVersion } from '../protocol/codec';
 import { MqttProtocolError, ReasonCode } from '../protocol/reason-codes';
 import { checkTopicName } from '../protocol/topic';
 import { close, closeWithReason, connected, drain, PartlyHandled, send, type Action } from './actions';
-import { admitConnection } from './admission';
+import { admitConnection, connectRateCharge, connectRateRefusal } from './admission';
 import { connackPacket } from './connack';
 import { clientLimits, sessionExpiryOf, willOf, type ClientLimits } from './connect-request';
 import { selfRecipient, type BrokerDeps, type PacketHandler } from './context';
@@ -151,6 +151,7 @@ function describeConnection(state: ConnectState): void {
 async function openSession(state: ConnectState): Promise<void> {
   const limits = state.limits!;
   const endsWithConnection = sessionExpiryOf(state.packet, state.version, state.cleanStart) === 0;
+  const rate = connectRateCharge(state.deps, state.identity!, state.clientId!);
   const opened = await state.deps.store.sessions.openSession({
     clientId: state.clientId!,
     connectionId: state.connectionId,
@@ -168,12 +169,18 @@ async function openSession(state: ConnectState): Promise<void> {
     // A clean start usually finds no session (one that ended with its last connection): tried the
     // short way. A client resuming usually finds one, which would make the try a wasted call.
     ...(state.cleanStart ? { connection: state.connection! } : {}),
+    ...(rate ? { connectRate: rate } : {}),
   });
   // Another identity's session: refused before anything of it is touched (no takeover, no wipe,
   // no will cancelled or published). 5.0 0x85 / 3.1.1 return code 2: the id is not allowed.
   if (opened === 'owned-by-another') refuse(state, ReasonCode.ClientIdentifierNotValid, 'client id belongs to another identity');
   // The identity holds as many sessions as it may (MQTT_MAX_SESSIONS_PER_USER): 5.0 0x97 / 3.1.1 return code 3.
   else if (opened === 'quota-exceeded') refuse(state, ReasonCode.QuotaExceeded, 'sessions per user exceeded');
+  // Reconnecting faster than MQTT_CONNECT_RATE: 5.0 0x9F / 3.1.1 return code 3; nothing of the session touched.
+  else if (opened === 'rate-exceeded') {
+    const { reasonCode, why } = connectRateRefusal(state.deps);
+    refuse(state, reasonCode, why);
+  }
   else state.session = opened;
 }
 

@@ -43,7 +43,7 @@ export function createDynamoStore(options: DynamoStoreOptions): DynamoStore {
   return {
     meter,
     connections: new DynamoConnectionStore(connections, now),
-    sessions: new DynamoSessionStore(sessions, { subscriptions, wills, connections }, now),
+    sessions: new DynamoSessionStore(sessions, { subscriptions, wills, connections, security: table(options.tables.security) }, now),
     subscriptions,
     deliveries: new DynamoDeliveryStore(sessions, sequence, now),
     receipts: new DynamoReceiptStore(sessions, sequence, now),

@@ -7,10 +7,10 @@ import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type { DoorIdentity, SecurityStore, UserRecord } from '../broker/ports';
 import { CapacityMeter } from './capacity-meter';
 import { DynamoTable, type Item } from './dynamo-table';
+import { rateCountUpdate, rateItemKey } from './rate-items';
 
 const USER = 'user#';
 const DOOR = 'door#';
-const RATE = 'rate#';
 
 export interface DynamoSecurityStoreOptions {
   readonly client: DynamoDBDocumentClient;
@@ -60,18 +60,12 @@ export class DynamoSecurityStore implements SecurityStore {
   }
 
   async countInWindow(key: string, windowStart: number, windowSeconds: number, amount: number): Promise<number> {
-    const counted = await this.table.update({
-      Key: { pk: `${RATE}${key}#${windowStart}` },
-      UpdateExpression: 'ADD #n :a SET expiresAt = if_not_exists(expiresAt, :e)',
-      ExpressionAttributeNames: { '#n': 'count' },
-      ExpressionAttributeValues: { ':a': amount, ':e': windowStart + windowSeconds + 60 },
-      ReturnValues: 'UPDATED_NEW',
-    });
+    const counted = await this.table.update({ ...rateCountUpdate(key, windowStart, windowSeconds, amount), ReturnValues: 'UPDATED_NEW' });
     return Number(counted?.count ?? amount);
   }
 
   async readWindow(key: string, windowStart: number): Promise<number> {
-    const item = await this.table.get({ pk: `${RATE}${key}#${windowStart}` });
+    const item = await this.table.get(rateItemKey(key, windowStart));
     return Number(item?.count ?? 0);
   }
 

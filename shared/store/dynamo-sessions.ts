@@ -11,6 +11,7 @@ import { connectionItem } from './dynamo-connections';
 import type { DynamoSubscriptionStore } from './dynamo-subscriptions';
 import type { DynamoTable, Item, TransactItem } from './dynamo-table';
 import type { DynamoWillStore } from './dynamo-wills';
+import { rateChargeItem, rateChargeUpdate } from './rate-items';
 import { countedKeys, countIn, countInAnyway, countOut, countOutUpdate, quotaInSessions as quotaItemKey, quotaKey } from './user-quota';
 import { dueTimers, isExpired, timerKey, MAX_IN_FLIGHT_IDS, mayHaveOutRecords, queryOutRecords, SESSION_SK, sessionKey, SUB_PREFIX, TTL_GRACE_SECONDS } from './session-items';
 
@@ -21,6 +22,8 @@ export interface SessionParts {
   readonly subscriptions: DynamoSubscriptionStore;
   readonly wills: DynamoWillStore;
   readonly connections: DynamoTable;
+  /** The Security table, where a CONNECT's connect rate is counted (rate-items.ts). */
+  readonly security: DynamoTable;
 }
 
 /** At most this many items of a session (its in-flight records included) are deleted in its closing transaction; more go the long way. */
@@ -33,7 +36,7 @@ export class DynamoSessionStore implements SessionStore {
     private readonly now: () => number,
   ) {}
 
-  async openSession(request: OpenSessionRequest): Promise<OpenSessionResult | 'owned-by-another' | 'quota-exceeded'> {
+  async openSession(request: OpenSessionRequest): Promise<OpenSessionResult | 'owned-by-another' | 'quota-exceeded' | 'rate-exceeded'> {
     // Where the owner's sessions are counted (MQTT_MAX_SESSIONS_PER_USER), if they are.
     const quota = request.sessionsPerUser === undefined ? undefined : quotaKey('sessions', sessionOwner(request.owner), request.clientId, request.sessionsPerUser);
     // No session item: none exists (a session's item is the last of its items to go, see
@@ -41,8 +44,11 @@ export class DynamoSessionStore implements SessionStore {
     // hold back. The new session and the connection's record are written in one call.
     if (request.connection) {
       const created = await this.createSession(request, request.connection, quota);
-      if (created !== 'exists') return created === 'created' ? { sessionPresent: false, created: true } : 'quota-exceeded';
+      if (created === 'created') return { sessionPresent: false, created: true };
+      if (created !== 'exists') return created === 'quota' ? 'quota-exceeded' : 'rate-exceeded';
     }
+    // The long way: the connect rate counted first, on its own (nothing else touched if refused).
+    if (request.connectRate && (await this.parts.security.updateIf(rateChargeUpdate(request.connectRate))) === undefined) return 'rate-exceeded';
     const now = this.now();
     // Claim the session first: the old item tells who held it, even when it is about to be wiped.
     // Only its owner claims a live session: another identity's claim changes nothing (no extra call:
@@ -119,7 +125,7 @@ export class DynamoSessionStore implements SessionStore {
    * transaction, counted in its owner's sessions if they are counted: 'exists' if a session item
    * exists, 'quota' if the owner's count is full.
    */
-  private async createSession(request: OpenSessionRequest, connection: Parameters<typeof connectionItem>[0], quota: string | undefined): Promise<'created' | 'exists' | 'quota'> {
+  private async createSession(request: OpenSessionRequest, connection: Parameters<typeof connectionItem>[0], quota: string | undefined): Promise<'created' | 'exists' | 'quota' | 'rate'> {
     const created = await this.table.transact([
       {
         Put: {
@@ -142,9 +148,13 @@ export class DynamoSessionStore implements SessionStore {
       },
       { Put: { TableName: this.parts.connections.name, Item: connectionItem(connection) } },
       ...(quota === undefined ? [] : [countIn(quotaItemKey, quota, request.sessionsPerUser!)]),
+      ...(request.connectRate ? [rateChargeItem(this.parts.security.name, request.connectRate)] : []),
     ]);
     if (created.ok) return 'created';
-    return created.failed[2] && !created.failed[0] ? 'quota' : 'exists';
+    // A session that exists goes the long way, which counts the rate again on its own.
+    if (created.failed[0]) return 'exists';
+    if (quota !== undefined && created.failed[2]) return 'quota';
+    return created.failed[created.failed.length - 1] && request.connectRate ? 'rate' : 'exists';
   }
 
   /**

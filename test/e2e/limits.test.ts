@@ -178,12 +178,13 @@ describe('client identifiers and connection attempts', () => {
   });
 
   it('reconnecting one client id faster than the rate is refused: 5.0 CONNACK 0x9F Connection rate exceeded, 3.1.1 CONNACK 3', async () => {
-    for (const [version, refused] of [[5, 0x9f], [4, 3]] as const) {
+    // A clean start (its count in the transaction that creates the session) and a resumed session (counted on its own first).
+    for (const [version, refused, clean] of [[5, 0x9f, true], [4, 3, true], [5, 0x9f, false], [4, 3, false]] as const) {
       const clientId = id('flap');
       await awayFromWindowEdge(60);
       const codes: number[] = [];
       for (let i = 0; i < 4; i++) {
-        const { raw, code } = await rawConnect(version, { clientId });
+        const { raw, code } = await rawConnect(version, { clientId, clean, ...(version === 5 && !clean ? { properties: { sessionExpiryInterval: 60 } } : {}) });
         codes.push(code);
         raw.close();
       }

@@ -16,6 +16,15 @@ export interface SessionRecord {
   readonly topicAliasMaximum: number;
 }
 
+/** Events counted against a fixed-window rate limit (limits.ts rateWindow): refused when the window would pass `limit`. */
+export interface RateCharge {
+  readonly key: string;
+  readonly windowStart: number;
+  readonly windowSeconds: number;
+  readonly amount: number;
+  readonly limit: number;
+}
+
 export interface OpenSessionRequest {
   readonly clientId: string;
   readonly connectionId: string;
@@ -50,6 +59,12 @@ export interface OpenSessionRequest {
    * `created`), and the caller writes the record no more.
    */
   readonly connection?: ConnectionRecord;
+  /**
+   * The connect rate (MQTT_CONNECT_RATE): this CONNECT counted in its client id's window, before
+   * anything of the session is touched; 'rate-exceeded' (nothing changed) when the window is full.
+   * On the short way, in the same transaction as the new session.
+   */
+  readonly connectRate?: RateCharge;
 }
 
 export interface OpenSessionResult {
@@ -95,7 +110,7 @@ export interface SessionStore {
    * 'owned-by-another': a live session created by another identity; nothing was changed (not its
    * connection, queue, subscriptions nor will; a clean start wipes nothing).
    */
-  openSession(request: OpenSessionRequest): Promise<OpenSessionResult | 'owned-by-another' | 'quota-exceeded'>;
+  openSession(request: OpenSessionRequest): Promise<OpenSessionResult | 'owned-by-another' | 'quota-exceeded' | 'rate-exceeded'>;
   /**
    * Detach the connection from its session; `endSession` deletes the session's state too.
    * 'taken-over': another connection holds the session now, and nothing was changed. Redone by
