@@ -29,5 +29,7 @@ export function credentialsOf(authorization: string | undefined): HttpCredential
   }
 }
 
-/** The challenge a 401 carries (RFC 9110 11.6.1): both schemes this door reads. */
+/** The challenge a 401 carries (RFC 9110 11.6.1): both schemes the HTTP doors read. */
 export const WWW_AUTHENTICATE = 'Basic realm="mqtt", Bearer realm="mqtt"';
+/** The challenge without Basic, which a browser would answer with a password prompt. */
+export const BEARER_CHALLENGE = 'Bearer realm="mqtt"';

@@ -6,7 +6,7 @@
  * credentials) and a SUBSCRIBE at QoS 0 for the filters, hands them to the packet handler as any
  * connection's packets, and turns what the handler sends back into HTTP:
  *
- * - CONNACK refused: 401 (with WWW-Authenticate), 429 or 503, before the stream starts;
+ * - CONNACK refused: 401 (WWW-Authenticate: Bearer), 429 or 503, before the stream starts;
  * - SUBACK with a refused filter: 403 (not authorized), 429 (quota) or 400;
  * - PUBLISH: one event, `id: <stream>.<n>`, `event: <topic>`, `data: <payload>` (see eventOf);
  * - DISCONNECT, or the connection closed: the response ends.
@@ -28,7 +28,7 @@ import { decodePacket, encodePacket, type Packet } from '../protocol/codec';
 import { MqttFramer } from '../protocol/framer';
 import { ReasonCode } from '../protocol/reason-codes';
 import { checkTopicFilter } from '../protocol/topic';
-import { credentialsOf, WWW_AUTHENTICATE } from '../http/credentials';
+import { BEARER_CHALLENGE, credentialsOf } from '../http/credentials';
 import { authenticationStatus, refusalStatus } from '../http/http-status';
 import type { Transport } from './transport';
 
@@ -70,14 +70,10 @@ export function openEventStream(
   const credentials = credentialsOf(token !== null ? `Bearer ${token}` : request.headers.authorization);
   if (credentials === 'malformed') return unauthorized(response);
 
-  const stream = new EventStream(response, options.heartbeatMs ?? DEFAULT_HEARTBEAT_MS);
-  const connection = register(stream.transport(options.remoteAddress));
-  stream.connection = connection;
-  response.on('close', () => {
-    stream.stop();
-    connection.networkClosedBy('event stream closed');
-  });
   const clientId = `sse:${randomBytes(12).toString('base64url')}`;
+  // A bearer token travels as the password; mqtt-packet writes no password without a user name,
+  // and BrokerSecurity does not use one beside a token.
+  const username = credentials.username ?? (credentials.password !== undefined ? '' : undefined);
   const connect: Packet = {
     cmd: 'connect',
     protocolId: 'MQTT',
@@ -85,11 +81,25 @@ export function openEventStream(
     clean: true,
     clientId,
     keepalive: KEEP_ALIVE_SECONDS,
-    ...(credentials.username !== undefined ? { username: credentials.username } : {}),
+    ...(username !== undefined ? { username } : {}),
     ...(credentials.password !== undefined ? { password: credentials.password } : {}),
   };
   const subscribe: Packet = { cmd: 'subscribe', messageId: 1, subscriptions: filters.map((topic) => ({ topic, qos: 0, nl: false, rap: false, rh: 0 })) };
-  connection.receive(Buffer.concat([encodePacket(connect, 5), encodePacket(subscribe, 5)]));
+  let opening: Buffer;
+  try {
+    opening = Buffer.concat([encodePacket(connect, 5), encodePacket(subscribe, 5)]);
+  } catch (error) {
+    return plain(response, 400, `the request cannot be made into MQTT: ${error instanceof Error ? error.message : String(error)}`);
+  }
+
+  const stream = new EventStream(response, options.heartbeatMs ?? DEFAULT_HEARTBEAT_MS);
+  const connection = register(stream.transport(options.remoteAddress));
+  stream.connection = connection;
+  response.on('close', () => {
+    stream.stop();
+    connection.networkClosedBy('event stream closed');
+  });
+  connection.receive(opening);
 }
 
 /** One stream: the MQTT the handler sends its connection, read back into HTTP. */
@@ -214,6 +224,11 @@ function plain(response: http.ServerResponse, status: number, message: string, h
   response.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', 'access-control-allow-origin': '*', ...headers }).end(`${message}\n`);
 }
 
+/**
+ * The challenge names Bearer only: a Basic challenge makes a browser prompt for a password
+ * (and a headless one wait for ever) instead of failing the EventSource. Basic credentials are
+ * still read when sent.
+ */
 function unauthorized(response: http.ServerResponse): void {
-  plain(response, 401, 'authentication failed', { 'www-authenticate': WWW_AUTHENTICATE });
+  plain(response, 401, 'authentication failed', { 'www-authenticate': BEARER_CHALLENGE });
 }

@@ -118,11 +118,11 @@ describe('GET /events', () => {
     }
   });
 
-  it('401 with WWW-Authenticate without credentials or with a wrong password', async () => {
+  it('401 with WWW-Authenticate: Bearer (no Basic challenge, which a browser would prompt for) without credentials or with a wrong password', async () => {
     for (const credentials of [[], ['-u', 'alice:wrong']]) {
       const response = await curl([...credentials, `${harness().httpUrl}/events?filter=demo/%23`]);
       expect(response.status).toBe(401);
-      expect(response.headers['www-authenticate']).toContain('Basic');
+      expect(response.headers['www-authenticate']).toBe('Bearer realm="mqtt"');
     }
   });
 
