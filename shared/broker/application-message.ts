@@ -27,7 +27,7 @@ export interface Publisher {
   /** Whose retained topics a new one counts in (absent: anonymous). */
   readonly username?: string;
   readonly acl?: readonly string[];
-  /** Whether the publisher can be told that its message was refused for the retained quota (else it is delivered, not retained). */
+  /** Whether this message's publisher can be told it was refused for the retained quota (else it is delivered, not retained). */
   readonly hearsRefusals: boolean;
 }
 
@@ -40,7 +40,7 @@ export interface Publisher {
 export async function acceptMessage(deps: BrokerDeps, message: ApplicationMessage, publisher: Publisher, routes?: RoutingCache): Promise<Routed | 'over-quota'> {
   if (message.retain && (await storeRetained(deps, message, publisher)) === 'quota-exceeded') {
     deps.log.warn('retained topics per user exceeded: message not retained', { clientId: publisher.clientId, username: publisher.username, topic: message.topic });
-    if (publisher.hearsRefusals && message.qos > 0) return 'over-quota';
+    if (publisher.hearsRefusals) return 'over-quota';
   }
   return routeMessage(deps, message, publisher.clientId, routes);
 }

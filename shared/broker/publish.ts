@@ -63,10 +63,11 @@ export const handlePublish = afterConnect<PublishPacket>(async (ctx, packet) => 
   return [deliver(deliveries), reply(ctx, { cmd: 'puback', messageId: packet.messageId!, ...(v5 ? { reasonCode: matchedCode(matched) } : {}) })];
 });
 
-/** Stored if retained, then routed (application-message.ts); a 5.0 QoS 1/2 publisher hears a retained-quota refusal. */
+/** Stored if retained, then routed (application-message.ts); a 5.0 QoS 1/2 publisher hears a retained-quota refusal (QoS 0 and 3.1.1 cannot be told). */
 function accept(ctx: ConnectedContext, message: ApplicationMessage): Promise<Routed | 'over-quota'> {
   const { clientId, username, acl } = ctx.connection;
-  const publisher = { clientId, ...(username !== undefined ? { username } : {}), ...(acl !== undefined ? { acl } : {}), hearsRefusals: isV5(ctx.connection) };
+  const hearsRefusals = isV5(ctx.connection) && message.qos > 0;
+  const publisher = { clientId, ...(username !== undefined ? { username } : {}), ...(acl !== undefined ? { acl } : {}), hearsRefusals };
   return acceptMessage(ctx.deps, message, publisher, ctx.batch.routes);
 }
 

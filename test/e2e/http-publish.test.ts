@@ -20,7 +20,7 @@ const jwtSecret = 'http-publish test secret, at least 32 bytes';
 const MAXIMUM_PACKET_SIZE = 16 * 1024;
 const harness = useHarness({
   httpPort: 0,
-  config: { maximumPacketSize: MAXIMUM_PACKET_SIZE },
+  config: { maximumPacketSize: MAXIMUM_PACKET_SIZE, maxRetainedPerUser: 2 },
   security: {
     allowAnonymous: false,
     jwt: createJwtVerifier({ secret: jwtSecret, audience: 'mqtt-broker' }),
@@ -37,7 +37,9 @@ const alice = ['-u', 'alice:alice-password'];
 const url = (topic: string, query = ''): string => `${harness().httpUrl}/topics/${topic}${query}`;
 
 beforeAll(async () => {
-  await harness().securityStore.putUser({ username: 'alice', passwordHash: await hashPassword('alice-password', { logN: 12, r: 8, p: 1 }) });
+  for (const username of ['alice', 'rita']) {
+    await harness().securityStore.putUser({ username, passwordHash: await hashPassword(`${username}-password`, { logN: 12, r: 8, p: 1 }) });
+  }
 });
 
 const open: MqttClient[] = [];
@@ -133,6 +135,18 @@ describe('POST /topics/{topic}', () => {
     const received = collect(await subscriber(topic));
     await settle();
     expect(received).toEqual([]);
+  });
+
+  it('429 for a new retained topic beyond the user\'s MQTT_MAX_RETAINED_PER_USER, at QoS 0 too: neither retained nor delivered', async () => {
+    const root = unique('demo');
+    const received = collect(await subscriber(`${root}/#`));
+    const rita = ['-u', 'rita:rita-password'];
+    for (const topic of ['a', 'b']) expect((await curl(['-X', 'POST', ...rita, '--data-binary', topic, url(`${root}/${topic}`, '?retain=true')])).status).toBe(200);
+    const over = await curl(['-X', 'POST', ...rita, '--data-binary', 'c', url(`${root}/c`, '?retain=true')]);
+    expect(over.status).toBe(429);
+    await eventually(() => received.length === 2, 'the two retained messages within the bound');
+    await settle(300);
+    expect(received.map((m) => m.topic)).toEqual([`${root}/a`, `${root}/b`]);
   });
 
   it('QoS 1: the 200 comes once the message is queued for an offline persistent subscriber, who gets it on reconnecting', async () => {
