@@ -11,8 +11,9 @@
  * - PUBLISH: one event, `id: <stream>.<n>`, `event: <topic>`, `data: <payload>` (see eventOf);
  * - DISCONNECT, or the connection closed: the response ends.
  *
- * Nothing is acknowledged (QoS 0). A comment line every `heartbeatMs` keeps proxies from taking
- * the stream for idle, with a PINGREQ into the connection, which the listener answers itself
+ * Nothing is acknowledged (QoS 0). A comment line every `heartbeatMs` (or half the Server Keep
+ * Alive, when the broker holds the connection to less) keeps proxies from taking the stream for
+ * idle, with a PINGREQ into the connection, which the listener answers itself
  * ([MQTT-3.12.4-1]), so the keep-alive stays armed without an invocation. Closing the response
  * closes the connection as a socket's close does.
  *
@@ -111,6 +112,8 @@ class EventStream {
   private started = false;
   private ended = false;
   private heartbeat: NodeJS.Timeout | undefined;
+  /** The keep-alive the broker holds the connection to, when its CONNACK said (5.0 Server Keep Alive). */
+  private keepAliveSeconds = KEEP_ALIVE_SECONDS;
 
   constructor(
     private readonly response: http.ServerResponse,
@@ -152,7 +155,11 @@ class EventStream {
     switch (packet.cmd) {
       case 'connack': {
         const code = packet.reasonCode ?? 0;
-        if (code === 0) return;
+        if (code === 0) {
+          // A broker with a lower MQTT_MAX_KEEPALIVE says so: the pings must come within it.
+          this.keepAliveSeconds = packet.properties?.serverKeepAlive ?? KEEP_ALIVE_SECONDS;
+          return;
+        }
         return this.end(authenticationStatus(code), `connection refused: reason code 0x${code.toString(16)}`);
       }
       case 'suback': {
@@ -181,10 +188,15 @@ class EventStream {
       'access-control-allow-origin': '*',
     });
     this.response.write(`: subscribed\n\n`);
+    // At least twice a keep-alive (the listener closes a connection silent for 1.5 of them),
+    // counted from now: the first ping goes at once, as the CONNECT was a while ago.
+    const ping = (): void => this.connection?.receive(PINGREQ);
+    const every = Math.min(this.heartbeatMs, (this.keepAliveSeconds * 1000) / 2);
+    ping();
     this.heartbeat = setInterval(() => {
       this.response.write(': heartbeat\n\n');
-      this.connection?.receive(PINGREQ);
-    }, this.heartbeatMs);
+      ping();
+    }, every);
     this.heartbeat.unref();
   }
 
