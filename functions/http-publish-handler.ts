@@ -13,14 +13,10 @@ export function createHttpPublishHandler(deps: BrokerDeps) {
   return async (event: APIGatewayProxyEventV2): Promise<APIGatewayProxyResultV2> => {
     const { requestId, http } = event.requestContext;
     if (http.method !== 'POST') return { statusCode: 405, headers: { allow: 'POST' }, body: '' };
-    // rawPath keeps the client's percent-encoding: `%23` must reach validation as `#` (and be refused), `%2F` as `/`.
+    // API Gateway's HTTP API hands over rawPath percent-decoded already (a `%23` the client sent is
+    // `#` here, and refused as a wildcard); decoding it again would turn a topic's literal `%41` into `A`.
     if (!event.rawPath.startsWith(TOPICS_PREFIX)) return { statusCode: 404, body: '' };
-    let topic: string;
-    try {
-      topic = decodeURIComponent(event.rawPath.slice(TOPICS_PREFIX.length));
-    } catch {
-      return { statusCode: 400, headers: { 'content-type': 'application/json' }, body: JSON.stringify({ message: 'the topic is not valid percent-encoded UTF-8' }) };
-    }
+    const topic = event.rawPath.slice(TOPICS_PREFIX.length);
     const body = event.body === undefined ? Buffer.alloc(0) : Buffer.from(event.body, event.isBase64Encoded ? 'base64' : 'utf8');
     const authorization = event.headers.authorization;
     try {

@@ -4,7 +4,8 @@
  *   POST /topics/{topic}   HTTP publish: the request as API Gateway's HTTP API hands it to the
  *                          http-publish Lambda (payload format 2.0), the same handler, invoked as the harness invokes every function
  *   GET  /events           server-sent events: handed to the listener, as its WebSocket port does in the cloud
- * A body over API Gateway's 10 MB payload limit is refused with 413, as API Gateway refuses it.
+ * A body over API Gateway's 10 MB payload limit is refused with 413, as API Gateway refuses it; a
+ * path that is not percent-encoded UTF-8 with 400.
  */
 import { randomUUID } from 'node:crypto';
 import http from 'node:http';
@@ -56,8 +57,10 @@ export class HttpDoor {
       if (size > MAX_BODY_BYTES) return void response.writeHead(413, { 'content-type': 'application/json', connection: 'close' }).end('{"message":"Request Entity Too Large"}');
       chunks.push(chunk);
     }
+    const event = eventOf(request, Buffer.concat(chunks));
+    if (!event) return void response.writeHead(400, { 'content-type': 'application/json' }).end('{"message":"Bad Request"}');
     try {
-      const result = await this.options.publish(eventOf(request, Buffer.concat(chunks)));
+      const result = await this.options.publish(event);
       const { statusCode = 200, headers = {}, body = '' } = typeof result === 'string' ? { body: result } : result;
       response.writeHead(statusCode, headers as http.OutgoingHttpHeaders).end(body);
     } catch {
@@ -67,21 +70,25 @@ export class HttpDoor {
   }
 }
 
-/** The request as API Gateway's HTTP API puts it in a payload format 2.0 event. */
-function eventOf(request: http.IncomingMessage, body: Buffer): APIGatewayProxyEventV2 {
-  const [rawPath = '/', rawQueryString = ''] = (request.url ?? '/').split(/\?(.*)/s);
+/**
+ * The request as API Gateway's HTTP API puts it in a payload format 2.0 event: its `rawPath`
+ * percent-decoded, as the HTTP API hands it over (undefined when it cannot be decoded).
+ */
+function eventOf(request: http.IncomingMessage, body: Buffer): APIGatewayProxyEventV2 | undefined {
+  const [encodedPath = '/', rawQueryString = ''] = (request.url ?? '/').split(/\?(.*)/s);
+  let rawPath: string;
+  try {
+    rawPath = decodeURIComponent(encodedPath);
+  } catch {
+    return undefined;
+  }
   const headers: Record<string, string> = {};
   for (const [name, value] of Object.entries(request.headers)) if (value !== undefined) headers[name] = Array.isArray(value) ? value.join(',') : value;
   // Repeated parameters are joined with commas, as API Gateway joins them.
   const query: Record<string, string> = {};
   for (const [name, value] of new URLSearchParams(rawQueryString)) query[name] = name in query ? `${query[name]},${value}` : value;
   const now = new Date();
-  let proxy = rawPath.slice('/topics/'.length);
-  try {
-    proxy = decodeURIComponent(proxy);
-  } catch {
-    // left as sent; the handler reads rawPath anyway
-  }
+  const proxy = rawPath.slice('/topics/'.length);
   return {
     version: '2.0',
     routeKey: 'POST /topics/{proxy+}',
