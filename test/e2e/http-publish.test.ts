@@ -110,6 +110,14 @@ describe('POST /topics/{topic}', () => {
     expect(response.status).toBe(413);
   });
 
+  it('the topic is the path percent-decoded once: %25 is a literal %', async () => {
+    const root = unique('demo');
+    const received = collect(await subscriber(`${root}/#`));
+    expect((await curl(['-X', 'POST', ...alice, '--data-binary', 'x', url(`${root}/100%2541`)])).status).toBe(200);
+    await eventually(() => received.length === 1, 'the message');
+    expect(received[0]!.topic).toBe(`${root}/100%41`);
+  });
+
   it('a binary payload arrives byte for byte', async () => {
     const topic = unique('demo');
     const bytes = Buffer.from(Array.from({ length: 256 }, (_, i) => i));
