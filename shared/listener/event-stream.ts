@@ -184,6 +184,8 @@ class EventStream {
       'content-type': 'text/event-stream; charset=utf-8',
       'cache-control': 'no-cache',
       'x-accel-buffering': 'no',
+      // The socket goes with the stream: nothing lingers for a next request (nor holds up the listener's stop).
+      connection: 'close',
       // The request's own credentials (a header or ?token=) are the authentication, never a cookie.
       'access-control-allow-origin': '*',
     });
@@ -233,7 +235,7 @@ function textOf(payload: Buffer): string | undefined {
 
 function plain(response: http.ServerResponse, status: number, message: string, headers: Record<string, string> = {}): void {
   if (response.headersSent) return void response.end();
-  response.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', 'access-control-allow-origin': '*', ...headers }).end(`${message}\n`);
+  response.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', 'access-control-allow-origin': '*', connection: 'close', ...headers }).end(`${message}\n`);
 }
 
 /**
