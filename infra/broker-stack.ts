@@ -11,6 +11,7 @@ import { BrokerNetwork } from './constructs/broker-network';
 import { BrokerTables, type SecurityUse } from './constructs/broker-tables';
 import { BrowserDoor } from './constructs/browser-door';
 import { DeviceListener, publicPorts } from './constructs/device-listener';
+import { HttpDoor } from './constructs/http-door';
 import { securityTable as securityTableDefinition } from '../shared/store/tables';
 import { readBrokerSettings } from './broker-settings';
 import { readDeployContext } from './deploy-context';
@@ -31,6 +32,9 @@ export class BrokerStack extends Stack {
   /** Scheduled every minute: stale connections, expired sessions, due wills. */
   readonly sweeper: NodejsFunction;
   readonly browserDoor: BrowserDoor;
+  /** HTTP publish's function, behind the HTTP API. */
+  readonly httpPublish: NodejsFunction;
+  readonly httpDoor: HttpDoor;
   readonly deviceListener: DeviceListener;
   /** Signs the functions' requests to the listener tasks' delivery endpoint. */
   readonly deliverySecret: Secret;
@@ -105,9 +109,18 @@ export class BrokerStack extends Stack {
       entry: 'functions/fanout.ts',
       description: 'One part of a large fan-out, split off by the handler that routes the message',
     });
+    // HTTP publish authenticates as a CONNECT does (users, failed checks counted per address) and
+    // routes as a PUBLISH does: the broker's state, no inbox. API Gateway waits 30 s at most.
+    this.httpPublish = this.functions.add('HttpPublish', {
+      entry: 'functions/http-publish.ts',
+      description: 'HTTP publish: POST /topics/{topic} from the HTTP API',
+      timeout: Duration.seconds(29),
+      security: handlesPackets,
+    });
+    this.httpDoor = new HttpDoor(this, 'HttpDoor', { publish: this.httpPublish, logRetention, removalPolicy });
     // Every function that routes messages may split a large fan-out: it learns the worker's name
     // and may invoke exactly that function, synchronously, so its acknowledgement waits for all parts.
-    for (const router of [this.handlers.packets, this.handlers.wsDefault, this.handlers.wsDisconnect]) {
+    for (const router of [this.handlers.packets, this.handlers.wsDefault, this.handlers.wsDisconnect, this.httpPublish]) {
       router.addEnvironment('FANOUT_FUNCTION', this.fanout.functionName);
       router.addToRolePolicy(new PolicyStatement({ actions: ['lambda:InvokeFunction'], resources: [this.fanout.functionArn] }));
     }
@@ -197,6 +210,8 @@ export class BrokerStack extends Stack {
         'Writes the CA certificate to ca.pem, for mosquitto_pub --cafile ca.pem',
       );
     }
+    output('HttpPublishUrl', `${this.httpDoor.url}/topics/{topic}`, 'HTTP publish: POST the payload there, ?qos=0|1&retain=true|false (docs/http.md)');
+    output('EventsUrl', `https://${host}/events?filter={filter}`, 'Server-sent events, served by the listener behind the load balancer\'s WebSocket port (docs/http.md)');
     output('BrowserWebSocketUrl', this.browserDoor.url, 'API Gateway WebSocket for browsers (MQTT in base64 text messages)');
     output('ConnectionsManagementEndpoint', this.browserDoor.managementEndpoint, 'API Gateway @connections endpoint the handlers deliver through');
     output('PacketHandlerFunction', this.handlers.packets.functionName, 'The Lambda the listener invokes');

@@ -36,6 +36,8 @@ import type { DynamoStore } from '../shared/store/create-dynamo-store';
 import { localTableNames, type TableNames } from '../shared/store/tables';
 import { ApiGatewayEmulator, type EmulatorOptions } from './apigw-emulator';
 import { ConsoleServer } from './console-server';
+import { HttpDoor } from './http-server';
+import { createHttpPublishHandler } from '../functions/http-publish-handler';
 import { startDynamoDbLocal, type RunningDynamoDb } from './dynamodb-local';
 import { every } from './schedule';
 import { generateSelfSignedCertificate } from './tls-certificate';
@@ -71,6 +73,10 @@ export interface HarnessOptions {
   readonly sweeper?: Partial<SweeperOptions>;
   /** How often the counters are flushed and the $SYS/broker/ figures published (default 5 s; the cloud's sweeper does it every minute). */
   readonly sysIntervalMs?: number;
+  /** Serve the HTTP door (HTTP publish, server-sent events: local/http-server.ts) on this port (0: any free one); none when absent. */
+  readonly httpPort?: number;
+  /** How often a server-sent events stream carries a heartbeat (20 s by default). */
+  readonly eventHeartbeatMs?: number;
   /** Serve the web console on this port (0: any free one); no console when absent. */
   readonly consolePort?: number;
   /** Broker settings over the defaults (Receive Maximum, Topic Alias Maximum...); same as `config`. */
@@ -131,6 +137,9 @@ export interface Harness {
   readonly deliveryEndpoint: string;
   /** The secret the delivery endpoint's requests are signed with (shared/gateway/delivery-signature.ts). */
   readonly deliverySecret: string;
+  /** The HTTP door (HTTP publish, server-sent events), when `httpPort` was given. */
+  readonly httpUrl?: string;
+  readonly httpPort?: number;
   /** The web console, when `consolePort` was given. */
   readonly consoleUrl?: string;
   readonly tables: TableNames;
@@ -282,6 +291,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
         deliverySecret,
         sink,
         log,
+        ...(options.eventHeartbeatMs ? { eventHeartbeatMs: options.eventHeartbeatMs } : {}),
         ...(options.tls && certificate
           ? {
               tls: {
@@ -307,6 +317,19 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     let deliveryEndpoint = addresses.deliveryEndpoint;
     let killed = false;
     stops.push(() => (killed ? Promise.resolve() : listener.stop()));
+
+    let httpUrl: string | undefined;
+    if (options.httpPort !== undefined) {
+      const httpDoor = new HttpDoor({
+        host,
+        port: options.httpPort,
+        publish: lambda.wrap(invocation.wrap('http-publish', createHttpPublishHandler(deps))),
+        // The listener of the moment: in the cloud the stream rides the listener's WebSocket port.
+        events: (request, response, remoteAddress) => listener.serveEventStream(request, response, remoteAddress),
+      });
+      httpUrl = `http://${host}:${await httpDoor.start()}`;
+      stops.push(() => httpDoor.stop());
+    }
 
     let consoleUrl: string | undefined;
     if (options.consolePort !== undefined) {
@@ -352,6 +375,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
       },
       deliverySecret,
       ...(consoleUrl ? { consoleUrl } : {}),
+      ...(httpUrl ? { httpUrl, httpPort: Number(new URL(httpUrl).port) } : {}),
       tables,
       store: unmetered.store,
       securityStore: deps.securityStore,

@@ -2,6 +2,7 @@
  * `npm start`: the broker on this machine. Ports and DynamoDB come from flags or the
  * environment: --mqtt-port / MQTT_PORT (1883), --ws-port / MQTT_WS_PORT (8083),
  * --apigw-port / APIGW_WS_PORT (3001), --console-port / CONSOLE_PORT (8080),
+ * --http-port / HTTP_PORT (8082: HTTP publish and server-sent events, docs/http.md),
  * --dynamodb-port / DYNAMODB_PORT (8000),
  * --dynamodb-endpoint / DYNAMODB_ENDPOINT (use a running DynamoDB; none is started),
  * --log-level / LOG_LEVEL (info).
@@ -33,6 +34,7 @@ const { values: flags } = parseArgs({
     'ws-port': { type: 'string' },
     'apigw-port': { type: 'string' },
     'console-port': { type: 'string' },
+    'http-port': { type: 'string' },
     'dynamodb-port': { type: 'string' },
     'dynamodb-endpoint': { type: 'string' },
     'log-level': { type: 'string' },
@@ -98,6 +100,8 @@ try {
     wsPort: port(flags['ws-port'], env.MQTT_WS_PORT, 8083, 'MQTT_WS_PORT'),
     apigwPort: port(flags['apigw-port'], env.APIGW_WS_PORT, 3001, 'APIGW_WS_PORT'),
     consolePort: port(flags['console-port'], env.CONSOLE_PORT, 8080, 'CONSOLE_PORT'),
+    // Not 8081: MQTT over secure WebSocket takes it with --tls.
+    httpPort: port(flags['http-port'], env.HTTP_PORT, 8082, 'HTTP_PORT'),
     dynamoDbPort: port(flags['dynamodb-port'], env.DYNAMODB_PORT, 8000, 'DYNAMODB_PORT'),
     ...((flags['dynamodb-endpoint'] ?? env.DYNAMODB_ENDPOINT) ? { dynamoDbEndpoint: flags['dynamodb-endpoint'] ?? env.DYNAMODB_ENDPOINT } : {}),
     tablePrefix: env.TABLE_PREFIX ?? 'mqtt-local',
@@ -137,6 +141,8 @@ try {
       `  MQTT over WebSocket         ${harness.wsUrl}`,
       ...(harness.wssUrl ? [`  MQTT over secure WebSocket  ${harness.wssUrl}   (the same certificate)`] : []),
       `  API Gateway WebSocket       ${harness.apigwUrl}   (@connections on the same port)`,
+      `  HTTP publish                ${harness.httpUrl}/topics/{topic}?qos=1   (POST; docs/http.md)`,
+      `  server-sent events          ${harness.httpUrl}/events?filter={filter}   (also on the WebSocket port, as in the cloud)`,
       `  listener delivery endpoint  ${harness.deliveryEndpoint}/@connections/{id}`,
       `  web console                 ${harness.consoleUrl}   (browser adapter: ${harness.consoleUrl}/adapter.js)`,
       `  DynamoDB                    ${harness.dynamoDbEndpoint}   tables: ${Object.values(harness.tables).join(', ')}`,
@@ -144,6 +150,7 @@ try {
       '  users                       npm run users -- add <name> --password <password>   (see docs/security.md)',
       `  AWS limits                  ${describeAwsLimits(harness.awsLimits).join('\n                              ')}`,
       'Try: mosquitto_sub -h localhost -t "demo/#" -v   and   mosquitto_pub -h localhost -t demo/hello -m hi',
+      `     curl -X POST --data-binary hi '${harness.httpUrl}/topics/demo/hello?qos=1'   and   curl -N '${harness.httpUrl}/events?filter=demo/%23'`,
       'Ctrl-C stops everything.',
       '',
     ].join('\n'),
@@ -161,6 +168,7 @@ function withPortHint(message: string): string {
     ['MQTT over secure WebSocket port', 'MQTT_WSS_PORT or --wss-port'],
     ['API Gateway emulator port', 'APIGW_WS_PORT or --apigw-port'],
     ['web console port', 'CONSOLE_PORT or --console-port'],
+    ['HTTP port', 'HTTP_PORT or --http-port'],
   ];
   const hint = hints.find(([prefix]) => message.startsWith(prefix));
   return hint ? `${message} (${hint[1]})` : message;

@@ -40,6 +40,7 @@ const checks = [
     why: 'for the end-to-end tests',
     debian: 'mosquitto-clients',
   },
+  { what: () => (onPath('curl') ? undefined : 'curl'), why: 'for the HTTP door\'s end-to-end tests', debian: 'curl' },
   { what: () => (isExecutable('/usr/bin/chromium') ? undefined : '/usr/bin/chromium'), why: 'for the browser tests', debian: 'chromium' },
 ];
 

@@ -12,7 +12,8 @@ import { deliver, routed } from './actions';
 import { publishRefusal, refusePublish } from './authorization';
 import { afterConnect, isV5, reply, type ConnectedContext } from './context';
 import type { ApplicationMessage, MessageProperties } from './ports';
-import { routeMessage, type Routed } from './route';
+import { acceptMessage } from './application-message';
+import type { Routed } from './route';
 
 export const handlePublish = afterConnect<PublishPacket>(async (ctx, packet) => {
   const v5 = isV5(ctx.connection);
@@ -62,25 +63,12 @@ export const handlePublish = afterConnect<PublishPacket>(async (ctx, packet) => 
   return [deliver(deliveries), reply(ctx, { cmd: 'puback', messageId: packet.messageId!, ...(v5 ? { reasonCode: matchedCode(matched) } : {}) })];
 });
 
-/**
- * [MQTT-3.3.1-5] a retained message is stored (an empty one removes it, [MQTT-3.3.1-6]) and
- * still delivered to the current subscribers. A new retained topic beyond its user's bound
- * (MQTT_MAX_RETAINED_PER_USER) is not stored: a 5.0 QoS 1/2 PUBLISH is refused with 0x97 Quota
- * exceeded ('over-quota': not delivered either, as a refused PUBLISH is not accepted); a QoS 0 or
- * 3.1.1 one, which cannot be told, is delivered without being retained. Logged either way.
- */
-async function accept(ctx: ConnectedContext, message: ApplicationMessage): Promise<Routed | 'over-quota'> {
-  if (message.retain && (await storeRetained(ctx, message)) === 'quota-exceeded') {
-    const { connectionId, clientId, username } = ctx.connection;
-    ctx.deps.log.warn('retained topics per user exceeded: message not retained', { connectionId, clientId, username, topic: message.topic });
-    if (isV5(ctx.connection) && message.qos > 0) return 'over-quota';
-  }
-  return routeMessage(ctx.deps, message, ctx.connection.clientId, ctx.batch.routes);
-}
-
-function storeRetained(ctx: ConnectedContext, message: ApplicationMessage): Promise<'stored' | 'quota-exceeded'> {
-  const bound = ctx.deps.config.maxRetainedPerUser;
-  return ctx.deps.store.retained.putRetained(retainedOf(message), bound === undefined ? undefined : { owner: ctx.connection.username ?? '', bound });
+/** Stored if retained, then routed (application-message.ts); a 5.0 QoS 1/2 publisher hears a retained-quota refusal (QoS 0 and 3.1.1 cannot be told). */
+function accept(ctx: ConnectedContext, message: ApplicationMessage): Promise<Routed | 'over-quota'> {
+  const { clientId, username, acl } = ctx.connection;
+  const hearsRefusals = isV5(ctx.connection) && message.qos > 0;
+  const publisher = { clientId, ...(username !== undefined ? { username } : {}), ...(acl !== undefined ? { acl } : {}), hearsRefusals };
+  return acceptMessage(ctx.deps, message, publisher, ctx.batch.routes);
 }
 
 /**
@@ -142,6 +130,3 @@ function forwardedProperties(properties: NonNullable<PublishPacket['properties']
   ) as MessageProperties;
 }
 
-function retainedOf({ origin: _origin, ...message }: ApplicationMessage): ApplicationMessage {
-  return message;
-}

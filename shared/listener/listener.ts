@@ -23,6 +23,7 @@ import type { Transport } from './transport';
 import { ConnectionCaps, normalizeAddress, type ConnectionCapLimits } from './connection-caps';
 import { ConnectPacing } from './connect-pacing';
 import { createDeliveryServer } from './delivery-endpoint';
+import { EVENTS_PATH, openEventStream } from './event-stream';
 import { defaultBatcherLimits, PacketBatcher, type BatcherLimits } from './batcher';
 import type { PacketSink } from './events';
 import { readProxyHeader } from './proxy-header-reader';
@@ -69,6 +70,8 @@ export interface ListenerOptions {
     readonly key: string;
     readonly clientCertificates?: ClientCertificateOptions;
   };
+  /** How often a server-sent events stream carries a heartbeat comment (event-stream.ts; 20 s by default). */
+  readonly eventHeartbeatMs?: number;
   /** How often the task registers itself for the sweeper (task-heartbeat.ts; a minute by default). */
   readonly heartbeatMs?: number;
 }
@@ -163,7 +166,14 @@ export class MqttListener {
           )
         : undefined;
     this.wssServer?.on('tlsClientError', (error) => options.log.info('TLS handshake failed', { door: 'MQTT over secure WebSocket', error: error.message }));
-    this.wsHttpServer = http.createServer((_request, response) => response.writeHead(426).end('MQTT over WebSocket: use path /mqtt\n'));
+    // Besides the upgrade to /mqtt, the WebSocket port serves server-sent events (event-stream.ts).
+    this.wsHttpServer = http.createServer((request, response) => {
+      if (request.method !== 'GET' || new URL(request.url ?? '/', 'http://listener').pathname !== EVENTS_PATH) return void response.writeHead(426).end('MQTT over WebSocket: use path /mqtt\n');
+      // Now a connection of its own, as an upgraded socket is (acceptWebSocket).
+      clearTimeout(this.upgradeDeadlines.get(request.socket));
+      this.otherSockets.delete(request.socket);
+      this.serveEventStream(request, response, this.clientAddresses.get(request.socket) ?? normalizeAddress(request.socket.remoteAddress ?? ''));
+    });
     this.wsServer = new WebSocketServer({
       server: this.wsHttpServer,
       path: '/mqtt',
@@ -178,6 +188,11 @@ export class MqttListener {
     );
     this.deliveryServer = createDeliveryServer((id) => this.connections.get(id), { secret: options.deliverySecret });
     this.heartbeat = new TaskHeartbeat(this.sink, options.log, options.heartbeatMs);
+  }
+
+  /** A server-sent events stream: a connection of this task, whose MQTT the listener speaks for the client (event-stream.ts). */
+  serveEventStream(request: http.IncomingMessage, response: http.ServerResponse, remoteAddress: string): void {
+    openEventStream(request, response, { remoteAddress, ...(this.options.eventHeartbeatMs ? { heartbeatMs: this.options.eventHeartbeatMs } : {}) }, (transport) => this.register(transport));
   }
 
   stats(): ListenerStats {

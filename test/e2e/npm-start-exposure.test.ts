@@ -35,13 +35,14 @@ describe('npm start: exposure', () => {
   it.skipIf(lanAddress === undefined)(
     `every endpoint, DynamoDB Local included, answers on loopback only (not on ${lanAddress ?? 'a LAN address'}); the delivery endpoint survives GET /@connections/% and refuses unsigned requests`,
     async () => {
-      const [mqtt, ws, apigw, dynamo, web] = await Promise.all([freePort(), freePort(), freePort(), freePort(), freePort()]);
+      const [mqtt, ws, apigw, dynamo, web, http] = await Promise.all([freePort(), freePort(), freePort(), freePort(), freePort(), freePort()]);
       const started = runTs('local/main.ts', [], {
         MQTT_PORT: String(mqtt),
         MQTT_WS_PORT: String(ws),
         APIGW_WS_PORT: String(apigw),
         DYNAMODB_PORT: String(dynamo),
         CONSOLE_PORT: String(web),
+        HTTP_PORT: String(http),
         DYNAMODB_ENDPOINT: '',
       });
       try {
@@ -50,7 +51,7 @@ describe('npm start: exposure', () => {
         expect(delivery).not.toBeNull();
         const deliveryPort = Number(delivery![2]);
 
-        const ports = { mqtt, ws, apigw, dynamo, web, delivery: deliveryPort };
+        const ports = { mqtt, ws, apigw, dynamo, web, http, delivery: deliveryPort };
         for (const [name, port] of Object.entries(ports)) {
           expect(await connects('127.0.0.1', port), `${name} on loopback`).toBe(true);
           expect(await connects(lanAddress!, port), `${name} on ${lanAddress}`).toBe(false);

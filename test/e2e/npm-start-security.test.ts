@@ -11,8 +11,8 @@ import { createCertificateAuthority, issueDeviceCertificate, writePemFiles } fro
 import { runTs } from '../support/run-ts';
 
 async function ports(): Promise<NodeJS.ProcessEnv> {
-  const [mqtt, ws, apigw] = await Promise.all([freePort(), freePort(), freePort()]);
-  return { MQTT_PORT: String(mqtt), MQTT_WS_PORT: String(ws), APIGW_WS_PORT: String(apigw), DYNAMODB_ENDPOINT: inject('dynamoDbEndpoint') };
+  const [mqtt, ws, apigw, http] = await Promise.all([freePort(), freePort(), freePort(), freePort()]);
+  return { MQTT_PORT: String(mqtt), MQTT_WS_PORT: String(ws), APIGW_WS_PORT: String(apigw), HTTP_PORT: String(http), DYNAMODB_ENDPOINT: inject('dynamoDbEndpoint') };
 }
 
 const errorLines = (output: string): string[] => output.split('\n').filter((line) => line.startsWith('error:'));

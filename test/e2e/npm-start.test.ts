@@ -36,11 +36,11 @@ function alive(pid: number): boolean {
 
 describe('npm start', () => {
   it('prints every endpoint, serves MQTT, and Ctrl-C stops everything including Java', async () => {
-    const [mqtt, ws, apigw, dynamo, web] = await Promise.all([freePort(), freePort(), freePort(), freePort(), freePort()]);
-    const started = startMain({ MQTT_PORT: String(mqtt), MQTT_WS_PORT: String(ws), APIGW_WS_PORT: String(apigw), DYNAMODB_PORT: String(dynamo), CONSOLE_PORT: String(web) });
+    const [mqtt, ws, apigw, dynamo, web, http] = await Promise.all([freePort(), freePort(), freePort(), freePort(), freePort(), freePort()]);
+    const started = startMain({ MQTT_PORT: String(mqtt), MQTT_WS_PORT: String(ws), APIGW_WS_PORT: String(apigw), DYNAMODB_PORT: String(dynamo), CONSOLE_PORT: String(web), HTTP_PORT: String(http) });
     try {
       await eventually(() => started.output().includes('Ctrl-C stops everything'), 'the endpoints to be printed', 60_000);
-      for (const endpoint of [`mqtt://127.0.0.1:${mqtt}`, `ws://127.0.0.1:${ws}/mqtt`, `ws://127.0.0.1:${apigw}`, `http://127.0.0.1:${dynamo}`, `http://127.0.0.1:${web}`]) {
+      for (const endpoint of [`mqtt://127.0.0.1:${mqtt}`, `ws://127.0.0.1:${ws}/mqtt`, `ws://127.0.0.1:${apigw}`, `http://127.0.0.1:${dynamo}`, `http://127.0.0.1:${web}`, `http://127.0.0.1:${http}/topics/`, `http://127.0.0.1:${http}/events`]) {
         expect(started.output()).toContain(endpoint);
       }
       // the web console is served, and knows where the API Gateway door is
@@ -53,6 +53,9 @@ describe('npm start', () => {
       await client.subscribeAsync('demo/#');
       await client.publishAsync('demo/hello', 'hi', { qos: 1 });
       await eventually(() => got.length === 1, 'the demo message');
+      // HTTP publish, anonymous as npm start allows by default
+      expect((await fetch(`http://127.0.0.1:${http}/topics/demo/http?qos=1`, { method: 'POST', body: 'over http' })).status).toBe(200);
+      await eventually(() => got.length === 2, 'the message published over HTTP');
       await client.endAsync();
 
       started.child.kill('SIGINT');
@@ -64,11 +67,13 @@ describe('npm start', () => {
   }, 90_000);
 
   it('uses an existing DynamoDB when DYNAMODB_ENDPOINT is set, starting no Java', async () => {
-    const [mqtt, ws, apigw] = await Promise.all([freePort(), freePort(), freePort()]);
+    const [mqtt, ws, apigw, web, http] = await Promise.all([freePort(), freePort(), freePort(), freePort(), freePort()]);
     const started = startMain({
       MQTT_PORT: String(mqtt),
       MQTT_WS_PORT: String(ws),
       APIGW_WS_PORT: String(apigw),
+      CONSOLE_PORT: String(web),
+      HTTP_PORT: String(http),
       DYNAMODB_ENDPOINT: inject('dynamoDbEndpoint'),
       TABLE_PREFIX: `start-${process.pid}`,
     });

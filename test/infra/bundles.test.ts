@@ -9,7 +9,7 @@ async function bundle(entry: string): Promise<string> {
 }
 
 describe('entry point bundles', () => {
-  it.each(['functions/packets.ts', 'functions/ws-connect.ts', 'functions/ws-default.ts', 'functions/ws-disconnect.ts', 'functions/fanout.ts', 'functions/sweeper.ts', 'functions/stack-certificate.ts'])(
+  it.each(['functions/packets.ts', 'functions/ws-connect.ts', 'functions/ws-default.ts', 'functions/ws-disconnect.ts', 'functions/fanout.ts', 'functions/sweeper.ts', 'functions/http-publish.ts', 'functions/stack-certificate.ts'])(
     '%s bundles for Node 24 and exports the Lambda handler',
     async (entry) => {
       expect(await bundle(entry)).toMatch(/export\s*\{\s*handler\s*\}/);

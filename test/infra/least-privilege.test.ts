@@ -13,7 +13,7 @@ const id = (construct: { node: { defaultChild?: unknown } }) => logicalId(synthe
 const groupId = (construct: { node: { defaultChild?: unknown } }) => ({ 'Fn::GetAtt': [id(construct), 'GroupId'] });
 
 const { packets: packetHandler, wsConnect, wsDefault, wsDisconnect } = stack.handlers;
-const deliveringFunctions = { packetHandler, wsDefault, wsDisconnect, fanout: stack.fanout };
+const deliveringFunctions = { packetHandler, wsDefault, wsDisconnect, fanout: stack.fanout, httpPublish: stack.httpPublish };
 
 interface Statement {
   Action: string | string[];
@@ -43,7 +43,7 @@ describe('IAM', () => {
     const invokers = Object.values(template.findResources('AWS::IAM::Policy')).filter((p) =>
       (p.Properties.PolicyDocument.Statement as Statement[]).some((s) => actions(s).some((a) => a.startsWith('lambda:'))),
     );
-    const routers = [packetHandler, wsDefault, wsDisconnect, stack.sweeper].map((fn) => id(fn.role!));
+    const routers = [packetHandler, wsDefault, wsDisconnect, stack.sweeper, stack.httpPublish].map((fn) => id(fn.role!));
     expect(invokers.flatMap((p) => p.Properties.Roles as Array<{ Ref: string }>).map((r) => r.Ref).sort()).toEqual(
       [id(stack.deviceListener.taskDefinition.taskRole), ...routers].sort(),
     );
@@ -73,9 +73,10 @@ describe('IAM', () => {
       WsDisconnect: { readWrite: [...state, 'Inbox'], security: [...handlesPackets, 'dynamodb:DeleteItem on door#*'] },
       Fanout: { readWrite: state, security: [] },
       Sweeper: { readWrite: [...state, 'Inbox'], security: [] },
+      HttpPublish: { readWrite: state, security: handlesPackets },
       WsConnect: { readWrite: [], security: ['dynamodb:PutItem on door#*'] },
     };
-    const functionsById = { PacketHandler: packetHandler, WsDefault: wsDefault, WsDisconnect: wsDisconnect, Fanout: stack.fanout, Sweeper: stack.sweeper, WsConnect: wsConnect };
+    const functionsById = { PacketHandler: packetHandler, WsDefault: wsDefault, WsDisconnect: wsDisconnect, Fanout: stack.fanout, Sweeper: stack.sweeper, WsConnect: wsConnect, HttpPublish: stack.httpPublish };
     const tableArn = (tableId: string) => ({ 'Fn::GetAtt': [id(stack.tables.table(tableId)), 'Arn'] });
     const tableOf = (resource: unknown): string => {
       const def = brokerTables.find((d) => [tableArn(d.id), { 'Fn::Join': ['', [tableArn(d.id), '/index/*']] }].some((r) => JSON.stringify(r) === JSON.stringify(resource)));
@@ -144,8 +145,11 @@ describe('IAM', () => {
     expect(statementsOf(template, id(wsConnect.role!)).filter((s) => !actions(s).every((a) => a.startsWith('dynamodb:')))).toEqual([]);
   });
 
-  it('API Gateway may invoke exactly the three route handlers, from this API only; the schedule only the sweeper', () => {
-    const all = Object.values(template.findResources('AWS::Lambda::Permission')).map((p) => p.Properties);
+  it('API Gateway may invoke exactly the three route handlers, from this API only; the schedule only the sweeper (HTTP publish: http-door.test.ts)', () => {
+    const httpApi = JSON.stringify({ Ref: id(stack.httpDoor.api) });
+    const all = Object.values(template.findResources('AWS::Lambda::Permission'))
+      .map((p) => p.Properties)
+      .filter((p) => !JSON.stringify(p.SourceArn).includes(httpApi));
     const scheduled = all.filter((p) => p.Principal === 'events.amazonaws.com');
     expect(scheduled.map((p) => p.FunctionName)).toEqual([{ 'Fn::GetAtt': [id(stack.sweeper), 'Arn'] }]);
     const permissions = all.filter((p) => p.Principal !== 'events.amazonaws.com');

@@ -13,8 +13,8 @@ const functionProps = (fn: { node: { defaultChild?: unknown } }) => template.fin
 
 describe('functions', () => {
   it('run Node 24 on arm64 with source maps, one per entry point', () => {
-    template.resourceCountIs('AWS::Lambda::Function', 6);
-    for (const fn of [...Object.values(stack.handlers), stack.fanout, stack.sweeper]) {
+    template.resourceCountIs('AWS::Lambda::Function', 7);
+    for (const fn of [...Object.values(stack.handlers), stack.fanout, stack.sweeper, stack.httpPublish]) {
       expect(functionProps(fn)).toMatchObject({
         Runtime: 'nodejs24.x',
         Architectures: ['arm64'],
@@ -51,7 +51,10 @@ describe('functions', () => {
 describe("browsers' door", () => {
   it('routes $connect, $default and $disconnect to their handlers', () => {
     const integrations = template.findResources('AWS::ApiGatewayV2::Integration');
-    const routes = Object.values(template.findResources('AWS::ApiGatewayV2::Route')).map((r) => r.Properties);
+    // The WebSocket API's routes (the HTTP API's: http-door.test.ts)
+    const routes = Object.values(template.findResources('AWS::ApiGatewayV2::Route'))
+      .map((r) => r.Properties)
+      .filter((r) => JSON.stringify(r.ApiId) === JSON.stringify({ Ref: id(stack.browserDoor.api) }));
     const handlerOf = (routeKey: string) => {
       const route = routes.find((r) => r.RouteKey === routeKey)!;
       const integration = integrations[(route.Target['Fn::Join'][1][1] as { Ref: string }).Ref]!.Properties;
@@ -65,7 +68,7 @@ describe("browsers' door", () => {
   });
 
   it('deploys one stage automatically, with access logs, after the account logging role exists', () => {
-    const stages = template.findResources('AWS::ApiGatewayV2::Stage');
+    const stages = template.findResources('AWS::ApiGatewayV2::Stage', { Properties: { ApiId: { Ref: id(stack.browserDoor.api) } } });
     const [stage] = Object.values(stages);
     expect(Object.keys(stages)).toHaveLength(1);
     expect(stage!.Properties).toMatchObject({
@@ -87,8 +90,8 @@ describe("browsers' door", () => {
 describe('logs', () => {
   it('every log group keeps 30 days by default, and the context changes it', () => {
     const groups = Object.values(template.findResources('AWS::Logs::LogGroup'));
-    // Six functions, the listener, API Gateway access logs, rejected VPC flows.
-    expect(groups).toHaveLength(9);
+    // Seven functions, the listener, the two APIs' access logs, rejected VPC flows.
+    expect(groups).toHaveLength(11);
     for (const group of groups) expect(group.Properties.RetentionInDays).toBe(30);
     const week = Object.values(synthBroker({ logRetentionDays: '7' }).template.findResources('AWS::Logs::LogGroup'));
     for (const group of week) expect(group.Properties.RetentionInDays).toBe(7);
