@@ -6,6 +6,7 @@
 import type { QoS } from '../protocol/codec';
 import { topicMatches } from '../protocol/topic';
 import type { Delivery } from './actions';
+import { applyRules } from './apply-rules';
 import type { BrokerDeps } from './context';
 import type { ApplicationMessage, SessionRecord, Subscription } from './ports';
 import { newRoutingCache, type RoutingCache } from './routing-cache';
@@ -16,7 +17,16 @@ export interface Routed {
   readonly matched: number;
 }
 
-export async function routeMessage(deps: BrokerDeps, message: ApplicationMessage, publisherClientId: string, cache?: RoutingCache): Promise<Routed> {
+export async function routeMessage(deps: BrokerDeps, message: ApplicationMessage, publisherClientId: string, cache?: RoutingCache, depth = 0): Promise<Routed> {
+  // The rules see every routed message; a republished one is routed as a message of its own (apply-rules.ts).
+  const [routed, republished] = await Promise.all([
+    routeToSubscribers(deps, message, publisherClientId, cache),
+    applyRules(deps, message, publisherClientId, depth, (next) => routeMessage(deps, next, publisherClientId, cache, depth + 1)),
+  ]);
+  return republished.length === 0 ? routed : { ...routed, deliveries: [...routed.deliveries, ...republished] };
+}
+
+async function routeToSubscribers(deps: BrokerDeps, message: ApplicationMessage, publisherClientId: string, cache?: RoutingCache): Promise<Routed> {
   // Without a batch's cache (a will), a cache of its own: the lookup still joins any made in the same turn.
   const { subscriptions, sessions } = await (cache ?? newRoutingCache()).get(deps.store, message.topic);
   const { perClient, groups } = groupSubscriptions(subscriptions, message.topic, publisherClientId);
