@@ -174,6 +174,7 @@ export function createSweeperHandler(
     deps.log.info('sweep done', { ...result });
     // The sweep is done whatever happens to the figures: a failure here is logged, and the next run publishes them.
     if (figures) await publishSysFigures(deps, figures).catch((error: unknown) => deps.log.warn('$SYS figures not published', { error: String(error) }));
+    await deps.rules?.settled();
     return result;
   };
 }
@@ -190,7 +191,7 @@ export async function publishSysFigures(deps: BrokerDeps, source: SysFigureSourc
 }
 
 /**
- * A handler, timed (its latency sampled for CloudWatch), and the process's counters flushed after
+ * A handler, timed (its latency sampled for CloudWatch), its rule deliveries ended, and the process's counters flushed after
  * it when their interval has passed: before the invocation returns, since a Lambda is frozen
  * after. A failed flush is logged and its counts kept for the next.
  */
@@ -200,6 +201,8 @@ function measured<E, R>(deps: BrokerDeps, handler: (event: E) => Promise<R>): (e
     try {
       return await handler(event);
     } finally {
+      // QoS 0 messages' rule deliveries do not hold up their packets, but end before the invocation does.
+      await deps.rules?.settled();
       deps.stats?.latency(performance.now() - started);
       await deps.stats?.flushIfDue().catch((error: unknown) => deps.log.warn('stats flush failed', { error: String(error) }));
     }

@@ -63,7 +63,7 @@ describe('rule engine', () => {
   });
 
   it('retries only the entries a batch call refused', async () => {
-    const target = new FakeTarget((entries, call) => (call === 1 ? [{ index: 1, error: 'Throttled', retryable: true }] : []));
+    const target = new FakeTarget((_entries, call) => (call === 1 ? [{ index: 1, error: 'Throttled', retryable: true }] : []));
     const counts: Record<string, number> = {};
     const rules = engine(target, undefined, counts);
     const outcomes = await Promise.all(['a', 'b', 'c'].map((d) => rules.route(message(d))));
