@@ -31,7 +31,7 @@ export class EventBridgeTargetSender implements TargetSender {
     );
     if (!answer.FailedEntryCount) return [];
     return (answer.Entries ?? []).flatMap((entry, index) =>
-      entry.ErrorCode ? [{ index, error: `${entry.ErrorCode}: ${entry.ErrorMessage ?? ''}`.trim(), retryable: PASSING.has(entry.ErrorCode) }] : [],
+      entry.ErrorCode ? [{ index, error: entry.ErrorMessage ? `${entry.ErrorCode}: ${entry.ErrorMessage}` : String(entry.ErrorCode), retryable: PASSING.has(entry.ErrorCode) }] : [],
     );
   }
 }

@@ -29,7 +29,7 @@ export class KinesisTargetSender implements TargetSender {
       new PutRecordsCommand({ ...stream, Records: entries.map((e) => ({ Data: Buffer.from(JSON.stringify(e.body)), PartitionKey: this.partitionKey(e) })) }),
     );
     return (answer.Records ?? []).flatMap((record, index) =>
-      record.ErrorCode ? [{ index, error: `${record.ErrorCode}: ${record.ErrorMessage ?? ''}`.trim(), retryable: PASSING.has(record.ErrorCode) }] : [],
+      record.ErrorCode ? [{ index, error: record.ErrorMessage ? `${record.ErrorCode}: ${record.ErrorMessage}` : String(record.ErrorCode), retryable: PASSING.has(record.ErrorCode) }] : [],
     );
   }
 

@@ -21,7 +21,7 @@ export class SqsTargetSender implements TargetSender {
       new SendMessageBatchCommand({ QueueUrl: this.queueUrl, Entries: entries.map((e, i) => ({ Id: String(i), MessageBody: JSON.stringify(e.body) })) }),
     );
     // SenderFault: the entry itself is wrong, and sending it again will not help.
-    return (answer.Failed ?? []).map((f) => ({ index: Number(f.Id), error: `${f.Code}: ${f.Message ?? ''}`.trim(), retryable: f.SenderFault !== true }));
+    return (answer.Failed ?? []).map((f) => ({ index: Number(f.Id), error: f.Message ? `${f.Code}: ${f.Message}` : String(f.Code), retryable: f.SenderFault !== true }));
   }
 }
 
