@@ -14,6 +14,7 @@ import { DeviceListener, publicPorts } from './constructs/device-listener';
 import { securityTable as securityTableDefinition } from '../shared/store/tables';
 import { readBrokerSettings } from './broker-settings';
 import { readDeployContext } from './deploy-context';
+import { readRulesContext } from './rules-context';
 
 /**
  * The whole broker in one stack: DynamoDB tables, the Lambda handlers, the browsers' door
@@ -40,6 +41,7 @@ export class BrokerStack extends Stack {
     super(scope, id, props);
     const settings = readDeployContext(this.node);
     const brokerEnvironment = readBrokerSettings(this.node);
+    const rules = readRulesContext(this.node);
     const { removalPolicy, logRetention, logLevel } = settings;
 
     this.tables = new BrokerTables(this, 'Tables', { removalPolicy });
@@ -65,6 +67,7 @@ export class BrokerStack extends Stack {
       removalPolicy,
       logLevel,
       brokerEnvironment: brokerEnvironment.functions,
+      ...(rules ? { rules } : {}),
     });
 
     // Each function's tables, from what its code path touches (functions/*.ts through
@@ -79,6 +82,7 @@ export class BrokerStack extends Stack {
         entry: 'functions/packets.ts',
         description: "MQTT packets from the device listener: one connection's batch, in order, or its close",
         inbox: true,
+        routes: true,
         security: handlesPackets,
       }),
       // Agrees the MQTT subprotocol and checks a `?token=`: no broker state, so no VPC; the
@@ -90,6 +94,7 @@ export class BrokerStack extends Stack {
         description: 'WebSocket $default: MQTT packets from browsers',
         timeout: Duration.seconds(29),
         inbox: true,
+        routes: true,
         security: [...handlesPackets, 'take door identities'],
       }),
       // Handles what waits in the inbox (a CONNECT among it) before ending the connection.
@@ -97,6 +102,7 @@ export class BrokerStack extends Stack {
         entry: 'functions/ws-disconnect.ts',
         description: 'WebSocket $disconnect',
         inbox: true,
+        routes: true,
         security: [...handlesPackets, 'take door identities'],
       }),
     };
@@ -128,6 +134,7 @@ export class BrokerStack extends Stack {
       description: 'Sweeps stale connections, sessions and delayed wills',
       timeout: Duration.minutes(1),
       inbox: true,
+      routes: true,
     });
     // A run that fails or times out is not retried: the next minute's run does its work (a retry
     // would only overlap it; the sweeper's lease keeps even a manual run from doing so).
