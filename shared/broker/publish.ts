@@ -52,14 +52,14 @@ export const handlePublish = afterConnect<PublishPacket>(async (ctx, packet) => 
       await ctx.deps.store.receipts.releaseIncomingQos2(ctx.connection.clientId, packet.messageId!);
       return refusePublish(ctx, packet, ReasonCode.QuotaExceeded, topicName);
     }
-    return [deliver(accepted.deliveries), routed(ctx.connection.clientId, packet.messageId!), pubrec(accepted.matched)];
+    return [deliver(accepted.deliveries, accepted.rulesAccepted), routed(ctx.connection.clientId, packet.messageId!), pubrec(accepted.matched)];
   }
   const accepted = await accept(ctx, message);
   if (accepted === 'over-quota') return refusePublish(ctx, packet, ReasonCode.QuotaExceeded, topicName);
-  const { deliveries, matched } = accepted;
+  const { deliveries, matched, rulesAccepted } = accepted;
   if (packet.qos === 0) return [deliver(deliveries)];
-  // [MQTT-4.3.2-2] PUBACK carries the packet id, after the message is accepted
-  return [deliver(deliveries), reply(ctx, { cmd: 'puback', messageId: packet.messageId!, ...(v5 ? { reasonCode: matchedCode(matched) } : {}) })];
+  // [MQTT-4.3.2-2] PUBACK carries the packet id, after the message is accepted (by the rules' targets too)
+  return [deliver(deliveries, rulesAccepted), reply(ctx, { cmd: 'puback', messageId: packet.messageId!, ...(v5 ? { reasonCode: matchedCode(matched) } : {}) })];
 });
 
 /**
@@ -75,7 +75,7 @@ async function accept(ctx: ConnectedContext, message: ApplicationMessage): Promi
     ctx.deps.log.warn('retained topics per user exceeded: message not retained', { connectionId, clientId, username, topic: message.topic });
     if (isV5(ctx.connection) && message.qos > 0) return 'over-quota';
   }
-  return routeMessage(ctx.deps, message, ctx.connection.clientId, ctx.batch.routes);
+  return routeMessage(ctx.deps, message, ctx.connection.clientId, ctx.batch.routes, { deferRules: true });
 }
 
 function storeRetained(ctx: ConnectedContext, message: ApplicationMessage): Promise<'stored' | 'quota-exceeded'> {

@@ -15,15 +15,39 @@ export interface Routed {
   readonly deliveries: Delivery[];
   /** How many subscriptions matched, a shared group counting once. */
   readonly matched: number;
+  /** With `deferRules`: when the rules' targets have the message (QoS 1/2), to await before acknowledging it. */
+  readonly rulesAccepted?: Promise<void>;
 }
 
-export async function routeMessage(deps: BrokerDeps, message: ApplicationMessage, publisherClientId: string, cache?: RoutingCache, depth = 0): Promise<Routed> {
+export interface RouteOptions {
+  /**
+   * Return before the rules' targets accepted the message, with `rulesAccepted` to await (a
+   * PUBLISH's Deliver action carries it, so a run's messages reach their targets in one batch);
+   * otherwise routing resolves only once they have it.
+   */
+  readonly deferRules?: boolean;
+  /** How many rules republished this message on its way here (apply-rules.ts). */
+  readonly depth?: number;
+}
+
+export async function routeMessage(
+  deps: BrokerDeps,
+  message: ApplicationMessage,
+  publisherClientId: string,
+  cache?: RoutingCache,
+  options: RouteOptions = {},
+): Promise<Routed> {
+  const depth = options.depth ?? 0;
   // The rules see every routed message; a republished one is routed as a message of its own (apply-rules.ts).
-  const [routed, republished] = await Promise.all([
+  const [routed, ruled] = await Promise.all([
     routeToSubscribers(deps, message, publisherClientId, cache),
-    applyRules(deps, message, publisherClientId, depth, (next) => routeMessage(deps, next, publisherClientId, cache, depth + 1)),
+    applyRules(deps, message, publisherClientId, depth, (next) => routeMessage(deps, next, publisherClientId, cache, { depth: depth + 1, deferRules: true })),
   ]);
-  return republished.length === 0 ? routed : { ...routed, deliveries: [...routed.deliveries, ...republished] };
+  const deliveries = ruled.deliveries.length === 0 ? routed.deliveries : [...routed.deliveries, ...ruled.deliveries];
+  if (!ruled.accepted) return { ...routed, deliveries };
+  if (options.deferRules) return { ...routed, deliveries, rulesAccepted: ruled.accepted };
+  await ruled.accepted;
+  return { ...routed, deliveries };
 }
 
 async function routeToSubscribers(deps: BrokerDeps, message: ApplicationMessage, publisherClientId: string, cache?: RoutingCache): Promise<Routed> {

@@ -111,6 +111,16 @@ describe('rules', () => {
     expect(webhook.messages('/hook')).toHaveLength(1);
   });
 
+  it("one client's burst of QoS 1 PUBLISHes, handled in one run, reaches the webhook in fewer requests than messages", async () => {
+    const before = webhook.bodies.filter((b) => b.path === '/hook').length;
+    const client = await connectClient(harness().mqttUrl);
+    await Promise.all(Array.from({ length: 10 }, (_, i) => client.publishAsync(`sensors/burst${i}/temp`, String(i), { qos: 1 })));
+    const requests = webhook.bodies.filter((b) => b.path === '/hook').slice(before);
+    expect(requests.flatMap((b) => b.messages.map((m) => m.payload)).sort()).toEqual(['0', '1', '2', '3', '4', '5', '6', '7', '8', '9']);
+    expect(requests.length).toBeLessThan(10);
+    await endAll(client);
+  });
+
   it('a QoS 1 PUBLISH is not acknowledged until the webhook accepted it, after it first failed', async () => {
     let release!: (status: number) => void;
     const held = new Promise<number>((resolve) => (release = resolve));
