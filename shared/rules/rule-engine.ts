@@ -83,10 +83,6 @@ export class RuleEngine {
     }
   }
 
-  get size(): number {
-    return this.lanes.length + this.republishRules.length;
-  }
-
   async route(message: RuleMessage): Promise<RuleOutcome> {
     const [fired, republish] = await Promise.all([
       Promise.all(this.lanes.map(async (lane) => ({ lane, event: await lane.rule.evaluate(message) }))),

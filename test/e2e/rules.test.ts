@@ -1,7 +1,7 @@
 /**
  * Rules end to end, against the harness `npm start` runs: a webhook reached from mosquitto_pub,
  * a QoS 1 PUBACK held until the webhook accepted (or the message was dead-lettered), a PUBLISH
- * neither takes left unacknowledged, republishing to MQTT.js, an in-process Lambda function, and
+ * neither takes left unacknowledged, republishing to MQTT.js, an in-process Lambda function, a will, and
  * Kinesis records in kinesalite read back with GetRecords.
  */
 import { spawn } from 'node:child_process';
@@ -203,6 +203,15 @@ describe('rules', () => {
     expect(records.map((r) => r.key).sort()).toEqual(['kin/a', 'kin/b', 'kin/c']);
     expect(records.find((r) => r.key === 'kin/a')!.body).toMatchObject({ rule: 'stream', topic: 'kin/a', payload: 'reading a' });
     await endAll(client);
+  });
+
+  it("a client's will, published when its connection is lost, reaches the webhook as its message", async () => {
+    const before = webhook.messages('/hook').length;
+    const client = await connectClient(harness().mqttUrl, { clientId: 'will-d9', will: { topic: 'sensors/d9/temp', payload: Buffer.from('offline'), qos: 1, retain: false } });
+    (client.stream as unknown as { destroy(): void }).destroy();
+    await eventually(() => webhook.messages('/hook').length === before + 1, 'the will to reach the webhook');
+    expect(webhook.messages('/hook').at(-1)).toMatchObject({ topic: 'sensors/d9/temp', payload: 'offline', clientId: 'will-d9', qos: 1 });
+    await client.endAsync(true);
   });
 
   it('has written no dead letter for messages their targets accepted', () => {
