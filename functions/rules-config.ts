@@ -4,6 +4,7 @@
  * mistake is a ConfigurationError of one line. infra/ reads rules at synthesis with the same
  * functions, so a rule that would not load does not deploy.
  */
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { readFileSync } from 'node:fs';
 import type { BrokerStats } from '../shared/broker/stats';
 import type { Logger } from '../shared/broker/ports';
@@ -54,6 +55,17 @@ export interface RulesOptions {
   readonly retry?: BackoffPolicy;
 }
 
+/**
+ * The rule deliveries each invocation started: an entry point runs its handler in a scope of its
+ * own (`inRuleScope`) and waits for them before it returns; in the harness, where every handler
+ * shares one process, an invocation then does not wait for another's.
+ */
+const invocationScope = new AsyncLocalStorage<Set<Promise<unknown>>>();
+
+export function inRuleScope<T>(run: () => Promise<T>): Promise<T> {
+  return invocationScope.run(new Set(), run);
+}
+
 /** The rules engine of a process, its outcomes counted in the broker's counters (CloudWatch: RuleDeliveries, RuleDeadLetters, RuleFailures). */
 export function createRuleEngine(options: RulesOptions, log: Logger, stats?: BrokerStats): RuleEngine {
   const counters = { delivered: 'ruleDeliveries', deadLettered: 'ruleDeadLetters', failed: 'ruleFailures' } as const;
@@ -63,6 +75,7 @@ export function createRuleEngine(options: RulesOptions, log: Logger, stats?: Bro
     log,
     ...(options.retry ? { retry: options.retry } : {}),
     count: (what, n) => stats?.count(counters[what], n),
+    scope: () => invocationScope.getStore(),
   });
 }
 

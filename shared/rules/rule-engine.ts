@@ -27,6 +27,11 @@ export interface RuleEngineOptions {
   readonly sleep?: (ms: number) => Promise<void>;
   readonly random?: () => number;
   readonly now?: () => number;
+  /**
+   * The deliveries of the invocation under way (the entry points keep one set per invocation in
+   * an AsyncLocalStorage: functions/rules-config.ts); `settled` waits for those only. None: all.
+   */
+  readonly scope?: () => Set<Promise<unknown>> | undefined;
 }
 
 /** A republish rule's message, for the broker to route. */
@@ -95,9 +100,13 @@ export class RuleEngine {
     return { republish: republish.flatMap((r) => (r.event ? [{ rule: r.rule, target: r.target, event: r.event }] : [])), accepted };
   }
 
-  /** Waits for every delivery under way (an entry point awaits it before its invocation ends: a Lambda is frozen after). */
+  /**
+   * Waits for the deliveries under way of the current invocation (its scope), or for all outside
+   * one: an entry point awaits it before its invocation ends, since a Lambda is frozen after.
+   */
   async settled(): Promise<void> {
-    while (this.inFlight.size > 0) await Promise.allSettled([...this.inFlight]);
+    const pending = this.options.scope?.() ?? this.inFlight;
+    while (pending.size > 0) await Promise.allSettled([...pending]);
   }
 
   private track(promise: Promise<unknown>): void {
@@ -105,8 +114,13 @@ export class RuleEngine {
       () => undefined,
       () => undefined,
     );
+    const scope = this.options.scope?.();
     this.inFlight.add(settled);
-    void settled.then(() => this.inFlight.delete(settled));
+    scope?.add(settled);
+    void settled.then(() => {
+      this.inFlight.delete(settled);
+      scope?.delete(settled);
+    });
   }
 
   private enqueue(lane: Lane, entry: TargetEntry): Promise<void> {

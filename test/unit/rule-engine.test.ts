@@ -106,4 +106,36 @@ describe('rule engine', () => {
     await rules.settled();
     await expect(outcome.accepted).rejects.toThrow('rule temps: Error: down (no dead-letter destination)');
   });
+
+  it("settles an invocation's own deliveries, not another's still under way", async () => {
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    const sender: TargetSender = {
+      maxEntries: 10,
+      maxBytes: 1024,
+      send: async (entries) => {
+        if (entries[0]!.topic === 'sensors/slow/temp') await held;
+        return [];
+      },
+    };
+    const scopes = { a: new Set<Promise<unknown>>(), b: new Set<Promise<unknown>>() };
+    let current: keyof typeof scopes = 'a';
+    const rules = new RuleEngine({
+      rules: parseRules([{ filter: 'sensors/+/temp', target: { type: 'http', url: 'http://127.0.0.1/h' } }], 'test'),
+      targets: () => sender,
+      log,
+      scope: () => scopes[current],
+    });
+    await rules.route(message('slow', 0));
+    await new Promise((resolve) => setImmediate(resolve));
+    current = 'b';
+    await rules.route(message('fast', 0));
+    await rules.settled();
+    expect(scopes.b.size).toBe(0);
+    expect(scopes.a.size).toBe(1);
+    release();
+    current = 'a';
+    await rules.settled();
+    expect(scopes.a.size).toBe(0);
+  });
 });

@@ -5,6 +5,6 @@ import type { RuleOutcome } from '../../rules/rule-engine';
 export interface MessageRules {
   /** Evaluates the rules for a message and starts its deliveries to their targets. */
   route(message: RuleMessage): Promise<RuleOutcome>;
-  /** Every delivery under way has ended (an entry point waits for it before its invocation returns). */
+  /** The deliveries under way of the current invocation have ended (an entry point waits for it before its invocation returns). */
   settled(): Promise<void>;
 }
