@@ -32,6 +32,7 @@ import { DEFAULT_DEPLOYMENT, type Deployment } from './cost-model';
 import { newReport, renderReport } from './report';
 import { runScenario, type ScenarioResult } from './run';
 import { EXTRA_SCENARIOS, SCENARIOS } from './scenarios';
+import { qos1Rule } from './scenarios/rule';
 import type { FleetFlags, Scenario, Size } from './scenarios/scenario';
 import { warmUp } from './load/fleet';
 import { externalTarget } from './targets/external';
@@ -167,6 +168,7 @@ if (flags.target) {
         dynamoDbPort: await freePort(),
         door,
         logLevel: flags['log-level'] as LogLevel,
+        rules: scenarios.some((scenario) => scenario.name === qos1Rule.name),
         ...(flags['dynamodb-endpoint'] ? { dynamoDbEndpoint: flags['dynamodb-endpoint'] } : {}),
       }),
   });

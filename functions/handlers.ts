@@ -21,6 +21,7 @@ import type { BatchResult, ListenerEvent } from '../shared/listener/events';
 import type { BrokerSecurity } from '../shared/security/broker-security';
 import { parseSequenced } from '../shared/gateway/sequence-prefix';
 import { decodeTextMessage } from '../shared/gateway/text-frames';
+import { inRuleScope } from './rules-config';
 
 /**
  * The listener's batches: the packets of many connections, each connection's in order, answered
@@ -162,22 +163,24 @@ export function createSweeperHandler(
   options: Partial<SweeperOptions> = {},
   figures?: SysFigureSource,
 ) {
-  return async (): Promise<SweepResult> => {
-    const result = await sweep({
-      broker: deps,
-      directory,
-      probe,
-      options,
-      end: async (connectionId) => {
-        await handleConnectionClosed(deps, connectionId);
-        await inbox.forget(connectionId);
-      },
+  return (): Promise<SweepResult> =>
+    inRuleScope(async () => {
+      const result = await sweep({
+        broker: deps,
+        directory,
+        probe,
+        options,
+        end: async (connectionId) => {
+          await handleConnectionClosed(deps, connectionId);
+          await inbox.forget(connectionId);
+        },
+      });
+      deps.log.info('sweep done', { ...result });
+      // The sweep is done whatever happens to the figures: a failure here is logged, and the next run publishes them.
+      if (figures) await publishSysFigures(deps, figures).catch((error: unknown) => deps.log.warn('$SYS figures not published', { error: String(error) }));
+      await deps.rules?.settled();
+      return result;
     });
-    deps.log.info('sweep done', { ...result });
-    // The sweep is done whatever happens to the figures: a failure here is logged, and the next run publishes them.
-    if (figures) await publishSysFigures(deps, figures).catch((error: unknown) => deps.log.warn('$SYS figures not published', { error: String(error) }));
-    return result;
-  };
 }
 
 /** Where the $SYS figures are read from (the counter items: shared/store/dynamo-stats.ts). */
@@ -192,20 +195,23 @@ export async function publishSysFigures(deps: BrokerDeps, source: SysFigureSourc
 }
 
 /**
- * A handler, timed (its latency sampled for CloudWatch), and the process's counters flushed after
+ * A handler, timed (its latency sampled for CloudWatch), its rule deliveries ended, and the process's counters flushed after
  * it when their interval has passed: before the invocation returns, since a Lambda is frozen
  * after. A failed flush is logged and its counts kept for the next.
  */
 function measured<E, R>(deps: BrokerDeps, handler: (event: E) => Promise<R>): (event: E) => Promise<R> {
-  return async (event) => {
-    const started = performance.now();
-    try {
-      return await handler(event);
-    } finally {
-      deps.stats?.latency(performance.now() - started);
-      await deps.stats?.flushIfDue().catch((error: unknown) => deps.log.warn('stats flush failed', { error: String(error) }));
-    }
-  };
+  return (event) =>
+    inRuleScope(async () => {
+      const started = performance.now();
+      try {
+        return await handler(event);
+      } finally {
+        // QoS 0 messages' rule deliveries do not hold up their packets, but end before the invocation does.
+        await deps.rules?.settled();
+        deps.stats?.latency(performance.now() - started);
+        await deps.stats?.flushIfDue().catch((error: unknown) => deps.log.warn('stats flush failed', { error: String(error) }));
+      }
+    });
 }
 
 function packetHandler(deps: BrokerDeps, connectionId: string, sourceAddress?: string): HandleMessages {

@@ -25,6 +25,9 @@ import { BrokerStats, sinks } from '../shared/broker/stats';
 import { DynamoStatsStore } from '../shared/store/dynamo-stats';
 import { emfSink, type EmfOptions } from '../shared/util/emf';
 import { describeSecurity, limitsFromEnv, securityPolicyFromEnv } from './security-config';
+import { createRuleEngine, rulesFromEnv, type RulesOptions } from './rules-config';
+import type { RuleEngine } from '../shared/rules/rule-engine';
+import { awsRuleTargets } from '../shared/rule-targets/aws-targets';
 
 export interface BrokerDepsOptions {
   readonly tables: TableNames;
@@ -44,6 +47,8 @@ export interface BrokerDepsOptions {
   readonly instrumentDynamoDb?: (client: DynamoDBClient) => void;
   /** The broker's counters: how often a process flushes them, and (in the cloud) where each flush is printed as an EMF line. */
   readonly stats?: StatsOptions;
+  /** The operator's rules and how their targets are reached (functions/rules-config.ts); none: no rules. */
+  readonly rules?: RulesOptions;
 }
 
 export interface StatsOptions {
@@ -88,7 +93,7 @@ export function createBrokerDeps(options: BrokerDepsOptions): RuntimeDeps {
   const stats = new BrokerStats(emf ? sinks(statsStore, emfSink(emf.write, emf)) : statsStore, {
     flushIntervalMs: options.stats?.flushIntervalMs ?? DEFAULT_STATS_FLUSH_MS,
   });
-  const deps: RuntimeDeps & { fanout?: FanoutWorkers } = {
+  const deps: RuntimeDeps & { fanout?: FanoutWorkers; rules?: RuleEngine } = {
     store: createDynamoStore({ client, tables: options.tables, stats }),
     stats,
     statsStore,
@@ -103,6 +108,7 @@ export function createBrokerDeps(options: BrokerDepsOptions): RuntimeDeps {
     now: Date.now,
   };
   if (options.fanout) deps.fanout = options.fanout(deps);
+  if (options.rules && options.rules.rules.length > 0) deps.rules = createRuleEngine(options.rules, log, stats);
   return deps;
 }
 
@@ -127,7 +133,7 @@ export async function primeDeps(deps: BrokerDeps): Promise<void> {
  * Environment: the table names (see shared/store/tables.ts), APIGW_MANAGEMENT_ENDPOINT, LOG_LEVEL,
  * FANOUT_FUNCTION (the fan-out worker's name; without it a handler delivers every part itself),
  * DELIVERY_SECRET_ARN (the secret that signs deliveries to the listener tasks; without it they
- * fail), and the security settings and limits (functions/security-config.ts). In the cloud,
+ * fail), MQTT_RULES_FILE (the rules, bundled with the function by the stack: functions/rules-config.ts), and the security settings and limits (functions/security-config.ts). In the cloud,
  * authentication is required unless MQTT_ALLOW_ANONYMOUS=true.
  */
 export function brokerDepsFromEnv(env: NodeJS.ProcessEnv): RuntimeDeps {
@@ -135,7 +141,10 @@ export function brokerDepsFromEnv(env: NodeJS.ProcessEnv): RuntimeDeps {
   const log = createJsonLogger((env.LOG_LEVEL as LogLevel | undefined) ?? 'info');
   const security = securityPolicyFromEnv(env, { allowAnonymous: false });
   log.info('security', { summary: describeSecurity(security) });
+  const rules = rulesFromEnv(env);
+  if (rules) log.info('rules', { rules: rules.map((rule) => `${rule.name}: ${rule.filter} -> ${rule.target.type}`) });
   return createBrokerDeps({
+    ...(rules ? { rules: { rules, targets: awsRuleTargets() } } : {}),
     tables: tableNamesFromEnv(env),
     ...(fanoutFunction ? { fanout: () => new LambdaFanoutWorkers(new LambdaClient({}), fanoutFunction) } : {}),
     connections: {

@@ -15,6 +15,7 @@ import { HttpDoor } from './constructs/http-door';
 import { securityTable as securityTableDefinition } from '../shared/store/tables';
 import { readBrokerSettings } from './broker-settings';
 import { readDeployContext } from './deploy-context';
+import { readRulesContext } from './rules-context';
 
 /**
  * The whole broker in one stack: DynamoDB tables, the Lambda handlers, the browsers' door
@@ -44,6 +45,7 @@ export class BrokerStack extends Stack {
     super(scope, id, props);
     const settings = readDeployContext(this.node);
     const brokerEnvironment = readBrokerSettings(this.node);
+    const rules = readRulesContext(this.node);
     const { removalPolicy, logRetention, logLevel } = settings;
 
     this.tables = new BrokerTables(this, 'Tables', { removalPolicy });
@@ -69,6 +71,7 @@ export class BrokerStack extends Stack {
       removalPolicy,
       logLevel,
       brokerEnvironment: brokerEnvironment.functions,
+      ...(rules ? { rules } : {}),
     });
 
     // Each function's tables, from what its code path touches (functions/*.ts through
@@ -83,6 +86,7 @@ export class BrokerStack extends Stack {
         entry: 'functions/packets.ts',
         description: "MQTT packets from the device listener: one connection's batch, in order, or its close",
         inbox: true,
+        routes: true,
         security: handlesPackets,
       }),
       // Agrees the MQTT subprotocol and checks a `?token=`: no broker state, so no VPC; the
@@ -94,6 +98,7 @@ export class BrokerStack extends Stack {
         description: 'WebSocket $default: MQTT packets from browsers',
         timeout: Duration.seconds(29),
         inbox: true,
+        routes: true,
         security: [...handlesPackets, 'take door identities'],
       }),
       // Handles what waits in the inbox (a CONNECT among it) before ending the connection.
@@ -101,6 +106,7 @@ export class BrokerStack extends Stack {
         entry: 'functions/ws-disconnect.ts',
         description: 'WebSocket $disconnect',
         inbox: true,
+        routes: true,
         security: [...handlesPackets, 'take door identities'],
       }),
     };
@@ -141,6 +147,7 @@ export class BrokerStack extends Stack {
       description: 'Sweeps stale connections, sessions and delayed wills',
       timeout: Duration.minutes(1),
       inbox: true,
+      routes: true,
     });
     // A run that fails or times out is not retried: the next minute's run does its work (a retry
     // would only overlap it; the sweeper's lease keeps even a manual run from doing so).

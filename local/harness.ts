@@ -48,6 +48,9 @@ import { awsLimits, awsLimitSettingsFromEnv, type AwsLimits, type AwsLimitSettin
 import { enforceDynamoDbLimits } from './dynamodb-limits';
 import { LambdaLimits, withSdkRetry } from './lambda-limits';
 import { faulty, faultyStore, type FaultOptions } from './faults';
+import type { RuleConfig } from '../shared/rules/rule-config';
+import type { BackoffPolicy } from '../shared/util/backoff-retry';
+import { localRuleTargets, type LocalRuleTargetOptions } from './rule-targets';
 
 export interface HarnessOptions {
   /** The address the MQTT doors, the delivery endpoint, the API Gateway emulator and the console bind (loopback by default); DynamoDB Local always binds loopback. */
@@ -124,6 +127,13 @@ export interface HarnessOptions {
    * environment, else AWS's own (scale 1, 1,000).
    */
   readonly awsLimits?: AwsLimitSettings;
+  /**
+   * The operator's rules (docs/rules.md) and how the harness reaches their targets
+   * (local/rule-targets.ts): `lambda` targets by these functions or module paths (resolved from
+   * `baseDir`), SQS, Kinesis and EventBridge through these clients or the SDK's defaults;
+   * `retry` over the engine's bounds.
+   */
+  readonly rules?: { readonly rules: readonly RuleConfig[]; readonly baseDir?: string; readonly retry?: BackoffPolicy } & Omit<LocalRuleTargetOptions, 'log' | 'baseDir'>;
 }
 
 export interface Harness {
@@ -235,7 +245,15 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     const gatewayMeter = new GatewayMeter();
     // Signs the handlers' requests to the listener's delivery endpoint; never leaves this process.
     const deliverySecret = randomBytes(32).toString('base64url');
+    const rules = options.rules
+      ? {
+          rules: options.rules.rules,
+          targets: await localRuleTargets(options.rules.rules, { ...options.rules, log }),
+          ...(options.rules.retry ? { retry: options.rules.retry } : {}),
+        }
+      : undefined;
     const unmetered = createBrokerDeps({
+      ...(rules ? { rules } : {}),
       tables,
       dynamoDb: { endpoint: dynamoDbEndpoint, region: LOCAL_REGION, credentials: localCredentials },
       storeRetry: { requestTimeoutMs: 10_000, ...options.storeRetry },

@@ -11,6 +11,7 @@
  * MQTT_WSS_PORT, 8081; device certificates required on mqtts with MQTT_TLS_CLIENT_CA, and
  * MQTT_TLS_CRL, MQTT_TLS_IDENTITY: functions/listener/tls-settings.ts), --no-anonymous / MQTT_ALLOW_ANONYMOUS=false,
  * --acl-file / MQTT_ACL_FILE, and the MQTT_JWT_* and limit variables of functions/security-config.ts.
+ * Rules (docs/rules.md): --rules FILE / MQTT_RULES_FILE.
  * AWS's quotas, enforced and printed: AWS_LIMITS_SCALE, LAMBDA_CONCURRENCY (local/aws-limits.ts).
  * The listener: the variables of functions/listener/listener-settings.ts (outbound buffer, CONNECT
  * size, connections per task and per address, MQTT_PROXY_PROTOCOL), with the cloud's defaults.
@@ -27,6 +28,8 @@ import type { LogLevel } from '../shared/util/logger';
 import { defaultListenerLimits } from '../shared/listener/listener';
 import { awsLimitSettingsFromEnv, describeAwsLimits, type AwsLimitSettings } from './aws-limits';
 import { startHarness } from './harness';
+import { readRulesFile } from '../functions/rules-config';
+import type { RuleConfig } from '../shared/rules/rule-config';
 
 const { values: flags } = parseArgs({
   options: {
@@ -44,6 +47,7 @@ const { values: flags } = parseArgs({
     'wss-port': { type: 'string' },
     'no-anonymous': { type: 'boolean' },
     'acl-file': { type: 'string' },
+    rules: { type: 'string' },
   },
 });
 
@@ -66,7 +70,11 @@ let config;
 let listenerSettings: ListenerSettings = { limits: {}, proxyProtocol: false };
 let tls: { port: number; wssPort: number; cert?: string; key?: string; clientCertificates?: ClientCertificateOptions } | undefined;
 let awsLimits: AwsLimitSettings = {};
+let rulesFile: string | undefined;
+let rules: RuleConfig[] | undefined;
 try {
+  rulesFile = flags.rules ?? (env.MQTT_RULES_FILE || undefined);
+  rules = rulesFile === undefined ? undefined : readRulesFile(rulesFile);
   awsLimits = awsLimitSettingsFromEnv(env);
   security = securityPolicyFromEnv(
     {
@@ -116,6 +124,7 @@ try {
     },
     ...(tls ? { tls } : {}),
     awsLimits,
+    ...(rules && rulesFile ? { rules: { rules, baseDir: path.dirname(path.resolve(rulesFile)) } } : {}),
   });
   if (harness.tlsCertificate && !tls?.cert) {
     caFile = path.join(mkdtempSync(path.join(tmpdir(), 'serverless-mqtt-tls-')), 'ca.pem');
@@ -149,6 +158,7 @@ try {
       `  security                    ${describeSecurity(security)}`,
       '  users                       npm run users -- add <name> --password <password>   (see docs/security.md)',
       `  AWS limits                  ${describeAwsLimits(harness.awsLimits).join('\n                              ')}`,
+      ...(rules ? [`  rules                       ${rules.length} from ${rulesFile}: ${rules.map((rule) => `${rule.filter} -> ${rule.target.type}`).join(', ')}`] : []),
       'Try: mosquitto_sub -h localhost -t "demo/#" -v   and   mosquitto_pub -h localhost -t demo/hello -m hi',
       `     curl -X POST --data-binary hi '${harness.httpUrl}/topics/demo/hello?qos=1'   and   curl -N '${harness.httpUrl}/events?filter=demo/%23'`,
       'Ctrl-C stops everything.',

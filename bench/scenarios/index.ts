@@ -5,6 +5,7 @@ import { fleetQos0, fleetQos0Depth7, fleetQos1, fleetQos1Depth7, fleetScenario }
 import { idleConnections } from './idle-connections';
 import { qos0OneToOne, qos0Paced, qos1OneToOne, qos1Persistent } from './one-to-one';
 import { retainedReplay } from './retained';
+import { qos1Rule } from './rule';
 import type { Scenario } from './scenario';
 import { wildcards } from './wildcards';
 
@@ -28,5 +29,5 @@ export const SCENARIOS: readonly Scenario[] = [
   idleConnections,
 ];
 
-/** Run only when named with `--scenario`: the deeper topics, and `fleet`, which takes its QoS and depth from the flags. */
-export const EXTRA_SCENARIOS: readonly Scenario[] = [fleetQos0Depth7, fleetQos1Depth7, fleetScenario];
+/** Run only when named with `--scenario`: the deeper topics, `fleet`, which takes its QoS and depth from the flags, and `qos1-rule`, whose rule only a harness started for it loads. */
+export const EXTRA_SCENARIOS: readonly Scenario[] = [fleetQos0Depth7, fleetQos1Depth7, fleetScenario, qos1Rule];

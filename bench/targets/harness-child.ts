@@ -8,12 +8,15 @@ import { listenerSettingsFromEnv } from '../../functions/listener/listener-setti
 import { startHarness, type Harness } from '../../local/harness';
 import type { LogLevel } from '../../shared/util/logger';
 import { readCounters, waitIdle } from './harness-counters';
+import { benchRules, startRuleWebhook } from '../scenarios/rule';
 import type { BrokerSnapshot } from './target';
 
 export interface ChildOptions {
   readonly dynamoDbEndpoint?: string;
   readonly dynamoDbPort?: number;
   readonly logLevel: LogLevel;
+  /** Load the `qos1-rule` scenario's rule: its topics to a webhook in this process (bench/scenarios/rule.ts). */
+  readonly rules?: boolean;
 }
 
 export type ChildCommand = { readonly op: 'snapshot'; readonly gc: boolean } | { readonly op: 'quiesce' | 'stop' };
@@ -28,8 +31,10 @@ const send = (message: ChildMessage): void => void process.send?.(message);
 const options = JSON.parse(process.env.BENCH_HARNESS_OPTIONS ?? '{}') as ChildOptions;
 
 let harness: Harness;
+const webhook = options.rules ? await startRuleWebhook() : undefined;
 try {
   harness = await startHarness({
+    ...(webhook ? { rules: { rules: benchRules(webhook.url) } } : {}),
     mqttPort: 0,
     wsPort: 0,
     apigwPort: 0,
@@ -53,6 +58,10 @@ const stop = async (): Promise<void> => {
   if (stopping) return;
   stopping = true;
   await harness.stop();
+  if (webhook) {
+    process.stderr.write(`  the rule's webhook received ${webhook.received()} messages in ${webhook.requests()} requests\n`);
+    await webhook.stop();
+  }
   process.exit(0);
 };
 

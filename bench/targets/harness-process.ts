@@ -18,6 +18,8 @@ export interface HarnessProcessOptions {
   readonly logLevel: LogLevel;
   /** Which door the load generator uses: the listener's TCP port, or the API Gateway emulator. */
   readonly door: Door;
+  /** Load the `qos1-rule` scenario's rule (bench/scenarios/rule.ts). */
+  readonly rules?: boolean;
 }
 
 const READY_TIMEOUT_MS = 120_000;
@@ -25,6 +27,7 @@ const READY_TIMEOUT_MS = 120_000;
 export async function startHarnessProcess(options: HarnessProcessOptions): Promise<BrokerTarget> {
   const childOptions: ChildOptions = {
     logLevel: options.logLevel,
+    ...(options.rules ? { rules: true } : {}),
     ...(options.dynamoDbEndpoint ? { dynamoDbEndpoint: options.dynamoDbEndpoint } : { dynamoDbPort: options.dynamoDbPort }),
   };
   // BENCH_CPU_PROF=<dir>: the harness writes a V8 CPU profile there when it stops.

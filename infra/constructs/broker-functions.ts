@@ -9,6 +9,8 @@ import { Construct } from 'constructs';
 import type { BrokerNetwork } from './broker-network';
 import { brokerMetricsEnvironment } from './broker-metrics';
 import type { BrokerTables, SecurityUse } from './broker-tables';
+import { attachRules, rulesBundling } from './broker-rules';
+import type { RulesContext } from '../rules-context';
 
 /** The repository root: entry points are named relative to it, and esbuild bundles from it. */
 export const repositoryRoot = fileURLToPath(new URL('../..', import.meta.url));
@@ -30,6 +32,8 @@ export interface BrokerFunctionsProps {
   readonly logLevel: string;
   /** The broker's settings from the context (infra/broker-settings.ts), for every broker function. */
   readonly brokerEnvironment?: Readonly<Record<string, string>>;
+  /** The operator's rules (infra/rules-context.ts), for the functions that route messages. */
+  readonly rules?: RulesContext;
 }
 
 export interface BrokerFunctionOptions {
@@ -50,6 +54,8 @@ export interface BrokerFunctionOptions {
   readonly security?: readonly SecurityUse[];
   readonly timeout?: Duration;
   readonly memorySize?: number;
+  /** It routes messages (PUBLISHes, wills): the rules are bundled with it, and it may reach their targets (constructs/broker-rules.ts). */
+  readonly routes?: boolean;
 }
 
 /**
@@ -76,6 +82,7 @@ export class BrokerFunctions extends Construct {
   add(id: string, options: BrokerFunctionOptions): NodejsFunction {
     const { network, tables, connections, deliverySecret } = this.props;
     const broker = options.broker ?? true;
+    const rules = options.routes ? this.props.rules : undefined;
     const fn = new NodejsFunction(this, id, {
       entry: `${repositoryRoot}${options.entry}`,
       handler: 'handler',
@@ -111,8 +118,10 @@ export class BrokerFunctions extends Construct {
         sourceMap: true,
         // CommonJS dependencies inside an ES module bundle still call require() for Node built-ins.
         banner: "import { createRequire } from 'node:module'; const require = createRequire(import.meta.url);",
+        ...(rules ? { commandHooks: rulesBundling(rules) } : {}),
       },
     });
+    if (rules) attachRules(fn, rules);
     tables.grantSecurity(fn, options.security ?? []);
     if (broker) {
       tables.grantState(fn);

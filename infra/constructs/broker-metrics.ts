@@ -56,7 +56,7 @@ export function brokerMetricAlarms(scope: Construct): BrokerMetricAlarm[] {
   ];
 }
 
-/** Dashboard rows: messages and connections, deliveries not made, handler latency. */
+/** Dashboard rows: messages and connections, deliveries not made, handler latency, rules. */
 export function brokerMetricWidgets(scope: Construct): GraphWidget[][] {
   const sum = (counter: keyof typeof EMF_METRICS, label: string) => brokerMetric(scope, EMF_METRICS[counter], 'Sum', label);
   const graph = (title: string, left: IMetric[], right: IMetric[] = []) => new GraphWidget({ title, left, right, width: 12 });
@@ -71,6 +71,12 @@ export function brokerMetricWidgets(scope: Construct): GraphWidget[][] {
         sum('storeUnavailable', 'refused: DynamoDB unavailable'),
       ]),
       graph('Broker: handler latency (ms)', [latency('p50'), latency('p99'), latency('Maximum')]),
+    ],
+    [
+      graph('Broker: rules (messages to targets)', [sum('ruleDeliveries', 'accepted by the target')], [
+        sum('ruleDeadLetters', 'dead-lettered'),
+        sum('ruleFailures', 'failed (not acknowledged, or QoS 0 lost)'),
+      ]),
     ],
   ];
 }

@@ -33,6 +33,8 @@ export interface Send {
 export interface Deliver {
   readonly type: 'deliver';
   readonly deliveries: readonly Delivery[];
+  /** The rules' targets have the message (shared/broker/apply-rules.ts): awaited with the deliveries, before what follows. */
+  readonly rulesAccepted?: Promise<void>;
 }
 
 /**
@@ -73,8 +75,8 @@ export function send(connectionId: string, version: ProtocolVersion, packet: Pac
   return { type: 'send', connectionId, version, packet, ...(topicAliasMaximum ? { topicAliasMaximum } : {}) };
 }
 
-export function deliver(deliveries: readonly Delivery[]): Deliver {
-  return { type: 'deliver', deliveries };
+export function deliver(deliveries: readonly Delivery[], rulesAccepted?: Promise<void>): Deliver {
+  return { type: 'deliver', deliveries, ...(rulesAccepted ? { rulesAccepted } : {}) };
 }
 
 export function drain(recipient: Recipient, hold?: string): Drain {

@@ -15,7 +15,7 @@ import { handleConnectionClosed } from './connection-closed';
 import { Dispatcher } from './dispatcher';
 import { topicOverLimit } from './limits';
 import type { ApplicationMessage } from './ports';
-import { routeMessage, type Routed } from './route';
+import { routeMessage, type RouteOptions, type Routed } from './route';
 import type { RoutingCache } from './routing-cache';
 import { isSysTopic } from './sys-topics';
 import { ReasonCode } from '../protocol/reason-codes';
@@ -37,12 +37,18 @@ export interface Publisher {
  * (MQTT_MAX_RETAINED_PER_USER) is not stored: a publisher that can be told is refused
  * ('over-quota': not delivered either); one that cannot is delivered without being retained.
  */
-export async function acceptMessage(deps: BrokerDeps, message: ApplicationMessage, publisher: Publisher, routes?: RoutingCache): Promise<Routed | 'over-quota'> {
+export async function acceptMessage(
+  deps: BrokerDeps,
+  message: ApplicationMessage,
+  publisher: Publisher,
+  routes?: RoutingCache,
+  options?: RouteOptions,
+): Promise<Routed | 'over-quota'> {
   if (message.retain && (await storeRetained(deps, message, publisher)) === 'quota-exceeded') {
     deps.log.warn('retained topics per user exceeded: message not retained', { clientId: publisher.clientId, username: publisher.username, topic: message.topic });
     if (publisher.hearsRefusals) return 'over-quota';
   }
-  return routeMessage(deps, message, publisher.clientId, routes);
+  return routeMessage(deps, message, publisher.clientId, routes, options);
 }
 
 function storeRetained(deps: BrokerDeps, message: ApplicationMessage, publisher: Publisher): Promise<'stored' | 'quota-exceeded'> {

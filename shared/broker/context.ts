@@ -15,6 +15,7 @@ import type {
   Doors,
   FanoutWorkers,
   Logger,
+  MessageRules,
   Recipient,
   Security,
   SecurityStore,
@@ -119,6 +120,8 @@ export interface BrokerDeps {
    * taken-over connections are closed by the CONNECT that took them over.
    */
   readonly inbox?: ConnectionInbox;
+  /** The operator's rules (shared/rules/, docs/rules.md), offered every routed message; none: no rules. */
+  readonly rules?: MessageRules;
 }
 
 /** One packet from one client: who sent it, and what its batch has learned so far. */

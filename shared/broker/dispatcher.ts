@@ -48,6 +48,7 @@ export class Dispatcher {
         if (!this.isClosing(action.connectionId)) this.queue(action);
         return;
       case 'deliver':
+        if (action.rulesAccepted) return void (await Promise.all([this.deliver(action.deliveries), action.rulesAccepted]));
         return this.deliver(action.deliveries);
       case 'drain':
         return this.drain(action.recipient, action.hold);

@@ -387,8 +387,9 @@ class Run {
     if (publishes.length > 0) {
       // The run's deliveries first (recorded with the segment's others), its acknowledgements after, in order.
       const deliveries = publishes.flatMap((action) => (action.type === 'deliver' ? action.deliveries : []));
-      if (this.deliveries) await this.deliveries.deliver(deliveries);
-      else await this.dispatcher.perform([deliver(deliveries)]);
+      // The rules' targets take the run's messages meanwhile, in one batch per target (apply-rules.ts).
+      const rulesAccepted = publishes.flatMap((action) => (action.type === 'deliver' && action.rulesAccepted ? [action.rulesAccepted] : []));
+      await Promise.all([this.deliveries ? this.deliveries.deliver(deliveries) : this.dispatcher.perform([deliver(deliveries)]), ...rulesAccepted]);
       await this.dispatcher.perform(publishes.filter((action) => action.type !== 'deliver'));
     }
     if (completions.length > 0) {

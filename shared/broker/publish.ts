@@ -53,14 +53,14 @@ export const handlePublish = afterConnect<PublishPacket>(async (ctx, packet) => 
       await ctx.deps.store.receipts.releaseIncomingQos2(ctx.connection.clientId, packet.messageId!);
       return refusePublish(ctx, packet, ReasonCode.QuotaExceeded, topicName);
     }
-    return [deliver(accepted.deliveries), routed(ctx.connection.clientId, packet.messageId!), pubrec(accepted.matched)];
+    return [deliver(accepted.deliveries, accepted.rulesAccepted), routed(ctx.connection.clientId, packet.messageId!), pubrec(accepted.matched)];
   }
   const accepted = await accept(ctx, message);
   if (accepted === 'over-quota') return refusePublish(ctx, packet, ReasonCode.QuotaExceeded, topicName);
-  const { deliveries, matched } = accepted;
+  const { deliveries, matched, rulesAccepted } = accepted;
   if (packet.qos === 0) return [deliver(deliveries)];
-  // [MQTT-4.3.2-2] PUBACK carries the packet id, after the message is accepted
-  return [deliver(deliveries), reply(ctx, { cmd: 'puback', messageId: packet.messageId!, ...(v5 ? { reasonCode: matchedCode(matched) } : {}) })];
+  // [MQTT-4.3.2-2] PUBACK carries the packet id, after the message is accepted (by the rules' targets too)
+  return [deliver(deliveries, rulesAccepted), reply(ctx, { cmd: 'puback', messageId: packet.messageId!, ...(v5 ? { reasonCode: matchedCode(matched) } : {}) })];
 });
 
 /** Stored if retained, then routed (application-message.ts); a 5.0 QoS 1/2 publisher hears a retained-quota refusal (QoS 0 and 3.1.1 cannot be told). */
@@ -68,7 +68,7 @@ function accept(ctx: ConnectedContext, message: ApplicationMessage): Promise<Rou
   const { clientId, username, acl } = ctx.connection;
   const hearsRefusals = isV5(ctx.connection) && message.qos > 0;
   const publisher = { clientId, ...(username !== undefined ? { username } : {}), ...(acl !== undefined ? { acl } : {}), hearsRefusals };
-  return acceptMessage(ctx.deps, message, publisher, ctx.batch.routes);
+  return acceptMessage(ctx.deps, message, publisher, ctx.batch.routes, { deferRules: true });
 }
 
 /**

@@ -6,6 +6,7 @@
 import type { QoS } from '../protocol/codec';
 import { topicMatches } from '../protocol/topic';
 import type { Delivery } from './actions';
+import { applyRules } from './apply-rules';
 import type { BrokerDeps } from './context';
 import type { ApplicationMessage, SessionRecord, Subscription } from './ports';
 import { newRoutingCache, type RoutingCache } from './routing-cache';
@@ -14,9 +15,42 @@ export interface Routed {
   readonly deliveries: Delivery[];
   /** How many subscriptions matched, a shared group counting once. */
   readonly matched: number;
+  /** With `deferRules`: when the rules' targets have the message (QoS 1/2), to await before acknowledging it. */
+  readonly rulesAccepted?: Promise<void>;
 }
 
-export async function routeMessage(deps: BrokerDeps, message: ApplicationMessage, publisherClientId: string, cache?: RoutingCache): Promise<Routed> {
+export interface RouteOptions {
+  /**
+   * Return before the rules' targets accepted the message, with `rulesAccepted` to await (a
+   * PUBLISH's Deliver action carries it, so a run's messages reach their targets in one batch);
+   * otherwise routing resolves only once they have it.
+   */
+  readonly deferRules?: boolean;
+  /** How many rules republished this message on its way here (apply-rules.ts). */
+  readonly depth?: number;
+}
+
+export async function routeMessage(
+  deps: BrokerDeps,
+  message: ApplicationMessage,
+  publisherClientId: string,
+  cache?: RoutingCache,
+  options: RouteOptions = {},
+): Promise<Routed> {
+  const depth = options.depth ?? 0;
+  // The rules see every routed message; a republished one is routed as a message of its own (apply-rules.ts).
+  const [routed, ruled] = await Promise.all([
+    routeToSubscribers(deps, message, publisherClientId, cache),
+    applyRules(deps, message, publisherClientId, depth, (next) => routeMessage(deps, next, publisherClientId, cache, { depth: depth + 1, deferRules: true })),
+  ]);
+  const deliveries = ruled.deliveries.length === 0 ? routed.deliveries : [...routed.deliveries, ...ruled.deliveries];
+  if (!ruled.accepted) return { ...routed, deliveries };
+  if (options.deferRules) return { ...routed, deliveries, rulesAccepted: ruled.accepted };
+  await ruled.accepted;
+  return { ...routed, deliveries };
+}
+
+async function routeToSubscribers(deps: BrokerDeps, message: ApplicationMessage, publisherClientId: string, cache?: RoutingCache): Promise<Routed> {
   // Without a batch's cache (a will), a cache of its own: the lookup still joins any made in the same turn.
   const { subscriptions, sessions } = await (cache ?? newRoutingCache()).get(deps.store, message.topic);
   const { perClient, groups } = groupSubscriptions(subscriptions, message.topic, publisherClientId);

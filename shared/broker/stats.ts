@@ -37,6 +37,12 @@ export const METRIC_COUNTERS = [
   'deliveriesExpired',
   /** Batches refused because DynamoDB throttled or could not be reached after retries. */
   'storeUnavailable',
+  /** Messages a rule's target accepted (docs/rules.md). */
+  'ruleDeliveries',
+  /** Messages a rule's target kept refusing, kept by its dead-letter destination. */
+  'ruleDeadLetters',
+  /** Messages neither a rule's target nor its dead-letter destination took (QoS 1/2: not acknowledged; QoS 0: lost). */
+  'ruleFailures',
 ] as const;
 
 export type SummedCounter = (typeof SUMMED_COUNTERS)[number];

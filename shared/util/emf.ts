@@ -19,6 +19,9 @@ export const EMF_METRICS: Readonly<Record<Counter, string>> = {
   deliveriesDropped: 'DeliveriesDropped',
   deliveriesExpired: 'DeliveriesExpired',
   storeUnavailable: 'StoreUnavailable',
+  ruleDeliveries: 'RuleDeliveries',
+  ruleDeadLetters: 'RuleDeadLetters',
+  ruleFailures: 'RuleFailures',
 };
 
 export const HANDLER_LATENCY_METRIC = 'HandlerLatency';

@@ -16,6 +16,7 @@ export * from './logger';
 export * from './security';
 export * from './inbox';
 export * from './errors';
+export * from './rules';
 import type { ConnectionStore } from './connections';
 import type { DeliveryStore } from './deliveries';
 import type { ReceiptStore } from './receipts';
