@@ -10,6 +10,7 @@
  *   npm run bench -- --door apigw                 through the API Gateway emulator (base64 text frames) instead of the listener
  *   npm run bench -- --json out.json              where the JSON goes (default bench/results/<time>.json)
  *   npm run bench -- --list                       the scenarios
+ *   npm run bench -- --scenario http-publish      what an HTTP publish costs (bench/http-publish.ts, its own harness)
  * Fleets (fleet-qos0, fleet-qos1, fleet-qos0-depth7, fleet-qos1-depth7, fleet, connect-storm): --devices <n>,
  * --interval <s> between one device's publishes, --qos 0|1 and --depth 5|7 (`fleet` only), --subscribers <n>,
  * --[no-]persistent subscriber sessions, --parallel <n> handshakes in flight.
@@ -21,6 +22,7 @@
  * --rate <deliveries/s> the cost model spreads hourly costs over, --dynamodb-endpoint <url>,
  * --log-level <level> of the harness.
  */
+import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -124,7 +126,15 @@ if (flags.help || flags.list) {
   process.exit(0);
 }
 
-const chosen = flags.scenario ?? [];
+/** `--scenario http-publish`: bench/http-publish.ts, in a process of its own (it starts its own harness with the HTTP door). */
+const HTTP_PUBLISH = 'http-publish';
+if (flags.scenario?.includes(HTTP_PUBLISH)) {
+  const script = fileURLToPath(new URL('./http-publish.ts', import.meta.url));
+  const ran = spawnSync(process.execPath, ['--import', 'tsx', script, ...(flags.count ? ['--count', flags.count] : []), ...(flags.payload ? ['--payload', flags.payload] : [])], { stdio: 'inherit' });
+  if (ran.status !== 0) fail(`${HTTP_PUBLISH} failed (exit ${ran.status ?? ran.signal})`);
+  if (flags.scenario.every((name) => name === HTTP_PUBLISH)) process.exit(0);
+}
+const chosen = (flags.scenario ?? []).filter((name) => name !== HTTP_PUBLISH);
 const unknown = chosen.filter((name) => !ALL.some((s) => s.name === name));
 if (unknown.length > 0) fail(`unknown scenario ${unknown.join(', ')}; the scenarios are ${ALL.map((s) => s.name).join(', ')}`);
 const scenarios = chosen.length === 0 ? SCENARIOS : ALL.filter((s) => chosen.includes(s.name));

@@ -256,7 +256,10 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
       ...(rules ? { rules } : {}),
       tables,
       dynamoDb: { endpoint: dynamoDbEndpoint, region: LOCAL_REGION, credentials: localCredentials },
-      storeRetry: { requestTimeoutMs: 10_000, ...options.storeRetry },
+      // Every handler shares this one process's event loop: under a storm, a socket's connect event
+      // (and a response) can wait behind it past the cloud's 1 s connection timeout, which a Lambda
+      // container serving one invocation never sees; so the harness waits longer before it gives up.
+      storeRetry: { requestTimeoutMs: 10_000, connectionTimeoutMs: 5_000, ...options.storeRetry },
       connections: {
         apiGatewayEndpoint: apigw.managementEndpoint,
         clientConfig: { region: LOCAL_REGION, credentials: localCredentials },
