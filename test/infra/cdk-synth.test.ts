@@ -31,13 +31,13 @@ describe('cdk synth', () => {
     const template = JSON.parse(readFileSync(join(outdir, 'ServerlessMqttBroker.template.json'), 'utf8')) as {
       Resources: Record<string, { Type: string; Properties: { Description?: string; Code: { S3Key: string } } }>;
     };
-    // The six broker functions, the certificate issuer, and the custom resource framework's own function.
-    expect(Object.values(template.Resources).filter((r) => r.Type === 'AWS::Lambda::Function')).toHaveLength(8);
+    // The seven broker functions (HTTP publish among them), the certificate issuer, and the custom resource framework's own function.
+    expect(Object.values(template.Resources).filter((r) => r.Type === 'AWS::Lambda::Function')).toHaveLength(9);
     expect(Object.values(template.Resources).filter((r) => r.Type === 'Custom::StackTlsCertificate')).toHaveLength(1);
 
     const assets = readdirSync(outdir).filter((name) => name.startsWith('asset.')).map((name) => join(outdir, name));
     const bundles = assets.filter((dir) => existsSync(join(dir, 'index.mjs')));
-    expect(bundles).toHaveLength(7);
+    expect(bundles).toHaveLength(8);
     for (const dir of bundles) {
       expect(existsSync(join(dir, 'index.mjs.map'))).toBe(true);
       expect(readFileSync(join(dir, 'index.mjs'), 'utf8')).toMatch(/export\s*\{[^}]*handler/);
