@@ -72,7 +72,7 @@ const { values: flags } = parseArgs({
   allowNegative: true,
 });
 
-const WARM_UP_CLIENTS = 1_000;
+const WARM_UP_CLIENTS = 2_000;
 
 async function warmUpTarget(target: BrokerTarget): Promise<void> {
   process.stderr.write(`  warming up: ${WARM_UP_CLIENTS} clients connect, publish once and disconnect, unmeasured...\n`);
