@@ -17,23 +17,26 @@ import type { ConnectionDirectory, ConnectionInbox, ConnectionProbe } from '../s
 import { Sequencer, type HandleMessages, type SequencerOptions } from '../shared/broker/sequencer';
 import { sweep, type SweepResult, type SweeperOptions } from '../shared/broker/sweeper';
 import { publishSysTopics, type SysFigures } from '../shared/broker/sys-topics';
-import type { BatchResult, ListenerEvent } from '../shared/listener/events';
+import type { BatchResult, ConnectionOutcome, ListenerEvent } from '../shared/listener/events';
 import type { BrokerSecurity } from '../shared/security/broker-security';
 import { parseSequenced } from '../shared/gateway/sequence-prefix';
 import { decodeTextMessage } from '../shared/gateway/text-frames';
+import { forEachBounded } from '../shared/util/concurrency';
 import { inRuleScope } from './rules-config';
 
 /**
- * The listener's batches: the packets of many connections, each connection's in order, answered
- * with each connection's outcome (a failed one does not fail the others); or a connection's close.
+ * The listener's batches: the packets and closes of many connections, each connection's in
+ * order, answered with each connection's outcome (a failed one does not fail the others).
  */
 export function createPacketsHandler(deps: BrokerDeps, directory?: ConnectionDirectory) {
   return measured(deps, async (event: ListenerEvent): Promise<BatchResult | void> => {
     switch (event.type) {
       case 'batch': {
-        const { gone, outcomes, records } = await handleConnectionBatches(
+        const closing = event.connections.filter((c) => c.closed !== undefined).map((c) => c.connectionId);
+        const open = event.connections.filter((c) => c.closed === undefined);
+        const { gone, outcomes, records } = open.length === 0 ? NOTHING_HANDLED : await handleConnectionBatches(
           deps,
-          event.connections.map((c) => ({
+          open.map((c) => ({
             connectionId: c.connectionId,
             frames: c.packets.map((p) => Buffer.from(p, 'base64')),
             sequences: c.sequences,
@@ -45,7 +48,12 @@ export function createPacketsHandler(deps: BrokerDeps, directory?: ConnectionDir
           })),
         );
         await endGone(deps, gone);
-        return { outcomes: Object.fromEntries(outcomes), ...(records.size > 0 ? { states: Object.fromEntries(records) } : {}) };
+        // The closes after the packets: a connection's own packets all came in earlier batches.
+        const closed = await endClosed(deps, closing);
+        return {
+          outcomes: Object.fromEntries([...outcomes, ...closed]),
+          ...(records.size > 0 ? { states: Object.fromEntries(records) } : {}),
+        };
       }
       case 'packets': {
         const { gone } = await handlePackets(deps, event.connectionId, event.packets.map((p) => Buffer.from(p, 'base64')), event.protocolVersion);
@@ -225,6 +233,27 @@ function packetHandler(deps: BrokerDeps, connectionId: string, sourceAddress?: s
 /** Connections found gone while delivering end as a close would end them (their wills published). */
 async function endGone(deps: BrokerDeps, gone: readonly string[]): Promise<void> {
   await Promise.all(gone.map((connectionId) => handleConnectionClosed(deps, connectionId)));
+}
+
+const NOTHING_HANDLED = { gone: [], outcomes: new Map<string, ConnectionOutcome>(), records: new Map<string, never>() } as const;
+
+/** Closes DynamoDB takes at once from one invocation (each a few calls), so a batch of hundreds does not flood it. */
+const PARALLEL_CLOSES = 32;
+
+/** The network connections of a batch that closed: each ended as its own close event would end it; one failing does not fail the others. */
+async function endClosed(deps: BrokerDeps, connectionIds: readonly string[]): Promise<Map<string, ConnectionOutcome>> {
+  const outcomes = new Map<string, ConnectionOutcome>();
+  await forEachBounded(connectionIds, PARALLEL_CLOSES, async (connectionId) => {
+    try {
+      await handleConnectionClosed(deps, connectionId);
+      outcomes.set(connectionId, 'handled');
+    } catch (error) {
+      // Its claim's lease lets the sweeper (or a repeated report) end it later.
+      deps.log.error('ending a closed connection failed', { connectionId, error: String(error) });
+      outcomes.set(connectionId, 'failed');
+    }
+  });
+  return outcomes;
 }
 
 function headerValue(headers: Record<string, string | undefined> | undefined, name: string): string | undefined {

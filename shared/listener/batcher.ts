@@ -1,7 +1,8 @@
 /**
  * The listener task's one batcher: connections hand it their next packets (each connection one
- * batch at a time, see ClientConnection.pump), and it sends the packets of many connections to
- * the packet handler in one invocation. A batch is sent when its window has passed since its
+ * batch at a time, see ClientConnection.pump) and, last, their close, and it sends those of many
+ * connections to the packet handler in one invocation (so a disconnect storm, a deploy's, is a
+ * few invocations rather than one per connection over Lambda's concurrency). A batch is sent when its window has passed since its
  * first connection joined (`batchWindowMs`; 0: at once, one connection per invocation), or
  * sooner when it is full: its JSON event would pass `maxEventBytes` (kept well under the 6 MB
  * Lambda takes) or its packets `maxInvocationPackets`. Batches are sent as they fill, without
@@ -61,6 +62,8 @@ export interface ConnectionPackets {
   readonly first?: boolean;
   /** The connection's record as the last answer gave it. */
   readonly state?: ConnectionState;
+  /** The network connection closed, for this reason (no packets): the handler ends it. */
+  readonly closed?: string;
 }
 
 /** What ClientConnection needs of the batcher. */
@@ -108,8 +111,8 @@ export class PacketBatcher implements PacketSubmitter {
     return { ...this.sent };
   }
 
-  submit({ connectionId, packets, sequences, protocolVersion, sourceAddress, certificateUser, first, state }: ConnectionPackets): Promise<ConnectionAnswer> {
-    const bytes = entryEventBytes(connectionId, packets, state);
+  submit({ connectionId, packets, sequences, protocolVersion, sourceAddress, certificateUser, first, state, closed }: ConnectionPackets): Promise<ConnectionAnswer> {
+    const bytes = entryEventBytes(connectionId, packets, state) + (closed === undefined ? 0 : Buffer.byteLength(JSON.stringify(closed)));
     if (this.waiting.length > 0 && (this.bytes + bytes > this.limits.maxEventBytes || this.packets + packets.length > this.limits.maxInvocationPackets)) {
       this.send();
     }
@@ -122,6 +125,7 @@ export class PacketBatcher implements PacketSubmitter {
       ...(certificateUser !== undefined ? { certificateUser } : {}),
       ...(first ? { first: true as const } : {}),
       ...(state ? { state } : {}),
+      ...(closed !== undefined ? { closed } : {}),
     };
     const outcome = new Promise<ConnectionAnswer>((resolve, reject) => this.waiting.push({ entry, resolve, reject }));
     this.bytes += bytes;

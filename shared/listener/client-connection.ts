@@ -384,7 +384,26 @@ export class ClientConnection {
     // nothing for this connection, so there is nothing to tell it, and no invocation to pay for.
     if (!this.sawConnect) return this.markDone();
     try {
-      await this.sink.invoke({ type: 'closed', connectionId: this.connectionId, reason: this.closeReason });
+      // In a batch with other connections' packets and closes; throttled, offered again after the
+      // same backoff as packets (a close not reported leaves the session attached and the will
+      // unsent until the sweeper finds the connection gone).
+      for (;;) {
+        try {
+          const { outcome } = await this.batcher.submit({
+            connectionId: this.connectionId,
+            packets: [],
+            sequences: [],
+            closed: this.closeReason,
+          });
+          if (outcome === 'failed') this.log.error('close handler failed', { connectionId: this.connectionId });
+          return;
+        } catch (error) {
+          const wait = this.throttled.next(error);
+          if (wait === undefined) throw error;
+          if (this.throttled.first) this.log.warn('close handler throttled; reporting the close again', { connectionId: this.connectionId });
+          await new Promise((resolve) => setTimeout(resolve, wait));
+        }
+      }
     } catch (error) {
       this.log.error('close handler failed', { connectionId: this.connectionId, error: String(error) });
     } finally {

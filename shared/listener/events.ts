@@ -40,6 +40,12 @@ export interface ConnectionPacketsEvent {
   readonly first?: true;
   /** The connection's record as the last batch's answer gave it (see ConnectionState); absent: the handler reads it. */
   readonly state?: ConnectionState;
+  /**
+   * The network connection has closed, for this reason: the entry carries no packets, and comes
+   * after every batch of the connection's packets was answered. The handler ends the connection
+   * (its session detached or ended, its will settled) after the batch's packets.
+   */
+  readonly closed?: string;
 }
 
 export type ListenerEvent =
@@ -52,6 +58,7 @@ export type ListenerEvent =
       readonly packets: readonly string[];
       readonly protocolVersion?: 3 | 4 | 5;
     }
+  /** One connection's close (the shape before closes joined the batches; still handled). */
   | { readonly type: 'closed'; readonly connectionId: string; readonly reason: string }
   /** The task is alive, at this delivery endpoint (shared/listener/task-heartbeat.ts). */
   | { readonly type: 'heartbeat'; readonly endpoint: string }

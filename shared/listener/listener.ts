@@ -48,7 +48,7 @@ export interface ListenerOptions {
   readonly sink: PacketSink;
   readonly log: Logger;
   readonly limits?: Partial<ListenerLimits>;
-  /** CONNECT batches handed to the handler at once; more wait their turn, in order (see connect-pacing.ts). Default 32. */
+  /** CONNECT batches handed to the handler at once; more wait their turn, in order (see connect-pacing.ts). Default 64. */
   readonly connectsInFlight?: number;
   /**
    * Every socket on the MQTT and MQTT over WebSocket ports begins with a PROXY protocol v2

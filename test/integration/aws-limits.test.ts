@@ -373,4 +373,23 @@ describe('the broker over the Lambda concurrency', () => {
     expect(closed).toBe(false);
     await client.endAsync();
   }, 60_000);
+
+  it('a close throttled past the Lambda client\'s retries is reported again, not dropped: the will goes out once concurrency is back', async () => {
+    harness().setLambdaConcurrency(1000);
+    const watcher = await connectClient(harness().mqttUrl);
+    const got = collect(watcher);
+    await watcher.subscribeAsync('throttled/will', { qos: 1 });
+    const device = await connectClient(harness().mqttUrl, { clientId: 'throttled-will', will: { topic: 'throttled/will', payload: Buffer.from('gone'), qos: 1, retain: false } });
+    harness().setLambdaConcurrency(0);
+    const before = harness().meters.limits.snapshot().refused['lambda.throttled'] ?? 0;
+    device.stream.destroy(); // the network drops: the will is due
+    // Longer than the Lambda client's three attempts take (waits of at most 1 and 2 s).
+    await settle(4_000);
+    expect((harness().meters.limits.snapshot().refused['lambda.throttled'] ?? 0) - before).toBeGreaterThan(3);
+    expect(got).toEqual([]);
+    harness().setLambdaConcurrency(1000);
+    await eventually(() => got.length === 1, 'the will', 20_000);
+    expect(got[0]).toMatchObject({ topic: 'throttled/will', payload: 'gone' });
+    await watcher.endAsync();
+  }, 60_000);
 });
