@@ -3,7 +3,7 @@
  * no handler invocation and no DynamoDB call (the benchmark's idle-connections scenario prices it).
  */
 import { describe, expect, it } from 'vitest';
-import { RawConnection } from '../support/clients';
+import { eventually, RawConnection } from '../support/clients';
 import { useHarness } from '../support/harness';
 
 const harness = useHarness();
@@ -23,7 +23,11 @@ describe('keep-alive on the listener', () => {
         const after = harness().meters.invocations.snapshot();
         expect(after.byRoute.packets ?? 0).toBe(before.byRoute.packets ?? 0);
       } finally {
+        // Its close goes to the handler in a later batch: wait for it, so that it does not land in
+        // the next test's count.
+        const atClose = harness().meters.invocations.snapshot().byRoute.packets ?? 0;
         raw.close();
+        await eventually(() => (harness().meters.invocations.snapshot().byRoute.packets ?? 0) > atClose, 'the close report');
       }
     });
   }
