@@ -126,7 +126,15 @@ export class DynamoSessionStore implements SessionStore {
    * exists, 'quota' if the owner's count is full.
    */
   private async createSession(request: OpenSessionRequest, connection: Parameters<typeof connectionItem>[0], quota: string | undefined): Promise<'created' | 'exists' | 'quota' | 'rate'> {
-    const created = await this.table.transact([
+    // Sent with the other clean starts of the moment where it can be (a listener batch's CONNECTs),
+    // with the same outcome as alone; the keys name what it touches.
+    const touches = [
+      `session\u0000${request.clientId}`,
+      `connection\u0000${connection.connectionId}`,
+      ...(quota === undefined ? [] : [`quota\u0000${quota}`]),
+      ...(request.connectRate ? [`rate\u0000${request.connectRate.key}\u0000${request.connectRate.windowStart}`] : []),
+    ];
+    const created = await this.table.transactCombined([
       {
         Put: {
           Item: {
@@ -149,7 +157,7 @@ export class DynamoSessionStore implements SessionStore {
       { Put: { TableName: this.parts.connections.name, Item: connectionItem(connection) } },
       ...(quota === undefined ? [] : [countIn(quotaItemKey, quota, request.sessionsPerUser!)]),
       ...(request.connectRate ? [rateChargeItem(this.parts.security.name, request.connectRate)] : []),
-    ]);
+    ], touches);
     if (created.ok) return 'created';
     // A session that exists goes the long way, which counts the rate again on its own.
     if (created.failed[0]) return 'exists';

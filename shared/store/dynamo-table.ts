@@ -21,6 +21,7 @@ import {
   type PutCommandInput,
   type QueryCommandInput,
   type ScanCommandInput,
+  type TransactWriteCommandInput,
   type TransactWriteConditionCheck,
   type TransactWriteDelete,
   type TransactWritePut,
@@ -29,6 +30,7 @@ import {
 } from '@aws-sdk/lib-dynamodb';
 import { StoreUnavailableError } from '../broker/ports';
 import type { CapacityMeter } from './capacity-meter';
+import { TransactionCombiner, type Sent } from './combined-transactions';
 
 export type Item = Record<string, unknown>;
 
@@ -50,6 +52,9 @@ export type TransactItem =
   | { readonly Update: Omit<TransactWriteUpdate, 'TableName'> & { TableName?: string } }
   | { readonly Delete: Omit<TransactWriteDelete, 'TableName'> & { TableName?: string } }
   | { readonly ConditionCheck: Omit<TransactWriteConditionCheck, 'TableName'> & { TableName?: string } };
+
+/** An item of a TransactWriteItems as sent, its table named. */
+type WriteItem = NonNullable<TransactWriteCommandInput['TransactItems']>[number];
 
 /** A transaction's outcome: written, or which items' conditions failed (in the order given). */
 export type TransactOutcome = { readonly ok: true } | { readonly ok: false; readonly failed: boolean[] };
@@ -214,8 +219,35 @@ export class DynamoTable {
    * CapacityMeter.recordTransaction). Retried, within bounds, while it only collides with
    * concurrent transactions; when a condition fails, which items' conditions failed.
    */
-  async transact(items: readonly TransactItem[]): Promise<TransactOutcome> {
-    const transactItems = items.map((item) =>
+  transact(items: readonly TransactItem[]): Promise<TransactOutcome> {
+    return this.transactNamed(this.named(items));
+  }
+
+  private async transactNamed(transactItems: readonly WriteItem[]): Promise<TransactOutcome> {
+    for (let attempt = 0; ; attempt++) {
+      const sent = await this.sendTransaction(transactItems);
+      if (sent.ok) return sent;
+      const failed = sent.reasons.map((reason) => reason.Code === 'ConditionalCheckFailed');
+      if (failed.some(Boolean) || !sent.reasons.some((reason) => reason.Code === 'TransactionConflict')) return { ok: false, failed };
+      await afterContention(attempt);
+    }
+  }
+
+  /**
+   * The same transaction, sent in one TransactWriteItems with others made at about the same time
+   * when it can be (combined-transactions.ts), with the same outcome as alone; `keys` name every
+   * item it touches, uniquely across the callers that use this.
+   */
+  transactCombined(items: readonly TransactItem[], keys: readonly string[]): Promise<TransactOutcome> {
+    this.combiner ??= new TransactionCombiner({ send: (named) => this.sendTransaction(named), alone: (named) => this.transactNamed(named) });
+    return this.combiner.submit(this.named(items), keys);
+  }
+
+  private combiner: TransactionCombiner<WriteItem> | undefined;
+
+  /** The items with this table's name wherever they name none. */
+  private named(items: readonly TransactItem[]): WriteItem[] {
+    return items.map((item) =>
       'Put' in item
         ? { Put: { TableName: this.name, ...item.Put } }
         : 'Update' in item
@@ -224,19 +256,18 @@ export class DynamoTable {
             ? { Delete: { TableName: this.name, ...item.Delete } }
             : { ConditionCheck: { TableName: this.name, ...item.ConditionCheck } },
     );
-    for (let attempt = 0; ; attempt++) {
-      try {
-        await this.client.send(new TransactWriteCommand({ TransactItems: transactItems }));
-        this.meter.recordTransaction(transactItems);
-        return { ok: true };
-      } catch (error) {
-        if (!(error instanceof TransactionCanceledException)) throw error;
-        this.meter.recordFailedWrite();
-        const reasons = error.CancellationReasons ?? [];
-        const failed = reasons.map((reason) => reason.Code === 'ConditionalCheckFailed');
-        if (failed.some(Boolean) || !reasons.some((reason) => reason.Code === 'TransactionConflict')) return { ok: false, failed };
-        await afterContention(attempt);
-      }
+  }
+
+  /** One TransactWriteItems, metered: written, or cancelled with a reason per item. */
+  private async sendTransaction(transactItems: readonly WriteItem[]): Promise<Sent> {
+    try {
+      await this.client.send(new TransactWriteCommand({ TransactItems: [...transactItems] }));
+      this.meter.recordTransaction(transactItems);
+      return { ok: true };
+    } catch (error) {
+      if (!(error instanceof TransactionCanceledException)) throw error;
+      this.meter.recordFailedWrite();
+      return { ok: false, reasons: error.CancellationReasons ?? [] };
     }
   }
 

@@ -11,7 +11,7 @@ import { randomBytes } from 'node:crypto';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { RuntimeDeps } from '../../functions/runtime';
 import { handleConnectionClosed } from '../../shared/broker/connection-closed';
-import { handlePackets } from '../../shared/broker/packets';
+import { handleConnectionBatches, handlePackets } from '../../shared/broker/packets';
 import { newListenerConnectionId } from '../../shared/gateway/connection-id';
 import { ReasonCode } from '../../shared/protocol/reason-codes';
 import { recordingDeps, RecordingGateway } from '../support/recording-gateway';
@@ -82,6 +82,40 @@ describe('DynamoDB calls of CONNECT and of the end of the connection', () => {
       console.log(`v${version} clean start: CONNECT ${connected} calls, DISCONNECT ${disconnected}, lost connection ${lost}`);
     });
   }
+
+  it('clean starts handled together share transactions; one among them whose session exists still goes the long way, and every CONNECT is answered as alone', async () => {
+    const taken = connectionId();
+    const twin = clientId('twin');
+    await handlePackets(deps, taken, [connect(twin, { clean: true, version: 5 })], 5);
+    const fresh = Array.from({ length: 40 }, () => ({ id: clientId('batch'), connection: connectionId() }));
+    // The existing session among the new ones: its transaction is cancelled by its own condition,
+    // and whichever new ones shared it are written again on their own.
+    const all = [...fresh.slice(0, 20), { id: twin, connection: connectionId() }, ...fresh.slice(20)];
+    // One invocation with their first packets, as the listener hands them over.
+    const cost = await calls(() => handleConnectionBatches(deps, all.map(({ id, connection }) => ({ connectionId: connection, frames: [connect(id, { clean: true, version: 5 })], knownVersion: 5, first: true }))));
+    for (const { connection } of all) expect(connack(connection, 5)).toMatchObject({ sessionPresent: false, reasonCode: 0 });
+    expect(gateway.packets(taken, 5).map((p) => p.cmd)).toEqual(['connack', 'disconnect']);
+    // Each connection's session and record were written: each ends as a clean session does.
+    for (const { connection } of fresh.slice(0, 3)) {
+      await handlePackets(deps, connection, [disconnect(5)], 5);
+      expect(gateway.closed.has(connection)).toBe(true);
+    }
+    expect(cost).toBeLessThan(all.length / 2);
+    console.log(`${all.length} clean starts handled together: ${cost} calls`);
+  });
+
+  it('two clean starts of one new client id handled together (never in one transaction: DynamoDB refuses two operations on an item): one session, the later CONNECT takes it over', async () => {
+    const id = clientId('same');
+    const others = Array.from({ length: 10 }, () => ({ id: clientId('beside'), connection: connectionId() }));
+    const both = [connectionId(), connectionId()];
+    const all = [...others.slice(0, 5), { id, connection: both[0]! }, { id, connection: both[1]! }, ...others.slice(5)];
+    await handleConnectionBatches(deps, all.map(({ id: clientIdOf, connection }) => ({ connectionId: connection, frames: [connect(clientIdOf, { clean: true, version: 5 })], knownVersion: 5, first: true })));
+    for (const { connection } of all) expect(connack(connection, 5)).toMatchObject({ sessionPresent: false, reasonCode: 0 });
+    // Whichever was handled first was taken over by the other: it alone heard DISCONNECT 0x8E.
+    const disconnected = both.filter((connection) => gateway.packets(connection, 5).some((p) => p.cmd === 'disconnect'));
+    expect(disconnected).toHaveLength(1);
+    expect((gateway.packets(disconnected[0]!, 5)[1] as { reasonCode?: number }).reasonCode).toBe(ReasonCode.SessionTakenOver);
+  });
 
   it('a clean start that takes over a connected session goes the long way: the old connection hears DISCONNECT 0x8E', async () => {
     const id = clientId('twin');
