@@ -25,19 +25,18 @@
  * invocation sends goes out in one flush at the end. A connection whose packets fail is reported
  * failed; the others are not disturbed.
  */
-import { decodePacket, type Packet, type ProtocolVersion, type PubackPacket, type PubcompPacket } from '../protocol/codec';
+import { decodePacket, type ProtocolVersion } from '../protocol/codec';
 import { ReasonCode } from '../protocol/reason-codes';
-import { closeWithReason, deliver, PartlyHandled, type Action, type Connected } from './actions';
+import { closeWithReason, PartlyHandled, type Action, type Connected } from './actions';
 import { newBatchState, newRoutingCache, type BatchState, type BrokerDeps, type PacketContext, type RoutingCache } from './context';
 import { Dispatcher } from './dispatcher';
 import { handlePacket } from './handlers';
+import { Run, runKindOf } from './packet-runs';
 import { BatchLimits } from './limits';
 import { StoreUnavailableError, type ConnectionRecord } from './ports';
 import { answerFailure, refuseForNow } from './refusals';
 import { SegmentDeliveries } from './segment-deliveries';
-import { forEachBounded } from '../util/concurrency';
 
-const PARALLEL_COMPLETIONS = 16;
 const PUBLISH_TYPE = 3;
 const SUBSCRIBE_TYPE = 8;
 const UNSUBSCRIBE_TYPE = 10;
@@ -346,69 +345,4 @@ class ConnectionWork {
       await this.answer(error);
     }
   }
-}
-
-type RunKind = 'publishes' | 'completions';
-
-function runKindOf(packet: Packet, connection: ConnectionRecord | undefined): RunKind | undefined {
-  // A QoS 2 PUBLISH is routed at once: its receipt is marked routed only after its deliveries.
-  if (packet.cmd === 'publish' && packet.qos < 2) return 'publishes';
-  if (connection && (packet.cmd === 'puback' || packet.cmd === 'pubcomp')) return 'completions';
-  return undefined;
-}
-
-/** Consecutive packets of one kind, carried out together when the run ends (when a packet of another kind comes, or the batch ends). */
-class Run {
-  kind: RunKind | undefined;
-  /** The segment's: a run's deliveries are recorded with those of the segment's other connections. */
-  deliveries: SegmentDeliveries | undefined;
-  private publishes: Action[] = [];
-  private completions: Array<PubackPacket | PubcompPacket> = [];
-
-  constructor(private readonly dispatcher: Dispatcher) {}
-
-  /** A PUBLISH's actions (its deliveries, its acknowledgement), carried out when the run ends. */
-  addPublish(actions: readonly Action[]): void {
-    this.kind = 'publishes';
-    this.publishes.push(...actions);
-  }
-
-  /** A PUBACK or PUBCOMP, handled with the others of the run when it ends. */
-  addCompletion(packet: PubackPacket | PubcompPacket): void {
-    this.kind = 'completions';
-    this.completions.push(packet);
-  }
-
-  async end(ctx: PacketContext): Promise<void> {
-    const { publishes, completions } = this;
-    this.kind = undefined;
-    this.publishes = [];
-    this.completions = [];
-    if (publishes.length > 0) {
-      // The run's deliveries first (recorded with the segment's others), its acknowledgements after, in order.
-      const deliveries = publishes.flatMap((action) => (action.type === 'deliver' ? action.deliveries : []));
-      // The rules' targets take the run's messages meanwhile, in one batch per target (apply-rules.ts).
-      const rulesAccepted = publishes.flatMap((action) => (action.type === 'deliver' && action.rulesAccepted ? [action.rulesAccepted] : []));
-      await Promise.all([this.deliveries ? this.deliveries.deliver(deliveries) : this.dispatcher.perform([deliver(deliveries)]), ...rulesAccepted]);
-      await this.dispatcher.perform(publishes.filter((action) => action.type !== 'deliver'));
-    }
-    if (completions.length > 0) {
-      const results: Action[][] = [];
-      await forEachBounded([...completions.entries()], PARALLEL_COMPLETIONS, async ([i, packet]) => {
-        results[i] = await handlePacket(ctx, packet);
-      });
-      await this.dispatcher.perform(oneDrainEach(results.flat()));
-    }
-  }
-}
-
-/** One drain claims what all the run's completions freed room for. */
-function oneDrainEach(actions: readonly Action[]): Action[] {
-  const draining = new Set<string | undefined>();
-  return actions.filter((action) => {
-    if (action.type !== 'drain' || action.hold !== undefined) return true;
-    if (draining.has(action.recipient.connectionId)) return false;
-    draining.add(action.recipient.connectionId);
-    return true;
-  });
 }

@@ -12,7 +12,7 @@
  */
 import { heldKeepAlive } from '../broker/keep-alive';
 import { decodePacket, encodePacket, type ProtocolVersion } from '../protocol/codec';
-import { readFixedHeader } from '../protocol/fixed-header';
+import { isAcceptingConnack } from '../protocol/fixed-header';
 import { MqttProtocolError, ReasonCode } from '../protocol/reason-codes';
 import type { Logger } from '../broker/ports';
 import type { ConnectionState, PacketSink } from './events';
@@ -21,26 +21,9 @@ import { entryEventBytes, packetEventBytes, PacketBatcher, type PacketSubmitter 
 import { ThrottleBackoff } from './throttle-backoff';
 import { OutgoingAliases } from './outgoing-aliases';
 import type { Transport } from './transport';
-
-export interface ConnectionLimits {
-  readonly maximumPacketSize: number;
-  readonly connectTimeoutMs: number;
-  /** Most packets of one connection handed to one invocation. */
-  readonly maxBatchPackets: number;
-  /** The longest keep-alive this door carries (seconds); the listener's DoorOptions.keepAliveLimit (shared/gateway/door-limits.ts). */
-  readonly keepAliveLimit: number;
-  /** The broker's maximum keep-alive (seconds, MQTT_MAX_KEEPALIVE), which 3.1.1 clients are held to as well. */
-  readonly maxKeepAlive?: number;
-  /** Bytes of framed packets waiting for the handler before the listener stops reading the socket. */
-  readonly maxQueuedBytes: number;
-  /** Bytes written to the client and not yet taken by the network; a write that would pass it closes the connection. */
-  readonly maxOutboundBytes: number;
-  /** Largest first packet (the CONNECT): what a socket may hold before anyone is authenticated. */
-  readonly maxConnectPacketSize: number;
-}
+import type { ConnectionLimits } from './listener-options';
 
 const CONNECT_TYPE = 1;
-const CONNACK_TYPE = 2;
 const DISCONNECT_TYPE = 14;
 const HELD_CLOSE_MS = 2_000;
 const PINGREQ_BYTE = 0xc0;
@@ -410,12 +393,4 @@ export class ClientConnection {
       this.markDone();
     }
   }
-}
-
-/** Whether `bytes` begin with a CONNACK that accepts the connection. */
-function isAcceptingConnack(bytes: Buffer): boolean {
-  if (bytes.length === 0 || bytes[0]! >> 4 !== CONNACK_TYPE) return false;
-  const header = readFixedHeader(bytes);
-  // Acknowledge flags, then the reason code (3.1.1: the return code): 0 is the only success in both.
-  return header !== undefined && bytes[header.headerLength + 1] === 0;
 }

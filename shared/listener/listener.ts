@@ -13,94 +13,39 @@ import http from 'node:http';
 import net from 'node:net';
 import tls from 'node:tls';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { defaultBrokerConfig } from '../broker/context';
-import type { Logger } from '../broker/ports';
 import { newListenerConnectionId } from '../gateway/connection-id';
-import { defaultDoorOptions } from '../gateway/door-limits';
-import { ClientConnection, type ConnectionLimits } from './client-connection';
-import type { ClientCertificateOptions } from './client-certificate';
+import { ClientConnection } from './client-connection';
 import type { Transport } from './transport';
-import { ConnectionCaps, normalizeAddress, type ConnectionCapLimits } from './connection-caps';
+import { ConnectionCaps, normalizeAddress } from './connection-caps';
 import { ConnectPacing } from './connect-pacing';
 import { createDeliveryServer } from './delivery-endpoint';
 import { EVENTS_PATH, openEventStream } from './event-stream';
-import { defaultBatcherLimits, PacketBatcher, type BatcherLimits } from './batcher';
+import { PacketBatcher } from './batcher';
 import type { PacketSink } from './events';
 import { readProxyHeader } from './proxy-header-reader';
 import { close, listen } from './servers';
 import { TaskHeartbeat } from './task-heartbeat';
 import { rawSocketOf, TlsDoor } from './tls-door';
 import type { ListenerAddresses, ListenerStats } from './listener-reports';
+import { defaultListenerLimits, type ListenerLimits, type ListenerOptions } from './listener-options';
 
 export type { ListenerAddresses, ListenerStats } from './listener-reports';
 
-export type ListenerLimits = ConnectionLimits & ConnectionCapLimits & BatcherLimits;
-
-export interface ListenerOptions {
-  readonly host: string;
-  readonly mqttPort: number;
-  readonly wsPort: number;
-  readonly deliveryPort: number;
-  /** The host handlers use to reach the delivery endpoint (the task's private address in the cloud). */
-  readonly advertisedHost: string;
-  /** The secret the delivery endpoint's requests are signed with (shared/gateway/delivery-signature.ts). */
-  readonly deliverySecret: string;
-  readonly sink: PacketSink;
-  readonly log: Logger;
-  readonly limits?: Partial<ListenerLimits>;
-  /** CONNECT batches handed to the handler at once; more wait their turn, in order (see connect-pacing.ts). Default 64. */
-  readonly connectsInFlight?: number;
-  /**
-   * Every socket on the MQTT and MQTT over WebSocket ports begins with a PROXY protocol v2
-   * header (a Network Load Balancer's target group with proxy_protocol_v2 on); one that does not
-   * is closed. So does every socket on the TLS port (before its handshake: the NLB passes TLS
-   * through when devices present certificates), not the secure WebSocket port (local only).
-   */
-  readonly proxyProtocol?: boolean;
-  /**
-   * MQTT over TLS (mqtts) on its own port, with this certificate and key (PEM); with `wssPort`,
-   * MQTT over WebSocket over TLS (wss, path /mqtt) too, with the same certificate. With
-   * `clientCertificates`, the mqtts port admits only devices with a certificate from that CA,
-   * whose identity is their user name (tls-door.ts); the wss port asks for none.
-   */
-  readonly tls?: {
-    readonly port: number;
-    readonly wssPort?: number;
-    readonly cert: string;
-    readonly key: string;
-    readonly clientCertificates?: ClientCertificateOptions;
-  };
-  /** How often a server-sent events stream carries a heartbeat comment (event-stream.ts; 20 s by default). */
-  readonly eventHeartbeatMs?: number;
-  /** How often the task registers itself for the sweeper (task-heartbeat.ts; a minute by default). */
-  readonly heartbeatMs?: number;
-}
+export { defaultListenerLimits, type ListenerLimits, type ListenerOptions } from './listener-options';
 
 /** Between two waves of a spread drain (stop's `spreadMs`). */
 const DRAIN_WAVE_MS = 500;
 
 /**
  * CONNECT batches of one listener task in the handler at once, by default. A clean start costs
- * one DynamoDB call (the session's transaction, its connect rate counted in it; no record read),
- * so 64 in flight keep fewer calls waiting on DynamoDB than 32 did at three calls each.
+ * at most one DynamoDB call (the session's transaction, its connect rate counted in it, shared
+ * with the clean starts beside it; no record read), so 64 in flight keep fewer calls waiting on
+ * DynamoDB than 32 did at three calls each.
  */
 const DEFAULT_CONNECTS_IN_FLIGHT = 64;
 
 /** How long a graceful close waits for the client to close its side before cutting it off. */
 const GRACEFUL_CLOSE_MS = 2_000;
-
-export const defaultListenerLimits: ListenerLimits = {
-  maximumPacketSize: defaultBrokerConfig.maximumPacketSize,
-  connectTimeoutMs: 10_000,
-  maxBatchPackets: 100,
-  keepAliveLimit: defaultDoorOptions.keepAliveLimit.listener,
-  maxQueuedBytes: 1024 * 1024,
-  maxOutboundBytes: 4 * 1024 * 1024,
-  maxConnectPacketSize: 64 * 1024,
-  maxConnections: 50_000,
-  maxConnectionsPerAddress: 1_000,
-  ...defaultBatcherLimits,
-};
 
 /** A WebSocket frame header from the server is at most 10 bytes (no mask). */
 const WEBSOCKET_FRAME_HEADER_BYTES = 10;

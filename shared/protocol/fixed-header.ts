@@ -36,3 +36,13 @@ export function connectProtocolLevel(bytes: Buffer): number | undefined {
   if (name !== 'MQTT' && name !== 'MQIsdp') return undefined;
   return bytes[nameStart + nameLength];
 }
+
+const CONNACK = 2;
+
+/** Whether `bytes` begin with a CONNACK that accepts the connection. */
+export function isAcceptingConnack(bytes: Buffer): boolean {
+  if (bytes.length === 0 || bytes[0]! >> 4 !== CONNACK) return false;
+  const header = readFixedHeader(bytes);
+  // Acknowledge flags, then the reason code (3.1.1: the return code): 0 is the only success in both.
+  return header !== undefined && bytes[header.headerLength + 1] === 0;
+}

@@ -22,6 +22,7 @@ import type { CancellationReason } from '@aws-sdk/client-dynamodb';
 const MAX_ITEMS = 100;
 
 export type Sent = { readonly ok: true } | { readonly ok: false; readonly reasons: readonly CancellationReason[] };
+/** A transaction's outcome: written, or which of its items' conditions failed (in its order). */
 export type Outcome = { readonly ok: true } | { readonly ok: false; readonly failed: boolean[] };
 
 export interface CombinerPorts<T> {

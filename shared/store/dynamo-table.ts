@@ -30,7 +30,7 @@ import {
 } from '@aws-sdk/lib-dynamodb';
 import { StoreUnavailableError } from '../broker/ports';
 import type { CapacityMeter } from './capacity-meter';
-import { TransactionCombiner, type Sent } from './combined-transactions';
+import { TransactionCombiner, type Outcome, type Sent } from './combined-transactions';
 
 export type Item = Record<string, unknown>;
 
@@ -57,7 +57,7 @@ export type TransactItem =
 type WriteItem = NonNullable<TransactWriteCommandInput['TransactItems']>[number];
 
 /** A transaction's outcome: written, or which items' conditions failed (in the order given). */
-export type TransactOutcome = { readonly ok: true } | { readonly ok: false; readonly failed: boolean[] };
+export type TransactOutcome = Outcome;
 
 export type BatchWriteRequest = { PutRequest: { Item: Item } } | { DeleteRequest: { Key: Item } };
 
@@ -70,6 +70,9 @@ const PARALLEL_BATCHES = 8;
 const MAX_CONTENDED_ATTEMPTS = 30;
 
 export class DynamoTable {
+  /** Groups the transactions sent with transactCombined; made on first use. */
+  private combiner: TransactionCombiner<WriteItem> | undefined;
+
   constructor(
     private readonly client: DynamoDBDocumentClient,
     readonly name: string,
@@ -242,8 +245,6 @@ export class DynamoTable {
     this.combiner ??= new TransactionCombiner({ send: (named) => this.sendTransaction(named), alone: (named) => this.transactNamed(named) });
     return this.combiner.submit(this.named(items), keys);
   }
-
-  private combiner: TransactionCombiner<WriteItem> | undefined;
 
   /** The items with this table's name wherever they name none. */
   private named(items: readonly TransactItem[]): WriteItem[] {
