@@ -7,6 +7,8 @@ import type { BatchResult, ListenerEvent } from '../shared/listener/events';
 
 export interface FaultOptions {
   readonly handlerFailure: number;
+  /** This many of the next packet handler invocations fail whatever `handlerFailure` says (counted down as they do). */
+  handlerFailuresDue?: number;
   /**
    * With this probability, a store call made by the broker (handlers, fan-out, sweeper, timers)
    * fails with an error: half of them before the call (nothing written), half after it
@@ -32,9 +34,12 @@ export function faulty(
   if (!options) return handler;
   const random = options.random ?? Math.random;
   return async (event) => {
-    if ((event.type !== 'packets' && event.type !== 'batch') || random() >= options.handlerFailure) return handler(event);
+    if (event.type !== 'packets' && event.type !== 'batch') return handler(event);
+    const due = (options.handlerFailuresDue ?? 0) > 0;
+    if (!due && random() >= options.handlerFailure) return handler(event);
     const firsts = event.type === 'batch' ? event.connections.map((c) => c.packets[0]) : [event.packets[0]];
     if (options.packetTypes && !firsts.some((first) => options.packetTypes!.includes(firstPacketType(first)))) return handler(event);
+    if (due) options.handlerFailuresDue! -= 1;
     count.injected++;
     if (random() < 0.5) throw new Error('injected fault: the handler failed before it ran');
     await handler(event);

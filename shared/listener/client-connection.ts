@@ -109,7 +109,9 @@ export class ClientConnection {
     if (packets.length === 0) return;
     this.lastActiveAt = new Date();
     if (!this.sawConnect) this.readKeepAlive(packets[0]!);
-    this.armKeepAlive();
+    // The keep-alive counts the client's silence once it has its CONNACK: until then it is the
+    // broker that is late (a loaded handler once took longer than a 1 s keep-alive's 1.5 s).
+    if (this.connackAccepted !== undefined) this.armKeepAlive();
     // [MQTT-3.12.4-1] A PINGREQ on an accepted connection with nothing of it still to handle is
     // answered here: it changes no state (the keep-alive was just re-armed above), and an idle
     // device then costs no invocation. Behind packets not handled yet, it goes to the handler in
@@ -176,6 +178,7 @@ export class ClientConnection {
     }
     const first = this.connackAccepted === undefined;
     this.connackAccepted ??= isAcceptingConnack(bytes); // the first packet a server sends is CONNACK
+    if (first && this.connackAccepted) this.armKeepAlive();
     if (!this.write(this.outgoingAliases?.rewrite(bytes) ?? bytes)) return false;
     if (!first || !this.heldDisconnect) return true;
     const held = this.heldDisconnect;
